@@ -1,0 +1,81 @@
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kasm/core/clock.hpp"
+#include "kasm/core/enum_names.hpp"
+#include "kasm/core/id.hpp"
+#include "kasm/core/resources.hpp"
+#include "kasm/core/result.hpp"
+
+namespace kasm {
+
+// Liveness as seen by the manager from check-ins.
+enum class AgentStatus {
+  kPending,  // Registered, never checked in.
+  kOk,       // Checked in recently.
+  kMissing,  // Silent for longer than the missing threshold; its sessions are suspect.
+  kDead,     // Silent for longer than the dead threshold; its sessions are failed.
+};
+enum class AgentKind { kStatic, kAutoscaled };
+
+}  // namespace kasm
+
+KASM_ENUM_NAMES(kasm::AgentStatus, 4, {kasm::AgentStatus::kPending, "pending"},
+                {kasm::AgentStatus::kOk, "ok"}, {kasm::AgentStatus::kMissing, "missing"},
+                {kasm::AgentStatus::kDead, "dead"});
+KASM_ENUM_NAMES(kasm::AgentKind, 2, {kasm::AgentKind::kStatic, "static"},
+                {kasm::AgentKind::kAutoscaled, "autoscaled"});
+
+namespace kasm {
+
+// Operator overrides of what an agent reports; an unset field means "use the reported value".
+struct ResourceOverrides {
+  std::optional<std::int64_t> millicores;
+  std::optional<std::int64_t> memory_bytes;
+  std::optional<std::int32_t> gpus;
+
+  friend bool operator==(const ResourceOverrides&, const ResourceOverrides&) = default;
+};
+
+// A Docker host that runs session containers.
+struct Agent {
+  AgentId id;
+  std::string hostname;
+  ZoneId zone_id;
+  AgentKind kind = AgentKind::kStatic;
+  std::optional<AutoscaleConfigId> autoscale_config_id;
+  std::map<std::string, std::string> labels;
+
+  bool enabled = true;
+  bool draining = false;  // Takes no new sessions; existing ones run to their end.
+  AgentStatus status = AgentStatus::kPending;
+
+  ResourceOverrides overrides;
+  Resources reported;                 // Capacity the agent reported at its last check-in.
+  Resources reserved;                 // Sum of the resources of sessions placed on it.
+  std::int32_t session_count = 0;     // Sessions currently holding a reservation here.
+  double cpu_utilization = 0.0;       // 0..1, from the last check-in.
+  std::int64_t memory_used_bytes = 0;  // From the last check-in.
+  std::vector<std::string> images;    // Image references present on the host.
+
+  std::string api_address;     // Where a remote agent's API answers, "host:port"; empty = in-process.
+  std::string token_hash;      // Hash of the agent's registration token; never the token itself.
+  std::string agent_version;
+  TimePoint registered_at;
+  std::optional<TimePoint> last_checkin;
+
+  // Capacity after overrides: what the scheduler may hand out in total.
+  Resources capacity() const;
+  // capacity() - reserved, never below zero.
+  Resources available() const;
+  bool hasImage(std::string_view image) const;
+
+  Result<void> validate() const;
+  friend bool operator==(const Agent&, const Agent&) = default;
+};
+
+}  // namespace kasm

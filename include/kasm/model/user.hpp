@@ -1,0 +1,104 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "kasm/core/clock.hpp"
+#include "kasm/core/id.hpp"
+#include "kasm/core/result.hpp"
+#include "kasm/model/session.hpp"
+
+namespace kasm {
+
+// Permission names granted through groups and API keys. Stable strings: they appear in the API.
+namespace permissions {
+inline constexpr std::string_view kAdmin = "admin";                  // Everything.
+inline constexpr std::string_view kUsersManage = "users:manage";
+inline constexpr std::string_view kWorkspacesManage = "workspaces:manage";
+inline constexpr std::string_view kAgentsManage = "agents:manage";
+inline constexpr std::string_view kSessionsManage = "sessions:manage";  // Other users' sessions.
+inline constexpr std::string_view kSessionsLaunch = "sessions:launch";
+inline constexpr std::string_view kSettingsManage = "settings:manage";
+inline constexpr std::string_view kLicensesManage = "licenses:manage";
+// True for a name in the list above.
+bool isKnown(std::string_view name) noexcept;
+}  // namespace permissions
+
+// Per-group session policy. When a user is in several groups, the group with the highest priority
+// that sets a value wins (resolved by the manager).
+struct GroupSettings {
+  std::int32_t max_sessions_per_user = 1;       // 0 = unlimited.
+  Duration keepalive_expiration = std::chrono::hours(1);
+  ExpirationAction keepalive_expiration_action = ExpirationAction::kDelete;
+  std::optional<Duration> session_time_limit;  // Hard cap on a session's age.
+  std::optional<Duration> idle_disconnect;     // Disconnect viewers after this long without input.
+  bool allow_sharing = false;
+  bool allow_clipboard_down = true;
+  bool allow_clipboard_up = true;
+  bool allow_downloads = false;
+  bool allow_uploads = false;
+  bool allow_audio = true;
+  bool allow_microphone = false;
+  bool allow_persistent_profile = false;
+  std::optional<WorkspaceId> default_workspace;
+
+  Result<void> validate() const;
+  friend bool operator==(const GroupSettings&, const GroupSettings&) = default;
+};
+
+struct Group {
+  GroupId id;
+  std::string name;
+  std::string description;
+  std::int32_t priority = 100;  // Lower number wins when settings conflict, as in Kasm.
+  std::set<std::string> permissions;
+  GroupSettings settings;
+  TimePoint created_at;
+
+  Result<void> validate() const;
+  friend bool operator==(const Group&, const Group&) = default;
+};
+
+struct User {
+  UserId id;
+  std::string username;       // Unique, case-sensitive; 1..255 printable characters.
+  std::string first_name;
+  std::string last_name;
+  std::string email;
+  std::string organization;
+  std::string phone;
+  std::string password_hash;  // A PHC-format hash ("$scrypt$..."); empty = no password login.
+  std::vector<GroupId> group_ids;
+  bool disabled = false;
+  bool locked = false;        // Set by repeated failed logins; cleared by an admin.
+  TimePoint created_at;
+  std::optional<TimePoint> last_login_at;
+
+  Result<void> validate() const;
+  friend bool operator==(const User&, const User&) = default;
+};
+
+// A credential for scripts and the developer API: `key` is public, the secret is stored only as a
+// hash and shown once at creation.
+struct ApiKey {
+  ApiKeyId id;
+  std::string name;
+  std::string key;            // Public identifier sent as `api_key`; unique.
+  std::string secret_hash;    // Hash of `api_key_secret`; never the secret itself.
+  std::set<std::string> permissions;
+  bool read_only = false;
+  bool enabled = true;
+  std::optional<UserId> owner;
+  std::optional<TimePoint> expires_at;
+  TimePoint created_at;
+  std::optional<TimePoint> last_used_at;
+
+  bool isExpired(TimePoint now) const { return expires_at && now >= *expires_at; }
+  Result<void> validate() const;
+  friend bool operator==(const ApiKey&, const ApiKey&) = default;
+};
+
+}  // namespace kasm

@@ -1,0 +1,7 @@
+#include "kasm/version.hpp"
+
+namespace kasm {
+
+std::string_view version() noexcept { return KASM_VERSION_STRING; }
+
+}  // namespace kasm

@@ -1,0 +1,244 @@
+#pragma once
+
+// Field lists of the model types, written once and used by the JSON codec in both directions.
+// Private to the library.
+
+#include "kasm/model/model.hpp"
+
+namespace kasm {
+
+template <class V> void describe(Resources& r, V& v) {
+  v("millicores", r.millicores);
+  v("memory_bytes", r.memory_bytes);
+  v("gpus", r.gpus);
+}
+template <class V> void describe(ExecHook& h, V& v) {
+  v("cmd", h.cmd);
+  v("user", h.user);
+  v("privileged", h.privileged);
+  v("workdir", h.workdir);
+  v("environment", h.environment);
+}
+template <class V> void describe(ExecConfig& c, V& v) {
+  v("first_launch", c.first_launch);
+  v("go", c.go);
+  v("assign", c.assign);
+}
+template <class V> void describe(VolumeMapping& m, V& v) {
+  v("source", m.source);
+  v("target", m.target);
+  v("mode", m.mode);
+  v("uid", m.uid);
+  v("gid", m.gid);
+}
+template <class V> void describe(Workspace& w, V& v) {
+  v("id", w.id);
+  v("type", w.type);
+  v("enabled", w.enabled);
+  v("friendly_name", w.friendly_name);
+  v("description", w.description);
+  v("categories", w.categories);
+  v("thumbnail_url", w.thumbnail_url);
+  v("image", w.image);
+  v("resources", w.resources);
+  v("cpu_allocation", w.cpu_allocation);
+  v("run_config_json", w.run_config_json);
+  v("exec_config", w.exec_config);
+  v("volumes", w.volumes);
+  v("port", w.port);
+  v("protocol", w.protocol);
+  v("path", w.path);
+  v("restrict_to_zone", w.restrict_to_zone);
+  v("restrict_to_agent", w.restrict_to_agent);
+  v("restrict_to_network", w.restrict_to_network);
+  v("include_labels", w.include_labels);
+  v("exclude_labels", w.exclude_labels);
+  v("server_id", w.server_id);
+  v("server_pool_id", w.server_pool_id);
+  v("link_url", w.link_url);
+  v("session_time_limit", w.session_time_limit);
+  v("created_at", w.created_at);
+  v("updated_at", w.updated_at);
+}
+template <class V> void describe(ZoneProxySettings& p, V& v) {
+  v("hostname", p.hostname);
+  v("port", p.port);
+  v("path", p.path);
+}
+template <class V> void describe(Zone& z, V& v) {
+  v("id", z.id);
+  v("name", z.name);
+  v("load_strategy", z.load_strategy);
+  v("search_alternate_zones", z.search_alternate_zones);
+  v("prioritize_static_agents", z.prioritize_static_agents);
+  v("proxy", z.proxy);
+  v("created_at", z.created_at);
+}
+template <class V> void describe(ResourceOverrides& o, V& v) {
+  v("millicores", o.millicores);
+  v("memory_bytes", o.memory_bytes);
+  v("gpus", o.gpus);
+}
+template <class V> void describe(Agent& a, V& v) {
+  v("id", a.id);
+  v("hostname", a.hostname);
+  v("zone_id", a.zone_id);
+  v("kind", a.kind);
+  v("autoscale_config_id", a.autoscale_config_id);
+  v("labels", a.labels);
+  v("enabled", a.enabled);
+  v("draining", a.draining);
+  v("status", a.status);
+  v("overrides", a.overrides);
+  v("reported", a.reported);
+  v("reserved", a.reserved);
+  v("session_count", a.session_count);
+  v("cpu_utilization", a.cpu_utilization);
+  v("memory_used_bytes", a.memory_used_bytes);
+  v("images", a.images);
+  v("api_address", a.api_address);
+  v("token_hash", a.token_hash);
+  v("agent_version", a.agent_version);
+  v("registered_at", a.registered_at);
+  v("last_checkin", a.last_checkin);
+}
+template <class V> void describe(Session& s, V& v) {
+  v("id", s.id);
+  v("user_id", s.user_id);
+  v("workspace_id", s.workspace_id);
+  v("zone_id", s.zone_id);
+  v("agent_id", s.agent_id);
+  v("staging_config_id", s.staging_config_id);
+  v("state", s.state);
+  v("state_reason", s.state_reason);
+  v("teardown", s.teardown);
+  v("operational_message", s.operational_message);
+  v("progress", s.progress);
+  v("resources", s.resources);
+  v("container_id", s.container_id);
+  v("container_name", s.container_name);
+  v("upstream", s.upstream);
+  v("share_id", s.share_id);
+  v("created_at", s.created_at);
+  v("state_changed_at", s.state_changed_at);
+  v("started_at", s.started_at);
+  v("keepalive_at", s.keepalive_at);
+  v("last_activity_at", s.last_activity_at);
+  v("expires_at", s.expires_at);
+  v("hard_expires_at", s.hard_expires_at);
+}
+template <class V> void describe(GroupSettings& g, V& v) {
+  v("max_sessions_per_user", g.max_sessions_per_user);
+  v("keepalive_expiration", g.keepalive_expiration);
+  v("keepalive_expiration_action", g.keepalive_expiration_action);
+  v("session_time_limit", g.session_time_limit);
+  v("idle_disconnect", g.idle_disconnect);
+  v("allow_sharing", g.allow_sharing);
+  v("allow_clipboard_down", g.allow_clipboard_down);
+  v("allow_clipboard_up", g.allow_clipboard_up);
+  v("allow_downloads", g.allow_downloads);
+  v("allow_uploads", g.allow_uploads);
+  v("allow_audio", g.allow_audio);
+  v("allow_microphone", g.allow_microphone);
+  v("allow_persistent_profile", g.allow_persistent_profile);
+  v("default_workspace", g.default_workspace);
+}
+template <class V> void describe(Group& g, V& v) {
+  v("id", g.id);
+  v("name", g.name);
+  v("description", g.description);
+  v("priority", g.priority);
+  v("permissions", g.permissions);
+  v("settings", g.settings);
+  v("created_at", g.created_at);
+}
+template <class V> void describe(User& u, V& v) {
+  v("id", u.id);
+  v("username", u.username);
+  v("first_name", u.first_name);
+  v("last_name", u.last_name);
+  v("email", u.email);
+  v("organization", u.organization);
+  v("phone", u.phone);
+  v("password_hash", u.password_hash);
+  v("group_ids", u.group_ids);
+  v("disabled", u.disabled);
+  v("locked", u.locked);
+  v("created_at", u.created_at);
+  v("last_login_at", u.last_login_at);
+}
+template <class V> void describe(ApiKey& k, V& v) {
+  v("id", k.id);
+  v("name", k.name);
+  v("key", k.key);
+  v("secret_hash", k.secret_hash);
+  v("permissions", k.permissions);
+  v("read_only", k.read_only);
+  v("enabled", k.enabled);
+  v("owner", k.owner);
+  v("expires_at", k.expires_at);
+  v("created_at", k.created_at);
+  v("last_used_at", k.last_used_at);
+}
+template <class V> void describe(Server& s, V& v) {
+  v("id", s.id);
+  v("friendly_name", s.friendly_name);
+  v("hostname", s.hostname);
+  v("port", s.port);
+  v("protocol", s.protocol);
+  v("zone_id", s.zone_id);
+  v("pool_id", s.pool_id);
+  v("connection_username", s.connection_username);
+  v("connection_secret_ref", s.connection_secret_ref);
+  v("max_simultaneous_sessions", s.max_simultaneous_sessions);
+  v("enabled", s.enabled);
+  v("created_at", s.created_at);
+}
+template <class V> void describe(ServerPool& p, V& v) {
+  v("id", p.id);
+  v("name", p.name);
+  v("type", p.type);
+  v("created_at", p.created_at);
+}
+template <class V> void describe(StagingConfig& c, V& v) {
+  v("id", c.id);
+  v("workspace_id", c.workspace_id);
+  v("zone_id", c.zone_id);
+  v("desired", c.desired);
+  v("expiration", c.expiration);
+  v("enabled", c.enabled);
+  v("created_at", c.created_at);
+}
+template <class V> void describe(AutoscaleConfig& c, V& v) {
+  v("id", c.id);
+  v("name", c.name);
+  v("zone_id", c.zone_id);
+  v("enabled", c.enabled);
+  v("provider", c.provider);
+  v("provider_config_json", c.provider_config_json);
+  v("min_agents", c.min_agents);
+  v("max_agents", c.max_agents);
+  v("standby", c.standby);
+  v("agent_labels", c.agent_labels);
+  v("downscale_backoff", c.downscale_backoff);
+  v("created_at", c.created_at);
+}
+template <class V> void describe(LicenseRecord& l, V& v) {
+  v("id", l.id);
+  v("armored", l.armored);
+  v("customer", l.customer);
+  v("installation_id", l.installation_id);
+  v("type", l.type);
+  v("limit", l.limit);
+  v("features", l.features);
+  v("not_before", l.not_before);
+  v("expires_at", l.expires_at);
+  v("added_at", l.added_at);
+}
+template <class V> void describe(Setting& s, V& v) {
+  v("key", s.key);
+  v("value", s.value);
+  v("updated_at", s.updated_at);
+}
+
+}  // namespace kasm

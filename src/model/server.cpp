@@ -1,0 +1,67 @@
+#include "kasm/model/server.hpp"
+
+#include "model/json_util.hpp"
+#include "model/validation.hpp"
+
+namespace kasm {
+
+Result<void> Server::validate() const {
+  KASM_RETURN_IF_ERROR(detail::requireId(id.str(), "server.id"));
+  KASM_RETURN_IF_ERROR(detail::requireNonEmpty(friendly_name, "server.friendly_name"));
+  KASM_RETURN_IF_ERROR(detail::requireText(friendly_name, "server.friendly_name", 256));
+  KASM_RETURN_IF_ERROR(detail::requireNonEmpty(hostname, "server.hostname"));
+  KASM_RETURN_IF_ERROR(detail::requireText(hostname, "server.hostname", 253));
+  if (port == 0) return invalidArgument("server.port must be 1-65535");
+  if (protocol != SessionProtocol::kRdp && protocol != SessionProtocol::kVnc && protocol != SessionProtocol::kSsh) {
+    return invalidArgument("server.protocol must be rdp, vnc or ssh");
+  }
+  KASM_RETURN_IF_ERROR(detail::requireId(zone_id.str(), "server.zone_id"));
+  if (pool_id) KASM_RETURN_IF_ERROR(detail::requireId(pool_id->str(), "server.pool_id"));
+  if (max_simultaneous_sessions < 1) return invalidArgument("server.max_simultaneous_sessions must be at least 1");
+  return {};
+}
+
+Result<void> ServerPool::validate() const {
+  KASM_RETURN_IF_ERROR(detail::requireId(id.str(), "server_pool.id"));
+  KASM_RETURN_IF_ERROR(detail::requireNonEmpty(name, "server_pool.name"));
+  return detail::requireText(name, "server_pool.name", 256);
+}
+
+Result<void> StagingConfig::validate() const {
+  KASM_RETURN_IF_ERROR(detail::requireId(id.str(), "staging_config.id"));
+  KASM_RETURN_IF_ERROR(detail::requireId(workspace_id.str(), "staging_config.workspace_id"));
+  KASM_RETURN_IF_ERROR(detail::requireId(zone_id.str(), "staging_config.zone_id"));
+  if (desired < 0 || desired > 10000) return invalidArgument("staging_config.desired must be 0-10000");
+  if (expiration.count() <= 0) return invalidArgument("staging_config.expiration must be positive");
+  return {};
+}
+
+Result<void> AutoscaleConfig::validate() const {
+  KASM_RETURN_IF_ERROR(detail::requireId(id.str(), "autoscale_config.id"));
+  KASM_RETURN_IF_ERROR(detail::requireNonEmpty(name, "autoscale_config.name"));
+  KASM_RETURN_IF_ERROR(detail::requireId(zone_id.str(), "autoscale_config.zone_id"));
+  KASM_RETURN_IF_ERROR(detail::requireNonEmpty(provider, "autoscale_config.provider"));
+  if (!provider_config_json.empty()) {
+    KASM_RETURN_IF_ERROR(detail::checkJsonObject(provider_config_json, "autoscale_config.provider_config_json"));
+  }
+  if (min_agents < 0) return invalidArgument("autoscale_config.min_agents must not be negative");
+  if (max_agents < min_agents) return invalidArgument("autoscale_config.max_agents must be >= min_agents");
+  KASM_RETURN_IF_ERROR(standby.validate("autoscale_config.standby"));
+  if (downscale_backoff.count() < 0) return invalidArgument("autoscale_config.downscale_backoff must not be negative");
+  return {};
+}
+
+Result<void> LicenseRecord::validate() const {
+  KASM_RETURN_IF_ERROR(detail::requireId(id.str(), "license.id"));
+  KASM_RETURN_IF_ERROR(detail::requireNonEmpty(armored, "license.armored"));
+  if (limit < 0) return invalidArgument("license.limit must not be negative");
+  if (expires_at < not_before) return invalidArgument("license.expires_at must not be before not_before");
+  return {};
+}
+
+Result<void> Setting::validate() const {
+  KASM_RETURN_IF_ERROR(detail::requireId(key, "setting.key"));
+  return detail::requireText(value, "setting.value", 1024 * 1024);
+}
+
+}  // namespace kasm

@@ -1,0 +1,59 @@
+#include "kasm/model/session.hpp"
+
+#include "model/validation.hpp"
+
+namespace kasm {
+
+bool isAllowedTransition(SessionState from, SessionState to) noexcept {
+  using S = SessionState;
+  switch (from) {
+    case S::kRequested: return to == S::kProvisioning || to == S::kFailed || to == S::kDestroyed;
+    case S::kProvisioning: return to == S::kRunning || to == S::kFailed || to == S::kStopping;
+    case S::kRunning: return to == S::kPaused || to == S::kStopping || to == S::kFailed;
+    case S::kPaused: return to == S::kRunning || to == S::kStopping || to == S::kFailed;
+    case S::kStopping: return to == S::kStopped || to == S::kDestroyed || to == S::kFailed;
+    case S::kStopped: return to == S::kProvisioning || to == S::kStopping || to == S::kDestroyed;
+    case S::kFailed: return to == S::kStopping || to == S::kDestroyed;
+    case S::kDestroyed: return false;
+  }
+  return false;
+}
+
+bool holdsReservation(SessionState state) noexcept {
+  using S = SessionState;
+  // A stopped container keeps its disk but not its CPU and memory; failed sessions release at once.
+  return state == S::kProvisioning || state == S::kRunning || state == S::kPaused || state == S::kStopping;
+}
+
+Result<void> Session::transitionTo(SessionState next, std::string reason, TimePoint now) {
+  if (!isAllowedTransition(state, next)) {
+    return failedPrecondition("session " + id.str() + " cannot go from " + std::string(enumName(state)) +
+                              " to " + std::string(enumName(next)));
+  }
+  state = next;
+  state_reason = std::move(reason);
+  state_changed_at = now;
+  if (next == SessionState::kRunning && !started_at) started_at = now;
+  return {};
+}
+
+Result<void> Session::validate() const {
+  KASM_RETURN_IF_ERROR(detail::requireId(id.str(), "session.id"));
+  KASM_RETURN_IF_ERROR(detail::requireId(workspace_id.str(), "session.workspace_id"));
+  KASM_RETURN_IF_ERROR(detail::requireOptionalId(user_id.str(), "session.user_id"));
+  if (user_id.empty() && !staging_config_id) {
+    return invalidArgument("session.user_id is required unless the session is staged");
+  }
+  if (zone_id) KASM_RETURN_IF_ERROR(detail::requireId(zone_id->str(), "session.zone_id"));
+  if (agent_id) KASM_RETURN_IF_ERROR(detail::requireId(agent_id->str(), "session.agent_id"));
+  KASM_RETURN_IF_ERROR(resources.validate("session.resources"));
+  if (progress < 0 || progress > 100) return invalidArgument("session.progress must be 0-100");
+  KASM_RETURN_IF_ERROR(detail::requireText(state_reason, "session.state_reason", 4096));
+  KASM_RETURN_IF_ERROR(detail::requireText(operational_message, "session.operational_message", 4096));
+  if (holdsReservation(state) && state != SessionState::kStopping && !agent_id) {
+    return invalidArgument("session.agent_id is required in state " + std::string(enumName(state)));
+  }
+  return {};
+}
+
+}  // namespace kasm

@@ -1,0 +1,81 @@
+#include "kasm/model/user.hpp"
+
+#include <array>
+
+#include "model/validation.hpp"
+
+namespace kasm {
+
+bool permissions::isKnown(std::string_view name) noexcept {
+  static constexpr std::array<std::string_view, 8> kAll{kAdmin,          kUsersManage,    kWorkspacesManage,
+                                                        kAgentsManage,   kSessionsManage, kSessionsLaunch,
+                                                        kSettingsManage, kLicensesManage};
+  for (auto p : kAll) {
+    if (p == name) return true;
+  }
+  return false;
+}
+
+namespace {
+Result<void> validatePermissions(const std::set<std::string>& perms, std::string_view field) {
+  for (const auto& p : perms) {
+    if (!permissions::isKnown(p)) {
+      return invalidArgument(std::string(field) + ": unknown permission '" + p.substr(0, 80) + "'");
+    }
+  }
+  return {};
+}
+}  // namespace
+
+Result<void> GroupSettings::validate() const {
+  if (max_sessions_per_user < 0) return invalidArgument("group.settings.max_sessions_per_user must not be negative");
+  if (keepalive_expiration.count() <= 0) return invalidArgument("group.settings.keepalive_expiration must be positive");
+  if (session_time_limit && session_time_limit->count() <= 0) {
+    return invalidArgument("group.settings.session_time_limit must be positive");
+  }
+  if (idle_disconnect && idle_disconnect->count() <= 0) return invalidArgument("group.settings.idle_disconnect must be positive");
+  if (default_workspace) KASM_RETURN_IF_ERROR(detail::requireId(default_workspace->str(), "group.settings.default_workspace"));
+  return {};
+}
+
+Result<void> Group::validate() const {
+  KASM_RETURN_IF_ERROR(detail::requireId(id.str(), "group.id"));
+  KASM_RETURN_IF_ERROR(detail::requireNonEmpty(name, "group.name"));
+  KASM_RETURN_IF_ERROR(detail::requireText(name, "group.name", 256));
+  KASM_RETURN_IF_ERROR(detail::requireText(description, "group.description", 4096));
+  KASM_RETURN_IF_ERROR(validatePermissions(permissions, "group.permissions"));
+  return settings.validate();
+}
+
+Result<void> User::validate() const {
+  KASM_RETURN_IF_ERROR(detail::requireId(id.str(), "user.id"));
+  KASM_RETURN_IF_ERROR(detail::requireNonEmpty(username, "user.username"));
+  KASM_RETURN_IF_ERROR(detail::requireText(username, "user.username", 255));
+  for (char c : username) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') return invalidArgument("user.username must not contain whitespace");
+  }
+  KASM_RETURN_IF_ERROR(detail::requireText(first_name, "user.first_name", 255));
+  KASM_RETURN_IF_ERROR(detail::requireText(last_name, "user.last_name", 255));
+  KASM_RETURN_IF_ERROR(detail::requireText(email, "user.email", 320));
+  if (!email.empty() && email.find('@') == std::string::npos) return invalidArgument("user.email must contain '@'");
+  KASM_RETURN_IF_ERROR(detail::requireText(organization, "user.organization", 255));
+  KASM_RETURN_IF_ERROR(detail::requireText(phone, "user.phone", 64));
+  if (!password_hash.empty() && password_hash.front() != '$') {
+    return invalidArgument("user.password_hash must be a PHC-format hash, never a clear password");
+  }
+  for (const auto& g : group_ids) KASM_RETURN_IF_ERROR(detail::requireId(g.str(), "user.group_ids"));
+  return {};
+}
+
+Result<void> ApiKey::validate() const {
+  KASM_RETURN_IF_ERROR(detail::requireId(id.str(), "api_key.id"));
+  KASM_RETURN_IF_ERROR(detail::requireNonEmpty(name, "api_key.name"));
+  KASM_RETURN_IF_ERROR(detail::requireText(name, "api_key.name", 256));
+  KASM_RETURN_IF_ERROR(detail::requireId(key, "api_key.key"));
+  KASM_RETURN_IF_ERROR(detail::requireNonEmpty(secret_hash, "api_key.secret_hash"));
+  if (secret_hash.front() != '$') return invalidArgument("api_key.secret_hash must be a hash, never the secret");
+  if (owner) KASM_RETURN_IF_ERROR(detail::requireId(owner->str(), "api_key.owner"));
+  return validatePermissions(permissions, "api_key.permissions");
+}
+
+}  // namespace kasm

@@ -1,0 +1,54 @@
+#include <algorithm>
+
+#include "kasm/model/agent.hpp"
+#include "kasm/model/zone.hpp"
+#include "model/validation.hpp"
+
+namespace kasm {
+
+Result<void> Zone::validate() const {
+  KASM_RETURN_IF_ERROR(detail::requireId(id.str(), "zone.id"));
+  KASM_RETURN_IF_ERROR(detail::requireNonEmpty(name, "zone.name"));
+  KASM_RETURN_IF_ERROR(detail::requireText(name, "zone.name", 256));
+  KASM_RETURN_IF_ERROR(detail::requireText(proxy.hostname, "zone.proxy.hostname", 253));
+  if (!proxy.path.empty() && proxy.path.front() != '/') return invalidArgument("zone.proxy.path must start with '/'");
+  return {};
+}
+
+Resources Agent::capacity() const {
+  return {overrides.millicores.value_or(reported.millicores),
+          overrides.memory_bytes.value_or(reported.memory_bytes), overrides.gpus.value_or(reported.gpus)};
+}
+
+Resources Agent::available() const { return (capacity() - reserved).clampedAtZero(); }
+
+bool Agent::hasImage(std::string_view image) const {
+  return std::find(images.begin(), images.end(), image) != images.end();
+}
+
+Result<void> Agent::validate() const {
+  KASM_RETURN_IF_ERROR(detail::requireId(id.str(), "agent.id"));
+  KASM_RETURN_IF_ERROR(detail::requireNonEmpty(hostname, "agent.hostname"));
+  KASM_RETURN_IF_ERROR(detail::requireText(hostname, "agent.hostname", 253));
+  KASM_RETURN_IF_ERROR(detail::requireId(zone_id.str(), "agent.zone_id"));
+  KASM_RETURN_IF_ERROR(reported.validate("agent.reported"));
+  if (reserved.anyNegative()) return invalidArgument("agent.reserved must not be negative");
+  if (session_count < 0) return invalidArgument("agent.session_count must not be negative");
+  if ((overrides.millicores && *overrides.millicores < 0) || (overrides.memory_bytes && *overrides.memory_bytes < 0) ||
+      (overrides.gpus && *overrides.gpus < 0)) {
+    return invalidArgument("agent.overrides must not be negative");
+  }
+  if (cpu_utilization < 0 || cpu_utilization > 1.0 + 1e-9) {
+    return invalidArgument("agent.cpu_utilization must be between 0 and 1");
+  }
+  for (const auto& [k, v] : labels) {
+    KASM_RETURN_IF_ERROR(detail::requireLabelKey(k, "agent.labels"));
+    KASM_RETURN_IF_ERROR(detail::requireText(v, "agent.labels." + k, 1024));
+  }
+  if (kind == AgentKind::kAutoscaled && !autoscale_config_id) {
+    return invalidArgument("agent.autoscale_config_id is required for an autoscaled agent");
+  }
+  return {};
+}
+
+}  // namespace kasm

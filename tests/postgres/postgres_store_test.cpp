@@ -1,0 +1,104 @@
+// PostgreSQL-specific behaviour beyond the conformance suite: an unreachable server, a wrong
+// password, a schema from the future, several stores migrating the same database at once.
+
+#include <gtest/gtest.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "kasm/kasm.hpp"
+#include "kasm/store/postgres_store.hpp"
+#include "support/services.hpp"
+
+namespace kasm {
+namespace {
+
+// A loopback port nothing listens on: bind one, read it, close it.
+int closedLoopbackPort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+TEST(PostgresStore, ServerDownIsUnavailableAndHidesThePassword) {
+  const std::string url =
+      "postgresql://kasm:s3cret@127.0.0.1:" + std::to_string(closedLoopbackPort()) + "/kasm";
+  auto store = openPostgresStore({.url = url});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.error().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(store.error().message().find("s3cret"), std::string::npos) << store.error().message();
+}
+
+TEST(PostgresStore, BadOptionsAreInvalidArgument) {
+  EXPECT_EQ(openPostgresStore({.url = ""}).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(openPostgresStore({.url = "postgresql://x", .pool_size = 0}).error().code(), ErrorCode::kInvalidArgument);
+}
+
+class PostgresServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    db_ = testing::ScratchPostgresDatabase::create(&why);
+    if (!db_) KASM_SKIP_OR_FAIL(why);
+  }
+  std::optional<testing::ScratchPostgresDatabase> db_;
+};
+
+TEST_F(PostgresServerTest, WrongPasswordIsUnavailableWithTheServersReason) {
+  db_->execute("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kasm_pw_test') THEN "
+               "CREATE ROLE kasm_pw_test LOGIN PASSWORD 'right'; END IF; END $$");
+  std::string url = db_->url();
+  const auto at = url.find('@');
+  ASSERT_NE(at, std::string::npos) << "the test URL must carry user@host";
+  url = "postgresql://kasm_pw_test:wrong" + url.substr(at);
+  auto store = openPostgresStore({.url = url});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(store.error().message().find("password"), std::string::npos) << store.error().message();
+  EXPECT_EQ(store.error().message().find(":wrong@"), std::string::npos);
+}
+
+TEST_F(PostgresServerTest, SchemaFromTheFutureIsRefused) {
+  { ASSERT_TRUE(openPostgresStore({.url = db_->url()}).ok()); }
+  db_->execute("INSERT INTO schema_migrations VALUES (42, 0)");
+  auto store = openPostgresStore({.url = db_->url()});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(store.error().message().find("42"), std::string::npos);
+}
+
+TEST_F(PostgresServerTest, ConcurrentOpensMigrateOnce) {
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      if (openPostgresStore({.url = db_->url(), .pool_size = 1}).ok()) ++ok;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 4);
+}
+
+TEST_F(PostgresServerTest, RecoversAfterItsConnectionsAreKilled) {
+  auto store = openPostgresStore({.url = db_->url(), .pool_size = 1});
+  ASSERT_TRUE(store.ok()) << store.error().toString();
+  ASSERT_TRUE((*store)->ping().ok());
+  // Terminate every other backend on this database, as a server restart would.
+  db_->execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+               "AND pid <> pg_backend_pid()");
+  auto first = (*store)->ping();
+  if (!first.ok()) EXPECT_EQ(first.error().code(), ErrorCode::kUnavailable);
+  EXPECT_TRUE((*store)->ping().ok());  // The pool reconnects.
+}
+
+}  // namespace
+}  // namespace kasm

@@ -1,0 +1,134 @@
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "kasm/kasm.hpp"
+
+namespace kasm {
+namespace {
+
+Result<int> half(int x) {
+  if (x % 2) return invalidArgument("x must be even, got " + std::to_string(x));
+  return x / 2;
+}
+
+Result<int> quarter(int x) {
+  KASM_ASSIGN_OR_RETURN(int h, half(x));
+  return half(h);
+}
+
+TEST(Result, CarriesValueOrError) {
+  auto ok = half(4);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(*ok, 2);
+  auto bad = half(3);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(bad.error().toString(), "invalid_argument: x must be even, got 3");
+  EXPECT_EQ(bad.valueOr(-1), -1);
+}
+
+TEST(Result, MacrosPropagateTheFirstError) {
+  EXPECT_EQ(*quarter(8), 2);
+  auto r = quarter(6);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("got 3"), std::string::npos);
+}
+
+TEST(Error, ContextPrefixesMessageAndKeepsCode) {
+  Error e = notFound("agent a1").withContext("placing session s1");
+  EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+  EXPECT_EQ(e.message(), "placing session s1: agent a1");
+  EXPECT_EQ(errorCodeName(ErrorCode::kResourceExhausted), "resource_exhausted");
+}
+
+TEST(Id, GeneratedIdsAreHexUniqueAndValid) {
+  SeededRandom random(42);
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    auto id = SessionId::generate(random);
+    EXPECT_EQ(id.str().size(), 32u);
+    EXPECT_TRUE(isValidIdString(id.str()));
+    seen.insert(id.str());
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+}
+
+TEST(Id, SameSeedGivesSameIds) {
+  SeededRandom a(7), b(7);
+  EXPECT_EQ(generateIdString(a), generateIdString(b));
+}
+
+TEST(Id, ParseRejectsBadIdsNamingTheField) {
+  EXPECT_TRUE(AgentId::parse("agent-1.a_b").ok());
+  for (std::string_view bad : std::initializer_list<std::string_view>{"", "has space", "semi;colon", "../etc", std::string_view("x\0y", 3)}) {
+    auto r = AgentId::parse(bad, "agent_id");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_EQ(r.error().message().rfind("agent_id", 0), 0u);
+  }
+  EXPECT_FALSE(AgentId::parse(std::string(65, 'a')).ok());
+}
+
+TEST(ManualClock, MovesOnlyWhenTold) {
+  ManualClock clock(fromUnixMillis(1000));
+  EXPECT_EQ(toUnixMillis(clock.now()), 1000);
+  clock.advance(std::chrono::seconds(2));
+  EXPECT_EQ(toUnixMillis(clock.now()), 3000);
+  clock.set(fromUnixMillis(5));
+  EXPECT_EQ(toUnixMillis(clock.now()), 5);
+}
+
+TEST(Random, UniformStaysInBounds) {
+  SeededRandom r(1);
+  std::set<std::uint64_t> seen;
+  for (int i = 0; i < 1000; ++i) {
+    auto v = r.uniform(7);
+    ASSERT_LT(v, 7u);
+    seen.insert(v);
+  }
+  EXPECT_EQ(seen.size(), 7u);
+}
+
+TEST(Resources, ArithmeticAndFit) {
+  const auto agent = Resources::fromCores(8, 16 * Resources::kGiB, 1);
+  const auto small = Resources::fromCores(0.5, 512 * Resources::kMiB);
+  EXPECT_EQ(small.millicores, 500);
+  EXPECT_TRUE(agent.fits(small));
+  EXPECT_FALSE(small.fits(agent));
+  EXPECT_EQ((agent - small * 4).millicores, 6000);
+  EXPECT_EQ((agent - small * 4).memory_bytes, 14 * Resources::kGiB);
+  EXPECT_EQ(small + small, small * 2);
+  EXPECT_FALSE(agent.fits(Resources{0, 0, 2}));  // GPUs count too.
+  EXPECT_EQ((small - agent).clampedAtZero(), Resources{});
+  EXPECT_TRUE((small - agent).anyNegative());
+  EXPECT_EQ(agent.toString(), "8 cores, 16 GiB, 1 GPU");
+}
+
+TEST(Resources, ValidateNamesTheBadComponent) {
+  auto r = Resources{-1, 0, 0}.validate("workspace.resources");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("workspace.resources.millicores"), std::string::npos);
+  EXPECT_FALSE((Resources{0, std::int64_t{1} << 55, 0}.validate("r").ok()));
+  EXPECT_FALSE((Resources{0, 0, 5000}.validate("r").ok()));
+  EXPECT_TRUE((Resources{1000, 1024, 1}.validate("r").ok()));
+}
+
+TEST(Resources, ParseMemorySizes) {
+  EXPECT_EQ(*parseMemorySize("512MiB"), 512 * Resources::kMiB);
+  EXPECT_EQ(*parseMemorySize("2G"), 2 * Resources::kGiB);
+  EXPECT_EQ(*parseMemorySize("1.5GiB"), 3 * Resources::kGiB / 2);
+  EXPECT_EQ(*parseMemorySize("1024"), 1024);
+  for (auto bad : {"", "GiB", "-5M", "5 parsecs", "1e99T"}) {
+    EXPECT_FALSE(parseMemorySize(bad).ok()) << bad;
+  }
+}
+
+TEST(Version, MatchesTheHeaderConstants) {
+  const std::string expected =
+      std::to_string(kVersionMajor) + "." + std::to_string(kVersionMinor) + "." + std::to_string(kVersionPatch);
+  EXPECT_EQ(version(), expected);
+}
+
+}  // namespace
+}  // namespace kasm
