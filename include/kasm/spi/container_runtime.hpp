@@ -1,0 +1,138 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kasm/core/clock.hpp"
+#include "kasm/core/enum_names.hpp"
+#include "kasm/core/resources.hpp"
+#include "kasm/core/result.hpp"
+#include "kasm/model/workspace.hpp"
+
+namespace kasm::spi {
+
+enum class ContainerStatus { kCreated, kRunning, kPaused, kRestarting, kExited, kDead, kRemoving };
+
+}  // namespace kasm::spi
+
+KASM_ENUM_NAMES(kasm::spi::ContainerStatus, 7, {kasm::spi::ContainerStatus::kCreated, "created"},
+                {kasm::spi::ContainerStatus::kRunning, "running"}, {kasm::spi::ContainerStatus::kPaused, "paused"},
+                {kasm::spi::ContainerStatus::kRestarting, "restarting"},
+                {kasm::spi::ContainerStatus::kExited, "exited"}, {kasm::spi::ContainerStatus::kDead, "dead"},
+                {kasm::spi::ContainerStatus::kRemoving, "removing"});
+
+namespace kasm::spi {
+
+// Everything needed to create one session container.
+struct ContainerSpec {
+  std::string name;                           // Unique container name, e.g. "kasm-<session id>".
+  std::string image;
+  Resources resources;                        // Limits: CPU per cpu_allocation, memory, GPUs.
+  CpuAllocationMethod cpu_allocation = CpuAllocationMethod::kQuotas;
+  std::map<std::string, std::string> environment;
+  std::map<std::string, std::string> labels;  // Always includes the kasm ownership labels.
+  std::vector<std::string> command;           // Empty = the image's CMD.
+  std::uint16_t port = 0;                     // Container port to publish; 0 = none.
+  std::string publish_host = "127.0.0.1";     // Host address the port is published on.
+  std::vector<VolumeMapping> volumes;
+  std::string network;                        // Empty = the engine default.
+  std::string run_config_json;                // Workspace override, merged into the create body.
+};
+
+struct ContainerInfo {
+  std::string id;
+  std::string name;
+  std::string image;
+  ContainerStatus status = ContainerStatus::kCreated;
+  std::map<std::string, std::string> labels;
+  std::string published;  // "host:port" the published session port answers on; empty if none.
+  std::int32_t exit_code = 0;
+  // Limits as the engine applied them (for verification).
+  std::int64_t nano_cpus = 0;
+  std::int64_t cpu_shares = 0;
+  std::int64_t memory_bytes = 0;
+};
+
+struct ExecRequest {
+  std::vector<std::string> command;  // argv; use {"sh", "-c", line} for a shell line.
+  std::string user;
+  std::string workdir;
+  std::map<std::string, std::string> environment;
+  bool privileged = false;
+};
+
+struct ExecResult {
+  std::int32_t exit_code = 0;
+  std::string output;  // stdout and stderr interleaved, capped at 1 MiB.
+};
+
+struct ImageInfo {
+  std::string id;
+  std::vector<std::string> tags;  // "repo:tag" references.
+  std::int64_t size_bytes = 0;
+};
+
+// One progress report of an image pull: per layer, bytes done of total when the engine knows them.
+struct PullProgress {
+  std::string layer;
+  std::string status;  // The engine's words: "Downloading", "Extracting", "Pull complete", ...
+  std::int64_t current = 0;
+  std::int64_t total = 0;
+};
+
+struct RegistryCredentials {
+  std::string username;
+  std::string password;
+  std::string server;
+};
+
+struct HostResources {
+  Resources total;  // Cores (millicores), memory bytes, GPUs of the host.
+  std::string os;
+  std::string engine_version;
+};
+
+enum class PrunePolicy {
+  kOff,         // Never remove images.
+  kDangling,    // Remove untagged images only.
+  kAggressive,  // Remove every image not in the keep set and not used by a container.
+};
+
+// A container engine on one host (Docker Engine API in kasm::docker; a double in tests).
+//
+// Threading: every method may be called from any thread concurrently; calls block on I/O.
+// Errors: NotFound (unknown container or image), AlreadyExists (name clash), InvalidArgument
+// (bad spec or run-config JSON), ResourceExhausted (the engine refused the limits),
+// Unavailable (engine down; nothing was created), DeadlineExceeded, Internal.
+// A failed create leaves no container behind.
+class ContainerRuntime {
+ public:
+  virtual ~ContainerRuntime() = default;
+
+  virtual Result<HostResources> hostResources() = 0;
+
+  // Creates and starts the container; returns its info with the published address.
+  virtual Result<ContainerInfo> createAndStart(const ContainerSpec& spec) = 0;
+  virtual Result<ContainerInfo> inspect(const std::string& id_or_name) = 0;
+  // Containers whose labels include every pair of `labels`.
+  virtual Result<std::vector<ContainerInfo>> list(const std::map<std::string, std::string>& labels) = 0;
+  virtual Result<void> stop(const std::string& id, Duration timeout) = 0;
+  virtual Result<void> start(const std::string& id) = 0;
+  virtual Result<void> kill(const std::string& id) = 0;
+  virtual Result<void> pause(const std::string& id) = 0;
+  virtual Result<void> unpause(const std::string& id) = 0;
+  // Removes the container (force kills a running one). NotFound when already gone.
+  virtual Result<void> remove(const std::string& id) = 0;
+  virtual Result<ExecResult> exec(const std::string& id, const ExecRequest& request) = 0;
+
+  virtual Result<std::vector<ImageInfo>> listImages() = 0;
+  virtual Result<void> pullImage(const std::string& reference, const std::optional<RegistryCredentials>& credentials,
+                                 const std::function<void(const PullProgress&)>& on_progress) = 0;
+  virtual Result<void> removeImage(const std::string& reference) = 0;
+};
+
+}  // namespace kasm::spi
