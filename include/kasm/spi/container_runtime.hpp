@@ -57,6 +57,13 @@ struct ContainerInfo {
   std::int64_t memory_bytes = 0;
 };
 
+// A point-in-time resource usage sample of one container.
+struct ContainerStats {
+  double cpu_cores = 0.0;              // Cores in use, averaged since the previous engine sample.
+  std::int64_t memory_used_bytes = 0;  // Without the page cache.
+  std::int64_t memory_limit_bytes = 0;
+};
+
 struct ExecRequest {
   std::vector<std::string> command;  // argv; use {"sh", "-c", line} for a shell line.
   std::string user;
@@ -132,7 +139,29 @@ class ContainerRuntime {
   virtual Result<std::vector<ImageInfo>> listImages() = 0;
   virtual Result<void> pullImage(const std::string& reference, const std::optional<RegistryCredentials>& credentials,
                                  const std::function<void(const PullProgress&)>& on_progress) = 0;
+  // Removes an image by reference or id. FailedPrecondition when a container (even a stopped one)
+  // still uses it; NotFound when it does not exist.
   virtual Result<void> removeImage(const std::string& reference) = 0;
+
+  // Optional capabilities. The defaults answer FailedPrecondition ("not supported") so that test
+  // doubles need not implement them; the Docker backend implements all three.
+
+  // Removes dangling (untagged) images, or every image no container uses when `dangling_only` is
+  // false. Returns the ids of the removed images.
+  virtual Result<std::vector<std::string>> pruneImages(bool dangling_only) {
+    (void)dangling_only;
+    return failedPrecondition("this container runtime cannot prune images");
+  }
+  // The last `tail_lines` lines of the container's stdout and stderr, interleaved (0 = all).
+  virtual Result<std::string> logs(const std::string& id, int tail_lines) {
+    (void)id;
+    (void)tail_lines;
+    return failedPrecondition("this container runtime cannot read logs");
+  }
+  virtual Result<ContainerStats> stats(const std::string& id) {
+    (void)id;
+    return failedPrecondition("this container runtime cannot report stats");
+  }
 };
 
 }  // namespace kasm::spi

@@ -1,0 +1,228 @@
+// Container lifecycle, exec, logs and stats of DockerRuntime.
+
+#include <thread>
+
+#include "backends/docker/docker_runtime_impl.hpp"
+#include "kasm/core/id.hpp"
+
+namespace kasm::docker::detail {
+namespace {
+
+constexpr std::size_t kExecOutputCap = 1 << 20;  // The SPI promises at most 1 MiB of exec output.
+
+std::int64_t hostInt(const json::object& body, std::string_view key) {
+  const json::value* host = body.if_contains("HostConfig");
+  if (!host || !host->is_object()) return 0;
+  const json::value* v = host->as_object().if_contains(key);
+  if (!v) return 0;
+  if (v->is_int64()) return v->as_int64();
+  if (v->is_uint64()) return static_cast<std::int64_t>(v->as_uint64());
+  return 0;
+}
+
+bool mentionsLimits(std::string_view message) {
+  for (std::string_view s : {"memory", "Memory", "CPU", "cpu", "NanoCpus", "shares"}) {
+    if (message.find(s) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<void> DockerRuntime::checkLimits(const json::object& body) {
+  const std::int64_t memory = hostInt(body, "Memory");
+  const std::int64_t nano_cpus = hostInt(body, "NanoCpus");
+  if (memory == 0 && nano_cpus == 0) return okResult();
+  KASM_ASSIGN_OR_RETURN(auto host, cachedHost());
+  if (memory > 0 && host.total.memory_bytes > 0 && memory > host.total.memory_bytes) {
+    return resourceExhausted("memory limit " + Resources{0, memory, 0}.toString() + " exceeds the host's " +
+                             Resources{0, host.total.memory_bytes, 0}.toString());
+  }
+  if (nano_cpus > 0 && host.total.millicores > 0 && nano_cpus / 1'000'000 > host.total.millicores) {
+    return resourceExhausted("CPU limit of " + std::to_string(nano_cpus / 1'000'000) +
+                             " millicores exceeds the host's " + std::to_string(host.total.millicores));
+  }
+  return okResult();
+}
+
+Result<spi::ContainerInfo> DockerRuntime::createAndStart(const spi::ContainerSpec& spec) {
+  if (spec.name.empty() || !isValidIdString(spec.name)) {
+    return invalidArgument("container spec: name '" + spec.name + "' must be 1-64 characters of [A-Za-z0-9_.-]");
+  }
+  spi::ContainerSpec effective = spec;
+  if (effective.port != 0 && effective.publish_host.empty()) effective.publish_host = "127.0.0.1";
+  KASM_ASSIGN_OR_RETURN(auto body, buildCreateBody(effective));
+  KASM_RETURN_IF_ERROR(checkLimits(body));
+
+  const std::string what = "create container " + spec.name;
+  KASM_ASSIGN_OR_RETURN(auto created, call("POST", "/containers/create?name=" + urlEncode(spec.name),
+                                           json::serialize(body)));
+  if (created.status != 201) {
+    std::string message = engineMessage(created);
+    switch (created.status) {
+      case 404: return notFound(what + ": image " + spec.image + " is not on this host (pull it first): " + message);
+      case 409: return alreadyExists(what + ": " + message);
+      case 400:
+        if (mentionsLimits(message)) return resourceExhausted(what + ": the engine refused the limits: " + message);
+        return invalidArgument(what + ": " + message);
+      default: return engineError(created, what);
+    }
+  }
+  KASM_ASSIGN_OR_RETURN(auto created_json, parseEngineJson(created.body, what));
+  const json::value* id_value = created_json.is_object() ? created_json.as_object().if_contains("Id") : nullptr;
+  if (!id_value || !id_value->is_string()) return internalError(what + ": the answer has no Id");
+  const std::string id(id_value->as_string());
+
+  // From here on a failure must not leave the container behind (SPI contract).
+  auto discard = [&](Error error) -> Error {
+    (void)call("DELETE", "/containers/" + id + "?force=1&v=1");
+    return error;
+  };
+  auto started = call("POST", "/containers/" + id + "/start");
+  if (!started.ok()) return discard(std::move(started).error());
+  if (started->status != 204 && started->status != 304) {
+    std::string message = engineMessage(*started);
+    if (message.find("device driver") != std::string::npos || message.find("gpu") != std::string::npos) {
+      return discard(resourceExhausted("start container " + spec.name + ": GPUs requested but unavailable: " + message));
+    }
+    if (mentionsLimits(message)) {
+      return discard(resourceExhausted("start container " + spec.name + ": the engine refused the limits: " + message));
+    }
+    if (started->status == 400 || message.find("executable file not found") != std::string::npos ||
+        message.find("no such file or directory") != std::string::npos) {
+      return discard(invalidArgument("start container " + spec.name + ": " + message));
+    }
+    return discard(engineError(*started, "start container " + spec.name));
+  }
+  auto info = inspect(id);
+  if (!info.ok()) return discard(std::move(info).error());
+  return info;
+}
+
+Result<spi::ContainerInfo> DockerRuntime::inspect(const std::string& id_or_name) {
+  if (id_or_name.empty()) return invalidArgument("container id is empty");
+  KASM_ASSIGN_OR_RETURN(auto v, callJson("GET", "/containers/" + urlEncode(id_or_name) + "/json", {},
+                                         "inspect container " + id_or_name));
+  if (!v.is_object()) return internalError("inspect container " + id_or_name + ": not a JSON object");
+  return containerFromInspect(v.as_object());
+}
+
+Result<std::vector<spi::ContainerInfo>> DockerRuntime::list(const std::map<std::string, std::string>& labels) {
+  json::array label_filters;
+  for (const auto& [k, v] : labels) label_filters.emplace_back(k + "=" + v);
+  std::string path = "/containers/json?all=1";
+  if (!label_filters.empty()) {
+    json::object filters{{"label", std::move(label_filters)}};
+    path += "&filters=" + urlEncode(json::serialize(filters));
+  }
+  KASM_ASSIGN_OR_RETURN(auto v, callJson("GET", path, {}, "list containers"));
+  if (!v.is_array()) return internalError("list containers: not a JSON array");
+  std::vector<spi::ContainerInfo> out;
+  for (const auto& entry : v.as_array()) {
+    if (entry.is_object()) out.push_back(containerFromListEntry(entry.as_object()));
+  }
+  return out;
+}
+
+Result<void> DockerRuntime::stop(const std::string& id, Duration timeout) {
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
+  // The engine waits `t` seconds before it kills; give the HTTP call that long plus a margin.
+  return callAction("/containers/" + urlEncode(id) + "/stop?t=" + std::to_string(seconds), "stop container " + id,
+                    timeout + std::chrono::seconds(30));
+}
+
+Result<void> DockerRuntime::start(const std::string& id) {
+  return callAction("/containers/" + urlEncode(id) + "/start", "start container " + id);
+}
+
+Result<void> DockerRuntime::kill(const std::string& id) {
+  return callAction("/containers/" + urlEncode(id) + "/kill", "kill container " + id);
+}
+
+Result<void> DockerRuntime::pause(const std::string& id) {
+  return callAction("/containers/" + urlEncode(id) + "/pause", "pause container " + id);
+}
+
+Result<void> DockerRuntime::unpause(const std::string& id) {
+  return callAction("/containers/" + urlEncode(id) + "/unpause", "unpause container " + id);
+}
+
+Result<void> DockerRuntime::remove(const std::string& id) {
+  KASM_ASSIGN_OR_RETURN(auto response, call("DELETE", "/containers/" + urlEncode(id) + "?force=1&v=1"));
+  if (response.status == 204 || response.status == 200) return okResult();
+  if (response.status == 409) return failedPrecondition("remove container " + id + ": " + engineMessage(response));
+  return engineError(response, "remove container " + id);
+}
+
+Result<spi::ExecResult> DockerRuntime::exec(const std::string& id, const spi::ExecRequest& request) {
+  if (request.command.empty()) return invalidArgument("exec: command is empty");
+  const std::string what = "exec in container " + id;
+  json::object create{{"AttachStdout", true}, {"AttachStderr", true}, {"Tty", false},
+                      {"Privileged", request.privileged}};
+  json::array cmd;
+  for (const auto& arg : request.command) cmd.emplace_back(arg);
+  create["Cmd"] = std::move(cmd);
+  if (!request.user.empty()) create["User"] = request.user;
+  if (!request.workdir.empty()) create["WorkingDir"] = request.workdir;
+  if (!request.environment.empty()) {
+    json::array env;
+    for (const auto& [k, v] : request.environment) env.emplace_back(k + "=" + v);
+    create["Env"] = std::move(env);
+  }
+  KASM_ASSIGN_OR_RETURN(auto created, call("POST", "/containers/" + urlEncode(id) + "/exec", json::serialize(create)));
+  if (created.status == 409) return failedPrecondition(what + ": " + engineMessage(created));
+  if (created.status != 201) return engineError(created, what);
+  KASM_ASSIGN_OR_RETURN(auto created_json, parseEngineJson(created.body, what));
+  const json::value* exec_id = created_json.is_object() ? created_json.as_object().if_contains("Id") : nullptr;
+  if (!exec_id || !exec_id->is_string()) return internalError(what + ": the answer has no Id");
+  const std::string eid(exec_id->as_string());
+
+  // Without "Upgrade: tcp" the engine still hijacks the connection and streams the multiplexed
+  // output until the process ends, then closes; curl reads it as the response body.
+  HttpRequest start;
+  start.method = "POST";
+  start.target = api("/exec/" + eid + "/start");
+  start.body = R"({"Detach":false,"Tty":false})";
+  std::string raw;
+  start.on_data = [&](std::string_view chunk) {
+    // Keep a little more than the cap so framing can be undone; drop the rest but keep reading.
+    if (raw.size() < kExecOutputCap + 64 * 1024) raw.append(chunk);
+    return true;
+  };
+  KASM_ASSIGN_OR_RETURN(auto started, http_->send(start));
+  if (started.status == 409) return failedPrecondition(what + ": " + engineMessage(started));
+  if (started.status != 200) return engineError(started, what);
+
+  spi::ExecResult result;
+  result.output = demultiplexStream(raw, kExecOutputCap);
+  // The stream ends when the process does; the exit code can trail it by a moment.
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    KASM_ASSIGN_OR_RETURN(auto state, callJson("GET", "/exec/" + eid + "/json", {}, what));
+    const json::object* o = state.is_object() ? &state.as_object() : nullptr;
+    const json::value* running = o ? o->if_contains("Running") : nullptr;
+    const json::value* code = o ? o->if_contains("ExitCode") : nullptr;
+    if (running && running->is_bool() && !running->as_bool() && code && code->is_number()) {
+      result.exit_code = static_cast<std::int32_t>(code->to_number<std::int64_t>());
+      return result;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return deadlineExceeded(what + ": the process output ended but its exit code never appeared");
+}
+
+Result<std::string> DockerRuntime::logs(const std::string& id, int tail_lines) {
+  std::string path = "/containers/" + urlEncode(id) + "/logs?stdout=1&stderr=1&tail=" +
+                     (tail_lines > 0 ? std::to_string(tail_lines) : std::string("all"));
+  KASM_ASSIGN_OR_RETURN(auto response, call("GET", path));
+  if (response.status != 200) return engineError(response, "logs of container " + id);
+  return demultiplexStream(response.body, kExecOutputCap);
+}
+
+Result<spi::ContainerStats> DockerRuntime::stats(const std::string& id) {
+  KASM_ASSIGN_OR_RETURN(auto v, callJson("GET", "/containers/" + urlEncode(id) + "/stats?stream=false", {},
+                                         "stats of container " + id));
+  if (!v.is_object()) return internalError("stats of container " + id + ": not a JSON object");
+  return statsFromJson(v.as_object());
+}
+
+}  // namespace kasm::docker::detail
