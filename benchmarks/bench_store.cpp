@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <pqxx/pqxx>
 
 #include "kasm/kasm.hpp"
 #include "kasm/store/postgres_store.hpp"
@@ -36,14 +37,20 @@ std::unique_ptr<spi::Store> openBackend(const std::string& name, benchmark::Stat
       state.SkipWithError("KASM_BENCH_POSTGRES_URL not set");
       return nullptr;
     }
-    store = openPostgresStore({.url = url, .pool_size = 4});
-    if (store.ok()) {
-      // Start from an empty sessions table so runs are comparable.
-      auto rows = (*store)->list(spi::Table::kSessions, {});
-      if (rows.ok()) {
-        for (const auto& r : *rows) (void)(*store)->remove(spi::Table::kSessions, r.id, std::nullopt);
-      }
+    // A fresh database per benchmark so runs are comparable (no bloat from the previous one).
+    static int n = 0;
+    const std::string db = "kasm_bench_" + std::to_string(::getpid()) + "_" + std::to_string(n++);
+    try {
+      pqxx::connection c(url);
+      pqxx::nontransaction t(c);
+      t.exec("CREATE DATABASE " + db);
+    } catch (const std::exception& e) {
+      state.SkipWithError(e.what());
+      return nullptr;
     }
+    std::string u(url);
+    const auto slash = u.find('/', u.find("://") + 3);
+    store = openPostgresStore({.url = u.substr(0, slash) + "/" + db, .pool_size = 4});
   }
   if (!store.ok()) {
     state.SkipWithError(store.error().toString().c_str());
@@ -128,14 +135,14 @@ void BM_ListRunningSessionsOfUser(benchmark::State& state, std::string backend) 
 
 }  // namespace
 
-BENCHMARK_CAPTURE(BM_SessionInsert, memory, std::string("memory"));
-BENCHMARK_CAPTURE(BM_SessionInsert, sqlite, std::string("sqlite"));
-BENCHMARK_CAPTURE(BM_SessionInsert, postgres, std::string("postgres"));
-BENCHMARK_CAPTURE(BM_SessionUpdateCas, memory, std::string("memory"));
-BENCHMARK_CAPTURE(BM_SessionUpdateCas, sqlite, std::string("sqlite"));
-BENCHMARK_CAPTURE(BM_SessionUpdateCas, postgres, std::string("postgres"));
-BENCHMARK_CAPTURE(BM_ListRunningSessionsOfUser, memory, std::string("memory"));
-BENCHMARK_CAPTURE(BM_ListRunningSessionsOfUser, sqlite, std::string("sqlite"));
-BENCHMARK_CAPTURE(BM_ListRunningSessionsOfUser, postgres, std::string("postgres"));
+BENCHMARK_CAPTURE(BM_SessionInsert, memory, std::string("memory"))->UseRealTime();
+BENCHMARK_CAPTURE(BM_SessionInsert, sqlite, std::string("sqlite"))->UseRealTime();
+BENCHMARK_CAPTURE(BM_SessionInsert, postgres, std::string("postgres"))->UseRealTime();
+BENCHMARK_CAPTURE(BM_SessionUpdateCas, memory, std::string("memory"))->UseRealTime();
+BENCHMARK_CAPTURE(BM_SessionUpdateCas, sqlite, std::string("sqlite"))->UseRealTime();
+BENCHMARK_CAPTURE(BM_SessionUpdateCas, postgres, std::string("postgres"))->UseRealTime();
+BENCHMARK_CAPTURE(BM_ListRunningSessionsOfUser, memory, std::string("memory"))->UseRealTime();
+BENCHMARK_CAPTURE(BM_ListRunningSessionsOfUser, sqlite, std::string("sqlite"))->UseRealTime();
+BENCHMARK_CAPTURE(BM_ListRunningSessionsOfUser, postgres, std::string("postgres"))->UseRealTime();
 
 BENCHMARK_MAIN();

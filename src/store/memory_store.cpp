@@ -48,48 +48,23 @@ class MemoryStore final : public spi::Store {
   Result<std::vector<std::int64_t>> apply(std::span<const spi::Mutation> mutations) override {
     for (const auto& m : mutations) KASM_RETURN_IF_ERROR(sql::checkRecord(m.table, m.record));
     std::unique_lock lock(mu_);
-    // Work on a copy of the touched tables so a failure half-way changes nothing.
-    std::array<std::optional<Rows>, spi::kTableCount> staged;
+    // Apply in place and keep an undo log, so a failure half-way restores every touched row.
+    UndoLog undo;
+    auto rollback = [&] {
+      for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
+        Rows& rows = tables_[static_cast<std::size_t>(it->first)];
+        if (it->second.second) rows[it->second.first] = std::move(*it->second.second);
+        else rows.erase(it->second.first);
+      }
+    };
     std::vector<std::int64_t> versions;
     for (const auto& m : mutations) {
-      auto& slot = staged[static_cast<std::size_t>(m.table)];
-      if (!slot) slot = tables_[static_cast<std::size_t>(m.table)];
-      Rows& rows = *slot;
-      const std::string& id = m.record.id;
-      auto it = rows.find(id);
-      switch (m.kind) {
-        case spi::Mutation::Kind::kInsert: {
-          if (it != rows.end()) return sql::duplicateError(m.table, id, "id exists");
-          KASM_RETURN_IF_ERROR(checkUnique(rows, m.table, m.record));
-          spi::Record r = normalized(m.table, m.record);
-          r.version = 1;
-          rows.emplace(id, std::move(r));
-          versions.push_back(1);
-          break;
-        }
-        case spi::Mutation::Kind::kUpdate: {
-          if (it == rows.end()) return sql::missingRowError(m.table, id);
-          if (it->second.version != m.record.version) return sql::staleVersionError(m.table, id, m.record.version);
-          KASM_RETURN_IF_ERROR(checkUnique(rows, m.table, m.record));
-          spi::Record r = normalized(m.table, m.record);
-          r.version = it->second.version + 1;
-          versions.push_back(r.version);
-          it->second = std::move(r);
-          break;
-        }
-        case spi::Mutation::Kind::kRemove: {
-          if (it == rows.end()) return sql::missingRowError(m.table, id);
-          if (m.check_version && it->second.version != m.record.version) {
-            return sql::staleVersionError(m.table, id, m.record.version);
-          }
-          rows.erase(it);
-          versions.push_back(0);
-          break;
-        }
+      auto v = applyOne(m, undo);
+      if (!v.ok()) {
+        rollback();
+        return std::move(v).error();
       }
-    }
-    for (std::size_t i = 0; i < staged.size(); ++i) {
-      if (staged[i]) tables_[i] = std::move(*staged[i]);
+      versions.push_back(*v);
     }
     return versions;
   }
@@ -98,6 +73,44 @@ class MemoryStore final : public spi::Store {
 
  private:
   using Rows = std::map<std::string, spi::Record, std::less<>>;
+  using UndoLog = std::vector<std::pair<spi::Table, std::pair<std::string, std::optional<spi::Record>>>>;
+
+  Result<std::int64_t> applyOne(const spi::Mutation& m, UndoLog& undo) {
+    Rows& rows = tables_[static_cast<std::size_t>(m.table)];
+    const std::string& id = m.record.id;
+    auto it = rows.find(id);
+    switch (m.kind) {
+      case spi::Mutation::Kind::kInsert: {
+        if (it != rows.end()) return sql::duplicateError(m.table, id, "id exists");
+        KASM_RETURN_IF_ERROR(checkUnique(rows, m.table, m.record));
+        spi::Record r = normalized(m.table, m.record);
+        r.version = 1;
+        undo.push_back({m.table, {id, std::nullopt}});
+        rows.emplace(id, std::move(r));
+        return std::int64_t{1};
+      }
+      case spi::Mutation::Kind::kUpdate: {
+        if (it == rows.end()) return sql::missingRowError(m.table, id);
+        if (it->second.version != m.record.version) return sql::staleVersionError(m.table, id, m.record.version);
+        KASM_RETURN_IF_ERROR(checkUnique(rows, m.table, m.record));
+        spi::Record r = normalized(m.table, m.record);
+        r.version = it->second.version + 1;
+        undo.push_back({m.table, {id, it->second}});
+        it->second = std::move(r);
+        return it->second.version;
+      }
+      case spi::Mutation::Kind::kRemove: {
+        if (it == rows.end()) return sql::missingRowError(m.table, id);
+        if (m.check_version && it->second.version != m.record.version) {
+          return sql::staleVersionError(m.table, id, m.record.version);
+        }
+        undo.push_back({m.table, {id, std::move(it->second)}});
+        rows.erase(it);
+        return std::int64_t{0};
+      }
+    }
+    return internalError("unknown mutation kind");
+  }
 
   static spi::Record normalized(spi::Table table, const spi::Record& in) {
     spi::Record r;

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs the benchmarks with the services they need. `scripts/bench.sh [store|scheduler|all]`.
+# JSON results land in build/bench-<name>.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+which="${1:-all}"
+"$root/scripts/install-deps.sh"
+. "$root/scripts/lib-services.sh"
+trap stop_services EXIT
+cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$root/build" --target bench_store
+
+if [ "$which" = "store" ] || [ "$which" = "all" ]; then
+  start_postgres
+  KASM_BENCH_POSTGRES_URL="$KASM_TEST_POSTGRES_URL" "$root/build/benchmarks/bench_store" \
+    --benchmark_min_time=1 --benchmark_out="$root/build/bench-store.json" --benchmark_out_format=json
+fi
