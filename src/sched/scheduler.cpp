@@ -1,0 +1,463 @@
+#include "kasm/sched/scheduler.hpp"
+
+#include <algorithm>
+#include <set>
+#include <unordered_map>
+
+namespace kasm::sched {
+namespace {
+
+constexpr std::uint32_t kNone = UINT32_MAX;
+
+// Ordering key inside a pool: best first.
+struct Key {
+  std::int64_t neg_score;
+  std::uint64_t salt;
+  std::uint32_t slot;
+  friend bool operator<(const Key& a, const Key& b) {
+    if (a.neg_score != b.neg_score) return a.neg_score < b.neg_score;
+    if (a.salt != b.salt) return a.salt < b.salt;
+    return a.slot < b.slot;
+  }
+};
+
+bool labelsMatch(const std::map<std::string, std::string>& have, const std::map<std::string, std::string>& include,
+                 const std::map<std::string, std::string>& exclude) {
+  for (const auto& [k, v] : include) {
+    auto it = have.find(k);
+    if (it == have.end() || (v != "*" && it->second != v)) return false;
+  }
+  for (const auto& [k, v] : exclude) {
+    auto it = have.find(k);
+    if (it != have.end() && (v == "*" || it->second == v)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+AgentEntry AgentEntry::fromAgent(const Agent& a) {
+  AgentEntry e;
+  e.id = a.id;
+  e.zone = a.zone_id;
+  e.kind = a.kind;
+  e.labels = a.labels;
+  e.images = a.images;
+  e.capacity = a.capacity();
+  e.reserved = a.reserved;
+  e.session_count = a.session_count;
+  e.enabled = a.enabled;
+  e.draining = a.draining;
+  e.alive = a.status == AgentStatus::kOk;
+  return e;
+}
+
+ZoneRules ZoneRules::fromZone(const Zone& z) {
+  ZoneRules r;
+  r.id = z.id;
+  r.strategy = z.load_strategy;
+  r.search_alternate_zones = z.search_alternate_zones;
+  r.prioritize_static_agents = z.prioritize_static_agents;
+  return r;
+}
+
+struct Scheduler::Impl {
+  struct Slot {
+    AgentEntry e;
+    bool used = false;
+    std::uint32_t zone = kNone;
+    std::uint32_t pool = kNone;
+    std::uint64_t salt = 0;
+    std::uint64_t last_seq = 0;
+    std::int64_t score = 0;
+    bool indexed = false;
+  };
+  struct Pool {
+    std::uint32_t zone;
+    AgentKind kind;
+    std::map<std::string, std::string> labels;
+    std::vector<std::string> images;  // Sorted.
+    std::set<Key> ordered;            // Available agents, best first.
+    std::uint32_t members = 0;
+    bool hasImage(const std::string& image) const { return std::binary_search(images.begin(), images.end(), image); }
+  };
+  struct ZoneState {
+    ZoneRules rules;
+    std::unique_ptr<PlacementPolicy> owned;
+    const PlacementPolicy* policy = nullptr;
+    bool exists = false;
+    std::vector<std::uint32_t> pools;
+  };
+
+  explicit Impl(Random& r) : random(r) {}
+
+  Random& random;
+  std::vector<Slot> slots;
+  std::vector<std::uint32_t> free_slots;
+  std::unordered_map<AgentId, std::uint32_t> by_id;
+  std::vector<ZoneState> zones;
+  std::unordered_map<std::string, std::uint32_t> zone_index;
+  std::vector<Pool> pools;
+  std::unordered_map<std::string, std::uint32_t> pool_index;
+  std::uint64_t seq = 0;
+
+  std::uint32_t internZone(const ZoneId& id) {
+    auto [it, inserted] = zone_index.try_emplace(id.str(), static_cast<std::uint32_t>(zones.size()));
+    if (inserted) {
+      zones.emplace_back();
+      zones.back().rules.id = id;
+    }
+    return it->second;
+  }
+
+  std::uint32_t internPool(std::uint32_t zone, const AgentEntry& e, std::vector<std::string> images) {
+    std::sort(images.begin(), images.end());
+    images.erase(std::unique(images.begin(), images.end()), images.end());
+    std::string key = std::to_string(zone) + '\x1f' + (e.kind == AgentKind::kStatic ? 's' : 'a') + '\x1f';
+    for (const auto& [k, v] : e.labels) key += k + '\x1e' + v + '\x1d';
+    key += '\x1f';
+    for (const auto& i : images) key += i + '\x1d';
+    auto [it, inserted] = pool_index.try_emplace(std::move(key), static_cast<std::uint32_t>(pools.size()));
+    if (inserted) {
+      pools.push_back(Pool{zone, e.kind, e.labels, std::move(images), {}, 0});
+      zones[zone].pools.push_back(it->second);
+    }
+    return it->second;
+  }
+
+  bool available(const Slot& s) const {
+    return s.e.enabled && !s.e.draining && s.e.alive && zones[s.zone].exists;
+  }
+
+  std::int64_t scoreOf(const Slot& s) const {
+    const PlacementPolicy* p = zones[s.zone].policy;
+    if (!p) return 0;
+    return p->score(AgentLoad{s.e.capacity, s.e.reserved, s.e.session_count, s.last_seq});
+  }
+
+  Key keyOf(std::uint32_t i) const { return Key{-slots[i].score, slots[i].salt, i}; }
+
+  void unindex(std::uint32_t i) {
+    Slot& s = slots[i];
+    if (s.indexed) {
+      pools[s.pool].ordered.erase(keyOf(i));
+      s.indexed = false;
+    }
+  }
+
+  void index(std::uint32_t i) {
+    Slot& s = slots[i];
+    if (!available(s)) return;
+    s.score = scoreOf(s);
+    pools[s.pool].ordered.insert(keyOf(i));
+    s.indexed = true;
+  }
+
+  void rekeyZone(std::uint32_t zone) {
+    for (std::uint32_t p : zones[zone].pools) {
+      std::vector<std::uint32_t> members;
+      for (const Key& k : pools[p].ordered) members.push_back(k.slot);
+      pools[p].ordered.clear();
+      for (auto i : members) slots[i].indexed = false;
+    }
+    for (std::uint32_t i = 0; i < slots.size(); ++i) {
+      if (slots[i].used && slots[i].zone == zone) {
+        unindex(i);
+        index(i);
+      }
+    }
+  }
+
+  bool fits(const Slot& s, const Resources& need) const { return (s.e.capacity - s.e.reserved).fits(need); }
+
+  // The zones to search, in order, or an error for an unknown zone.
+  Result<std::vector<std::uint32_t>> zoneOrder(const PlacementRequest& r, bool* alternates_searched) const {
+    *alternates_searched = false;
+    const ZoneId& first = r.restrict_to_zone ? *r.restrict_to_zone : r.zone;
+    if (first.empty()) return invalidArgument("placement: no zone given");
+    auto it = zone_index.find(first.str());
+    if (it == zone_index.end() || !zones[it->second].exists) return notFound("zone '" + first.str() + "' does not exist");
+    std::vector<std::uint32_t> order{it->second};
+    if (!r.restrict_to_zone && zones[it->second].rules.search_alternate_zones) {
+      *alternates_searched = true;
+      std::vector<std::pair<std::string, std::uint32_t>> others;
+      for (const auto& [name, idx] : zone_index) {
+        if (idx != it->second && zones[idx].exists) others.emplace_back(name, idx);
+      }
+      std::sort(others.begin(), others.end());
+      for (const auto& [name, idx] : others) order.push_back(idx);
+    }
+    return order;
+  }
+
+  // Tiers within a zone: (kind filter, image filter). kind: 0 any, 1 static, 2 autoscaled;
+  // image: 0 any, 1 has image, 2 lacks image.
+  std::vector<std::pair<int, int>> tiers(std::uint32_t zone, const PlacementRequest& r) const {
+    std::vector<int> kinds = zones[zone].rules.prioritize_static_agents ? std::vector<int>{1, 2} : std::vector<int>{0};
+    std::vector<int> images = r.image.empty() ? std::vector<int>{0} : (r.allow_pull ? std::vector<int>{1, 2} : std::vector<int>{1});
+    std::vector<std::pair<int, int>> out;
+    for (int k : kinds) {
+      for (int i : images) out.emplace_back(k, i);
+    }
+    return out;
+  }
+
+  static bool kindOk(int tier, AgentKind kind) {
+    return tier == 0 || (tier == 1 && kind == AgentKind::kStatic) || (tier == 2 && kind == AgentKind::kAutoscaled);
+  }
+
+  bool poolOk(const Pool& p, std::pair<int, int> tier, const PlacementRequest& r) const {
+    if (!kindOk(tier.first, p.kind)) return false;
+    if (tier.second == 1 && !p.hasImage(r.image)) return false;
+    if (tier.second == 2 && p.hasImage(r.image)) return false;
+    return labelsMatch(p.labels, r.include_labels, r.exclude_labels);
+  }
+
+  Placement placementOf(std::uint32_t i, const PlacementRequest& r) const {
+    const Slot& s = slots[i];
+    const Pool& p = pools[s.pool];
+    return Placement{s.e.id, s.e.zone, !r.image.empty() && !p.hasImage(r.image)};
+  }
+
+  Result<Placement> chooseIndexed(const PlacementRequest& r) const {
+    bool alternates = false;
+    KASM_ASSIGN_OR_RETURN(auto order, zoneOrder(r, &alternates));
+    if (r.restrict_to_agent) return chooseAgent(r, order, alternates);
+    for (std::uint32_t z : order) {
+      for (auto tier : tiers(z, r)) {
+        std::optional<Key> best;
+        for (std::uint32_t pi : zones[z].pools) {
+          const Pool& p = pools[pi];
+          if (p.ordered.empty() || !poolOk(p, tier, r)) continue;
+          for (const Key& k : p.ordered) {
+            if (best && !(k < *best)) break;  // Nothing further in this pool can beat the best.
+            if (fits(slots[k.slot], r.resources)) {
+              best = k;
+              break;
+            }
+          }
+        }
+        if (best) return placementOf(best->slot, r);
+      }
+    }
+    return explain(r, order, alternates);
+  }
+
+  Result<Placement> chooseScan(const PlacementRequest& r) const {
+    bool alternates = false;
+    KASM_ASSIGN_OR_RETURN(auto order, zoneOrder(r, &alternates));
+    if (r.restrict_to_agent) return chooseAgent(r, order, alternates);
+    for (std::uint32_t z : order) {
+      for (auto tier : tiers(z, r)) {
+        std::optional<Key> best;
+        for (std::uint32_t i = 0; i < slots.size(); ++i) {
+          const Slot& s = slots[i];
+          if (!s.used || s.zone != z || !available(s) || !fits(s, r.resources)) continue;
+          if (!poolOk(pools[s.pool], tier, r)) continue;
+          Key k{-scoreOf(s), s.salt, i};
+          if (!best || k < *best) best = k;
+        }
+        if (best) return placementOf(best->slot, r);
+      }
+    }
+    return explain(r, order, alternates);
+  }
+
+  Result<Placement> chooseAgent(const PlacementRequest& r, const std::vector<std::uint32_t>& order, bool alternates) const {
+    auto it = by_id.find(*r.restrict_to_agent);
+    if (it == by_id.end()) return notFound("agent '" + r.restrict_to_agent->str() + "' (the workspace's restriction) does not exist");
+    const Slot& s = slots[it->second];
+    const bool zone_ok = std::find(order.begin(), order.end(), s.zone) != order.end();
+    const Pool& p = pools[s.pool];
+    const bool image_ok = r.image.empty() || r.allow_pull || p.hasImage(r.image);
+    if (zone_ok && available(s) && fits(s, r.resources) && image_ok && labelsMatch(p.labels, r.include_labels, r.exclude_labels)) {
+      return placementOf(it->second, r);
+    }
+    return explain(r, order, alternates);
+  }
+
+  Error explain(const PlacementRequest& r, const std::vector<std::uint32_t>& order, bool alternates) const {
+    std::string msg = "no agent can take a session needing " + r.resources.toString();
+    if (r.restrict_to_agent) msg += " on agent " + r.restrict_to_agent->str() + " (the workspace's restriction)";
+    msg += ":";
+    for (std::size_t zi = 0; zi < order.size(); ++zi) {
+      const std::uint32_t z = order[zi];
+      int total = 0, disabled = 0, draining = 0, gone = 0, labels = 0, image = 0, cores = 0, memory = 0, gpus = 0;
+      for (std::uint32_t i = 0; i < slots.size(); ++i) {
+        const Slot& s = slots[i];
+        if (!s.used || s.zone != z) continue;
+        if (r.restrict_to_agent && s.e.id != *r.restrict_to_agent) continue;
+        ++total;
+        if (!s.e.enabled) { ++disabled; continue; }
+        if (s.e.draining) { ++draining; continue; }
+        if (!s.e.alive) { ++gone; continue; }
+        const Pool& p = pools[s.pool];
+        if (!labelsMatch(p.labels, r.include_labels, r.exclude_labels)) { ++labels; continue; }
+        if (!r.image.empty() && !r.allow_pull && !p.hasImage(r.image)) { ++image; continue; }
+        const Resources free = (s.e.capacity - s.e.reserved).clampedAtZero();
+        if (free.millicores < r.resources.millicores) ++cores;
+        if (free.memory_bytes < r.resources.memory_bytes) ++memory;
+        if (free.gpus < r.resources.gpus) ++gpus;
+      }
+      msg += (zi ? "; zone " : " zone ") + zones[z].rules.id.str() + " ";
+      if (total == 0) {
+        msg += "has no agents";
+        continue;
+      }
+      msg += "(" + std::to_string(total) + " agent" + (total == 1 ? "" : "s") + "):";
+      std::vector<std::string> parts;
+      auto add = [&](int n, const std::string& what) {
+        if (n > 0) parts.push_back(std::to_string(n) + " " + what);
+      };
+      add(disabled, "disabled");
+      add(draining, "draining");
+      add(gone, "missing or dead");
+      add(labels, "excluded by labels");
+      add(image, "lack image " + r.image + " (pulling not allowed)");
+      add(cores, "lack " + std::to_string(r.resources.millicores / 1000.0).substr(0, 5) + " free cores");
+      add(memory, "lack " + std::to_string(r.resources.memory_bytes / Resources::kMiB) + " MiB free memory");
+      add(gpus, "lack " + std::to_string(r.resources.gpus) + " free GPUs");
+      for (std::size_t i = 0; i < parts.size(); ++i) msg += (i ? ", " : " ") + parts[i];
+    }
+    if (r.restrict_to_zone) {
+      msg += "; the workspace is restricted to this zone";
+    } else if (!alternates) {
+      msg += "; alternate zones not searched (zone " + zones[order.front()].rules.id.str() + " does not allow it)";
+    }
+    return resourceExhausted(std::move(msg));
+  }
+};
+
+Scheduler::Scheduler(Random& random) : impl_(std::make_unique<Impl>(random)) {}
+Scheduler::~Scheduler() = default;
+
+void Scheduler::upsertZone(const ZoneRules& rules) {
+  const std::uint32_t z = impl_->internZone(rules.id);
+  auto& zs = impl_->zones[z];
+  zs.rules = rules;
+  zs.exists = true;
+  if (rules.custom_policy) {
+    zs.owned.reset();
+    zs.policy = rules.custom_policy.get();
+  } else {
+    zs.owned = makePolicy(rules.strategy);
+    zs.policy = zs.owned.get();
+  }
+  impl_->rekeyZone(z);
+}
+
+void Scheduler::removeZone(const ZoneId& zone) {
+  auto it = impl_->zone_index.find(zone.str());
+  if (it == impl_->zone_index.end()) return;
+  impl_->zones[it->second].exists = false;
+  impl_->rekeyZone(it->second);
+}
+
+Result<void> Scheduler::upsertAgent(const AgentEntry& entry) {
+  if (entry.id.empty()) return invalidArgument("agent.id must not be empty");
+  if (entry.zone.empty()) return invalidArgument("agent.zone_id must not be empty");
+  KASM_RETURN_IF_ERROR(entry.capacity.validate("agent.capacity"));
+  auto& im = *impl_;
+  std::uint32_t i;
+  auto it = im.by_id.find(entry.id);
+  if (it != im.by_id.end()) {
+    i = it->second;
+    im.unindex(i);
+    im.pools[im.slots[i].pool].members--;
+  } else {
+    if (!im.free_slots.empty()) {
+      i = im.free_slots.back();
+      im.free_slots.pop_back();
+    } else {
+      i = static_cast<std::uint32_t>(im.slots.size());
+      im.slots.emplace_back();
+    }
+    im.slots[i] = Impl::Slot{};
+    im.slots[i].used = true;
+    im.slots[i].salt = im.random.next();
+    im.by_id.emplace(entry.id, i);
+  }
+  auto& s = im.slots[i];
+  s.e = entry;
+  s.zone = im.internZone(entry.zone);
+  s.pool = im.internPool(s.zone, entry, entry.images);
+  s.e.images.clear();  // Kept once, in the pool.
+  im.pools[s.pool].members++;
+  im.index(i);
+  return {};
+}
+
+void Scheduler::removeAgent(const AgentId& id) {
+  auto& im = *impl_;
+  auto it = im.by_id.find(id);
+  if (it == im.by_id.end()) return;
+  const std::uint32_t i = it->second;
+  im.unindex(i);
+  im.pools[im.slots[i].pool].members--;
+  im.slots[i] = Impl::Slot{};
+  im.free_slots.push_back(i);
+  im.by_id.erase(it);
+}
+
+std::optional<AgentEntry> Scheduler::agent(const AgentId& id) const {
+  auto it = impl_->by_id.find(id);
+  if (it == impl_->by_id.end()) return std::nullopt;
+  const auto& s = impl_->slots[it->second];
+  AgentEntry e = s.e;
+  e.images = impl_->pools[s.pool].images;
+  return e;
+}
+
+std::size_t Scheduler::agentCount() const { return impl_->by_id.size(); }
+
+Result<Placement> Scheduler::choose(const PlacementRequest& request) const {
+  KASM_RETURN_IF_ERROR(request.resources.validate("request.resources"));
+  return impl_->chooseIndexed(request);
+}
+
+Result<Placement> Scheduler::chooseByScan(const PlacementRequest& request) const {
+  KASM_RETURN_IF_ERROR(request.resources.validate("request.resources"));
+  return impl_->chooseScan(request);
+}
+
+Result<Placement> Scheduler::place(const PlacementRequest& request) {
+  KASM_ASSIGN_OR_RETURN(Placement p, choose(request));
+  KASM_RETURN_IF_ERROR(reserve(p.agent, request.resources));
+  return p;
+}
+
+Result<void> Scheduler::reserve(const AgentId& id, const Resources& resources) {
+  auto& im = *impl_;
+  auto it = im.by_id.find(id);
+  if (it == im.by_id.end()) return notFound("agent '" + id.str() + "' is not known to the scheduler");
+  const std::uint32_t i = it->second;
+  im.unindex(i);
+  auto& s = im.slots[i];
+  s.e.reserved += resources;
+  s.e.session_count += 1;
+  s.last_seq = ++im.seq;
+  im.index(i);
+  return {};
+}
+
+Result<void> Scheduler::release(const AgentId& id, const Resources& resources) {
+  auto& im = *impl_;
+  auto it = im.by_id.find(id);
+  if (it == im.by_id.end()) return notFound("agent '" + id.str() + "' is not known to the scheduler");
+  const std::uint32_t i = it->second;
+  im.unindex(i);
+  auto& s = im.slots[i];
+  s.e.reserved = (s.e.reserved - resources).clampedAtZero();
+  s.e.session_count = std::max(0, s.e.session_count - 1);
+  im.index(i);
+  return {};
+}
+
+std::optional<std::pair<std::int64_t, std::uint64_t>> Scheduler::rankOf(const AgentId& id) const {
+  auto it = impl_->by_id.find(id);
+  if (it == impl_->by_id.end()) return std::nullopt;
+  const auto& s = impl_->slots[it->second];
+  return std::make_pair(impl_->scoreOf(s), s.salt);
+}
+
+}  // namespace kasm::sched
