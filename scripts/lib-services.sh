@@ -48,7 +48,150 @@ stop_postgres() {
   fi
 }
 
+# ---- docker: dockerd, a local registry and the test images (begin) ----------------------------
+KASM_DOCKER_SOCK="${KASM_DOCKER_SOCK:-/var/run/docker.sock}"
+
+docker_ping() {
+  curl -sf --max-time 3 --unix-socket "$KASM_DOCKER_SOCK" http://localhost/_ping >/dev/null 2>&1
+}
+
+# Uses the dockerd that answers on the socket, or starts one in the background (logs in
+# $KASM_SERVICES_DIR). Only a dockerd started here is stopped by stop_services.
+start_dockerd() {
+  if docker_ping; then
+    echo "services: dockerd already running on $KASM_DOCKER_SOCK"
+    return 0
+  fi
+  if ! command -v dockerd >/dev/null 2>&1; then
+    echo "dockerd not installed (apt-get install docker.io)" >&2
+    return 1
+  fi
+  dockerd >"$KASM_SERVICES_DIR/dockerd.log" 2>&1 &
+  KASM_DOCKERD_PID=$!
+  local i
+  for i in $(seq 1 120); do
+    if docker_ping; then
+      echo "services: dockerd started (pid $KASM_DOCKERD_PID)"
+      return 0
+    fi
+    kill -0 "$KASM_DOCKERD_PID" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "dockerd did not answer on $KASM_DOCKER_SOCK; its log:" >&2
+  tail -n 30 "$KASM_SERVICES_DIR/dockerd.log" >&2
+  KASM_DOCKERD_PID=""
+  return 1
+}
+
+stop_dockerd() {
+  if [ -n "${KASM_DOCKERD_PID:-}" ]; then
+    kill "$KASM_DOCKERD_PID" 2>/dev/null || true
+    local i
+    for i in $(seq 1 60); do kill -0 "$KASM_DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
+    KASM_DOCKERD_PID=""
+  fi
+}
+
+# Debian's docker-registry on a free loopback port, storage in $KASM_SERVICES_DIR. The engine
+# treats 127.0.0.0/8 registries as insecure (plain HTTP) by default, so no TLS is needed.
+start_registry() {
+  if ! command -v docker-registry >/dev/null 2>&1; then
+    echo "docker-registry not installed (apt-get install docker-registry)" >&2
+    return 1
+  fi
+  local port dir i
+  port=$(free_port)
+  dir="$KASM_SERVICES_DIR/registry"
+  mkdir -p "$dir/data"
+  cat >"$dir/config.yml" <<EOF_REGISTRY
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+EOF_REGISTRY
+  docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+  KASM_REGISTRY_PID=$!
+  for i in $(seq 1 60); do
+    if curl -sf --max-time 2 "http://127.0.0.1:$port/v2/" >/dev/null 2>&1; then
+      export KASM_TEST_REGISTRY="127.0.0.1:$port"
+      echo "services: registry on $KASM_TEST_REGISTRY"
+      return 0
+    fi
+    kill -0 "$KASM_REGISTRY_PID" 2>/dev/null || break
+    sleep 0.25
+  done
+  cat "$dir/registry.log" >&2
+  KASM_REGISTRY_PID=""
+  return 1
+}
+
+stop_registry() {
+  if [ -n "${KASM_REGISTRY_PID:-}" ]; then
+    kill "$KASM_REGISTRY_PID" 2>/dev/null || true
+    wait "$KASM_REGISTRY_PID" 2>/dev/null || true
+    KASM_REGISTRY_PID=""
+  fi
+}
+
+# Imports a busybox-static root filesystem as image $2 whose /marker holds $1 (different markers
+# give different layers). It serves /www over HTTP on 8080.
+import_busybox_image() {
+  local marker="$1" ref="$2" root
+  root="$KASM_SERVICES_DIR/rootfs-$marker"
+  rm -rf "$root"
+  mkdir -p "$root/bin" "$root/www" "$root/tmp"
+  cp /bin/busybox "$root/bin/busybox"
+  local applet
+  for applet in sh httpd sleep echo cat ls true false; do ln -s busybox "$root/bin/$applet"; done
+  echo "$marker" >"$root/marker"
+  echo "kasm test page $marker" >"$root/www/index.html"
+  tar -C "$root" -c . | docker import -c 'CMD ["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]'     -c 'EXPOSE 8080' - "$ref" >/dev/null
+  rm -rf "$root"
+}
+
+# Builds the busybox test image (exports KASM_TEST_IMAGE) and, when the registry runs, pushes two
+# other images to it and removes them locally so that tests pull them for real (exports
+# KASM_TEST_PULL_IMAGE and KASM_TEST_PULL_IMAGE_B).
+build_docker_test_images() {
+  if [ ! -x /bin/busybox ] || ! /bin/busybox --list 2>/dev/null | grep -qx httpd; then
+    echo "busybox with httpd not found (apt-get install busybox-static)" >&2
+    return 1
+  fi
+  export KASM_TEST_IMAGE="kasm-test/busybox:1"
+  import_busybox_image base "$KASM_TEST_IMAGE" || return 1
+  echo "services: test image $KASM_TEST_IMAGE"
+  if [ -n "${KASM_TEST_REGISTRY:-}" ]; then
+    local a="$KASM_TEST_REGISTRY/kasm-test/pull:1" b="$KASM_TEST_REGISTRY/kasm-test/prune-b:1"
+    import_busybox_image pull-a "$a" && docker push "$a" >/dev/null && docker rmi "$a" >/dev/null || return 1
+    import_busybox_image pull-b "$b" && docker push "$b" >/dev/null && docker rmi "$b" >/dev/null || return 1
+    export KASM_TEST_PULL_IMAGE="$a" KASM_TEST_PULL_IMAGE_B="$b"
+    echo "services: pushed $a and $b"
+  fi
+}
+
+# Starts everything the docker tests use; failure only means those tests skip (or fail in CI).
+start_docker_services() {
+  start_dockerd || return 1
+  start_registry || echo "services: registry not started; pull tests will skip" >&2
+  build_docker_test_images
+}
+
+stop_docker_services() {
+  # The test image is ours to remove; one still in use (another run) stays.
+  if [ -n "${KASM_TEST_IMAGE:-}" ] && docker_ping; then docker rmi "$KASM_TEST_IMAGE" >/dev/null 2>&1 || true; fi
+  stop_registry
+  stop_dockerd
+}
+# ---- docker (end) ------------------------------------------------------------------------------
+
 stop_services() {
+  stop_docker_services
   stop_postgres
   rm -rf "$KASM_SERVICES_DIR"
 }

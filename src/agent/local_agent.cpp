@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <future>
+#include <thread>
 
 namespace kasm::agent {
 
@@ -54,6 +55,12 @@ Result<spi::ProvisionResult> LocalAgent::provision(const spi::ProvisionRequest& 
   }
 
   auto existing = ownContainer(request.session_id);
+  // A container still in "created" is most likely being started by a concurrent provision of the
+  // same session; give that call a moment instead of racing its start.
+  for (int i = 0; i < 100 && existing.ok() && existing->status == spi::ContainerStatus::kCreated; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    existing = ownContainer(request.session_id);
+  }
   if (existing.ok()) {
     // A retry: bring what is there back to running rather than starting a second container.
     Result<void> revived = okResult();
@@ -80,9 +87,19 @@ Result<spi::ProvisionResult> LocalAgent::provision(const spi::ProvisionRequest& 
 
   auto created = runtime_.createAndStart(specFor(request));
   if (!created.ok() && created.error().code() == ErrorCode::kAlreadyExists) {
-    // A concurrent provision of the same session won the name; answer with its container.
-    KASM_ASSIGN_OR_RETURN(auto info, ownContainer(request.session_id));
-    return finishProvision(info, request, false);
+    // A concurrent provision of the same session won the name; answer with its container once
+    // that call has started it. The engine reserves the name before the container can be
+    // inspected, so a short NotFound window is expected too.
+    auto info = ownContainer(request.session_id);
+    for (int i = 0; i < 200; ++i) {
+      const bool settling = (info.ok() && info->status == spi::ContainerStatus::kCreated) ||
+                            (!info.ok() && info.error().code() == ErrorCode::kNotFound);
+      if (!settling) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      info = ownContainer(request.session_id);
+    }
+    if (!info.ok()) return std::move(info).error().withContext("provision session " + request.session_id.str());
+    return finishProvision(*info, request, false);
   }
   if (!created.ok()) return std::move(created).error().withContext("provision session " + request.session_id.str());
   return finishProvision(*created, request, true);

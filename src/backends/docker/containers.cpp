@@ -45,6 +45,13 @@ Result<void> DockerRuntime::checkLimits(const json::object& body) {
   return okResult();
 }
 
+bool DockerRuntime::isRunning(const std::string& id) {
+  // Another client may start the container between our create and our start (an idempotent
+  // retry racing us); a start that "fails" that way has still produced a running container.
+  auto info = inspect(id);
+  return info.ok() && info->status == spi::ContainerStatus::kRunning;
+}
+
 Result<spi::ContainerInfo> DockerRuntime::createAndStart(const spi::ContainerSpec& spec) {
   if (spec.name.empty() || !isValidIdString(spec.name)) {
     return invalidArgument("container spec: name '" + spec.name + "' must be 1-64 characters of [A-Za-z0-9_.-]");
@@ -80,7 +87,7 @@ Result<spi::ContainerInfo> DockerRuntime::createAndStart(const spi::ContainerSpe
   };
   auto started = call("POST", "/containers/" + id + "/start");
   if (!started.ok()) return discard(std::move(started).error());
-  if (started->status != 204 && started->status != 304) {
+  if (started->status != 204 && started->status != 304 && !isRunning(id)) {
     std::string message = engineMessage(*started);
     if (message.find("device driver") != std::string::npos || message.find("gpu") != std::string::npos) {
       return discard(resourceExhausted("start container " + spec.name + ": GPUs requested but unavailable: " + message));

@@ -53,6 +53,7 @@ class DockerRuntime final : public spi::ContainerRuntime {
   // Cached host totals, used to refuse limits the host can never meet.
   Result<spi::HostResources> cachedHost();
   Result<void> checkLimits(const json::object& body);
+  bool isRunning(const std::string& id);
 
   std::unique_ptr<HttpTransport> http_;
   std::string api_version_;
