@@ -1,25 +1,18 @@
 #include "kasm/sched/scheduler.hpp"
 
 #include <algorithm>
+#include <array>
 #include <set>
 #include <unordered_map>
+
+#include "sched/fit_tree.hpp"
 
 namespace kasm::sched {
 namespace {
 
 constexpr std::uint32_t kNone = UINT32_MAX;
 
-// Ordering key inside a pool: best first.
-struct Key {
-  std::int64_t neg_score;
-  std::uint64_t salt;
-  std::uint32_t slot;
-  friend bool operator<(const Key& a, const Key& b) {
-    if (a.neg_score != b.neg_score) return a.neg_score < b.neg_score;
-    if (a.salt != b.salt) return a.salt < b.salt;
-    return a.slot < b.slot;
-  }
-};
+using detail::Key;
 
 bool labelsMatch(const std::map<std::string, std::string>& have, const std::map<std::string, std::string>& include,
                  const std::map<std::string, std::string>& exclude) {
@@ -77,7 +70,7 @@ struct Scheduler::Impl {
     AgentKind kind;
     std::map<std::string, std::string> labels;
     std::vector<std::string> images;  // Sorted.
-    std::set<Key> ordered;            // Available agents, best first.
+    detail::FitTree ordered;          // Available agents, best first, with their free resources.
     std::uint32_t members = 0;
     bool hasImage(const std::string& image) const { return std::binary_search(images.begin(), images.end(), image); }
   };
@@ -100,12 +93,22 @@ struct Scheduler::Impl {
   std::vector<Pool> pools;
   std::unordered_map<std::string, std::uint32_t> pool_index;
   std::uint64_t seq = 0;
+  std::vector<std::uint32_t> sorted_zones;  // Zone indexes by zone id, for alternate-zone search.
+
+  void resortZones() {
+    std::vector<std::pair<std::string, std::uint32_t>> named;
+    for (const auto& [name, idx] : zone_index) named.emplace_back(name, idx);
+    std::sort(named.begin(), named.end());
+    sorted_zones.clear();
+    for (const auto& [name, idx] : named) sorted_zones.push_back(idx);
+  }
 
   std::uint32_t internZone(const ZoneId& id) {
     auto [it, inserted] = zone_index.try_emplace(id.str(), static_cast<std::uint32_t>(zones.size()));
     if (inserted) {
       zones.emplace_back();
       zones.back().rules.id = id;
+      resortZones();
     }
     return it->second;
   }
@@ -149,16 +152,16 @@ struct Scheduler::Impl {
     Slot& s = slots[i];
     if (!available(s)) return;
     s.score = scoreOf(s);
-    pools[s.pool].ordered.insert(keyOf(i));
+    pools[s.pool].ordered.insert(keyOf(i), (s.e.capacity - s.e.reserved).clampedAtZero());
     s.indexed = true;
   }
 
   void rekeyZone(std::uint32_t zone) {
     for (std::uint32_t p : zones[zone].pools) {
-      std::vector<std::uint32_t> members;
-      for (const Key& k : pools[p].ordered) members.push_back(k.slot);
+      std::vector<Key> members;
+      pools[p].ordered.collect(members);
       pools[p].ordered.clear();
-      for (auto i : members) slots[i].indexed = false;
+      for (const Key& k : members) slots[k.slot].indexed = false;
     }
     for (std::uint32_t i = 0; i < slots.size(); ++i) {
       if (slots[i].used && slots[i].zone == zone) {
@@ -180,37 +183,11 @@ struct Scheduler::Impl {
     std::vector<std::uint32_t> order{it->second};
     if (!r.restrict_to_zone && zones[it->second].rules.search_alternate_zones) {
       *alternates_searched = true;
-      std::vector<std::pair<std::string, std::uint32_t>> others;
-      for (const auto& [name, idx] : zone_index) {
-        if (idx != it->second && zones[idx].exists) others.emplace_back(name, idx);
+      for (std::uint32_t idx : sorted_zones) {
+        if (idx != it->second && zones[idx].exists) order.push_back(idx);
       }
-      std::sort(others.begin(), others.end());
-      for (const auto& [name, idx] : others) order.push_back(idx);
     }
     return order;
-  }
-
-  // Tiers within a zone: (kind filter, image filter). kind: 0 any, 1 static, 2 autoscaled;
-  // image: 0 any, 1 has image, 2 lacks image.
-  std::vector<std::pair<int, int>> tiers(std::uint32_t zone, const PlacementRequest& r) const {
-    std::vector<int> kinds = zones[zone].rules.prioritize_static_agents ? std::vector<int>{1, 2} : std::vector<int>{0};
-    std::vector<int> images = r.image.empty() ? std::vector<int>{0} : (r.allow_pull ? std::vector<int>{1, 2} : std::vector<int>{1});
-    std::vector<std::pair<int, int>> out;
-    for (int k : kinds) {
-      for (int i : images) out.emplace_back(k, i);
-    }
-    return out;
-  }
-
-  static bool kindOk(int tier, AgentKind kind) {
-    return tier == 0 || (tier == 1 && kind == AgentKind::kStatic) || (tier == 2 && kind == AgentKind::kAutoscaled);
-  }
-
-  bool poolOk(const Pool& p, std::pair<int, int> tier, const PlacementRequest& r) const {
-    if (!kindOk(tier.first, p.kind)) return false;
-    if (tier.second == 1 && !p.hasImage(r.image)) return false;
-    if (tier.second == 2 && p.hasImage(r.image)) return false;
-    return labelsMatch(p.labels, r.include_labels, r.exclude_labels);
   }
 
   Placement placementOf(std::uint32_t i, const PlacementRequest& r) const {
@@ -219,28 +196,55 @@ struct Scheduler::Impl {
     return Placement{s.e.id, s.e.zone, !r.image.empty() && !p.hasImage(r.image)};
   }
 
-  Result<Placement> chooseIndexed(const PlacementRequest& r) const {
+  // On success, `*slot_out` is the chosen slot (so place() can reserve without a lookup).
+  Result<Placement> chooseIndexed(const PlacementRequest& r, std::uint32_t* slot_out = nullptr) const {
     bool alternates = false;
     KASM_ASSIGN_OR_RETURN(auto order, zoneOrder(r, &alternates));
     if (r.restrict_to_agent) return chooseAgent(r, order, alternates);
     for (std::uint32_t z : order) {
-      for (auto tier : tiers(z, r)) {
-        std::optional<Key> best;
-        for (std::uint32_t pi : zones[z].pools) {
-          const Pool& p = pools[pi];
-          if (p.ordered.empty() || !poolOk(p, tier, r)) continue;
-          for (const Key& k : p.ordered) {
-            if (best && !(k < *best)) break;  // Nothing further in this pool can beat the best.
-            if (fits(slots[k.slot], r.resources)) {
-              best = k;
-              break;
-            }
-          }
+      // Sort the zone's eligible pools into the four tiers once, then search tier by tier.
+      constexpr std::size_t kMaxPerTier = 64;
+      std::array<std::array<std::uint32_t, kMaxPerTier>, 4> tier_pools;
+      std::array<std::size_t, 4> tier_size{};
+      std::vector<std::uint32_t> overflow[4];
+      const bool by_kind = zones[z].rules.prioritize_static_agents;
+      for (std::uint32_t pi : zones[z].pools) {
+        const Pool& p = pools[pi];
+        if (p.ordered.empty() || !p.ordered.maxFree().fits(r.resources)) continue;
+        if (!labelsMatch(p.labels, r.include_labels, r.exclude_labels)) continue;
+        int image_tier = 0;
+        if (!r.image.empty() && !p.hasImage(r.image)) {
+          if (!r.allow_pull) continue;
+          image_tier = 1;
         }
-        if (best) return placementOf(best->slot, r);
+        const int t = (by_kind && p.kind == AgentKind::kAutoscaled ? 2 : 0) + image_tier;
+        if (tier_size[t] < kMaxPerTier) tier_pools[t][tier_size[t]++] = pi;
+        else overflow[t].push_back(pi);
+      }
+      for (int t = 0; t < 4; ++t) {
+        std::optional<Key> best;
+        for (std::size_t j = 0; j < tier_size[t]; ++j) {
+          if (auto k = pools[tier_pools[t][j]].ordered.firstFit(r.resources, best)) best = k;
+        }
+        for (std::uint32_t pi : overflow[t]) {
+          if (auto k = pools[pi].ordered.firstFit(r.resources, best)) best = k;
+        }
+        if (best) {
+          if (slot_out) *slot_out = best->slot;
+          return placementOf(best->slot, r);
+        }
       }
     }
     return explain(r, order, alternates);
+  }
+
+  void reserveSlot(std::uint32_t i, const Resources& resources) {
+    unindex(i);
+    auto& s = slots[i];
+    s.e.reserved += resources;
+    s.e.session_count += 1;
+    s.last_seq = ++seq;
+    index(i);
   }
 
   Result<Placement> chooseScan(const PlacementRequest& r) const {
@@ -248,16 +252,24 @@ struct Scheduler::Impl {
     KASM_ASSIGN_OR_RETURN(auto order, zoneOrder(r, &alternates));
     if (r.restrict_to_agent) return chooseAgent(r, order, alternates);
     for (std::uint32_t z : order) {
-      for (auto tier : tiers(z, r)) {
-        std::optional<Key> best;
-        for (std::uint32_t i = 0; i < slots.size(); ++i) {
-          const Slot& s = slots[i];
-          if (!s.used || s.zone != z || !available(s) || !fits(s, r.resources)) continue;
-          if (!poolOk(pools[s.pool], tier, r)) continue;
-          Key k{-scoreOf(s), s.salt, i};
-          if (!best || k < *best) best = k;
+      const bool by_kind = zones[z].rules.prioritize_static_agents;
+      std::array<std::optional<Key>, 4> best;
+      for (std::uint32_t i = 0; i < slots.size(); ++i) {
+        const Slot& s = slots[i];
+        if (!s.used || s.zone != z || !available(s) || !fits(s, r.resources)) continue;
+        const Pool& p = pools[s.pool];
+        if (!labelsMatch(p.labels, r.include_labels, r.exclude_labels)) continue;
+        int image_tier = 0;
+        if (!r.image.empty() && !p.hasImage(r.image)) {
+          if (!r.allow_pull) continue;
+          image_tier = 1;
         }
-        if (best) return placementOf(best->slot, r);
+        const int t = (by_kind && p.kind == AgentKind::kAutoscaled ? 2 : 0) + image_tier;
+        Key k{-scoreOf(s), s.salt, i};
+        if (!best[t] || k < *best[t]) best[t] = k;
+      }
+      for (const auto& b : best) {
+        if (b) return placementOf(b->slot, r);
       }
     }
     return explain(r, order, alternates);
@@ -421,8 +433,14 @@ Result<Placement> Scheduler::chooseByScan(const PlacementRequest& request) const
 }
 
 Result<Placement> Scheduler::place(const PlacementRequest& request) {
-  KASM_ASSIGN_OR_RETURN(Placement p, choose(request));
-  KASM_RETURN_IF_ERROR(reserve(p.agent, request.resources));
+  KASM_RETURN_IF_ERROR(request.resources.validate("request.resources"));
+  std::uint32_t slot = kNone;
+  KASM_ASSIGN_OR_RETURN(Placement p, impl_->chooseIndexed(request, &slot));
+  if (slot == kNone) {
+    KASM_RETURN_IF_ERROR(reserve(p.agent, request.resources));  // Chosen through an agent restriction.
+  } else {
+    impl_->reserveSlot(slot, request.resources);
+  }
   return p;
 }
 
@@ -430,13 +448,7 @@ Result<void> Scheduler::reserve(const AgentId& id, const Resources& resources) {
   auto& im = *impl_;
   auto it = im.by_id.find(id);
   if (it == im.by_id.end()) return notFound("agent '" + id.str() + "' is not known to the scheduler");
-  const std::uint32_t i = it->second;
-  im.unindex(i);
-  auto& s = im.slots[i];
-  s.e.reserved += resources;
-  s.e.session_count += 1;
-  s.last_seq = ++im.seq;
-  im.index(i);
+  im.reserveSlot(it->second, resources);
   return {};
 }
 
