@@ -1,7 +1,13 @@
 // The Docker backend against the real engine: limits, labels, ports, run-config merge, lifecycle,
 // exec, logs, stats and the bad-input cases of issue 4. Every test cleans up what it creates.
 
+#include <poll.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <thread>
 
 #include "docker/docker_test_support.hpp"
 #include "kasm/agent/local_agent.hpp"
@@ -10,6 +16,78 @@ namespace kasm::testing {
 namespace {
 
 using spi::ContainerStatus;
+
+// Listens on 127.0.0.1 and forwards every connection to the engine's unix socket, so the tcp://
+// transport runs against the real engine without reconfiguring dockerd.
+class UnixSocketForwarder {
+ public:
+  explicit UnixSocketForwarder(std::string socket_path) : socket_path_(std::move(socket_path)) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    ::listen(listen_fd_, 16);
+    socklen_t len = sizeof(a);
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { acceptLoop(); });
+  }
+  ~UnixSocketForwarder() {
+    stopping_ = true;
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    ::close(listen_fd_);
+    acceptor_.join();
+    for (auto& t : pipes_) t.join();
+  }
+  std::uint16_t port() const { return port_; }
+
+ private:
+  void acceptLoop() {
+    while (!stopping_) {
+      int client = ::accept(listen_fd_, nullptr, nullptr);
+      if (client < 0) return;
+      int engine = ::socket(AF_UNIX, SOCK_STREAM, 0);
+      sockaddr_un u{};
+      u.sun_family = AF_UNIX;
+      std::snprintf(u.sun_path, sizeof(u.sun_path), "%s", socket_path_.c_str());
+      if (::connect(engine, reinterpret_cast<sockaddr*>(&u), sizeof(u)) != 0) {
+        ::close(client);
+        ::close(engine);
+        continue;
+      }
+      pipes_.emplace_back([client, engine] { pump(client, engine); });
+    }
+  }
+  static void pump(int a, int b) {
+    pollfd fds[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
+    bool open[2] = {true, true};
+    char buf[16384];
+    while (open[0] || open[1]) {
+      if (::poll(fds, 2, 1000) < 0) break;
+      for (int i = 0; i < 2; ++i) {
+        if (!open[i] || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        ssize_t n = ::recv(fds[i].fd, buf, sizeof(buf), 0);
+        if (n <= 0) {
+          open[i] = false;
+          fds[i].fd = -1;
+          ::shutdown(i == 0 ? b : a, SHUT_WR);
+          continue;
+        }
+        if (::send(i == 0 ? b : a, buf, static_cast<std::size_t>(n), MSG_NOSIGNAL) != n) open[0] = open[1] = false;
+      }
+    }
+    ::close(a);
+    ::close(b);
+  }
+
+  std::string socket_path_;
+  int listen_fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::thread acceptor_;
+  std::vector<std::thread> pipes_;
+};
 
 class DockerRuntimeTest : public DockerTest {
  protected:
@@ -326,6 +404,27 @@ TEST_F(DockerRuntimeTest, ADaemonThatDoesNotAnswerIsUnavailable) {
   auto c = docker::openDockerRuntime(bad);
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST_F(DockerRuntimeTest, SpeaksToAnEngineOverTcp) {
+  std::string socket_path = "/var/run/docker.sock";
+  std::string host = envOr("DOCKER_HOST");
+  if (!host.empty()) {
+    if (host.rfind("unix://", 0) != 0) GTEST_SKIP() << "DOCKER_HOST is not a unix socket: " << host;
+    socket_path = host.substr(7);
+  }
+  UnixSocketForwarder forwarder(socket_path);
+  docker::DockerOptions options;
+  options.endpoint = "tcp://127.0.0.1:" + std::to_string(forwarder.port());
+  auto tcp = docker::openDockerRuntime(options);
+  ASSERT_TRUE(tcp.ok()) << tcp.error().toString();
+  EXPECT_EQ(docker::negotiatedApiVersion(**tcp), docker::negotiatedApiVersion(*runtime_));
+  auto info = (*tcp)->createAndStart(spec("tcp"));
+  ASSERT_TRUE(info.ok()) << info.error().toString();
+  auto r = (*tcp)->exec(info->id, {{"sh", "-c", "echo over-tcp"}});
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->output, "over-tcp\n");
+  EXPECT_TRUE((*tcp)->remove(info->id).ok());
 }
 
 TEST_F(DockerRuntimeTest, RemovingAnImageInUseIsFailedPrecondition) {
