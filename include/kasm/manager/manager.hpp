@@ -1,0 +1,134 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kasm/core/clock.hpp"
+#include "kasm/core/random.hpp"
+#include "kasm/core/result.hpp"
+#include "kasm/model/model.hpp"
+#include "kasm/sched/scheduler.hpp"
+#include "kasm/spi/agent_link.hpp"
+#include "kasm/spi/store.hpp"
+
+namespace kasm {
+
+struct ManagerOptions {
+  // Agents check in every few seconds; silence turns them missing, then dead (Kasm's spirit).
+  Duration agent_missing_after = std::chrono::seconds(30);
+  Duration agent_dead_after = std::chrono::minutes(3);
+  // Retries of a lost compare-and-set race before giving up with Aborted.
+  int max_cas_retries = 16;
+  // Backoff of a staging pool after a failed launch, doubled per failure up to the max.
+  Duration staging_backoff = std::chrono::seconds(5);
+  Duration staging_backoff_max = std::chrono::minutes(5);
+};
+
+// What an agent reports at check-in.
+struct AgentCheckIn {
+  AgentId agent_id;
+  Resources reported;             // Host capacity.
+  double cpu_utilization = 0.0;   // 0..1.
+  std::int64_t memory_used_bytes = 0;
+  std::vector<std::string> images;
+  std::string agent_version;
+};
+
+struct SessionRequest {
+  UserId user_id;
+  WorkspaceId workspace_id;
+  std::optional<ZoneId> zone_id;  // Default: the installation's default zone setting, else the only zone.
+  std::map<std::string, std::string> environment;
+};
+
+// The manager: agent registry, placement, session life cycle, keepalive and expiry, staging pools and
+// crash recovery, over a Store (the source of truth) and AgentLinks (the agents).
+//
+// Threading: every public method is thread-safe. In-memory state (the scheduler's capacity index,
+// agent links, staging backoff) is guarded by one mutex that is never held across store or agent
+// calls. Calls that talk to an agent (requestSession, destroySession, ...) block until it answers;
+// a server runs them on a worker pool while clients poll getSession().
+//
+// Consistency: every reservation is written to the store in the same atomic batch as the session it
+// belongs to, with compare-and-set on the agent, so two managers sharing a store never over-book an
+// agent and never both claim a staged session.
+class Manager {
+ public:
+  Manager(spi::Store& store, Clock& clock, Random& random, ManagerOptions options = {});
+  ~Manager();
+  Manager(const Manager&) = delete;
+  Manager& operator=(const Manager&) = delete;
+
+  // Loads zones and agents from the store into the scheduler, then recovers sessions that a crash
+  // left half-done (see recover()). Call once before anything else.
+  Result<void> start();
+
+  // ---- zones and workspaces ----
+  Result<Zone> upsertZone(Zone zone);
+  Result<Workspace> upsertWorkspace(Workspace workspace);
+
+  // ---- agents ----
+  // Registers a new agent (status pending until its first check-in).
+  Result<Agent> registerAgent(Agent agent);
+  // Records a check-in: reported capacity, utilisation and images. An agent that was missing or dead
+  // comes back to ok and is reconciled with the store (see reconcileAgent()).
+  Result<Agent> checkIn(const AgentCheckIn& report);
+  Result<Agent> setAgentAvailability(const AgentId& id, bool enabled, bool draining);
+  Result<Agent> setAgentOverrides(const AgentId& id, const ResourceOverrides& overrides);
+  // Connects the manager to an agent (in-process or remote). Replaces an earlier link.
+  void attachAgentLink(const AgentId& id, std::shared_ptr<spi::AgentLink> link);
+  void detachAgentLink(const AgentId& id);
+  // Compares what the agent holds with the store: sessions whose container vanished are failed,
+  // containers the store does not know as live are destroyed.
+  Result<void> reconcileAgent(const AgentId& id);
+
+  // ---- sessions ----
+  // Limits -> a staged session if one fits -> placement -> provision -> running. Returns the session
+  // in `running`, or an error (the session, if one was created, is left `failed` with the reason and
+  // its reservation released).
+  Result<Session> requestSession(const SessionRequest& request);
+  Result<Session> getSession(const SessionId& id);
+  Result<std::vector<Session>> listSessions(const spi::Query& query = {});
+  Result<Session> destroySession(const SessionId& id, std::string reason = "deleted by request");
+  Result<Session> stopSession(const SessionId& id, std::string reason = "stopped by request");
+  Result<Session> pauseSession(const SessionId& id);
+  Result<Session> resumeSession(const SessionId& id);
+  // Extends the keepalive expiry by the user's group keepalive_expiration, never past the hard limit.
+  Result<Session> keepalive(const SessionId& id);
+  // Records user activity (from the proxy) for idle tracking.
+  Result<void> recordActivity(const SessionId& id);
+  Result<spi::ExecResult> execInSession(const SessionId& id, const spi::ExecRequest& request);
+
+  // ---- background work, driven by the caller's timer (or a test's manual clock) ----
+  struct TickReport {
+    int agents_missing = 0;
+    int agents_dead = 0;
+    int sessions_expired = 0;
+    int sessions_failed = 0;
+    int staged_launched = 0;
+    int staged_expired = 0;
+  };
+  // Agent liveness, session expiry (keepalive, hard limit) and staging pools, once.
+  Result<TickReport> tick();
+  // Recovery after a crash: `requested` sessions fail; `provisioning` ones become running when the
+  // agent has their container, otherwise fail; `stopping` ones finish their teardown.
+  Result<int> recover();
+
+  // The effective group settings of a user: the settings of their group with the lowest priority
+  // number; defaults when they belong to none.
+  Result<GroupSettings> effectiveSettings(const UserId& user);
+
+  // The scheduler's view, for inspection and tests (copy).
+  std::optional<sched::AgentEntry> schedulerView(const AgentId& id) const;
+
+  // Opaque; public only so the implementation files can share helpers.
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kasm

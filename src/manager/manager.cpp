@@ -1,0 +1,447 @@
+// Manager: construction, zones, workspaces and the session life cycle.
+
+#include "kasm/manager/manager.hpp"
+
+#include <algorithm>
+
+#include "manager/manager_impl.hpp"
+
+namespace kasm {
+
+bool isLive(SessionState state) {
+  return state == SessionState::kRequested || state == SessionState::kProvisioning ||
+         state == SessionState::kRunning || state == SessionState::kPaused || state == SessionState::kStopping;
+}
+
+Manager::Manager(spi::Store& store, Clock& clock, Random& random, ManagerOptions options)
+    : impl_(std::make_unique<Impl>(store, clock, random, options)) {}
+Manager::~Manager() = default;
+
+Result<void> Manager::start() {
+  KASM_ASSIGN_OR_RETURN(auto zones, impl_->repo.list<Zone>());
+  KASM_ASSIGN_OR_RETURN(auto agents, impl_->repo.list<Agent>());
+  {
+    std::lock_guard lock(impl_->mu);
+    for (const auto& z : zones) impl_->scheduler.upsertZone(sched::ZoneRules::fromZone(z.value));
+    for (const auto& a : agents) (void)impl_->scheduler.upsertAgent(sched::AgentEntry::fromAgent(a.value));
+  }
+  KASM_ASSIGN_OR_RETURN(int recovered, recover());
+  (void)recovered;
+  return {};
+}
+
+Result<Zone> Manager::upsertZone(Zone zone) {
+  if (zone.id.empty()) zone.id = ZoneId::generate(impl_->random);
+  if (zone.created_at == TimePoint{}) zone.created_at = impl_->clock.now();
+  auto existing = impl_->repo.get<Zone>(zone.id.str());
+  if (existing.ok()) {
+    KASM_RETURN_IF_ERROR(impl_->repo.update(zone, existing->version));
+  } else if (existing.error().code() == ErrorCode::kNotFound) {
+    KASM_RETURN_IF_ERROR(impl_->repo.insert(zone));
+  } else {
+    return existing.error();
+  }
+  std::lock_guard lock(impl_->mu);
+  impl_->scheduler.upsertZone(sched::ZoneRules::fromZone(zone));
+  return zone;
+}
+
+Result<Workspace> Manager::upsertWorkspace(Workspace ws) {
+  if (ws.id.empty()) ws.id = WorkspaceId::generate(impl_->random);
+  const auto now = impl_->clock.now();
+  if (ws.created_at == TimePoint{}) ws.created_at = now;
+  ws.updated_at = now;
+  auto existing = impl_->repo.get<Workspace>(ws.id.str());
+  if (existing.ok()) {
+    KASM_RETURN_IF_ERROR(impl_->repo.update(ws, existing->version));
+  } else if (existing.error().code() == ErrorCode::kNotFound) {
+    KASM_RETURN_IF_ERROR(impl_->repo.insert(ws));
+  } else {
+    return existing.error();
+  }
+  return ws;
+}
+
+Result<GroupSettings> Manager::effectiveSettings(const UserId& user_id) {
+  KASM_ASSIGN_OR_RETURN(auto user, impl_->repo.get<User>(user_id.str()));
+  std::optional<Group> best;
+  for (const auto& gid : user.value.group_ids) {
+    auto g = impl_->repo.get<Group>(gid.str());
+    if (!g.ok()) {
+      if (g.error().code() == ErrorCode::kNotFound) continue;  // A deleted group grants nothing.
+      return g.error();
+    }
+    if (!best || g->value.priority < best->priority) best = g->value;
+  }
+  return best ? best->settings : GroupSettings{};
+}
+
+Result<ZoneId> Manager::Impl::resolveZone(const std::optional<ZoneId>& requested) {
+  if (requested && !requested->empty()) {
+    auto z = repo.get<Zone>(requested->str());
+    if (!z.ok()) {
+      if (z.error().code() == ErrorCode::kNotFound) return notFound("zone '" + requested->str() + "' does not exist");
+      return z.error();
+    }
+    return *requested;
+  }
+  auto setting = repo.get<Setting>(std::string(settings::kDefaultZone));
+  if (setting.ok() && !setting->value.value.empty()) return ZoneId(setting->value.value);
+  KASM_ASSIGN_OR_RETURN(auto zones, repo.list<Zone>(spi::Query{.limit = 2}));
+  if (zones.size() == 1) return zones.front().value.id;
+  if (zones.empty()) return failedPrecondition("no deployment zone exists; create one first");
+  return invalidArgument("zone_id is required: there are several zones and no default_zone setting");
+}
+
+void Manager::Impl::applyLifetimes(Session& s, const Workspace& ws, const GroupSettings& settings) {
+  const auto now = clock.now();
+  s.keepalive_at = now;
+  s.expires_at = now + settings.keepalive_expiration;
+  std::optional<Duration> limit = ws.session_time_limit ? ws.session_time_limit : settings.session_time_limit;
+  if (limit) s.hard_expires_at = s.created_at + *limit;
+  if (s.hard_expires_at && s.expires_at && *s.expires_at > *s.hard_expires_at) s.expires_at = s.hard_expires_at;
+}
+
+Result<Session> Manager::requestSession(const SessionRequest& req) {
+  auto& im = *impl_;
+  if (req.user_id.empty()) return invalidArgument("user_id is required");
+  if (req.workspace_id.empty()) return invalidArgument("workspace_id is required");
+  auto user = im.repo.get<User>(req.user_id.str());
+  if (!user.ok()) {
+    if (user.error().code() == ErrorCode::kNotFound) return notFound("user '" + req.user_id.str() + "' does not exist");
+    return user.error();
+  }
+  if (user->value.disabled || user->value.locked) {
+    return permissionDenied("user '" + user->value.username + "' is disabled or locked");
+  }
+  auto ws = im.repo.get<Workspace>(req.workspace_id.str());
+  if (!ws.ok()) {
+    if (ws.error().code() == ErrorCode::kNotFound) return notFound("workspace '" + req.workspace_id.str() + "' does not exist");
+    return ws.error();
+  }
+  if (!ws->value.enabled) return failedPrecondition("workspace '" + ws->value.friendly_name + "' is disabled");
+  if (ws->value.type != WorkspaceType::kContainer) {
+    return failedPrecondition("workspace '" + ws->value.friendly_name + "' is a " + std::string(enumName(ws->value.type)) +
+                              " workspace; only container workspaces start sessions here");
+  }
+  KASM_ASSIGN_OR_RETURN(ZoneId zone, im.resolveZone(ws->value.restrict_to_zone ? ws->value.restrict_to_zone : req.zone_id));
+  KASM_ASSIGN_OR_RETURN(GroupSettings settings, effectiveSettings(req.user_id));
+
+  if (settings.max_sessions_per_user > 0) {
+    KASM_ASSIGN_OR_RETURN(auto mine, im.repo.list<Session>(spi::Query().where("user_id", req.user_id.str())));
+    const auto live = std::count_if(mine.begin(), mine.end(), [](const auto& s) { return isLive(s.value.state); });
+    if (live >= settings.max_sessions_per_user) {
+      return resourceExhausted("user '" + user->value.username + "' already has " + std::to_string(live) +
+                               " session(s); the group limit is " + std::to_string(settings.max_sessions_per_user));
+    }
+  }
+
+  KASM_ASSIGN_OR_RETURN(auto staged, im.claimStaged(req, ws->value, zone, settings));
+  if (staged) return staged->value;
+
+  Session s;
+  s.id = SessionId::generate(im.random);
+  s.user_id = req.user_id;
+  s.workspace_id = ws->value.id;
+  s.resources = ws->value.resources;
+  s.created_at = im.clock.now();
+  s.state_changed_at = s.created_at;
+  KASM_ASSIGN_OR_RETURN(auto done, im.placeAndProvision(std::move(s), ws->value, zone, req.environment));
+  // Lifetimes start when the user gets the session.
+  for (int attempt = 0; attempt < im.options.max_cas_retries; ++attempt) {
+    auto cur = im.repo.get<Session>(done.value.id.str());
+    if (!cur.ok()) return cur.error();
+    im.applyLifetimes(cur->value, ws->value, settings);
+    auto w = im.repo.update(cur->value, cur->version);
+    if (w.ok()) return cur->value;
+    if (w.error().code() != ErrorCode::kAborted) return w.error();
+  }
+  return aborted("session " + done.value.id.str() + " kept changing while its lifetimes were set");
+}
+
+Result<Versioned<Session>> Manager::Impl::placeAndProvision(Session s, const Workspace& ws, const ZoneId& zone,
+                                                            const std::map<std::string, std::string>& env) {
+  sched::PlacementRequest pr;
+  pr.resources = ws.resources;
+  pr.zone = zone;
+  pr.restrict_to_zone = ws.restrict_to_zone;
+  pr.restrict_to_agent = ws.restrict_to_agent;
+  pr.include_labels = ws.include_labels;
+  pr.exclude_labels = ws.exclude_labels;
+  pr.image = ws.image;
+  if (!ws.restrict_to_network.empty()) pr.include_labels["network." + ws.restrict_to_network] = "*";
+
+  std::int64_t version = 0;
+  sched::Placement placement;
+  for (int attempt = 0;; ++attempt) {
+    {
+      std::lock_guard lock(mu);
+      KASM_ASSIGN_OR_RETURN(placement, scheduler.place(pr));
+    }
+    s.agent_id = placement.agent;
+    s.zone_id = placement.zone;
+    s.state = SessionState::kRequested;
+    KASM_RETURN_IF_ERROR(s.transitionTo(SessionState::kProvisioning, "placed on agent " + placement.agent.str(), clock.now()));
+    s.operational_message = placement.needs_pull ? "pulling image " + ws.image : "starting container";
+    s.progress = 10;
+    auto committed = commitWithReservation(s, std::nullopt, placement.agent, ws.resources, 1, /*check_fit=*/true);
+    if (committed.ok()) {
+      version = *committed;
+      break;
+    }
+    {
+      std::lock_guard lock(mu);
+      (void)scheduler.release(placement.agent, ws.resources);
+    }
+    // Another manager filled the agent first: the scheduler now holds the stored view; try again.
+    if (committed.error().code() != ErrorCode::kResourceExhausted || attempt + 1 >= options.max_cas_retries) {
+      return committed.error();
+    }
+  }
+
+  auto link = linkFor(placement.agent);
+  if (!link) {
+    KASM_ASSIGN_OR_RETURN(auto cur, repo.get<Session>(s.id.str()));
+    auto failed = failSession(std::move(cur), "agent " + placement.agent.str() + " is not connected to this manager");
+    return unavailable("agent " + placement.agent.str() + " is not connected to this manager");
+  }
+  spi::ProvisionRequest preq{s.id, s.user_id, ws, ws.resources, env};
+  auto result = link->provision(preq);
+  if (!result.ok()) {
+    KASM_ASSIGN_OR_RETURN(auto cur, repo.get<Session>(s.id.str()));
+    (void)failSession(std::move(cur), "provisioning failed: " + result.error().message());
+    return result.error().withContext("starting session " + s.id.str() + " on agent " + placement.agent.str());
+  }
+  return transition(s.id, SessionState::kRunning, "container ready", [&](Session& x) {
+    x.container_id = result->container_id;
+    x.container_name = result->container_name;
+    x.upstream = result->upstream;
+    x.operational_message = "running";
+    x.progress = 100;
+  });
+  (void)version;
+}
+
+Result<std::int64_t> Manager::Impl::commitWithReservation(const Session& session, std::optional<std::int64_t> session_version,
+                                                          const AgentId& agent_id, const Resources& delta, int count,
+                                                          bool check_fit) {
+  for (int attempt = 0; attempt < options.max_cas_retries; ++attempt) {
+    auto agent = repo.get<Agent>(agent_id.str());
+    if (!agent.ok()) return agent.error();
+    Agent a = agent->value;
+    if (check_fit && !(a.capacity() - a.reserved).fits(delta)) {
+      syncAgent(a);
+      return resourceExhausted("agent " + agent_id.str() + " no longer has " + delta.toString() + " free");
+    }
+    a.reserved = count < 0 ? (a.reserved - delta).clampedAtZero() : a.reserved + delta;
+    a.session_count = std::max(0, a.session_count + count);
+    KASM_ASSIGN_OR_RETURN(spi::Mutation sm, session_version ? Repository::updateOp(session, *session_version)
+                                                            : Repository::insertOp(session));
+    KASM_ASSIGN_OR_RETURN(spi::Mutation am, Repository::updateOp(a, agent->version));
+    std::vector<spi::Mutation> batch{std::move(sm), std::move(am)};
+    auto applied = store.apply(batch);
+    if (applied.ok()) {
+      syncAgent(a);
+      return applied->front();
+    }
+    if (applied.error().code() != ErrorCode::kAborted) return applied.error();
+    if (session_version) {
+      auto cur = repo.get<Session>(session.id.str());
+      if (!cur.ok() || cur->version != *session_version) return applied.error();  // The session moved on.
+    }
+  }
+  return aborted("agent " + agent_id.str() + " kept changing; gave up after " + std::to_string(options.max_cas_retries) +
+                 " attempts");
+}
+
+Result<Versioned<Session>> Manager::Impl::transition(const SessionId& id, SessionState next, std::string reason,
+                                                     const std::function<void(Session&)>& mutate) {
+  for (int attempt = 0; attempt < options.max_cas_retries; ++attempt) {
+    KASM_ASSIGN_OR_RETURN(auto cur, repo.get<Session>(id.str()));
+    if (cur.value.state != next) {
+      KASM_RETURN_IF_ERROR(cur.value.transitionTo(next, reason, clock.now()));
+    }
+    if (mutate) mutate(cur.value);
+    auto w = repo.update(cur.value, cur.version);
+    if (w.ok()) return Versioned<Session>{cur.value, *w};
+    if (w.error().code() != ErrorCode::kAborted) return w.error();
+  }
+  return aborted("session " + id.str() + " kept changing");
+}
+
+Result<Session> Manager::Impl::failSession(Versioned<Session> s, std::string reason) {
+  const bool held = holdsReservation(s.value.state);
+  if (s.value.state == SessionState::kFailed || s.value.state == SessionState::kDestroyed) return s.value;
+  if (!isAllowedTransition(s.value.state, SessionState::kFailed)) {
+    return failedPrecondition("session " + s.value.id.str() + " cannot fail from " + std::string(enumName(s.value.state)));
+  }
+  KASM_RETURN_IF_ERROR(s.value.transitionTo(SessionState::kFailed, std::move(reason), clock.now()));
+  s.value.operational_message = s.value.state_reason;
+  if (held && s.value.agent_id) {
+    KASM_RETURN_IF_ERROR(commitWithReservation(s.value, s.version, *s.value.agent_id, s.value.resources, -1, false));
+  } else {
+    KASM_RETURN_IF_ERROR(repo.update(s.value, s.version));
+  }
+  return s.value;
+}
+
+Result<Session> Manager::Impl::finishTeardown(Versioned<Session> s) {
+  std::shared_ptr<spi::AgentLink> link = s.value.agent_id ? linkFor(*s.value.agent_id) : nullptr;
+  const bool destroy = s.value.teardown == ExpirationAction::kDelete;
+  if (link) {
+    auto r = destroy ? link->destroy(s.value.id) : link->stop(s.value.id);
+    if (!r.ok() && r.error().code() != ErrorCode::kNotFound) {
+      // Leave it in `stopping`; the next tick or recovery retries. Nothing is released yet.
+      return r.error().withContext("tearing down session " + s.value.id.str());
+    }
+  } else if (s.value.agent_id) {
+    return unavailable("agent " + s.value.agent_id->str() + " is not connected; teardown of session " + s.value.id.str() +
+                       " will be retried");
+  }
+  const SessionState end = destroy ? SessionState::kDestroyed : SessionState::kStopped;
+  KASM_RETURN_IF_ERROR(s.value.transitionTo(end, s.value.state_reason, clock.now()));
+  s.value.operational_message = std::string(enumName(end));
+  if (s.value.agent_id) {
+    KASM_RETURN_IF_ERROR(commitWithReservation(s.value, s.version, *s.value.agent_id, s.value.resources, -1, false));
+  } else {
+    KASM_RETURN_IF_ERROR(repo.update(s.value, s.version));
+  }
+  return s.value;
+}
+
+Result<Session> Manager::getSession(const SessionId& id) {
+  KASM_ASSIGN_OR_RETURN(auto s, impl_->repo.get<Session>(id.str()));
+  return s.value;
+}
+
+Result<std::vector<Session>> Manager::listSessions(const spi::Query& query) {
+  KASM_ASSIGN_OR_RETURN(auto rows, impl_->repo.list<Session>(query));
+  std::vector<Session> out;
+  out.reserve(rows.size());
+  for (auto& r : rows) out.push_back(std::move(r.value));
+  return out;
+}
+
+Result<Session> Manager::Impl::teardownAs(const SessionId& id, ExpirationAction action, std::string reason) {
+  auto& im = *this;
+  KASM_ASSIGN_OR_RETURN(auto cur, im.repo.get<Session>(id.str()));
+  if (cur.value.state == SessionState::kDestroyed) return cur.value;
+  if (cur.value.state == SessionState::kRequested) {
+    KASM_ASSIGN_OR_RETURN(auto v, im.transition(id, SessionState::kDestroyed, reason));
+    return v.value;
+  }
+  if (cur.value.state == SessionState::kStopped && action == ExpirationAction::kStop) return cur.value;
+  if (cur.value.state == SessionState::kStopped || cur.value.state == SessionState::kFailed) {
+    // Nothing reserved: remove what may remain of the container, then end.
+    if (cur.value.agent_id) {
+      if (auto link = im.linkFor(*cur.value.agent_id)) (void)link->destroy(id);
+    }
+    KASM_ASSIGN_OR_RETURN(auto v, im.transition(id, SessionState::kDestroyed, reason));
+    return v.value;
+  }
+  KASM_ASSIGN_OR_RETURN(auto stopping, im.transition(id, SessionState::kStopping, reason, [&](Session& s) { s.teardown = action; }));
+  return im.finishTeardown(std::move(stopping));
+}
+
+Result<Session> Manager::destroySession(const SessionId& id, std::string reason) {
+  return impl_->teardownAs(id, ExpirationAction::kDelete, std::move(reason));
+}
+
+Result<Session> Manager::stopSession(const SessionId& id, std::string reason) {
+  return impl_->teardownAs(id, ExpirationAction::kStop, std::move(reason));
+}
+
+Result<Session> Manager::pauseSession(const SessionId& id) {
+  auto& im = *impl_;
+  KASM_ASSIGN_OR_RETURN(auto cur, im.repo.get<Session>(id.str()));
+  if (cur.value.state == SessionState::kPaused) return cur.value;
+  if (!isAllowedTransition(cur.value.state, SessionState::kPaused)) {
+    return failedPrecondition("session " + id.str() + " is " + std::string(enumName(cur.value.state)) + "; only a running session can be paused");
+  }
+  auto link = cur.value.agent_id ? im.linkFor(*cur.value.agent_id) : nullptr;
+  if (!link) return unavailable("the session's agent is not connected");
+  KASM_RETURN_IF_ERROR(link->pause(id));
+  KASM_ASSIGN_OR_RETURN(auto v, im.transition(id, SessionState::kPaused, "paused"));
+  return v.value;
+}
+
+Result<Session> Manager::resumeSession(const SessionId& id) {
+  auto& im = *impl_;
+  KASM_ASSIGN_OR_RETURN(auto cur, im.repo.get<Session>(id.str()));
+  if (cur.value.state == SessionState::kRunning) return cur.value;
+  if (cur.value.state == SessionState::kPaused) {
+    auto link = cur.value.agent_id ? im.linkFor(*cur.value.agent_id) : nullptr;
+    if (!link) return unavailable("the session's agent is not connected");
+    KASM_RETURN_IF_ERROR(link->resume(id));
+    KASM_ASSIGN_OR_RETURN(auto v, im.transition(id, SessionState::kRunning, "resumed"));
+    return v.value;
+  }
+  if (cur.value.state == SessionState::kStopped && cur.value.agent_id) {
+    // A stopped container restarts on its own agent: reserve there again first.
+    Session s = cur.value;
+    KASM_RETURN_IF_ERROR(s.transitionTo(SessionState::kProvisioning, "resuming", im.clock.now()));
+    {
+      std::lock_guard lock(im.mu);
+      KASM_RETURN_IF_ERROR(im.scheduler.reserve(*s.agent_id, s.resources));
+    }
+    auto committed = im.commitWithReservation(s, cur.version, *s.agent_id, s.resources, 1, true);
+    if (!committed.ok()) {
+      std::lock_guard lock(im.mu);
+      (void)im.scheduler.release(*s.agent_id, s.resources);
+      return committed.error();
+    }
+    auto link = im.linkFor(*s.agent_id);
+    auto r = link ? link->resume(id) : Result<void>(unavailable("the session's agent is not connected"));
+    if (!r.ok()) {
+      KASM_ASSIGN_OR_RETURN(auto now_cur, im.repo.get<Session>(id.str()));
+      (void)im.failSession(std::move(now_cur), "resume failed: " + r.error().message());
+      return r.error();
+    }
+    KASM_ASSIGN_OR_RETURN(auto v, im.transition(id, SessionState::kRunning, "resumed"));
+    return v.value;
+  }
+  return failedPrecondition("session " + id.str() + " is " + std::string(enumName(cur.value.state)) + " and cannot be resumed");
+}
+
+Result<Session> Manager::keepalive(const SessionId& id) {
+  auto& im = *impl_;
+  KASM_ASSIGN_OR_RETURN(auto cur, im.repo.get<Session>(id.str()));
+  if (!isLive(cur.value.state) || cur.value.isStaged()) {
+    return failedPrecondition("session " + id.str() + " is " + std::string(enumName(cur.value.state)) + "; keepalive needs a live session");
+  }
+  KASM_ASSIGN_OR_RETURN(GroupSettings settings, effectiveSettings(cur.value.user_id));
+  KASM_ASSIGN_OR_RETURN(auto v, im.transition(id, cur.value.state, cur.value.state_reason, [&](Session& s) {
+    const auto now = im.clock.now();
+    s.keepalive_at = now;
+    s.expires_at = now + settings.keepalive_expiration;
+    if (s.hard_expires_at && *s.expires_at > *s.hard_expires_at) s.expires_at = s.hard_expires_at;
+  }));
+  return v.value;
+}
+
+Result<void> Manager::recordActivity(const SessionId& id) {
+  auto& im = *impl_;
+  KASM_ASSIGN_OR_RETURN(auto cur, im.repo.get<Session>(id.str()));
+  KASM_ASSIGN_OR_RETURN(auto v, im.transition(id, cur.value.state, "", [&](Session& s) { s.last_activity_at = im.clock.now(); }));
+  (void)v;
+  return {};
+}
+
+Result<spi::ExecResult> Manager::execInSession(const SessionId& id, const spi::ExecRequest& request) {
+  auto& im = *impl_;
+  if (request.command.empty()) return invalidArgument("exec: command must not be empty");
+  KASM_ASSIGN_OR_RETURN(auto cur, im.repo.get<Session>(id.str()));
+  if (cur.value.state != SessionState::kRunning) {
+    return failedPrecondition("session " + id.str() + " is " + std::string(enumName(cur.value.state)) + "; exec needs it running");
+  }
+  auto link = cur.value.agent_id ? im.linkFor(*cur.value.agent_id) : nullptr;
+  if (!link) return unavailable("the session's agent is not connected");
+  return link->exec(id, request);
+}
+
+std::optional<sched::AgentEntry> Manager::schedulerView(const AgentId& id) const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->scheduler.agent(id);
+}
+
+}  // namespace kasm

@@ -1,0 +1,128 @@
+// Manager: the agent registry, check-ins and reconciliation with what agents hold.
+
+#include <algorithm>
+#include <set>
+
+#include "kasm/manager/manager.hpp"
+#include "manager/manager_impl.hpp"
+
+namespace kasm {
+
+namespace {
+// Read-modify-write of an agent with compare-and-set retries.
+Result<Agent> updateAgent(Manager::Impl& im, const AgentId& id, const std::function<Result<void>(Agent&)>& mutate) {
+  for (int attempt = 0; attempt < im.options.max_cas_retries; ++attempt) {
+    auto cur = im.repo.get<Agent>(id.str());
+    if (!cur.ok()) {
+      if (cur.error().code() == ErrorCode::kNotFound) return notFound("agent '" + id.str() + "' is not registered");
+      return cur.error();
+    }
+    Agent a = cur->value;
+    KASM_RETURN_IF_ERROR(mutate(a));
+    auto w = im.repo.update(a, cur->version);
+    if (w.ok()) {
+      im.syncAgent(a);
+      return a;
+    }
+    if (w.error().code() != ErrorCode::kAborted) return w.error();
+  }
+  return aborted("agent " + id.str() + " kept changing");
+}
+}  // namespace
+
+Result<Agent> Manager::registerAgent(Agent agent) {
+  auto& im = *impl_;
+  if (agent.id.empty()) agent.id = AgentId::generate(im.random);
+  agent.registered_at = im.clock.now();
+  agent.status = AgentStatus::kPending;
+  agent.reserved = {};
+  agent.session_count = 0;
+  agent.last_checkin.reset();
+  auto zone = im.repo.get<Zone>(agent.zone_id.str());
+  if (!zone.ok()) {
+    if (zone.error().code() == ErrorCode::kNotFound) return notFound("zone '" + agent.zone_id.str() + "' does not exist");
+    return zone.error();
+  }
+  KASM_RETURN_IF_ERROR(im.repo.insert(agent));
+  im.syncAgent(agent);
+  return agent;
+}
+
+Result<Agent> Manager::checkIn(const AgentCheckIn& report) {
+  auto& im = *impl_;
+  KASM_RETURN_IF_ERROR(report.reported.validate("checkin.reported"));
+  if (report.cpu_utilization < 0 || report.cpu_utilization > 1.0) {
+    return invalidArgument("checkin.cpu_utilization must be between 0 and 1");
+  }
+  if (report.memory_used_bytes < 0) return invalidArgument("checkin.memory_used_bytes must not be negative");
+  bool came_back = false;
+  KASM_ASSIGN_OR_RETURN(Agent a, updateAgent(im, report.agent_id, [&](Agent& x) -> Result<void> {
+    came_back = x.status == AgentStatus::kMissing || x.status == AgentStatus::kDead;
+    x.reported = report.reported;
+    x.cpu_utilization = report.cpu_utilization;
+    x.memory_used_bytes = report.memory_used_bytes;
+    x.images = report.images;
+    std::sort(x.images.begin(), x.images.end());
+    if (!report.agent_version.empty()) x.agent_version = report.agent_version;
+    x.status = AgentStatus::kOk;
+    x.last_checkin = im.clock.now();
+    return {};
+  }));
+  if (came_back) {
+    // Best effort: a failed reconciliation is retried by the next one.
+    (void)reconcileAgent(a.id);
+  }
+  return a;
+}
+
+Result<Agent> Manager::setAgentAvailability(const AgentId& id, bool enabled, bool draining) {
+  return updateAgent(*impl_, id, [&](Agent& a) -> Result<void> {
+    a.enabled = enabled;
+    a.draining = draining;
+    return {};
+  });
+}
+
+Result<Agent> Manager::setAgentOverrides(const AgentId& id, const ResourceOverrides& overrides) {
+  return updateAgent(*impl_, id, [&](Agent& a) -> Result<void> {
+    a.overrides = overrides;
+    return a.validate();
+  });
+}
+
+void Manager::attachAgentLink(const AgentId& id, std::shared_ptr<spi::AgentLink> link) {
+  std::lock_guard lock(impl_->mu);
+  impl_->links[id] = std::move(link);
+}
+
+void Manager::detachAgentLink(const AgentId& id) {
+  std::lock_guard lock(impl_->mu);
+  impl_->links.erase(id);
+}
+
+Result<void> Manager::reconcileAgent(const AgentId& id) {
+  auto& im = *impl_;
+  auto link = im.linkFor(id);
+  if (!link) return unavailable("agent " + id.str() + " is not connected");
+  KASM_ASSIGN_OR_RETURN(auto held, link->sessions());
+  KASM_ASSIGN_OR_RETURN(auto stored, im.repo.list<Session>(spi::Query().where("agent_id", id.str())));
+  std::set<std::string> held_ids;
+  for (const auto& h : held) held_ids.insert(h.session_id.str());
+  std::set<std::string> live_ids;
+  for (auto& s : stored) {
+    const auto state = s.value.state;
+    if (state == SessionState::kRunning || state == SessionState::kPaused || state == SessionState::kProvisioning ||
+        state == SessionState::kStopped) {
+      live_ids.insert(s.value.id.str());
+      if (!held_ids.count(s.value.id.str()) && state != SessionState::kProvisioning) {
+        (void)im.failSession(std::move(s), "its container vanished from agent " + id.str());
+      }
+    }
+  }
+  for (const auto& h : held) {
+    if (!live_ids.count(h.session_id.str())) (void)link->destroy(h.session_id);  // An orphan.
+  }
+  return {};
+}
+
+}  // namespace kasm

@@ -1,0 +1,194 @@
+// Manager: agent liveness, expiry, staging pools and crash recovery.
+
+#include <algorithm>
+
+#include "kasm/manager/manager.hpp"
+#include "manager/manager_impl.hpp"
+
+namespace kasm {
+
+Result<std::optional<Versioned<Session>>> Manager::Impl::claimStaged(const SessionRequest& req, const Workspace& ws,
+                                                                     const ZoneId& zone, const GroupSettings& settings) {
+  KASM_ASSIGN_OR_RETURN(auto candidates, repo.list<Session>(spi::Query().where("workspace_id", ws.id.str()).where("state", "running")));
+  // Same zone first, then the others.
+  std::stable_partition(candidates.begin(), candidates.end(),
+                        [&](const auto& s) { return s.value.zone_id && *s.value.zone_id == zone; });
+  for (auto& c : candidates) {
+    if (!c.value.isStaged()) continue;
+    Session s = c.value;
+    s.user_id = req.user_id;
+    s.staging_config_id.reset();
+    s.created_at = clock.now();
+    s.state_reason = "claimed from staging pool";
+    applyLifetimes(s, ws, settings);
+    auto w = repo.update(s, c.version);
+    if (!w.ok()) {
+      if (w.error().code() == ErrorCode::kAborted) continue;  // Someone else claimed it.
+      return w.error();
+    }
+    if (!ws.exec_config.assign.cmd.empty() && s.agent_id) {
+      if (auto link = linkFor(*s.agent_id)) {
+        spi::ExecRequest e{{"sh", "-c", ws.exec_config.assign.cmd}, ws.exec_config.assign.user,
+                           ws.exec_config.assign.workdir, ws.exec_config.assign.environment,
+                           ws.exec_config.assign.privileged};
+        (void)link->exec(s.id, e);  // The session is the user's either way; a failed hook is logged by the agent.
+      }
+    }
+    return std::optional<Versioned<Session>>(Versioned<Session>{s, *w});
+  }
+  return std::optional<Versioned<Session>>();
+}
+
+Result<Manager::TickReport> Manager::tick() {
+  auto& im = *impl_;
+  TickReport report;
+  const auto now = im.clock.now();
+
+  // Agent liveness.
+  KASM_ASSIGN_OR_RETURN(auto agents, im.repo.list<Agent>());
+  for (auto& a : agents) {
+    if (a.value.status == AgentStatus::kPending || !a.value.last_checkin) continue;
+    const auto silence = now - *a.value.last_checkin;
+    AgentStatus next = a.value.status;
+    if (silence >= im.options.agent_dead_after) next = AgentStatus::kDead;
+    else if (silence >= im.options.agent_missing_after) next = AgentStatus::kMissing;
+    if (next == a.value.status) continue;
+    a.value.status = next;
+    auto w = im.repo.update(a.value, a.version);
+    if (!w.ok()) continue;  // A check-in won the race: the agent is alive.
+    im.syncAgent(a.value);
+    if (next == AgentStatus::kMissing) {
+      ++report.agents_missing;
+      // Sessions are suspect but kept: the agent may come back and reconcile.
+      KASM_ASSIGN_OR_RETURN(auto sessions, im.repo.list<Session>(spi::Query().where("agent_id", a.value.id.str())));
+      for (auto& s : sessions) {
+        if (!holdsReservation(s.value.state)) continue;
+        s.value.operational_message = "agent " + a.value.hostname + " is missing since " +
+                                      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(silence).count()) + " s";
+        (void)im.repo.update(s.value, s.version);
+      }
+    } else if (next == AgentStatus::kDead) {
+      ++report.agents_dead;
+      KASM_ASSIGN_OR_RETURN(auto sessions, im.repo.list<Session>(spi::Query().where("agent_id", a.value.id.str())));
+      for (auto& s : sessions) {
+        if (!isLive(s.value.state)) continue;
+        if (im.failSession(std::move(s), "agent " + a.value.hostname + " is dead (no check-in for " +
+                                             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(silence).count()) +
+                                             " s)")
+                .ok()) {
+          ++report.sessions_failed;
+        }
+      }
+    }
+  }
+
+  // Expiry: the keepalive expiry applies the group's action; the hard limit always deletes.
+  KASM_ASSIGN_OR_RETURN(auto running, im.repo.list<Session>(spi::Query().whereIn("state", {"running", "paused"})));
+  for (const auto& s : running) {
+    if (s.value.isStaged()) continue;
+    if (s.value.hard_expires_at && now >= *s.value.hard_expires_at) {
+      if (destroySession(s.value.id, "session time limit reached").ok()) ++report.sessions_expired;
+      continue;
+    }
+    if (s.value.state == SessionState::kRunning && s.value.expires_at && now >= *s.value.expires_at) {
+      auto settings = effectiveSettings(s.value.user_id);
+      const auto action = settings.ok() ? settings->keepalive_expiration_action : ExpirationAction::kDelete;
+      Result<Session> r = action == ExpirationAction::kPause  ? pauseSession(s.value.id)
+                          : action == ExpirationAction::kStop ? stopSession(s.value.id, "keepalive expired")
+                                                              : destroySession(s.value.id, "keepalive expired");
+      if (r.ok()) ++report.sessions_expired;
+    }
+  }
+
+  // Teardowns that an unreachable agent left in `stopping` are retried.
+  KASM_ASSIGN_OR_RETURN(auto stopping, im.repo.list<Session>(spi::Query().where("state", "stopping")));
+  for (auto& s : stopping) (void)im.finishTeardown(std::move(s));
+
+  // Staging pools.
+  KASM_ASSIGN_OR_RETURN(auto configs, im.repo.list<StagingConfig>());
+  for (const auto& c : configs) {
+    const auto& cfg = c.value;
+    KASM_ASSIGN_OR_RETURN(auto staged, im.repo.list<Session>(spi::Query().where("staging_config_id", cfg.id.str())));
+    int live = 0;
+    for (const auto& s : staged) {
+      if (!isLive(s.value.state)) continue;
+      if (s.value.state == SessionState::kRunning && now - s.value.created_at >= cfg.expiration) {
+        if (destroySession(s.value.id, "staged session expired unclaimed").ok()) ++report.staged_expired;
+        continue;
+      }
+      ++live;
+    }
+    if (!cfg.enabled) continue;
+    {
+      std::lock_guard lock(im.mu);
+      auto it = im.staging_backoff.find(cfg.id);
+      if (it != im.staging_backoff.end() && now < it->second.retry_at) continue;
+    }
+    auto ws = im.repo.get<Workspace>(cfg.workspace_id.str());
+    if (!ws.ok() || !ws->value.enabled || ws->value.type != WorkspaceType::kContainer) continue;
+    for (int i = live; i < cfg.desired; ++i) {
+      Session s;
+      s.id = SessionId::generate(im.random);
+      s.workspace_id = cfg.workspace_id;
+      s.staging_config_id = cfg.id;
+      s.resources = ws->value.resources;
+      s.created_at = im.clock.now();
+      s.state_changed_at = s.created_at;
+      auto launched = im.placeAndProvision(std::move(s), ws->value, cfg.zone_id, {});
+      std::lock_guard lock(im.mu);
+      auto& b = im.staging_backoff[cfg.id];
+      if (launched.ok()) {
+        ++report.staged_launched;
+        b = {};
+      } else {
+        b.delay = b.delay.count() == 0 ? im.options.staging_backoff : std::min(b.delay * 2, im.options.staging_backoff_max);
+        b.retry_at = now + b.delay;
+        break;
+      }
+    }
+  }
+  return report;
+}
+
+Result<int> Manager::recover() {
+  auto& im = *impl_;
+  int recovered = 0;
+  KASM_ASSIGN_OR_RETURN(auto stuck, im.repo.list<Session>(spi::Query().whereIn("state", {"requested", "provisioning", "stopping"})));
+  for (auto& s : stuck) {
+    switch (s.value.state) {
+      case SessionState::kRequested:
+        if (im.transition(s.value.id, SessionState::kFailed, "the manager restarted before the session was placed").ok()) ++recovered;
+        break;
+      case SessionState::kProvisioning: {
+        auto link = s.value.agent_id ? im.linkFor(*s.value.agent_id) : nullptr;
+        auto ws = im.repo.get<Workspace>(s.value.workspace_id.str());
+        if (link && ws.ok()) {
+          // provision() is idempotent per session: it returns the container a lost answer created.
+          auto r = link->provision(spi::ProvisionRequest{s.value.id, s.value.user_id, ws->value, s.value.resources, {}});
+          if (r.ok()) {
+            if (im.transition(s.value.id, SessionState::kRunning, "completed after a manager restart", [&](Session& x) {
+                     x.container_id = r->container_id;
+                     x.container_name = r->container_name;
+                     x.upstream = r->upstream;
+                     x.progress = 100;
+                     x.operational_message = "running";
+                   }).ok()) {
+              ++recovered;
+            }
+            break;
+          }
+        }
+        if (im.failSession(std::move(s), "the manager restarted while the session was starting").ok()) ++recovered;
+        break;
+      }
+      case SessionState::kStopping:
+        if (im.finishTeardown(std::move(s)).ok()) ++recovered;
+        break;
+      default:
+        break;
+    }
+  }
+  return recovered;
+}
+
+}  // namespace kasm

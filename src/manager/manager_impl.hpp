@@ -1,0 +1,73 @@
+#pragma once
+
+// Private state of kasm::Manager, shared by the files that implement it.
+
+#include <mutex>
+#include <unordered_map>
+
+#include "kasm/manager/manager.hpp"
+#include "kasm/store/repository.hpp"
+
+namespace kasm {
+
+struct Manager::Impl {
+  Impl(spi::Store& s, Clock& c, Random& r, ManagerOptions o)
+      : store(s), repo(s), clock(c), random(r), options(o), scheduler(r) {}
+
+  spi::Store& store;
+  Repository repo;
+  Clock& clock;
+  Random& random;
+  ManagerOptions options;
+
+  mutable std::mutex mu;  // Guards everything below; never held across store or agent calls.
+  sched::Scheduler scheduler;
+  std::unordered_map<AgentId, std::shared_ptr<spi::AgentLink>> links;
+  struct Backoff {
+    TimePoint retry_at;
+    Duration delay{0};
+  };
+  std::unordered_map<StagingConfigId, Backoff> staging_backoff;
+
+  std::shared_ptr<spi::AgentLink> linkFor(const AgentId& id) {
+    std::lock_guard lock(mu);
+    auto it = links.find(id);
+    return it == links.end() ? nullptr : it->second;
+  }
+
+  void syncAgent(const Agent& agent) {
+    std::lock_guard lock(mu);
+    (void)scheduler.upsertAgent(sched::AgentEntry::fromAgent(agent));
+  }
+
+  // Writes `session` (insert when `session_version` is empty, else compare-and-set update) in one
+  // batch with a change of the agent's reservation by `delta` and its session count by `count`,
+  // retrying lost races on the agent. With `check_fit`, refuses when the agent as stored no longer
+  // has room (another manager took it). Returns the session's new version.
+  Result<std::int64_t> commitWithReservation(const Session& session, std::optional<std::int64_t> session_version,
+                                             const AgentId& agent_id, const Resources& delta, int count, bool check_fit);
+
+  // Moves a session to a new state with compare-and-set, re-reading on a lost race as long as the
+  // transition is still allowed. `mutate` may change other fields.
+  Result<Versioned<Session>> transition(const SessionId& id, SessionState next, std::string reason,
+                                        const std::function<void(Session&)>& mutate = {});
+
+  // Fails a session and releases its reservation.
+  Result<Session> failSession(Versioned<Session> s, std::string reason);
+  // Runs the teardown of a session in `stopping` and records the end state.
+  Result<Session> finishTeardown(Versioned<Session> s);
+
+  Result<Versioned<Session>> placeAndProvision(Session session, const Workspace& ws, const ZoneId& zone,
+                                               const std::map<std::string, std::string>& env);
+  Result<std::optional<Versioned<Session>>> claimStaged(const SessionRequest& req, const Workspace& ws,
+                                                        const ZoneId& zone, const GroupSettings& settings);
+  void applyLifetimes(Session& s, const Workspace& ws, const GroupSettings& settings);
+
+  Result<Session> teardownAs(const SessionId& id, ExpirationAction action, std::string reason);
+  Result<ZoneId> resolveZone(const std::optional<ZoneId>& requested);
+};
+
+// States that count against a user's session limit and a license.
+bool isLive(SessionState state);
+
+}  // namespace kasm

@@ -1,0 +1,87 @@
+#pragma once
+
+// An in-memory AgentLink for unit tests of the manager: containers are map entries.
+
+#include <map>
+#include <mutex>
+
+#include "kasm/spi/agent_link.hpp"
+
+namespace kasm::testing {
+
+class FakeAgentLink final : public spi::AgentLink {
+ public:
+  struct Container {
+    std::string id;
+    spi::ContainerStatus status = spi::ContainerStatus::kRunning;
+    Workspace workspace;
+  };
+
+  Result<spi::ProvisionResult> provision(const spi::ProvisionRequest& r) override {
+    std::lock_guard lock(mu_);
+    ++provision_calls;
+    if (fail_provision) return unavailable("fake agent refuses: " + fail_reason);
+    auto it = containers.find(r.session_id.str());
+    if (it == containers.end()) {
+      it = containers.emplace(r.session_id.str(), Container{"c-" + r.session_id.str(), spi::ContainerStatus::kRunning, r.workspace}).first;
+    }
+    return spi::ProvisionResult{it->second.id, "kasm-" + r.session_id.str(), "127.0.0.1:" + std::to_string(40000 + containers.size())};
+  }
+  Result<void> stop(const SessionId& s) override { return setStatus(s, spi::ContainerStatus::kExited); }
+  Result<void> destroy(const SessionId& s) override {
+    std::lock_guard lock(mu_);
+    if (unreachable) return unavailable("fake agent unreachable");
+    containers.erase(s.str());
+    return {};
+  }
+  Result<void> pause(const SessionId& s) override { return setStatus(s, spi::ContainerStatus::kPaused); }
+  Result<void> resume(const SessionId& s) override { return setStatus(s, spi::ContainerStatus::kRunning); }
+  Result<spi::ExecResult> exec(const SessionId& s, const spi::ExecRequest& r) override {
+    std::lock_guard lock(mu_);
+    if (!containers.count(s.str())) return notFound("no container for " + s.str());
+    execs.push_back(r.command.back());
+    return spi::ExecResult{0, "ran: " + r.command.back()};
+  }
+  Result<std::vector<spi::AgentSessionView>> sessions() override {
+    std::lock_guard lock(mu_);
+    if (unreachable) return unavailable("fake agent unreachable");
+    std::vector<spi::AgentSessionView> out;
+    for (const auto& [id, c] : containers) out.push_back({SessionId(id), c.id, c.status});
+    return out;
+  }
+
+  std::size_t count() {
+    std::lock_guard lock(mu_);
+    return containers.size();
+  }
+  bool has(const SessionId& s) {
+    std::lock_guard lock(mu_);
+    return containers.count(s.str()) > 0;
+  }
+  std::optional<spi::ContainerStatus> status(const SessionId& s) {
+    std::lock_guard lock(mu_);
+    auto it = containers.find(s.str());
+    if (it == containers.end()) return std::nullopt;
+    return it->second.status;
+  }
+
+  std::map<std::string, Container> containers;
+  std::vector<std::string> execs;
+  bool fail_provision = false;
+  bool unreachable = false;
+  std::string fail_reason = "out of disk";
+  int provision_calls = 0;
+
+ private:
+  Result<void> setStatus(const SessionId& s, spi::ContainerStatus st) {
+    std::lock_guard lock(mu_);
+    if (unreachable) return unavailable("fake agent unreachable");
+    auto it = containers.find(s.str());
+    if (it == containers.end()) return notFound("no container for " + s.str());
+    it->second.status = st;
+    return {};
+  }
+  std::mutex mu_;
+};
+
+}  // namespace kasm::testing

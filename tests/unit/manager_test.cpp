@@ -1,0 +1,388 @@
+// The manager against the in-memory store and a fake agent link, with a manual clock: no sleeps.
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "fake_agent_link.hpp"
+#include "kasm/kasm.hpp"
+#include "kasm/manager/manager.hpp"
+
+namespace kasm {
+namespace {
+
+using testing::FakeAgentLink;
+constexpr std::int64_t kGiB = Resources::kGiB;
+
+class ManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = makeMemoryStore();
+    repo_ = std::make_unique<Repository>(*store_);
+    manager_ = std::make_unique<Manager>(*store_, clock_, random_);
+    ASSERT_TRUE(manager_->start().ok());
+    Zone z;
+    z.id = ZoneId("east");
+    z.name = "East";
+    ASSERT_TRUE(manager_->upsertZone(z).ok());
+    Workspace w;
+    w.id = WorkspaceId("desktop");
+    w.friendly_name = "Desktop";
+    w.image = "desktop:1";
+    w.resources = Resources::fromCores(2, 2 * kGiB);
+    w.exec_config.assign.cmd = "echo assigned";
+    ASSERT_TRUE(manager_->upsertWorkspace(w).ok());
+    group_.id = GroupId("all");
+    group_.name = "All users";
+    group_.settings.max_sessions_per_user = 2;
+    group_.settings.keepalive_expiration = std::chrono::minutes(10);
+    ASSERT_TRUE(repo_->insert(group_).ok());
+    addUser("alice");
+    addUser("bob");
+    addAgent("a1", 8, 8);
+  }
+
+  void addUser(const std::string& name) {
+    User u;
+    u.id = UserId(name);
+    u.username = name;
+    u.group_ids = {group_.id};
+    ASSERT_TRUE(repo_->insert(u).ok());
+  }
+
+  std::shared_ptr<FakeAgentLink> addAgent(const std::string& id, double cores, std::int64_t gib) {
+    Agent a;
+    a.id = AgentId(id);
+    a.hostname = id + ".local";
+    a.zone_id = ZoneId("east");
+    EXPECT_TRUE(manager_->registerAgent(a).ok());
+    auto link = std::make_shared<FakeAgentLink>();
+    links_[id] = link;
+    manager_->attachAgentLink(a.id, link);
+    checkIn(id, cores, gib);
+    return link;
+  }
+
+  void checkIn(const std::string& id, double cores = 8, std::int64_t gib = 8) {
+    AgentCheckIn c;
+    c.agent_id = AgentId(id);
+    c.reported = Resources::fromCores(cores, gib * kGiB);
+    c.images = {"desktop:1"};
+    auto r = manager_->checkIn(c);
+    ASSERT_TRUE(r.ok()) << r.error().toString();
+  }
+
+  Result<Session> request(const std::string& user) {
+    return manager_->requestSession(SessionRequest{UserId(user), WorkspaceId("desktop"), ZoneId("east"), {}});
+  }
+
+  // Moves time while the agents keep checking in.
+  void advance(Duration d) {
+    clock_.advance(d);
+    for (const auto& [id, link] : links_) checkIn(id);
+  }
+
+  Agent storedAgent(const std::string& id) { return repo_->get<Agent>(id)->value; }
+
+  void setGroup(const std::function<void(GroupSettings&)>& f) {
+    auto g = repo_->get<Group>("all");
+    f(g->value.settings);
+    ASSERT_TRUE(repo_->update(g->value, g->version).ok());
+  }
+
+  ManualClock clock_;
+  SeededRandom random_{5};
+  std::unique_ptr<spi::Store> store_;
+  std::unique_ptr<Repository> repo_;
+  std::unique_ptr<Manager> manager_;
+  Group group_;
+  std::map<std::string, std::shared_ptr<FakeAgentLink>> links_;
+};
+
+TEST_F(ManagerTest, RequestRunsASessionAndReservesCapacityInTheStore) {
+  auto s = request("alice");
+  ASSERT_TRUE(s.ok()) << s.error().toString();
+  EXPECT_EQ(s->state, SessionState::kRunning);
+  EXPECT_EQ(s->agent_id, AgentId("a1"));
+  EXPECT_FALSE(s->upstream.empty());
+  EXPECT_EQ(s->expires_at, clock_.now() + std::chrono::minutes(10));
+  EXPECT_TRUE(links_["a1"]->has(s->id));
+  EXPECT_EQ(storedAgent("a1").reserved, Resources::fromCores(2, 2 * kGiB));
+  EXPECT_EQ(storedAgent("a1").session_count, 1);
+  EXPECT_EQ(manager_->schedulerView(AgentId("a1"))->reserved, Resources::fromCores(2, 2 * kGiB));
+}
+
+TEST_F(ManagerTest, DestroyRemovesTheContainerAndReleases) {
+  auto s = request("alice");
+  ASSERT_TRUE(s.ok());
+  auto d = manager_->destroySession(s->id);
+  ASSERT_TRUE(d.ok()) << d.error().toString();
+  EXPECT_EQ(d->state, SessionState::kDestroyed);
+  EXPECT_FALSE(links_["a1"]->has(s->id));
+  EXPECT_EQ(storedAgent("a1").reserved, Resources{});
+  EXPECT_EQ(storedAgent("a1").session_count, 0);
+  EXPECT_TRUE(manager_->destroySession(s->id).ok());  // Idempotent.
+}
+
+TEST_F(ManagerTest, GroupLimitIsEnforced) {
+  ASSERT_TRUE(request("alice").ok());
+  auto second = request("alice");
+  ASSERT_TRUE(second.ok());
+  auto third = request("alice");
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_NE(third.error().message().find("group limit is 2"), std::string::npos);
+  ASSERT_TRUE(manager_->destroySession(second->id).ok());
+  EXPECT_TRUE(request("alice").ok());
+}
+
+TEST_F(ManagerTest, NoCapacityExplainsAndLeavesNothingBehind) {
+  ASSERT_TRUE(request("alice").ok());
+  ASSERT_TRUE(request("alice").ok());
+  ASSERT_TRUE(request("bob").ok());
+  ASSERT_TRUE(request("bob").ok());  // 8 cores used.
+  setGroup([](GroupSettings& g) { g.max_sessions_per_user = 0; });
+  auto full = request("bob");
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_NE(full.error().message().find("lack 2.000 free cores"), std::string::npos) << full.error().message();
+  EXPECT_EQ(manager_->listSessions()->size(), 4u);
+}
+
+TEST_F(ManagerTest, ProvisionFailureFailsTheSessionAndReleases) {
+  links_["a1"]->fail_provision = true;
+  auto s = request("alice");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("out of disk"), std::string::npos);
+  auto all = manager_->listSessions();
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ(all->front().state, SessionState::kFailed);
+  EXPECT_NE(all->front().state_reason.find("out of disk"), std::string::npos);
+  EXPECT_EQ(storedAgent("a1").reserved, Resources{});
+  EXPECT_EQ(manager_->schedulerView(AgentId("a1"))->reserved, Resources{});
+}
+
+TEST_F(ManagerTest, UnknownIdsAreNotFoundAndChangeNothing) {
+  EXPECT_EQ(request("mallory").error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(manager_->requestSession({UserId("alice"), WorkspaceId("nope"), ZoneId("east"), {}}).error().code(),
+            ErrorCode::kNotFound);
+  EXPECT_EQ(manager_->requestSession({UserId("alice"), WorkspaceId("desktop"), ZoneId("mars"), {}}).error().code(),
+            ErrorCode::kNotFound);
+  EXPECT_EQ(manager_->destroySession(SessionId("ghost")).error().code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(manager_->listSessions()->empty());
+  AgentCheckIn bad;
+  bad.agent_id = AgentId("ghost");
+  EXPECT_EQ(manager_->checkIn(bad).error().code(), ErrorCode::kNotFound);
+  bad.agent_id = AgentId("a1");
+  bad.cpu_utilization = 7;
+  EXPECT_EQ(manager_->checkIn(bad).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(storedAgent("a1").reported, Resources::fromCores(8, 8 * kGiB));
+}
+
+TEST_F(ManagerTest, KeepaliveExtendsAndExpiryAppliesTheGroupAction) {
+  auto s = request("alice");
+  advance(std::chrono::minutes(8));
+  auto k = manager_->keepalive(s->id);
+  ASSERT_TRUE(k.ok());
+  EXPECT_EQ(k->expires_at, clock_.now() + std::chrono::minutes(10));
+  advance(std::chrono::minutes(9));
+  EXPECT_EQ(manager_->tick()->sessions_expired, 0);
+  advance(std::chrono::minutes(2));
+  EXPECT_EQ(manager_->tick()->sessions_expired, 1);
+  EXPECT_EQ(manager_->getSession(s->id)->state, SessionState::kDestroyed);
+  EXPECT_EQ(manager_->getSession(s->id)->state_reason, "keepalive expired");
+
+  setGroup([](GroupSettings& g) { g.keepalive_expiration_action = ExpirationAction::kStop; });
+  auto t = request("alice");
+  advance(std::chrono::minutes(11));
+  ASSERT_EQ(manager_->tick()->sessions_expired, 1);
+  EXPECT_EQ(manager_->getSession(t->id)->state, SessionState::kStopped);
+  EXPECT_EQ(links_["a1"]->status(t->id), spi::ContainerStatus::kExited);
+  EXPECT_EQ(storedAgent("a1").session_count, 0);  // Stopped releases CPU and memory.
+  auto resumed = manager_->resumeSession(t->id);
+  ASSERT_TRUE(resumed.ok()) << resumed.error().toString();
+  EXPECT_EQ(resumed->state, SessionState::kRunning);
+  EXPECT_EQ(storedAgent("a1").session_count, 1);
+
+  setGroup([](GroupSettings& g) { g.keepalive_expiration_action = ExpirationAction::kPause; });
+  ASSERT_TRUE(manager_->keepalive(t->id).ok());
+  advance(std::chrono::minutes(11));
+  ASSERT_EQ(manager_->tick()->sessions_expired, 1);
+  EXPECT_EQ(manager_->getSession(t->id)->state, SessionState::kPaused);
+}
+
+TEST_F(ManagerTest, HardTimeLimitIsNeverExtended) {
+  setGroup([](GroupSettings& g) { g.session_time_limit = std::chrono::minutes(15); });
+  auto s = request("alice");
+  for (int i = 0; i < 3; ++i) {
+    advance(std::chrono::minutes(5));
+    auto k = manager_->keepalive(s->id);
+    if (k.ok()) EXPECT_LE(*k->expires_at, *k->hard_expires_at);
+    (void)manager_->tick();
+  }
+  EXPECT_EQ(manager_->getSession(s->id)->state, SessionState::kDestroyed);
+  EXPECT_EQ(manager_->getSession(s->id)->state_reason, "session time limit reached");
+}
+
+TEST_F(ManagerTest, PauseResumeAndExec) {
+  auto s = request("alice");
+  auto e = manager_->execInSession(s->id, {{"sh", "-c", "uname"}, "", "", {}, false});
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->output, "ran: uname");
+  ASSERT_EQ(manager_->pauseSession(s->id)->state, SessionState::kPaused);
+  EXPECT_EQ(manager_->execInSession(s->id, {{"true"}, "", "", {}, false}).error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(storedAgent("a1").session_count, 1);  // Paused keeps its reservation.
+  ASSERT_EQ(manager_->resumeSession(s->id)->state, SessionState::kRunning);
+  EXPECT_EQ(manager_->execInSession(s->id, {{}, "", "", {}, false}).error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST_F(ManagerTest, SilentAgentsGoMissingThenDeadAndComeBackReconciled) {
+  auto s = request("alice");
+  clock_.advance(std::chrono::seconds(31));
+  auto t1 = manager_->tick();
+  EXPECT_EQ(t1->agents_missing, 1);
+  EXPECT_EQ(storedAgent("a1").status, AgentStatus::kMissing);
+  EXPECT_EQ(manager_->getSession(s->id)->state, SessionState::kRunning);  // Suspect, not dropped.
+  EXPECT_FALSE(request("bob").ok());  // Nothing else to place on.
+
+  clock_.advance(std::chrono::minutes(3));
+  auto t2 = manager_->tick();
+  EXPECT_EQ(t2->agents_dead, 1);
+  EXPECT_EQ(t2->sessions_failed, 1);
+  auto failed = manager_->getSession(s->id);
+  EXPECT_EQ(failed->state, SessionState::kFailed);
+  EXPECT_NE(failed->state_reason.find("is dead"), std::string::npos);
+  EXPECT_EQ(storedAgent("a1").reserved, Resources{});
+
+  // The agent returns still holding the container: it is an orphan now and gets removed.
+  ASSERT_TRUE(links_["a1"]->has(s->id));
+  checkIn("a1");
+  EXPECT_EQ(storedAgent("a1").status, AgentStatus::kOk);
+  EXPECT_FALSE(links_["a1"]->has(s->id));
+  EXPECT_TRUE(request("bob").ok());
+}
+
+TEST_F(ManagerTest, ReconcileFailsSessionsWhoseContainerVanished) {
+  auto s = request("alice");
+  links_["a1"]->containers.clear();
+  ASSERT_TRUE(manager_->reconcileAgent(AgentId("a1")).ok());
+  EXPECT_EQ(manager_->getSession(s->id)->state, SessionState::kFailed);
+  EXPECT_NE(manager_->getSession(s->id)->state_reason.find("vanished"), std::string::npos);
+  EXPECT_EQ(storedAgent("a1").session_count, 0);
+}
+
+TEST_F(ManagerTest, StagingPoolsFillServeAndRefill) {
+  StagingConfig cfg;
+  cfg.id = StagingConfigId("pool");
+  cfg.workspace_id = WorkspaceId("desktop");
+  cfg.zone_id = ZoneId("east");
+  cfg.desired = 2;
+  cfg.expiration = std::chrono::hours(1);
+  ASSERT_TRUE(repo_->insert(cfg).ok());
+  EXPECT_EQ(manager_->tick()->staged_launched, 2);
+  EXPECT_EQ(links_["a1"]->count(), 2u);
+  EXPECT_EQ(manager_->tick()->staged_launched, 0);  // Full.
+
+  const int calls_before = links_["a1"]->provision_calls;
+  auto s = request("alice");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(links_["a1"]->provision_calls, calls_before);  // Served from the pool, no launch.
+  EXPECT_EQ(s->user_id, UserId("alice"));
+  EXPECT_FALSE(s->staging_config_id.has_value());
+  EXPECT_EQ(links_["a1"]->execs, std::vector<std::string>{"echo assigned"});  // The assign hook ran.
+  EXPECT_EQ(manager_->tick()->staged_launched, 1);  // Refilled.
+
+  // Unclaimed staged sessions are replaced when they expire.
+  advance(std::chrono::hours(1));
+  auto t = manager_->tick();
+  EXPECT_EQ(t->staged_expired, 2);
+  EXPECT_EQ(t->staged_launched, 2);
+}
+
+TEST_F(ManagerTest, StagingBacksOffAfterFailures) {
+  StagingConfig cfg;
+  cfg.id = StagingConfigId("pool");
+  cfg.workspace_id = WorkspaceId("desktop");
+  cfg.zone_id = ZoneId("east");
+  cfg.desired = 1;
+  ASSERT_TRUE(repo_->insert(cfg).ok());
+  links_["a1"]->fail_provision = true;
+  (void)manager_->tick();
+  const int calls = links_["a1"]->provision_calls;
+  (void)manager_->tick();
+  EXPECT_EQ(links_["a1"]->provision_calls, calls);  // Backing off.
+  clock_.advance(std::chrono::seconds(6));
+  links_["a1"]->fail_provision = false;
+  EXPECT_EQ(manager_->tick()->staged_launched, 1);
+}
+
+TEST_F(ManagerTest, RecoveryCompletesOrFailsHalfLaunchedSessions) {
+  // Simulate a crash between the store write and the agent's answer.
+  auto make = [&](const std::string& id, SessionState state) {
+    Session s;
+    s.id = SessionId(id);
+    s.user_id = UserId("alice");
+    s.workspace_id = WorkspaceId("desktop");
+    s.agent_id = AgentId("a1");
+    s.resources = Resources::fromCores(2, 2 * kGiB);
+    s.state = state;
+    EXPECT_TRUE(repo_->insert(s).ok());
+  };
+  make("half", SessionState::kProvisioning);
+  make("early", SessionState::kRequested);
+  Manager restarted(*store_, clock_, random_);
+  restarted.attachAgentLink(AgentId("a1"), links_["a1"]);
+  ASSERT_TRUE(restarted.start().ok());
+  EXPECT_EQ(restarted.getSession(SessionId("half"))->state, SessionState::kRunning);
+  EXPECT_TRUE(links_["a1"]->has(SessionId("half")));
+  EXPECT_EQ(restarted.getSession(SessionId("early"))->state, SessionState::kFailed);
+
+  make("orphaned", SessionState::kProvisioning);
+  Manager no_link(*store_, clock_, random_);
+  ASSERT_TRUE(no_link.start().ok());
+  EXPECT_EQ(no_link.getSession(SessionId("orphaned"))->state, SessionState::kFailed);
+}
+
+// Two managers on one store race for an agent with room for exactly four sessions.
+TEST_F(ManagerTest, TwoManagersNeverOverbookAnAgent) {
+  setGroup([](GroupSettings& g) { g.max_sessions_per_user = 0; });
+  Manager other(*store_, clock_, random_);
+  ASSERT_TRUE(other.start().ok());
+  other.attachAgentLink(AgentId("a1"), links_["a1"]);
+  std::atomic<int> ok{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      Manager& m = t % 2 ? other : *manager_;
+      for (int i = 0; i < 3; ++i) {
+        auto r = m.requestSession(SessionRequest{UserId("alice"), WorkspaceId("desktop"), ZoneId("east"), {}});
+        if (r.ok()) ++ok;
+        else if (r.error().code() == ErrorCode::kResourceExhausted || r.error().code() == ErrorCode::kAborted) ++refused;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), 4);
+  EXPECT_EQ(refused.load(), 14);
+  EXPECT_EQ(storedAgent("a1").session_count, 4);
+  EXPECT_EQ(storedAgent("a1").reserved, Resources::fromCores(8, 8 * kGiB));
+  EXPECT_EQ(links_["a1"]->count(), 4u);
+}
+
+TEST_F(ManagerTest, DrainingAndDisabledAgentsTakeNothing) {
+  ASSERT_TRUE(manager_->setAgentAvailability(AgentId("a1"), true, true).ok());
+  auto r = request("alice");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("1 draining"), std::string::npos) << r.error().message();
+  ASSERT_TRUE(manager_->setAgentAvailability(AgentId("a1"), true, false).ok());
+  EXPECT_TRUE(request("alice").ok());
+  ResourceOverrides o;
+  o.millicores = 2000;
+  ASSERT_TRUE(manager_->setAgentOverrides(AgentId("a1"), o).ok());
+  auto over = request("alice");
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.error().code(), ErrorCode::kResourceExhausted);
+}
+
+}  // namespace
+}  // namespace kasm
