@@ -45,7 +45,10 @@ void removeBenchContainers() {
 }
 
 bool ready(const std::string& published) {
-  return agent::waitForTcp(published, std::chrono::milliseconds(500), std::chrono::milliseconds(5), 2000).ok();
+  // The agent's defaults (LocalAgentOptions) for both contenders.
+  const agent::LocalAgentOptions defaults;
+  return agent::waitForTcp(published, defaults.probe_connect_timeout, defaults.probe_interval, defaults.probe_attempts)
+      .ok();
 }
 
 // Ours: one createAndStart (create, start, inspect) then the probe.

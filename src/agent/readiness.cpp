@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -74,9 +75,14 @@ Result<void> waitForTcp(const std::string& host_port, Duration connect_timeout, 
   const socklen_t length = found->ai_addrlen;
   ::freeaddrinfo(found);
 
+  // Sleeps grow from 5 ms to `interval`: a quick service is seen at once, and a slow one is not
+  // hammered (each failed probe costs the engine's proxy a connect to the container too, which
+  // slows the launches running beside it).
+  Duration pause = std::min<Duration>(interval, std::chrono::milliseconds(5));
   for (int attempt = 0; attempt < attempts; ++attempt) {
     if (probeOnce(address, length, connect_timeout) == Probe::kReady) return okResult();
-    std::this_thread::sleep_for(interval);
+    std::this_thread::sleep_for(pause);
+    pause = std::min<Duration>(interval, pause * 2);
   }
   return deadlineExceeded("nothing answered on " + host_port + " after " + std::to_string(attempts) + " attempts");
 }

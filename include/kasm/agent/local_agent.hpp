@@ -26,11 +26,11 @@ struct LocalAgentOptions {
   // What a workspace with CpuAllocationMethod::kInherit gets.
   CpuAllocationMethod default_cpu_allocation = CpuAllocationMethod::kQuotas;
   std::string publish_host = "127.0.0.1";  // Where session ports are published.
-  // Readiness: TCP connects to the published port, each bounded by probe_connect_timeout, every
-  // probe_interval, until one succeeds or probe_attempts have failed.
+  // Readiness: TCP connects to the published port, each bounded by probe_connect_timeout, with
+  // pauses growing up to probe_interval, until one succeeds or probe_attempts have failed.
   Duration probe_connect_timeout = std::chrono::milliseconds(500);
   Duration probe_interval = std::chrono::milliseconds(50);
-  int probe_attempts = 600;              // 600 x 50 ms: about 30 s for a slow desktop image.
+  int probe_attempts = 600;              // About 30 s for a slow desktop image.
   Duration stop_timeout = std::chrono::seconds(10);
   ResourceOverrides overrides;           // Applied to the host's totals in check-ins.
   std::map<std::string, std::string> labels;  // The agent's own labels, reported at check-in.
@@ -58,8 +58,11 @@ struct ReconcileReport {
   std::vector<SessionId> stopped_sessions;      // Live sessions whose container is not running.
 };
 
-// Waits until a TCP connect to `host:port` succeeds. DeadlineExceeded after `attempts` failures.
-// Only meant for the loopback addresses session ports are published on.
+// Waits until something answers on `host:port`: a TCP connect succeeds and the peer either sends
+// first or keeps the connection open for a moment (Docker's proxy accepts for a container that
+// is not listening yet and then hangs up; that counts as not ready). Between attempts it sleeps
+// 5 ms, doubling up to `interval`. DeadlineExceeded after `attempts` failures. Only meant for the
+// loopback addresses session ports are published on.
 Result<void> waitForTcp(const std::string& host_port, Duration connect_timeout, Duration interval, int attempts);
 
 // The in-process agent: carries out the manager's orders on a local ContainerRuntime.
