@@ -7,7 +7,6 @@
 // CLI does not print the published port, so its run also pays one inspect through our client.
 
 #include <benchmark/benchmark.h>
-
 #include <unistd.h>
 
 #include <atomic>
@@ -34,7 +33,9 @@ spi::ContainerRuntime* g_runtime = nullptr;
 std::string g_image;
 std::atomic<int> g_counter{0};
 
-std::string uniqueName() { return "kasm-bench-" + std::to_string(::getpid()) + "-" + std::to_string(g_counter++); }
+std::string uniqueName() {
+  return "kasm-bench-" + std::to_string(::getpid()) + "-" + std::to_string(g_counter++);
+}
 
 void removeBenchContainers() {
   auto all = g_runtime->list({{kBenchLabel, "launch"}});
@@ -123,10 +124,18 @@ void runLaunches(benchmark::State& state, bool (*launch)(std::string*), int para
   state.counters["containers"] = parallel;
 }
 
-void BM_LaunchOurs(benchmark::State& state) { runLaunches(state, launchOurs, 1); }
-void BM_LaunchDockerCli(benchmark::State& state) { runLaunches(state, launchCli, 1); }
-void BM_Launch20ParallelOurs(benchmark::State& state) { runLaunches(state, launchOurs, kParallel); }
-void BM_Launch20ParallelDockerCli(benchmark::State& state) { runLaunches(state, launchCli, kParallel); }
+void BM_LaunchOurs(benchmark::State& state) {
+  runLaunches(state, launchOurs, 1);
+}
+void BM_LaunchDockerCli(benchmark::State& state) {
+  runLaunches(state, launchCli, 1);
+}
+void BM_Launch20ParallelOurs(benchmark::State& state) {
+  runLaunches(state, launchOurs, kParallel);
+}
+void BM_Launch20ParallelDockerCli(benchmark::State& state) {
+  runLaunches(state, launchCli, kParallel);
+}
 
 // Interleaved registration keeps both contenders under the same engine conditions.
 BENCHMARK(BM_LaunchOurs)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(20);
@@ -159,7 +168,8 @@ class RatioReporter : public benchmark::ConsoleReporter {
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   const char* image = std::getenv("KASM_BENCH_IMAGE");
-  g_image = image && *image ? image : (std::getenv("KASM_TEST_IMAGE") ? std::getenv("KASM_TEST_IMAGE") : "kasm-test/busybox:1");
+  g_image = image && *image ? image
+                            : (std::getenv("KASM_TEST_IMAGE") ? std::getenv("KASM_TEST_IMAGE") : "kasm-test/busybox:1");
   auto runtime = docker::openDockerRuntime(docker::DockerOptions::fromEnvironment());
   if (!runtime.ok()) {
     std::cerr << "bench_launch: " << runtime.error().toString() << "\n";

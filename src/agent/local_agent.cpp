@@ -106,7 +106,7 @@ Result<spi::ProvisionResult> LocalAgent::provision(const spi::ProvisionRequest& 
 }
 
 Result<spi::ProvisionResult> LocalAgent::finishProvision(const spi::ContainerInfo& info,
-                                                          const spi::ProvisionRequest& request, bool fresh) {
+                                                         const spi::ProvisionRequest& request, bool fresh) {
   // A container this call created and could not make ready must not outlive the failure.
   auto fail = [&](Error error) -> Error {
     if (fresh) (void)runtime_.remove(info.id);
@@ -115,8 +115,8 @@ Result<spi::ProvisionResult> LocalAgent::finishProvision(const spi::ContainerInf
   spi::ProvisionResult result{info.id, info.name, info.published};
   if (request.workspace.port != 0) {
     if (info.published.empty()) return fail(internalError("container " + info.name + " has no published port"));
-    auto ready = waitForTcp(info.published, options_.probe_connect_timeout, options_.probe_interval,
-                            options_.probe_attempts);
+    auto ready =
+        waitForTcp(info.published, options_.probe_connect_timeout, options_.probe_interval, options_.probe_attempts);
     if (!ready.ok()) return fail(std::move(ready).error());
   }
   const ExecHook& hook = request.workspace.exec_config.first_launch;

@@ -58,7 +58,8 @@ Probe probeOnce(const sockaddr_storage& address, socklen_t length, Duration conn
 
 Result<void> waitForTcp(const std::string& host_port, Duration connect_timeout, Duration interval, int attempts) {
   const auto colon = host_port.rfind(':');
-  if (colon == std::string::npos || colon == 0) return invalidArgument("readiness probe: '" + host_port + "' is not host:port");
+  if (colon == std::string::npos || colon == 0)
+    return invalidArgument("readiness probe: '" + host_port + "' is not host:port");
   std::string host = host_port.substr(0, colon);
   const std::string port = host_port.substr(colon + 1);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);

@@ -8,7 +8,9 @@
 namespace kasm::docker::detail {
 namespace {
 
-json::value parse(std::string_view s) { return json::parse(s); }
+json::value parse(std::string_view s) {
+  return json::parse(s);
+}
 
 TEST(RunConfigMerge, ObjectsMergeRecursivelyArraysAndScalarsReplaceNullDeletes) {
   auto merged = mergeRunConfigText(
@@ -23,8 +25,9 @@ TEST(RunConfigMerge, TopLevelHostConfigFieldsMergeIntoHostConfig) {
   auto merged = mergeRunConfigText(R"({"HostConfig":{"Memory":1}})",
                                    R"({"ShmSize":64,"CapAdd":["SYS_ADMIN"],"Privileged":true,"User":"1000"})");
   ASSERT_TRUE(merged.ok());
-  EXPECT_EQ(parse(*merged),
-            parse(R"({"User":"1000","HostConfig":{"Memory":1,"ShmSize":64,"CapAdd":["SYS_ADMIN"],"Privileged":true}})"));
+  EXPECT_EQ(
+      parse(*merged),
+      parse(R"({"User":"1000","HostConfig":{"Memory":1,"ShmSize":64,"CapAdd":["SYS_ADMIN"],"Privileged":true}})"));
   // An explicit HostConfig entry wins over the same field hoisted from the top level.
   auto both = mergeRunConfigText(R"({})", R"({"ShmSize":1,"HostConfig":{"ShmSize":2}})");
   ASSERT_TRUE(both.ok());
@@ -220,14 +223,16 @@ TEST(EngineAnswers, ImagesInfoAndStats) {
   auto images = imagesFromList(parse(R"([
     {"Id":"sha256:1","RepoTags":["a:1","b:2"],"Size":10},
     {"Id":"sha256:2","RepoTags":["<none>:<none>"],"Size":20},
-    {"Id":"sha256:3","RepoTags":null,"Size":30}])").as_array());
+    {"Id":"sha256:3","RepoTags":null,"Size":30}])")
+                                   .as_array());
   ASSERT_EQ(images.size(), 3u);
   EXPECT_EQ(images[0].tags, (std::vector<std::string>{"a:1", "b:2"}));
   EXPECT_TRUE(images[1].tags.empty());
   EXPECT_TRUE(images[2].tags.empty());
   EXPECT_EQ(images[2].size_bytes, 30);
 
-  auto host = hostFromInfo(parse(R"({"NCPU":8,"MemTotal":17179869184,"OperatingSystem":"Debian","ServerVersion":"20.10"})").as_object());
+  auto host = hostFromInfo(
+      parse(R"({"NCPU":8,"MemTotal":17179869184,"OperatingSystem":"Debian","ServerVersion":"20.10"})").as_object());
   EXPECT_EQ(host.total, (Resources{8000, 16 * Resources::kGiB, 0}));
   EXPECT_EQ(host.os, "Debian");
   EXPECT_EQ(host.engine_version, "20.10");
@@ -235,7 +240,8 @@ TEST(EngineAnswers, ImagesInfoAndStats) {
   auto stats = statsFromJson(parse(R"({
     "cpu_stats": {"cpu_usage": {"total_usage": 3000}, "system_cpu_usage": 20000, "online_cpus": 4},
     "precpu_stats": {"cpu_usage": {"total_usage": 1000}, "system_cpu_usage": 10000},
-    "memory_stats": {"usage": 5000, "limit": 9000, "stats": {"cache": 1000}}})").as_object());
+    "memory_stats": {"usage": 5000, "limit": 9000, "stats": {"cache": 1000}}})")
+                                 .as_object());
   EXPECT_DOUBLE_EQ(stats.cpu_cores, 0.8);
   EXPECT_EQ(stats.memory_used_bytes, 4000);
   EXPECT_EQ(stats.memory_limit_bytes, 9000);

@@ -140,7 +140,8 @@ TEST_F(DockerRuntimeTest, AppliesQuotaLimitsLabelsAndPublishesOnLoopback) {
   EXPECT_EQ(inspected->labels.at("kasm.session_id"), "s-quota");
   ASSERT_EQ(inspected->published.rfind("127.0.0.1:", 0), 0u) << inspected->published;
 
-  ASSERT_TRUE(agent::waitForTcp(inspected->published, std::chrono::milliseconds(500), std::chrono::milliseconds(50), 100).ok());
+  ASSERT_TRUE(
+      agent::waitForTcp(inspected->published, std::chrono::milliseconds(500), std::chrono::milliseconds(50), 100).ok());
   EXPECT_NE(httpGet(inspected->published).find("kasm test page base"), std::string::npos);
 
   auto env = runtime_->exec(info->id, {{"sh", "-c", "echo $KASM_GREETING"}});
@@ -171,8 +172,8 @@ TEST_F(DockerRuntimeTest, MergesTheRunConfigIntoTheCreateBody) {
   })";
   auto info = runtime_->createAndStart(s);
   ASSERT_TRUE(info.ok()) << info.error().toString();
-  EXPECT_EQ(info->memory_bytes, 48234496);               // HostConfig merged.
-  EXPECT_EQ(info->labels.at("extra"), "yes");            // Objects merge...
+  EXPECT_EQ(info->memory_bytes, 48234496);                   // HostConfig merged.
+  EXPECT_EQ(info->labels.at("extra"), "yes");                // Objects merge...
   EXPECT_EQ(info->labels.at("kasm.session_id"), "keep-me");  // ...but kasm's labels win.
   auto hostname = runtime_->exec(info->id, {{"sh", "-c", "cat /etc/hostname; echo $FROM_RUN_CONFIG"}});
   ASSERT_TRUE(hostname.ok());

@@ -117,9 +117,7 @@ class DockerTest : public ::testing::Test {
   void cleanupImage(const std::string& reference) { cleanup_images_.push_back(reference); }
   void cleanupLabels(std::map<std::string, std::string> labels) { cleanup_label_sets_.push_back(std::move(labels)); }
 
-  std::string registryImage(const char* env) {
-    return envOr(env);
-  }
+  std::string registryImage(const char* env) { return envOr(env); }
 
   std::unique_ptr<spi::ContainerRuntime> runtime_;
   std::string image_;

@@ -1,11 +1,12 @@
 // Image pulls and ImageSync against the real engine and a local registry (scripts/test.sh pushes
 // KASM_TEST_PULL_IMAGE and KASM_TEST_PULL_IMAGE_B to it and removes them locally).
 
+#include "kasm/agent/image_sync.hpp"
+
 #include <set>
 
 #include "backends/docker/http_transport.hpp"
 #include "docker/docker_test_support.hpp"
-#include "kasm/agent/image_sync.hpp"
 
 namespace kasm::testing {
 namespace {
@@ -140,7 +141,8 @@ TEST_F(ImagePullTest, SyncPullsWhatIsMissingAndReportsProgress) {
 
 TEST_F(ImagePullTest, FailingPullsBackOffOnTheInjectedClock) {
   ManualClock clock;
-  ImageSync sync(*runtime_, clock, {.initial_backoff = std::chrono::seconds(10), .max_backoff = std::chrono::seconds(30)});
+  ImageSync sync(*runtime_, clock,
+                 {.initial_backoff = std::chrono::seconds(10), .max_backoff = std::chrono::seconds(30)});
   const std::string bad = unreachableImage();
   sync.setDesired({{bad, std::nullopt}});
 

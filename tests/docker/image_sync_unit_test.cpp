@@ -17,14 +17,16 @@ class ScriptedRuntime final : public spi::ContainerRuntime {
   std::mutex mu;
   std::map<std::string, std::string> images;  // tag -> id; "" tag entries are dangling ids.
   std::set<std::string> dangling;
-  std::set<std::string> in_use;               // Tags whose removal is refused.
-  std::set<std::string> failing;              // Pulls that fail with Unavailable.
+  std::set<std::string> in_use;   // Tags whose removal is refused.
+  std::set<std::string> failing;  // Pulls that fail with Unavailable.
   std::atomic<int> running{0}, max_running{0}, pulls{0};
 
   Result<spi::HostResources> hostResources() override { return spi::HostResources{}; }
   Result<spi::ContainerInfo> createAndStart(const spi::ContainerSpec&) override { return internalError("unused"); }
   Result<spi::ContainerInfo> inspect(const std::string&) override { return internalError("unused"); }
-  Result<std::vector<spi::ContainerInfo>> list(const std::map<std::string, std::string>&) override { return internalError("unused"); }
+  Result<std::vector<spi::ContainerInfo>> list(const std::map<std::string, std::string>&) override {
+    return internalError("unused");
+  }
   Result<void> stop(const std::string&, Duration) override { return internalError("unused"); }
   Result<void> start(const std::string&) override { return internalError("unused"); }
   Result<void> kill(const std::string&) override { return internalError("unused"); }
@@ -43,7 +45,8 @@ class ScriptedRuntime final : public spi::ContainerRuntime {
   Result<void> pullImage(const std::string& ref, const std::optional<spi::RegistryCredentials>&,
                          const std::function<void(const spi::PullProgress&)>& on_progress) override {
     int now = ++running;
-    for (int seen = max_running; now > seen && !max_running.compare_exchange_weak(seen, now);) {}
+    for (int seen = max_running; now > seen && !max_running.compare_exchange_weak(seen, now);) {
+    }
     ++pulls;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     --running;

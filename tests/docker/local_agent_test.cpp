@@ -1,10 +1,11 @@
 // LocalAgent on the real engine: provisioning, idempotency, readiness, hooks, lifecycle, check-in,
 // and reconciliation after a simulated crash.
 
+#include "kasm/agent/local_agent.hpp"
+
 #include <thread>
 
 #include "docker/docker_test_support.hpp"
-#include "kasm/agent/local_agent.hpp"
 
 namespace kasm::testing {
 namespace {

@@ -25,10 +25,10 @@ enum class ImageState { kMissing, kPulling, kPresent, kFailed };
 struct ImageStatus {
   std::string reference;
   ImageState state = ImageState::kMissing;
-  int failed_attempts = 0;              // Consecutive failures; 0 after a success.
+  int failed_attempts = 0;  // Consecutive failures; 0 after a success.
   std::optional<Error> last_error;
   std::optional<TimePoint> next_attempt;  // While failing: no pull before this instant.
-  std::int64_t bytes_done = 0;          // Sum over layers of the last progress seen.
+  std::int64_t bytes_done = 0;            // Sum over layers of the last progress seen.
   std::int64_t bytes_total = 0;
 };
 

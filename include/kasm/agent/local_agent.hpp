@@ -22,7 +22,7 @@ inline constexpr const char* kWorkspaceIdLabel = "kasm.workspace_id";
 inline constexpr const char* kUserIdLabel = "kasm.user_id";
 
 struct LocalAgentOptions {
-  AgentId agent_id;                      // Required: scopes the containers this agent owns.
+  AgentId agent_id;  // Required: scopes the containers this agent owns.
   // What a workspace with CpuAllocationMethod::kInherit gets.
   CpuAllocationMethod default_cpu_allocation = CpuAllocationMethod::kQuotas;
   std::string publish_host = "127.0.0.1";  // Where session ports are published.
@@ -30,21 +30,21 @@ struct LocalAgentOptions {
   // pauses growing up to probe_interval, until one succeeds or probe_attempts have failed.
   Duration probe_connect_timeout = std::chrono::milliseconds(500);
   Duration probe_interval = std::chrono::milliseconds(50);
-  int probe_attempts = 600;              // About 30 s for a slow desktop image.
+  int probe_attempts = 600;  // About 30 s for a slow desktop image.
   Duration stop_timeout = std::chrono::seconds(10);
-  ResourceOverrides overrides;           // Applied to the host's totals in check-ins.
+  ResourceOverrides overrides;                // Applied to the host's totals in check-ins.
   std::map<std::string, std::string> labels;  // The agent's own labels, reported at check-in.
-  bool measure_utilization = false;      // Sample container stats at check-in (about 1 s each).
+  bool measure_utilization = false;           // Sample container stats at check-in (about 1 s each).
 };
 
 // What an agent tells the manager when it checks in.
 struct AgentReport {
   AgentId agent_id;
-  Resources capacity;              // Host totals with the overrides applied.
-  Resources host;                  // Host totals as the engine reports them.
-  double cpu_utilization = 0.0;    // 0..1 of capacity, when measured.
+  Resources capacity;            // Host totals with the overrides applied.
+  Resources host;                // Host totals as the engine reports them.
+  double cpu_utilization = 0.0;  // 0..1 of capacity, when measured.
   std::int64_t memory_used_bytes = 0;
-  std::vector<std::string> images; // "repo:tag" present on the host.
+  std::vector<std::string> images;  // "repo:tag" present on the host.
   std::map<std::string, std::string> labels;
   std::int32_t session_count = 0;  // Session containers on the host.
   std::string os;

@@ -62,8 +62,8 @@ Result<spi::ContainerInfo> DockerRuntime::createAndStart(const spi::ContainerSpe
   KASM_RETURN_IF_ERROR(checkLimits(body));
 
   const std::string what = "create container " + spec.name;
-  KASM_ASSIGN_OR_RETURN(auto created, call("POST", "/containers/create?name=" + urlEncode(spec.name),
-                                           json::serialize(body)));
+  KASM_ASSIGN_OR_RETURN(auto created,
+                        call("POST", "/containers/create?name=" + urlEncode(spec.name), json::serialize(body)));
   if (created.status != 201) {
     std::string message = engineMessage(created);
     switch (created.status) {
@@ -90,7 +90,8 @@ Result<spi::ContainerInfo> DockerRuntime::createAndStart(const spi::ContainerSpe
   if (started->status != 204 && started->status != 304 && !isRunning(id)) {
     std::string message = engineMessage(*started);
     if (message.find("device driver") != std::string::npos || message.find("gpu") != std::string::npos) {
-      return discard(resourceExhausted("start container " + spec.name + ": GPUs requested but unavailable: " + message));
+      return discard(
+          resourceExhausted("start container " + spec.name + ": GPUs requested but unavailable: " + message));
     }
     if (mentionsLimits(message)) {
       return discard(resourceExhausted("start container " + spec.name + ": the engine refused the limits: " + message));
@@ -108,8 +109,8 @@ Result<spi::ContainerInfo> DockerRuntime::createAndStart(const spi::ContainerSpe
 
 Result<spi::ContainerInfo> DockerRuntime::inspect(const std::string& id_or_name) {
   if (id_or_name.empty()) return invalidArgument("container id is empty");
-  KASM_ASSIGN_OR_RETURN(auto v, callJson("GET", "/containers/" + urlEncode(id_or_name) + "/json", {},
-                                         "inspect container " + id_or_name));
+  KASM_ASSIGN_OR_RETURN(
+      auto v, callJson("GET", "/containers/" + urlEncode(id_or_name) + "/json", {}, "inspect container " + id_or_name));
   if (!v.is_object()) return internalError("inspect container " + id_or_name + ": not a JSON object");
   return containerFromInspect(v.as_object());
 }
@@ -164,8 +165,8 @@ Result<void> DockerRuntime::remove(const std::string& id) {
 Result<spi::ExecResult> DockerRuntime::exec(const std::string& id, const spi::ExecRequest& request) {
   if (request.command.empty()) return invalidArgument("exec: command is empty");
   const std::string what = "exec in container " + id;
-  json::object create{{"AttachStdout", true}, {"AttachStderr", true}, {"Tty", false},
-                      {"Privileged", request.privileged}};
+  json::object create{
+      {"AttachStdout", true}, {"AttachStderr", true}, {"Tty", false}, {"Privileged", request.privileged}};
   json::array cmd;
   for (const auto& arg : request.command) cmd.emplace_back(arg);
   create["Cmd"] = std::move(cmd);
@@ -226,8 +227,8 @@ Result<std::string> DockerRuntime::logs(const std::string& id, int tail_lines) {
 }
 
 Result<spi::ContainerStats> DockerRuntime::stats(const std::string& id) {
-  KASM_ASSIGN_OR_RETURN(auto v, callJson("GET", "/containers/" + urlEncode(id) + "/stats?stream=false", {},
-                                         "stats of container " + id));
+  KASM_ASSIGN_OR_RETURN(
+      auto v, callJson("GET", "/containers/" + urlEncode(id) + "/stats?stream=false", {}, "stats of container " + id));
   if (!v.is_object()) return internalError("stats of container " + id + ": not a JSON object");
   return statsFromJson(v.as_object());
 }

@@ -10,27 +10,81 @@ namespace {
 
 // HostConfig field names of Engine API 1.41-1.43.
 constexpr std::string_view kHostConfigKeys[] = {
-    "AutoRemove",          "Binds",                "BlkioDeviceReadBps",   "BlkioDeviceReadIOps",
-    "BlkioDeviceWriteBps", "BlkioDeviceWriteIOps", "BlkioWeight",          "BlkioWeightDevice",
-    "CapAdd",              "CapDrop",              "Cgroup",               "CgroupParent",
-    "CgroupnsMode",        "ConsoleSize",          "ContainerIDFile",      "CpuCount",
-    "CpuPercent",          "CpuPeriod",            "CpuQuota",             "CpuRealtimePeriod",
-    "CpuRealtimeRuntime",  "CpuShares",            "CpusetCpus",           "CpusetMems",
-    "DeviceCgroupRules",   "DeviceRequests",       "Devices",              "Dns",
-    "DnsOptions",          "DnsSearch",            "ExtraHosts",           "GroupAdd",
-    "IOMaximumBandwidth",  "IOMaximumIOps",        "Init",                 "IpcMode",
-    "Isolation",           "KernelMemory",         "KernelMemoryTCP",      "Links",
-    "LogConfig",           "MaskedPaths",          "Memory",               "MemoryReservation",
-    "MemorySwap",          "MemorySwappiness",     "Mounts",               "NanoCpus",
-    "NetworkMode",         "OomKillDisable",       "OomScoreAdj",          "PidMode",
-    "PidsLimit",           "PortBindings",         "Privileged",           "PublishAllPorts",
-    "ReadonlyPaths",       "ReadonlyRootfs",       "RestartPolicy",        "Runtime",
-    "SecurityOpt",         "ShmSize",              "StorageOpt",           "Sysctls",
-    "Tmpfs",               "UTSMode",              "Ulimits",              "UsernsMode",
-    "VolumeDriver",        "VolumesFrom",
+    "AutoRemove",
+    "Binds",
+    "BlkioDeviceReadBps",
+    "BlkioDeviceReadIOps",
+    "BlkioDeviceWriteBps",
+    "BlkioDeviceWriteIOps",
+    "BlkioWeight",
+    "BlkioWeightDevice",
+    "CapAdd",
+    "CapDrop",
+    "Cgroup",
+    "CgroupParent",
+    "CgroupnsMode",
+    "ConsoleSize",
+    "ContainerIDFile",
+    "CpuCount",
+    "CpuPercent",
+    "CpuPeriod",
+    "CpuQuota",
+    "CpuRealtimePeriod",
+    "CpuRealtimeRuntime",
+    "CpuShares",
+    "CpusetCpus",
+    "CpusetMems",
+    "DeviceCgroupRules",
+    "DeviceRequests",
+    "Devices",
+    "Dns",
+    "DnsOptions",
+    "DnsSearch",
+    "ExtraHosts",
+    "GroupAdd",
+    "IOMaximumBandwidth",
+    "IOMaximumIOps",
+    "Init",
+    "IpcMode",
+    "Isolation",
+    "KernelMemory",
+    "KernelMemoryTCP",
+    "Links",
+    "LogConfig",
+    "MaskedPaths",
+    "Memory",
+    "MemoryReservation",
+    "MemorySwap",
+    "MemorySwappiness",
+    "Mounts",
+    "NanoCpus",
+    "NetworkMode",
+    "OomKillDisable",
+    "OomScoreAdj",
+    "PidMode",
+    "PidsLimit",
+    "PortBindings",
+    "Privileged",
+    "PublishAllPorts",
+    "ReadonlyPaths",
+    "ReadonlyRootfs",
+    "RestartPolicy",
+    "Runtime",
+    "SecurityOpt",
+    "ShmSize",
+    "StorageOpt",
+    "Sysctls",
+    "Tmpfs",
+    "UTSMode",
+    "Ulimits",
+    "UsernsMode",
+    "VolumeDriver",
+    "VolumesFrom",
 };
 
-std::string portKey(std::uint16_t port) { return std::to_string(port) + "/tcp"; }
+std::string portKey(std::uint16_t port) {
+  return std::to_string(port) + "/tcp";
+}
 
 json::object& objectAt(json::object& parent, std::string_view key) {
   json::value& v = parent[key];
@@ -150,7 +204,9 @@ Result<json::object> buildCreateBody(const spi::ContainerSpec& spec) {
     switch (spec.cpu_allocation) {
       case CpuAllocationMethod::kQuotas: host["NanoCpus"] = r.millicores * 1'000'000; break;
       // 1024 shares per core is Docker's reference weight; at least 2, the kernel's minimum.
-      case CpuAllocationMethod::kShares: host["CpuShares"] = std::max<std::int64_t>(2, r.millicores * 1024 / 1000); break;
+      case CpuAllocationMethod::kShares:
+        host["CpuShares"] = std::max<std::int64_t>(2, r.millicores * 1024 / 1000);
+        break;
       case CpuAllocationMethod::kInherit: break;
     }
   }

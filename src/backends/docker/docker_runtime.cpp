@@ -1,8 +1,8 @@
 // Connection, version negotiation, host resources and the request plumbing of DockerRuntime.
 
-#include "backends/docker/docker_runtime_impl.hpp"
-
 #include <cstdlib>
+
+#include "backends/docker/docker_runtime_impl.hpp"
 
 namespace kasm::docker {
 

@@ -45,7 +45,8 @@ class DockerRuntime final : public spi::ContainerRuntime {
  private:
   // "/v1.41" + path.
   std::string api(std::string_view path) const { return "/v" + api_version_ + std::string(path); }
-  Result<HttpResponse> call(std::string method, std::string path, std::string body = {}, Duration timeout = Duration(0));
+  Result<HttpResponse> call(std::string method, std::string path, std::string body = {},
+                            Duration timeout = Duration(0));
   // A call whose answer must be 2xx JSON; other statuses become engineError(what).
   Result<json::value> callJson(std::string method, std::string path, std::string body, std::string_view what);
   // A call answered with no body: 2xx (and 304 "already in that state") is success.

@@ -57,8 +57,7 @@ Error curlError(CURLcode code, const char* detail, const std::string& endpoint) 
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CACERT_BADFILE:
-      return unavailable(msg);
+    case CURLE_SSL_CACERT_BADFILE: return unavailable(msg);
     default: return unavailable(msg);
   }
 }
@@ -84,8 +83,7 @@ Result<std::unique_ptr<HttpTransport>> HttpTransport::create(const DockerOptions
     const bool tls = options.tls.has_value() || startsWith("https://");
     t->base_url_ = std::string(tls ? "https://" : "http://") + rest;
   } else {
-    return invalidArgument("docker endpoint '" + ep +
-                           "' must start with unix://, tcp://, http:// or https://");
+    return invalidArgument("docker endpoint '" + ep + "' must start with unix://, tcp://, http:// or https://");
   }
   return t;
 }

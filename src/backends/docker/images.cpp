@@ -62,8 +62,8 @@ Result<void> DockerRuntime::removeImage(const std::string& reference) {
 
 Result<std::vector<std::string>> DockerRuntime::pruneImages(bool dangling_only) {
   json::object filters{{"dangling", json::array{dangling_only ? "true" : "false"}}};
-  KASM_ASSIGN_OR_RETURN(auto v, callJson("POST", "/images/prune?filters=" + urlEncode(json::serialize(filters)), {},
-                                         "prune images"));
+  KASM_ASSIGN_OR_RETURN(
+      auto v, callJson("POST", "/images/prune?filters=" + urlEncode(json::serialize(filters)), {}, "prune images"));
   std::vector<std::string> removed;
   if (!v.is_object()) return removed;
   const json::value* deleted = v.as_object().if_contains("ImagesDeleted");

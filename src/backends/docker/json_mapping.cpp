@@ -38,8 +38,9 @@ std::map<std::string, std::string> labelsOf(const json::object* labels) {
 }
 
 bool containsInsensitive(std::string_view haystack, std::string_view needle) {
-  auto it = std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(),
-                        [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b)); });
+  auto it = std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+  });
   return it != haystack.end();
 }
 
@@ -247,7 +248,8 @@ PullEvent parsePullLine(std::string_view line) {
 
 Error pullError(std::string_view reference, std::string_view message) {
   std::string msg = "pull " + std::string(reference) + ": " + std::string(message);
-  for (std::string_view s : {"manifest unknown", "not found", "does not exist", "no such image", "repository name not known"}) {
+  for (std::string_view s :
+       {"manifest unknown", "not found", "does not exist", "no such image", "repository name not known"}) {
     if (containsInsensitive(message, s)) return notFound(msg);
   }
   for (std::string_view s : {"unauthorized", "authentication required", "access denied", "incorrect username"}) {
@@ -311,9 +313,8 @@ std::string base64UrlEncode(std::string_view bytes) {
 }
 
 std::string registryAuthValue(const spi::RegistryCredentials& credentials) {
-  json::object auth{{"username", credentials.username},
-                    {"password", credentials.password},
-                    {"serveraddress", credentials.server}};
+  json::object auth{
+      {"username", credentials.username}, {"password", credentials.password}, {"serveraddress", credentials.server}};
   return base64UrlEncode(json::serialize(auth));
 }
 

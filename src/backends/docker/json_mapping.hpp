@@ -5,7 +5,6 @@
 // all of it is unit-tested without an engine.
 
 #include <boost/json.hpp>
-
 #include <optional>
 #include <string>
 #include <string_view>
