@@ -75,9 +75,10 @@ void BM_RequestAndDestroy(benchmark::State& state, std::string backend) {
     a.id = AgentId("agent" + std::to_string(i));
     a.hostname = a.id.str();
     a.zone_id = z.id;
-    (void)m.registerAgent(a);
+    auto reg = m.registerAgent(a);
     m.attachAgentLink(a.id, link);
-    (void)m.checkIn(AgentCheckIn{a.id, Resources::fromCores(64, 256 * Resources::kGiB), 0, 0, {"desktop:1"}, "bench"});
+    (void)m.checkIn(AgentCheckIn{a.id, reg.ok() ? reg->token : "", Resources::fromCores(64, 256 * Resources::kGiB), 0, 0,
+                                 {"desktop:1"}, "bench"});
   }
   const int threads = static_cast<int>(state.range(0));
   for (int t = 0; t < threads; ++t) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "kasm/auth/secret.hpp"
 #include "kasm/manager/manager.hpp"
 #include "manager/manager_impl.hpp"
 
@@ -30,8 +31,10 @@ Result<Agent> updateAgent(Manager::Impl& im, const AgentId& id, const std::funct
 }
 }  // namespace
 
-Result<Agent> Manager::registerAgent(Agent agent) {
+Result<Manager::AgentRegistration> Manager::registerAgent(Agent agent) {
   auto& im = *impl_;
+  std::string token = auth::generateToken(im.random);
+  agent.token_hash = auth::hashSecret(token);
   if (agent.id.empty()) agent.id = AgentId::generate(im.random);
   agent.registered_at = im.clock.now();
   agent.status = AgentStatus::kPending;
@@ -45,7 +48,16 @@ Result<Agent> Manager::registerAgent(Agent agent) {
   }
   KASM_RETURN_IF_ERROR(im.repo.insert(agent));
   im.syncAgent(agent);
-  return agent;
+  return AgentRegistration{std::move(agent), std::move(token)};
+}
+
+Result<std::string> Manager::rotateAgentToken(const AgentId& id) {
+  std::string token = auth::generateToken(impl_->random);
+  KASM_RETURN_IF_ERROR(updateAgent(*impl_, id, [&](Agent& a) -> Result<void> {
+    a.token_hash = auth::hashSecret(token);
+    return {};
+  }));
+  return token;
 }
 
 Result<Agent> Manager::checkIn(const AgentCheckIn& report) {
@@ -57,6 +69,9 @@ Result<Agent> Manager::checkIn(const AgentCheckIn& report) {
   if (report.memory_used_bytes < 0) return invalidArgument("checkin.memory_used_bytes must not be negative");
   bool came_back = false;
   KASM_ASSIGN_OR_RETURN(Agent a, updateAgent(im, report.agent_id, [&](Agent& x) -> Result<void> {
+    if (report.token.empty() || !auth::verifySecret(report.token, x.token_hash)) {
+      return unauthenticated("check-in of agent " + x.id.str() + " refused: missing or wrong token");
+    }
     came_back = x.status == AgentStatus::kMissing || x.status == AgentStatus::kDead;
     x.reported = report.reported;
     x.cpu_utilization = report.cpu_utilization;

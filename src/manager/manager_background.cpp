@@ -100,6 +100,9 @@ Result<Manager::TickReport> Manager::tick() {
     }
   }
 
+  KASM_ASSIGN_OR_RETURN(auto idle, idleSessions());
+  report.sessions_idle = static_cast<int>(idle.size());
+
   // Teardowns that an unreachable agent left in `stopping` are retried.
   KASM_ASSIGN_OR_RETURN(auto stopping, im.repo.list<Session>(spi::Query().where("state", "stopping")));
   for (auto& s : stopping) (void)im.finishTeardown(std::move(s));
@@ -148,6 +151,21 @@ Result<Manager::TickReport> Manager::tick() {
     }
   }
   return report;
+}
+
+Result<std::vector<SessionId>> Manager::idleSessions() {
+  auto& im = *impl_;
+  const auto now = im.clock.now();
+  KASM_ASSIGN_OR_RETURN(auto running, im.repo.list<Session>(spi::Query().where("state", "running")));
+  std::vector<SessionId> out;
+  for (const auto& s : running) {
+    if (s.value.isStaged() || s.value.user_id.empty()) continue;
+    auto settings = effectiveSettings(s.value.user_id);
+    if (!settings.ok() || !settings->idle_disconnect) continue;
+    const TimePoint last = s.value.last_activity_at.value_or(s.value.started_at.value_or(s.value.created_at));
+    if (now - last >= *settings->idle_disconnect) out.push_back(s.value.id);
+  }
+  return out;
 }
 
 Result<int> Manager::recover() {

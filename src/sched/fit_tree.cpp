@@ -63,11 +63,33 @@ void FitTree::split(std::int32_t t, const Key& key, std::int32_t& l, std::int32_
   update(t);
 }
 
+// Standard treap insertion: descend until the new node's priority belongs, then split only the
+// subtree found there (expected O(1) in size), so an insert costs about one root-to-leaf path.
+std::int32_t FitTree::insertRec(std::int32_t t, std::int32_t n) {
+  if (t < 0) return n;
+  Node& x = nodes_[static_cast<std::size_t>(n)];
+  if (x.prio > nodes_[static_cast<std::size_t>(t)].prio) {
+    std::int32_t l, r;
+    split(t, x.key, l, r);
+    nodes_[static_cast<std::size_t>(n)].left = l;
+    nodes_[static_cast<std::size_t>(n)].right = r;
+    update(n);
+    return n;
+  }
+  if (x.key < nodes_[static_cast<std::size_t>(t)].key) {
+    const std::int32_t c = insertRec(nodes_[static_cast<std::size_t>(t)].left, n);
+    nodes_[static_cast<std::size_t>(t)].left = c;
+  } else {
+    const std::int32_t c = insertRec(nodes_[static_cast<std::size_t>(t)].right, n);
+    nodes_[static_cast<std::size_t>(t)].right = c;
+  }
+  update(t);
+  return t;
+}
+
 void FitTree::insert(const Key& key, const Resources& free) {
   const std::int32_t n = alloc(key, free);
-  std::int32_t l, r;
-  split(root_, key, l, r);
-  root_ = merge(merge(l, n), r);
+  root_ = insertRec(root_, n);
   ++size_;
 }
 

@@ -54,6 +54,7 @@ class FitTree {
   std::int32_t merge(std::int32_t a, std::int32_t b);
   void split(std::int32_t t, const Key& key, std::int32_t& l, std::int32_t& r);  // l: < key, r: >= key.
   std::int32_t eraseRec(std::int32_t t, const Key& key);
+  std::int32_t insertRec(std::int32_t t, std::int32_t n);
   std::optional<Key> find(std::int32_t t, const Resources& need, const std::optional<Key>& bound) const;
   void collectRec(std::int32_t t, std::vector<Key>& out) const;
 

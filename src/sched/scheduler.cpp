@@ -14,6 +14,30 @@ constexpr std::uint32_t kNone = UINT32_MAX;
 
 using detail::Key;
 
+// The zones a decision searches, in order; no heap allocation for up to 16 zones.
+class ZoneList {
+ public:
+  void push_back(std::uint32_t z) {
+    if (n_ < inline_.size()) inline_[n_] = z;
+    else heap_.push_back(z);
+    ++n_;
+  }
+  std::uint32_t operator[](std::size_t i) const { return i < inline_.size() ? inline_[i] : heap_[i - inline_.size()]; }
+  std::size_t size() const { return n_; }
+  std::uint32_t front() const { return (*this)[0]; }
+  bool contains(std::uint32_t z) const {
+    for (std::size_t i = 0; i < n_; ++i) {
+      if ((*this)[i] == z) return true;
+    }
+    return false;
+  }
+
+ private:
+  std::array<std::uint32_t, 16> inline_{};
+  std::vector<std::uint32_t> heap_;
+  std::size_t n_ = 0;
+};
+
 bool labelsMatch(const std::map<std::string, std::string>& have, const std::map<std::string, std::string>& include,
                  const std::map<std::string, std::string>& exclude) {
   for (const auto& [k, v] : include) {
@@ -70,9 +94,11 @@ struct Scheduler::Impl {
     AgentKind kind;
     std::map<std::string, std::string> labels;
     std::vector<std::string> images;  // Sorted.
+    std::vector<std::uint32_t> image_ids;  // Interned, sorted: the hot-path membership test.
     detail::FitTree ordered;          // Available agents, best first, with their free resources.
     std::uint32_t members = 0;
     bool hasImage(const std::string& image) const { return std::binary_search(images.begin(), images.end(), image); }
+    bool hasImageId(std::uint32_t id) const { return std::binary_search(image_ids.begin(), image_ids.end(), id); }
   };
   struct ZoneState {
     ZoneRules rules;
@@ -93,6 +119,7 @@ struct Scheduler::Impl {
   std::vector<Pool> pools;
   std::unordered_map<std::string, std::uint32_t> pool_index;
   std::uint64_t seq = 0;
+  std::unordered_map<std::string, std::uint32_t> image_index;  // Image reference -> interned id.
   std::vector<std::uint32_t> sorted_zones;  // Zone indexes by zone id, for alternate-zone search.
 
   void resortZones() {
@@ -122,7 +149,10 @@ struct Scheduler::Impl {
     for (const auto& i : images) key += i + '\x1d';
     auto [it, inserted] = pool_index.try_emplace(std::move(key), static_cast<std::uint32_t>(pools.size()));
     if (inserted) {
-      pools.push_back(Pool{zone, e.kind, e.labels, std::move(images), {}, 0});
+      std::vector<std::uint32_t> ids;
+      for (const auto& i : images) ids.push_back(image_index.try_emplace(i, static_cast<std::uint32_t>(image_index.size())).first->second);
+      std::sort(ids.begin(), ids.end());
+      pools.push_back(Pool{zone, e.kind, e.labels, std::move(images), std::move(ids), {}, 0});
       zones[zone].pools.push_back(it->second);
     }
     return it->second;
@@ -174,13 +204,14 @@ struct Scheduler::Impl {
   bool fits(const Slot& s, const Resources& need) const { return (s.e.capacity - s.e.reserved).fits(need); }
 
   // The zones to search, in order, or an error for an unknown zone.
-  Result<std::vector<std::uint32_t>> zoneOrder(const PlacementRequest& r, bool* alternates_searched) const {
+  Result<ZoneList> zoneOrder(const PlacementRequest& r, bool* alternates_searched) const {
     *alternates_searched = false;
     const ZoneId& first = r.restrict_to_zone ? *r.restrict_to_zone : r.zone;
     if (first.empty()) return invalidArgument("placement: no zone given");
     auto it = zone_index.find(first.str());
     if (it == zone_index.end() || !zones[it->second].exists) return notFound("zone '" + first.str() + "' does not exist");
-    std::vector<std::uint32_t> order{it->second};
+    ZoneList order;
+    order.push_back(it->second);
     if (!r.restrict_to_zone && zones[it->second].rules.search_alternate_zones) {
       *alternates_searched = true;
       for (std::uint32_t idx : sorted_zones) {
@@ -201,19 +232,26 @@ struct Scheduler::Impl {
     bool alternates = false;
     KASM_ASSIGN_OR_RETURN(auto order, zoneOrder(r, &alternates));
     if (r.restrict_to_agent) return chooseAgent(r, order, alternates);
-    for (std::uint32_t z : order) {
+    std::uint32_t image_id = kNone;
+    if (!r.image.empty()) {
+      auto it = image_index.find(r.image);
+      if (it != image_index.end()) image_id = it->second;
+    }
+    for (std::size_t zi = 0; zi < order.size(); ++zi) {
+      const std::uint32_t z = order[zi];
       // Sort the zone's eligible pools into the four tiers once, then search tier by tier.
       constexpr std::size_t kMaxPerTier = 64;
       std::array<std::array<std::uint32_t, kMaxPerTier>, 4> tier_pools;
       std::array<std::size_t, 4> tier_size{};
       std::vector<std::uint32_t> overflow[4];
       const bool by_kind = zones[z].rules.prioritize_static_agents;
+      const bool any_labels = !r.include_labels.empty() || !r.exclude_labels.empty();
       for (std::uint32_t pi : zones[z].pools) {
         const Pool& p = pools[pi];
         if (p.ordered.empty() || !p.ordered.maxFree().fits(r.resources)) continue;
-        if (!labelsMatch(p.labels, r.include_labels, r.exclude_labels)) continue;
+        if (any_labels && !labelsMatch(p.labels, r.include_labels, r.exclude_labels)) continue;
         int image_tier = 0;
-        if (!r.image.empty() && !p.hasImage(r.image)) {
+        if (!r.image.empty() && (image_id == kNone || !p.hasImageId(image_id))) {
           if (!r.allow_pull) continue;
           image_tier = 1;
         }
@@ -231,7 +269,8 @@ struct Scheduler::Impl {
         }
         if (best) {
           if (slot_out) *slot_out = best->slot;
-          return placementOf(best->slot, r);
+          const Slot& chosen = slots[best->slot];
+          return Placement{chosen.e.id, chosen.e.zone, (t % 2) == 1};
         }
       }
     }
@@ -251,7 +290,8 @@ struct Scheduler::Impl {
     bool alternates = false;
     KASM_ASSIGN_OR_RETURN(auto order, zoneOrder(r, &alternates));
     if (r.restrict_to_agent) return chooseAgent(r, order, alternates);
-    for (std::uint32_t z : order) {
+    for (std::size_t zi = 0; zi < order.size(); ++zi) {
+      const std::uint32_t z = order[zi];
       const bool by_kind = zones[z].rules.prioritize_static_agents;
       std::array<std::optional<Key>, 4> best;
       for (std::uint32_t i = 0; i < slots.size(); ++i) {
@@ -275,11 +315,11 @@ struct Scheduler::Impl {
     return explain(r, order, alternates);
   }
 
-  Result<Placement> chooseAgent(const PlacementRequest& r, const std::vector<std::uint32_t>& order, bool alternates) const {
+  Result<Placement> chooseAgent(const PlacementRequest& r, const ZoneList& order, bool alternates) const {
     auto it = by_id.find(*r.restrict_to_agent);
     if (it == by_id.end()) return notFound("agent '" + r.restrict_to_agent->str() + "' (the workspace's restriction) does not exist");
     const Slot& s = slots[it->second];
-    const bool zone_ok = std::find(order.begin(), order.end(), s.zone) != order.end();
+    const bool zone_ok = order.contains(s.zone);
     const Pool& p = pools[s.pool];
     const bool image_ok = r.image.empty() || r.allow_pull || p.hasImage(r.image);
     if (zone_ok && available(s) && fits(s, r.resources) && image_ok && labelsMatch(p.labels, r.include_labels, r.exclude_labels)) {
@@ -288,7 +328,7 @@ struct Scheduler::Impl {
     return explain(r, order, alternates);
   }
 
-  Error explain(const PlacementRequest& r, const std::vector<std::uint32_t>& order, bool alternates) const {
+  Error explain(const PlacementRequest& r, const ZoneList& order, bool alternates) const {
     std::string msg = "no agent can take a session needing " + r.resources.toString();
     if (r.restrict_to_agent) msg += " on agent " + r.restrict_to_agent->str() + " (the workspace's restriction)";
     msg += ":";

@@ -55,7 +55,9 @@ class ManagerTest : public ::testing::Test {
     a.id = AgentId(id);
     a.hostname = id + ".local";
     a.zone_id = ZoneId("east");
-    EXPECT_TRUE(manager_->registerAgent(a).ok());
+    auto reg = manager_->registerAgent(a);
+    EXPECT_TRUE(reg.ok());
+    tokens_[id] = reg->token;
     auto link = std::make_shared<FakeAgentLink>();
     links_[id] = link;
     manager_->attachAgentLink(a.id, link);
@@ -66,6 +68,7 @@ class ManagerTest : public ::testing::Test {
   void checkIn(const std::string& id, double cores = 8, std::int64_t gib = 8) {
     AgentCheckIn c;
     c.agent_id = AgentId(id);
+    c.token = tokens_[id];
     c.reported = Resources::fromCores(cores, gib * kGiB);
     c.images = {"desktop:1"};
     auto r = manager_->checkIn(c);
@@ -97,6 +100,7 @@ class ManagerTest : public ::testing::Test {
   std::unique_ptr<Manager> manager_;
   Group group_;
   std::map<std::string, std::shared_ptr<FakeAgentLink>> links_;
+  std::map<std::string, std::string> tokens_;
 };
 
 TEST_F(ManagerTest, RequestRunsASessionAndReservesCapacityInTheStore) {
@@ -174,6 +178,10 @@ TEST_F(ManagerTest, UnknownIdsAreNotFoundAndChangeNothing) {
   bad.agent_id = AgentId("ghost");
   EXPECT_EQ(manager_->checkIn(bad).error().code(), ErrorCode::kNotFound);
   bad.agent_id = AgentId("a1");
+  bad.token = "forged";
+  bad.reported = Resources::fromCores(99, 99 * kGiB);
+  EXPECT_EQ(manager_->checkIn(bad).error().code(), ErrorCode::kUnauthenticated);
+  bad.token = tokens_["a1"];
   bad.cpu_utilization = 7;
   EXPECT_EQ(manager_->checkIn(bad).error().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(storedAgent("a1").reported, Resources::fromCores(8, 8 * kGiB));
@@ -367,6 +375,32 @@ TEST_F(ManagerTest, TwoManagersNeverOverbookAnAgent) {
   EXPECT_EQ(storedAgent("a1").session_count, 4);
   EXPECT_EQ(storedAgent("a1").reserved, Resources::fromCores(8, 8 * kGiB));
   EXPECT_EQ(links_["a1"]->count(), 4u);
+}
+
+TEST_F(ManagerTest, AgentTokensAreHashedAndRotatable) {
+  EXPECT_EQ(storedAgent("a1").token_hash.rfind("$sha256$", 0), 0u);
+  EXPECT_EQ(storedAgent("a1").token_hash.find(tokens_["a1"]), std::string::npos);
+  auto fresh = manager_->rotateAgentToken(AgentId("a1"));
+  ASSERT_TRUE(fresh.ok());
+  AgentCheckIn c;
+  c.agent_id = AgentId("a1");
+  c.token = tokens_["a1"];
+  c.reported = Resources::fromCores(8, 8 * kGiB);
+  EXPECT_EQ(manager_->checkIn(c).error().code(), ErrorCode::kUnauthenticated);  // The old token is dead.
+  c.token = *fresh;
+  EXPECT_TRUE(manager_->checkIn(c).ok());
+}
+
+TEST_F(ManagerTest, IdleSessionsAreReported) {
+  setGroup([](GroupSettings& g) { g.idle_disconnect = std::chrono::minutes(5); });
+  auto s = request("alice");
+  advance(std::chrono::minutes(3));
+  ASSERT_TRUE(manager_->recordActivity(s->id).ok());
+  advance(std::chrono::minutes(4));
+  EXPECT_TRUE(manager_->idleSessions()->empty());
+  advance(std::chrono::minutes(2));
+  EXPECT_EQ(*manager_->idleSessions(), std::vector<SessionId>{s->id});
+  EXPECT_EQ(manager_->getSession(s->id)->state, SessionState::kRunning);  // Disconnect, not delete.
 }
 
 TEST_F(ManagerTest, DrainingAndDisabledAgentsTakeNothing) {

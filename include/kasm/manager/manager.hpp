@@ -30,6 +30,7 @@ struct ManagerOptions {
 // What an agent reports at check-in.
 struct AgentCheckIn {
   AgentId agent_id;
+  std::string token;              // The token registerAgent() returned.
   Resources reported;             // Host capacity.
   double cpu_utilization = 0.0;   // 0..1.
   std::int64_t memory_used_bytes = 0;
@@ -71,10 +72,18 @@ class Manager {
   Result<Workspace> upsertWorkspace(Workspace workspace);
 
   // ---- agents ----
-  // Registers a new agent (status pending until its first check-in).
-  Result<Agent> registerAgent(Agent agent);
+  // Registers a new agent (status pending until its first check-in). The returned token is shown
+  // once: the store keeps only its hash, and every check-in must present it.
+  struct AgentRegistration {
+    Agent agent;
+    std::string token;
+  };
+  Result<AgentRegistration> registerAgent(Agent agent);
+  // Replaces an agent's token (the old one stops working at once) and returns the new one.
+  Result<std::string> rotateAgentToken(const AgentId& id);
   // Records a check-in: reported capacity, utilisation and images. An agent that was missing or dead
-  // comes back to ok and is reconciled with the store (see reconcileAgent()).
+  // comes back to ok and is reconciled with the store (see reconcileAgent()). Unauthenticated for a
+  // missing or wrong token; NotFound for an unknown agent; nothing changes then.
   Result<Agent> checkIn(const AgentCheckIn& report);
   Result<Agent> setAgentAvailability(const AgentId& id, bool enabled, bool draining);
   Result<Agent> setAgentOverrides(const AgentId& id, const ResourceOverrides& overrides);
@@ -110,9 +119,13 @@ class Manager {
     int sessions_failed = 0;
     int staged_launched = 0;
     int staged_expired = 0;
+    int sessions_idle = 0;  // Running sessions past their group's idle_disconnect (see idleSessions()).
   };
   // Agent liveness, session expiry (keepalive, hard limit) and staging pools, once.
   Result<TickReport> tick();
+  // Running sessions without user input for longer than their group's idle_disconnect; the proxy
+  // disconnects their viewers (the session itself lives on until its keepalive expires).
+  Result<std::vector<SessionId>> idleSessions();
   // Recovery after a crash: `requested` sessions fail; `provisioning` ones become running when the
   // agent has their container, otherwise fail; `stopping` ones finish their teardown.
   Result<int> recover();

@@ -1,0 +1,21 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "kasm/core/random.hpp"
+
+namespace kasm::auth {
+
+// A random token of `bytes` bytes, hex encoded (64 characters for the default 32 bytes = 256 bits).
+std::string generateToken(Random& random, std::size_t bytes = 32);
+
+// Hashes a high-entropy secret (agent tokens, API key secrets) for storage: "$sha256$<hex>".
+// High entropy makes a fast hash safe here; passwords use a slow hash instead.
+std::string hashSecret(std::string_view secret);
+
+// True when `secret` hashes to `stored`; the comparison takes the same time wherever they differ.
+bool verifySecret(std::string_view secret, std::string_view stored);
+
+}  // namespace kasm::auth

@@ -1,0 +1,43 @@
+#include "kasm/auth/secret.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+namespace kasm::auth {
+namespace {
+
+std::string hex(const unsigned char* data, std::size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(n * 2, '0');
+  for (std::size_t i = 0; i < n; ++i) {
+    out[2 * i] = kHex[data[i] >> 4];
+    out[2 * i + 1] = kHex[data[i] & 0xF];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string generateToken(Random& random, std::size_t bytes) {
+  std::string raw(bytes, '\0');
+  for (std::size_t i = 0; i < bytes; i += 8) {
+    std::uint64_t v = random.next();
+    for (std::size_t j = 0; j < 8 && i + j < bytes; ++j) raw[i + j] = static_cast<char>((v >> (8 * j)) & 0xFF);
+  }
+  return hex(reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
+}
+
+std::string hashSecret(std::string_view secret) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(secret.data(), secret.size(), digest, &len, EVP_sha256(), nullptr);
+  return "$sha256$" + hex(digest, len);
+}
+
+bool verifySecret(std::string_view secret, std::string_view stored) {
+  const std::string computed = hashSecret(secret);
+  if (computed.size() != stored.size()) return false;
+  return CRYPTO_memcmp(computed.data(), stored.data(), computed.size()) == 0;
+}
+
+}  // namespace kasm::auth
