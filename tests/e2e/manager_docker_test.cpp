@@ -1,0 +1,156 @@
+// The manager on the real stack: SQLite store, LocalAgent, the Docker Engine API client and a real
+// dockerd. A session request ends in a container that answers HTTP on a loopback port; teardown and
+// crash recovery leave no container behind.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "docker/docker_test_support.hpp"
+#include "kasm/agent/local_agent.hpp"
+#include "kasm/kasm.hpp"
+#include "kasm/manager/manager.hpp"
+#include "kasm/store/sqlite_store.hpp"
+
+namespace kasm {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ManagerOnDocker : public testing::DockerTest {
+ protected:
+  void SetUp() override {
+    testing::DockerTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    dir_ = fs::temp_directory_path() / ("kasm-e2e-" + run_id_);
+    auto store = openSqliteStore({.path = (dir_ / "kasm.db").string()});
+    ASSERT_TRUE(store.ok()) << store.error().toString();
+    store_ = std::move(store).value();
+    agent_id_ = AgentId("agent-" + run_id_);
+    cleanupLabels({{agent::kAgentIdLabel, agent_id_.str()}});
+    agent::LocalAgentOptions opts;
+    opts.agent_id = agent_id_;
+    opts.probe_attempts = 200;
+    local_ = std::make_shared<agent::LocalAgent>(*runtime_, clock_, opts);
+    manager_ = makeManager();
+  }
+
+  void TearDown() override {
+    manager_.reset();
+    testing::DockerTest::TearDown();
+    std::error_code ec;
+    if (!dir_.empty()) fs::remove_all(dir_, ec);
+  }
+
+  // A manager as a fresh process would build it: zone, workspace, agent, check-in.
+  std::unique_ptr<Manager> makeManager() {
+    auto m = std::make_unique<Manager>(*store_, clock_, random_);
+    m->attachAgentLink(agent_id_, local_);
+    EXPECT_TRUE(m->start().ok());
+    if (!Repository(*store_).get<Zone>("local").ok()) {
+      Zone z;
+      z.id = ZoneId("local");
+      z.name = "Local";
+      EXPECT_TRUE(m->upsertZone(z).ok());
+      Workspace w;
+      w.id = WorkspaceId("busybox");
+      w.friendly_name = "Busybox web";
+      w.image = image_;
+      w.port = 8080;
+      w.protocol = SessionProtocol::kHttp;
+      w.resources = Resources::fromCores(0.5, 64 * Resources::kMiB);
+      EXPECT_TRUE(m->upsertWorkspace(w).ok());
+      Group g;
+      g.id = GroupId("all");
+      g.name = "All";
+      EXPECT_TRUE(Repository(*store_).insert(g).ok());
+      User u;
+      u.id = UserId("alice");
+      u.username = "alice";
+      u.group_ids = {g.id};
+      EXPECT_TRUE(Repository(*store_).insert(u).ok());
+      Agent a;
+      a.id = agent_id_;
+      a.hostname = "localhost";
+      a.zone_id = z.id;
+      auto reg = m->registerAgent(a);
+      EXPECT_TRUE(reg.ok());
+      token_ = reg->token;
+    }
+    auto report = local_->checkIn();
+    EXPECT_TRUE(report.ok()) << report.error().toString();
+    AgentCheckIn c;
+    c.agent_id = agent_id_;
+    c.token = token_;
+    c.reported = report->capacity;
+    c.images = report->images;
+    auto in = m->checkIn(c);
+    EXPECT_TRUE(in.ok()) << in.error().toString();
+    return m;
+  }
+
+  ManualClock clock_;
+  SeededRandom random_{11};
+  fs::path dir_;
+  std::unique_ptr<spi::Store> store_;
+  AgentId agent_id_;
+  std::string token_;
+  std::shared_ptr<agent::LocalAgent> local_;
+  std::unique_ptr<Manager> manager_;
+};
+
+TEST_F(ManagerOnDocker, RequestServesHttpAndDestroyRemovesTheContainer) {
+  auto s = manager_->requestSession(SessionRequest{UserId("alice"), WorkspaceId("busybox"), ZoneId("local"), {}});
+  ASSERT_TRUE(s.ok()) << s.error().toString();
+  EXPECT_EQ(s->state, SessionState::kRunning);
+  ASSERT_EQ(s->upstream.rfind("127.0.0.1:", 0), 0u) << s->upstream;
+  EXPECT_NE(testing::httpGet(s->upstream).find("200"), std::string::npos);
+
+  auto info = runtime_->inspect(s->container_id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->memory_bytes, 64 * Resources::kMiB);  // The workspace's limits reached the engine.
+  EXPECT_EQ(info->labels.at(agent::kSessionIdLabel), s->id.str());
+
+  auto e = manager_->execInSession(s->id, {{"sh", "-c", "echo hello-from-$((40+2))"}, "", "", {}, false});
+  ASSERT_TRUE(e.ok()) << e.error().toString();
+  EXPECT_NE(e->output.find("hello-from-42"), std::string::npos);
+
+  ASSERT_EQ(manager_->destroySession(s->id)->state, SessionState::kDestroyed);
+  EXPECT_EQ(runtime_->inspect(s->container_id).error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(Repository(*store_).get<Agent>(agent_id_.str())->value.session_count, 0);
+}
+
+TEST_F(ManagerOnDocker, RestartCompletesAHalfLaunchAndReconcileRemovesOrphans) {
+  // A session the store believes is starting (the manager died before recording the answer) ...
+  Session half;
+  half.id = SessionId("half-" + run_id_);
+  half.user_id = UserId("alice");
+  half.workspace_id = WorkspaceId("busybox");
+  half.agent_id = agent_id_;
+  half.zone_id = ZoneId("local");
+  half.resources = Resources::fromCores(0.5, 64 * Resources::kMiB);
+  half.state = SessionState::kProvisioning;
+  ASSERT_TRUE(Repository(*store_).insert(half).ok());
+  // ... and a container the store knows nothing about.
+  spi::ProvisionRequest orphan;
+  orphan.session_id = SessionId("orphan-" + run_id_);
+  orphan.workspace = Repository(*store_).get<Workspace>("busybox")->value;
+  orphan.resources = orphan.workspace.resources;
+  ASSERT_TRUE(local_->provision(orphan).ok());
+
+  manager_ = makeManager();  // Restart: recovery runs in start().
+  auto recovered = manager_->getSession(half.id);
+  ASSERT_TRUE(recovered.ok());
+  EXPECT_EQ(recovered->state, SessionState::kRunning) << recovered->state_reason;
+  EXPECT_NE(testing::httpGet(recovered->upstream).find("200"), std::string::npos);
+
+  ASSERT_TRUE(manager_->reconcileAgent(agent_id_).ok());
+  auto left = runtime_->list({{agent::kAgentIdLabel, agent_id_.str()}});
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ(left->size(), 1u);  // Only the recovered session's container survives.
+  EXPECT_EQ(left->front().labels.at(agent::kSessionIdLabel), half.id.str());
+  ASSERT_TRUE(manager_->destroySession(half.id).ok());
+}
+
+}  // namespace
+}  // namespace kasm
