@@ -131,7 +131,54 @@ EOF_REGISTRY
   return 1
 }
 
+# A second registry over the same storage that demands a password (htpasswd, bcrypt), for the
+# credential tests; exports KASM_TEST_AUTH_REGISTRY, KASM_TEST_AUTH_USER, KASM_TEST_AUTH_PASSWORD.
+# Needs start_registry first. Images pushed to the open one can be pulled from this one.
+start_auth_registry() {
+  local port dir i user=kasm password
+  [ -n "${KASM_TEST_REGISTRY:-}" ] || return 1
+  password="pw-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  port=$(free_port)
+  dir="$KASM_SERVICES_DIR/registry-auth"
+  mkdir -p "$dir"
+  python3 -W ignore -c 'import crypt, sys; print(sys.argv[1] + ":" + crypt.crypt(sys.argv[2], crypt.mksalt(crypt.METHOD_BLOWFISH)))' \
+    "$user" "$password" >"$dir/htpasswd" || return 1
+  cat >"$dir/config.yml" <<EOF_REGISTRY
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $KASM_SERVICES_DIR/registry/data
+http:
+  addr: 127.0.0.1:$port
+auth:
+  htpasswd:
+    realm: kasm-test
+    path: $dir/htpasswd
+EOF_REGISTRY
+  docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+  KASM_AUTH_REGISTRY_PID=$!
+  for i in $(seq 1 60); do
+    if curl -sf --max-time 2 -u "$user:$password" "http://127.0.0.1:$port/v2/" >/dev/null 2>&1; then
+      export KASM_TEST_AUTH_REGISTRY="127.0.0.1:$port" KASM_TEST_AUTH_USER="$user" KASM_TEST_AUTH_PASSWORD="$password"
+      echo "services: registry with a password on $KASM_TEST_AUTH_REGISTRY"
+      return 0
+    fi
+    kill -0 "$KASM_AUTH_REGISTRY_PID" 2>/dev/null || break
+    sleep 0.25
+  done
+  cat "$dir/registry.log" >&2
+  KASM_AUTH_REGISTRY_PID=""
+  return 1
+}
+
 stop_registry() {
+  if [ -n "${KASM_AUTH_REGISTRY_PID:-}" ]; then
+    kill "$KASM_AUTH_REGISTRY_PID" 2>/dev/null || true
+    wait "$KASM_AUTH_REGISTRY_PID" 2>/dev/null || true
+    KASM_AUTH_REGISTRY_PID=""
+  fi
   if [ -n "${KASM_REGISTRY_PID:-}" ]; then
     kill "$KASM_REGISTRY_PID" 2>/dev/null || true
     wait "$KASM_REGISTRY_PID" 2>/dev/null || true
@@ -179,6 +226,7 @@ build_docker_test_images() {
 start_docker_services() {
   start_dockerd || return 1
   start_registry || echo "services: registry not started; pull tests will skip" >&2
+  start_auth_registry || echo "services: password registry not started; credential tests will skip" >&2
   build_docker_test_images
 }
 

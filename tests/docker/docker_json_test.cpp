@@ -179,6 +179,8 @@ TEST(PullProgress, ErrorTextMapsToCodes) {
   EXPECT_EQ(pullError("r", "manifest for r:1 not found: manifest unknown").code(), ErrorCode::kNotFound);
   EXPECT_EQ(pullError("r", "pull access denied for r, repository does not exist").code(), ErrorCode::kNotFound);
   EXPECT_EQ(pullError("r", "unauthorized: authentication required").code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(pullError("r", "Head \"http://127.0.0.1:5/v2/x/manifests/1\": no basic auth credentials").code(),
+            ErrorCode::kUnauthenticated);
   EXPECT_EQ(pullError("r", "Get \"http://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused").code(),
             ErrorCode::kUnavailable);
 }

@@ -87,6 +87,29 @@ TEST_F(ImagePullTest, PullSendsCredentials) {
   EXPECT_TRUE(tags().count(image_b_));
 }
 
+TEST_F(ImagePullTest, CredentialsOpenARegistryThatDemandsThem) {
+  const std::string registry = envOr("KASM_TEST_AUTH_REGISTRY");
+  if (registry.empty()) KASM_SKIP_OR_FAIL("no password registry (KASM_TEST_AUTH_REGISTRY; scripts/test.sh sets it)");
+  // The password registry serves the open one's storage: the same image, behind a password.
+  const std::string image = registry + image_a_.substr(image_a_.find('/'));
+  cleanupImage(image);
+
+  auto anonymous = runtime_->pullImage(image, std::nullopt, nullptr);
+  ASSERT_FALSE(anonymous.ok());
+  EXPECT_EQ(anonymous.error().code(), ErrorCode::kUnauthenticated) << anonymous.error().toString();
+
+  spi::RegistryCredentials wrong{envOr("KASM_TEST_AUTH_USER"), "not-the-password", registry};
+  auto refused = runtime_->pullImage(image, wrong, nullptr);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kUnauthenticated) << refused.error().toString();
+  EXPECT_FALSE(tags().count(image));
+
+  spi::RegistryCredentials right{envOr("KASM_TEST_AUTH_USER"), envOr("KASM_TEST_AUTH_PASSWORD"), registry};
+  auto pulled = runtime_->pullImage(image, right, nullptr);
+  ASSERT_TRUE(pulled.ok()) << pulled.error().toString();
+  EXPECT_TRUE(tags().count(image));
+}
+
 TEST_F(ImagePullTest, PullFromAnUnreachableRegistryIsUnavailable) {
   auto pulled = runtime_->pullImage(unreachableImage(), std::nullopt, nullptr);
   ASSERT_FALSE(pulled.ok());

@@ -252,7 +252,8 @@ Error pullError(std::string_view reference, std::string_view message) {
        {"manifest unknown", "not found", "does not exist", "no such image", "repository name not known"}) {
     if (containsInsensitive(message, s)) return notFound(msg);
   }
-  for (std::string_view s : {"unauthorized", "authentication required", "access denied", "incorrect username"}) {
+  for (std::string_view s : {"unauthorized", "authentication required", "access denied", "incorrect username",
+                             "no basic auth credentials"}) {
     if (containsInsensitive(message, s)) return unauthenticated(msg);
   }
   if (containsInsensitive(message, "invalid reference")) return invalidArgument(msg);
