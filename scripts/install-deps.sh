@@ -10,7 +10,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev pybind11-dev python3-dev python3-pytest
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   postgresql redis-server
-  docker.io docker-registry busybox-static curl
+  docker.io docker-registry busybox-static curl socat openssl
 )
 
 missing=()

@@ -186,6 +186,53 @@ stop_registry() {
   fi
 }
 
+# A TLS endpoint for the engine, the way a remote dockerd with --tlsverify is reached: socat on a
+# loopback port terminates TLS (client certificate required) and forwards to the unix socket.
+# Exports KASM_TEST_DOCKER_TLS_ENDPOINT and KASM_TEST_DOCKER_CERT_DIR (ca.pem, cert.pem, key.pem).
+start_docker_tls_endpoint() {
+  command -v socat >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 || {
+    echo "socat or openssl missing (apt-get install socat openssl)" >&2
+    return 1
+  }
+  local dir="$KASM_SERVICES_DIR/docker-tls" port i
+  mkdir -p "$dir"
+  (
+    cd "$dir" &&
+      openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -days 2 -subj /CN=kasm-test-ca &&
+      openssl req -newkey rsa:2048 -nodes -keyout server-key.pem -out server.csr -subj /CN=127.0.0.1 &&
+      printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext &&
+      openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 \
+        -extfile server.ext -out server-cert.pem &&
+      openssl req -newkey rsa:2048 -nodes -keyout key.pem -out client.csr -subj /CN=kasm-test-client &&
+      printf 'extendedKeyUsage=clientAuth\n' >client.ext &&
+      openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 \
+        -extfile client.ext -out cert.pem
+  ) >"$dir/openssl.log" 2>&1 || { cat "$dir/openssl.log" >&2; return 1; }
+  port=$(free_port)
+  socat "OPENSSL-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork,cert=$dir/server-cert.pem,key=$dir/server-key.pem,cafile=$dir/ca.pem,verify=1" \
+    "UNIX-CONNECT:$KASM_DOCKER_SOCK" >"$dir/socat.log" 2>&1 &
+  KASM_DOCKER_TLS_PID=$!
+  for i in $(seq 1 40); do
+    if curl -sf --max-time 2 --cacert "$dir/ca.pem" --cert "$dir/cert.pem" --key "$dir/key.pem" \
+      "https://127.0.0.1:$port/_ping" >/dev/null 2>&1; then
+      export KASM_TEST_DOCKER_TLS_ENDPOINT="tcp://127.0.0.1:$port" KASM_TEST_DOCKER_CERT_DIR="$dir"
+      echo "services: docker over TLS on 127.0.0.1:$port"
+      return 0
+    fi
+    sleep 0.25
+  done
+  cat "$dir/socat.log" >&2
+  return 1
+}
+
+stop_docker_tls_endpoint() {
+  if [ -n "${KASM_DOCKER_TLS_PID:-}" ]; then
+    kill "$KASM_DOCKER_TLS_PID" 2>/dev/null || true
+    wait "$KASM_DOCKER_TLS_PID" 2>/dev/null || true
+    KASM_DOCKER_TLS_PID=""
+  fi
+}
+
 # Imports a busybox-static root filesystem as image $2 whose /marker holds $1 (different markers
 # give different layers). It serves /www over HTTP on 8080.
 import_busybox_image() {
@@ -227,12 +274,14 @@ start_docker_services() {
   start_dockerd || return 1
   start_registry || echo "services: registry not started; pull tests will skip" >&2
   start_auth_registry || echo "services: password registry not started; credential tests will skip" >&2
+  start_docker_tls_endpoint || echo "services: no TLS endpoint for the engine; the TLS test will skip" >&2
   build_docker_test_images
 }
 
 stop_docker_services() {
   # The test image is ours to remove; one still in use (another run) stays.
   if [ -n "${KASM_TEST_IMAGE:-}" ] && docker_ping; then docker rmi "$KASM_TEST_IMAGE" >/dev/null 2>&1 || true; fi
+  stop_docker_tls_endpoint
   stop_registry
   stop_dockerd
 }

@@ -428,6 +428,38 @@ TEST_F(DockerRuntimeTest, SpeaksToAnEngineOverTcp) {
   EXPECT_TRUE((*tcp)->remove(info->id).ok());
 }
 
+TEST_F(DockerRuntimeTest, SpeaksToAnEngineOverTlsWithAClientCertificate) {
+  const std::string endpoint = envOr("KASM_TEST_DOCKER_TLS_ENDPOINT");
+  const std::string dir = envOr("KASM_TEST_DOCKER_CERT_DIR");
+  if (endpoint.empty() || dir.empty()) {
+    KASM_SKIP_OR_FAIL("no TLS endpoint for the engine (KASM_TEST_DOCKER_TLS_ENDPOINT; scripts/test.sh sets it)");
+  }
+  docker::DockerOptions options;
+  options.endpoint = endpoint;
+  options.tls = docker::DockerTlsOptions{dir + "/ca.pem", dir + "/cert.pem", dir + "/key.pem", true};
+  auto tls = docker::openDockerRuntime(options);
+  ASSERT_TRUE(tls.ok()) << tls.error().toString();
+  auto info = (*tls)->createAndStart(spec("tls"));
+  ASSERT_TRUE(info.ok()) << info.error().toString();
+  auto r = (*tls)->exec(info->id, {{"sh", "-c", "echo over-tls"}});
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->output, "over-tls\n");
+  EXPECT_TRUE((*tls)->remove(info->id).ok());
+
+  // Without the client certificate the endpoint refuses us; with an unknown CA we refuse it.
+  auto no_cert = options;
+  no_cert.tls->cert_file.clear();
+  no_cert.tls->key_file.clear();
+  auto refused = docker::openDockerRuntime(no_cert);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kUnavailable);
+  auto wrong_ca = options;
+  wrong_ca.tls->ca_file = dir + "/cert.pem";  // Not the CA that signed the server.
+  auto untrusted = docker::openDockerRuntime(wrong_ca);
+  ASSERT_FALSE(untrusted.ok());
+  EXPECT_EQ(untrusted.error().code(), ErrorCode::kUnavailable);
+}
+
 TEST_F(DockerRuntimeTest, RemovingAnImageInUseIsFailedPrecondition) {
   auto info = runtime_->createAndStart(spec("inuse"));
   ASSERT_TRUE(info.ok());

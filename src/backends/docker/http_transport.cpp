@@ -140,6 +140,10 @@ Result<HttpResponse> HttpTransport::send(const HttpRequest& request) {
     if (!tls.key_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLKEY, tls.key_file.c_str());
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, tls.verify_peer ? 1L : 0L);
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, tls.verify_peer ? 2L : 0L);
+    // Resumed sessions fail against TLS terminators that verify client certificates without a
+    // session id context (socat: "session id context uninitialized"). Connections are pooled,
+    // so full handshakes are rare anyway.
+    curl_easy_setopt(curl, CURLOPT_SSL_SESSIONID_CACHE, 0L);
   }
 
   if (request.method == "GET") {
