@@ -1,0 +1,99 @@
+#include "kasm/auth/access_token.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <charconv>
+#include <vector>
+
+namespace kasm::auth {
+namespace {
+
+std::string base64url(const unsigned char* data, std::size_t n) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  out.reserve((n * 4 + 2) / 3);
+  std::size_t i = 0;
+  for (; i + 2 < n; i += 3) {
+    const std::uint32_t v = (data[i] << 16) | (data[i + 1] << 8) | data[i + 2];
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (i + 1 == n) {
+    const std::uint32_t v = data[i] << 16;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+  } else if (i + 2 == n) {
+    const std::uint32_t v = (data[i] << 16) | (data[i + 1] << 8);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+  }
+  return out;
+}
+
+// Fields are separated by '~', which ids never contain (ids are [A-Za-z0-9_.-]) and URLs leave alone.
+std::vector<std::string_view> splitFields(std::string_view s) {
+  std::vector<std::string_view> parts;
+  std::size_t start = 0;
+  while (true) {
+    const auto dot = s.find('~', start);
+    if (dot == std::string_view::npos) {
+      parts.push_back(s.substr(start));
+      return parts;
+    }
+    parts.push_back(s.substr(start, dot - start));
+    start = dot + 1;
+  }
+}
+
+}  // namespace
+
+Result<AccessTokenSigner> AccessTokenSigner::create(std::string key, const Clock& clock) {
+  if (key.size() < 32) return invalidArgument("access token key must be at least 32 bytes");
+  return AccessTokenSigner(std::move(key), clock);
+}
+
+std::string AccessTokenSigner::mac(std::string_view payload) const {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()), reinterpret_cast<const unsigned char*>(payload.data()),
+       payload.size(), out, &len);
+  return base64url(out, len);
+}
+
+std::string AccessTokenSigner::issue(const SessionId& session, const UserId& user, Duration ttl) const {
+  const std::string payload =
+      "v1~" + session.str() + "~" + user.str() + "~" + std::to_string(toUnixMillis(clock_->now() + ttl));
+  return payload + "~" + mac(payload);
+}
+
+Result<AccessClaims> AccessTokenSigner::verify(std::string_view token) const {
+  if (token.size() > 512) return unauthenticated("access token is too long");
+  const auto parts = splitFields(token);
+  if (parts.size() != 5 || parts.front() != "v1") return unauthenticated("access token is malformed");
+  const std::string_view given_mac = parts.back();
+  const std::string_view payload = token.substr(0, token.size() - given_mac.size() - 1);
+  const std::string expected = mac(payload);
+  if (expected.size() != given_mac.size() ||
+      CRYPTO_memcmp(expected.data(), given_mac.data(), expected.size()) != 0) {
+    return unauthenticated("access token signature does not match");
+  }
+  std::int64_t expiry = 0;
+  auto [ptr, ec] = std::from_chars(parts[3].data(), parts[3].data() + parts[3].size(), expiry);
+  if (ec != std::errc() || ptr != parts[3].data() + parts[3].size()) return unauthenticated("access token is malformed");
+  AccessClaims claims{SessionId(std::string(parts[1])), UserId(std::string(parts[2])), fromUnixMillis(expiry)};
+  if (clock_->now() >= claims.expires_at) return unauthenticated("access token has expired");
+  return claims;
+}
+
+Result<AccessClaims> AccessTokenSigner::verifyFor(std::string_view token, const SessionId& session) const {
+  KASM_ASSIGN_OR_RETURN(AccessClaims claims, verify(token));
+  if (claims.session_id != session) return permissionDenied("access token is for another session");
+  return claims;
+}
+
+}  // namespace kasm::auth

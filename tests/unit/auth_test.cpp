@@ -1,0 +1,62 @@
+#include <gtest/gtest.h>
+
+#include "kasm/auth/access_token.hpp"
+#include "kasm/auth/secret.hpp"
+
+namespace kasm::auth {
+namespace {
+
+TEST(Secret, HashVerifyAndTokens) {
+  SeededRandom random(1);
+  const std::string token = generateToken(random);
+  EXPECT_EQ(token.size(), 64u);
+  EXPECT_NE(token, generateToken(random));
+  const std::string stored = hashSecret(token);
+  EXPECT_EQ(stored.rfind("$sha256$", 0), 0u);
+  EXPECT_EQ(stored.find(token), std::string::npos);
+  EXPECT_TRUE(verifySecret(token, stored));
+  std::string wrong = token;
+  wrong[0] = wrong[0] == 'a' ? 'b' : 'a';
+  EXPECT_FALSE(verifySecret(wrong, stored));
+  EXPECT_FALSE(verifySecret(token, "$sha256$short"));
+  EXPECT_FALSE(verifySecret("", stored));
+}
+
+class AccessTokenTest : public ::testing::Test {
+ protected:
+  ManualClock clock_;
+  AccessTokenSigner signer_ = *AccessTokenSigner::create(std::string(32, 'k'), clock_);
+};
+
+TEST_F(AccessTokenTest, IssuedTokensVerifyForTheirSessionUntilExpiry) {
+  const auto token = signer_.issue(SessionId("s1"), UserId("alice.smith"), std::chrono::minutes(5));
+  auto claims = signer_.verifyFor(token, SessionId("s1"));
+  ASSERT_TRUE(claims.ok()) << claims.error().toString();
+  EXPECT_EQ(claims->user_id, UserId("alice.smith"));
+  EXPECT_EQ(signer_.verifyFor(token, SessionId("s2")).error().code(), ErrorCode::kPermissionDenied);
+  clock_.advance(std::chrono::minutes(5));
+  auto expired = signer_.verify(token);
+  ASSERT_FALSE(expired.ok());
+  EXPECT_EQ(expired.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_NE(expired.error().message().find("expired"), std::string::npos);
+}
+
+TEST_F(AccessTokenTest, AnyChangedByteIsRejected) {
+  const auto token = signer_.issue(SessionId("s1"), UserId("alice"), std::chrono::minutes(5));
+  for (std::size_t i = 0; i < token.size(); ++i) {
+    std::string t = token;
+    t[i] = t[i] == 'x' ? 'y' : 'x';
+    EXPECT_FALSE(signer_.verify(t).ok()) << "byte " << i;
+  }
+  // A token signed with another key is forged.
+  auto other = *AccessTokenSigner::create(std::string(32, 'z'), clock_);
+  EXPECT_EQ(signer_.verify(other.issue(SessionId("s1"), UserId("alice"), std::chrono::minutes(5))).error().code(),
+            ErrorCode::kUnauthenticated);
+  for (auto junk : {"", "v1", "v1~~~~", "v2~s~u~1~mac", std::string(600, 'a').c_str()}) {
+    EXPECT_EQ(signer_.verify(junk).error().code(), ErrorCode::kUnauthenticated) << junk;
+  }
+  EXPECT_FALSE(AccessTokenSigner::create("short", clock_).ok());
+}
+
+}  // namespace
+}  // namespace kasm::auth
