@@ -60,3 +60,33 @@ TEST_F(AccessTokenTest, AnyChangedByteIsRejected) {
 
 }  // namespace
 }  // namespace kasm::auth
+
+#include "kasm/auth/password.hpp"
+
+namespace kasm::auth {
+namespace {
+
+TEST(Password, ScryptHashesVerifyAndResistTampering) {
+  SeededRandom random(9);
+  const PasswordHashParams fast{10, 8, 1};  // Cheap parameters keep the test quick.
+  auto h = hashPassword("correct horse", random, fast);
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->rfind("$scrypt$ln=10,r=8,p=1$", 0), 0u);
+  EXPECT_TRUE(verifyPassword("correct horse", *h));
+  EXPECT_FALSE(verifyPassword("correct horsf", *h));
+  EXPECT_NE(*hashPassword("correct horse", random, fast), *h);  // Salted.
+  std::string tampered = *h;
+  tampered[tampered.size() - 3] = tampered[tampered.size() - 3] == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(verifyPassword("correct horse", tampered));
+  for (auto junk : {"", "$scrypt$", "$scrypt$ln=99,r=8,p=1$AAAA$AAAA", "$sha256$abc", "plain"}) {
+    EXPECT_FALSE(verifyPassword("x", junk)) << junk;
+  }
+  EXPECT_FALSE(hashPassword("", random).ok());
+  EXPECT_FALSE(hashPassword(std::string(2000, 'a'), random).ok());
+  auto default_cost = hashPassword("pw", random);
+  ASSERT_TRUE(default_cost.ok());
+  EXPECT_TRUE(verifyPassword("pw", *default_cost));
+}
+
+}  // namespace
+}  // namespace kasm::auth
