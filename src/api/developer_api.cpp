@@ -1,0 +1,365 @@
+// Kasm-compatible developer API: request parsing, authorisation and the session verbs.
+
+#include "kasm/api/developer_api.hpp"
+
+#include <openssl/evp.h>
+
+#include <boost/json.hpp>
+#include <ctime>
+
+#include "api/developer_api_impl.hpp"
+#include "kasm/auth/secret.hpp"
+
+namespace kasm::api {
+
+namespace json = boost::json;
+
+int httpStatusFor(ErrorCode code) noexcept {
+  switch (code) {
+    case ErrorCode::kOk: return 200;
+    case ErrorCode::kInvalidArgument: return 400;
+    case ErrorCode::kUnauthenticated: return 401;
+    case ErrorCode::kPermissionDenied: return 403;
+    case ErrorCode::kNotFound: return 404;
+    case ErrorCode::kAlreadyExists:
+    case ErrorCode::kFailedPrecondition:
+    case ErrorCode::kAborted: return 409;
+    case ErrorCode::kResourceExhausted: return 429;
+    case ErrorCode::kUnavailable: return 503;
+    case ErrorCode::kDeadlineExceeded: return 504;
+    case ErrorCode::kDataLoss:
+    case ErrorCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+namespace detail {
+
+ApiResponse errorResponse(const Error& e) {
+  json::object o;
+  o["error_message"] = e.message();
+  return ApiResponse{httpStatusFor(e.code()), json::serialize(o)};
+}
+
+ApiResponse okResponse(const json::object& o) { return ApiResponse{200, json::serialize(o)}; }
+
+std::string kasmTime(TimePoint t) {
+  const std::time_t secs = static_cast<std::time_t>(toUnixMillis(t) / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+Result<std::string> requireString(const json::object& o, std::string_view key, std::string_view where) {
+  auto it = o.find(key);
+  if (it == o.end() || it->value().is_null()) return invalidArgument(std::string(where) + std::string(key) + " is required");
+  if (!it->value().is_string()) return invalidArgument(std::string(where) + std::string(key) + " must be a string");
+  return std::string(it->value().get_string());
+}
+
+Result<std::optional<std::string>> optionalString(const json::object& o, std::string_view key, std::string_view where) {
+  auto it = o.find(key);
+  if (it == o.end() || it->value().is_null()) return std::optional<std::string>();
+  if (!it->value().is_string()) return invalidArgument(std::string(where) + std::string(key) + " must be a string");
+  return std::optional<std::string>(std::string(it->value().get_string()));
+}
+
+Result<std::optional<bool>> optionalBool(const json::object& o, std::string_view key, std::string_view where) {
+  auto it = o.find(key);
+  if (it == o.end() || it->value().is_null()) return std::optional<bool>();
+  if (!it->value().is_bool()) return invalidArgument(std::string(where) + std::string(key) + " must be true or false");
+  return std::optional<bool>(it->value().get_bool());
+}
+
+Result<const json::object*> optionalObject(const json::object& o, std::string_view key, std::string_view where) {
+  auto it = o.find(key);
+  if (it == o.end() || it->value().is_null()) return static_cast<const json::object*>(nullptr);
+  if (!it->value().is_object()) return invalidArgument(std::string(where) + std::string(key) + " must be an object");
+  return &it->value().get_object();
+}
+
+}  // namespace detail
+
+using namespace detail;
+
+DeveloperApi::DeveloperApi(Manager& manager, spi::Store& store, Clock& clock, Random& random,
+                           const auth::AccessTokenSigner& signer, DeveloperApiOptions options)
+    : impl_(std::make_unique<Impl>(manager, store, clock, random, signer, std::move(options))) {}
+DeveloperApi::~DeveloperApi() = default;
+
+namespace {
+
+struct Credentials {
+  std::string key;
+  std::string secret;
+};
+
+// HTTP Basic: base64(key:secret).
+std::optional<Credentials> parseBasic(std::string_view header) {
+  if (!header.starts_with("Basic ")) return std::nullopt;
+  std::string_view b64 = header.substr(6);
+  if (b64.empty() || b64.size() > 1024 || b64.size() % 4 != 0) return std::nullopt;
+  std::string out(3 * b64.size() / 4 + 1, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(b64.data()), static_cast<int>(b64.size()));
+  if (n < 0) return std::nullopt;
+  std::size_t len = static_cast<std::size_t>(n);
+  if (b64.back() == '=') --len;
+  if (b64.size() > 1 && b64[b64.size() - 2] == '=') --len;
+  out.resize(len);
+  const auto colon = out.find(':');
+  if (colon == std::string::npos) return std::nullopt;
+  return Credentials{out.substr(0, colon), out.substr(colon + 1)};
+}
+
+bool isReadVerb(std::string_view verb) { return verb.starts_with("get_"); }
+
+std::string_view permissionFor(std::string_view verb) {
+  if (verb == "get_images") return "";
+  if (verb.find("user") != std::string_view::npos && verb != "get_kasms") return permissions::kUsersManage;
+  return permissions::kSessionsManage;
+}
+
+}  // namespace
+
+Result<ApiKey> DeveloperApi::Impl::authenticate(std::string_view verb, const json::object& body,
+                                                std::string_view authorization) {
+  Credentials creds;
+  if (auto basic = parseBasic(authorization)) {
+    creds = *basic;
+  } else {
+    auto k = body.find("api_key");
+    auto s = body.find("api_key_secret");
+    if (k == body.end() || s == body.end() || !k->value().is_string() || !s->value().is_string()) {
+      return unauthenticated("api_key and api_key_secret are required");
+    }
+    creds = {std::string(k->value().get_string()), std::string(s->value().get_string())};
+  }
+  if (creds.key.empty() || creds.key.size() > 128) return unauthenticated("invalid api_key or api_key_secret");
+  KASM_ASSIGN_OR_RETURN(auto keys, repo.list<ApiKey>(spi::Query().where("key", creds.key)));
+  // The same answer for an unknown key and a wrong secret: nothing to enumerate.
+  if (keys.empty() || !auth::verifySecret(creds.secret, keys.front().value.secret_hash)) {
+    return unauthenticated("invalid api_key or api_key_secret");
+  }
+  const ApiKey& key = keys.front().value;
+  if (!key.enabled) return unauthenticated("api key '" + key.name + "' is disabled");
+  if (key.isExpired(clock.now())) return unauthenticated("api key '" + key.name + "' has expired");
+  if (key.read_only && !isReadVerb(verb)) return permissionDenied("api key '" + key.name + "' is read-only");
+  const auto needed = permissionFor(verb);
+  const bool admin = key.permissions.count(std::string(permissions::kAdmin)) > 0;
+  if (needed.empty() ? key.permissions.empty() : (!admin && !key.permissions.count(std::string(needed)))) {
+    return permissionDenied("api key '" + key.name + "' lacks the permission " +
+                            (needed.empty() ? std::string("(any)") : std::string(needed)) + " for " + std::string(verb));
+  }
+  return key;
+}
+
+ApiResponse DeveloperApi::handle(std::string_view verb, std::string_view body, std::string_view authorization) {
+  auto& im = *impl_;
+  if (body.size() > im.options.max_body_bytes) return errorResponse(invalidArgument("request body is too large"));
+  boost::system::error_code ec;
+  json::value parsed = json::parse(body.empty() ? std::string_view("{}") : body, ec);
+  if (ec) return errorResponse(invalidArgument("malformed JSON: " + ec.message()));
+  if (!parsed.is_object()) return errorResponse(invalidArgument("the request body must be a JSON object"));
+  const json::object& o = parsed.get_object();
+  using Handler = Result<json::object> (Impl::*)(const json::object&);
+  static const std::map<std::string, Handler, std::less<>> kVerbs = {
+      {"request_kasm", &Impl::requestKasm},   {"get_kasm_status", &Impl::getKasmStatus},
+      {"destroy_kasm", &Impl::destroyKasm},   {"keepalive", &Impl::keepalive},
+      {"get_kasms", &Impl::getKasms},         {"exec_command_kasm", &Impl::execCommandKasm},
+      {"get_user", &Impl::getUser},           {"get_users", &Impl::getUsers},
+      {"create_user", &Impl::createUser},     {"update_user", &Impl::updateUser},
+      {"delete_user", &Impl::deleteUser},     {"logout_user", &Impl::logoutUser},
+      {"get_images", &Impl::getImages},       {"add_user_group", &Impl::addUserGroup},
+      {"remove_user_group", &Impl::removeUserGroup},
+  };
+  auto it = kVerbs.find(verb);
+  if (it == kVerbs.end()) return errorResponse(notFound("unknown API call '" + std::string(verb.substr(0, 64)) + "'"));
+  auto key = im.authenticate(verb, o, authorization);
+  if (!key.ok()) return errorResponse(key.error());
+  auto result = (im.*(it->second))(o);
+  if (!result.ok()) return errorResponse(result.error());
+  return okResponse(*result);
+}
+
+// ---- sessions ----
+
+json::object DeveloperApi::Impl::kasmJson(const Session& s) {
+  json::object k;
+  k["kasm_id"] = s.id.str();
+  k["user_id"] = s.user_id.str();
+  k["image_id"] = s.workspace_id.str();
+  k["server_id"] = s.agent_id ? s.agent_id->str() : "";
+  k["zone_id"] = s.zone_id ? s.zone_id->str() : "";
+  k["container_id"] = s.container_id;
+  k["share_id"] = s.share_id.empty() ? json::value(nullptr) : json::value(s.share_id);
+  k["operational_status"] = operationalStatus(s.state);
+  k["operational_message"] = s.operational_message;
+  k["operational_progress"] = s.progress;
+  k["state_reason"] = s.state_reason;
+  k["start_date"] = kasmTime(s.created_at);
+  k["keepalive_date"] = s.keepalive_at ? json::value(kasmTime(*s.keepalive_at)) : json::value(nullptr);
+  k["expiration_date"] = s.expires_at ? json::value(kasmTime(*s.expires_at)) : json::value(nullptr);
+  return k;
+}
+
+std::string DeveloperApi::Impl::operationalStatus(SessionState st) {
+  switch (st) {
+    case SessionState::kRequested:
+    case SessionState::kProvisioning: return "starting";
+    case SessionState::kRunning: return "running";
+    case SessionState::kPaused: return "paused";
+    case SessionState::kStopping: return "stopping";
+    case SessionState::kStopped: return "stopped";
+    case SessionState::kDestroyed: return "deleted";
+    case SessionState::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
+std::string DeveloperApi::Impl::kasmUrl(const Session& s) {
+  return options.session_path_prefix + s.id.str() + "/?token=" +
+         signer.issue(s.id, s.user_id, options.session_token_ttl);
+}
+
+Result<Versioned<Session>> DeveloperApi::Impl::sessionOfUser(const json::object& o) {
+  KASM_ASSIGN_OR_RETURN(std::string kasm_id, requireString(o, "kasm_id", ""));
+  KASM_ASSIGN_OR_RETURN(auto id, SessionId::parse(kasm_id, "kasm_id"));
+  auto s = repo.get<Session>(id.str());
+  if (!s.ok()) {
+    if (s.error().code() == ErrorCode::kNotFound) return notFound("kasm '" + kasm_id + "' does not exist");
+    return s.error();
+  }
+  KASM_ASSIGN_OR_RETURN(auto user_id, optionalString(o, "user_id", ""));
+  // When the caller names a user, the kasm must be theirs: an id alone is not enough.
+  if (user_id && *user_id != s->value.user_id.str()) return notFound("kasm '" + kasm_id + "' does not exist for this user");
+  return s;
+}
+
+Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o) {
+  KASM_ASSIGN_OR_RETURN(auto user_id, optionalString(o, "user_id", ""));
+  KASM_ASSIGN_OR_RETURN(auto image_id, optionalString(o, "image_id", ""));
+  KASM_ASSIGN_OR_RETURN(auto zone_id, optionalString(o, "zone_id", ""));
+  KASM_ASSIGN_OR_RETURN(auto sharing, optionalBool(o, "enable_sharing", ""));
+  KASM_ASSIGN_OR_RETURN(const json::object* env, optionalObject(o, "environment", ""));
+  User user;
+  if (user_id) {
+    KASM_ASSIGN_OR_RETURN(auto uid, UserId::parse(*user_id, "user_id"));
+    auto u = repo.get<User>(uid.str());
+    if (!u.ok()) {
+      if (u.error().code() == ErrorCode::kNotFound) return notFound("user '" + *user_id + "' does not exist");
+      return u.error();
+    }
+    user = u->value;
+  } else {
+    KASM_ASSIGN_OR_RETURN(user, createAnonymousUser());
+  }
+  SessionRequest req;
+  req.user_id = user.id;
+  if (image_id) {
+    KASM_ASSIGN_OR_RETURN(req.workspace_id, WorkspaceId::parse(*image_id, "image_id"));
+  } else {
+    KASM_ASSIGN_OR_RETURN(GroupSettings settings, manager.effectiveSettings(user.id));
+    if (!settings.default_workspace) return invalidArgument("image_id is required: the user's group has no default workspace");
+    req.workspace_id = *settings.default_workspace;
+  }
+  if (zone_id) {
+    KASM_ASSIGN_OR_RETURN(auto z, ZoneId::parse(*zone_id, "zone_id"));
+    req.zone_id = z;
+  }
+  if (env) {
+    for (const auto& [k, v] : *env) {
+      if (!v.is_string()) return invalidArgument("environment." + std::string(k) + " must be a string");
+      req.environment[std::string(k)] = std::string(v.get_string());
+    }
+  }
+  if (sharing && *sharing) {
+    KASM_ASSIGN_OR_RETURN(GroupSettings settings, manager.effectiveSettings(user.id));
+    if (!settings.allow_sharing) return permissionDenied("sharing is not allowed for user '" + user.username + "'");
+  }
+  KASM_ASSIGN_OR_RETURN(Session s, manager.requestSession(req));
+  json::object out;
+  const std::string url = kasmUrl(s);
+  out["kasm_id"] = s.id.str();
+  out["status"] = operationalStatus(s.state);
+  out["share_id"] = s.share_id.empty() ? json::value(nullptr) : json::value(s.share_id);
+  out["username"] = user.username;
+  out["user_id"] = user.id.str();
+  out["session_token"] = url.substr(url.find("token=") + 6);
+  out["kasm_url"] = url;
+  return out;
+}
+
+Result<json::object> DeveloperApi::Impl::getKasmStatus(const json::object& o) {
+  KASM_ASSIGN_OR_RETURN(auto s, sessionOfUser(o));
+  json::object out;
+  out["current_time"] = kasmTime(clock.now());
+  out["operational_status"] = operationalStatus(s.value.state);
+  out["operational_message"] = s.value.operational_message;
+  out["operational_progress"] = s.value.progress;
+  out["kasm"] = kasmJson(s.value);
+  if (s.value.state == SessionState::kRunning) out["kasm_url"] = kasmUrl(s.value);
+  return out;
+}
+
+Result<json::object> DeveloperApi::Impl::destroyKasm(const json::object& o) {
+  KASM_ASSIGN_OR_RETURN(auto s, sessionOfUser(o));
+  KASM_RETURN_IF_ERROR(manager.destroySession(s.value.id, "destroyed through the developer API"));
+  return json::object{};
+}
+
+Result<json::object> DeveloperApi::Impl::keepalive(const json::object& o) {
+  KASM_ASSIGN_OR_RETURN(auto s, sessionOfUser(o));
+  KASM_ASSIGN_OR_RETURN(Session after, manager.keepalive(s.value.id));
+  json::object out;
+  out["usage_reached"] = false;
+  out["expiration_date"] = after.expires_at ? json::value(kasmTime(*after.expires_at)) : json::value(nullptr);
+  return out;
+}
+
+Result<json::object> DeveloperApi::Impl::getKasms(const json::object&) {
+  KASM_ASSIGN_OR_RETURN(auto sessions, repo.list<Session>(spi::Query().whereIn(
+                                           "state", {"requested", "provisioning", "running", "paused", "stopping", "stopped"})));
+  json::array arr;
+  for (const auto& s : sessions) {
+    if (s.value.isStaged()) continue;
+    arr.push_back(kasmJson(s.value));
+  }
+  json::object out;
+  out["kasms"] = std::move(arr);
+  out["current_time"] = kasmTime(clock.now());
+  return out;
+}
+
+Result<json::object> DeveloperApi::Impl::execCommandKasm(const json::object& o) {
+  KASM_ASSIGN_OR_RETURN(auto s, sessionOfUser(o));
+  KASM_ASSIGN_OR_RETURN(const json::object* exec, optionalObject(o, "exec_config", ""));
+  if (!exec) return invalidArgument("exec_config is required");
+  KASM_ASSIGN_OR_RETURN(std::string cmd, requireString(*exec, "cmd", "exec_config."));
+  if (cmd.empty()) return invalidArgument("exec_config.cmd must not be empty");
+  spi::ExecRequest req;
+  req.command = {"sh", "-c", cmd};
+  KASM_ASSIGN_OR_RETURN(auto user, optionalString(*exec, "user", "exec_config."));
+  KASM_ASSIGN_OR_RETURN(auto workdir, optionalString(*exec, "workdir", "exec_config."));
+  KASM_ASSIGN_OR_RETURN(auto privileged, optionalBool(*exec, "privileged", "exec_config."));
+  KASM_ASSIGN_OR_RETURN(const json::object* env, optionalObject(*exec, "environment", "exec_config."));
+  req.user = user.value_or("");
+  req.workdir = workdir.value_or("");
+  req.privileged = privileged.value_or(false);
+  if (env) {
+    for (const auto& [k, v] : *env) {
+      if (!v.is_string()) return invalidArgument("exec_config.environment." + std::string(k) + " must be a string");
+      req.environment[std::string(k)] = std::string(v.get_string());
+    }
+  }
+  KASM_ASSIGN_OR_RETURN(auto result, manager.execInSession(s.value.id, req));
+  // Kasm's API returns nothing; we add what an integrator would want to know.
+  json::object out;
+  out["exit_code"] = result.exit_code;
+  out["output"] = result.output;
+  return out;
+}
+
+}  // namespace kasm::api

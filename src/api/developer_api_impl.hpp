@@ -1,0 +1,62 @@
+#pragma once
+
+// Private state of kasm::api::DeveloperApi, shared by its implementation files.
+
+#include <boost/json.hpp>
+
+#include "kasm/api/developer_api.hpp"
+#include "kasm/store/repository.hpp"
+
+namespace kasm::api {
+
+namespace detail {
+ApiResponse errorResponse(const Error& e);
+std::string kasmTime(TimePoint t);
+Result<std::string> requireString(const boost::json::object& o, std::string_view key, std::string_view where);
+Result<std::optional<std::string>> optionalString(const boost::json::object& o, std::string_view key, std::string_view where);
+Result<std::optional<bool>> optionalBool(const boost::json::object& o, std::string_view key, std::string_view where);
+Result<const boost::json::object*> optionalObject(const boost::json::object& o, std::string_view key, std::string_view where);
+}  // namespace detail
+
+struct DeveloperApi::Impl {
+  Impl(Manager& m, spi::Store& s, Clock& c, Random& r, const auth::AccessTokenSigner& sg, DeveloperApiOptions o)
+      : manager(m), repo(s), clock(c), random(r), signer(sg), options(std::move(o)) {}
+
+  Manager& manager;
+  Repository repo;
+  Clock& clock;
+  Random& random;
+  const auth::AccessTokenSigner& signer;
+  DeveloperApiOptions options;
+
+  Result<ApiKey> authenticate(std::string_view verb, const boost::json::object& body, std::string_view authorization);
+
+  // Session verbs (developer_api.cpp).
+  Result<boost::json::object> requestKasm(const boost::json::object& o);
+  Result<boost::json::object> getKasmStatus(const boost::json::object& o);
+  Result<boost::json::object> destroyKasm(const boost::json::object& o);
+  Result<boost::json::object> keepalive(const boost::json::object& o);
+  Result<boost::json::object> getKasms(const boost::json::object& o);
+  Result<boost::json::object> execCommandKasm(const boost::json::object& o);
+  Result<Versioned<Session>> sessionOfUser(const boost::json::object& o);
+  boost::json::object kasmJson(const Session& s);
+  std::string kasmUrl(const Session& s);
+  static std::string operationalStatus(SessionState st);
+
+  // User verbs (developer_api_users.cpp).
+  Result<boost::json::object> getUser(const boost::json::object& o);
+  Result<boost::json::object> getUsers(const boost::json::object& o);
+  Result<boost::json::object> createUser(const boost::json::object& o);
+  Result<boost::json::object> updateUser(const boost::json::object& o);
+  Result<boost::json::object> deleteUser(const boost::json::object& o);
+  Result<boost::json::object> logoutUser(const boost::json::object& o);
+  Result<boost::json::object> getImages(const boost::json::object& o);
+  Result<boost::json::object> addUserGroup(const boost::json::object& o);
+  Result<boost::json::object> removeUserGroup(const boost::json::object& o);
+  Result<User> createAnonymousUser();
+  Result<Versioned<User>> targetUser(const boost::json::object& o);
+  Result<boost::json::object> userJson(const User& u);
+  Result<boost::json::object> changeGroup(const boost::json::object& o, bool add);
+};
+
+}  // namespace kasm::api

@@ -1,0 +1,220 @@
+// The Kasm-compatible developer API over the manager, the in-memory store and a fake agent link.
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "fake_agent_link.hpp"
+#include "kasm/api/developer_api.hpp"
+#include "kasm/auth/password.hpp"
+#include "kasm/auth/secret.hpp"
+#include "kasm/kasm.hpp"
+
+namespace kasm::api {
+namespace {
+
+namespace json = boost::json;
+
+class DeveloperApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = makeMemoryStore();
+    Repository repo(*store_);
+    manager_ = std::make_unique<Manager>(*store_, clock_, random_);
+    ASSERT_TRUE(manager_->start().ok());
+    Zone z;
+    z.id = ZoneId("east");
+    z.name = "East";
+    ASSERT_TRUE(manager_->upsertZone(z).ok());
+    Workspace w;
+    w.id = WorkspaceId("desktop");
+    w.friendly_name = "Desktop";
+    w.image = "desktop:1";
+    w.resources = Resources::fromCores(1, kGiB);
+    ASSERT_TRUE(manager_->upsertWorkspace(w).ok());
+    Group g;
+    g.id = GroupId("all");
+    g.name = "All Users";
+    g.settings.max_sessions_per_user = 0;
+    g.settings.default_workspace = w.id;
+    ASSERT_TRUE(repo.insert(g).ok());
+    Group admins;
+    admins.id = GroupId("admins");
+    admins.name = "Admins";
+    ASSERT_TRUE(repo.insert(admins).ok());
+    User u;
+    u.id = UserId("alice");
+    u.username = "alice";
+    u.group_ids = {g.id};
+    ASSERT_TRUE(repo.insert(u).ok());
+    Agent a;
+    a.id = AgentId("a1");
+    a.hostname = "a1";
+    a.zone_id = z.id;
+    auto reg = manager_->registerAgent(a);
+    ASSERT_TRUE(reg.ok());
+    manager_->attachAgentLink(a.id, link_);
+    ASSERT_TRUE(manager_->checkIn({a.id, reg->token, Resources::fromCores(16, 16 * kGiB), 0, 0, {"desktop:1"}, ""}).ok());
+    addKey("admin-key", "admin-secret", {"admin"}, false);
+    addKey("sessions-key", "sessions-secret", {"sessions:manage"}, false);
+    addKey("ro-key", "ro-secret", {"admin"}, true);
+    api_ = std::make_unique<DeveloperApi>(*manager_, *store_, clock_, random_, signer_);
+  }
+
+  void addKey(const std::string& key, const std::string& secret, std::set<std::string> perms, bool read_only) {
+    ApiKey k;
+    k.id = ApiKeyId("id-" + key);
+    k.name = key;
+    k.key = key;
+    k.secret_hash = auth::hashSecret(secret);
+    k.permissions = std::move(perms);
+    k.read_only = read_only;
+    ASSERT_TRUE(Repository(*store_).insert(k).ok());
+  }
+
+  // Calls a verb with the admin key unless the body carries its own credentials.
+  std::pair<int, json::object> call(const std::string& verb, json::object body, const std::string& key = "admin-key",
+                                    const std::string& secret = "admin-secret") {
+    if (!body.contains("api_key")) {
+      body["api_key"] = key;
+      body["api_key_secret"] = secret;
+    }
+    auto r = api_->handle(verb, json::serialize(body));
+    auto parsed = json::parse(r.body);
+    return {r.status, parsed.as_object()};
+  }
+
+  static constexpr std::int64_t kGiB = Resources::kGiB;
+  ManualClock clock_;
+  SeededRandom random_{4};
+  std::unique_ptr<spi::Store> store_;
+  std::unique_ptr<Manager> manager_;
+  std::shared_ptr<testing::FakeAgentLink> link_ = std::make_shared<testing::FakeAgentLink>();
+  auth::AccessTokenSigner signer_ = *auth::AccessTokenSigner::create(std::string(40, 's'), clock_);
+  std::unique_ptr<DeveloperApi> api_;
+};
+
+TEST_F(DeveloperApiTest, SessionLifecycleThroughTheApi) {
+  auto [status, out] = call("request_kasm", {{"user_id", "alice"}, {"image_id", "desktop"}});
+  ASSERT_EQ(status, 200) << json::serialize(out);
+  const std::string kasm_id(out["kasm_id"].as_string());
+  EXPECT_EQ(out["status"].as_string(), "running");
+  EXPECT_EQ(out["username"].as_string(), "alice");
+  const std::string url(out["kasm_url"].as_string());
+  EXPECT_EQ(url.rfind("/desktop/" + kasm_id + "/?token=", 0), 0u);
+  auto claims = signer_.verifyFor(std::string(out["session_token"].as_string()), SessionId(kasm_id));
+  ASSERT_TRUE(claims.ok());
+  EXPECT_EQ(claims->user_id, UserId("alice"));
+
+  auto [s2, st] = call("get_kasm_status", {{"kasm_id", kasm_id}, {"user_id", "alice"}});
+  ASSERT_EQ(s2, 200);
+  EXPECT_EQ(st["operational_status"].as_string(), "running");
+  EXPECT_EQ(st["kasm"].as_object().at("container_id").as_string(), "c-" + kasm_id);
+
+  clock_.advance(std::chrono::minutes(1));
+  EXPECT_EQ(call("keepalive", {{"kasm_id", kasm_id}}).first, 200);
+  auto [s3, list] = call("get_kasms", {});
+  ASSERT_EQ(s3, 200);
+  EXPECT_EQ(list["kasms"].as_array().size(), 1u);
+  auto [s4, exec] = call("exec_command_kasm", {{"kasm_id", kasm_id}, {"exec_config", {{"cmd", "echo hi"}}}});
+  ASSERT_EQ(s4, 200) << json::serialize(exec);
+  EXPECT_EQ(exec["output"].as_string(), "ran: echo hi");
+
+  // Another user's id does not reach this kasm.
+  EXPECT_EQ(call("get_kasm_status", {{"kasm_id", kasm_id}, {"user_id", "bob"}}).first, 404);
+  EXPECT_EQ(call("destroy_kasm", {{"kasm_id", kasm_id}, {"user_id", "alice"}}).first, 200);
+  EXPECT_EQ(manager_->getSession(SessionId(kasm_id))->state, SessionState::kDestroyed);
+  EXPECT_EQ(link_->count(), 0u);
+}
+
+TEST_F(DeveloperApiTest, DefaultsAnonymousUsersAndBasicAuth) {
+  // No image_id: the group's default workspace. No user_id: an anonymous user is made.
+  auto [status, out] = call("request_kasm", {});
+  ASSERT_EQ(status, 200) << json::serialize(out);
+  EXPECT_EQ(std::string(out["username"].as_string()).rfind("anonymous-", 0), 0u);
+  // HTTP Basic credentials instead of body fields: base64("admin-key:admin-secret").
+  auto r = api_->handle("get_images", "{}", "Basic YWRtaW4ta2V5OmFkbWluLXNlY3JldA==");
+  EXPECT_EQ(r.status, 200) << r.body;
+  auto images = json::parse(r.body).as_object()["images"].as_array();
+  ASSERT_EQ(images.size(), 1u);
+  EXPECT_EQ(images[0].as_object().at("image_id").as_string(), "desktop");
+}
+
+TEST_F(DeveloperApiTest, AuthenticationAndAuthorization) {
+  EXPECT_EQ(api_->handle("get_kasms", "{}").status, 401);
+  EXPECT_EQ(call("get_kasms", {}, "admin-key", "wrong").first, 401);
+  EXPECT_EQ(call("get_kasms", {}, "nobody", "x").first, 401);
+  auto [s1, e1] = call("get_kasms", {}, "admin-key", "wrong");
+  EXPECT_EQ(e1["error_message"].as_string(), "invalid api_key or api_key_secret");
+  // Read-only keys read but do not write.
+  EXPECT_EQ(call("get_kasms", {}, "ro-key", "ro-secret").first, 200);
+  EXPECT_EQ(call("request_kasm", {{"user_id", "alice"}}, "ro-key", "ro-secret").first, 403);
+  // A sessions key cannot manage users.
+  EXPECT_EQ(call("get_kasms", {}, "sessions-key", "sessions-secret").first, 200);
+  EXPECT_EQ(call("create_user", {{"target_user", {{"username", "eve"}}}}, "sessions-key", "sessions-secret").first, 403);
+  // Expired and disabled keys stop working.
+  Repository repo(*store_);
+  auto k = repo.get<ApiKey>("id-admin-key");
+  k->value.expires_at = clock_.now() + std::chrono::minutes(1);
+  ASSERT_TRUE(repo.update(k->value, k->version).ok());
+  EXPECT_EQ(call("get_kasms", {}).first, 200);
+  clock_.advance(std::chrono::minutes(2));
+  auto [s2, e2] = call("get_kasms", {});
+  EXPECT_EQ(s2, 401);
+  EXPECT_NE(std::string(e2["error_message"].as_string()).find("expired"), std::string::npos);
+}
+
+TEST_F(DeveloperApiTest, BadInputGetsClearErrors) {
+  auto bad = [&](std::string_view verb, std::string_view body) { return api_->handle(verb, body); };
+  EXPECT_EQ(bad("request_kasm", "{not json").status, 400);
+  EXPECT_EQ(bad("request_kasm", "[1,2]").status, 400);
+  EXPECT_EQ(bad("no_such_verb", "{}").status, 404);
+  auto wrong_type = call("request_kasm", {{"user_id", 5}});
+  EXPECT_EQ(wrong_type.first, 400);
+  EXPECT_EQ(wrong_type.second["error_message"].as_string(), "user_id must be a string");
+  EXPECT_EQ(call("request_kasm", {{"user_id", "ghost"}}).first, 404);
+  EXPECT_EQ(call("request_kasm", {{"user_id", "alice"}, {"image_id", "../etc"}}).first, 400);
+  EXPECT_EQ(call("get_kasm_status", {}).first, 400);
+  EXPECT_EQ(call("get_kasm_status", {{"kasm_id", "nope"}}).first, 404);
+  EXPECT_EQ(call("exec_command_kasm", {{"kasm_id", "nope"}, {"exec_config", {{"cmd", 3}}}}).first, 404);
+  const std::string huge(2 * 1024 * 1024, ' ');
+  EXPECT_EQ(bad("get_kasms", huge).status, 400);
+  EXPECT_TRUE(manager_->listSessions()->empty());  // Nothing was created by any of it.
+}
+
+TEST_F(DeveloperApiTest, UserManagement) {
+  auto [s1, created] = call("create_user", {{"target_user", {{"username", "bob@example.com"}, {"first_name", "Bob"},
+                                                             {"password", "s3cret-pass"}}}});
+  ASSERT_EQ(s1, 200) << json::serialize(created);
+  const std::string bob_id(created["user"].as_object().at("user_id").as_string());
+  EXPECT_EQ(created["user"].as_object().at("groups").as_array().size(), 1u);  // Joined "All Users".
+  auto stored = Repository(*store_).get<User>(bob_id);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_TRUE(auth::verifyPassword("s3cret-pass", stored->value.password_hash));
+  EXPECT_EQ(stored->value.password_hash.find("s3cret"), std::string::npos);
+
+  EXPECT_EQ(call("create_user", {{"target_user", {{"username", "bob@example.com"}}}}).first, 409);
+  auto [s2, got] = call("get_user", {{"target_user", {{"username", "bob@example.com"}}}});
+  ASSERT_EQ(s2, 200);
+  EXPECT_EQ(got["user"].as_object().at("first_name").as_string(), "Bob");
+  EXPECT_EQ(call("update_user", {{"target_user", {{"user_id", bob_id}, {"last_name", "Builder"}}}}).first, 200);
+  EXPECT_EQ(Repository(*store_).get<User>(bob_id)->value.last_name, "Builder");
+  EXPECT_EQ(call("add_user_group", {{"target_user", {{"user_id", bob_id}}}, {"target_group", {{"group_id", "admins"}}}}).first, 200);
+  EXPECT_EQ(Repository(*store_).get<User>(bob_id)->value.group_ids.size(), 2u);
+  EXPECT_EQ(call("remove_user_group", {{"target_user", {{"user_id", bob_id}}}, {"target_group", {{"group_id", "admins"}}}}).first, 200);
+  EXPECT_EQ(Repository(*store_).get<User>(bob_id)->value.group_ids.size(), 1u);
+  EXPECT_EQ(call("add_user_group", {{"target_user", {{"user_id", bob_id}}}, {"target_group", {{"group_id", "nope"}}}}).first, 404);
+  auto [s3, users] = call("get_users", {});
+  ASSERT_EQ(s3, 200);
+  EXPECT_EQ(users["users"].as_array().size(), 2u);
+
+  // A user with a session is deleted only with force, and their session goes with them.
+  ASSERT_EQ(call("request_kasm", {{"user_id", bob_id}}).first, 200);
+  EXPECT_EQ(call("delete_user", {{"target_user", {{"user_id", bob_id}}}}).first, 409);
+  EXPECT_EQ(call("delete_user", {{"target_user", {{"user_id", bob_id}}}, {"force", true}}).first, 200);
+  EXPECT_EQ(Repository(*store_).get<User>(bob_id).error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(link_->count(), 0u);
+}
+
+}  // namespace
+}  // namespace kasm::api
