@@ -1,5 +1,11 @@
 #include "kasm/agent/local_agent.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
 #include <algorithm>
 #include <future>
 #include <thread>
@@ -48,6 +54,28 @@ Result<spi::ContainerInfo> LocalAgent::ownContainer(const SessionId& session) {
   return info;
 }
 
+// Host directories of bind mounts are created before the container so that Docker does not create
+// them owned by root; the workspace's uid/gid (when given) become their owner.
+Result<void> LocalAgent::prepareHostVolumes(const Workspace& workspace) {
+  for (const auto& v : workspace.volumes) {
+    if (v.source.empty() || v.source.front() != '/') continue;  // Named volumes belong to the engine.
+    std::error_code ec;
+    const bool existed = std::filesystem::exists(v.source, ec);
+    if (!existed) {
+      std::filesystem::create_directories(v.source, ec);
+      if (ec) return unavailable("cannot create volume directory " + v.source + ": " + ec.message());
+    }
+    if (!existed && (v.uid || v.gid)) {
+      if (::chown(v.source.c_str(), v.uid ? static_cast<uid_t>(*v.uid) : static_cast<uid_t>(-1),
+                  v.gid ? static_cast<gid_t>(*v.gid) : static_cast<gid_t>(-1)) != 0) {
+        return unavailable("cannot give " + v.source + " to " + std::to_string(v.uid.value_or(-1)) + ":" +
+                           std::to_string(v.gid.value_or(-1)) + ": " + std::strerror(errno));
+      }
+    }
+  }
+  return {};
+}
+
 Result<spi::ProvisionResult> LocalAgent::provision(const spi::ProvisionRequest& request) {
   if (request.session_id.empty()) return invalidArgument("provision: session_id is empty");
   if (request.workspace.type != WorkspaceType::kContainer) {
@@ -85,6 +113,7 @@ Result<spi::ProvisionResult> LocalAgent::provision(const spi::ProvisionRequest& 
     return std::move(existing).error();
   }
 
+  if (options_.prepare_host_volumes) KASM_RETURN_IF_ERROR(prepareHostVolumes(request.workspace));
   auto created = runtime_.createAndStart(specFor(request));
   if (!created.ok() && created.error().code() == ErrorCode::kAlreadyExists) {
     // A concurrent provision of the same session won the name; answer with its container once

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 
 #include "docker/docker_test_support.hpp"
@@ -150,6 +152,26 @@ TEST_F(ManagerOnDocker, RestartCompletesAHalfLaunchAndReconcileRemovesOrphans) {
   ASSERT_EQ(left->size(), 1u);  // Only the recovered session's container survives.
   EXPECT_EQ(left->front().labels.at(agent::kSessionIdLabel), half.id.str());
   ASSERT_TRUE(manager_->destroySession(half.id).ok());
+}
+
+TEST_F(ManagerOnDocker, BindMountDirectoriesAreCreatedWithTheWorkspaceOwner) {
+  const auto host_dir = dir_ / "homes" / "alice";
+  auto ws = Repository(*store_).get<Workspace>("busybox");
+  ASSERT_TRUE(ws.ok());
+  ws->value.volumes = {VolumeMapping{host_dir.string(), "/data", VolumeMode::kReadWrite, 1234, 2345}};
+  ASSERT_TRUE(manager_->upsertWorkspace(ws->value).ok());
+  auto s = manager_->requestSession(SessionRequest{UserId("alice"), WorkspaceId("busybox"), ZoneId("local"), {}});
+  ASSERT_TRUE(s.ok()) << s.error().toString();
+  struct stat st {};
+  ASSERT_EQ(::stat(host_dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1234u);
+  EXPECT_EQ(st.st_gid, 2345u);
+  // The container writes into the mount and the host sees it.
+  auto e = manager_->execInSession(s->id, {{"sh", "-c", "echo hi > /data/hello"}, "", "", {}, false});
+  ASSERT_TRUE(e.ok()) << e.error().toString();
+  EXPECT_EQ(e->exit_code, 0) << e->output;
+  EXPECT_TRUE(fs::exists(host_dir / "hello"));
+  ASSERT_TRUE(manager_->destroySession(s->id).ok());
 }
 
 }  // namespace

@@ -35,6 +35,9 @@ struct LocalAgentOptions {
   ResourceOverrides overrides;                // Applied to the host's totals in check-ins.
   std::map<std::string, std::string> labels;  // The agent's own labels, reported at check-in.
   bool measure_utilization = false;           // Sample container stats at check-in (about 1 s each).
+  // Create missing bind-mount host directories (owned by the volume's uid/gid) before a container
+  // starts. Only meaningful when the engine runs on this host (unix socket); turn off for remote ones.
+  bool prepare_host_volumes = true;
 };
 
 // What an agent tells the manager when it checks in.
@@ -102,6 +105,7 @@ class LocalAgent final : public spi::AgentLink {
 
  private:
   spi::ContainerSpec specFor(const spi::ProvisionRequest& request) const;
+  Result<void> prepareHostVolumes(const Workspace& workspace);
   Result<spi::ProvisionResult> finishProvision(const spi::ContainerInfo& info, const spi::ProvisionRequest& request,
                                                bool fresh);
   Result<spi::ContainerInfo> ownContainer(const SessionId& session);
