@@ -11,14 +11,18 @@ Resources Resources::fromCores(double cores, std::int64_t memory_bytes, std::int
 }
 
 Result<void> Resources::validate(std::string_view field) const {
+  // The fast path allocates nothing: this runs on every placement.
+  if (millicores >= 0 && memory_bytes >= 0 && gpus >= 0 && millicores <= 1'000'000'000 &&
+      memory_bytes <= (std::int64_t{1} << 50) && gpus <= 1024) {
+    return {};
+  }
   const std::string f(field);
   if (millicores < 0) return invalidArgument(f + ".millicores must not be negative, got " + std::to_string(millicores));
   if (memory_bytes < 0) return invalidArgument(f + ".memory_bytes must not be negative, got " + std::to_string(memory_bytes));
   if (gpus < 0) return invalidArgument(f + ".gpus must not be negative, got " + std::to_string(gpus));
   if (millicores > 1'000'000'000) return invalidArgument(f + ".millicores is absurdly large (over 1,000,000 cores)");
   if (memory_bytes > (std::int64_t{1} << 50)) return invalidArgument(f + ".memory_bytes is absurdly large (over 1 PiB)");
-  if (gpus > 1024) return invalidArgument(f + ".gpus is absurdly large (over 1024)");
-  return {};
+  return invalidArgument(f + ".gpus is absurdly large (over 1024)");
 }
 
 std::string Resources::toString() const {

@@ -5,8 +5,9 @@
 namespace kasm::sched::detail {
 namespace {
 
-Resources maxOf(const Resources& a, const Resources& b) {
-  return {std::max(a.millicores, b.millicores), std::max(a.memory_bytes, b.memory_bytes), std::max(a.gpus, b.gpus)};
+template <class C>
+C maxOf(const C& a, const C& b) {
+  return {std::max(a.memory_bytes, b.memory_bytes), std::max(a.millicores, b.millicores), std::max(a.gpus, b.gpus)};
 }
 
 }  // namespace
@@ -16,7 +17,7 @@ std::int32_t FitTree::alloc(const Key& key, const Resources& free) {
   rng_ ^= rng_ << 13;
   rng_ ^= rng_ >> 7;
   rng_ ^= rng_ << 17;
-  Node n{key, free, free, static_cast<std::uint32_t>(rng_ >> 32), -1, -1};
+  Node n{key, Cap::of(free), Cap::of(free), static_cast<std::uint32_t>(rng_ >> 32), -1, -1};
   if (!free_list_.empty()) {
     const std::int32_t i = free_list_.back();
     free_list_.pop_back();

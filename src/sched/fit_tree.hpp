@@ -6,6 +6,8 @@
 // that cannot fit are skipped. Private to the scheduler.
 
 #include <cstdint>
+#include <algorithm>
+#include <climits>
 #include <optional>
 #include <vector>
 
@@ -15,7 +17,7 @@ namespace kasm::sched::detail {
 
 struct Key {
   std::int64_t neg_score;
-  std::uint64_t salt;
+  std::uint32_t salt;
   std::uint32_t slot;
   friend bool operator<(const Key& a, const Key& b) {
     if (a.neg_score != b.neg_score) return a.neg_score < b.neg_score;
@@ -32,7 +34,11 @@ class FitTree {
   bool empty() const { return root_ < 0; }
   std::size_t size() const { return size_; }
   // Component-wise maximum of the free resources of all members (zero when empty).
-  Resources maxFree() const { return root_ < 0 ? Resources{} : nodes_[static_cast<std::size_t>(root_)].max; }
+  Resources maxFree() const {
+    if (root_ < 0) return Resources{};
+    const Cap& m = nodes_[static_cast<std::size_t>(root_)].max;
+    return Resources{m.millicores, m.memory_bytes, m.gpus};
+  }
   // The smallest key whose free resources fit `need`, considering only keys < `bound` when given.
   std::optional<Key> firstFit(const Resources& need, const std::optional<Key>& bound) const;
   void clear();
@@ -40,10 +46,23 @@ class FitTree {
   void collect(std::vector<Key>& out) const;
 
  private:
-  struct Node {
+  // Free resources in 16 bytes (millicores fit 32 bits: Resources::validate caps them at 10^9), so
+  // a node is one 64-byte cache line.
+  struct Cap {
+    std::int64_t memory_bytes = 0;
+    std::int32_t millicores = 0;
+    std::int32_t gpus = 0;
+    static Cap of(const Resources& r) {
+      return {r.memory_bytes, static_cast<std::int32_t>(std::min<std::int64_t>(r.millicores, INT32_MAX)), r.gpus};
+    }
+    bool fits(const Resources& need) const {
+      return need.millicores <= millicores && need.memory_bytes <= memory_bytes && need.gpus <= gpus;
+    }
+  };
+  struct alignas(64) Node {
     Key key;
-    Resources free;
-    Resources max;  // Component-wise max of `free` over the subtree.
+    Cap free;
+    Cap max;  // Component-wise max of `free` over the subtree.
     std::uint32_t prio;
     std::int32_t left = -1;
     std::int32_t right = -1;

@@ -84,7 +84,7 @@ struct Scheduler::Impl {
     bool used = false;
     std::uint32_t zone = kNone;
     std::uint32_t pool = kNone;
-    std::uint64_t salt = 0;
+    std::uint32_t salt = 0;
     std::uint64_t last_seq = 0;
     std::int64_t score = 0;
     bool indexed = false;
@@ -120,6 +120,32 @@ struct Scheduler::Impl {
   std::unordered_map<std::string, std::uint32_t> pool_index;
   std::uint64_t seq = 0;
   std::unordered_map<std::string, std::uint32_t> image_index;  // Image reference -> interned id.
+
+  // For label-free requests (the common case) the tier of each pool depends only on the zone, the
+  // image and the zone's rules, so the split is cached and rebuilt when pools or rules change.
+  struct TierSplit {
+    std::array<std::vector<std::uint32_t>, 4> tiers;
+  };
+  mutable std::unordered_map<std::uint64_t, TierSplit> tier_cache;
+  void invalidateTiers() { tier_cache.clear(); }
+
+  const TierSplit& tierSplit(std::uint32_t z, std::uint32_t image_id, bool has_image, bool allow_pull) const {
+    const std::uint64_t key = (std::uint64_t{z} << 33) | (std::uint64_t{image_id} << 1) | (allow_pull ? 1u : 0u);
+    auto it = tier_cache.find(key);
+    if (it != tier_cache.end()) return it->second;
+    TierSplit split;
+    const bool by_kind = zones[z].rules.prioritize_static_agents;
+    for (std::uint32_t pi : zones[z].pools) {
+      const Pool& p = pools[pi];
+      int image_tier = 0;
+      if (has_image && (image_id == kNone || !p.hasImageId(image_id))) {
+        if (!allow_pull) continue;
+        image_tier = 1;
+      }
+      split.tiers[static_cast<std::size_t>((by_kind && p.kind == AgentKind::kAutoscaled ? 2 : 0) + image_tier)].push_back(pi);
+    }
+    return tier_cache.emplace(key, std::move(split)).first->second;
+  }
   std::vector<std::uint32_t> sorted_zones;  // Zone indexes by zone id, for alternate-zone search.
 
   void resortZones() {
@@ -153,6 +179,7 @@ struct Scheduler::Impl {
       for (const auto& i : images) ids.push_back(image_index.try_emplace(i, static_cast<std::uint32_t>(image_index.size())).first->second);
       std::sort(ids.begin(), ids.end());
       pools.push_back(Pool{zone, e.kind, e.labels, std::move(images), std::move(ids), {}, 0});
+      invalidateTiers();
       zones[zone].pools.push_back(it->second);
     }
     return it->second;
@@ -237,19 +264,36 @@ struct Scheduler::Impl {
       auto it = image_index.find(r.image);
       if (it != image_index.end()) image_id = it->second;
     }
+    const bool any_labels = !r.include_labels.empty() || !r.exclude_labels.empty();
     for (std::size_t zi = 0; zi < order.size(); ++zi) {
       const std::uint32_t z = order[zi];
+      if (!any_labels) {
+        const TierSplit& split = tierSplit(z, image_id, !r.image.empty(), r.allow_pull);
+        for (std::size_t t = 0; t < 4; ++t) {
+          std::optional<Key> best;
+          for (std::uint32_t pi : split.tiers[t]) {
+            const Pool& p = pools[pi];
+            if (p.ordered.empty()) continue;
+            if (auto k = p.ordered.firstFit(r.resources, best)) best = k;
+          }
+          if (best) {
+            if (slot_out) *slot_out = best->slot;
+            const Slot& chosen = slots[best->slot];
+            return Placement{chosen.e.id, chosen.e.zone, (t % 2) == 1};
+          }
+        }
+        continue;
+      }
       // Sort the zone's eligible pools into the four tiers once, then search tier by tier.
       constexpr std::size_t kMaxPerTier = 64;
       std::array<std::array<std::uint32_t, kMaxPerTier>, 4> tier_pools;
       std::array<std::size_t, 4> tier_size{};
       std::vector<std::uint32_t> overflow[4];
       const bool by_kind = zones[z].rules.prioritize_static_agents;
-      const bool any_labels = !r.include_labels.empty() || !r.exclude_labels.empty();
       for (std::uint32_t pi : zones[z].pools) {
         const Pool& p = pools[pi];
         if (p.ordered.empty() || !p.ordered.maxFree().fits(r.resources)) continue;
-        if (any_labels && !labelsMatch(p.labels, r.include_labels, r.exclude_labels)) continue;
+        if (!labelsMatch(p.labels, r.include_labels, r.exclude_labels)) continue;
         int image_tier = 0;
         if (!r.image.empty() && (image_id == kNone || !p.hasImageId(image_id))) {
           if (!r.allow_pull) continue;
@@ -388,6 +432,7 @@ void Scheduler::upsertZone(const ZoneRules& rules) {
   auto& zs = impl_->zones[z];
   zs.rules = rules;
   zs.exists = true;
+  impl_->invalidateTiers();
   if (rules.custom_policy) {
     zs.owned.reset();
     zs.policy = rules.custom_policy.get();
@@ -426,7 +471,7 @@ Result<void> Scheduler::upsertAgent(const AgentEntry& entry) {
     }
     im.slots[i] = Impl::Slot{};
     im.slots[i].used = true;
-    im.slots[i].salt = im.random.next();
+    im.slots[i].salt = static_cast<std::uint32_t>(im.random.next() >> 32);
     im.by_id.emplace(entry.id, i);
   }
   auto& s = im.slots[i];
