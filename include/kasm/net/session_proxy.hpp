@@ -1,0 +1,102 @@
+#pragma once
+
+// The session proxy: forwards /desktop/<session>/<rest> to the session's container, checking the
+// session access token on every request and WebSocket upgrade. Mount it on an HttpServer
+// (HttpServer::start(options, handler, proxy)).
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "kasm/core/clock.hpp"
+#include "kasm/core/id.hpp"
+#include "kasm/core/result.hpp"
+#include "kasm/model/workspace.hpp"
+
+namespace kasm::net {
+
+class BlockingPool;
+
+// Where an authorized request goes.
+struct ProxyTarget {
+  std::string upstream;  // "127.0.0.1:port", "[::1]:port" or "host:port".
+  // kHttp: HTTP reverse proxy (WebSocket upgrades tunnelled). kHttps: the same over TLS to the
+  // container (its certificate is self-signed and not verified: the hop is host-local).
+  // kVnc: the client must open a WebSocket, whose binary messages are bridged to the raw TCP port.
+  // Other protocols are refused with 501.
+  SessionProtocol protocol = SessionProtocol::kHttp;
+  UserId user;  // Who the token belongs to; for logs and the activity callback.
+};
+
+// What the authorizer sees of one request.
+struct ProxyAuthRequest {
+  SessionId session;
+  std::string_view token;  // Empty when the client sent none.
+  bool upgrade = false;    // A WebSocket upgrade.
+  std::string_view remote_address;
+};
+
+// Decides whether a request may reach a session and where it goes. Errors map to statuses:
+// Unauthenticated 401, PermissionDenied 403, NotFound 404, FailedPrecondition/Unavailable 503.
+// Typical: AccessTokenSigner::verifyFor(token, session), then the session's upstream and protocol.
+// Called on an I/O thread unless ProxyOptions::blocking_pool is set; may be called concurrently.
+using ProxyAuthorizer = std::function<Result<ProxyTarget>(const ProxyAuthRequest&)>;
+
+// Client->upstream traffic for a session, at most once per activity_interval per session (for idle
+// timeouts: Manager::recordActivity). Same thread rules as the authorizer.
+using ProxyActivity = std::function<void(const SessionId&, const UserId&)>;
+
+struct ProxyOptions {
+  std::string prefix = "/desktop/";  // Must start and end with '/'.
+  ProxyAuthorizer authorize;         // Required.
+  ProxyActivity on_activity;         // Optional.
+  Duration activity_interval = std::chrono::seconds(1);
+  // When set, the authorizer and the activity callback run here (they may block on a store).
+  BlockingPool* blocking_pool = nullptr;
+  Duration upstream_timeout = std::chrono::seconds(30);  // Connect and response header.
+  std::size_t buffer_bytes = 64 * 1024;  // Per direction and connection; bounds memory per client.
+  // Cookie carrying the token; set by the proxy when the token came in the query string, so the
+  // page's own sub-requests (scripts, the WebSocket) are authorized without it.
+  std::string token_cookie = "kasm_session_token";
+};
+
+// Counters since creation, for /metrics. Read while traffic flows; each field is exact, the set is
+// not a snapshot.
+struct ProxyStats {
+  std::uint64_t requests = 0;         // Proxied HTTP requests (upgrades included).
+  std::uint64_t rejected = 0;         // Refused before reaching an upstream (4xx/5xx by us).
+  std::uint64_t bytes_to_upstream = 0;
+  std::uint64_t bytes_to_client = 0;
+  std::uint64_t open_tunnels = 0;     // WebSocket tunnels and VNC bridges open now.
+};
+
+// Thread-safe. Lives as long as the servers it is mounted on (they hold a shared_ptr).
+class SessionProxy {
+ public:
+  // InvalidArgument for a bad prefix or a missing authorizer.
+  static Result<std::shared_ptr<SessionProxy>> create(ProxyOptions options);
+  ~SessionProxy();
+  SessionProxy(const SessionProxy&) = delete;
+  SessionProxy& operator=(const SessionProxy&) = delete;
+
+  const std::string& prefix() const noexcept;
+
+  // Closes every open connection of the session (tunnels, requests in flight) now, e.g. when it is
+  // destroyed; new requests are refused by the authorizer from then on. Returns how many were closed.
+  std::size_t closeSession(const SessionId& session);
+
+  ProxyStats stats() const;
+
+  struct Impl;
+  Impl& impl() noexcept { return *impl_; }
+
+ private:
+  explicit SessionProxy(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kasm::net

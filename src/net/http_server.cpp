@@ -1,0 +1,426 @@
+// HttpServer: accept loop, per-connection request loop (one coroutine per connection on its own
+// strand), dispatch to the session proxy or the application handler, and graceful stop.
+
+#include "kasm/net/http_server.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include <condition_variable>
+#include <unordered_map>
+
+#include "net/net_detail.hpp"
+
+namespace kasm::net {
+
+using namespace detail;
+
+// ---- Responder ---------------------------------------------------------------------------------
+
+namespace {
+// Where a response waits for the connection coroutine, which sleeps on `timer` until woken.
+struct ResponseSlot {
+  std::mutex mutex;
+  std::optional<HttpResponse> response;
+  std::shared_ptr<asio::steady_timer> timer;
+};
+
+void deliver(const std::shared_ptr<ResponseSlot>& slot, HttpResponse response) {
+  {
+    std::lock_guard lock(slot->mutex);
+    if (slot->response) return;
+    slot->response = std::move(response);
+  }
+  // The timer is only touched on its strand; the wake-up is posted there.
+  auto timer = slot->timer;
+  asio::post(timer->get_executor(), [timer] { timer->cancel(); });
+}
+}  // namespace
+
+struct Responder::State {
+  std::shared_ptr<ResponseSlot> slot;
+  std::atomic<bool> answered{false};
+  ~State() {
+    // Every copy of the Responder is gone without an answer: do not leave the client hanging.
+    if (!answered.exchange(true)) deliver(slot, HttpResponse::text(500, "the handler gave no response\n"));
+  }
+};
+
+void Responder::operator()(HttpResponse response) const {
+  if (!state_ || state_->answered.exchange(true)) return;
+  deliver(state_->slot, std::move(response));
+}
+
+bool Responder::answered() const { return state_ && state_->answered.load(); }
+
+// ---- helpers shared with the proxy ---------------------------------------------------------------
+
+namespace detail {
+asio::awaitable<void> writeSimple(Transport& stream, unsigned version, int status, std::string body,
+                                  bool keep_alive, const HttpHeaders* extra) {
+  http::response<http::string_body> res{static_cast<http::status>(status), version};
+  res.set(http::field::content_type, "text/plain; charset=utf-8");
+  if (extra) {
+    for (const auto& [k, v] : extra->fields()) res.insert(k, v);
+  }
+  res.body() = std::move(body);
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  co_await http::async_write(stream, res, kAwaitTuple);
+}
+}  // namespace detail
+
+// ---- server --------------------------------------------------------------------------------------
+
+namespace {
+struct Connection;
+}
+
+struct HttpServer::Impl {
+  HttpServerOptions options;
+  HttpHandler handler;
+  std::shared_ptr<SessionProxy> proxy;
+  std::unique_ptr<BlockingPool> pool;
+  std::optional<asio::ssl::context> ssl;
+  std::atomic<bool> stopping{false};
+  std::mutex stop_mutex;
+  bool stopped = false;
+  std::uint16_t port = 0;
+
+  std::mutex conns_mutex;
+  std::condition_variable conns_changed;
+  std::uint64_t next_conn_id = 0;
+  std::unordered_map<std::uint64_t, std::weak_ptr<Connection>> conns;
+
+  // Declared after everything the connection coroutines use, so it is destroyed (with the
+  // coroutine frames still queued in it) first.
+  asio::io_context ioc;
+  std::optional<tcp::acceptor> acceptor;
+  std::vector<std::thread> threads;
+
+  asio::awaitable<void> acceptLoop();
+  asio::awaitable<void> serve(std::shared_ptr<Connection> conn);
+  asio::awaitable<bool> serveHandler(Connection& conn, beast::flat_buffer& buffer, HeaderParser& parser);
+  void closeConnections(bool only_idle);
+};
+
+namespace {
+struct Connection {
+  Connection(HttpServer::Impl& s, TcpStream::socket_type&& socket) : server(s), transport(std::move(socket)) {}
+  ~Connection() {
+    std::lock_guard lock(server.conns_mutex);
+    server.conns.erase(id);
+    server.conns_changed.notify_all();
+  }
+  HttpServer::Impl& server;
+  Transport transport;
+  std::uint64_t id = 0;
+  std::string remote;
+  std::shared_ptr<void> proxy_state;
+  bool idle = true;  // Waiting for the next request; touched only on the connection's strand.
+};
+
+std::vector<std::pair<std::string, std::string>> parseQuery(std::string_view q) {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!q.empty()) {
+    auto amp = q.find('&');
+    std::string_view part = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+    if (part.empty()) continue;
+    auto eq = part.find('=');
+    auto key = percentDecode(part.substr(0, eq), true);
+    auto value = percentDecode(eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1), true);
+    if (key.ok() && value.ok()) out.emplace_back(std::move(*key), std::move(*value));
+  }
+  return out;
+}
+
+// "/desktop/..." and the bare "/desktop" (redirected by the proxy), but not "/desktopx".
+bool routesToProxy(std::string_view target, std::string_view prefix) {
+  if (target.starts_with(prefix)) return true;
+  std::string_view bare = prefix.substr(0, prefix.size() - 1);
+  return target == bare || (target.starts_with(bare) && target.size() > bare.size() && target[bare.size()] == '?');
+}
+
+bool isQuietClose(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+         ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor ||
+         ec == http::error::partial_message;
+}
+}  // namespace
+
+asio::awaitable<void> HttpServer::Impl::acceptLoop() {
+  while (!stopping.load()) {
+    auto [ec, socket] = co_await acceptor->async_accept(asio::make_strand(ioc), kAwaitTuple);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || stopping.load()) co_return;
+      continue;  // EMFILE and friends: keep accepting others.
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    auto conn = std::make_shared<Connection>(*this, std::move(socket));
+    auto remote = conn->transport.tcp().socket().remote_endpoint(ec);
+    if (!ec) conn->remote = remote.address().to_string();
+    if (ssl) conn->transport.enableTls(*ssl);
+    {
+      std::lock_guard lock(conns_mutex);
+      conn->id = ++next_conn_id;
+      conns.emplace(conn->id, conn);
+    }
+    auto ex = conn->transport.get_executor();
+    asio::co_spawn(ex, serve(std::move(conn)), asio::detached);
+  }
+}
+
+asio::awaitable<void> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) {
+  Transport& t = conn->transport;
+  try {
+    if (t.secure()) {
+      t.tcp().expires_after(options.header_timeout);
+      auto [ec] = co_await t.tls()->async_handshake(asio::ssl::stream_base::server, kAwaitTuple);
+      if (ec) {
+        t.close();
+        co_return;
+      }
+    }
+    beast::flat_buffer buffer;
+    bool first = true;
+    while (!stopping.load()) {
+      // The keep-alive wait and the header read have separate clocks: a client may sit idle
+      // between requests, but once it starts a request it must finish the header in time.
+      conn->idle = true;
+      if (buffer.size() == 0) {
+        t.tcp().expires_after(first ? options.header_timeout : options.idle_timeout);
+        auto [ec, n] = co_await t.async_read_some(buffer.prepare(4096), kAwaitTuple);
+        if (ec) break;
+        buffer.commit(n);
+      }
+      conn->idle = false;
+      first = false;
+
+      HeaderParser parser;
+      parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
+      t.tcp().expires_after(options.header_timeout);
+      auto [ec, n] = co_await http::async_read_header(t, buffer, parser, kAwaitTuple);
+      if (ec) {
+        t.tcp().expires_after(std::chrono::seconds(2));
+        if (ec == beast::error::timeout) {
+          co_await writeSimple(t, 11, 408, "request header timeout\n", false);
+        } else if (ec == http::error::header_limit) {
+          co_await writeSimple(t, 11, 431, "request header too large\n", false);
+        } else if (!isQuietClose(ec)) {
+          co_await writeSimple(t, 11, 400, "malformed request: " + ec.message() + "\n", false);
+        }
+        break;
+      }
+
+      bool keep = false;
+      std::string_view target(parser.get().target().data(), parser.get().target().size());
+      if (proxy && routesToProxy(target, proxy->prefix())) {
+        ClientContext ctx{t, conn->remote, stopping, conn->proxy_state};
+        keep = co_await serveProxied(proxy->impl(), ctx, buffer, parser);
+      } else {
+        keep = co_await serveHandler(*conn, buffer, parser);
+      }
+      if (!keep) break;
+    }
+  } catch (const std::exception&) {
+    // A broken connection ends here; others are unaffected.
+  }
+  beast::error_code ignored;
+  t.tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+  t.close();
+}
+
+asio::awaitable<bool> HttpServer::Impl::serveHandler(Connection& conn, beast::flat_buffer& buffer,
+                                                     HeaderParser& parser) {
+  Transport& t = conn.transport;
+  const unsigned version = parser.get().version();
+  auto length = parser.content_length();
+  if (length && *length > options.max_body_bytes) {
+    // Refused from the header alone: the body is never read, and the connection is closed
+    // because the unread body would otherwise be taken for the next request.
+    t.tcp().expires_after(std::chrono::seconds(2));
+    co_await writeSimple(t, version, 413, "request body too large\n", false);
+    co_return false;
+  }
+  http::request_parser<http::string_body> body_parser{std::move(parser)};
+  body_parser.body_limit(options.max_body_bytes);
+  auto& head = body_parser.get();
+  if (auto expect = head.find(http::field::expect);
+      expect != head.end() && equalsIgnoreCase(expect->value(), "100-continue")) {
+    http::response<http::empty_body> cont{http::status::continue_, version};
+    t.tcp().expires_after(options.body_timeout);
+    co_await http::async_write(t, cont, kAwait);
+  }
+  if (!body_parser.is_done()) {
+    t.tcp().expires_after(options.body_timeout);
+    auto [ec, n] = co_await http::async_read(t, buffer, body_parser, kAwaitTuple);
+    if (ec) {
+      t.tcp().expires_after(std::chrono::seconds(2));
+      if (ec == http::error::body_limit) {
+        co_await writeSimple(t, version, 413, "request body too large\n", false);
+      } else if (ec == beast::error::timeout) {
+        co_await writeSimple(t, version, 408, "request body timeout\n", false);
+      } else if (!isQuietClose(ec)) {
+        co_await writeSimple(t, version, 400, "malformed request body: " + ec.message() + "\n", false);
+      }
+      co_return false;
+    }
+  }
+
+  auto message = body_parser.release();
+  HttpRequest request;
+  request.method = std::string(message.method_string());
+  request.target = std::string(message.target());
+  auto qmark = request.target.find('?');
+  request.path = request.target.substr(0, qmark);
+  if (qmark != std::string::npos) request.query = parseQuery(std::string_view(request.target).substr(qmark + 1));
+  for (const auto& field : message) request.headers.add(std::string(field.name_string()), std::string(field.value()));
+  request.body = std::move(message.body());
+  request.remote_address = conn.remote;
+  request.secure = t.secure();
+  const bool client_keep_alive = message.keep_alive();
+
+  auto slot = std::make_shared<ResponseSlot>();
+  slot->timer = std::make_shared<asio::steady_timer>(t.get_executor(), asio::steady_timer::time_point::max());
+  {
+    auto state = std::make_shared<Responder::State>();
+    state->slot = slot;
+    Responder responder(std::move(state));
+    try {
+      handler(std::move(request), responder);
+    } catch (const std::exception& e) {
+      responder(HttpResponse::text(500, std::string("handler failed: ") + e.what() + "\n"));
+    }
+  }
+  for (;;) {
+    {
+      std::lock_guard lock(slot->mutex);
+      if (slot->response) break;
+    }
+    co_await slot->timer->async_wait(kAwaitTuple);
+  }
+
+  HttpResponse& out = *slot->response;
+  http::response<http::string_body> res{static_cast<http::status>(out.status), version};
+  for (const auto& [k, v] : out.headers.fields()) res.insert(k, v);
+  res.body() = std::move(out.body);
+  const bool keep = client_keep_alive && !stopping.load();
+  res.keep_alive(keep);
+  res.prepare_payload();
+  t.tcp().expires_after(options.body_timeout);
+  auto [ec, n] = co_await http::async_write(t, res, kAwaitTuple);
+  co_return !ec && keep;
+}
+
+void HttpServer::Impl::closeConnections(bool only_idle) {
+  std::vector<std::shared_ptr<Connection>> live;
+  {
+    std::lock_guard lock(conns_mutex);
+    for (auto& [id, weak] : conns) {
+      if (auto c = weak.lock()) live.push_back(std::move(c));
+    }
+  }
+  for (auto& c : live) {
+    asio::post(c->transport.get_executor(), [c, only_idle] {
+      if (!only_idle || c->idle) c->transport.close();
+    });
+  }
+}
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() { stop(Duration(0)); }
+
+Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options, HttpHandler handler,
+                                                      std::shared_ptr<SessionProxy> proxy) {
+  if (!handler) return invalidArgument("HttpServer: a handler is required");
+  if (options.io_threads < 1) return invalidArgument("HttpServer: io_threads must be at least 1");
+  beast::error_code ec;
+  auto address = asio::ip::make_address(options.address, ec);
+  if (ec) return invalidArgument("HttpServer: '" + options.address + "' is not an IP address");
+
+  auto impl = std::make_unique<Impl>();
+  if (options.tls) {
+    impl->ssl.emplace(asio::ssl::context::tls_server);
+    auto& ctx = *impl->ssl;
+    ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                    asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    ctx.use_certificate_chain_file(options.tls->cert_file, ec);
+    if (ec) return unavailable("HttpServer: cannot load certificate " + options.tls->cert_file + ": " + ec.message());
+    ctx.use_private_key_file(options.tls->key_file, asio::ssl::context::pem, ec);
+    if (ec) return unavailable("HttpServer: cannot load key " + options.tls->key_file + ": " + ec.message());
+  }
+  if (options.handler_threads > 0) {
+    impl->pool = std::make_unique<BlockingPool>(options.handler_threads);
+    handler = runOnPool(*impl->pool, std::move(handler));
+  }
+  impl->handler = std::move(handler);
+  impl->proxy = std::move(proxy);
+
+  auto& acceptor = impl->acceptor.emplace(asio::make_strand(impl->ioc));
+  tcp::endpoint endpoint(address, options.port);
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return unavailable("HttpServer: cannot listen on " + options.address + ":" + std::to_string(options.port) +
+                       ": " + ec.message());
+  }
+  impl->port = acceptor.local_endpoint(ec).port();
+  impl->options = std::move(options);
+
+  Impl* raw = impl.get();
+  asio::co_spawn(acceptor.get_executor(), raw->acceptLoop(), asio::detached);
+  for (int i = 0; i < raw->options.io_threads; ++i) {
+    raw->threads.emplace_back([raw] {
+      for (;;) {
+        try {
+          raw->ioc.run();
+          return;
+        } catch (const std::exception&) {
+          // A handler threw past its coroutine; keep the loop alive for everyone else.
+        }
+      }
+    });
+  }
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+std::uint16_t HttpServer::port() const noexcept { return impl_->port; }
+
+std::string HttpServer::baseUrl() const {
+  std::string host = impl_->options.address;
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return std::string(impl_->ssl ? "https://" : "http://") + host + ":" + std::to_string(impl_->port);
+}
+
+void HttpServer::stop(Duration deadline) {
+  std::lock_guard stop_lock(impl_->stop_mutex);
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->stopping.store(true);
+  asio::post(impl_->acceptor->get_executor(), [impl = impl_.get()] {
+    beast::error_code ec;
+    impl->acceptor->close(ec);
+  });
+  impl_->closeConnections(/*only_idle=*/true);
+  {
+    std::unique_lock lock(impl_->conns_mutex);
+    impl_->conns_changed.wait_for(lock, deadline, [&] { return impl_->conns.empty(); });
+  }
+  impl_->closeConnections(/*only_idle=*/false);
+  {
+    // Closed sockets make their coroutines finish promptly; give them a moment to unwind.
+    std::unique_lock lock(impl_->conns_mutex);
+    impl_->conns_changed.wait_for(lock, std::chrono::milliseconds(500), [&] { return impl_->conns.empty(); });
+  }
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads) {
+    if (t.joinable()) t.join();
+  }
+  if (impl_->pool) impl_->pool->shutdown();
+}
+
+}  // namespace kasm::net

@@ -1,0 +1,742 @@
+// SessionProxy: per request, parse /prefix/<session>/<rest>, refuse traversal, take the token out,
+// authorize, then stream the exchange to the upstream (HTTP relay with buffer_body, raw tunnel after
+// a 101, or a WebSocket<->TCP bridge for VNC). Every copy of data goes through one fixed buffer per
+// direction, and a direction reads again only once its previous chunk has been written
+// (backpressure).
+
+#include "kasm/net/session_proxy.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <unordered_map>
+
+#include "kasm/net/http_server.hpp"
+#include "net/net_detail.hpp"
+
+namespace kasm::net::detail {
+
+// Beast's WebSocket timeout and teardown paths close the lowest layer through these (ADL).
+void beast_close_socket(Transport& t) { t.close(); }
+
+// WebSocket closing handshake on our Transport: close the socket (Beast finds these through ADL).
+void teardown(beast::role_type, Transport& t, beast::error_code& ec) {
+  t.close();
+  ec = {};
+}
+template <class Handler>
+void async_teardown(beast::role_type, Transport& t, Handler&& handler) {
+  t.close();
+  asio::post(t.get_executor(), beast::bind_front_handler(std::forward<Handler>(handler), beast::error_code{}));
+}
+
+}  // namespace kasm::net::detail
+
+namespace kasm::net {
+
+using namespace detail;
+using namespace asio::experimental::awaitable_operators;
+namespace websocket = beast::websocket;
+
+namespace {
+// One proxied exchange, registered under its session so closeSession can cut it. The pointers are
+// only dereferenced on the connection's strand while `alive`.
+struct Exchange {
+  Executor executor;
+  Transport* client = nullptr;
+  Transport* upstream = nullptr;
+  bool alive = true;
+};
+
+// Kept on the client connection between keep-alive requests.
+struct ConnectionState {
+  std::vector<char> to_upstream;
+  std::vector<char> to_client;
+  std::unique_ptr<Transport> upstream;
+  beast::flat_buffer upstream_buffer;
+  std::string upstream_key;  // protocol + address of `upstream`.
+};
+
+std::int64_t steadyMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+struct SessionProxy::Impl {
+  ProxyOptions options;
+  asio::ssl::context upstream_tls{asio::ssl::context::tls_client};
+
+  std::atomic<std::uint64_t> requests{0}, rejected{0}, bytes_up{0}, bytes_down{0}, tunnels{0};
+
+  struct SessionEntry {
+    std::unordered_map<std::uint64_t, std::shared_ptr<Exchange>> open;
+    std::int64_t last_activity_ms = 0;
+  };
+  std::mutex mutex;
+  std::uint64_t next_exchange = 0;
+  std::unordered_map<SessionId, SessionEntry> sessions;
+
+  std::uint64_t track(const SessionId& session, std::shared_ptr<Exchange> exchange) {
+    std::lock_guard lock(mutex);
+    auto id = ++next_exchange;
+    sessions[session].open.emplace(id, std::move(exchange));
+    return id;
+  }
+  void untrack(const SessionId& session, std::uint64_t id) {
+    std::lock_guard lock(mutex);
+    auto it = sessions.find(session);
+    if (it == sessions.end()) return;
+    it->second.open.erase(id);
+    if (it->second.open.empty()) sessions.erase(it);
+  }
+  // Session-wide rate limit for the activity callback.
+  void activity(const SessionId& session, const UserId& user) {
+    if (!options.on_activity) return;
+    const auto now = steadyMillis();
+    {
+      std::lock_guard lock(mutex);
+      auto it = sessions.find(session);
+      if (it == sessions.end()) return;
+      if (now - it->second.last_activity_ms < options.activity_interval.count()) return;
+      it->second.last_activity_ms = now;
+    }
+    if (options.blocking_pool) {
+      (void)options.blocking_pool->post([cb = options.on_activity, session, user] { cb(session, user); });
+    } else {
+      options.on_activity(session, user);
+    }
+  }
+};
+
+namespace {
+
+// Tracks one exchange for its lifetime and throttles activity reports locally, so the shared
+// session map is touched at most once per interval per exchange rather than per chunk.
+class ExchangeGuard {
+ public:
+  ExchangeGuard(SessionProxy::Impl& proxy, SessionId session, UserId user, std::shared_ptr<Exchange> exchange)
+      : proxy_(proxy), session_(std::move(session)), user_(std::move(user)), exchange_(std::move(exchange)) {
+    id_ = proxy_.track(session_, exchange_);
+  }
+  ~ExchangeGuard() {
+    exchange_->alive = false;
+    proxy_.untrack(session_, id_);
+  }
+  void clientTraffic(std::size_t n) {
+    proxy_.bytes_up.fetch_add(n, std::memory_order_relaxed);
+    const auto now = steadyMillis();
+    if (now - last_ms_ >= proxy_.options.activity_interval.count()) {
+      last_ms_ = now;
+      proxy_.activity(session_, user_);
+    }
+  }
+  void upstreamTraffic(std::size_t n) { proxy_.bytes_down.fetch_add(n, std::memory_order_relaxed); }
+  Exchange& exchange() { return *exchange_; }
+
+ private:
+  SessionProxy::Impl& proxy_;
+  SessionId session_;
+  UserId user_;
+  std::shared_ptr<Exchange> exchange_;
+  std::uint64_t id_ = 0;
+  std::int64_t last_ms_ = -1'000'000'000;
+};
+
+// A path below the session must stay below it: no "." or ".." segment, raw or percent-encoded, no
+// backslash, no encoded '/' or NUL that an upstream might decode into a separator.
+bool isSafeRest(std::string_view rest) {
+  std::size_t pos = 0;
+  while (pos <= rest.size()) {
+    auto next = rest.find('/', pos);
+    std::string_view seg = rest.substr(pos, next == std::string_view::npos ? std::string_view::npos : next - pos);
+    if (seg.find('\\') != std::string_view::npos) return false;
+    auto decoded = percentDecode(seg);
+    if (!decoded.ok()) return false;
+    if (*decoded == "." || *decoded == "..") return false;
+    if (decoded->find_first_of(std::string_view("/\\\0", 3)) != std::string::npos) return false;
+    if (next == std::string_view::npos) break;
+    pos = next + 1;
+  }
+  return true;
+}
+
+struct TokenSplit {
+  std::string token;
+  bool from_query = false;
+  std::string query;  // The query without token parameters.
+};
+
+// Takes every `token` parameter out of the query; the first one is the token.
+TokenSplit splitQueryToken(std::string_view query) {
+  TokenSplit out;
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view part = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    auto eq = part.find('=');
+    if (part.substr(0, eq) == "token") {
+      if (!out.from_query && eq != std::string_view::npos) {
+        auto decoded = percentDecode(part.substr(eq + 1), true);
+        if (decoded.ok()) {
+          out.token = std::move(*decoded);
+          out.from_query = true;
+        }
+      }
+      continue;
+    }
+    if (!out.query.empty()) out.query.push_back('&');
+    out.query.append(part);
+  }
+  return out;
+}
+
+// Removes the token cookie from every Cookie header, returning its value (first found).
+template <class Fields>
+std::string stripTokenCookie(Fields& fields, std::string_view name) {
+  std::string token;
+  std::vector<std::string> kept_headers;
+  for (auto it = fields.find(http::field::cookie); it != fields.end() && it->name() == http::field::cookie; ++it) {
+    std::string_view v(it->value().data(), it->value().size());
+    std::string kept;
+    while (!v.empty()) {
+      auto semi = v.find(';');
+      std::string_view c = v.substr(0, semi);
+      v = semi == std::string_view::npos ? std::string_view{} : v.substr(semi + 1);
+      while (!c.empty() && c.front() == ' ') c.remove_prefix(1);
+      if (c.empty()) continue;
+      auto eq = c.find('=');
+      if (eq != std::string_view::npos && c.substr(0, eq) == name) {
+        if (token.empty()) token = std::string(c.substr(eq + 1));
+        continue;
+      }
+      if (!kept.empty()) kept.append("; ");
+      kept.append(c);
+    }
+    if (!kept.empty()) kept_headers.push_back(std::move(kept));
+  }
+  fields.erase(http::field::cookie);
+  for (auto& k : kept_headers) fields.insert(http::field::cookie, k);
+  return token;
+}
+
+// Hop-by-hop fields (RFC 9110 7.6.1) plus those named in Connection; `keep_upgrade` keeps the
+// Upgrade mechanism for a WebSocket handshake.
+template <class Fields>
+void stripHopByHop(Fields& fields, bool keep_upgrade) {
+  std::vector<std::string> named;
+  for (auto it = fields.find(http::field::connection); it != fields.end() && it->name() == http::field::connection;
+       ++it) {
+    for (auto token : http::token_list{it->value()}) named.emplace_back(token);
+  }
+  std::string upgrade;
+  if (keep_upgrade) upgrade = std::string(fields[http::field::upgrade]);
+  for (const auto& n : named) fields.erase(n);
+  for (auto f : {http::field::connection, http::field::keep_alive, http::field::proxy_connection,
+                 http::field::proxy_authenticate, http::field::proxy_authorization, http::field::te,
+                 http::field::trailer, http::field::transfer_encoding, http::field::upgrade}) {
+    fields.erase(f);
+  }
+  if (keep_upgrade && !upgrade.empty()) {
+    fields.set(http::field::connection, "Upgrade");
+    fields.set(http::field::upgrade, upgrade);
+  }
+}
+
+bool parseUpstream(std::string_view s, std::string& host, std::string& port) {
+  if (s.starts_with("[")) {
+    auto close = s.find(']');
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') return false;
+    host = std::string(s.substr(1, close - 1));
+    port = std::string(s.substr(close + 2));
+  } else {
+    auto colon = s.rfind(':');
+    if (colon == std::string_view::npos) return false;
+    host = std::string(s.substr(0, colon));
+    port = std::string(s.substr(colon + 1));
+  }
+  return !host.empty() && !port.empty();
+}
+
+int authStatus(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kFailedPrecondition:
+    case ErrorCode::kUnavailable: return 503;
+    default: return httpStatusFor(code);
+  }
+}
+
+// Runs the authorizer, on the blocking pool when one is configured, resuming on our strand.
+asio::awaitable<Result<ProxyTarget>> authorize(SessionProxy::Impl& proxy, const ProxyAuthRequest& request) {
+  if (!proxy.options.blocking_pool) co_return proxy.options.authorize(request);
+  struct Box {
+    std::mutex mutex;
+    std::optional<Result<ProxyTarget>> result;
+    std::shared_ptr<asio::steady_timer> timer;
+  };
+  auto box = std::make_shared<Box>();
+  box->timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor,
+                                                    asio::steady_timer::time_point::max());
+  // The pool outlives the call; copy what the request views into owned strings.
+  auto posted = proxy.options.blocking_pool->post(
+      [&proxy, box, session = request.session, token = std::string(request.token), upgrade = request.upgrade,
+       remote = std::string(request.remote_address)] {
+        ProxyAuthRequest r{session, token, upgrade, remote};
+        auto result = proxy.options.authorize(r);
+        {
+          std::lock_guard lock(box->mutex);
+          box->result.emplace(std::move(result));
+        }
+        auto timer = box->timer;
+        asio::post(timer->get_executor(), [timer] { timer->cancel(); });
+      });
+  if (!posted.ok()) co_return unavailable("proxy: the authorization pool is busy");
+  for (;;) {
+    {
+      std::lock_guard lock(box->mutex);
+      if (box->result) co_return std::move(*box->result);
+    }
+    co_await box->timer->async_wait(kAwaitTuple);
+  }
+}
+
+asio::awaitable<beast::error_code> connectUpstream(SessionProxy::Impl& proxy, Transport& up, const ProxyTarget& target) {
+  std::string host, port;
+  if (!parseUpstream(target.upstream, host, port)) co_return asio::error::invalid_argument;
+  up.tcp().expires_after(proxy.options.upstream_timeout);
+  beast::error_code ec;
+  auto address = asio::ip::make_address(host, ec);
+  if (!ec) {
+    unsigned long p = 0;
+    try {
+      p = std::stoul(port);
+    } catch (const std::exception&) {
+      co_return asio::error::invalid_argument;
+    }
+    auto [cec] = co_await up.tcp().async_connect(tcp::endpoint(address, static_cast<std::uint16_t>(p)), kAwaitTuple);
+    if (cec) co_return cec;
+  } else {
+    tcp::resolver resolver(co_await asio::this_coro::executor);
+    auto [rec, results] = co_await resolver.async_resolve(host, port, kAwaitTuple);
+    if (rec) co_return rec;
+    auto [cec, endpoint] = co_await up.tcp().async_connect(results, kAwaitTuple);
+    if (cec) co_return cec;
+  }
+  up.tcp().socket().set_option(tcp::no_delay(true), ec);
+  if (target.protocol == SessionProtocol::kHttps) {
+    up.enableTls(proxy.upstream_tls);
+    auto [hec] = co_await up.tls()->async_handshake(asio::ssl::stream_base::client, kAwaitTuple);
+    if (hec) co_return hec;
+  }
+  co_return beast::error_code{};
+}
+
+// Moves a message body from `in` to `out` through `buf`, chunk by chunk, after the header.
+template <bool isRequest, class CountFn>
+asio::awaitable<beast::error_code> relayBody(Transport& in, beast::flat_buffer& in_buffer,
+                                             http::parser<isRequest, http::buffer_body>& p, Transport& out,
+                                             http::serializer<isRequest, http::buffer_body>& sr,
+                                             std::vector<char>& buf, Duration timeout, CountFn count) {
+  do {
+    if (!p.is_done()) {
+      p.get().body().data = buf.data();
+      p.get().body().size = buf.size();
+      in.tcp().expires_after(timeout);
+      auto [ec, n] = co_await http::async_read(in, in_buffer, p, kAwaitTuple);
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) co_return ec;
+      const std::size_t got = buf.size() - p.get().body().size;
+      count(got);
+      p.get().body().size = got;
+      p.get().body().data = buf.data();
+      p.get().body().more = !p.is_done();
+    } else {
+      p.get().body().data = nullptr;
+      p.get().body().size = 0;
+    }
+    out.tcp().expires_after(timeout);
+    auto [ec, n] = co_await http::async_write(out, sr, kAwaitTuple);
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return ec;
+  } while (!p.is_done() && !sr.is_done());
+  co_return beast::error_code{};
+}
+
+// Copies `in` to `out` until either side ends, then closes both.
+template <class CountFn>
+asio::awaitable<void> pump(Transport& in, Transport& out, std::vector<char>& buf, CountFn count) {
+  for (;;) {
+    auto [ec, n] = co_await in.async_read_some(asio::buffer(buf), kAwaitTuple);
+    if (ec) break;
+    count(n);
+    auto [wec, w] = co_await asio::async_write(out, asio::buffer(buf.data(), n), kAwaitTuple);
+    if (wec) break;
+  }
+  in.close();
+  out.close();
+}
+
+asio::awaitable<bool> reject(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser, int status,
+                             std::string message, const HttpHeaders* extra = nullptr) {
+  proxy.rejected.fetch_add(1, std::memory_order_relaxed);
+  const auto& req = parser.get();
+  // An unread body would be parsed as the next request: close instead of keeping the connection.
+  const bool has_body = req.chunked() || (parser.content_length() && *parser.content_length() > 0);
+  const bool keep = req.keep_alive() && !has_body && !client.stopping.load();
+  client.transport.tcp().expires_after(std::chrono::seconds(5));
+  co_await writeSimple(client.transport, req.version(), status, std::move(message) + "\n", keep, extra);
+  co_return keep;
+}
+
+// noVNC asks for the "binary" subprotocol (websockify's name); echo it when offered.
+bool offersBinary(const http::request<http::empty_body>& req) {
+  auto it = req.find(http::field::sec_websocket_protocol);
+  if (it == req.end()) return false;
+  for (auto p : http::token_list{it->value()}) {
+    if (p == "binary") return true;
+  }
+  return false;
+}
+
+asio::awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
+                                ConnectionState& state, ExchangeGuard& guard, const ProxyTarget& target) {
+  Transport upstream(client.transport.get_executor());
+  guard.exchange().upstream = &upstream;
+  if (auto ec = co_await connectUpstream(proxy, upstream, target); ec) {
+    co_return co_await reject(proxy, client, parser, 502, "proxy: the session's VNC port does not answer: " + ec.message());
+  }
+  upstream.tcp().expires_never();
+  client.transport.tcp().expires_never();
+
+  websocket::stream<Transport&> ws(client.transport);
+  const bool binary = offersBinary(parser.get());
+  ws.set_option(websocket::stream_base::decorator([binary](websocket::response_type& res) {
+    if (binary) res.set(http::field::sec_websocket_protocol, "binary");
+  }));
+  ws.binary(true);
+  ws.auto_fragment(false);
+  auto [aec] = co_await ws.async_accept(parser.get(), kAwaitTuple);
+  if (aec) co_return false;
+
+  proxy.tunnels.fetch_add(1);
+  auto browser_to_vnc = [&]() -> asio::awaitable<void> {
+    for (;;) {
+      auto [ec, n] = co_await ws.async_read_some(asio::buffer(state.to_upstream), kAwaitTuple);
+      if (ec) break;
+      guard.clientTraffic(n);
+      auto [wec, w] = co_await asio::async_write(upstream, asio::buffer(state.to_upstream.data(), n), kAwaitTuple);
+      if (wec) break;
+    }
+    upstream.close();
+    client.transport.close();
+  };
+  auto vnc_to_browser = [&]() -> asio::awaitable<void> {
+    for (;;) {
+      auto [ec, n] = co_await upstream.async_read_some(asio::buffer(state.to_client), kAwaitTuple);
+      if (ec) break;
+      guard.upstreamTraffic(n);
+      auto [wec, w] = co_await ws.async_write(asio::buffer(state.to_client.data(), n), kAwaitTuple);
+      if (wec) break;
+    }
+    upstream.close();
+    client.transport.close();
+  };
+  co_await (browser_to_vnc() && vnc_to_browser());
+  proxy.tunnels.fetch_sub(1);
+  co_return false;
+}
+
+asio::awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
+                                  HeaderParser& parser, ConnectionState& state, ExchangeGuard& guard,
+                                  const ProxyTarget& target, std::string upstream_target, bool upgrade,
+                                  const HttpHeaders& response_extra) {
+  const unsigned client_version = parser.get().version();
+  const bool client_keep_alive = parser.get().keep_alive();
+  const bool is_head = parser.get().method() == http::verb::head;
+  bool expect_continue = false;
+  if (auto it = parser.get().find(http::field::expect); it != parser.get().end()) {
+    expect_continue = equalsIgnoreCase(it->value(), "100-continue");
+  }
+
+  http::request_parser<http::buffer_body> rp{std::move(parser)};
+  rp.body_limit(boost::none);  // Streamed, never held whole.
+  auto& req = rp.get();
+  const bool chunked = req.chunked();
+  stripHopByHop(req, upgrade);
+  req.erase(http::field::expect);
+  if (chunked) req.chunked(true);
+  req.target(upstream_target);
+  req.version(11);
+  if (!upgrade) req.keep_alive(true);
+  {
+    std::string xff(req["X-Forwarded-For"]);
+    if (!xff.empty()) xff.append(", ");
+    xff.append(client.remote_address);
+    req.set("X-Forwarded-For", xff);
+    req.set("X-Forwarded-Proto", client.transport.secure() ? "https" : "http");
+    if (auto host = req.find(http::field::host); host != req.end()) req.set("X-Forwarded-Host", host->value());
+  }
+
+  const std::string key = std::string(enumName(target.protocol)) + "|" + target.upstream;
+  const bool reused = state.upstream && state.upstream_key == key && state.upstream->tcp().socket().is_open();
+  if (!reused) {
+    state.upstream = std::make_unique<Transport>(client.transport.get_executor());
+    state.upstream_buffer.clear();
+    state.upstream_key = key;
+    guard.exchange().upstream = state.upstream.get();
+    if (auto ec = co_await connectUpstream(proxy, *state.upstream, target); ec) {
+      state.upstream.reset();
+      HttpHeaders none;
+      proxy.rejected.fetch_add(1, std::memory_order_relaxed);
+      // The request has been consumed only up to its header; close if a body follows.
+      const bool keep = client_keep_alive && rp.is_done() && !client.stopping.load();
+      client.transport.tcp().expires_after(std::chrono::seconds(5));
+      co_await writeSimple(client.transport, client_version, 502,
+                           "proxy: the session does not answer: " + ec.message() + "\n", keep);
+      co_return keep;
+    }
+  }
+  guard.exchange().upstream = state.upstream.get();
+  Transport& up = *state.upstream;
+  const Duration timeout = proxy.options.upstream_timeout;
+
+  if (expect_continue && !rp.is_done()) {
+    http::response<http::empty_body> cont{http::status::continue_, client_version};
+    client.transport.tcp().expires_after(timeout);
+    co_await http::async_write(client.transport, cont, kAwait);
+  }
+
+  // Request: header, then the body chunk by chunk.
+  http::request_serializer<http::buffer_body> req_sr{req};
+  req.body().data = nullptr;
+  req.body().more = !rp.is_done();
+  up.tcp().expires_after(timeout);
+  auto [hec, hn] = co_await http::async_write_header(up, req_sr, kAwaitTuple);
+  if (hec) {
+    state.upstream.reset();
+    co_return false;
+  }
+  if (auto ec = co_await relayBody(client.transport, buffer, rp, up, req_sr, state.to_upstream, timeout,
+                                   [&](std::size_t n) { guard.clientTraffic(n); });
+      ec) {
+    state.upstream.reset();
+    co_return false;
+  }
+  guard.clientTraffic(1);  // The request itself is activity, even without a body.
+
+  // Response: header, then the body the same way.
+  http::response_parser<http::buffer_body> resp;
+  resp.body_limit(boost::none);
+  if (is_head) resp.skip(true);
+  up.tcp().expires_after(timeout);
+  auto [rec, rn] = co_await http::async_read_header(up, state.upstream_buffer, resp, kAwaitTuple);
+  if (rec) {
+    state.upstream.reset();
+    proxy.rejected.fetch_add(1, std::memory_order_relaxed);
+    client.transport.tcp().expires_after(std::chrono::seconds(5));
+    co_await writeSimple(client.transport, client_version, 502, "proxy: bad or no response from the session\n", false);
+    co_return false;
+  }
+  auto& res = resp.get();
+  const bool switching = upgrade && res.result() == http::status::switching_protocols;
+  const bool upstream_keep_alive = res.keep_alive();
+  const bool res_chunked = res.chunked();
+  const bool has_length = resp.content_length().has_value();
+  stripHopByHop(res, switching);
+  for (const auto& [k, v] : response_extra.fields()) res.insert(k, v);
+  res.version(client_version);
+  bool keep = client_keep_alive && !client.stopping.load() && !switching;
+  if (res_chunked) {
+    res.chunked(true);
+  } else if (!has_length && !resp.is_done() && !is_head) {
+    // A body delimited by the upstream closing: re-frame it as chunked for HTTP/1.1 clients so
+    // their connection survives; HTTP/1.0 clients get it delimited by our close.
+    if (client_version >= 11) res.chunked(true);
+    else keep = false;
+  }
+  if (!switching) res.keep_alive(keep);
+
+  http::response_serializer<http::buffer_body> res_sr{res};
+  res.body().data = nullptr;
+  res.body().more = !resp.is_done();
+  client.transport.tcp().expires_after(timeout);
+  auto [wec, wn] = co_await http::async_write_header(client.transport, res_sr, kAwaitTuple);
+  if (wec) {
+    state.upstream.reset();
+    co_return false;
+  }
+
+  if (switching) {
+    // WebSocket (or another upgrade) accepted by the upstream: from here on bytes are opaque.
+    // Send on whatever each side already buffered, then pump both ways until either closes.
+    auto& client_t = client.transport;
+    if (buffer.size() > 0) {
+      guard.clientTraffic(buffer.size());
+      co_await asio::async_write(up, buffer.data(), kAwait);
+      buffer.consume(buffer.size());
+    }
+    if (state.upstream_buffer.size() > 0) {
+      co_await asio::async_write(client_t, state.upstream_buffer.data(), kAwait);
+      state.upstream_buffer.consume(state.upstream_buffer.size());
+    }
+    up.tcp().expires_never();
+    client_t.tcp().expires_never();
+    proxy.tunnels.fetch_add(1);
+    co_await (pump(client_t, up, state.to_upstream, [&](std::size_t n) { guard.clientTraffic(n); }) &&
+              pump(up, client_t, state.to_client, [&](std::size_t n) { guard.upstreamTraffic(n); }));
+    proxy.tunnels.fetch_sub(1);
+    state.upstream.reset();
+    co_return false;
+  }
+
+  if (auto ec = co_await relayBody(up, state.upstream_buffer, resp, client.transport, res_sr, state.to_client,
+                                   timeout, [&](std::size_t n) { guard.upstreamTraffic(n); });
+      ec) {
+    state.upstream.reset();
+    co_return false;
+  }
+  if (!upstream_keep_alive || !resp.is_done()) state.upstream.reset();
+  co_return keep;
+}
+
+}  // namespace
+
+namespace detail {
+
+asio::awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
+                                   HeaderParser& parser) {
+  proxy.requests.fetch_add(1, std::memory_order_relaxed);
+  auto& req = parser.get();
+  const std::string raw_target(req.target());
+  const std::string& prefix = proxy.options.prefix;
+  const auto qmark = raw_target.find('?');
+  const std::string_view path = std::string_view(raw_target).substr(0, qmark);
+  const std::string_view query =
+      qmark == std::string::npos ? std::string_view{} : std::string_view(raw_target).substr(qmark + 1);
+
+  if (!path.starts_with(prefix)) co_return co_await reject(proxy, client, parser, 404, "no session in the path");
+  std::string_view after = path.substr(prefix.size());
+  const auto slash = after.find('/');
+  const std::string_view sid_text = after.substr(0, slash);
+  auto sid = SessionId::parse(sid_text, "session");
+  if (!sid.ok() || sid_text == "." || sid_text == "..") {
+    co_return co_await reject(proxy, client, parser, 400, "proxy: malformed session id in the path");
+  }
+  if (slash == std::string_view::npos) {
+    // The session page's relative URLs need the trailing slash.
+    HttpHeaders location;
+    location.add("Location", prefix + std::string(sid_text) + "/" + (query.empty() ? "" : "?" + std::string(query)));
+    co_return co_await reject(proxy, client, parser, 308, "see the session root", &location);
+  }
+  const std::string_view rest = after.substr(slash);
+  if (!isSafeRest(rest)) co_return co_await reject(proxy, client, parser, 400, "proxy: path escapes the session");
+
+  // The token: query parameter, cookie, or bearer header; all of them are removed before the
+  // request leaves, so the container never sees a credential.
+  TokenSplit split = splitQueryToken(query);
+  std::string cookie_token = stripTokenCookie(req, proxy.options.token_cookie);
+  std::string bearer;
+  if (auto it = req.find(http::field::authorization); it != req.end()) {
+    std::string_view v(it->value().data(), it->value().size());
+    if (v.size() > 7 && equalsIgnoreCase(v.substr(0, 7), "Bearer ")) {
+      bearer = std::string(v.substr(7));
+      req.erase(http::field::authorization);
+    }
+  }
+  std::string token = split.from_query ? split.token : (!cookie_token.empty() ? cookie_token : bearer);
+  const bool upgrade = websocket::is_upgrade(req);
+
+  ProxyAuthRequest auth{*sid, token, upgrade, client.remote_address};
+  auto target = co_await authorize(proxy, auth);
+  if (!target.ok()) {
+    HttpHeaders extra;
+    const int status = authStatus(target.error().code());
+    if (status == 401) extra.add("WWW-Authenticate", "Bearer");
+    co_return co_await reject(proxy, client, parser, status, "proxy: " + target.error().message(), &extra);
+  }
+
+  if (!client.proxy_state) {
+    auto s = std::make_shared<ConnectionState>();
+    s->to_upstream.resize(proxy.options.buffer_bytes);
+    s->to_client.resize(proxy.options.buffer_bytes);
+    client.proxy_state = s;
+  }
+  auto& state = *static_cast<ConnectionState*>(client.proxy_state.get());
+  auto exchange = std::make_shared<Exchange>(Exchange{client.transport.get_executor(), &client.transport, nullptr, true});
+  ExchangeGuard guard(proxy, *sid, target->user, exchange);
+
+  switch (target->protocol) {
+    case SessionProtocol::kVnc:
+      if (!upgrade) {
+        co_return co_await reject(proxy, client, parser, 400,
+                                  "proxy: this session speaks VNC; open it with a WebSocket (noVNC)");
+      }
+      co_return co_await bridgeVnc(proxy, client, parser, state, guard, *target);
+    case SessionProtocol::kHttp:
+    case SessionProtocol::kHttps: {
+      HttpHeaders response_extra;
+      if (split.from_query) {
+        response_extra.add("Set-Cookie", proxy.options.token_cookie + "=" + split.token + "; Path=" + prefix +
+                                             std::string(sid_text) + "/; HttpOnly; SameSite=Lax" +
+                                             (client.transport.secure() ? "; Secure" : ""));
+      }
+      std::string upstream_target(rest);
+      if (!split.query.empty()) upstream_target += "?" + split.query;
+      co_return co_await forwardHttp(proxy, client, buffer, parser, state, guard, *target,
+                                     std::move(upstream_target), upgrade, response_extra);
+    }
+    default:
+      co_return co_await reject(proxy, client, parser, 501, "proxy: this session's protocol is not proxied here");
+  }
+}
+
+}  // namespace detail
+
+SessionProxy::SessionProxy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SessionProxy::~SessionProxy() = default;
+
+Result<std::shared_ptr<SessionProxy>> SessionProxy::create(ProxyOptions options) {
+  if (!options.authorize) return invalidArgument("SessionProxy: an authorizer is required");
+  if (options.prefix.size() < 2 || options.prefix.front() != '/' || options.prefix.back() != '/') {
+    return invalidArgument("SessionProxy: prefix must start and end with '/', e.g. /desktop/");
+  }
+  if (options.buffer_bytes < 1024) return invalidArgument("SessionProxy: buffer_bytes must be at least 1024");
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+  // Containers serve self-signed certificates on a host-local hop: encryption without
+  // verification is what is possible there (the same choice as Kasm's own proxy).
+  impl->upstream_tls.set_verify_mode(asio::ssl::verify_none);
+  return std::shared_ptr<SessionProxy>(new SessionProxy(std::move(impl)));
+}
+
+const std::string& SessionProxy::prefix() const noexcept { return impl_->options.prefix; }
+
+std::size_t SessionProxy::closeSession(const SessionId& session) {
+  std::vector<std::shared_ptr<Exchange>> open;
+  {
+    std::lock_guard lock(impl_->mutex);
+    auto it = impl_->sessions.find(session);
+    if (it == impl_->sessions.end()) return 0;
+    for (auto& [id, e] : it->second.open) open.push_back(e);
+  }
+  for (auto& e : open) {
+    asio::post(e->executor, [e] {
+      if (!e->alive) return;
+      if (e->upstream) e->upstream->close();
+      e->client->close();
+    });
+  }
+  return open.size();
+}
+
+ProxyStats SessionProxy::stats() const {
+  ProxyStats s;
+  s.requests = impl_->requests.load();
+  s.rejected = impl_->rejected.load();
+  s.bytes_to_upstream = impl_->bytes_up.load();
+  s.bytes_to_client = impl_->bytes_down.load();
+  s.open_tunnels = impl_->tunnels.load();
+  return s;
+}
+
+}  // namespace kasm::net
