@@ -1,0 +1,58 @@
+// kasm-server: the reference server on the kasm library.
+
+#include <csignal>
+#include <cstdio>
+#include <pthread.h>
+
+#include "server_app.hpp"
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto config = kasm::server::parseConfig(args);
+  if (!config.ok()) {
+    const bool help = config.error().code() == kasm::ErrorCode::kFailedPrecondition;
+    std::fprintf(help ? stdout : stderr, "%s\n", config.error().message().c_str());
+    return help ? 0 : 2;
+  }
+  if (config->command == "api-key-create") {
+    auto store = kasm::server::openStore(*config);
+    if (!store.ok()) {
+      std::fprintf(stderr, "kasm-server: %s\n", store.error().toString().c_str());
+      return 1;
+    }
+    kasm::SeededRandom random;
+    kasm::SystemClock clock;
+    auto key = kasm::server::createApiKey(**store, random, clock, config->api_key_name);
+    if (!key.ok()) {
+      std::fprintf(stderr, "kasm-server: %s\n", key.error().toString().c_str());
+      return 1;
+    }
+    std::printf("%s\n", key->c_str());
+    return 0;
+  }
+
+  // Signals are taken by sigwait on this thread, so every other thread starts with them blocked.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto app = kasm::server::ServerApp::create(*config);
+  if (!app.ok()) {
+    std::fprintf(stderr, "kasm-server: %s\n", app.error().toString().c_str());
+    return 1;
+  }
+  auto started = (*app)->start();
+  if (!started.ok()) {
+    std::fprintf(stderr, "kasm-server: %s\n", started.error().toString().c_str());
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::printf("{\"event\":\"stopping\",\"detail\":\"signal %d\"}\n", sig);
+  std::fflush(stdout);
+  (*app)->stop();
+  return 0;
+}

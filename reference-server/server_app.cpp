@@ -1,0 +1,285 @@
+#include "server_app.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "kasm/agent/local_agent.hpp"
+#include "kasm/auth/password.hpp"
+#include "kasm/auth/secret.hpp"
+#include "kasm/docker/docker_runtime.hpp"
+#include "kasm/store/postgres_store.hpp"
+#include "kasm/store/sqlite_store.hpp"
+
+namespace kasm::server {
+namespace {
+
+void logLine(const std::string& event, const std::string& detail) {
+  // One JSON object per line; values are escaped minimally (quotes and backslashes).
+  std::string esc;
+  for (char c : detail) {
+    if (c == '"' || c == '\\') esc += '\\';
+    if (c == '\n') {
+      esc += "\\n";
+      continue;
+    }
+    esc += c;
+  }
+  std::printf("{\"event\":\"%s\",\"detail\":\"%s\"}\n", event.c_str(), esc.c_str());
+  std::fflush(stdout);
+}
+
+// Reads a setting, or creates it with `make()` when missing (first writer wins across servers).
+Result<std::string> settingOr(Repository& repo, Clock& clock, const std::string& key, const std::function<std::string()>& make) {
+  auto s = repo.get<Setting>(key);
+  if (s.ok()) return s->value.value;
+  if (s.error().code() != ErrorCode::kNotFound) return s.error();
+  Setting fresh{key, make(), clock.now()};
+  auto inserted = repo.insert(fresh);
+  if (inserted.ok()) return fresh.value;
+  if (inserted.error().code() != ErrorCode::kAlreadyExists) return inserted.error();
+  KASM_ASSIGN_OR_RETURN(auto again, repo.get<Setting>(key));
+  return again.value.value;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<spi::Store>> openStore(const ServerConfig& config) {
+  if (!config.database_url.empty()) return openPostgresStore({.url = config.database_url, .pool_size = 8});
+  return openSqliteStore({.path = config.data_dir + "/kasm.db"});
+}
+
+Result<std::string> createApiKey(spi::Store& store, Random& random, Clock& clock, const std::string& name) {
+  Repository repo(store);
+  const std::string secret = auth::generateToken(random);
+  ApiKey k;
+  k.id = ApiKeyId::generate(random);
+  k.name = name;
+  k.key = auth::generateToken(random, 8);
+  k.secret_hash = auth::hashSecret(secret);
+  k.permissions = {std::string(permissions::kAdmin)};
+  k.created_at = clock.now();
+  KASM_RETURN_IF_ERROR(repo.insert(k));
+  return "{\"api_key\":\"" + k.key + "\",\"api_key_secret\":\"" + secret + "\",\"name\":\"" + name + "\"}";
+}
+
+Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config) {
+  std::unique_ptr<ServerApp> app(new ServerApp());
+  app->config_ = config;
+  KASM_ASSIGN_OR_RETURN(app->store_, openStore(config));
+  app->repo_ = std::make_unique<Repository>(*app->store_);
+  app->manager_ = std::make_unique<Manager>(*app->store_, app->clock_, app->random_);
+  KASM_RETURN_IF_ERROR(app->bootstrap());
+  return app;
+}
+
+ServerApp::~ServerApp() { stop(); }
+
+Result<void> ServerApp::bootstrap() {
+  auto& repo = *repo_;
+  KASM_RETURN_IF_ERROR(settingOr(repo, clock_, std::string(settings::kInstallationId), [&] {
+    return generateIdString(random_);
+  }));
+  // Shared by every server of the installation (scale-out) so tokens verify anywhere.
+  KASM_ASSIGN_OR_RETURN(std::string key, settingOr(repo, clock_, "access_token_key", [&] {
+    return auth::generateToken(random_);
+  }));
+  KASM_ASSIGN_OR_RETURN(auto signer, auth::AccessTokenSigner::create(key, clock_));
+  signer_.emplace(std::move(signer));
+
+  // Zone.
+  KASM_ASSIGN_OR_RETURN(auto zones, repo.list<Zone>(spi::Query().where("name", config_.zone_name)));
+  Zone zone;
+  if (zones.empty()) {
+    zone.name = config_.zone_name;
+    KASM_ASSIGN_OR_RETURN(zone, manager_->upsertZone(zone));
+  } else {
+    zone = zones.front().value;
+  }
+  KASM_RETURN_IF_ERROR(settingOr(repo, clock_, std::string(settings::kDefaultZone), [&] { return zone.id.str(); }));
+
+  // Groups and the first administrator.
+  auto ensureGroup = [&](const std::string& name, std::set<std::string> perms, int priority) -> Result<Group> {
+    KASM_ASSIGN_OR_RETURN(auto found, repo.list<Group>(spi::Query().where("name", name)));
+    if (!found.empty()) return found.front().value;
+    Group g;
+    g.id = GroupId::generate(random_);
+    g.name = name;
+    g.permissions = std::move(perms);
+    g.priority = priority;
+    g.created_at = clock_.now();
+    g.settings.max_sessions_per_user = 2;
+    KASM_RETURN_IF_ERROR(repo.insert(g));
+    return g;
+  };
+  KASM_ASSIGN_OR_RETURN(Group all, ensureGroup("All Users", {std::string(permissions::kSessionsLaunch)}, 1000));
+  KASM_ASSIGN_OR_RETURN(Group admins, ensureGroup("Administrators", {std::string(permissions::kAdmin)}, 10));
+  KASM_ASSIGN_OR_RETURN(auto users, repo.count<User>());
+  if (users == 0) {
+    const char* given = std::getenv("KASM_ADMIN_PASSWORD");
+    const std::string password = given && *given ? given : auth::generateToken(random_, 12);
+    User admin;
+    admin.id = UserId::generate(random_);
+    admin.username = "admin@kasm.local";
+    admin.group_ids = {all.id, admins.id};
+    admin.created_at = clock_.now();
+    KASM_ASSIGN_OR_RETURN(admin.password_hash, auth::hashPassword(password, random_));
+    KASM_RETURN_IF_ERROR(repo.insert(admin));
+    logLine("admin_created", "username=admin@kasm.local password=" + (given && *given ? std::string("(from KASM_ADMIN_PASSWORD)") : password) +
+                                 " (shown once; change it after logging in)");
+  }
+  KASM_RETURN_IF_ERROR(manager_->start());
+  developer_api_ = std::make_unique<api::DeveloperApi>(*manager_, *store_, clock_, random_, *signer_);
+  return {};
+}
+
+Result<void> ServerApp::setUpLocalAgent() {
+  KASM_ASSIGN_OR_RETURN(runtime_, docker::openDockerRuntime(docker::DockerOptions::fromEnvironment()));
+  KASM_ASSIGN_OR_RETURN(std::string zone_id, settingOr(*repo_, clock_, std::string(settings::kDefaultZone), [] { return std::string(); }));
+  auto existing = repo_->get<Setting>("local_agent_id");
+  if (existing.ok() && repo_->get<Agent>(existing->value.value).ok()) {
+    local_agent_id_ = AgentId(existing->value.value);
+    // The token is kept only as a hash: an in-process agent simply takes a fresh one each start.
+    KASM_ASSIGN_OR_RETURN(local_agent_token_, manager_->rotateAgentToken(local_agent_id_));
+  } else {
+    char host[256] = {0};
+    ::gethostname(host, sizeof host - 1);
+    Agent a;
+    a.hostname = host[0] ? host : "localhost";
+    a.zone_id = ZoneId(zone_id);
+    KASM_ASSIGN_OR_RETURN(auto reg, manager_->registerAgent(a));
+    local_agent_id_ = reg.agent.id;
+    local_agent_token_ = reg.token;
+    Setting s{"local_agent_id", local_agent_id_.str(), clock_.now()};
+    if (existing.ok()) {
+      KASM_RETURN_IF_ERROR(repo_->update(s, existing->version));
+    } else {
+      KASM_RETURN_IF_ERROR(repo_->insert(s));
+    }
+  }
+  agent::LocalAgentOptions opts;
+  opts.agent_id = local_agent_id_;
+  local_agent_ = std::make_shared<agent::LocalAgent>(*runtime_, clock_, opts);
+  manager_->attachAgentLink(local_agent_id_, local_agent_);
+  return {};
+}
+
+Result<void> ServerApp::start() {
+  if (config_.local_agent) {
+    auto agent = setUpLocalAgent();
+    if (!agent.ok()) {
+      // The server stays useful (API, other agents); sessions need an agent.
+      logLine("local_agent_unavailable", agent.error().toString());
+    } else {
+      checkInLocalAgent();  // Ready to place sessions before the first request arrives.
+    }
+  }
+  pool_ = std::make_unique<net::BlockingPool>(static_cast<std::size_t>(config_.handler_threads));
+  net::ProxyOptions popts;
+  popts.authorize = [this](const net::ProxyAuthRequest& r) { return authorizeProxy(r); };
+  popts.on_activity = [this](const SessionId& s, const UserId&) { (void)manager_->recordActivity(s); };
+  popts.blocking_pool = pool_.get();
+  KASM_ASSIGN_OR_RETURN(proxy_, net::SessionProxy::create(std::move(popts)));
+
+  net::HttpServerOptions hopts;
+  hopts.address = config_.listen_address;
+  hopts.port = config_.port;
+  hopts.io_threads = config_.io_threads;
+  if (!config_.plain_http) {
+    KASM_ASSIGN_OR_RETURN(auto tls, net::ensureSelfSignedCertificate(config_.data_dir + "/tls"));
+    hopts.tls = tls;
+  }
+  KASM_ASSIGN_OR_RETURN(http_, net::HttpServer::start(hopts, net::runOnPool(*pool_, routes()), proxy_));
+  logLine("listening", http_->baseUrl());
+  loop_ = std::thread([this] { backgroundLoop(); });
+  return {};
+}
+
+void ServerApp::stop() {
+  if (stopping_.exchange(true)) return;
+  if (http_) http_->stop(std::chrono::seconds(5));
+  if (loop_.joinable()) loop_.join();
+  if (pool_) pool_->shutdown();
+}
+
+std::string ServerApp::url() const { return http_ ? http_->baseUrl() : std::string(); }
+
+void ServerApp::checkInLocalAgent() {
+  auto report = local_agent_->checkIn();
+  if (!report.ok()) {
+    logLine("checkin_failed", report.error().toString());
+    return;
+  }
+  AgentCheckIn c;
+  c.agent_id = local_agent_id_;
+  c.token = local_agent_token_;
+  c.reported = report->capacity;
+  c.images = report->images;
+  c.cpu_utilization = std::min(1.0, std::max(0.0, report->cpu_utilization));
+  c.memory_used_bytes = report->memory_used_bytes;
+  c.agent_version = report->engine_version;
+  auto in = manager_->checkIn(c);
+  if (!in.ok()) logLine("checkin_failed", in.error().toString());
+}
+
+void ServerApp::backgroundLoop() {
+  int ticks = 0;
+  while (!stopping_.load()) {
+    if (local_agent_) {
+      checkInLocalAgent();
+      if (ticks % 12 == 0) (void)manager_->reconcileAgent(local_agent_id_);
+    }
+    auto t = manager_->tick();
+    if (!t.ok()) logLine("tick_failed", t.error().toString());
+    // Close proxy connections of sessions that ended.
+    auto ended = manager_->listSessions(spi::Query().whereIn("state", {"destroyed", "failed", "stopped", "paused"}));
+    if (ended.ok()) {
+      for (const auto& s : *ended) proxy_->closeSession(s.id);
+    }
+    ++ticks;
+    for (int i = 0; i < config_.tick_seconds * 10 && !stopping_.load(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+}
+
+Result<net::ProxyTarget> ServerApp::authorizeProxy(const net::ProxyAuthRequest& r) {
+  if (r.token.empty()) return unauthenticated("a session access token is required");
+  KASM_ASSIGN_OR_RETURN(auth::AccessClaims claims, signer_->verifyFor(r.token, r.session));
+  auto s = manager_->getSession(r.session);
+  if (!s.ok()) return notFound("session " + r.session.str() + " does not exist");
+  if (s->user_id != claims.user_id) return permissionDenied("the token's user does not own this session");
+  if (s->state != SessionState::kRunning) {
+    return failedPrecondition("session " + r.session.str() + " is " + std::string(enumName(s->state)));
+  }
+  auto ws = repo_->get<Workspace>(s->workspace_id.str());
+  if (!ws.ok()) return ws.error();
+  return net::ProxyTarget{s->upstream, ws->value.protocol, s->user_id};
+}
+
+net::HttpHandler ServerApp::routes() {
+  return [this](net::HttpRequest req, net::Responder respond) {
+    static constexpr std::string_view kPublic = "/api/public/";
+    if (req.path == "/healthz") return respond(net::HttpResponse::text(200, "ok\n"));
+    if (req.path == "/readyz") {
+      auto ping = store_->ping();
+      return respond(ping.ok() ? net::HttpResponse::text(200, "ready\n")
+                               : net::HttpResponse::text(503, "store unavailable: " + ping.error().message() + "\n"));
+    }
+    if (req.path.rfind(kPublic, 0) == 0) {
+      if (req.method != "POST") return respond(net::HttpResponse::json(405, R"({"error_message":"use POST"})"));
+      const std::string verb = req.path.substr(kPublic.size());
+      auto auth = req.headers.find("authorization");
+      auto r = developer_api_->handle(verb, req.body, auth ? *auth : std::string_view());
+      return respond(net::HttpResponse::json(r.status, std::move(r.body)));
+    }
+    if (req.path == "/" && req.method == "GET") {
+      return respond(net::HttpResponse::text(200, "kasm-server: the developer API is at /api/public/<verb>\n"));
+    }
+    respond(net::HttpResponse::json(404, R"({"error_message":"not found"})"));
+  };
+}
+
+}  // namespace kasm::server

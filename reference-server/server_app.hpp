@@ -1,0 +1,74 @@
+#pragma once
+
+// kasm-server as a program: store, manager, the in-process agent on the local Docker engine, the
+// developer API and the session proxy on one HTTP(S) server, and a background loop. Built on the
+// public library API only.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "kasm/api/developer_api.hpp"
+#include "kasm/auth/access_token.hpp"
+#include "kasm/manager/manager.hpp"
+#include "kasm/net/http_server.hpp"
+#include "kasm/net/session_proxy.hpp"
+#include "kasm/store/repository.hpp"
+#include "server_config.hpp"
+
+namespace kasm::agent {
+class LocalAgent;
+}
+
+namespace kasm::server {
+
+// Opens the store the configuration names: PostgreSQL for a URL, else SQLite in the data directory.
+Result<std::unique_ptr<spi::Store>> openStore(const ServerConfig& config);
+
+// Creates an API key with the given name (admin permissions) and returns {"api_key", "api_key_secret"}
+// as JSON. The secret is shown only here.
+Result<std::string> createApiKey(spi::Store& store, Random& random, Clock& clock, const std::string& name);
+
+class ServerApp {
+ public:
+  static Result<std::unique_ptr<ServerApp>> create(const ServerConfig& config);
+  ~ServerApp();
+
+  // Listens and starts the background loop. Prints the URL (and, on first start, the admin
+  // credentials) to stdout.
+  Result<void> start();
+  // Graceful: stops accepting, lets requests finish, stops the loop. Session state is all in the
+  // store, so nothing is lost.
+  void stop();
+  std::string url() const;
+
+ private:
+  ServerApp() = default;
+  Result<void> bootstrap();
+  Result<void> setUpLocalAgent();
+  void backgroundLoop();
+  void checkInLocalAgent();
+  net::HttpHandler routes();
+  Result<net::ProxyTarget> authorizeProxy(const net::ProxyAuthRequest& request);
+
+  ServerConfig config_;
+  SystemClock clock_;
+  SeededRandom random_;
+  std::unique_ptr<spi::Store> store_;
+  std::unique_ptr<Repository> repo_;
+  std::unique_ptr<Manager> manager_;
+  std::optional<auth::AccessTokenSigner> signer_;
+  std::unique_ptr<api::DeveloperApi> developer_api_;
+  std::unique_ptr<spi::ContainerRuntime> runtime_;
+  std::shared_ptr<agent::LocalAgent> local_agent_;
+  AgentId local_agent_id_;
+  std::string local_agent_token_;
+  std::unique_ptr<net::BlockingPool> pool_;
+  std::shared_ptr<net::SessionProxy> proxy_;
+  std::unique_ptr<net::HttpServer> http_;
+  std::atomic<bool> stopping_{false};
+  std::thread loop_;
+};
+
+}  // namespace kasm::server

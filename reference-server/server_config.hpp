@@ -1,0 +1,40 @@
+#pragma once
+
+// Configuration of kasm-server: flags override environment variables, which override defaults.
+// The embedded default needs none: SQLite in ./kasm-data, the local Docker socket, HTTPS on
+// 127.0.0.1:8443 with a self-signed certificate.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kasm/core/result.hpp"
+
+namespace kasm::server {
+
+struct ServerConfig {
+  std::string data_dir = "./kasm-data";  // KASM_DATA_DIR, --data-dir
+  std::string database_url;              // KASM_DATABASE_URL, --database (postgresql://...); empty = SQLite
+  std::string listen_address = "127.0.0.1";  // KASM_LISTEN, --listen
+  std::uint16_t port = 8443;             // KASM_PORT, --port (0 = ephemeral)
+  bool plain_http = false;               // KASM_HTTP=1, --http
+  bool local_agent = true;               // --no-local-agent turns it off
+  std::string zone_name = "default";     // --zone: the zone of the local agent and the default zone
+  int io_threads = 2;
+  int handler_threads = 8;
+  int tick_seconds = 5;                  // Background loop period.
+
+  // Subcommand "api-key create".
+  std::string command;                   // "" (serve) or "api-key-create"
+  std::string api_key_name;
+  bool api_key_admin = true;
+};
+
+// Parses argv (after the program name) and the environment. InvalidArgument with a message that
+// names the bad flag; `--help` yields FailedPrecondition carrying the usage text.
+Result<ServerConfig> parseConfig(const std::vector<std::string>& args);
+
+std::string usage();
+
+}  // namespace kasm::server
