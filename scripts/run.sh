@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds, and runs kasm on its embedded default (SQLite in
-# ./kasm-data). Until the reference server lands this runs the quick-start example.
+# The main job: installs what is missing, builds, starts dockerd when it does not answer, and runs
+# kasm-server on its embedded default: SQLite in ./kasm-data, an in-process agent on the local
+# Docker engine, HTTPS on 127.0.0.1:8443 with a generated certificate. The first start prints the
+# admin credentials. Extra arguments go to kasm-server (e.g. --http --port 8080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 "$root/scripts/install-deps.sh"
+data_dir="${KASM_DATA_DIR:-$root/kasm-data}"
+mkdir -p "$data_dir/services"
+export KASM_SERVICES_DIR="$data_dir/services"
+. "$root/scripts/lib-services.sh"
+start_dockerd || echo "run: no Docker engine; kasm-server starts without its local agent" >&2
 cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$root/build" --target kasm_quickstart
-exec "$root/build/examples/kasm_quickstart" "${KASM_DATA_DIR:-$root/kasm-data}"
+cmake --build "$root/build" --target kasm-server
+exec "$root/build/reference-server/kasm-server" --data-dir "$data_dir" "$@"
