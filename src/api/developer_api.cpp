@@ -14,31 +14,12 @@ namespace kasm::api {
 
 namespace json = boost::json;
 
-int httpStatusFor(ErrorCode code) noexcept {
-  switch (code) {
-    case ErrorCode::kOk: return 200;
-    case ErrorCode::kInvalidArgument: return 400;
-    case ErrorCode::kUnauthenticated: return 401;
-    case ErrorCode::kPermissionDenied: return 403;
-    case ErrorCode::kNotFound: return 404;
-    case ErrorCode::kAlreadyExists:
-    case ErrorCode::kFailedPrecondition:
-    case ErrorCode::kAborted: return 409;
-    case ErrorCode::kResourceExhausted: return 429;
-    case ErrorCode::kUnavailable: return 503;
-    case ErrorCode::kDeadlineExceeded: return 504;
-    case ErrorCode::kDataLoss:
-    case ErrorCode::kInternal: return 500;
-  }
-  return 500;
-}
-
 namespace detail {
 
 ApiResponse errorResponse(const Error& e) {
   json::object o;
   o["error_message"] = e.message();
-  return ApiResponse{httpStatusFor(e.code()), json::serialize(o)};
+  return ApiResponse{kasm::httpStatusFor(e.code()), json::serialize(o)};
 }
 
 ApiResponse okResponse(const json::object& o) { return ApiResponse{200, json::serialize(o)}; }

@@ -21,6 +21,25 @@ std::string_view errorCodeName(ErrorCode code) noexcept {
   return "unknown";
 }
 
+int httpStatusFor(ErrorCode code) noexcept {
+  switch (code) {
+    case ErrorCode::kOk: return 200;
+    case ErrorCode::kInvalidArgument: return 400;
+    case ErrorCode::kUnauthenticated: return 401;
+    case ErrorCode::kPermissionDenied: return 403;
+    case ErrorCode::kNotFound: return 404;
+    case ErrorCode::kAlreadyExists:
+    case ErrorCode::kFailedPrecondition:
+    case ErrorCode::kAborted: return 409;
+    case ErrorCode::kResourceExhausted: return 429;
+    case ErrorCode::kUnavailable: return 503;
+    case ErrorCode::kDeadlineExceeded: return 504;
+    case ErrorCode::kDataLoss:
+    case ErrorCode::kInternal: return 500;
+  }
+  return 500;
+}
+
 std::string Error::toString() const {
   std::string out(errorCodeName(code_));
   out += ": ";

@@ -18,9 +18,6 @@ struct ApiResponse {
   std::string body;
 };
 
-// The HTTP status for an error code, as every kasm HTTP API uses it.
-int httpStatusFor(ErrorCode code) noexcept;
-
 struct DeveloperApiOptions {
   // Lifetime of the session access tokens handed out in kasm_url / session_token.
   Duration session_token_ttl = std::chrono::hours(8);

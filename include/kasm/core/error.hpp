@@ -27,6 +27,10 @@ enum class ErrorCode {
 // Returns the stable lowercase name of a code, e.g. "not_found".
 std::string_view errorCodeName(ErrorCode code) noexcept;
 
+// The HTTP status every kasm HTTP API answers an error with (NotFound 404, ResourceExhausted 429,
+// Unavailable 503, ...).
+int httpStatusFor(ErrorCode code) noexcept;
+
 class [[nodiscard]] Error {
  public:
   Error(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
