@@ -19,7 +19,7 @@ namespace detail {
 ApiResponse errorResponse(const Error& e) {
   json::object o;
   o["error_message"] = e.message();
-  return ApiResponse{kasm::httpStatusFor(e.code()), json::serialize(o)};
+  return ApiResponse{kasm::httpStatusOf(e.code()), json::serialize(o)};
 }
 
 ApiResponse okResponse(const json::object& o) { return ApiResponse{200, json::serialize(o)}; }

@@ -21,7 +21,7 @@ std::string_view errorCodeName(ErrorCode code) noexcept {
   return "unknown";
 }
 
-int httpStatusFor(ErrorCode code) noexcept {
+int httpStatusOf(ErrorCode code) noexcept {
   switch (code) {
     case ErrorCode::kOk: return 200;
     case ErrorCode::kInvalidArgument: return 400;

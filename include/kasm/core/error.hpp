@@ -29,7 +29,7 @@ std::string_view errorCodeName(ErrorCode code) noexcept;
 
 // The HTTP status every kasm HTTP API answers an error with (NotFound 404, ResourceExhausted 429,
 // Unavailable 503, ...).
-int httpStatusFor(ErrorCode code) noexcept;
+int httpStatusOf(ErrorCode code) noexcept;
 
 class [[nodiscard]] Error {
  public:
