@@ -11,6 +11,7 @@
 
 #include "docker/docker_test_support.hpp"
 #include "kasm/kasm.hpp"
+#include "kasm/store/postgres_store.hpp"
 #include "kasm/store/sqlite_store.hpp"
 
 namespace kasm {
@@ -51,15 +52,29 @@ HttpReply httpRequest(int port, const std::string& method, const std::string& ta
   return reply;
 }
 
-class ServerProcess : public testing::DockerTest {
+class ServerProcess : public testing::DockerTest, public ::testing::WithParamInterface<std::string> {
  protected:
+  bool usePostgres() const { return GetParam() == "postgres"; }
+
+  // The store flags both the server and the api-key command get.
+  std::vector<std::string> storeArgs() const {
+    if (usePostgres()) return {"--database", pg_->url(), "--data-dir", dir_.string()};
+    return {"--data-dir", dir_.string()};
+  }
+
   void SetUp() override {
     testing::DockerTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     dir_ = fs::temp_directory_path() / ("kasm-server-e2e-" + run_id_);
     fs::create_directories(dir_);
+    if (usePostgres()) {
+      std::string why;
+      pg_ = testing::ScratchPostgresDatabase::create(&why);
+      if (!pg_) KASM_SKIP_OR_FAIL(why);
+    }
     {
-      auto store = openSqliteStore({.path = (dir_ / "kasm.db").string()});
+      auto store = usePostgres() ? openPostgresStore({.url = pg_->url()})
+                                 : openSqliteStore({.path = (dir_ / "kasm.db").string()});
       ASSERT_TRUE(store.ok()) << store.error().toString();
       Workspace w;
       w.id = WorkspaceId("busybox");
@@ -71,7 +86,8 @@ class ServerProcess : public testing::DockerTest {
       ASSERT_TRUE(Repository(**store).insert(w).ok());
     }
     // The API key, created the way an operator would.
-    const std::string cmd = std::string(KASM_SERVER_BINARY) + " api-key create --name e2e --data-dir " + dir_.string();
+    std::string cmd = std::string(KASM_SERVER_BINARY) + " api-key create --name e2e";
+    for (const auto& a : storeArgs()) cmd += " '" + a + "'";
     FILE* p = ::popen(cmd.c_str(), "r");
     ASSERT_NE(p, nullptr);
     char line[1024] = {0};
@@ -88,8 +104,13 @@ class ServerProcess : public testing::DockerTest {
     if (pid_ == 0) {
       ::dup2(out[1], 1);
       ::close(out[0]);
-      ::execl(KASM_SERVER_BINARY, KASM_SERVER_BINARY, "--data-dir", dir_.c_str(), "--http", "--port", "0",
-              static_cast<char*>(nullptr));
+      std::vector<std::string> args{KASM_SERVER_BINARY};
+      for (const auto& a : storeArgs()) args.push_back(a);
+      for (const char* a : {"--http", "--port", "0"}) args.emplace_back(a);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(KASM_SERVER_BINARY, argv.data());
       ::_exit(127);
     }
     ::close(out[1]);
@@ -127,13 +148,14 @@ class ServerProcess : public testing::DockerTest {
   }
 
   fs::path dir_;
+  std::optional<testing::ScratchPostgresDatabase> pg_;
   std::string api_key_, api_secret_, log_;
   pid_t pid_ = -1;
   FILE* output_ = nullptr;
   int port_ = 0;
 };
 
-TEST_F(ServerProcess, RequestBrowseThroughTheProxyAndDestroy) {
+TEST_P(ServerProcess, RequestBrowseThroughTheProxyAndDestroy) {
   EXPECT_EQ(httpRequest(port_, "GET", "/healthz").status, 200);
   EXPECT_EQ(httpRequest(port_, "GET", "/readyz").status, 200);
 
@@ -165,6 +187,9 @@ TEST_F(ServerProcess, RequestBrowseThroughTheProxyAndDestroy) {
   EXPECT_TRUE(left->empty());
   EXPECT_NE(httpRequest(port_, "GET", url).status, 200);  // The token outlives the session; the proxy does not.
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, ServerProcess, ::testing::Values("sqlite", "postgres"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace kasm
