@@ -253,7 +253,7 @@ import_busybox_image() {
 # other images to it and removes them locally so that tests pull them for real (exports
 # KASM_TEST_PULL_IMAGE and KASM_TEST_PULL_IMAGE_B).
 build_docker_test_images() {
-  if [ ! -x /bin/busybox ] || ! /bin/busybox --list 2>/dev/null | grep -qx httpd; then
+  if [ ! -x /bin/busybox ] || ! /bin/busybox --list 2>/dev/null | grep -x httpd >/dev/null; then
     echo "busybox with httpd not found (apt-get install busybox-static)" >&2
     return 1
   fi
