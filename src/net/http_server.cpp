@@ -6,6 +6,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include <array>
 #include <condition_variable>
 #include <unordered_map>
 
@@ -199,6 +200,9 @@ asio::awaitable<void> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) 
 
       HeaderParser parser;
       parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
+      // Body limits are applied after routing: the handler path checks max_body_bytes, the proxy
+      // streams bodies of any size.
+      parser.body_limit(boost::none);
       t.tcp().expires_after(options.header_timeout);
       auto [ec, n] = co_await http::async_read_header(t, buffer, parser, kAwaitTuple);
       if (ec) {
@@ -213,6 +217,11 @@ asio::awaitable<void> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) 
         break;
       }
 
+      if (parser.get().version() != 10 && parser.get().version() != 11) {
+        t.tcp().expires_after(std::chrono::seconds(2));
+        co_await writeSimple(t, 11, 505, "only HTTP/1.0 and HTTP/1.1 are served\n", false);
+        break;
+      }
       bool keep = false;
       std::string_view target(parser.get().target().data(), parser.get().target().size());
       if (proxy && routesToProxy(target, proxy->prefix())) {
@@ -226,8 +235,21 @@ asio::awaitable<void> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) 
   } catch (const std::exception&) {
     // A broken connection ends here; others are unaffected.
   }
+  // Lingering close: after our FIN, read and drop what the client still sends for a moment, so
+  // closing with unread input does not turn into a reset that destroys the error response we
+  // just wrote (a client sending a refused body is still writing).
   beast::error_code ignored;
   t.tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+  if (t.tcp().socket().is_open()) {
+    t.tcp().expires_after(std::chrono::seconds(1));
+    std::array<char, 8192> sink;
+    std::size_t drained = 0;
+    while (drained < 1024 * 1024) {
+      auto [ec, n] = co_await t.tcp().async_read_some(asio::buffer(sink), kAwaitTuple);
+      if (ec) break;
+      drained += n;
+    }
+  }
   t.close();
 }
 

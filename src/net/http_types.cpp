@@ -80,25 +80,6 @@ HttpResponse HttpResponse::text(int status, std::string body, std::string conten
   return r;
 }
 
-int httpStatusFor(ErrorCode code) noexcept {
-  switch (code) {
-    case ErrorCode::kOk: return 200;
-    case ErrorCode::kInvalidArgument: return 400;
-    case ErrorCode::kUnauthenticated: return 401;
-    case ErrorCode::kPermissionDenied: return 403;
-    case ErrorCode::kNotFound: return 404;
-    case ErrorCode::kAlreadyExists:
-    case ErrorCode::kAborted: return 409;
-    case ErrorCode::kFailedPrecondition: return 409;
-    case ErrorCode::kResourceExhausted: return 429;
-    case ErrorCode::kUnavailable: return 503;
-    case ErrorCode::kDeadlineExceeded: return 504;
-    case ErrorCode::kDataLoss:
-    case ErrorCode::kInternal: return 500;
-  }
-  return 500;
-}
-
 BlockingPool::BlockingPool(std::size_t threads, std::size_t max_queue) : max_queue_(max_queue) {
   if (threads == 0) threads = 1;
   threads_.reserve(threads);

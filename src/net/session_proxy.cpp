@@ -9,6 +9,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include <limits>
 #include <unordered_map>
 
 #include "kasm/net/http_server.hpp"
@@ -71,11 +72,13 @@ struct SessionProxy::Impl {
 
   struct SessionEntry {
     std::unordered_map<std::uint64_t, std::shared_ptr<Exchange>> open;
-    std::int64_t last_activity_ms = 0;
   };
   std::mutex mutex;
   std::uint64_t next_exchange = 0;
   std::unordered_map<SessionId, SessionEntry> sessions;
+  // Last activity report per session. Kept apart from `sessions` (which forgets a session between
+  // two keep-alive requests) so the rate limit holds across requests; pruned when it grows.
+  std::unordered_map<SessionId, std::int64_t> reported_at;
 
   std::uint64_t track(const SessionId& session, std::shared_ptr<Exchange> exchange) {
     std::lock_guard lock(mutex);
@@ -96,10 +99,14 @@ struct SessionProxy::Impl {
     const auto now = steadyMillis();
     {
       std::lock_guard lock(mutex);
-      auto it = sessions.find(session);
-      if (it == sessions.end()) return;
-      if (now - it->second.last_activity_ms < options.activity_interval.count()) return;
-      it->second.last_activity_ms = now;
+      auto [it, inserted] = reported_at.try_emplace(session, now);
+      if (!inserted) {
+        if (now - it->second < options.activity_interval.count()) return;
+        it->second = now;
+      }
+      if (reported_at.size() > 100000) {
+        std::erase_if(reported_at, [&](const auto& e) { return now - e.second >= options.activity_interval.count(); });
+      }
     }
     if (options.blocking_pool) {
       (void)options.blocking_pool->post([cb = options.on_activity, session, user] { cb(session, user); });
@@ -125,6 +132,9 @@ class ExchangeGuard {
   }
   void clientTraffic(std::size_t n) {
     proxy_.bytes_up.fetch_add(n, std::memory_order_relaxed);
+    touch();
+  }
+  void touch() {
     const auto now = steadyMillis();
     if (now - last_ms_ >= proxy_.options.activity_interval.count()) {
       last_ms_ = now;
@@ -140,7 +150,7 @@ class ExchangeGuard {
   UserId user_;
   std::shared_ptr<Exchange> exchange_;
   std::uint64_t id_ = 0;
-  std::int64_t last_ms_ = -1'000'000'000;
+  std::int64_t last_ms_ = std::numeric_limits<std::int64_t>::min() / 2;
 };
 
 // A path below the session must stay below it: no "." or ".." segment, raw or percent-encoded, no
@@ -258,11 +268,19 @@ bool parseUpstream(std::string_view s, std::string& host, std::string& port) {
   return !host.empty() && !port.empty();
 }
 
+// What the client sees when the authorizer refuses: a session that is not (or no longer) running
+// is a temporary 503, not a client error.
 int authStatus(ErrorCode code) {
   switch (code) {
+    case ErrorCode::kInvalidArgument: return 400;
+    case ErrorCode::kUnauthenticated: return 401;
+    case ErrorCode::kPermissionDenied: return 403;
+    case ErrorCode::kNotFound: return 404;
+    case ErrorCode::kResourceExhausted: return 429;
     case ErrorCode::kFailedPrecondition:
     case ErrorCode::kUnavailable: return 503;
-    default: return httpStatusFor(code);
+    case ErrorCode::kDeadlineExceeded: return 504;
+    default: return 500;
   }
 }
 
@@ -522,7 +540,7 @@ asio::awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& clie
     state.upstream.reset();
     co_return false;
   }
-  guard.clientTraffic(1);  // The request itself is activity, even without a body.
+  guard.touch();  // The request itself is activity, even without a body.
 
   // Response: header, then the body the same way.
   http::response_parser<http::buffer_body> resp;
@@ -718,6 +736,10 @@ std::size_t SessionProxy::closeSession(const SessionId& session) {
     auto it = impl_->sessions.find(session);
     if (it == impl_->sessions.end()) return 0;
     for (auto& [id, e] : it->second.open) open.push_back(e);
+  }
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->reported_at.erase(session);
   }
   for (auto& e : open) {
     asio::post(e->executor, [e] {

@@ -81,9 +81,6 @@ struct HttpResponse {
   }
 };
 
-// Maps a library error to the HTTP status a client should see (NotFound -> 404, ...).
-int httpStatusFor(ErrorCode code) noexcept;
-
 // Sends the response of one request. Copyable; every copy refers to the same request. Call it once,
 // from any thread, at any later time (a handler may hand it to a worker and return at once); later
 // calls are ignored. If every copy is destroyed without a call, the client gets a 500, so a
