@@ -245,6 +245,38 @@ void ServerApp::backgroundLoop() {
   }
 }
 
+// Prometheus text format. Counts come from the store, so every server of an installation reports
+// the same cluster-wide figures; proxy counters are this process's own.
+net::HttpResponse ServerApp::metrics() {
+  std::string out;
+  auto gauge = [&](const std::string& name, const std::string& help) {
+    out += "# HELP " + name + " " + help + "\n# TYPE " + name + " gauge\n";
+  };
+  gauge("kasm_sessions", "Sessions by state.");
+  for (const auto& [state, name] : EnumNames<SessionState>::kValues) {
+    auto n = repo_->count<Session>(spi::Query().where("state", std::string(name)));
+    if (!n.ok()) return net::HttpResponse::text(503, "store unavailable: " + n.error().message() + "\n");
+    out += "kasm_sessions{state=\"" + std::string(name) + "\"} " + std::to_string(*n) + "\n";
+  }
+  gauge("kasm_agents", "Agents by status.");
+  for (const auto& [status, name] : EnumNames<AgentStatus>::kValues) {
+    auto n = repo_->count<Agent>(spi::Query().where("status", std::string(name)));
+    if (!n.ok()) return net::HttpResponse::text(503, "store unavailable: " + n.error().message() + "\n");
+    out += "kasm_agents{status=\"" + std::string(name) + "\"} " + std::to_string(*n) + "\n";
+  }
+  const auto p = proxy_->stats();
+  out += "# HELP kasm_proxy_requests_total Proxied HTTP requests.\n# TYPE kasm_proxy_requests_total counter\n";
+  out += "kasm_proxy_requests_total " + std::to_string(p.requests) + "\n";
+  out += "# HELP kasm_proxy_rejected_total Requests refused before an upstream.\n# TYPE kasm_proxy_rejected_total counter\n";
+  out += "kasm_proxy_rejected_total " + std::to_string(p.rejected) + "\n";
+  out += "# HELP kasm_proxy_bytes_total Bytes through the proxy.\n# TYPE kasm_proxy_bytes_total counter\n";
+  out += "kasm_proxy_bytes_total{direction=\"to_upstream\"} " + std::to_string(p.bytes_to_upstream) + "\n";
+  out += "kasm_proxy_bytes_total{direction=\"to_client\"} " + std::to_string(p.bytes_to_client) + "\n";
+  gauge("kasm_proxy_open_tunnels", "WebSocket tunnels and VNC bridges open now.");
+  out += "kasm_proxy_open_tunnels " + std::to_string(p.open_tunnels) + "\n";
+  return net::HttpResponse::text(200, std::move(out), "text/plain; version=0.0.4");
+}
+
 Result<net::ProxyTarget> ServerApp::authorizeProxy(const net::ProxyAuthRequest& r) {
   if (r.token.empty()) return unauthenticated("a session access token is required");
   KASM_ASSIGN_OR_RETURN(auth::AccessClaims claims, signer_->verifyFor(r.token, r.session));
@@ -268,6 +300,7 @@ net::HttpHandler ServerApp::routes() {
       return respond(ping.ok() ? net::HttpResponse::text(200, "ready\n")
                                : net::HttpResponse::text(503, "store unavailable: " + ping.error().message() + "\n"));
     }
+    if (req.path == "/metrics" && req.method == "GET") return respond(metrics());
     if (req.path.rfind(kPublic, 0) == 0) {
       if (req.method != "POST") return respond(net::HttpResponse::json(405, R"({"error_message":"use POST"})"));
       const std::string verb = req.path.substr(kPublic.size());

@@ -50,6 +50,7 @@ class ServerApp {
   void backgroundLoop();
   void checkInLocalAgent();
   net::HttpHandler routes();
+  net::HttpResponse metrics();
   Result<net::ProxyTarget> authorizeProxy(const net::ProxyAuthRequest& request);
 
   ServerConfig config_;

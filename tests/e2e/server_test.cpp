@@ -180,6 +180,12 @@ TEST_P(ServerProcess, RequestBrowseThroughTheProxyAndDestroy) {
   EXPECT_EQ(httpRequest(port_, "POST", "/api/public/get_kasms", R"({"api_key":"x","api_key_secret":"y"})").status, 401);
   EXPECT_EQ(httpRequest(port_, "POST", "/api/public/get_kasms", "{oops").status, 400);
 
+  auto metrics = httpRequest(port_, "GET", "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("kasm_sessions{state=\"running\"} 1"), std::string::npos) << metrics.body;
+  EXPECT_NE(metrics.body.find("kasm_agents{status=\"ok\"} 1"), std::string::npos) << metrics.body;
+  EXPECT_NE(metrics.body.find("kasm_proxy_rejected_total 2"), std::string::npos) << metrics.body;
+
   auto destroyed = api("destroy_kasm", {{"kasm_id", kasm_id}});
   ASSERT_EQ(destroyed.status, 200) << destroyed.body;
   auto left = runtime_->list({{"kasm.session_id", kasm_id}});
