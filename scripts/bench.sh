@@ -26,3 +26,10 @@ if [ "$which" = "manager" ] || [ "$which" = "all" ]; then
   KASM_BENCH_POSTGRES_URL="$KASM_TEST_POSTGRES_URL" "$root/build/benchmarks/bench_manager" \
     --benchmark_out="$root/build/bench-manager.json" --benchmark_out_format=json
 fi
+
+# ---- proxy: kasm::net SessionProxy vs Debian nginx on the same upstream (begin) ----------------
+if [ "$which" = "proxy" ] || [ "$which" = "all" ]; then
+  cmake --build "$root/build" --target bench_proxy
+  "$root/build/benchmarks/bench_proxy" --seconds 3 --connections 4 | tee "$root/build/bench-proxy.txt"
+fi
+# ---- proxy (end) ---------------------------------------------------------------------------------

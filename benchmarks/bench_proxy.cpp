@@ -1,0 +1,434 @@
+// bench_proxy: the session proxy against Debian's nginx proxying the same upstream, in one run.
+//
+// Upstreams (in this process): an HTTP server (kasm::net::HttpServer answering /small with 100 bytes
+// and /large with 1 MiB) and a WebSocket echo server. Paths measured, each with the same client:
+//   direct   client -> upstream                       (the baseline for "added latency")
+//   kasm     client -> kasm::net SessionProxy -> upstream (real token check on every request)
+//   nginx    client -> nginx (2 workers, upstream keepalive) -> upstream
+// Throughput: C keep-alive connections, each looping for a fixed time and count. Latency: one
+// connection, sequential requests, median and p99. Only 127.0.0.1 is used; every loop is bounded.
+//
+// Usage: bench_proxy [--seconds S] [--connections C] [--nginx PATH]
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kasm/auth/access_token.hpp"
+#include "kasm/net/http_server.hpp"
+#include "kasm/net/session_proxy.hpp"
+
+extern char** environ;
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+double g_seconds = 3.0;
+int g_connections = 4;
+constexpr long kMaxRequestsPerConnection = 2'000'000;  // Bound beside the time limit.
+constexpr int kLatencySamples = 3000;
+
+tcp::socket connectTo(asio::io_context& ioc, std::uint16_t port) {
+  tcp::socket s(ioc);
+  s.connect({asio::ip::make_address("127.0.0.1"), port});
+  s.set_option(tcp::no_delay(true));
+  return s;
+}
+
+// ---- upstreams -------------------------------------------------------------------------------
+
+class WsEchoUpstream {
+ public:
+  WsEchoUpstream() : acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
+    port_ = acceptor_.local_endpoint().port();
+    thread_ = std::thread([this] {
+      for (;;) {
+        tcp::socket s(ioc_);
+        beast::error_code ec;
+        acceptor_.accept(s, ec);
+        if (ec || stop_) return;
+        {
+          std::lock_guard lock(mutex_);
+          fds_.push_back(s.native_handle());
+        }
+        workers_.emplace_back([s = std::move(s)]() mutable {
+          try {
+            s.set_option(tcp::no_delay(true));
+            websocket::stream<tcp::socket> ws(std::move(s));
+            ws.accept();
+            beast::flat_buffer b;
+            for (;;) {
+              b.clear();
+              ws.read(b);
+              ws.binary(ws.got_binary());
+              ws.write(b.data());
+            }
+          } catch (const std::exception&) {
+          }
+        });
+      }
+    });
+  }
+  ~WsEchoUpstream() {
+    stop_ = true;
+    asio::io_context ioc;
+    beast::error_code ec;
+    tcp::socket poke(ioc);
+    poke.connect({asio::ip::make_address("127.0.0.1"), port_}, ec);
+    thread_.join();
+    {
+      // Wake workers still blocked in a read; they end on the error.
+      std::lock_guard lock(mutex_);
+      for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+    }
+    for (auto& w : workers_) w.join();
+  }
+  std::uint16_t port() const { return port_; }
+
+ private:
+  asio::io_context ioc_;
+  tcp::acceptor acceptor_;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::mutex mutex_;
+  std::vector<int> fds_;
+  std::vector<std::thread> workers_;
+};
+
+// ---- nginx -----------------------------------------------------------------------------------
+
+std::uint16_t freePort() {
+  asio::io_context ioc;
+  tcp::acceptor a(ioc, {asio::ip::make_address("127.0.0.1"), 0});
+  return a.local_endpoint().port();
+}
+
+bool waitForPort(std::uint16_t port) {
+  for (int i = 0; i < 500; ++i) {
+    asio::io_context ioc;
+    tcp::socket s(ioc);
+    beast::error_code ec;
+    s.connect({asio::ip::make_address("127.0.0.1"), port}, ec);
+    if (!ec) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+class Nginx {
+ public:
+  Nginx(const std::string& binary, std::uint16_t http_upstream, std::uint16_t ws_upstream) {
+    char tmpl[] = "/tmp/kasm-bench-nginx-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    port_ = freePort();
+    std::ofstream conf(dir_ + "/nginx.conf");
+    conf << "daemon off;\nmaster_process on;\nworker_processes 2;\nuser root;\n"
+         << "pid " << dir_ << "/nginx.pid;\nerror_log " << dir_ << "/error.log warn;\n"
+         << "events { worker_connections 1024; }\n"
+         << "http {\n  access_log off;\n"
+         << "  client_body_temp_path " << dir_ << "/body;\n  proxy_temp_path " << dir_ << "/proxy;\n"
+         << "  fastcgi_temp_path " << dir_ << "/fcgi;\n  uwsgi_temp_path " << dir_ << "/uwsgi;\n"
+         << "  scgi_temp_path " << dir_ << "/scgi;\n"
+         << "  upstream app { server 127.0.0.1:" << http_upstream << "; keepalive 64; }\n"
+         << "  upstream ws { server 127.0.0.1:" << ws_upstream << "; }\n"
+         << "  server {\n    listen 127.0.0.1:" << port_ << ";\n"
+         << "    location /desktop/s1/ws { proxy_pass http://ws/ws; proxy_http_version 1.1;\n"
+         << "      proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\"; }\n"
+         << "    location /desktop/s1/ { proxy_pass http://app/; proxy_http_version 1.1;\n"
+         << "      proxy_set_header Connection \"\"; proxy_set_header X-Forwarded-For $remote_addr; }\n"
+         << "  }\n}\n";
+    conf.close();
+    std::vector<std::string> args = {binary, "-p", dir_, "-c", dir_ + "/nginx.conf"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    // nginx must not hold our stdout open: a caller reading it would wait for nginx too.
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    if (posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv.data(), environ) != 0) pid_ = 0;
+    posix_spawn_file_actions_destroy(&actions);
+    ok_ = pid_ > 0 && waitForPort(port_);
+  }
+  ~Nginx() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      int status = 0;
+      waitpid(pid_, &status, 0);
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  bool ok() const { return ok_; }
+  std::uint16_t port() const { return port_; }
+
+ private:
+  std::string dir_;
+  std::uint16_t port_ = 0;
+  pid_t pid_ = 0;
+  bool ok_ = false;
+};
+
+// ---- clients ---------------------------------------------------------------------------------
+
+struct Throughput {
+  double per_second = 0;
+  double mbytes_per_second = 0;
+};
+
+struct Latency {
+  double median_us = 0;
+  double p99_us = 0;
+};
+
+// C connections, each doing keep-alive GETs of `target` until the time is up.
+Throughput httpThroughput(std::uint16_t port, const std::string& target) {
+  std::atomic<long> done{0};
+  std::atomic<long> bytes{0};
+  std::vector<std::thread> threads;
+  const auto deadline = Clock::now() + std::chrono::duration<double>(g_seconds);
+  const auto start = Clock::now();
+  for (int c = 0; c < g_connections; ++c) {
+    threads.emplace_back([&] {
+      try {
+        asio::io_context ioc;
+        auto s = connectTo(ioc, port);
+        http::request<http::empty_body> req{http::verb::get, target, 11};
+        req.set(http::field::host, "127.0.0.1");
+        beast::flat_buffer buffer;
+        for (long i = 0; i < kMaxRequestsPerConnection && Clock::now() < deadline; ++i) {
+          http::write(s, req);
+          http::response_parser<http::string_body> p;
+          p.body_limit(8 * 1024 * 1024);
+          http::read(s, buffer, p);
+          if (p.get().result_int() != 200) throw std::runtime_error("status " + std::to_string(p.get().result_int()));
+          bytes += static_cast<long>(p.get().body().size());
+          ++done;
+        }
+      } catch (const std::exception& e) {
+        std::cerr << "client error: " << e.what() << "\n";
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  return {done / secs, bytes / secs / 1e6};
+}
+
+Latency summarize(std::vector<double>& us) {
+  std::sort(us.begin(), us.end());
+  if (us.empty()) return {};
+  return {us[us.size() / 2], us[us.size() * 99 / 100]};
+}
+
+Latency httpLatency(std::uint16_t port, const std::string& target) {
+  asio::io_context ioc;
+  auto s = connectTo(ioc, port);
+  http::request<http::empty_body> req{http::verb::get, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  beast::flat_buffer buffer;
+  std::vector<double> us;
+  for (int i = 0; i < kLatencySamples + 100; ++i) {
+    auto t0 = Clock::now();
+    http::write(s, req);
+    http::response<http::string_body> res;
+    http::read(s, buffer, res);
+    if (i >= 100) us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  return summarize(us);
+}
+
+std::unique_ptr<websocket::stream<tcp::socket>> openWs(asio::io_context& ioc, std::uint16_t port, const std::string& target) {
+  auto ws = std::make_unique<websocket::stream<tcp::socket>>(connectTo(ioc, port));
+  ws->handshake("127.0.0.1", target);
+  ws->binary(true);
+  return ws;
+}
+
+Throughput wsThroughput(std::uint16_t port, const std::string& target) {
+  std::atomic<long> done{0};
+  std::vector<std::thread> threads;
+  const auto deadline = Clock::now() + std::chrono::duration<double>(g_seconds);
+  const auto start = Clock::now();
+  for (int c = 0; c < g_connections; ++c) {
+    threads.emplace_back([&] {
+      try {
+        asio::io_context ioc;
+        auto ws = openWs(ioc, port, target);
+        std::string msg(64, 'm');
+        beast::flat_buffer b;
+        for (long i = 0; i < kMaxRequestsPerConnection && Clock::now() < deadline; ++i) {
+          ws->write(asio::buffer(msg));
+          b.clear();
+          ws->read(b);
+          ++done;
+        }
+        ws->close(websocket::close_code::normal);
+      } catch (const std::exception& e) {
+        std::cerr << "ws client error: " << e.what() << "\n";
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  return {done / secs, done * 64.0 / secs / 1e6};
+}
+
+Latency wsLatency(std::uint16_t port, const std::string& target) {
+  asio::io_context ioc;
+  auto ws = openWs(ioc, port, target);
+  std::string msg(64, 'm');
+  beast::flat_buffer b;
+  std::vector<double> us;
+  for (int i = 0; i < kLatencySamples + 100; ++i) {
+    auto t0 = Clock::now();
+    ws->write(asio::buffer(msg));
+    b.clear();
+    ws->read(b);
+    if (i >= 100) us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  beast::error_code ec;
+  ws->close(websocket::close_code::normal, ec);
+  return summarize(us);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string nginx_binary = "/usr/sbin/nginx";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--seconds") g_seconds = std::stod(argv[i + 1]);
+    else if (a == "--connections") g_connections = std::stoi(argv[i + 1]);
+    else if (a == "--nginx") nginx_binary = argv[i + 1];
+  }
+  g_seconds = std::clamp(g_seconds, 0.2, 60.0);
+  g_connections = std::clamp(g_connections, 1, 256);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+
+  using namespace kasm;
+  const std::string small(100, 's');
+  const std::string large(1 << 20, 'L');
+  net::HttpServerOptions up_options;
+  up_options.io_threads = 1;
+  auto upstream = net::HttpServer::start(up_options, [&](net::HttpRequest req, net::Responder respond) {
+    respond(net::HttpResponse::text(200, req.path == "/large" ? large : small, "application/octet-stream"));
+  });
+  if (!upstream.ok()) {
+    std::cerr << upstream.error().toString() << "\n";
+    return 1;
+  }
+  WsEchoUpstream ws_upstream;
+
+  SystemClock clock;
+  auto signer = auth::AccessTokenSigner::create(std::string(32, 'b'), clock);
+  const SessionId session("s1");
+  const std::string token = signer->issue(session, UserId("bench"), std::chrono::hours(1));
+  const std::string http_address = "127.0.0.1:" + std::to_string((*upstream)->port());
+  const std::string ws_address = "127.0.0.1:" + std::to_string(ws_upstream.port());
+  net::ProxyOptions proxy_options;
+  proxy_options.authorize = [&](const net::ProxyAuthRequest& r) -> Result<net::ProxyTarget> {
+    KASM_RETURN_IF_ERROR(signer->verifyFor(r.token, r.session));
+    return net::ProxyTarget{r.upgrade ? ws_address : http_address, SessionProtocol::kHttp, UserId("bench")};
+  };
+  std::atomic<long> activity{0};
+  proxy_options.on_activity = [&](const SessionId&, const UserId&) { ++activity; };
+  auto proxy = net::SessionProxy::create(proxy_options);
+  net::HttpServerOptions proxy_server_options;
+  proxy_server_options.io_threads = 2;  // nginx runs 2 workers.
+  auto proxy_server = net::HttpServer::start(proxy_server_options, [](net::HttpRequest, net::Responder r) {
+    r(net::HttpResponse::text(404, "no"));
+  }, *proxy);
+  if (!proxy_server.ok()) {
+    std::cerr << proxy_server.error().toString() << "\n";
+    return 1;
+  }
+  Nginx nginx(nginx_binary, (*upstream)->port(), ws_upstream.port());
+  if (!nginx.ok()) std::cerr << "nginx could not be started from " << nginx_binary << "; its columns are empty\n";
+
+  const auto up_port = (*upstream)->port();
+  const auto kasm_port = (*proxy_server)->port();
+  const std::string q = "?token=" + token;
+
+  std::printf("bench_proxy: %d connections, %.1f s per throughput run, %d latency samples, %u cores\n", g_connections,
+              g_seconds, kLatencySamples, std::thread::hardware_concurrency());
+  std::printf("%-22s %14s %14s %14s %12s\n", "case", "direct", "kasm", "nginx", "kasm/nginx");
+
+  auto row = [&](const char* name, double direct, double ours, double theirs, bool higher_is_better) {
+    double ratio = theirs > 0 ? ours / theirs : 0;
+    std::printf("%-22s %14.1f %14.1f %14.1f %11.2fx %s\n", name, direct, ours, theirs, ratio,
+                higher_is_better ? "(higher is better)" : "(lower is better)");
+  };
+
+  for (auto [label, path] : {std::pair{"small", "/small"}, std::pair{"1MiB", "/large"}}) {
+    auto d = httpThroughput(up_port, path);
+    auto k = httpThroughput(kasm_port, std::string("/desktop/s1") + path + q);
+    Throughput n;
+    if (nginx.ok()) n = httpThroughput(nginx.port(), std::string("/desktop/s1") + path + q);
+    row((std::string("http ") + label + " req/s").c_str(), d.per_second, k.per_second, n.per_second, true);
+    if (std::string(label) == "1MiB") row("http 1MiB MB/s", d.mbytes_per_second, k.mbytes_per_second, n.mbytes_per_second, true);
+    auto dl = httpLatency(up_port, path);
+    auto kl = httpLatency(kasm_port, std::string("/desktop/s1") + path + q);
+    Latency nl;
+    if (nginx.ok()) nl = httpLatency(nginx.port(), std::string("/desktop/s1") + path + q);
+    row((std::string("http ") + label + " p50 us").c_str(), dl.median_us, kl.median_us, nl.median_us, false);
+    row((std::string("http ") + label + " p99 us").c_str(), dl.p99_us, kl.p99_us, nl.p99_us, false);
+    std::printf("%-22s %14s %14.1f %14.1f %11.2fx (added p50 latency, lower is better)\n",
+                (std::string("http ") + label + " +p50 us").c_str(), "-", kl.median_us - dl.median_us,
+                nl.median_us - dl.median_us,
+                nl.median_us - dl.median_us > 0 ? (kl.median_us - dl.median_us) / (nl.median_us - dl.median_us) : 0);
+  }
+
+  {
+    auto d = wsThroughput(ws_upstream.port(), "/ws");
+    auto k = wsThroughput(kasm_port, "/desktop/s1/ws" + q);
+    Throughput n;
+    if (nginx.ok()) n = wsThroughput(nginx.port(), "/desktop/s1/ws" + q);
+    row("ws echo msg/s", d.per_second, k.per_second, n.per_second, true);
+    auto dl = wsLatency(ws_upstream.port(), "/ws");
+    auto kl = wsLatency(kasm_port, "/desktop/s1/ws" + q);
+    Latency nl;
+    if (nginx.ok()) nl = wsLatency(nginx.port(), "/desktop/s1/ws" + q);
+    row("ws echo p50 us", dl.median_us, kl.median_us, nl.median_us, false);
+    row("ws echo p99 us", dl.p99_us, kl.p99_us, nl.p99_us, false);
+    std::printf("%-22s %14s %14.1f %14.1f %11.2fx (added p50 latency, lower is better)\n", "ws echo +p50 us", "-",
+                kl.median_us - dl.median_us, nl.median_us - dl.median_us,
+                nl.median_us - dl.median_us > 0 ? (kl.median_us - dl.median_us) / (nl.median_us - dl.median_us) : 0);
+  }
+  auto stats = (*proxy)->stats();
+  std::printf("kasm proxy: %llu requests, %llu rejected, %.1f MB to clients, %ld activity reports\n",
+              static_cast<unsigned long long>(stats.requests), static_cast<unsigned long long>(stats.rejected),
+              stats.bytes_to_client / 1e6, activity.load());
+  (*proxy_server)->stop(std::chrono::seconds(1));
+  (*upstream)->stop(std::chrono::seconds(1));
+  return 0;
+}
