@@ -99,7 +99,7 @@ start_registry() {
     echo "docker-registry not installed (apt-get install docker-registry)" >&2
     return 1
   fi
-  local port dir i
+  local port dir
   port=$(free_port)
   dir="$KASM_SERVICES_DIR/registry"
   mkdir -p "$dir/data"
@@ -117,17 +117,25 @@ http:
 EOF_REGISTRY
   docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
   KASM_REGISTRY_PID=$!
+  if ! wait_for_registry "$KASM_REGISTRY_PID" "$dir/registry.log" "http://127.0.0.1:$port/v2/"; then
+    KASM_REGISTRY_PID=""
+    return 1
+  fi
+  export KASM_TEST_REGISTRY="127.0.0.1:$port"
+  echo "services: registry on $KASM_TEST_REGISTRY"
+}
+
+# Waits up to 15 s for a registry process to answer `url` (extra curl arguments follow); prints its
+# log and fails when it dies or never answers.
+wait_for_registry() {
+  local pid=$1 log=$2 url=$3 i
+  shift 3
   for i in $(seq 1 60); do
-    if curl -sf --max-time 2 "http://127.0.0.1:$port/v2/" >/dev/null 2>&1; then
-      export KASM_TEST_REGISTRY="127.0.0.1:$port"
-      echo "services: registry on $KASM_TEST_REGISTRY"
-      return 0
-    fi
-    kill -0 "$KASM_REGISTRY_PID" 2>/dev/null || break
+    curl -sf --max-time 2 "$@" "$url" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.25
   done
-  cat "$dir/registry.log" >&2
-  KASM_REGISTRY_PID=""
+  cat "$log" >&2
   return 1
 }
 
@@ -135,7 +143,7 @@ EOF_REGISTRY
 # credential tests; exports KASM_TEST_AUTH_REGISTRY, KASM_TEST_AUTH_USER, KASM_TEST_AUTH_PASSWORD.
 # Needs start_registry first. Images pushed to the open one can be pulled from this one.
 start_auth_registry() {
-  local port dir i user=kasm password
+  local port dir user=kasm password
   [ -n "${KASM_TEST_REGISTRY:-}" ] || return 1
   password="pw-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   port=$(free_port)
@@ -159,18 +167,13 @@ auth:
 EOF_REGISTRY
   docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
   KASM_AUTH_REGISTRY_PID=$!
-  for i in $(seq 1 60); do
-    if curl -sf --max-time 2 -u "$user:$password" "http://127.0.0.1:$port/v2/" >/dev/null 2>&1; then
-      export KASM_TEST_AUTH_REGISTRY="127.0.0.1:$port" KASM_TEST_AUTH_USER="$user" KASM_TEST_AUTH_PASSWORD="$password"
-      echo "services: registry with a password on $KASM_TEST_AUTH_REGISTRY"
-      return 0
-    fi
-    kill -0 "$KASM_AUTH_REGISTRY_PID" 2>/dev/null || break
-    sleep 0.25
-  done
-  cat "$dir/registry.log" >&2
-  KASM_AUTH_REGISTRY_PID=""
-  return 1
+  if ! wait_for_registry "$KASM_AUTH_REGISTRY_PID" "$dir/registry.log" "http://127.0.0.1:$port/v2/" \
+      -u "$user:$password"; then
+    KASM_AUTH_REGISTRY_PID=""
+    return 1
+  fi
+  export KASM_TEST_AUTH_REGISTRY="127.0.0.1:$port" KASM_TEST_AUTH_USER="$user" KASM_TEST_AUTH_PASSWORD="$password"
+  echo "services: registry with a password on $KASM_TEST_AUTH_REGISTRY"
 }
 
 stop_registry() {
