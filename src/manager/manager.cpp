@@ -9,8 +9,8 @@
 namespace kasm {
 
 bool isLive(SessionState state) {
-  return state == SessionState::kRequested || state == SessionState::kProvisioning ||
-         state == SessionState::kRunning || state == SessionState::kPaused || state == SessionState::kStopping;
+  return state == SessionState::kRequested || state == SessionState::kProvisioning || state == SessionState::kRunning ||
+         state == SessionState::kPaused || state == SessionState::kStopping;
 }
 
 Manager::Manager(spi::Store& store, Clock& clock, Random& random, ManagerOptions options)
@@ -116,15 +116,18 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
   }
   auto ws = im.repo.get<Workspace>(req.workspace_id.str());
   if (!ws.ok()) {
-    if (ws.error().code() == ErrorCode::kNotFound) return notFound("workspace '" + req.workspace_id.str() + "' does not exist");
+    if (ws.error().code() == ErrorCode::kNotFound)
+      return notFound("workspace '" + req.workspace_id.str() + "' does not exist");
     return ws.error();
   }
   if (!ws->value.enabled) return failedPrecondition("workspace '" + ws->value.friendly_name + "' is disabled");
   if (ws->value.type != WorkspaceType::kContainer) {
-    return failedPrecondition("workspace '" + ws->value.friendly_name + "' is a " + std::string(enumName(ws->value.type)) +
+    return failedPrecondition("workspace '" + ws->value.friendly_name + "' is a " +
+                              std::string(enumName(ws->value.type)) +
                               " workspace; only container workspaces start sessions here");
   }
-  KASM_ASSIGN_OR_RETURN(ZoneId zone, im.resolveZone(ws->value.restrict_to_zone ? ws->value.restrict_to_zone : req.zone_id));
+  KASM_ASSIGN_OR_RETURN(ZoneId zone,
+                        im.resolveZone(ws->value.restrict_to_zone ? ws->value.restrict_to_zone : req.zone_id));
   KASM_ASSIGN_OR_RETURN(GroupSettings settings, effectiveSettings(req.user_id));
 
   if (settings.max_sessions_per_user > 0) {
@@ -146,21 +149,16 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
   s.resources = ws->value.resources;
   s.created_at = im.clock.now();
   s.state_changed_at = s.created_at;
-  KASM_ASSIGN_OR_RETURN(auto done, im.placeAndProvision(std::move(s), ws->value, zone, req.environment));
-  // Lifetimes start when the user gets the session.
-  for (int attempt = 0; attempt < im.options.max_cas_retries; ++attempt) {
-    auto cur = im.repo.get<Session>(done.value.id.str());
-    if (!cur.ok()) return cur.error();
-    im.applyLifetimes(cur->value, ws->value, settings);
-    auto w = im.repo.update(cur->value, cur->version);
-    if (w.ok()) return cur->value;
-    if (w.error().code() != ErrorCode::kAborted) return w.error();
-  }
-  return aborted("session " + done.value.id.str() + " kept changing while its lifetimes were set");
+  // Lifetimes start when the user gets the session: set in the same write that makes it running.
+  KASM_ASSIGN_OR_RETURN(auto done,
+                        im.placeAndProvision(std::move(s), ws->value, zone, req.environment,
+                                             [&](Session& x) { im.applyLifetimes(x, ws->value, settings); }));
+  return done.value;
 }
 
 Result<Versioned<Session>> Manager::Impl::placeAndProvision(Session s, const Workspace& ws, const ZoneId& zone,
-                                                            const std::map<std::string, std::string>& env) {
+                                                            const std::map<std::string, std::string>& env,
+                                                            const std::function<void(Session&)>& on_running) {
   sched::PlacementRequest pr;
   pr.resources = ws.resources;
   pr.zone = zone;
@@ -171,7 +169,6 @@ Result<Versioned<Session>> Manager::Impl::placeAndProvision(Session s, const Wor
   pr.image = ws.image;
   if (!ws.restrict_to_network.empty()) pr.include_labels["network." + ws.restrict_to_network] = "*";
 
-  std::int64_t version = 0;
   sched::Placement placement;
   for (int attempt = 0;; ++attempt) {
     {
@@ -181,14 +178,12 @@ Result<Versioned<Session>> Manager::Impl::placeAndProvision(Session s, const Wor
     s.agent_id = placement.agent;
     s.zone_id = placement.zone;
     s.state = SessionState::kRequested;
-    KASM_RETURN_IF_ERROR(s.transitionTo(SessionState::kProvisioning, "placed on agent " + placement.agent.str(), clock.now()));
+    KASM_RETURN_IF_ERROR(
+        s.transitionTo(SessionState::kProvisioning, "placed on agent " + placement.agent.str(), clock.now()));
     s.operational_message = placement.needs_pull ? "pulling image " + ws.image : "starting container";
     s.progress = 10;
     auto committed = commitWithReservation(s, std::nullopt, placement.agent, ws.resources, 1, /*check_fit=*/true);
-    if (committed.ok()) {
-      version = *committed;
-      break;
-    }
+    if (committed.ok()) break;
     {
       std::lock_guard lock(mu);
       (void)scheduler.release(placement.agent, ws.resources);
@@ -218,11 +213,12 @@ Result<Versioned<Session>> Manager::Impl::placeAndProvision(Session s, const Wor
     x.upstream = result->upstream;
     x.operational_message = "running";
     x.progress = 100;
+    if (on_running) on_running(x);
   });
-  (void)version;
 }
 
-Result<std::int64_t> Manager::Impl::commitWithReservation(const Session& session, std::optional<std::int64_t> session_version,
+Result<std::int64_t> Manager::Impl::commitWithReservation(const Session& session,
+                                                          std::optional<std::int64_t> session_version,
                                                           const AgentId& agent_id, const Resources& delta, int count,
                                                           bool check_fit) {
   for (int attempt = 0; attempt < options.max_cas_retries; ++attempt) {
@@ -250,8 +246,8 @@ Result<std::int64_t> Manager::Impl::commitWithReservation(const Session& session
       if (!cur.ok() || cur->version != *session_version) return applied.error();  // The session moved on.
     }
   }
-  return aborted("agent " + agent_id.str() + " kept changing; gave up after " + std::to_string(options.max_cas_retries) +
-                 " attempts");
+  return aborted("agent " + agent_id.str() + " kept changing; gave up after " +
+                 std::to_string(options.max_cas_retries) + " attempts");
 }
 
 Result<Versioned<Session>> Manager::Impl::transition(const SessionId& id, SessionState next, std::string reason,
@@ -273,7 +269,8 @@ Result<Session> Manager::Impl::failSession(Versioned<Session> s, std::string rea
   const bool held = holdsReservation(s.value.state);
   if (s.value.state == SessionState::kFailed || s.value.state == SessionState::kDestroyed) return s.value;
   if (!isAllowedTransition(s.value.state, SessionState::kFailed)) {
-    return failedPrecondition("session " + s.value.id.str() + " cannot fail from " + std::string(enumName(s.value.state)));
+    return failedPrecondition("session " + s.value.id.str() + " cannot fail from " +
+                              std::string(enumName(s.value.state)));
   }
   KASM_RETURN_IF_ERROR(s.value.transitionTo(SessionState::kFailed, std::move(reason), clock.now()));
   s.value.operational_message = s.value.state_reason;
@@ -295,8 +292,8 @@ Result<Session> Manager::Impl::finishTeardown(Versioned<Session> s) {
       return r.error().withContext("tearing down session " + s.value.id.str());
     }
   } else if (s.value.agent_id) {
-    return unavailable("agent " + s.value.agent_id->str() + " is not connected; teardown of session " + s.value.id.str() +
-                       " will be retried");
+    return unavailable("agent " + s.value.agent_id->str() + " is not connected; teardown of session " +
+                       s.value.id.str() + " will be retried");
   }
   const SessionState end = destroy ? SessionState::kDestroyed : SessionState::kStopped;
   KASM_RETURN_IF_ERROR(s.value.transitionTo(end, s.value.state_reason, clock.now()));
@@ -339,7 +336,8 @@ Result<Session> Manager::Impl::teardownAs(const SessionId& id, ExpirationAction 
     KASM_ASSIGN_OR_RETURN(auto v, im.transition(id, SessionState::kDestroyed, reason));
     return v.value;
   }
-  KASM_ASSIGN_OR_RETURN(auto stopping, im.transition(id, SessionState::kStopping, reason, [&](Session& s) { s.teardown = action; }));
+  KASM_ASSIGN_OR_RETURN(auto stopping,
+                        im.transition(id, SessionState::kStopping, reason, [&](Session& s) { s.teardown = action; }));
   return im.finishTeardown(std::move(stopping));
 }
 
@@ -356,7 +354,8 @@ Result<Session> Manager::pauseSession(const SessionId& id) {
   KASM_ASSIGN_OR_RETURN(auto cur, im.repo.get<Session>(id.str()));
   if (cur.value.state == SessionState::kPaused) return cur.value;
   if (!isAllowedTransition(cur.value.state, SessionState::kPaused)) {
-    return failedPrecondition("session " + id.str() + " is " + std::string(enumName(cur.value.state)) + "; only a running session can be paused");
+    return failedPrecondition("session " + id.str() + " is " + std::string(enumName(cur.value.state)) +
+                              "; only a running session can be paused");
   }
   auto link = cur.value.agent_id ? im.linkFor(*cur.value.agent_id) : nullptr;
   if (!link) return unavailable("the session's agent is not connected");
@@ -400,14 +399,16 @@ Result<Session> Manager::resumeSession(const SessionId& id) {
     KASM_ASSIGN_OR_RETURN(auto v, im.transition(id, SessionState::kRunning, "resumed"));
     return v.value;
   }
-  return failedPrecondition("session " + id.str() + " is " + std::string(enumName(cur.value.state)) + " and cannot be resumed");
+  return failedPrecondition("session " + id.str() + " is " + std::string(enumName(cur.value.state)) +
+                            " and cannot be resumed");
 }
 
 Result<Session> Manager::keepalive(const SessionId& id) {
   auto& im = *impl_;
   KASM_ASSIGN_OR_RETURN(auto cur, im.repo.get<Session>(id.str()));
   if (!isLive(cur.value.state) || cur.value.isStaged()) {
-    return failedPrecondition("session " + id.str() + " is " + std::string(enumName(cur.value.state)) + "; keepalive needs a live session");
+    return failedPrecondition("session " + id.str() + " is " + std::string(enumName(cur.value.state)) +
+                              "; keepalive needs a live session");
   }
   KASM_ASSIGN_OR_RETURN(GroupSettings settings, effectiveSettings(cur.value.user_id));
   KASM_ASSIGN_OR_RETURN(auto v, im.transition(id, cur.value.state, cur.value.state_reason, [&](Session& s) {
@@ -422,7 +423,8 @@ Result<Session> Manager::keepalive(const SessionId& id) {
 Result<void> Manager::recordActivity(const SessionId& id) {
   auto& im = *impl_;
   KASM_ASSIGN_OR_RETURN(auto cur, im.repo.get<Session>(id.str()));
-  KASM_ASSIGN_OR_RETURN(auto v, im.transition(id, cur.value.state, "", [&](Session& s) { s.last_activity_at = im.clock.now(); }));
+  KASM_ASSIGN_OR_RETURN(
+      auto v, im.transition(id, cur.value.state, "", [&](Session& s) { s.last_activity_at = im.clock.now(); }));
   (void)v;
   return {};
 }
@@ -432,7 +434,8 @@ Result<spi::ExecResult> Manager::execInSession(const SessionId& id, const spi::E
   if (request.command.empty()) return invalidArgument("exec: command must not be empty");
   KASM_ASSIGN_OR_RETURN(auto cur, im.repo.get<Session>(id.str()));
   if (cur.value.state != SessionState::kRunning) {
-    return failedPrecondition("session " + id.str() + " is " + std::string(enumName(cur.value.state)) + "; exec needs it running");
+    return failedPrecondition("session " + id.str() + " is " + std::string(enumName(cur.value.state)) +
+                              "; exec needs it running");
   }
   auto link = cur.value.agent_id ? im.linkFor(*cur.value.agent_id) : nullptr;
   if (!link) return unavailable("the session's agent is not connected");

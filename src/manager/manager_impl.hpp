@@ -45,7 +45,8 @@ struct Manager::Impl {
   // retrying lost races on the agent. With `check_fit`, refuses when the agent as stored no longer
   // has room (another manager took it). Returns the session's new version.
   Result<std::int64_t> commitWithReservation(const Session& session, std::optional<std::int64_t> session_version,
-                                             const AgentId& agent_id, const Resources& delta, int count, bool check_fit);
+                                             const AgentId& agent_id, const Resources& delta, int count,
+                                             bool check_fit);
 
   // Moves a session to a new state with compare-and-set, re-reading on a lost race as long as the
   // transition is still allowed. `mutate` may change other fields.
@@ -57,8 +58,10 @@ struct Manager::Impl {
   // Runs the teardown of a session in `stopping` and records the end state.
   Result<Session> finishTeardown(Versioned<Session> s);
 
+  // `on_running` (optional) edits the session in the write that makes it running.
   Result<Versioned<Session>> placeAndProvision(Session session, const Workspace& ws, const ZoneId& zone,
-                                               const std::map<std::string, std::string>& env);
+                                               const std::map<std::string, std::string>& env,
+                                               const std::function<void(Session&)>& on_running = {});
   Result<std::optional<Versioned<Session>>> claimStaged(const SessionRequest& req, const Workspace& ws,
                                                         const ZoneId& zone, const GroupSettings& settings);
   void applyLifetimes(Session& s, const Workspace& ws, const GroupSettings& settings);
