@@ -24,7 +24,8 @@ using namespace kasm;
 
 Result<std::unique_ptr<spi::Store>> openBackend(const std::string& backend, int run) {
   if (backend == "sqlite") {
-    auto dir = std::filesystem::temp_directory_path() / ("kasm-bench-mgr-" + std::to_string(::getpid()) + "-" + std::to_string(run));
+    auto dir = std::filesystem::temp_directory_path() /
+               ("kasm-bench-mgr-" + std::to_string(::getpid()) + "-" + std::to_string(run));
     std::filesystem::remove_all(dir);
     return openSqliteStore({.path = (dir / "kasm.db").string()});
   }
@@ -77,8 +78,13 @@ void BM_RequestAndDestroy(benchmark::State& state, std::string backend) {
     a.zone_id = z.id;
     auto reg = m.registerAgent(a);
     m.attachAgentLink(a.id, link);
-    (void)m.checkIn(AgentCheckIn{a.id, reg.ok() ? reg->token : "", Resources::fromCores(64, 256 * Resources::kGiB), 0, 0,
-                                 {"desktop:1"}, "bench"});
+    (void)m.checkIn(AgentCheckIn{a.id,
+                                 reg.ok() ? reg->token : "",
+                                 Resources::fromCores(64, 256 * Resources::kGiB),
+                                 0,
+                                 0,
+                                 {"desktop:1"},
+                                 "bench"});
   }
   const int threads = static_cast<int>(state.range(0));
   for (int t = 0; t < threads; ++t) {
@@ -113,7 +119,17 @@ void BM_RequestAndDestroy(benchmark::State& state, std::string backend) {
 
 }  // namespace
 
-BENCHMARK_CAPTURE(BM_RequestAndDestroy, sqlite, std::string("sqlite"))->Arg(1)->Arg(4)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_RequestAndDestroy, postgres, std::string("postgres"))->Arg(1)->Arg(4)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_RequestAndDestroy, sqlite, std::string("sqlite"))
+    ->Arg(1)
+    ->Arg(4)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_RequestAndDestroy, postgres, std::string("postgres"))
+    ->Arg(1)
+    ->Arg(4)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

@@ -17,13 +17,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
-
-#include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -267,7 +266,8 @@ Latency httpLatency(std::uint16_t port, const std::string& target) {
   return summarize(us);
 }
 
-std::unique_ptr<websocket::stream<tcp::socket>> openWs(asio::io_context& ioc, std::uint16_t port, const std::string& target) {
+std::unique_ptr<websocket::stream<tcp::socket>> openWs(asio::io_context& ioc, std::uint16_t port,
+                                                       const std::string& target) {
   auto ws = std::make_unique<websocket::stream<tcp::socket>>(connectTo(ioc, port));
   ws->handshake("127.0.0.1", target);
   ws->binary(true);
@@ -327,9 +327,12 @@ int main(int argc, char** argv) {
   std::string nginx_binary = "/usr/sbin/nginx";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--seconds") g_seconds = std::stod(argv[i + 1]);
-    else if (a == "--connections") g_connections = std::stoi(argv[i + 1]);
-    else if (a == "--nginx") nginx_binary = argv[i + 1];
+    if (a == "--seconds")
+      g_seconds = std::stod(argv[i + 1]);
+    else if (a == "--connections")
+      g_connections = std::stoi(argv[i + 1]);
+    else if (a == "--nginx")
+      nginx_binary = argv[i + 1];
   }
   g_seconds = std::clamp(g_seconds, 0.2, 60.0);
   g_connections = std::clamp(g_connections, 1, 256);
@@ -365,9 +368,8 @@ int main(int argc, char** argv) {
   auto proxy = net::SessionProxy::create(proxy_options);
   net::HttpServerOptions proxy_server_options;
   proxy_server_options.io_threads = 2;  // nginx runs 2 workers.
-  auto proxy_server = net::HttpServer::start(proxy_server_options, [](net::HttpRequest, net::Responder r) {
-    r(net::HttpResponse::text(404, "no"));
-  }, *proxy);
+  auto proxy_server = net::HttpServer::start(
+      proxy_server_options, [](net::HttpRequest, net::Responder r) { r(net::HttpResponse::text(404, "no")); }, *proxy);
   if (!proxy_server.ok()) {
     std::cerr << proxy_server.error().toString() << "\n";
     return 1;
@@ -395,7 +397,8 @@ int main(int argc, char** argv) {
     Throughput n;
     if (nginx.ok()) n = httpThroughput(nginx.port(), std::string("/desktop/s1") + path + q);
     row((std::string("http ") + label + " req/s").c_str(), d.per_second, k.per_second, n.per_second, true);
-    if (std::string(label) == "1MiB") row("http 1MiB MB/s", d.mbytes_per_second, k.mbytes_per_second, n.mbytes_per_second, true);
+    if (std::string(label) == "1MiB")
+      row("http 1MiB MB/s", d.mbytes_per_second, k.mbytes_per_second, n.mbytes_per_second, true);
     auto dl = httpLatency(up_port, path);
     auto kl = httpLatency(kasm_port, std::string("/desktop/s1") + path + q);
     Latency nl;

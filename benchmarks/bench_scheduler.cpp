@@ -34,7 +34,8 @@ std::unique_ptr<Cluster> buildCluster(int agents, int zones) {
     r.search_alternate_zones = z % 3 == 0;
     c->scheduler.upsertZone(r);
   }
-  const Resources shapes[] = {Resources::fromCores(16, 64 * Resources::kGiB), Resources::fromCores(32, 128 * Resources::kGiB),
+  const Resources shapes[] = {Resources::fromCores(16, 64 * Resources::kGiB),
+                              Resources::fromCores(32, 128 * Resources::kGiB),
                               Resources::fromCores(64, 256 * Resources::kGiB)};
   for (int i = 0; i < agents; ++i) {
     AgentEntry e;
@@ -48,11 +49,13 @@ std::unique_ptr<Cluster> buildCluster(int agents, int zones) {
     if (gen.uniform(10) < 3) e.labels["tier"] = "cheap";
     e.kind = gen.uniform(10) == 0 ? AgentKind::kAutoscaled : AgentKind::kStatic;
     e.draining = gen.uniform(20) == 0;  // 5%.
-    e.images = gen.uniform(10) == 0 ? std::vector<std::string>{"base:1"} : std::vector<std::string>{"base:1", "desktop:1"};
+    e.images =
+        gen.uniform(10) == 0 ? std::vector<std::string>{"base:1"} : std::vector<std::string>{"base:1", "desktop:1"};
     (void)c->scheduler.upsertAgent(e);
   }
   const Resources sizes[] = {Resources::fromCores(0.5, Resources::kGiB), Resources::fromCores(1, 2 * Resources::kGiB),
-                             Resources::fromCores(2, 4 * Resources::kGiB), Resources::fromCores(4, 8 * Resources::kGiB)};
+                             Resources::fromCores(2, 4 * Resources::kGiB),
+                             Resources::fromCores(4, 8 * Resources::kGiB)};
   for (int i = 0; i < 65536; ++i) {
     PlacementRequest r;
     r.zone = ZoneId("zone" + std::to_string(gen.uniform(zones)));
@@ -86,7 +89,8 @@ void run(benchmark::State& state, bool scan) {
       auto p = scan ? cluster->scheduler.chooseByScan(r) : cluster->scheduler.place(r);
       if (scan && p.ok()) (void)cluster->scheduler.reserve(p->agent, r.resources);
       const auto t1 = std::chrono::steady_clock::now();
-      latencies.push_back(static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
+      latencies.push_back(
+          static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
       if (p.ok()) {
         ++placed;
         live.emplace_back(p->agent, r.resources);
@@ -104,7 +108,9 @@ void run(benchmark::State& state, bool scan) {
   double decision_ns = 0;
   for (auto l : latencies) decision_ns += l;
   std::sort(latencies.begin(), latencies.end());
-  auto pct = [&](double q) { return static_cast<double>(latencies[static_cast<std::size_t>(q * static_cast<double>(latencies.size() - 1))]); };
+  auto pct = [&](double q) {
+    return static_cast<double>(latencies[static_cast<std::size_t>(q * static_cast<double>(latencies.size() - 1))]);
+  };
   // placements_per_s: decisions (choose + reserve) per second of time spent deciding, which is what
   // a placement costs; loop_ops_per_s also pays for the releases and the benchmark's bookkeeping.
   state.counters["placements_per_s"] = static_cast<double>(placements) / (decision_ns / 1e9);
@@ -116,12 +122,26 @@ void run(benchmark::State& state, bool scan) {
   state.counters["placed"] = static_cast<double>(placed);
 }
 
-void BM_C1M_Indexed(benchmark::State& state) { run(state, false); }
-void BM_C1M_Scan(benchmark::State& state) { run(state, true); }
+void BM_C1M_Indexed(benchmark::State& state) {
+  run(state, false);
+}
+void BM_C1M_Scan(benchmark::State& state) {
+  run(state, true);
+}
 
 }  // namespace
 
-BENCHMARK(BM_C1M_Indexed)->Args({10000, 1000000})->Args({100000, 1000000})->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_C1M_Scan)->Args({10000, 20000})->Args({100000, 2000})->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_C1M_Indexed)
+    ->Args({10000, 1000000})
+    ->Args({100000, 1000000})
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_C1M_Scan)
+    ->Args({10000, 20000})
+    ->Args({100000, 2000})
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

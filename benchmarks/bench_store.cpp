@@ -86,7 +86,8 @@ void BM_SessionInsert(benchmark::State& state, std::string backend) {
     auto r = repo.insert(makeSession(random, i++ % kUsers));
     if (!r.ok()) state.SkipWithError(r.error().toString().c_str());
   }
-  state.counters["ops_per_s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["ops_per_s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 void BM_SessionUpdateCas(benchmark::State& state, std::string backend) {
@@ -110,7 +111,8 @@ void BM_SessionUpdateCas(benchmark::State& state, std::string backend) {
     }
     v = *r;
   }
-  state.counters["ops_per_s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["ops_per_s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 void BM_ListRunningSessionsOfUser(benchmark::State& state, std::string backend) {
@@ -122,15 +124,18 @@ void BM_ListRunningSessionsOfUser(benchmark::State& state, std::string backend) 
   int i = 0;
   std::size_t found = 0;
   for (auto _ : state) {
-    auto r = repo.list<Session>(spi::Query().where("user_id", "user" + std::to_string(i++ % kUsers)).where("state", "running"));
+    auto r = repo.list<Session>(
+        spi::Query().where("user_id", "user" + std::to_string(i++ % kUsers)).where("state", "running"));
     if (!r.ok()) {
       state.SkipWithError(r.error().toString().c_str());
       break;
     }
     found += r->size();
   }
-  state.counters["ops_per_s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
-  state.counters["rows_per_query"] = static_cast<double>(found) / static_cast<double>(std::max<std::int64_t>(1, state.iterations()));
+  state.counters["ops_per_s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["rows_per_query"] =
+      static_cast<double>(found) / static_cast<double>(std::max<std::int64_t>(1, state.iterations()));
 }
 
 }  // namespace

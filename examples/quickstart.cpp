@@ -1,10 +1,9 @@
 // Quick start: open the embedded store in a data directory, define a zone, an agent and a
 // workspace, and walk a session through its life. Run: kasm_quickstart [DATA_DIR]
 
+#include <cstdio>
 #include <kasm/kasm.hpp>
 #include <kasm/store/sqlite_store.hpp>
-
-#include <cstdio>
 #include <string>
 
 namespace {

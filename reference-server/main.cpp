@@ -1,8 +1,9 @@
 // kasm-server: the reference server on the kasm library.
 
+#include <pthread.h>
+
 #include <csignal>
 #include <cstdio>
-#include <pthread.h>
 
 #include "server_app.hpp"
 

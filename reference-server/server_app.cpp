@@ -32,7 +32,8 @@ void logLine(const std::string& event, const std::string& detail) {
 }
 
 // Reads a setting, or creates it with `make()` when missing (first writer wins across servers).
-Result<std::string> settingOr(Repository& repo, Clock& clock, const std::string& key, const std::function<std::string()>& make) {
+Result<std::string> settingOr(Repository& repo, Clock& clock, const std::string& key,
+                              const std::function<std::string()>& make) {
   auto s = repo.get<Setting>(key);
   if (s.ok()) return s->value.value;
   if (s.error().code() != ErrorCode::kNotFound) return s.error();
@@ -75,17 +76,17 @@ Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config)
   return app;
 }
 
-ServerApp::~ServerApp() { stop(); }
+ServerApp::~ServerApp() {
+  stop();
+}
 
 Result<void> ServerApp::bootstrap() {
   auto& repo = *repo_;
-  KASM_RETURN_IF_ERROR(settingOr(repo, clock_, std::string(settings::kInstallationId), [&] {
-    return generateIdString(random_);
-  }));
+  KASM_RETURN_IF_ERROR(
+      settingOr(repo, clock_, std::string(settings::kInstallationId), [&] { return generateIdString(random_); }));
   // Shared by every server of the installation (scale-out) so tokens verify anywhere.
-  KASM_ASSIGN_OR_RETURN(std::string key, settingOr(repo, clock_, "access_token_key", [&] {
-    return auth::generateToken(random_);
-  }));
+  KASM_ASSIGN_OR_RETURN(std::string key,
+                        settingOr(repo, clock_, "access_token_key", [&] { return auth::generateToken(random_); }));
   KASM_ASSIGN_OR_RETURN(auto signer, auth::AccessTokenSigner::create(key, clock_));
   signer_.emplace(std::move(signer));
 
@@ -127,7 +128,8 @@ Result<void> ServerApp::bootstrap() {
     admin.created_at = clock_.now();
     KASM_ASSIGN_OR_RETURN(admin.password_hash, auth::hashPassword(password, random_));
     KASM_RETURN_IF_ERROR(repo.insert(admin));
-    logLine("admin_created", "username=admin@kasm.local password=" + (given && *given ? std::string("(from KASM_ADMIN_PASSWORD)") : password) +
+    logLine("admin_created", "username=admin@kasm.local password=" +
+                                 (given && *given ? std::string("(from KASM_ADMIN_PASSWORD)") : password) +
                                  " (shown once; change it after logging in)");
   }
   KASM_RETURN_IF_ERROR(manager_->start());
@@ -137,7 +139,8 @@ Result<void> ServerApp::bootstrap() {
 
 Result<void> ServerApp::setUpLocalAgent() {
   KASM_ASSIGN_OR_RETURN(runtime_, docker::openDockerRuntime(docker::DockerOptions::fromEnvironment()));
-  KASM_ASSIGN_OR_RETURN(std::string zone_id, settingOr(*repo_, clock_, std::string(settings::kDefaultZone), [] { return std::string(); }));
+  KASM_ASSIGN_OR_RETURN(std::string zone_id,
+                        settingOr(*repo_, clock_, std::string(settings::kDefaultZone), [] { return std::string(); }));
   auto existing = repo_->get<Setting>("local_agent_id");
   if (existing.ok() && repo_->get<Agent>(existing->value.value).ok()) {
     local_agent_id_ = AgentId(existing->value.value);
@@ -204,7 +207,9 @@ void ServerApp::stop() {
   if (pool_) pool_->shutdown();
 }
 
-std::string ServerApp::url() const { return http_ ? http_->baseUrl() : std::string(); }
+std::string ServerApp::url() const {
+  return http_ ? http_->baseUrl() : std::string();
+}
 
 void ServerApp::checkInLocalAgent() {
   auto report = local_agent_->checkIn();
@@ -267,7 +272,9 @@ net::HttpResponse ServerApp::metrics() {
   const auto p = proxy_->stats();
   out += "# HELP kasm_proxy_requests_total Proxied HTTP requests.\n# TYPE kasm_proxy_requests_total counter\n";
   out += "kasm_proxy_requests_total " + std::to_string(p.requests) + "\n";
-  out += "# HELP kasm_proxy_rejected_total Requests refused before an upstream.\n# TYPE kasm_proxy_rejected_total counter\n";
+  out +=
+      "# HELP kasm_proxy_rejected_total Requests refused before an upstream.\n# TYPE kasm_proxy_rejected_total "
+      "counter\n";
   out += "kasm_proxy_rejected_total " + std::to_string(p.rejected) + "\n";
   out += "# HELP kasm_proxy_bytes_total Bytes through the proxy.\n# TYPE kasm_proxy_bytes_total counter\n";
   out += "kasm_proxy_bytes_total{direction=\"to_upstream\"} " + std::to_string(p.bytes_to_upstream) + "\n";

@@ -76,7 +76,8 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
       return invalidArgument("unknown option '" + a + "'\n" + usage());
     }
   }
-  if (c.command == "api-key-create" && c.api_key_name.empty()) return invalidArgument("api-key create needs --name NAME");
+  if (c.command == "api-key-create" && c.api_key_name.empty())
+    return invalidArgument("api-key create needs --name NAME");
   if (!c.database_url.empty() && c.database_url.rfind("postgres", 0) != 0) {
     return invalidArgument("--database must be a postgresql:// URL");
   }

@@ -14,19 +14,19 @@
 namespace kasm::server {
 
 struct ServerConfig {
-  std::string data_dir = "./kasm-data";  // KASM_DATA_DIR, --data-dir
-  std::string database_url;              // KASM_DATABASE_URL, --database (postgresql://...); empty = SQLite
+  std::string data_dir = "./kasm-data";      // KASM_DATA_DIR, --data-dir
+  std::string database_url;                  // KASM_DATABASE_URL, --database (postgresql://...); empty = SQLite
   std::string listen_address = "127.0.0.1";  // KASM_LISTEN, --listen
-  std::uint16_t port = 8443;             // KASM_PORT, --port (0 = ephemeral)
-  bool plain_http = false;               // KASM_HTTP=1, --http
-  bool local_agent = true;               // --no-local-agent turns it off
-  std::string zone_name = "default";     // --zone: the zone of the local agent and the default zone
+  std::uint16_t port = 8443;                 // KASM_PORT, --port (0 = ephemeral)
+  bool plain_http = false;                   // KASM_HTTP=1, --http
+  bool local_agent = true;                   // --no-local-agent turns it off
+  std::string zone_name = "default";         // --zone: the zone of the local agent and the default zone
   int io_threads = 2;
   int handler_threads = 8;
-  int tick_seconds = 5;                  // Background loop period.
+  int tick_seconds = 5;  // Background loop period.
 
   // Subcommand "api-key create".
-  std::string command;                   // "" (serve) or "api-key-create"
+  std::string command;  // "" (serve) or "api-key-create"
   std::string api_key_name;
   bool api_key_admin = true;
 };

@@ -2,11 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-
-#include <algorithm>
 #include <future>
 #include <thread>
 

@@ -22,7 +22,9 @@ ApiResponse errorResponse(const Error& e) {
   return ApiResponse{kasm::httpStatusOf(e.code()), json::serialize(o)};
 }
 
-ApiResponse okResponse(const json::object& o) { return ApiResponse{200, json::serialize(o)}; }
+ApiResponse okResponse(const json::object& o) {
+  return ApiResponse{200, json::serialize(o)};
+}
 
 std::string kasmTime(TimePoint t) {
   const std::time_t secs = static_cast<std::time_t>(toUnixMillis(t) / 1000);
@@ -35,7 +37,8 @@ std::string kasmTime(TimePoint t) {
 
 Result<std::string> requireString(const json::object& o, std::string_view key, std::string_view where) {
   auto it = o.find(key);
-  if (it == o.end() || it->value().is_null()) return invalidArgument(std::string(where) + std::string(key) + " is required");
+  if (it == o.end() || it->value().is_null())
+    return invalidArgument(std::string(where) + std::string(key) + " is required");
   if (!it->value().is_string()) return invalidArgument(std::string(where) + std::string(key) + " must be a string");
   return std::string(it->value().get_string());
 }
@@ -95,7 +98,9 @@ std::optional<Credentials> parseBasic(std::string_view header) {
   return Credentials{out.substr(0, colon), out.substr(colon + 1)};
 }
 
-bool isReadVerb(std::string_view verb) { return verb.starts_with("get_"); }
+bool isReadVerb(std::string_view verb) {
+  return verb.starts_with("get_");
+}
 
 std::string_view permissionFor(std::string_view verb) {
   if (verb == "get_images") return "";
@@ -132,7 +137,8 @@ Result<ApiKey> DeveloperApi::Impl::authenticate(std::string_view verb, const jso
   const bool admin = key.permissions.count(std::string(permissions::kAdmin)) > 0;
   if (needed.empty() ? key.permissions.empty() : (!admin && !key.permissions.count(std::string(needed)))) {
     return permissionDenied("api key '" + key.name + "' lacks the permission " +
-                            (needed.empty() ? std::string("(any)") : std::string(needed)) + " for " + std::string(verb));
+                            (needed.empty() ? std::string("(any)") : std::string(needed)) + " for " +
+                            std::string(verb));
   }
   return key;
 }
@@ -147,13 +153,20 @@ ApiResponse DeveloperApi::handle(std::string_view verb, std::string_view body, s
   const json::object& o = parsed.get_object();
   using Handler = Result<json::object> (Impl::*)(const json::object&);
   static const std::map<std::string, Handler, std::less<>> kVerbs = {
-      {"request_kasm", &Impl::requestKasm},   {"get_kasm_status", &Impl::getKasmStatus},
-      {"destroy_kasm", &Impl::destroyKasm},   {"keepalive", &Impl::keepalive},
-      {"get_kasms", &Impl::getKasms},         {"exec_command_kasm", &Impl::execCommandKasm},
-      {"get_user", &Impl::getUser},           {"get_users", &Impl::getUsers},
-      {"create_user", &Impl::createUser},     {"update_user", &Impl::updateUser},
-      {"delete_user", &Impl::deleteUser},     {"logout_user", &Impl::logoutUser},
-      {"get_images", &Impl::getImages},       {"add_user_group", &Impl::addUserGroup},
+      {"request_kasm", &Impl::requestKasm},
+      {"get_kasm_status", &Impl::getKasmStatus},
+      {"destroy_kasm", &Impl::destroyKasm},
+      {"keepalive", &Impl::keepalive},
+      {"get_kasms", &Impl::getKasms},
+      {"exec_command_kasm", &Impl::execCommandKasm},
+      {"get_user", &Impl::getUser},
+      {"get_users", &Impl::getUsers},
+      {"create_user", &Impl::createUser},
+      {"update_user", &Impl::updateUser},
+      {"delete_user", &Impl::deleteUser},
+      {"logout_user", &Impl::logoutUser},
+      {"get_images", &Impl::getImages},
+      {"add_user_group", &Impl::addUserGroup},
       {"remove_user_group", &Impl::removeUserGroup},
   };
   auto it = kVerbs.find(verb);
@@ -201,8 +214,8 @@ std::string DeveloperApi::Impl::operationalStatus(SessionState st) {
 }
 
 std::string DeveloperApi::Impl::kasmUrl(const Session& s) {
-  return options.session_path_prefix + s.id.str() + "/?token=" +
-         signer.issue(s.id, s.user_id, options.session_token_ttl);
+  return options.session_path_prefix + s.id.str() +
+         "/?token=" + signer.issue(s.id, s.user_id, options.session_token_ttl);
 }
 
 Result<Versioned<Session>> DeveloperApi::Impl::sessionOfUser(const json::object& o) {
@@ -215,7 +228,8 @@ Result<Versioned<Session>> DeveloperApi::Impl::sessionOfUser(const json::object&
   }
   KASM_ASSIGN_OR_RETURN(auto user_id, optionalString(o, "user_id", ""));
   // When the caller names a user, the kasm must be theirs: an id alone is not enough.
-  if (user_id && *user_id != s->value.user_id.str()) return notFound("kasm '" + kasm_id + "' does not exist for this user");
+  if (user_id && *user_id != s->value.user_id.str())
+    return notFound("kasm '" + kasm_id + "' does not exist for this user");
   return s;
 }
 
@@ -243,7 +257,8 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o) {
     KASM_ASSIGN_OR_RETURN(req.workspace_id, WorkspaceId::parse(*image_id, "image_id"));
   } else {
     KASM_ASSIGN_OR_RETURN(GroupSettings settings, manager.effectiveSettings(user.id));
-    if (!settings.default_workspace) return invalidArgument("image_id is required: the user's group has no default workspace");
+    if (!settings.default_workspace)
+      return invalidArgument("image_id is required: the user's group has no default workspace");
     req.workspace_id = *settings.default_workspace;
   }
   if (zone_id) {
@@ -301,8 +316,9 @@ Result<json::object> DeveloperApi::Impl::keepalive(const json::object& o) {
 }
 
 Result<json::object> DeveloperApi::Impl::getKasms(const json::object&) {
-  KASM_ASSIGN_OR_RETURN(auto sessions, repo.list<Session>(spi::Query().whereIn(
-                                           "state", {"requested", "provisioning", "running", "paused", "stopping", "stopped"})));
+  KASM_ASSIGN_OR_RETURN(auto sessions,
+                        repo.list<Session>(spi::Query().whereIn(
+                            "state", {"requested", "provisioning", "running", "paused", "stopping", "stopped"})));
   json::array arr;
   for (const auto& s : sessions) {
     if (s.value.isStaged()) continue;

@@ -13,9 +13,11 @@ namespace detail {
 ApiResponse errorResponse(const Error& e);
 std::string kasmTime(TimePoint t);
 Result<std::string> requireString(const boost::json::object& o, std::string_view key, std::string_view where);
-Result<std::optional<std::string>> optionalString(const boost::json::object& o, std::string_view key, std::string_view where);
+Result<std::optional<std::string>> optionalString(const boost::json::object& o, std::string_view key,
+                                                  std::string_view where);
 Result<std::optional<bool>> optionalBool(const boost::json::object& o, std::string_view key, std::string_view where);
-Result<const boost::json::object*> optionalObject(const boost::json::object& o, std::string_view key, std::string_view where);
+Result<const boost::json::object*> optionalObject(const boost::json::object& o, std::string_view key,
+                                                  std::string_view where);
 }  // namespace detail
 
 struct DeveloperApi::Impl {

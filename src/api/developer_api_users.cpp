@@ -18,8 +18,8 @@ Result<void> applyUserFields(const json::object& t, User& u, Random& random) {
     const char* name;
     std::string User::*member;
   };
-  static const Field kFields[] = {{"username", &User::username},       {"first_name", &User::first_name},
-                                  {"last_name", &User::last_name},     {"email", &User::email},
+  static const Field kFields[] = {{"username", &User::username},         {"first_name", &User::first_name},
+                                  {"last_name", &User::last_name},       {"email", &User::email},
                                   {"organization", &User::organization}, {"phone", &User::phone}};
   for (const auto& f : kFields) {
     KASM_ASSIGN_OR_RETURN(auto v, optionalString(t, f.name, "target_user."));
@@ -125,7 +125,8 @@ Result<json::object> DeveloperApi::Impl::createUser(const json::object& o) {
   }
   auto inserted = repo.insert(u);
   if (!inserted.ok()) {
-    if (inserted.error().code() == ErrorCode::kAlreadyExists) return alreadyExists("username '" + u.username + "' is taken");
+    if (inserted.error().code() == ErrorCode::kAlreadyExists)
+      return alreadyExists("username '" + u.username + "' is taken");
     return inserted.error();
   }
   KASM_ASSIGN_OR_RETURN(auto uj, userJson(u));
@@ -141,7 +142,8 @@ Result<json::object> DeveloperApi::Impl::updateUser(const json::object& o) {
   KASM_RETURN_IF_ERROR(applyUserFields(t, changed, random));
   auto w = repo.update(changed, u.version);
   if (!w.ok()) {
-    if (w.error().code() == ErrorCode::kAlreadyExists) return alreadyExists("username '" + changed.username + "' is taken");
+    if (w.error().code() == ErrorCode::kAlreadyExists)
+      return alreadyExists("username '" + changed.username + "' is taken");
     return w.error();
   }
   KASM_ASSIGN_OR_RETURN(auto uj, userJson(changed));
@@ -220,8 +222,12 @@ Result<json::object> DeveloperApi::Impl::changeGroup(const json::object& o, bool
   return json::object{};
 }
 
-Result<json::object> DeveloperApi::Impl::addUserGroup(const json::object& o) { return changeGroup(o, true); }
-Result<json::object> DeveloperApi::Impl::removeUserGroup(const json::object& o) { return changeGroup(o, false); }
+Result<json::object> DeveloperApi::Impl::addUserGroup(const json::object& o) {
+  return changeGroup(o, true);
+}
+Result<json::object> DeveloperApi::Impl::removeUserGroup(const json::object& o) {
+  return changeGroup(o, false);
+}
 
 Result<User> DeveloperApi::Impl::createAnonymousUser() {
   User u;

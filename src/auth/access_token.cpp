@@ -78,13 +78,13 @@ Result<AccessClaims> AccessTokenSigner::verify(std::string_view token) const {
   const std::string_view given_mac = parts.back();
   const std::string_view payload = token.substr(0, token.size() - given_mac.size() - 1);
   const std::string expected = mac(payload);
-  if (expected.size() != given_mac.size() ||
-      CRYPTO_memcmp(expected.data(), given_mac.data(), expected.size()) != 0) {
+  if (expected.size() != given_mac.size() || CRYPTO_memcmp(expected.data(), given_mac.data(), expected.size()) != 0) {
     return unauthenticated("access token signature does not match");
   }
   std::int64_t expiry = 0;
   auto [ptr, ec] = std::from_chars(parts[3].data(), parts[3].data() + parts[3].size(), expiry);
-  if (ec != std::errc() || ptr != parts[3].data() + parts[3].size()) return unauthenticated("access token is malformed");
+  if (ec != std::errc() || ptr != parts[3].data() + parts[3].size())
+    return unauthenticated("access token is malformed");
   AccessClaims claims{SessionId(std::string(parts[1])), UserId(std::string(parts[2])), fromUnixMillis(expiry)};
   if (clock_->now() >= claims.expires_at) return unauthenticated("access token has expired");
   return claims;

@@ -22,7 +22,8 @@ std::string toBase64(const unsigned char* data, std::size_t n) {
 bool fromBase64(std::string_view in, std::vector<unsigned char>& out) {
   if (in.empty() || in.size() % 4 != 0 || in.size() > 256) return false;
   out.assign(3 * in.size() / 4 + 1, 0);
-  const int len = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  const int len =
+      EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
   if (len < 0) return false;
   std::size_t padding = 0;
   if (in.back() == '=') ++padding;
@@ -56,8 +57,8 @@ Result<std::string> hashPassword(std::string_view password, Random& random, Pass
   }
   unsigned char hash[kHashBytes];
   if (!derive(password, salt, kSaltBytes, params, hash, kHashBytes)) return internalError("scrypt failed");
-  return "$scrypt$ln=" + std::to_string(params.log2_n) + ",r=" + std::to_string(params.r) + ",p=" +
-         std::to_string(params.p) + "$" + toBase64(salt, kSaltBytes) + "$" + toBase64(hash, kHashBytes);
+  return "$scrypt$ln=" + std::to_string(params.log2_n) + ",r=" + std::to_string(params.r) +
+         ",p=" + std::to_string(params.p) + "$" + toBase64(salt, kSaltBytes) + "$" + toBase64(hash, kHashBytes);
 }
 
 bool verifyPassword(std::string_view password, std::string_view phc) {

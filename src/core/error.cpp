@@ -54,17 +54,41 @@ Error Error::withContext(std::string_view context) const {
   return Error(code_, std::move(msg));
 }
 
-Error invalidArgument(std::string m) { return {ErrorCode::kInvalidArgument, std::move(m)}; }
-Error notFound(std::string m) { return {ErrorCode::kNotFound, std::move(m)}; }
-Error alreadyExists(std::string m) { return {ErrorCode::kAlreadyExists, std::move(m)}; }
-Error failedPrecondition(std::string m) { return {ErrorCode::kFailedPrecondition, std::move(m)}; }
-Error aborted(std::string m) { return {ErrorCode::kAborted, std::move(m)}; }
-Error resourceExhausted(std::string m) { return {ErrorCode::kResourceExhausted, std::move(m)}; }
-Error permissionDenied(std::string m) { return {ErrorCode::kPermissionDenied, std::move(m)}; }
-Error unauthenticated(std::string m) { return {ErrorCode::kUnauthenticated, std::move(m)}; }
-Error unavailable(std::string m) { return {ErrorCode::kUnavailable, std::move(m)}; }
-Error deadlineExceeded(std::string m) { return {ErrorCode::kDeadlineExceeded, std::move(m)}; }
-Error dataLoss(std::string m) { return {ErrorCode::kDataLoss, std::move(m)}; }
-Error internalError(std::string m) { return {ErrorCode::kInternal, std::move(m)}; }
+Error invalidArgument(std::string m) {
+  return {ErrorCode::kInvalidArgument, std::move(m)};
+}
+Error notFound(std::string m) {
+  return {ErrorCode::kNotFound, std::move(m)};
+}
+Error alreadyExists(std::string m) {
+  return {ErrorCode::kAlreadyExists, std::move(m)};
+}
+Error failedPrecondition(std::string m) {
+  return {ErrorCode::kFailedPrecondition, std::move(m)};
+}
+Error aborted(std::string m) {
+  return {ErrorCode::kAborted, std::move(m)};
+}
+Error resourceExhausted(std::string m) {
+  return {ErrorCode::kResourceExhausted, std::move(m)};
+}
+Error permissionDenied(std::string m) {
+  return {ErrorCode::kPermissionDenied, std::move(m)};
+}
+Error unauthenticated(std::string m) {
+  return {ErrorCode::kUnauthenticated, std::move(m)};
+}
+Error unavailable(std::string m) {
+  return {ErrorCode::kUnavailable, std::move(m)};
+}
+Error deadlineExceeded(std::string m) {
+  return {ErrorCode::kDeadlineExceeded, std::move(m)};
+}
+Error dataLoss(std::string m) {
+  return {ErrorCode::kDataLoss, std::move(m)};
+}
+Error internalError(std::string m) {
+  return {ErrorCode::kInternal, std::move(m)};
+}
 
 }  // namespace kasm

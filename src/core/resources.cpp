@@ -18,10 +18,12 @@ Result<void> Resources::validate(std::string_view field) const {
   }
   const std::string f(field);
   if (millicores < 0) return invalidArgument(f + ".millicores must not be negative, got " + std::to_string(millicores));
-  if (memory_bytes < 0) return invalidArgument(f + ".memory_bytes must not be negative, got " + std::to_string(memory_bytes));
+  if (memory_bytes < 0)
+    return invalidArgument(f + ".memory_bytes must not be negative, got " + std::to_string(memory_bytes));
   if (gpus < 0) return invalidArgument(f + ".gpus must not be negative, got " + std::to_string(gpus));
   if (millicores > 1'000'000'000) return invalidArgument(f + ".millicores is absurdly large (over 1,000,000 cores)");
-  if (memory_bytes > (std::int64_t{1} << 50)) return invalidArgument(f + ".memory_bytes is absurdly large (over 1 PiB)");
+  if (memory_bytes > (std::int64_t{1} << 50))
+    return invalidArgument(f + ".memory_bytes is absurdly large (over 1 PiB)");
   return invalidArgument(f + ".gpus is absurdly large (over 1024)");
 }
 
@@ -46,12 +48,18 @@ Result<std::int64_t> parseMemorySize(std::string_view text) {
   std::string_view unit = text.substr(i);
   while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
   double mult = 1;
-  if (unit.empty() || unit == "B" || unit == "b") mult = 1;
-  else if (unit == "K" || unit == "KB" || unit == "KiB" || unit == "k") mult = 1024.0;
-  else if (unit == "M" || unit == "MB" || unit == "MiB" || unit == "m") mult = 1024.0 * 1024;
-  else if (unit == "G" || unit == "GB" || unit == "GiB" || unit == "g") mult = 1024.0 * 1024 * 1024;
-  else if (unit == "T" || unit == "TB" || unit == "TiB" || unit == "t") mult = 1024.0 * 1024 * 1024 * 1024;
-  else return bad();
+  if (unit.empty() || unit == "B" || unit == "b")
+    mult = 1;
+  else if (unit == "K" || unit == "KB" || unit == "KiB" || unit == "k")
+    mult = 1024.0;
+  else if (unit == "M" || unit == "MB" || unit == "MiB" || unit == "m")
+    mult = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GB" || unit == "GiB" || unit == "g")
+    mult = 1024.0 * 1024 * 1024;
+  else if (unit == "T" || unit == "TB" || unit == "TiB" || unit == "t")
+    mult = 1024.0 * 1024 * 1024 * 1024;
+  else
+    return bad();
   const double bytes = number * mult;
   if (bytes > 9.0e18) return bad();
   return static_cast<std::int64_t>(std::llround(bytes));

@@ -2,6 +2,8 @@
 
 namespace kasm {
 
-std::string_view version() noexcept { return KASM_VERSION_STRING; }
+std::string_view version() noexcept {
+  return KASM_VERSION_STRING;
+}
 
 }  // namespace kasm

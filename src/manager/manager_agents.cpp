@@ -43,7 +43,8 @@ Result<Manager::AgentRegistration> Manager::registerAgent(Agent agent) {
   agent.last_checkin.reset();
   auto zone = im.repo.get<Zone>(agent.zone_id.str());
   if (!zone.ok()) {
-    if (zone.error().code() == ErrorCode::kNotFound) return notFound("zone '" + agent.zone_id.str() + "' does not exist");
+    if (zone.error().code() == ErrorCode::kNotFound)
+      return notFound("zone '" + agent.zone_id.str() + "' does not exist");
     return zone.error();
   }
   KASM_RETURN_IF_ERROR(im.repo.insert(agent));
@@ -68,21 +69,22 @@ Result<Agent> Manager::checkIn(const AgentCheckIn& report) {
   }
   if (report.memory_used_bytes < 0) return invalidArgument("checkin.memory_used_bytes must not be negative");
   bool came_back = false;
-  KASM_ASSIGN_OR_RETURN(Agent a, updateAgent(im, report.agent_id, [&](Agent& x) -> Result<void> {
-    if (report.token.empty() || !auth::verifySecret(report.token, x.token_hash)) {
-      return unauthenticated("check-in of agent " + x.id.str() + " refused: missing or wrong token");
-    }
-    came_back = x.status == AgentStatus::kMissing || x.status == AgentStatus::kDead;
-    x.reported = report.reported;
-    x.cpu_utilization = report.cpu_utilization;
-    x.memory_used_bytes = report.memory_used_bytes;
-    x.images = report.images;
-    std::sort(x.images.begin(), x.images.end());
-    if (!report.agent_version.empty()) x.agent_version = report.agent_version;
-    x.status = AgentStatus::kOk;
-    x.last_checkin = im.clock.now();
-    return {};
-  }));
+  KASM_ASSIGN_OR_RETURN(
+      Agent a, updateAgent(im, report.agent_id, [&](Agent& x) -> Result<void> {
+        if (report.token.empty() || !auth::verifySecret(report.token, x.token_hash)) {
+          return unauthenticated("check-in of agent " + x.id.str() + " refused: missing or wrong token");
+        }
+        came_back = x.status == AgentStatus::kMissing || x.status == AgentStatus::kDead;
+        x.reported = report.reported;
+        x.cpu_utilization = report.cpu_utilization;
+        x.memory_used_bytes = report.memory_used_bytes;
+        x.images = report.images;
+        std::sort(x.images.begin(), x.images.end());
+        if (!report.agent_version.empty()) x.agent_version = report.agent_version;
+        x.status = AgentStatus::kOk;
+        x.last_checkin = im.clock.now();
+        return {};
+      }));
   if (came_back) {
     // Best effort: a failed reconciliation is retried by the next one.
     (void)reconcileAgent(a.id);

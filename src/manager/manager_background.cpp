@@ -8,8 +8,10 @@
 namespace kasm {
 
 Result<std::optional<Versioned<Session>>> Manager::Impl::claimStaged(const SessionRequest& req, const Workspace& ws,
-                                                                     const ZoneId& zone, const GroupSettings& settings) {
-  KASM_ASSIGN_OR_RETURN(auto candidates, repo.list<Session>(spi::Query().where("workspace_id", ws.id.str()).where("state", "running")));
+                                                                     const ZoneId& zone,
+                                                                     const GroupSettings& settings) {
+  KASM_ASSIGN_OR_RETURN(auto candidates,
+                        repo.list<Session>(spi::Query().where("workspace_id", ws.id.str()).where("state", "running")));
   // Same zone first, then the others.
   std::stable_partition(candidates.begin(), candidates.end(),
                         [&](const auto& s) { return s.value.zone_id && *s.value.zone_id == zone; });
@@ -28,8 +30,10 @@ Result<std::optional<Versioned<Session>>> Manager::Impl::claimStaged(const Sessi
     }
     if (!ws.exec_config.assign.cmd.empty() && s.agent_id) {
       if (auto link = linkFor(*s.agent_id)) {
-        spi::ExecRequest e{{"sh", "-c", ws.exec_config.assign.cmd}, ws.exec_config.assign.user,
-                           ws.exec_config.assign.workdir, ws.exec_config.assign.environment,
+        spi::ExecRequest e{{"sh", "-c", ws.exec_config.assign.cmd},
+                           ws.exec_config.assign.user,
+                           ws.exec_config.assign.workdir,
+                           ws.exec_config.assign.environment,
                            ws.exec_config.assign.privileged};
         (void)link->exec(s.id, e);  // The session is the user's either way; a failed hook is logged by the agent.
       }
@@ -50,8 +54,10 @@ Result<Manager::TickReport> Manager::tick() {
     if (a.value.status == AgentStatus::kPending || !a.value.last_checkin) continue;
     const auto silence = now - *a.value.last_checkin;
     AgentStatus next = a.value.status;
-    if (silence >= im.options.agent_dead_after) next = AgentStatus::kDead;
-    else if (silence >= im.options.agent_missing_after) next = AgentStatus::kMissing;
+    if (silence >= im.options.agent_dead_after)
+      next = AgentStatus::kDead;
+    else if (silence >= im.options.agent_missing_after)
+      next = AgentStatus::kMissing;
     if (next == a.value.status) continue;
     a.value.status = next;
     auto w = im.repo.update(a.value, a.version);
@@ -63,8 +69,9 @@ Result<Manager::TickReport> Manager::tick() {
       KASM_ASSIGN_OR_RETURN(auto sessions, im.repo.list<Session>(spi::Query().where("agent_id", a.value.id.str())));
       for (auto& s : sessions) {
         if (!holdsReservation(s.value.state)) continue;
-        s.value.operational_message = "agent " + a.value.hostname + " is missing since " +
-                                      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(silence).count()) + " s";
+        s.value.operational_message =
+            "agent " + a.value.hostname + " is missing since " +
+            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(silence).count()) + " s";
         (void)im.repo.update(s.value, s.version);
       }
     } else if (next == AgentStatus::kDead) {
@@ -72,9 +79,10 @@ Result<Manager::TickReport> Manager::tick() {
       KASM_ASSIGN_OR_RETURN(auto sessions, im.repo.list<Session>(spi::Query().where("agent_id", a.value.id.str())));
       for (auto& s : sessions) {
         if (!isLive(s.value.state)) continue;
-        if (im.failSession(std::move(s), "agent " + a.value.hostname + " is dead (no check-in for " +
-                                             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(silence).count()) +
-                                             " s)")
+        if (im.failSession(std::move(s),
+                           "agent " + a.value.hostname + " is dead (no check-in for " +
+                               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(silence).count()) +
+                               " s)")
                 .ok()) {
           ++report.sessions_failed;
         }
@@ -144,7 +152,8 @@ Result<Manager::TickReport> Manager::tick() {
         ++report.staged_launched;
         b = {};
       } else {
-        b.delay = b.delay.count() == 0 ? im.options.staging_backoff : std::min(b.delay * 2, im.options.staging_backoff_max);
+        b.delay =
+            b.delay.count() == 0 ? im.options.staging_backoff : std::min(b.delay * 2, im.options.staging_backoff_max);
         b.retry_at = now + b.delay;
         break;
       }
@@ -171,26 +180,30 @@ Result<std::vector<SessionId>> Manager::idleSessions() {
 Result<int> Manager::recover() {
   auto& im = *impl_;
   int recovered = 0;
-  KASM_ASSIGN_OR_RETURN(auto stuck, im.repo.list<Session>(spi::Query().whereIn("state", {"requested", "provisioning", "stopping"})));
+  KASM_ASSIGN_OR_RETURN(
+      auto stuck, im.repo.list<Session>(spi::Query().whereIn("state", {"requested", "provisioning", "stopping"})));
   for (auto& s : stuck) {
     switch (s.value.state) {
       case SessionState::kRequested:
-        if (im.transition(s.value.id, SessionState::kFailed, "the manager restarted before the session was placed").ok()) ++recovered;
+        if (im.transition(s.value.id, SessionState::kFailed, "the manager restarted before the session was placed")
+                .ok())
+          ++recovered;
         break;
       case SessionState::kProvisioning: {
         auto link = s.value.agent_id ? im.linkFor(*s.value.agent_id) : nullptr;
         auto ws = im.repo.get<Workspace>(s.value.workspace_id.str());
         if (link && ws.ok()) {
           // provision() is idempotent per session: it returns the container a lost answer created.
-          auto r = link->provision(spi::ProvisionRequest{s.value.id, s.value.user_id, ws->value, s.value.resources, {}});
+          auto r =
+              link->provision(spi::ProvisionRequest{s.value.id, s.value.user_id, ws->value, s.value.resources, {}});
           if (r.ok()) {
             if (im.transition(s.value.id, SessionState::kRunning, "completed after a manager restart", [&](Session& x) {
-                     x.container_id = r->container_id;
-                     x.container_name = r->container_name;
-                     x.upstream = r->upstream;
-                     x.progress = 100;
-                     x.operational_message = "running";
-                   }).ok()) {
+                    x.container_id = r->container_id;
+                    x.container_name = r->container_name;
+                    x.upstream = r->upstream;
+                    x.progress = 100;
+                    x.operational_message = "running";
+                  }).ok()) {
               ++recovered;
             }
             break;
@@ -202,8 +215,7 @@ Result<int> Manager::recover() {
       case SessionState::kStopping:
         if (im.finishTeardown(std::move(s)).ok()) ++recovered;
         break;
-      default:
-        break;
+      default: break;
     }
   }
   return recovered;

@@ -7,31 +7,36 @@
 
 namespace kasm {
 
-template <class V> void describe(Resources& r, V& v) {
+template <class V>
+void describe(Resources& r, V& v) {
   v("millicores", r.millicores);
   v("memory_bytes", r.memory_bytes);
   v("gpus", r.gpus);
 }
-template <class V> void describe(ExecHook& h, V& v) {
+template <class V>
+void describe(ExecHook& h, V& v) {
   v("cmd", h.cmd);
   v("user", h.user);
   v("privileged", h.privileged);
   v("workdir", h.workdir);
   v("environment", h.environment);
 }
-template <class V> void describe(ExecConfig& c, V& v) {
+template <class V>
+void describe(ExecConfig& c, V& v) {
   v("first_launch", c.first_launch);
   v("go", c.go);
   v("assign", c.assign);
 }
-template <class V> void describe(VolumeMapping& m, V& v) {
+template <class V>
+void describe(VolumeMapping& m, V& v) {
   v("source", m.source);
   v("target", m.target);
   v("mode", m.mode);
   v("uid", m.uid);
   v("gid", m.gid);
 }
-template <class V> void describe(Workspace& w, V& v) {
+template <class V>
+void describe(Workspace& w, V& v) {
   v("id", w.id);
   v("type", w.type);
   v("enabled", w.enabled);
@@ -60,12 +65,14 @@ template <class V> void describe(Workspace& w, V& v) {
   v("created_at", w.created_at);
   v("updated_at", w.updated_at);
 }
-template <class V> void describe(ZoneProxySettings& p, V& v) {
+template <class V>
+void describe(ZoneProxySettings& p, V& v) {
   v("hostname", p.hostname);
   v("port", p.port);
   v("path", p.path);
 }
-template <class V> void describe(Zone& z, V& v) {
+template <class V>
+void describe(Zone& z, V& v) {
   v("id", z.id);
   v("name", z.name);
   v("load_strategy", z.load_strategy);
@@ -74,12 +81,14 @@ template <class V> void describe(Zone& z, V& v) {
   v("proxy", z.proxy);
   v("created_at", z.created_at);
 }
-template <class V> void describe(ResourceOverrides& o, V& v) {
+template <class V>
+void describe(ResourceOverrides& o, V& v) {
   v("millicores", o.millicores);
   v("memory_bytes", o.memory_bytes);
   v("gpus", o.gpus);
 }
-template <class V> void describe(Agent& a, V& v) {
+template <class V>
+void describe(Agent& a, V& v) {
   v("id", a.id);
   v("hostname", a.hostname);
   v("zone_id", a.zone_id);
@@ -102,7 +111,8 @@ template <class V> void describe(Agent& a, V& v) {
   v("registered_at", a.registered_at);
   v("last_checkin", a.last_checkin);
 }
-template <class V> void describe(Session& s, V& v) {
+template <class V>
+void describe(Session& s, V& v) {
   v("id", s.id);
   v("user_id", s.user_id);
   v("workspace_id", s.workspace_id);
@@ -127,7 +137,8 @@ template <class V> void describe(Session& s, V& v) {
   v("expires_at", s.expires_at);
   v("hard_expires_at", s.hard_expires_at);
 }
-template <class V> void describe(GroupSettings& g, V& v) {
+template <class V>
+void describe(GroupSettings& g, V& v) {
   v("max_sessions_per_user", g.max_sessions_per_user);
   v("keepalive_expiration", g.keepalive_expiration);
   v("keepalive_expiration_action", g.keepalive_expiration_action);
@@ -143,7 +154,8 @@ template <class V> void describe(GroupSettings& g, V& v) {
   v("allow_persistent_profile", g.allow_persistent_profile);
   v("default_workspace", g.default_workspace);
 }
-template <class V> void describe(Group& g, V& v) {
+template <class V>
+void describe(Group& g, V& v) {
   v("id", g.id);
   v("name", g.name);
   v("description", g.description);
@@ -152,7 +164,8 @@ template <class V> void describe(Group& g, V& v) {
   v("settings", g.settings);
   v("created_at", g.created_at);
 }
-template <class V> void describe(User& u, V& v) {
+template <class V>
+void describe(User& u, V& v) {
   v("id", u.id);
   v("username", u.username);
   v("first_name", u.first_name);
@@ -167,7 +180,8 @@ template <class V> void describe(User& u, V& v) {
   v("created_at", u.created_at);
   v("last_login_at", u.last_login_at);
 }
-template <class V> void describe(ApiKey& k, V& v) {
+template <class V>
+void describe(ApiKey& k, V& v) {
   v("id", k.id);
   v("name", k.name);
   v("key", k.key);
@@ -180,7 +194,8 @@ template <class V> void describe(ApiKey& k, V& v) {
   v("created_at", k.created_at);
   v("last_used_at", k.last_used_at);
 }
-template <class V> void describe(Server& s, V& v) {
+template <class V>
+void describe(Server& s, V& v) {
   v("id", s.id);
   v("friendly_name", s.friendly_name);
   v("hostname", s.hostname);
@@ -194,13 +209,15 @@ template <class V> void describe(Server& s, V& v) {
   v("enabled", s.enabled);
   v("created_at", s.created_at);
 }
-template <class V> void describe(ServerPool& p, V& v) {
+template <class V>
+void describe(ServerPool& p, V& v) {
   v("id", p.id);
   v("name", p.name);
   v("type", p.type);
   v("created_at", p.created_at);
 }
-template <class V> void describe(StagingConfig& c, V& v) {
+template <class V>
+void describe(StagingConfig& c, V& v) {
   v("id", c.id);
   v("workspace_id", c.workspace_id);
   v("zone_id", c.zone_id);
@@ -209,7 +226,8 @@ template <class V> void describe(StagingConfig& c, V& v) {
   v("enabled", c.enabled);
   v("created_at", c.created_at);
 }
-template <class V> void describe(AutoscaleConfig& c, V& v) {
+template <class V>
+void describe(AutoscaleConfig& c, V& v) {
   v("id", c.id);
   v("name", c.name);
   v("zone_id", c.zone_id);
@@ -223,7 +241,8 @@ template <class V> void describe(AutoscaleConfig& c, V& v) {
   v("downscale_backoff", c.downscale_backoff);
   v("created_at", c.created_at);
 }
-template <class V> void describe(LicenseRecord& l, V& v) {
+template <class V>
+void describe(LicenseRecord& l, V& v) {
   v("id", l.id);
   v("armored", l.armored);
   v("customer", l.customer);
@@ -235,7 +254,8 @@ template <class V> void describe(LicenseRecord& l, V& v) {
   v("expires_at", l.expires_at);
   v("added_at", l.added_at);
 }
-template <class V> void describe(Setting& s, V& v) {
+template <class V>
+void describe(Setting& s, V& v) {
   v("key", s.key);
   v("value", s.value);
   v("updated_at", s.updated_at);

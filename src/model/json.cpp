@@ -15,25 +15,37 @@ namespace {
 
 namespace json = boost::json;
 
-template <class T> struct IsOptional : std::false_type {};
-template <class T> struct IsOptional<std::optional<T>> : std::true_type {};
-template <class T> struct IsVector : std::false_type {};
-template <class T> struct IsVector<std::vector<T>> : std::true_type {};
-template <class T> struct IsId : std::false_type {};
-template <class Tag> struct IsId<Id<Tag>> : std::true_type {};
+template <class T>
+struct IsOptional : std::false_type {};
+template <class T>
+struct IsOptional<std::optional<T>> : std::true_type {};
+template <class T>
+struct IsVector : std::false_type {};
+template <class T>
+struct IsVector<std::vector<T>> : std::true_type {};
+template <class T>
+struct IsId : std::false_type {};
+template <class Tag>
+struct IsId<Id<Tag>> : std::true_type {};
 
 struct NullVisitor {
-  template <class T> void operator()(const char*, T&) {}
+  template <class T>
+  void operator()(const char*, T&) {}
 };
 template <class T>
-concept Described = requires(T& t, NullVisitor& v) { describe(t, v); };
+concept Described = requires(T& t, NullVisitor& v) {
+  describe(t, v);
+};
 
 template <class E>
-concept NamedEnum = std::is_enum_v<E> && requires { EnumNames<E>::kValues; };
+concept NamedEnum = std::is_enum_v<E> && requires {
+  EnumNames<E>::kValues;
+};
 
 // ---- writing ----
 
-template <class T> json::value toValue(const T& v);
+template <class T>
+json::value toValue(const T& v);
 
 struct Writer {
   json::object obj;
@@ -84,7 +96,8 @@ json::value toValue(const T& v) {
 
 // ---- reading ----
 
-template <class T> Result<void> fromValue(const json::value& jv, T& out, const std::string& path);
+template <class T>
+Result<void> fromValue(const json::value& jv, T& out, const std::string& path);
 
 struct Reader {
   const json::object& obj;
@@ -107,10 +120,14 @@ Error typeError(const std::string& path, std::string_view expected) {
 template <class I>
 Result<void> readInteger(const json::value& jv, I& out, const std::string& path) {
   std::int64_t v = 0;
-  if (jv.is_int64()) v = jv.get_int64();
-  else if (jv.is_uint64() && jv.get_uint64() <= static_cast<std::uint64_t>(INT64_MAX)) v = static_cast<std::int64_t>(jv.get_uint64());
-  else if (jv.is_double() && jv.get_double() == static_cast<double>(static_cast<std::int64_t>(jv.get_double()))) v = static_cast<std::int64_t>(jv.get_double());
-  else return typeError(path, "an integer");
+  if (jv.is_int64())
+    v = jv.get_int64();
+  else if (jv.is_uint64() && jv.get_uint64() <= static_cast<std::uint64_t>(INT64_MAX))
+    v = static_cast<std::int64_t>(jv.get_uint64());
+  else if (jv.is_double() && jv.get_double() == static_cast<double>(static_cast<std::int64_t>(jv.get_double())))
+    v = static_cast<std::int64_t>(jv.get_double());
+  else
+    return typeError(path, "an integer");
   if (v < static_cast<std::int64_t>(std::numeric_limits<I>::min()) ||
       (v > 0 && static_cast<std::uint64_t>(v) > static_cast<std::uint64_t>(std::numeric_limits<I>::max()))) {
     return invalidArgument(path + ": " + std::to_string(v) + " is out of range");
@@ -168,8 +185,10 @@ Result<void> fromValue(const json::value& jv, T& out, const std::string& path) {
     for (const auto& item : jv.get_array()) {
       typename T::value_type v{};
       KASM_RETURN_IF_ERROR(fromValue(item, v, path + "[" + std::to_string(i++) + "]"));
-      if constexpr (IsVector<T>::value) out.push_back(std::move(v));
-      else out.insert(std::move(v));
+      if constexpr (IsVector<T>::value)
+        out.push_back(std::move(v));
+      else
+        out.insert(std::move(v));
     }
   } else if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
     if (!jv.is_object()) return typeError(path, "an object of strings");
@@ -205,8 +224,8 @@ Result<T> fromJson(std::string_view text) {
   return out;
 }
 
-#define KASM_INSTANTIATE_JSON(T)                   \
-  template std::string toJson<T>(const T&);        \
+#define KASM_INSTANTIATE_JSON(T)            \
+  template std::string toJson<T>(const T&); \
   template Result<T> fromJson<T>(std::string_view)
 KASM_INSTANTIATE_JSON(Workspace);
 KASM_INSTANTIATE_JSON(Zone);

@@ -27,8 +27,8 @@ bool holdsReservation(SessionState state) noexcept {
 
 Result<void> Session::transitionTo(SessionState next, std::string reason, TimePoint now) {
   if (!isAllowedTransition(state, next)) {
-    return failedPrecondition("session " + id.str() + " cannot go from " + std::string(enumName(state)) +
-                              " to " + std::string(enumName(next)));
+    return failedPrecondition("session " + id.str() + " cannot go from " + std::string(enumName(state)) + " to " +
+                              std::string(enumName(next)));
   }
   state = next;
   state_reason = std::move(reason);

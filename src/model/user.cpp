@@ -33,8 +33,10 @@ Result<void> GroupSettings::validate() const {
   if (session_time_limit && session_time_limit->count() <= 0) {
     return invalidArgument("group.settings.session_time_limit must be positive");
   }
-  if (idle_disconnect && idle_disconnect->count() <= 0) return invalidArgument("group.settings.idle_disconnect must be positive");
-  if (default_workspace) KASM_RETURN_IF_ERROR(detail::requireId(default_workspace->str(), "group.settings.default_workspace"));
+  if (idle_disconnect && idle_disconnect->count() <= 0)
+    return invalidArgument("group.settings.idle_disconnect must be positive");
+  if (default_workspace)
+    KASM_RETURN_IF_ERROR(detail::requireId(default_workspace->str(), "group.settings.default_workspace"));
   return {};
 }
 
@@ -52,7 +54,8 @@ Result<void> User::validate() const {
   KASM_RETURN_IF_ERROR(detail::requireNonEmpty(username, "user.username"));
   KASM_RETURN_IF_ERROR(detail::requireText(username, "user.username", 255));
   for (char c : username) {
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') return invalidArgument("user.username must not contain whitespace");
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
+      return invalidArgument("user.username must not contain whitespace");
   }
   KASM_RETURN_IF_ERROR(detail::requireText(first_name, "user.first_name", 255));
   KASM_RETURN_IF_ERROR(detail::requireText(last_name, "user.last_name", 255));

@@ -11,8 +11,8 @@ Result<void> requireNonEmpty(std::string_view value, std::string_view field) {
 
 Result<void> requireText(std::string_view value, std::string_view field, std::size_t max_len) {
   if (value.size() > max_len) {
-    return invalidArgument(std::string(field) + " is too long (" + std::to_string(value.size()) +
-                           " bytes, at most " + std::to_string(max_len) + ")");
+    return invalidArgument(std::string(field) + " is too long (" + std::to_string(value.size()) + " bytes, at most " +
+                           std::to_string(max_len) + ")");
   }
   for (unsigned char c : value) {
     if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
@@ -37,16 +37,20 @@ Result<void> requireOptionalId(std::string_view value, std::string_view field) {
 
 Result<void> requireHttpUrl(std::string_view value, std::string_view field) {
   std::string_view rest;
-  if (value.starts_with("https://")) rest = value.substr(8);
-  else if (value.starts_with("http://")) rest = value.substr(7);
-  else return invalidArgument(std::string(field) + " must start with http:// or https://");
+  if (value.starts_with("https://"))
+    rest = value.substr(8);
+  else if (value.starts_with("http://"))
+    rest = value.substr(7);
+  else
+    return invalidArgument(std::string(field) + " must start with http:// or https://");
   if (rest.empty() || rest.front() == '/') return invalidArgument(std::string(field) + " has no host");
   return requireText(value, field, 4096);
 }
 
 Result<void> requireAbsolutePath(std::string_view value, std::string_view field) {
   if (value.empty() || value.front() != '/') {
-    return invalidArgument(std::string(field) + " must be an absolute path, got '" + std::string(value.substr(0, 200)) + "'");
+    return invalidArgument(std::string(field) + " must be an absolute path, got '" + std::string(value.substr(0, 200)) +
+                           "'");
   }
   if (value.find('\0') != std::string_view::npos) return invalidArgument(std::string(field) + " contains NUL");
   std::size_t pos = 0;

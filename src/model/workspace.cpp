@@ -9,8 +9,8 @@ namespace {
 bool isVolumeName(std::string_view s) {
   if (s.empty() || s.size() > 128) return false;
   for (char c : s) {
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-          c == '-' || c == '.')) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+          c == '.')) {
       return false;
     }
   }
@@ -60,7 +60,8 @@ Result<void> Workspace::validate() const {
         return invalidArgument("workspace.image must not contain whitespace");
       }
       KASM_RETURN_IF_ERROR(resources.validate("workspace.resources"));
-      if (resources.millicores <= 0) return invalidArgument("workspace.resources.millicores must be positive (cores > 0)");
+      if (resources.millicores <= 0)
+        return invalidArgument("workspace.resources.millicores must be positive (cores > 0)");
       if (resources.memory_bytes < 4 * Resources::kMiB) {
         return invalidArgument("workspace.resources.memory_bytes must be at least 4 MiB, got " +
                                std::to_string(resources.memory_bytes));
@@ -81,23 +82,25 @@ Result<void> Workspace::validate() const {
           return invalidArgument(f + ".source must be an absolute host path or a volume name");
         }
         KASM_RETURN_IF_ERROR(detail::requireAbsolutePath(v.target, f + ".target"));
-        if ((v.uid && *v.uid < 0) || (v.gid && *v.gid < 0)) return invalidArgument(f + ": uid/gid must not be negative");
+        if ((v.uid && *v.uid < 0) || (v.gid && *v.gid < 0))
+          return invalidArgument(f + ": uid/gid must not be negative");
       }
-      if (restrict_to_zone) KASM_RETURN_IF_ERROR(detail::requireId(restrict_to_zone->str(), "workspace.restrict_to_zone"));
-      if (restrict_to_agent) KASM_RETURN_IF_ERROR(detail::requireId(restrict_to_agent->str(), "workspace.restrict_to_agent"));
+      if (restrict_to_zone)
+        KASM_RETURN_IF_ERROR(detail::requireId(restrict_to_zone->str(), "workspace.restrict_to_zone"));
+      if (restrict_to_agent)
+        KASM_RETURN_IF_ERROR(detail::requireId(restrict_to_agent->str(), "workspace.restrict_to_agent"));
       break;
     }
     case WorkspaceType::kServer:
-      if (!server_id || server_id->empty()) return invalidArgument("workspace.server_id is required for a server workspace");
+      if (!server_id || server_id->empty())
+        return invalidArgument("workspace.server_id is required for a server workspace");
       break;
     case WorkspaceType::kServerPool:
       if (!server_pool_id || server_pool_id->empty()) {
         return invalidArgument("workspace.server_pool_id is required for a server pool workspace");
       }
       break;
-    case WorkspaceType::kLink:
-      KASM_RETURN_IF_ERROR(detail::requireHttpUrl(link_url, "workspace.link_url"));
-      break;
+    case WorkspaceType::kLink: KASM_RETURN_IF_ERROR(detail::requireHttpUrl(link_url, "workspace.link_url")); break;
   }
   if (!path.empty() && path.front() != '/') return invalidArgument("workspace.path must start with '/'");
   return {};

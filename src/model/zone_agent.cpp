@@ -16,11 +16,13 @@ Result<void> Zone::validate() const {
 }
 
 Resources Agent::capacity() const {
-  return {overrides.millicores.value_or(reported.millicores),
-          overrides.memory_bytes.value_or(reported.memory_bytes), overrides.gpus.value_or(reported.gpus)};
+  return {overrides.millicores.value_or(reported.millicores), overrides.memory_bytes.value_or(reported.memory_bytes),
+          overrides.gpus.value_or(reported.gpus)};
 }
 
-Resources Agent::available() const { return (capacity() - reserved).clampedAtZero(); }
+Resources Agent::available() const {
+  return (capacity() - reserved).clampedAtZero();
+}
 
 bool Agent::hasImage(std::string_view image) const {
   return std::find(images.begin(), images.end(), image) != images.end();

@@ -3,10 +3,9 @@
 
 #include "kasm/net/http_server.hpp"
 
+#include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-
-#include <array>
 #include <condition_variable>
 #include <unordered_map>
 
@@ -52,13 +51,15 @@ void Responder::operator()(HttpResponse response) const {
   deliver(state_->slot, std::move(response));
 }
 
-bool Responder::answered() const { return state_ && state_->answered.load(); }
+bool Responder::answered() const {
+  return state_ && state_->answered.load();
+}
 
 // ---- helpers shared with the proxy ---------------------------------------------------------------
 
 namespace detail {
-asio::awaitable<void> writeSimple(Transport& stream, unsigned version, int status, std::string body,
-                                  bool keep_alive, const HttpHeaders* extra) {
+asio::awaitable<void> writeSimple(Transport& stream, unsigned version, int status, std::string body, bool keep_alive,
+                                  const HttpHeaders* extra) {
   http::response<http::string_body> res{static_cast<http::status>(status), version};
   res.set(http::field::content_type, "text/plain; charset=utf-8");
   if (extra) {
@@ -352,7 +353,9 @@ void HttpServer::Impl::closeConnections(bool only_idle) {
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-HttpServer::~HttpServer() { stop(Duration(0)); }
+HttpServer::~HttpServer() {
+  stop(Duration(0));
+}
 
 Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options, HttpHandler handler,
                                                       std::shared_ptr<SessionProxy> proxy) {
@@ -387,8 +390,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options,
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return unavailable("HttpServer: cannot listen on " + options.address + ":" + std::to_string(options.port) +
-                       ": " + ec.message());
+    return unavailable("HttpServer: cannot listen on " + options.address + ":" + std::to_string(options.port) + ": " +
+                       ec.message());
   }
   impl->port = acceptor.local_endpoint(ec).port();
   impl->options = std::move(options);
@@ -410,7 +413,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options,
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
-std::uint16_t HttpServer::port() const noexcept { return impl_->port; }
+std::uint16_t HttpServer::port() const noexcept {
+  return impl_->port;
+}
 
 std::string HttpServer::baseUrl() const {
   std::string host = impl_->options.address;

@@ -7,7 +7,9 @@
 namespace kasm::net {
 
 namespace {
-char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char lower(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 int hexValue(char c) noexcept {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -31,7 +33,9 @@ std::optional<std::string_view> HttpHeaders::find(std::string_view name) const {
   return std::nullopt;
 }
 
-void HttpHeaders::add(std::string name, std::string value) { fields_.emplace_back(std::move(name), std::move(value)); }
+void HttpHeaders::add(std::string name, std::string value) {
+  fields_.emplace_back(std::move(name), std::move(value));
+}
 
 void HttpHeaders::set(std::string name, std::string value) {
   remove(name);
@@ -86,7 +90,9 @@ BlockingPool::BlockingPool(std::size_t threads, std::size_t max_queue) : max_que
   for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
 }
 
-BlockingPool::~BlockingPool() { shutdown(); }
+BlockingPool::~BlockingPool() {
+  shutdown();
+}
 
 Result<void> BlockingPool::post(std::function<void()> task) {
   {

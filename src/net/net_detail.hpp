@@ -3,12 +3,11 @@
 // Internal to kasm::net: the Beast/Asio types shared by the server and the proxy. Only
 // src/net/*.cpp include this, so the public headers and their users never compile Beast.
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
-#include <atomic>
 #include <memory>
 #include <string>
 
@@ -48,8 +47,10 @@ class Transport {
   auto async_read_some(const Buffers& buffers, Token&& token) {
     return asio::async_initiate<Token, void(beast::error_code, std::size_t)>(
         [this](auto handler, const Buffers& b) {
-          if (tls_) tls_->async_read_some(b, std::move(handler));
-          else tcp_.async_read_some(b, std::move(handler));
+          if (tls_)
+            tls_->async_read_some(b, std::move(handler));
+          else
+            tcp_.async_read_some(b, std::move(handler));
         },
         token, buffers);
   }
@@ -57,8 +58,10 @@ class Transport {
   auto async_write_some(const Buffers& buffers, Token&& token) {
     return asio::async_initiate<Token, void(beast::error_code, std::size_t)>(
         [this](auto handler, const Buffers& b) {
-          if (tls_) tls_->async_write_some(b, std::move(handler));
-          else tcp_.async_write_some(b, std::move(handler));
+          if (tls_)
+            tls_->async_write_some(b, std::move(handler));
+          else
+            tcp_.async_write_some(b, std::move(handler));
         },
         token, buffers);
   }
@@ -90,11 +93,11 @@ using HeaderParser = http::request_parser<http::empty_body>;
 
 // Serves one proxied request whose header is in `parser` (the body, if any, is still unread in
 // `buffer` and the stream). Returns true when the client connection may be reused.
-asio::awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client,
-                                   beast::flat_buffer& buffer, HeaderParser& parser);
+asio::awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
+                                   HeaderParser& parser);
 
 // Writes a small complete response (used for errors). `keep_alive` false adds Connection: close.
-asio::awaitable<void> writeSimple(Transport& stream, unsigned version, int status, std::string body,
-                                  bool keep_alive, const HttpHeaders* extra = nullptr);
+asio::awaitable<void> writeSimple(Transport& stream, unsigned version, int status, std::string body, bool keep_alive,
+                                  const HttpHeaders* extra = nullptr);
 
 }  // namespace kasm::net::detail

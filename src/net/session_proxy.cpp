@@ -8,7 +8,6 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/websocket.hpp>
-
 #include <limits>
 #include <unordered_map>
 
@@ -18,7 +17,9 @@
 namespace kasm::net::detail {
 
 // Beast's WebSocket timeout and teardown paths close the lowest layer through these (ADL).
-void beast_close_socket(Transport& t) { t.close(); }
+void beast_close_socket(Transport& t) {
+  t.close();
+}
 
 // WebSocket closing handshake on our Transport: close the socket (Beast finds these through ADL).
 void teardown(beast::role_type, Transport& t, beast::error_code& ec) {
@@ -293,12 +294,12 @@ asio::awaitable<Result<ProxyTarget>> authorize(SessionProxy::Impl& proxy, const 
     std::shared_ptr<asio::steady_timer> timer;
   };
   auto box = std::make_shared<Box>();
-  box->timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor,
-                                                    asio::steady_timer::time_point::max());
+  box->timer =
+      std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
   // The pool outlives the call; copy what the request views into owned strings.
-  auto posted = proxy.options.blocking_pool->post(
-      [&proxy, box, session = request.session, token = std::string(request.token), upgrade = request.upgrade,
-       remote = std::string(request.remote_address)] {
+  auto posted =
+      proxy.options.blocking_pool->post([&proxy, box, session = request.session, token = std::string(request.token),
+                                         upgrade = request.upgrade, remote = std::string(request.remote_address)] {
         ProxyAuthRequest r{session, token, upgrade, remote};
         auto result = proxy.options.authorize(r);
         {
@@ -318,7 +319,8 @@ asio::awaitable<Result<ProxyTarget>> authorize(SessionProxy::Impl& proxy, const 
   }
 }
 
-asio::awaitable<beast::error_code> connectUpstream(SessionProxy::Impl& proxy, Transport& up, const ProxyTarget& target) {
+asio::awaitable<beast::error_code> connectUpstream(SessionProxy::Impl& proxy, Transport& up,
+                                                   const ProxyTarget& target) {
   std::string host, port;
   if (!parseUpstream(target.upstream, host, port)) co_return asio::error::invalid_argument;
   up.tcp().expires_after(proxy.options.upstream_timeout);
@@ -353,8 +355,8 @@ asio::awaitable<beast::error_code> connectUpstream(SessionProxy::Impl& proxy, Tr
 template <bool isRequest, class CountFn>
 asio::awaitable<beast::error_code> relayBody(Transport& in, beast::flat_buffer& in_buffer,
                                              http::parser<isRequest, http::buffer_body>& p, Transport& out,
-                                             http::serializer<isRequest, http::buffer_body>& sr,
-                                             std::vector<char>& buf, Duration timeout, CountFn count) {
+                                             http::serializer<isRequest, http::buffer_body>& sr, std::vector<char>& buf,
+                                             Duration timeout, CountFn count) {
   do {
     if (!p.is_done()) {
       p.get().body().data = buf.data();
@@ -421,7 +423,8 @@ asio::awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client
   Transport upstream(client.transport.get_executor());
   guard.exchange().upstream = &upstream;
   if (auto ec = co_await connectUpstream(proxy, upstream, target); ec) {
-    co_return co_await reject(proxy, client, parser, 502, "proxy: the session's VNC port does not answer: " + ec.message());
+    co_return co_await reject(proxy, client, parser, 502,
+                              "proxy: the session's VNC port does not answer: " + ec.message());
   }
   upstream.tcp().expires_never();
   client.transport.tcp().expires_never();
@@ -569,8 +572,10 @@ asio::awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& clie
   } else if (!has_length && !resp.is_done() && !is_head) {
     // A body delimited by the upstream closing: re-frame it as chunked for HTTP/1.1 clients so
     // their connection survives; HTTP/1.0 clients get it delimited by our close.
-    if (client_version >= 11) res.chunked(true);
-    else keep = false;
+    if (client_version >= 11)
+      res.chunked(true);
+    else
+      keep = false;
   }
   if (!switching) res.keep_alive(keep);
 
@@ -607,8 +612,8 @@ asio::awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& clie
     co_return false;
   }
 
-  if (auto ec = co_await relayBody(up, state.upstream_buffer, resp, client.transport, res_sr, state.to_client,
-                                   timeout, [&](std::size_t n) { guard.upstreamTraffic(n); });
+  if (auto ec = co_await relayBody(up, state.upstream_buffer, resp, client.transport, res_sr, state.to_client, timeout,
+                                   [&](std::size_t n) { guard.upstreamTraffic(n); });
       ec) {
     state.upstream.reset();
     co_return false;
@@ -680,7 +685,8 @@ asio::awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& cli
     client.proxy_state = s;
   }
   auto& state = *static_cast<ConnectionState*>(client.proxy_state.get());
-  auto exchange = std::make_shared<Exchange>(Exchange{client.transport.get_executor(), &client.transport, nullptr, true});
+  auto exchange =
+      std::make_shared<Exchange>(Exchange{client.transport.get_executor(), &client.transport, nullptr, true});
   ExchangeGuard guard(proxy, *sid, target->user, exchange);
 
   switch (target->protocol) {
@@ -700,8 +706,8 @@ asio::awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& cli
       }
       std::string upstream_target(rest);
       if (!split.query.empty()) upstream_target += "?" + split.query;
-      co_return co_await forwardHttp(proxy, client, buffer, parser, state, guard, *target,
-                                     std::move(upstream_target), upgrade, response_extra);
+      co_return co_await forwardHttp(proxy, client, buffer, parser, state, guard, *target, std::move(upstream_target),
+                                     upgrade, response_extra);
     }
     default:
       co_return co_await reject(proxy, client, parser, 501, "proxy: this session's protocol is not proxied here");
@@ -727,7 +733,9 @@ Result<std::shared_ptr<SessionProxy>> SessionProxy::create(ProxyOptions options)
   return std::shared_ptr<SessionProxy>(new SessionProxy(std::move(impl)));
 }
 
-const std::string& SessionProxy::prefix() const noexcept { return impl_->options.prefix; }
+const std::string& SessionProxy::prefix() const noexcept {
+  return impl_->options.prefix;
+}
 
 std::size_t SessionProxy::closeSession(const SessionId& session) {
   std::vector<std::shared_ptr<Exchange>> open;

@@ -114,7 +114,9 @@ std::int32_t FitTree::eraseRec(std::int32_t t, const Key& key) {
   return t;
 }
 
-void FitTree::erase(const Key& key) { root_ = eraseRec(root_, key); }
+void FitTree::erase(const Key& key) {
+  root_ = eraseRec(root_, key);
+}
 
 std::optional<Key> FitTree::find(std::int32_t t, const Resources& need, const std::optional<Key>& bound) const {
   if (t < 0) return std::nullopt;
@@ -144,6 +146,8 @@ void FitTree::collectRec(std::int32_t t, std::vector<Key>& out) const {
   collectRec(nodes_[static_cast<std::size_t>(t)].right, out);
 }
 
-void FitTree::collect(std::vector<Key>& out) const { collectRec(root_, out); }
+void FitTree::collect(std::vector<Key>& out) const {
+  collectRec(root_, out);
+}
 
 }  // namespace kasm::sched::detail

@@ -5,9 +5,9 @@
 // carry the component-wise maximum of free CPU, memory and GPUs in their subtree, so whole subtrees
 // that cannot fit are skipped. Private to the scheduler.
 
-#include <cstdint>
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <optional>
 #include <vector>
 

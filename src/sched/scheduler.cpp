@@ -18,8 +18,10 @@ using detail::Key;
 class ZoneList {
  public:
   void push_back(std::uint32_t z) {
-    if (n_ < inline_.size()) inline_[n_] = z;
-    else heap_.push_back(z);
+    if (n_ < inline_.size())
+      inline_[n_] = z;
+    else
+      heap_.push_back(z);
     ++n_;
   }
   std::uint32_t operator[](std::size_t i) const { return i < inline_.size() ? inline_[i] : heap_[i - inline_.size()]; }
@@ -93,9 +95,9 @@ struct Scheduler::Impl {
     std::uint32_t zone;
     AgentKind kind;
     std::map<std::string, std::string> labels;
-    std::vector<std::string> images;  // Sorted.
+    std::vector<std::string> images;       // Sorted.
     std::vector<std::uint32_t> image_ids;  // Interned, sorted: the hot-path membership test.
-    detail::FitTree ordered;          // Available agents, best first, with their free resources.
+    detail::FitTree ordered;               // Available agents, best first, with their free resources.
     std::uint32_t members = 0;
     bool hasImage(const std::string& image) const { return std::binary_search(images.begin(), images.end(), image); }
     bool hasImageId(std::uint32_t id) const { return std::binary_search(image_ids.begin(), image_ids.end(), id); }
@@ -142,7 +144,8 @@ struct Scheduler::Impl {
         if (!allow_pull) continue;
         image_tier = 1;
       }
-      split.tiers[static_cast<std::size_t>((by_kind && p.kind == AgentKind::kAutoscaled ? 2 : 0) + image_tier)].push_back(pi);
+      split.tiers[static_cast<std::size_t>((by_kind && p.kind == AgentKind::kAutoscaled ? 2 : 0) + image_tier)]
+          .push_back(pi);
     }
     return tier_cache.emplace(key, std::move(split)).first->second;
   }
@@ -176,7 +179,8 @@ struct Scheduler::Impl {
     auto [it, inserted] = pool_index.try_emplace(std::move(key), static_cast<std::uint32_t>(pools.size()));
     if (inserted) {
       std::vector<std::uint32_t> ids;
-      for (const auto& i : images) ids.push_back(image_index.try_emplace(i, static_cast<std::uint32_t>(image_index.size())).first->second);
+      for (const auto& i : images)
+        ids.push_back(image_index.try_emplace(i, static_cast<std::uint32_t>(image_index.size())).first->second);
       std::sort(ids.begin(), ids.end());
       pools.push_back(Pool{zone, e.kind, e.labels, std::move(images), std::move(ids), {}, 0});
       invalidateTiers();
@@ -185,9 +189,7 @@ struct Scheduler::Impl {
     return it->second;
   }
 
-  bool available(const Slot& s) const {
-    return s.e.enabled && !s.e.draining && s.e.alive && zones[s.zone].exists;
-  }
+  bool available(const Slot& s) const { return s.e.enabled && !s.e.draining && s.e.alive && zones[s.zone].exists; }
 
   std::int64_t scoreOf(const Slot& s) const {
     const PlacementPolicy* p = zones[s.zone].policy;
@@ -236,7 +238,8 @@ struct Scheduler::Impl {
     const ZoneId& first = r.restrict_to_zone ? *r.restrict_to_zone : r.zone;
     if (first.empty()) return invalidArgument("placement: no zone given");
     auto it = zone_index.find(first.str());
-    if (it == zone_index.end() || !zones[it->second].exists) return notFound("zone '" + first.str() + "' does not exist");
+    if (it == zone_index.end() || !zones[it->second].exists)
+      return notFound("zone '" + first.str() + "' does not exist");
     ZoneList order;
     order.push_back(it->second);
     if (!r.restrict_to_zone && zones[it->second].rules.search_alternate_zones) {
@@ -300,8 +303,10 @@ struct Scheduler::Impl {
           image_tier = 1;
         }
         const int t = (by_kind && p.kind == AgentKind::kAutoscaled ? 2 : 0) + image_tier;
-        if (tier_size[t] < kMaxPerTier) tier_pools[t][tier_size[t]++] = pi;
-        else overflow[t].push_back(pi);
+        if (tier_size[t] < kMaxPerTier)
+          tier_pools[t][tier_size[t]++] = pi;
+        else
+          overflow[t].push_back(pi);
       }
       for (int t = 0; t < 4; ++t) {
         std::optional<Key> best;
@@ -361,12 +366,14 @@ struct Scheduler::Impl {
 
   Result<Placement> chooseAgent(const PlacementRequest& r, const ZoneList& order, bool alternates) const {
     auto it = by_id.find(*r.restrict_to_agent);
-    if (it == by_id.end()) return notFound("agent '" + r.restrict_to_agent->str() + "' (the workspace's restriction) does not exist");
+    if (it == by_id.end())
+      return notFound("agent '" + r.restrict_to_agent->str() + "' (the workspace's restriction) does not exist");
     const Slot& s = slots[it->second];
     const bool zone_ok = order.contains(s.zone);
     const Pool& p = pools[s.pool];
     const bool image_ok = r.image.empty() || r.allow_pull || p.hasImage(r.image);
-    if (zone_ok && available(s) && fits(s, r.resources) && image_ok && labelsMatch(p.labels, r.include_labels, r.exclude_labels)) {
+    if (zone_ok && available(s) && fits(s, r.resources) && image_ok &&
+        labelsMatch(p.labels, r.include_labels, r.exclude_labels)) {
       return placementOf(it->second, r);
     }
     return explain(r, order, alternates);
@@ -384,12 +391,27 @@ struct Scheduler::Impl {
         if (!s.used || s.zone != z) continue;
         if (r.restrict_to_agent && s.e.id != *r.restrict_to_agent) continue;
         ++total;
-        if (!s.e.enabled) { ++disabled; continue; }
-        if (s.e.draining) { ++draining; continue; }
-        if (!s.e.alive) { ++gone; continue; }
+        if (!s.e.enabled) {
+          ++disabled;
+          continue;
+        }
+        if (s.e.draining) {
+          ++draining;
+          continue;
+        }
+        if (!s.e.alive) {
+          ++gone;
+          continue;
+        }
         const Pool& p = pools[s.pool];
-        if (!labelsMatch(p.labels, r.include_labels, r.exclude_labels)) { ++labels; continue; }
-        if (!r.image.empty() && !r.allow_pull && !p.hasImage(r.image)) { ++image; continue; }
+        if (!labelsMatch(p.labels, r.include_labels, r.exclude_labels)) {
+          ++labels;
+          continue;
+        }
+        if (!r.image.empty() && !r.allow_pull && !p.hasImage(r.image)) {
+          ++image;
+          continue;
+        }
         const Resources free = (s.e.capacity - s.e.reserved).clampedAtZero();
         if (free.millicores < r.resources.millicores) ++cores;
         if (free.memory_bytes < r.resources.memory_bytes) ++memory;
@@ -505,7 +527,9 @@ std::optional<AgentEntry> Scheduler::agent(const AgentId& id) const {
   return e;
 }
 
-std::size_t Scheduler::agentCount() const { return impl_->by_id.size(); }
+std::size_t Scheduler::agentCount() const {
+  return impl_->by_id.size();
+}
 
 Result<Placement> Scheduler::choose(const PlacementRequest& request) const {
   KASM_RETURN_IF_ERROR(request.resources.validate("request.resources"));

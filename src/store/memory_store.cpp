@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <array>
-#include <mutex>
 #include <map>
+#include <mutex>
 #include <shared_mutex>
 
 #include "store/sql.hpp"
@@ -53,8 +53,10 @@ class MemoryStore final : public spi::Store {
     auto rollback = [&] {
       for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
         Rows& rows = tables_[static_cast<std::size_t>(it->first)];
-        if (it->second.second) rows[it->second.first] = std::move(*it->second.second);
-        else rows.erase(it->second.first);
+        if (it->second.second)
+          rows[it->second.first] = std::move(*it->second.second);
+        else
+          rows.erase(it->second.first);
       }
     };
     std::vector<std::int64_t> versions;
@@ -160,6 +162,8 @@ class MemoryStore final : public spi::Store {
 
 }  // namespace
 
-std::unique_ptr<spi::Store> makeMemoryStore() { return std::make_unique<MemoryStore>(); }
+std::unique_ptr<spi::Store> makeMemoryStore() {
+  return std::make_unique<MemoryStore>();
+}
 
 }  // namespace kasm

@@ -21,7 +21,9 @@ const std::vector<TableSchema>& allTableSchemas() {
   return kSchemas;
 }
 
-const TableSchema& tableSchema(Table table) { return allTableSchemas()[static_cast<std::size_t>(table)]; }
+const TableSchema& tableSchema(Table table) {
+  return allTableSchemas()[static_cast<std::size_t>(table)];
+}
 
 Result<std::int64_t> Store::insert(Table table, Record record) {
   Mutation m{Mutation::Kind::kInsert, table, std::move(record), true};

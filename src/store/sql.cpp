@@ -5,7 +5,9 @@
 namespace kasm::sql {
 namespace {
 
-std::string ph(Dialect d, int n) { return d == Dialect::kSqlite ? "?" + std::to_string(n) : "$" + std::to_string(n); }
+std::string ph(Dialect d, int n) {
+  return d == Dialect::kSqlite ? "?" + std::to_string(n) : "$" + std::to_string(n);
+}
 
 std::string selectColumns(Dialect d, const spi::TableSchema& s) {
   std::string out = d == Dialect::kPostgres ? "id, version, data::text" : "id, version, data";
@@ -35,7 +37,8 @@ Result<void> checkRecord(spi::Table table, const spi::Record& record) {
 Result<void> checkQuery(spi::Table table, const spi::Query& query) {
   const auto& s = spi::tableSchema(table);
   for (const auto& [k, v] : query.equals) {
-    if (!hasColumn(s, k) && k != "id") return invalidArgument(std::string(s.name) + " has no column '" + k + "' to query");
+    if (!hasColumn(s, k) && k != "id")
+      return invalidArgument(std::string(s.name) + " has no column '" + k + "' to query");
   }
   if (!query.in_column.empty() && !hasColumn(s, query.in_column) && query.in_column != "id") {
     return invalidArgument(std::string(s.name) + " has no column '" + query.in_column + "' to query");
@@ -59,8 +62,8 @@ std::vector<std::string> schemaV1(Dialect d) {
   const char* data_type = d == Dialect::kPostgres ? "JSONB" : "TEXT";
   for (const auto& s : spi::allTableSchemas()) {
     std::string n(s.name);
-    std::string create = "CREATE TABLE IF NOT EXISTS " + n +
-                         " (id TEXT PRIMARY KEY, version BIGINT NOT NULL, data " + data_type + " NOT NULL";
+    std::string create = "CREATE TABLE IF NOT EXISTS " + n + " (id TEXT PRIMARY KEY, version BIGINT NOT NULL, data " +
+                         data_type + " NOT NULL";
     for (auto c : s.columns) create += ", " + std::string(c) + " TEXT NOT NULL DEFAULT ''";
     create += ")";
     out.push_back(create);
@@ -68,8 +71,8 @@ std::vector<std::string> schemaV1(Dialect d) {
       const bool unique = std::find(s.unique_columns.begin(), s.unique_columns.end(), c) != s.unique_columns.end();
       std::string col(c);
       if (unique) {
-        out.push_back("CREATE UNIQUE INDEX IF NOT EXISTS " + n + "_" + col + "_uniq ON " + n + " (" + col +
-                      ") WHERE " + col + " <> ''");
+        out.push_back("CREATE UNIQUE INDEX IF NOT EXISTS " + n + "_" + col + "_uniq ON " + n + " (" + col + ") WHERE " +
+                      col + " <> ''");
       } else {
         out.push_back("CREATE INDEX IF NOT EXISTS " + n + "_" + col + "_idx ON " + n + " (" + col + ")");
       }

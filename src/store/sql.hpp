@@ -34,7 +34,7 @@ std::string insertStatement(Dialect dialect, spi::Table table);  // params: id, 
 // params: data, columns..., id, expected version. Sets version = version + 1.
 std::string updateStatement(Dialect dialect, spi::Table table);
 std::string removeStatement(Dialect dialect, spi::Table table, bool check_version);  // params: id[, version]
-std::string versionStatement(Dialect dialect, spi::Table table);  // params: id; returns version
+std::string versionStatement(Dialect dialect, spi::Table table);                     // params: id; returns version
 
 // Messages shared by the backends so the conformance suite sees the same wording.
 Error staleVersionError(spi::Table table, const std::string& id, std::int64_t expected);

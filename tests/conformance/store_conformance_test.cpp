@@ -87,7 +87,8 @@ TYPED_TEST(StoreConformance, ReportsCurrentSchemaAndAnswersPing) {
 }
 
 TYPED_TEST(StoreConformance, InsertThenGetRoundTripsEveryField) {
-  auto v = this->store_->insert(Table::kSessions, this->rec("s1", R"({"a":1})", {{"user_id", "u1"}, {"state", "running"}}));
+  auto v =
+      this->store_->insert(Table::kSessions, this->rec("s1", R"({"a":1})", {{"user_id", "u1"}, {"state", "running"}}));
   ASSERT_TRUE(v.ok()) << v.error().toString();
   EXPECT_EQ(*v, 1);
   auto got = this->store_->get(Table::kSessions, "s1");
@@ -163,11 +164,13 @@ TYPED_TEST(StoreConformance, ListFiltersOrdersAndPages) {
   for (int i = 0; i < 10; ++i) {
     const std::string id = "s" + std::to_string(i);
     ASSERT_TRUE(this->store_
-                    ->insert(Table::kSessions, this->rec(id, "{}", {{"user_id", i % 2 ? "bob" : "alice"},
-                                                                   {"state", i < 6 ? "running" : "stopped"}}))
+                    ->insert(Table::kSessions, this->rec(id, "{}",
+                                                         {{"user_id", i % 2 ? "bob" : "alice"},
+                                                          {"state", i < 6 ? "running" : "stopped"}}))
                     .ok());
   }
-  auto alice_running = this->store_->list(Table::kSessions, Query().where("user_id", "alice").where("state", "running"));
+  auto alice_running =
+      this->store_->list(Table::kSessions, Query().where("user_id", "alice").where("state", "running"));
   ASSERT_TRUE(alice_running.ok()) << alice_running.error().toString();
   ASSERT_EQ(alice_running->size(), 3u);
   EXPECT_EQ((*alice_running)[0].id, "s0");
@@ -262,9 +265,12 @@ TYPED_TEST(StoreConformance, ConcurrentClaimsHaveExactlyOneWinner) {
       threads.emplace_back([&, t] {
         auto r = this->store_->update(Table::kAgents,
                                       Record{"a1", version, R"({"owner":")" + std::to_string(t) + R"("})", {}});
-        if (r.ok()) ++winners;
-        else if (r.error().code() == ErrorCode::kAborted) ++losers;
-        else ++other;
+        if (r.ok())
+          ++winners;
+        else if (r.error().code() == ErrorCode::kAborted)
+          ++losers;
+        else
+          ++other;
       });
     }
     for (auto& th : threads) th.join();

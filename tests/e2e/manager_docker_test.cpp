@@ -3,7 +3,6 @@
 // crash recovery leave no container behind.
 
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 
 #include <filesystem>

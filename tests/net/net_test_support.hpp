@@ -3,14 +3,13 @@
 // Loopback peers for the kasm::net tests: tiny upstreams (HTTP echo, WebSocket echo, raw TCP echo)
 // and blocking clients, all on 127.0.0.1 with Beast's synchronous API so the tests read plainly.
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
-
-#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -31,7 +30,8 @@ using tcp = asio::ip::tcp;
 class LoopbackListener {
  public:
   using Serve = std::function<void(tcp::socket&)>;
-  explicit LoopbackListener(Serve serve) : serve_(std::move(serve)), acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
+  explicit LoopbackListener(Serve serve)
+      : serve_(std::move(serve)), acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
     port_ = acceptor_.local_endpoint().port();
     accept_thread_ = std::thread([this] { acceptLoop(); });
   }
@@ -108,11 +108,12 @@ inline void serveHttpEcho(tcp::socket& socket) {
     } else {
       auto header = [&](http::field f) { return std::string(req[f]); };
       res.body() = "method: " + std::string(req.method_string()) + "\ntarget: " + target +
-                   "\ncookie: " + header(http::field::cookie) + "\nauthorization: " + header(http::field::authorization) +
+                   "\ncookie: " + header(http::field::cookie) +
+                   "\nauthorization: " + header(http::field::authorization) +
                    "\nx-forwarded-for: " + std::string(req["X-Forwarded-For"]) +
                    "\nx-forwarded-proto: " + std::string(req["X-Forwarded-Proto"]) +
-                   "\nconnection: " + header(http::field::connection) + "\nbody-size: " + std::to_string(req.body().size()) +
-                   "\n";
+                   "\nconnection: " + header(http::field::connection) +
+                   "\nbody-size: " + std::to_string(req.body().size()) + "\n";
     }
     res.set(http::field::content_type, "text/plain");
     res.keep_alive(req.keep_alive());

@@ -47,9 +47,8 @@ class SessionProxyTest : public ::testing::Test {
     auto proxy = SessionProxy::create(options);
     ASSERT_TRUE(proxy.ok()) << proxy.error().toString();
     proxy_ = *proxy;
-    auto server = HttpServer::start({}, [](HttpRequest, Responder respond) {
-      respond(HttpResponse::text(200, "app"));
-    }, proxy_);
+    auto server = HttpServer::start(
+        {}, [](HttpRequest, Responder respond) { respond(HttpResponse::text(200, "app")); }, proxy_);
     ASSERT_TRUE(server.ok()) << server.error().toString();
     server_ = std::move(server).value();
   }
@@ -69,8 +68,8 @@ class SessionProxyTest : public ::testing::Test {
 
   // A WebSocket client handshake through the proxy; returns the stream or throws with the status.
   std::unique_ptr<websocket::stream<tcp::socket>> openWebSocket(asio::io_context& ioc, const std::string& target,
-                                                               websocket::response_type* response = nullptr,
-                                                               std::string subprotocol = "") {
+                                                                websocket::response_type* response = nullptr,
+                                                                std::string subprotocol = "") {
     auto ws = std::make_unique<websocket::stream<tcp::socket>>(connectTo(ioc, port()));
     if (!subprotocol.empty()) {
       ws->set_option(websocket::stream_base::decorator(
@@ -152,10 +151,10 @@ TEST_F(SessionProxyTest, RefusesUpgradesWithoutAValidToken) {
 
 TEST_F(SessionProxyTest, RejectsPathTraversal) {
   const std::string t = "?token=" + token(kSession);
-  for (const std::string path : {"/desktop/sess1/../x", "/desktop/sess1/a/../../x", "/desktop/sess1/%2e%2e/x",
-                                 "/desktop/sess1/%2E%2e/x", "/desktop/sess1/.%2E/x", "/desktop/sess1/a%2f..%2fb",
-                                 "/desktop/sess1/a\\..\\b", "/desktop/sess1/%5c..", "/desktop/../sess1/x",
-                                 "/desktop/sess1/./x", "/desktop/sess1/%zz"}) {
+  for (const std::string path :
+       {"/desktop/sess1/../x", "/desktop/sess1/a/../../x", "/desktop/sess1/%2e%2e/x", "/desktop/sess1/%2E%2e/x",
+        "/desktop/sess1/.%2E/x", "/desktop/sess1/a%2f..%2fb", "/desktop/sess1/a\\..\\b", "/desktop/sess1/%5c..",
+        "/desktop/../sess1/x", "/desktop/sess1/./x", "/desktop/sess1/%zz"}) {
     std::string reply = rawExchange(port(), "GET " + path + t + " HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     EXPECT_TRUE(reply.starts_with("HTTP/1.1 400")) << path << " -> " << reply.substr(0, 40);
   }
@@ -180,7 +179,8 @@ TEST_F(SessionProxyTest, StreamsRequestAndResponseBodies) {
 
   asio::io_context ioc;
   auto s = connectTo(ioc, port());
-  std::string head = "POST /desktop/sess1/chunked?token=" + t + " HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+  std::string head =
+      "POST /desktop/sess1/chunked?token=" + t + " HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
   asio::write(s, asio::buffer(head));
   for (int i = 0; i < 40; ++i) asio::write(s, asio::buffer("4000\r\n" + std::string(0x4000, 'c') + "\r\n"));
   asio::write(s, asio::buffer(std::string("0\r\n\r\n")));

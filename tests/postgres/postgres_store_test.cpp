@@ -1,8 +1,9 @@
 // PostgreSQL-specific behaviour beyond the conformance suite: an unreachable server, a wrong
 // password, a schema from the future, several stores migrating the same database at once.
 
-#include <gtest/gtest.h>
+#include "kasm/store/postgres_store.hpp"
 
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -10,7 +11,6 @@
 #include <thread>
 
 #include "kasm/kasm.hpp"
-#include "kasm/store/postgres_store.hpp"
 #include "support/services.hpp"
 
 namespace kasm {
@@ -30,8 +30,7 @@ int closedLoopbackPort() {
 }
 
 TEST(PostgresStore, ServerDownIsUnavailableAndHidesThePassword) {
-  const std::string url =
-      "postgresql://kasm:s3cret@127.0.0.1:" + std::to_string(closedLoopbackPort()) + "/kasm";
+  const std::string url = "postgresql://kasm:s3cret@127.0.0.1:" + std::to_string(closedLoopbackPort()) + "/kasm";
   auto store = openPostgresStore({.url = url});
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.error().code(), ErrorCode::kUnavailable);
@@ -54,8 +53,9 @@ class PostgresServerTest : public ::testing::Test {
 };
 
 TEST_F(PostgresServerTest, WrongPasswordIsUnavailableWithTheServersReason) {
-  db_->execute("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kasm_pw_test') THEN "
-               "CREATE ROLE kasm_pw_test LOGIN PASSWORD 'right'; END IF; END $$");
+  db_->execute(
+      "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kasm_pw_test') THEN "
+      "CREATE ROLE kasm_pw_test LOGIN PASSWORD 'right'; END IF; END $$");
   std::string url = db_->url();
   const auto at = url.find('@');
   ASSERT_NE(at, std::string::npos) << "the test URL must carry user@host";
@@ -93,10 +93,13 @@ TEST_F(PostgresServerTest, RecoversAfterItsConnectionsAreKilled) {
   ASSERT_TRUE(store.ok()) << store.error().toString();
   ASSERT_TRUE((*store)->ping().ok());
   // Terminate every other backend on this database, as a server restart would.
-  db_->execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-               "AND pid <> pg_backend_pid()");
+  db_->execute(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+      "AND pid <> pg_backend_pid()");
   auto first = (*store)->ping();
-  if (!first.ok()) EXPECT_EQ(first.error().code(), ErrorCode::kUnavailable);
+  if (!first.ok()) {
+    EXPECT_EQ(first.error().code(), ErrorCode::kUnavailable);
+  }
   EXPECT_TRUE((*store)->ping().ok());  // The pool reconnects.
 }
 

@@ -12,7 +12,8 @@ std::string withDatabase(const std::string& url, const std::string& db) {
   const auto scheme = url.find("://");
   const auto slash = url.find('/', scheme + 3);
   const auto query = url.find('?', scheme + 3);
-  std::string base = url.substr(0, slash == std::string::npos ? (query == std::string::npos ? url.size() : query) : slash);
+  std::string base =
+      url.substr(0, slash == std::string::npos ? (query == std::string::npos ? url.size() : query) : slash);
   std::string tail = query == std::string::npos ? "" : url.substr(query);
   return base + "/" + db + tail;
 }

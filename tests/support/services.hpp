@@ -29,7 +29,10 @@ class ScratchPostgresDatabase {
   // Returns nullopt (and records why) when no server is configured.
   static std::optional<ScratchPostgresDatabase> create(std::string* why_not);
   ~ScratchPostgresDatabase();
-  ScratchPostgresDatabase(ScratchPostgresDatabase&& o) noexcept : admin_url_(std::move(o.admin_url_)), name_(std::move(o.name_)), url_(std::move(o.url_)) { o.name_.clear(); }
+  ScratchPostgresDatabase(ScratchPostgresDatabase&& o) noexcept
+      : admin_url_(std::move(o.admin_url_)), name_(std::move(o.name_)), url_(std::move(o.url_)) {
+    o.name_.clear();
+  }
   ScratchPostgresDatabase& operator=(ScratchPostgresDatabase&& o) noexcept {
     std::swap(admin_url_, o.admin_url_);
     std::swap(name_, o.name_);
@@ -54,11 +57,11 @@ class ScratchPostgresDatabase {
 }  // namespace kasm::testing
 
 // Skips (or fails, in CI) the current test when a service is missing.
-#define KASM_SKIP_OR_FAIL(why)                                              \
-  do {                                                                      \
-    if (::kasm::testing::servicesRequired()) {                              \
+#define KASM_SKIP_OR_FAIL(why)                                                   \
+  do {                                                                           \
+    if (::kasm::testing::servicesRequired()) {                                   \
       FAIL() << "required service missing (KASM_REQUIRE_SERVICES=1): " << (why); \
-    } else {                                                                \
-      GTEST_SKIP() << (why);                                                \
-    }                                                                       \
+    } else {                                                                     \
+      GTEST_SKIP() << (why);                                                     \
+    }                                                                            \
   } while (0)

@@ -61,7 +61,8 @@ TEST(Id, SameSeedGivesSameIds) {
 
 TEST(Id, ParseRejectsBadIdsNamingTheField) {
   EXPECT_TRUE(AgentId::parse("agent-1.a_b").ok());
-  for (std::string_view bad : std::initializer_list<std::string_view>{"", "has space", "semi;colon", "../etc", std::string_view("x\0y", 3)}) {
+  for (std::string_view bad :
+       std::initializer_list<std::string_view>{"", "has space", "semi;colon", "../etc", std::string_view("x\0y", 3)}) {
     auto r = AgentId::parse(bad, "agent_id");
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);

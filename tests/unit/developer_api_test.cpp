@@ -1,11 +1,12 @@
 // The Kasm-compatible developer API over the manager, the in-memory store and a fake agent link.
 
+#include "kasm/api/developer_api.hpp"
+
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
 
 #include "fake_agent_link.hpp"
-#include "kasm/api/developer_api.hpp"
 #include "kasm/auth/password.hpp"
 #include "kasm/auth/secret.hpp"
 #include "kasm/kasm.hpp"
@@ -54,7 +55,8 @@ class DeveloperApiTest : public ::testing::Test {
     auto reg = manager_->registerAgent(a);
     ASSERT_TRUE(reg.ok());
     manager_->attachAgentLink(a.id, link_);
-    ASSERT_TRUE(manager_->checkIn({a.id, reg->token, Resources::fromCores(16, 16 * kGiB), 0, 0, {"desktop:1"}, ""}).ok());
+    ASSERT_TRUE(
+        manager_->checkIn({a.id, reg->token, Resources::fromCores(16, 16 * kGiB), 0, 0, {"desktop:1"}, ""}).ok());
     addKey("admin-key", "admin-secret", {"admin"}, false);
     addKey("sessions-key", "sessions-secret", {"sessions:manage"}, false);
     addKey("ro-key", "ro-secret", {"admin"}, true);
@@ -151,7 +153,8 @@ TEST_F(DeveloperApiTest, AuthenticationAndAuthorization) {
   EXPECT_EQ(call("request_kasm", {{"user_id", "alice"}}, "ro-key", "ro-secret").first, 403);
   // A sessions key cannot manage users.
   EXPECT_EQ(call("get_kasms", {}, "sessions-key", "sessions-secret").first, 200);
-  EXPECT_EQ(call("create_user", {{"target_user", {{"username", "eve"}}}}, "sessions-key", "sessions-secret").first, 403);
+  EXPECT_EQ(call("create_user", {{"target_user", {{"username", "eve"}}}}, "sessions-key", "sessions-secret").first,
+            403);
   // Expired and disabled keys stop working.
   Repository repo(*store_);
   auto k = repo.get<ApiKey>("id-admin-key");
@@ -183,8 +186,9 @@ TEST_F(DeveloperApiTest, BadInputGetsClearErrors) {
 }
 
 TEST_F(DeveloperApiTest, UserManagement) {
-  auto [s1, created] = call("create_user", {{"target_user", {{"username", "bob@example.com"}, {"first_name", "Bob"},
-                                                             {"password", "s3cret-pass"}}}});
+  auto [s1, created] =
+      call("create_user",
+           {{"target_user", {{"username", "bob@example.com"}, {"first_name", "Bob"}, {"password", "s3cret-pass"}}}});
   ASSERT_EQ(s1, 200) << json::serialize(created);
   const std::string bob_id(created["user"].as_object().at("user_id").as_string());
   EXPECT_EQ(created["user"].as_object().at("groups").as_array().size(), 1u);  // Joined "All Users".
@@ -199,11 +203,18 @@ TEST_F(DeveloperApiTest, UserManagement) {
   EXPECT_EQ(got["user"].as_object().at("first_name").as_string(), "Bob");
   EXPECT_EQ(call("update_user", {{"target_user", {{"user_id", bob_id}, {"last_name", "Builder"}}}}).first, 200);
   EXPECT_EQ(Repository(*store_).get<User>(bob_id)->value.last_name, "Builder");
-  EXPECT_EQ(call("add_user_group", {{"target_user", {{"user_id", bob_id}}}, {"target_group", {{"group_id", "admins"}}}}).first, 200);
+  EXPECT_EQ(call("add_user_group", {{"target_user", {{"user_id", bob_id}}}, {"target_group", {{"group_id", "admins"}}}})
+                .first,
+            200);
   EXPECT_EQ(Repository(*store_).get<User>(bob_id)->value.group_ids.size(), 2u);
-  EXPECT_EQ(call("remove_user_group", {{"target_user", {{"user_id", bob_id}}}, {"target_group", {{"group_id", "admins"}}}}).first, 200);
+  EXPECT_EQ(
+      call("remove_user_group", {{"target_user", {{"user_id", bob_id}}}, {"target_group", {{"group_id", "admins"}}}})
+          .first,
+      200);
   EXPECT_EQ(Repository(*store_).get<User>(bob_id)->value.group_ids.size(), 1u);
-  EXPECT_EQ(call("add_user_group", {{"target_user", {{"user_id", bob_id}}}, {"target_group", {{"group_id", "nope"}}}}).first, 404);
+  EXPECT_EQ(
+      call("add_user_group", {{"target_user", {{"user_id", bob_id}}}, {"target_group", {{"group_id", "nope"}}}}).first,
+      404);
   auto [s3, users] = call("get_users", {});
   ASSERT_EQ(s3, 200);
   EXPECT_EQ(users["users"].as_array().size(), 2u);

@@ -23,9 +23,13 @@ class FakeAgentLink final : public spi::AgentLink {
     if (fail_provision) return unavailable("fake agent refuses: " + fail_reason);
     auto it = containers.find(r.session_id.str());
     if (it == containers.end()) {
-      it = containers.emplace(r.session_id.str(), Container{"c-" + r.session_id.str(), spi::ContainerStatus::kRunning, r.workspace}).first;
+      it = containers
+               .emplace(r.session_id.str(),
+                        Container{"c-" + r.session_id.str(), spi::ContainerStatus::kRunning, r.workspace})
+               .first;
     }
-    return spi::ProvisionResult{it->second.id, "kasm-" + r.session_id.str(), "127.0.0.1:" + std::to_string(40000 + containers.size())};
+    return spi::ProvisionResult{it->second.id, "kasm-" + r.session_id.str(),
+                                "127.0.0.1:" + std::to_string(40000 + containers.size())};
   }
   Result<void> stop(const SessionId& s) override { return setStatus(s, spi::ContainerStatus::kExited); }
   Result<void> destroy(const SessionId& s) override {

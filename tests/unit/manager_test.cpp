@@ -1,12 +1,13 @@
 // The manager against the in-memory store and a fake agent link, with a manual clock: no sleeps.
 
+#include "kasm/manager/manager.hpp"
+
 #include <gtest/gtest.h>
 
 #include <thread>
 
 #include "fake_agent_link.hpp"
 #include "kasm/kasm.hpp"
-#include "kasm/manager/manager.hpp"
 
 namespace kasm {
 namespace {
@@ -225,7 +226,9 @@ TEST_F(ManagerTest, HardTimeLimitIsNeverExtended) {
   for (int i = 0; i < 3; ++i) {
     advance(std::chrono::minutes(5));
     auto k = manager_->keepalive(s->id);
-    if (k.ok()) EXPECT_LE(*k->expires_at, *k->hard_expires_at);
+    if (k.ok()) {
+      EXPECT_LE(*k->expires_at, *k->hard_expires_at);
+    }
     (void)manager_->tick();
   }
   EXPECT_EQ(manager_->getSession(s->id)->state, SessionState::kDestroyed);
@@ -238,7 +241,8 @@ TEST_F(ManagerTest, PauseResumeAndExec) {
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(e->output, "ran: uname");
   ASSERT_EQ(manager_->pauseSession(s->id)->state, SessionState::kPaused);
-  EXPECT_EQ(manager_->execInSession(s->id, {{"true"}, "", "", {}, false}).error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(manager_->execInSession(s->id, {{"true"}, "", "", {}, false}).error().code(),
+            ErrorCode::kFailedPrecondition);
   EXPECT_EQ(storedAgent("a1").session_count, 1);  // Paused keeps its reservation.
   ASSERT_EQ(manager_->resumeSession(s->id)->state, SessionState::kRunning);
   EXPECT_EQ(manager_->execInSession(s->id, {{}, "", "", {}, false}).error().code(), ErrorCode::kInvalidArgument);
@@ -251,7 +255,7 @@ TEST_F(ManagerTest, SilentAgentsGoMissingThenDeadAndComeBackReconciled) {
   EXPECT_EQ(t1->agents_missing, 1);
   EXPECT_EQ(storedAgent("a1").status, AgentStatus::kMissing);
   EXPECT_EQ(manager_->getSession(s->id)->state, SessionState::kRunning);  // Suspect, not dropped.
-  EXPECT_FALSE(request("bob").ok());  // Nothing else to place on.
+  EXPECT_FALSE(request("bob").ok());                                      // Nothing else to place on.
 
   clock_.advance(std::chrono::minutes(3));
   auto t2 = manager_->tick();
@@ -298,7 +302,7 @@ TEST_F(ManagerTest, StagingPoolsFillServeAndRefill) {
   EXPECT_EQ(s->user_id, UserId("alice"));
   EXPECT_FALSE(s->staging_config_id.has_value());
   EXPECT_EQ(links_["a1"]->execs, std::vector<std::string>{"echo assigned"});  // The assign hook ran.
-  EXPECT_EQ(manager_->tick()->staged_launched, 1);  // Refilled.
+  EXPECT_EQ(manager_->tick()->staged_launched, 1);                            // Refilled.
 
   // Unclaimed staged sessions are replaced when they expire.
   advance(std::chrono::hours(1));
@@ -364,8 +368,10 @@ TEST_F(ManagerTest, TwoManagersNeverOverbookAnAgent) {
       Manager& m = t % 2 ? other : *manager_;
       for (int i = 0; i < 3; ++i) {
         auto r = m.requestSession(SessionRequest{UserId("alice"), WorkspaceId("desktop"), ZoneId("east"), {}});
-        if (r.ok()) ++ok;
-        else if (r.error().code() == ErrorCode::kResourceExhausted || r.error().code() == ErrorCode::kAborted) ++refused;
+        if (r.ok())
+          ++ok;
+        else if (r.error().code() == ErrorCode::kResourceExhausted || r.error().code() == ErrorCode::kAborted)
+          ++refused;
       }
     });
   }

@@ -20,7 +20,9 @@ void expectInvalid(const Result<void>& r, std::string_view field) {
   EXPECT_NE(r.error().message().find(field), std::string::npos) << r.error().message();
 }
 
-TEST(Workspace, ValidContainerWorkspacePasses) { EXPECT_TRUE(validWorkspace().validate().ok()); }
+TEST(Workspace, ValidContainerWorkspacePasses) {
+  EXPECT_TRUE(validWorkspace().validate().ok());
+}
 
 TEST(Workspace, BadValuesNameTheField) {
   auto w = validWorkspace();
@@ -156,12 +158,12 @@ constexpr SessionState kAllStates[] = {SessionState::kRequested, SessionState::k
 TEST(SessionStateMachine, EveryPairIsCheckedAgainstTheTable) {
   using S = SessionState;
   const std::set<std::pair<S, S>> allowed = {
-      {S::kRequested, S::kProvisioning}, {S::kRequested, S::kFailed},     {S::kRequested, S::kDestroyed},
-      {S::kProvisioning, S::kRunning},   {S::kProvisioning, S::kFailed},  {S::kProvisioning, S::kStopping},
-      {S::kRunning, S::kPaused},         {S::kRunning, S::kStopping},     {S::kRunning, S::kFailed},
-      {S::kPaused, S::kRunning},         {S::kPaused, S::kStopping},      {S::kPaused, S::kFailed},
-      {S::kStopping, S::kStopped},       {S::kStopping, S::kDestroyed},   {S::kStopping, S::kFailed},
-      {S::kStopped, S::kProvisioning},   {S::kStopped, S::kStopping},     {S::kStopped, S::kDestroyed},
+      {S::kRequested, S::kProvisioning}, {S::kRequested, S::kFailed},    {S::kRequested, S::kDestroyed},
+      {S::kProvisioning, S::kRunning},   {S::kProvisioning, S::kFailed}, {S::kProvisioning, S::kStopping},
+      {S::kRunning, S::kPaused},         {S::kRunning, S::kStopping},    {S::kRunning, S::kFailed},
+      {S::kPaused, S::kRunning},         {S::kPaused, S::kStopping},     {S::kPaused, S::kFailed},
+      {S::kStopping, S::kStopped},       {S::kStopping, S::kDestroyed},  {S::kStopping, S::kFailed},
+      {S::kStopped, S::kProvisioning},   {S::kStopped, S::kStopping},    {S::kStopped, S::kDestroyed},
       {S::kFailed, S::kStopping},        {S::kFailed, S::kDestroyed},
   };
   ManualClock clock;

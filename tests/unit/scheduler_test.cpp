@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "kasm/sched/scheduler.hpp"
+
+#include <gtest/gtest.h>
 
 namespace kasm::sched {
 namespace {
@@ -262,8 +262,8 @@ TEST(SchedulerProperty, IndexedChoiceEqualsNaiveScan) {
     }
   }
   EXPECT_GT(decisions, 10000);
-  EXPECT_GT(failures, 0);                // The streams do exhaust capacity ...
-  EXPECT_LT(failures, decisions / 2);    // ... but mostly place.
+  EXPECT_GT(failures, 0);              // The streams do exhaust capacity ...
+  EXPECT_LT(failures, decisions / 2);  // ... but mostly place.
 }
 
 }  // namespace

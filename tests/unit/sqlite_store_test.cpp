@@ -1,5 +1,7 @@
 // SQLite-specific behaviour beyond the conformance suite: files on disk, bad files, future schemas.
 
+#include "kasm/store/sqlite_store.hpp"
+
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -7,7 +9,6 @@
 #include <fstream>
 
 #include "kasm/kasm.hpp"
-#include "kasm/store/sqlite_store.hpp"
 
 namespace kasm {
 namespace {
@@ -18,7 +19,7 @@ class SqliteStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() / ("kasm-sqlite-" + std::to_string(::getpid()) + "-" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }

@@ -44,8 +44,8 @@ struct DeveloperApiOptions {
 // session runs), so servers call it on a worker pool.
 class DeveloperApi {
  public:
-  DeveloperApi(Manager& manager, spi::Store& store, Clock& clock, Random& random,
-               const auth::AccessTokenSigner& signer, DeveloperApiOptions options = {});
+  DeveloperApi(Manager& manager, spi::Store& store, Clock& clock, Random& random, const auth::AccessTokenSigner& signer,
+               DeveloperApiOptions options = {});
   ~DeveloperApi();
 
   ApiResponse handle(std::string_view verb, std::string_view body, std::string_view authorization = {});

@@ -11,8 +11,12 @@ using Duration = std::chrono::milliseconds;
 using TimePoint = std::chrono::time_point<std::chrono::system_clock, Duration>;
 
 // Milliseconds since the Unix epoch, the persisted form of a TimePoint.
-inline std::int64_t toUnixMillis(TimePoint t) { return t.time_since_epoch().count(); }
-inline TimePoint fromUnixMillis(std::int64_t ms) { return TimePoint(Duration(ms)); }
+inline std::int64_t toUnixMillis(TimePoint t) {
+  return t.time_since_epoch().count();
+}
+inline TimePoint fromUnixMillis(std::int64_t ms) {
+  return TimePoint(Duration(ms));
+}
 
 // Source of the current time. Everything that reads time takes a Clock& so tests can control it.
 // Implementations are thread-safe.
@@ -25,9 +29,7 @@ class Clock {
 // The real clock.
 class SystemClock final : public Clock {
  public:
-  TimePoint now() const override {
-    return std::chrono::time_point_cast<Duration>(std::chrono::system_clock::now());
-  }
+  TimePoint now() const override { return std::chrono::time_point_cast<Duration>(std::chrono::system_clock::now()); }
 };
 
 // A clock that only moves when told to; for tests. Thread-safe.

@@ -42,8 +42,8 @@ std::string enumChoices() {
 
 }  // namespace kasm
 
-#define KASM_ENUM_NAMES(E, N, ...)                                                  \
-  template <>                                                                       \
-  struct kasm::EnumNames<E> {                                                       \
+#define KASM_ENUM_NAMES(E, N, ...)                                                         \
+  template <>                                                                              \
+  struct kasm::EnumNames<E> {                                                              \
     static constexpr std::array<std::pair<E, std::string_view>, N> kValues{{__VA_ARGS__}}; \
   }

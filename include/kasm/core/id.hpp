@@ -60,7 +60,5 @@ using LicenseId = Id<struct LicenseTag>;
 
 template <class Tag>
 struct std::hash<kasm::Id<Tag>> {
-  std::size_t operator()(const kasm::Id<Tag>& id) const noexcept {
-    return std::hash<std::string>{}(id.str());
-  }
+  std::size_t operator()(const kasm::Id<Tag>& id) const noexcept { return std::hash<std::string>{}(id.str()); }
 };

@@ -23,10 +23,9 @@ class [[nodiscard]] Result {
   Result(Error error) : data_(std::in_place_index<1>, std::move(error)) {}
 
   template <class U>
-    requires(std::is_constructible_v<T, U &&> && !std::is_same_v<std::decay_t<U>, T> &&
-             !std::is_same_v<std::decay_t<U>, Error> &&
-             !std::is_same_v<std::decay_t<U>, Result<T>>)
-  Result(U&& value) : data_(std::in_place_index<0>, std::forward<U>(value)) {}
+  requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::decay_t<U>, T> &&
+           !std::is_same_v<std::decay_t<U>, Error> && !std::is_same_v<std::decay_t<U>, Result<T>>) Result(U&& value)
+      : data_(std::in_place_index<0>, std::forward<U>(value)) {}
 
   bool ok() const noexcept { return data_.index() == 0; }
   explicit operator bool() const noexcept { return ok(); }
@@ -86,14 +85,16 @@ class [[nodiscard]] Result<void> {
   std::optional<Error> error_;
 };
 
-inline Result<void> okResult() { return {}; }
+inline Result<void> okResult() {
+  return {};
+}
 
 }  // namespace kasm
 
 // Propagates an error from an expression returning Result<...>; evaluates to nothing.
-#define KASM_RETURN_IF_ERROR(expr)                          \
-  do {                                                      \
-    auto kasm_status_ = (expr);                             \
+#define KASM_RETURN_IF_ERROR(expr)                                  \
+  do {                                                              \
+    auto kasm_status_ = (expr);                                     \
     if (!kasm_status_.ok()) return std::move(kasm_status_).error(); \
   } while (0)
 
@@ -101,8 +102,7 @@ inline Result<void> okResult() { return {}; }
 #define KASM_CONCAT_(a, b) KASM_CONCAT_INNER_(a, b)
 
 // `KASM_ASSIGN_OR_RETURN(auto x, call());` declares x from the value or returns the error.
-#define KASM_ASSIGN_OR_RETURN(decl, expr) \
-  KASM_ASSIGN_OR_RETURN_IMPL_(KASM_CONCAT_(kasm_result_, __LINE__), decl, expr)
+#define KASM_ASSIGN_OR_RETURN(decl, expr) KASM_ASSIGN_OR_RETURN_IMPL_(KASM_CONCAT_(kasm_result_, __LINE__), decl, expr)
 #define KASM_ASSIGN_OR_RETURN_IMPL_(tmp, decl, expr) \
   auto tmp = (expr);                                 \
   if (!tmp.ok()) return std::move(tmp).error();      \

@@ -30,9 +30,9 @@ struct ManagerOptions {
 // What an agent reports at check-in.
 struct AgentCheckIn {
   AgentId agent_id;
-  std::string token;              // The token registerAgent() returned.
-  Resources reported;             // Host capacity.
-  double cpu_utilization = 0.0;   // 0..1.
+  std::string token;             // The token registerAgent() returned.
+  Resources reported;            // Host capacity.
+  double cpu_utilization = 0.0;  // 0..1.
   std::int64_t memory_used_bytes = 0;
   std::vector<std::string> images;
   std::string agent_version;

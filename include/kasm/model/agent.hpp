@@ -24,11 +24,9 @@ enum class AgentKind { kStatic, kAutoscaled };
 
 }  // namespace kasm
 
-KASM_ENUM_NAMES(kasm::AgentStatus, 4, {kasm::AgentStatus::kPending, "pending"},
-                {kasm::AgentStatus::kOk, "ok"}, {kasm::AgentStatus::kMissing, "missing"},
-                {kasm::AgentStatus::kDead, "dead"});
-KASM_ENUM_NAMES(kasm::AgentKind, 2, {kasm::AgentKind::kStatic, "static"},
-                {kasm::AgentKind::kAutoscaled, "autoscaled"});
+KASM_ENUM_NAMES(kasm::AgentStatus, 4, {kasm::AgentStatus::kPending, "pending"}, {kasm::AgentStatus::kOk, "ok"},
+                {kasm::AgentStatus::kMissing, "missing"}, {kasm::AgentStatus::kDead, "dead"});
+KASM_ENUM_NAMES(kasm::AgentKind, 2, {kasm::AgentKind::kStatic, "static"}, {kasm::AgentKind::kAutoscaled, "autoscaled"});
 
 namespace kasm {
 
@@ -55,15 +53,15 @@ struct Agent {
   AgentStatus status = AgentStatus::kPending;
 
   ResourceOverrides overrides;
-  Resources reported;                 // Capacity the agent reported at its last check-in.
-  Resources reserved;                 // Sum of the resources of sessions placed on it.
-  std::int32_t session_count = 0;     // Sessions currently holding a reservation here.
-  double cpu_utilization = 0.0;       // 0..1, from the last check-in.
+  Resources reported;                  // Capacity the agent reported at its last check-in.
+  Resources reserved;                  // Sum of the resources of sessions placed on it.
+  std::int32_t session_count = 0;      // Sessions currently holding a reservation here.
+  double cpu_utilization = 0.0;        // 0..1, from the last check-in.
   std::int64_t memory_used_bytes = 0;  // From the last check-in.
-  std::vector<std::string> images;    // Image references present on the host.
+  std::vector<std::string> images;     // Image references present on the host.
 
-  std::string api_address;     // Where a remote agent's API answers, "host:port"; empty = in-process.
-  std::string token_hash;      // Hash of the agent's registration token; never the token itself.
+  std::string api_address;  // Where a remote agent's API answers, "host:port"; empty = in-process.
+  std::string token_hash;   // Hash of the agent's registration token; never the token itself.
   std::string agent_version;
   TimePoint registered_at;
   std::optional<TimePoint> last_checkin;

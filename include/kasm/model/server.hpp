@@ -33,7 +33,7 @@ struct Server {
   SessionProtocol protocol = SessionProtocol::kRdp;
   ZoneId zone_id;
   std::optional<ServerPoolId> pool_id;
-  std::string connection_username;   // May contain {username} to pass the user's name through.
+  std::string connection_username;    // May contain {username} to pass the user's name through.
   std::string connection_secret_ref;  // A reference to a secret, never the password in clear.
   std::int32_t max_simultaneous_sessions = 1;
   bool enabled = true;
@@ -77,7 +77,7 @@ struct AutoscaleConfig {
   std::string provider_config_json;  // Provider-specific settings, a JSON object.
   std::int32_t min_agents = 0;
   std::int32_t max_agents = 10;
-  Resources standby;                 // Free capacity to keep available in the zone.
+  Resources standby;  // Free capacity to keep available in the zone.
   std::map<std::string, std::string> agent_labels;
   Duration downscale_backoff = std::chrono::minutes(10);
   TimePoint created_at;

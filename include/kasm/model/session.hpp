@@ -42,11 +42,9 @@ enum class ExpirationAction { kDelete, kStop, kPause };
 }  // namespace kasm
 
 KASM_ENUM_NAMES(kasm::SessionState, 8, {kasm::SessionState::kRequested, "requested"},
-                {kasm::SessionState::kProvisioning, "provisioning"},
-                {kasm::SessionState::kRunning, "running"}, {kasm::SessionState::kPaused, "paused"},
-                {kasm::SessionState::kStopping, "stopping"},
-                {kasm::SessionState::kStopped, "stopped"},
-                {kasm::SessionState::kDestroyed, "destroyed"},
+                {kasm::SessionState::kProvisioning, "provisioning"}, {kasm::SessionState::kRunning, "running"},
+                {kasm::SessionState::kPaused, "paused"}, {kasm::SessionState::kStopping, "stopping"},
+                {kasm::SessionState::kStopped, "stopped"}, {kasm::SessionState::kDestroyed, "destroyed"},
                 {kasm::SessionState::kFailed, "failed"});
 KASM_ENUM_NAMES(kasm::ExpirationAction, 3, {kasm::ExpirationAction::kDelete, "delete"},
                 {kasm::ExpirationAction::kStop, "stop"}, {kasm::ExpirationAction::kPause, "pause"});
@@ -58,36 +56,38 @@ bool isAllowedTransition(SessionState from, SessionState to) noexcept;
 // True for states that hold an agent reservation (the container exists or is being made).
 bool holdsReservation(SessionState state) noexcept;
 // True for states from which nothing further happens.
-constexpr bool isTerminal(SessionState state) noexcept { return state == SessionState::kDestroyed; }
+constexpr bool isTerminal(SessionState state) noexcept {
+  return state == SessionState::kDestroyed;
+}
 
 // A user's running (or starting, or stopped) instance of a workspace.
 struct Session {
   SessionId id;
-  UserId user_id;                // Empty while the session sits in a staging pool.
+  UserId user_id;  // Empty while the session sits in a staging pool.
   WorkspaceId workspace_id;
   std::optional<ZoneId> zone_id;
   std::optional<AgentId> agent_id;
   std::optional<StagingConfigId> staging_config_id;  // Set while the session is staged, unclaimed.
 
   SessionState state = SessionState::kRequested;
-  std::string state_reason;      // Why the last transition happened, e.g. "agent a1 is dead".
+  std::string state_reason;                               // Why the last transition happened, e.g. "agent a1 is dead".
   ExpirationAction teardown = ExpirationAction::kDelete;  // Where `stopping` leads.
-  std::string operational_message;  // Progress text while starting ("pulling image 40%").
-  std::int32_t progress = 0;        // 0..100 while starting.
+  std::string operational_message;                        // Progress text while starting ("pulling image 40%").
+  std::int32_t progress = 0;                              // 0..100 while starting.
 
-  Resources resources;           // Reserved on the agent while holdsReservation(state).
+  Resources resources;  // Reserved on the agent while holdsReservation(state).
   std::string container_id;
   std::string container_name;
-  std::string upstream;          // "host:port" the proxy forwards to.
-  std::string share_id;          // Non-empty while shared.
+  std::string upstream;  // "host:port" the proxy forwards to.
+  std::string share_id;  // Non-empty while shared.
 
   TimePoint created_at;
   TimePoint state_changed_at;
-  std::optional<TimePoint> started_at;       // First time it reached `running`.
-  std::optional<TimePoint> keepalive_at;     // Last keepalive.
+  std::optional<TimePoint> started_at;        // First time it reached `running`.
+  std::optional<TimePoint> keepalive_at;      // Last keepalive.
   std::optional<TimePoint> last_activity_at;  // Last user input seen by the proxy.
-  std::optional<TimePoint> expires_at;       // Keepalive expiry; extended by keepalives.
-  std::optional<TimePoint> hard_expires_at;  // Session time limit; never extended.
+  std::optional<TimePoint> expires_at;        // Keepalive expiry; extended by keepalives.
+  std::optional<TimePoint> hard_expires_at;   // Session time limit; never extended.
 
   // Moves to `next`, recording the reason and time. Returns FailedPrecondition naming both states
   // when the edge does not exist; the session is unchanged then.

@@ -15,7 +15,7 @@ namespace kasm {
 
 // Permission names granted through groups and API keys. Stable strings: they appear in the API.
 namespace permissions {
-inline constexpr std::string_view kAdmin = "admin";                  // Everything.
+inline constexpr std::string_view kAdmin = "admin";  // Everything.
 inline constexpr std::string_view kUsersManage = "users:manage";
 inline constexpr std::string_view kWorkspacesManage = "workspaces:manage";
 inline constexpr std::string_view kAgentsManage = "agents:manage";
@@ -30,7 +30,7 @@ bool isKnown(std::string_view name) noexcept;
 // Per-group session policy. When a user is in several groups, the group with the highest priority
 // that sets a value wins (resolved by the manager).
 struct GroupSettings {
-  std::int32_t max_sessions_per_user = 1;       // 0 = unlimited.
+  std::int32_t max_sessions_per_user = 1;  // 0 = unlimited.
   Duration keepalive_expiration = std::chrono::hours(1);
   ExpirationAction keepalive_expiration_action = ExpirationAction::kDelete;
   std::optional<Duration> session_time_limit;  // Hard cap on a session's age.
@@ -64,7 +64,7 @@ struct Group {
 
 struct User {
   UserId id;
-  std::string username;       // Unique, case-sensitive; 1..255 printable characters.
+  std::string username;  // Unique, case-sensitive; 1..255 printable characters.
   std::string first_name;
   std::string last_name;
   std::string email;
@@ -73,7 +73,7 @@ struct User {
   std::string password_hash;  // A PHC-format hash ("$scrypt$..."); empty = no password login.
   std::vector<GroupId> group_ids;
   bool disabled = false;
-  bool locked = false;        // Set by repeated failed logins; cleared by an admin.
+  bool locked = false;  // Set by repeated failed logins; cleared by an admin.
   TimePoint created_at;
   std::optional<TimePoint> last_login_at;
 
@@ -86,8 +86,8 @@ struct User {
 struct ApiKey {
   ApiKeyId id;
   std::string name;
-  std::string key;            // Public identifier sent as `api_key`; unique.
-  std::string secret_hash;    // Hash of `api_key_secret`; never the secret itself.
+  std::string key;          // Public identifier sent as `api_key`; unique.
+  std::string secret_hash;  // Hash of `api_key_secret`; never the secret itself.
   std::set<std::string> permissions;
   bool read_only = false;
   bool enabled = true;

@@ -24,24 +24,21 @@ enum class VolumeMode { kReadWrite, kReadOnly };
 }  // namespace kasm
 
 KASM_ENUM_NAMES(kasm::WorkspaceType, 4, {kasm::WorkspaceType::kContainer, "container"},
-                {kasm::WorkspaceType::kServer, "server"},
-                {kasm::WorkspaceType::kServerPool, "server_pool"},
+                {kasm::WorkspaceType::kServer, "server"}, {kasm::WorkspaceType::kServerPool, "server_pool"},
                 {kasm::WorkspaceType::kLink, "link"});
 KASM_ENUM_NAMES(kasm::CpuAllocationMethod, 3, {kasm::CpuAllocationMethod::kInherit, "inherit"},
-                {kasm::CpuAllocationMethod::kQuotas, "quotas"},
-                {kasm::CpuAllocationMethod::kShares, "shares"});
+                {kasm::CpuAllocationMethod::kQuotas, "quotas"}, {kasm::CpuAllocationMethod::kShares, "shares"});
 KASM_ENUM_NAMES(kasm::SessionProtocol, 5, {kasm::SessionProtocol::kHttp, "http"},
                 {kasm::SessionProtocol::kHttps, "https"}, {kasm::SessionProtocol::kVnc, "vnc"},
                 {kasm::SessionProtocol::kRdp, "rdp"}, {kasm::SessionProtocol::kSsh, "ssh"});
-KASM_ENUM_NAMES(kasm::VolumeMode, 2, {kasm::VolumeMode::kReadWrite, "rw"},
-                {kasm::VolumeMode::kReadOnly, "ro"});
+KASM_ENUM_NAMES(kasm::VolumeMode, 2, {kasm::VolumeMode::kReadWrite, "rw"}, {kasm::VolumeMode::kReadOnly, "ro"});
 
 namespace kasm {
 
 // One command run inside a session container at a lifecycle point.
 struct ExecHook {
-  std::string cmd;                           // Shell command line; empty = no hook.
-  std::string user;                          // Container user; empty = image default.
+  std::string cmd;   // Shell command line; empty = no hook.
+  std::string user;  // Container user; empty = image default.
   bool privileged = false;
   std::string workdir;
   std::map<std::string, std::string> environment;
@@ -83,20 +80,20 @@ struct Workspace {
   std::string thumbnail_url;
 
   // Container workspaces.
-  std::string image;                       // Docker image reference, e.g. "kasm/desktop:1.0".
-  Resources resources;                     // Cores (millicores), memory and GPUs per session.
+  std::string image;    // Docker image reference, e.g. "kasm/desktop:1.0".
+  Resources resources;  // Cores (millicores), memory and GPUs per session.
   CpuAllocationMethod cpu_allocation = CpuAllocationMethod::kInherit;
-  std::string run_config_json;             // Docker create-body override, a JSON object or empty.
+  std::string run_config_json;  // Docker create-body override, a JSON object or empty.
   ExecConfig exec_config;
   std::vector<VolumeMapping> volumes;
-  std::uint16_t port = 6901;               // The port the session serves inside the container.
+  std::uint16_t port = 6901;  // The port the session serves inside the container.
   SessionProtocol protocol = SessionProtocol::kHttps;
-  std::string path;                        // URL path of the session page, e.g. "/vnc.html".
+  std::string path;  // URL path of the session page, e.g. "/vnc.html".
 
   // Placement restrictions.
   std::optional<ZoneId> restrict_to_zone;
-  std::optional<AgentId> restrict_to_agent;  // Kasm calls this "restrict to server".
-  std::string restrict_to_network;           // Docker network the container must join.
+  std::optional<AgentId> restrict_to_agent;           // Kasm calls this "restrict to server".
+  std::string restrict_to_network;                    // Docker network the container must join.
   std::map<std::string, std::string> include_labels;  // Agent must carry all of these.
   std::map<std::string, std::string> exclude_labels;  // Agent must carry none of these.
 

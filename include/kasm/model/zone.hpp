@@ -22,10 +22,8 @@ enum class LoadStrategy {
 }  // namespace kasm
 
 KASM_ENUM_NAMES(kasm::LoadStrategy, 5, {kasm::LoadStrategy::kLeastLoad, "least_load"},
-                {kasm::LoadStrategy::kMostLoad, "most_load"},
-                {kasm::LoadStrategy::kFewestSessions, "fewest_sessions"},
-                {kasm::LoadStrategy::kMostSessions, "most_sessions"},
-                {kasm::LoadStrategy::kSpread, "spread"});
+                {kasm::LoadStrategy::kMostLoad, "most_load"}, {kasm::LoadStrategy::kFewestSessions, "fewest_sessions"},
+                {kasm::LoadStrategy::kMostSessions, "most_sessions"}, {kasm::LoadStrategy::kSpread, "spread"});
 
 namespace kasm {
 

@@ -76,9 +76,7 @@ struct HttpResponse {
 
   // A response with a body and its Content-Type.
   static HttpResponse text(int status, std::string body, std::string content_type = "text/plain; charset=utf-8");
-  static HttpResponse json(int status, std::string body) {
-    return text(status, std::move(body), "application/json");
-  }
+  static HttpResponse json(int status, std::string body) { return text(status, std::move(body), "application/json"); }
 };
 
 // Sends the response of one request. Copyable; every copy refers to the same request. Call it once,
@@ -148,12 +146,12 @@ struct HttpServerOptions {
   int io_threads = 2;                 // Threads running the event loop.
   // > 0: the server owns a BlockingPool of that size and every handler call runs on it.
   std::size_t handler_threads = 0;
-  std::size_t max_header_bytes = 16 * 1024;   // Larger request headers get 431.
-  std::size_t max_body_bytes = 1024 * 1024;   // Larger bodies get 413 (never read in full).
+  std::size_t max_header_bytes = 16 * 1024;            // Larger request headers get 431.
+  std::size_t max_body_bytes = 1024 * 1024;            // Larger bodies get 413 (never read in full).
   Duration header_timeout = std::chrono::seconds(10);  // Whole request header; then 408 and close.
   Duration idle_timeout = std::chrono::seconds(60);    // Keep-alive wait for the next request.
   Duration body_timeout = std::chrono::seconds(60);    // Reading a request body, writing a response.
-  std::optional<TlsOptions> tls;  // Set = HTTPS only.
+  std::optional<TlsOptions> tls;                       // Set = HTTPS only.
 };
 
 // Accepts connections and dispatches requests: paths under a mounted SessionProxy's prefix go to the

@@ -58,7 +58,7 @@ struct ProxyOptions {
   // When set, the authorizer and the activity callback run here (they may block on a store).
   BlockingPool* blocking_pool = nullptr;
   Duration upstream_timeout = std::chrono::seconds(30);  // Connect and response header.
-  std::size_t buffer_bytes = 64 * 1024;  // Per direction and connection; bounds memory per client.
+  std::size_t buffer_bytes = 64 * 1024;                  // Per direction and connection; bounds memory per client.
   // Cookie carrying the token; set by the proxy when the token came in the query string, so the
   // page's own sub-requests (scripts, the WebSocket) are authorized without it.
   std::string token_cookie = "kasm_session_token";
@@ -67,11 +67,11 @@ struct ProxyOptions {
 // Counters since creation, for /metrics. Read while traffic flows; each field is exact, the set is
 // not a snapshot.
 struct ProxyStats {
-  std::uint64_t requests = 0;         // Proxied HTTP requests (upgrades included).
-  std::uint64_t rejected = 0;         // Refused before reaching an upstream (4xx/5xx by us).
+  std::uint64_t requests = 0;  // Proxied HTTP requests (upgrades included).
+  std::uint64_t rejected = 0;  // Refused before reaching an upstream (4xx/5xx by us).
   std::uint64_t bytes_to_upstream = 0;
   std::uint64_t bytes_to_client = 0;
-  std::uint64_t open_tunnels = 0;     // WebSocket tunnels and VNC bridges open now.
+  std::uint64_t open_tunnels = 0;  // WebSocket tunnels and VNC bridges open now.
 };
 
 // Thread-safe. Lives as long as the servers it is mounted on (they hold a shared_ptr).

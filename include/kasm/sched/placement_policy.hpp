@@ -12,8 +12,8 @@ namespace kasm::sched {
 
 // What a policy may look at: the agent's capacity and what is already placed on it.
 struct AgentLoad {
-  Resources capacity;              // After operator overrides.
-  Resources reserved;              // Held by sessions placed there.
+  Resources capacity;  // After operator overrides.
+  Resources reserved;  // Held by sessions placed there.
   std::int32_t session_count = 0;
   std::uint64_t last_placed_seq = 0;  // Scheduler-wide sequence number of its latest placement.
 };

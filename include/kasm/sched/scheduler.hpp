@@ -50,13 +50,13 @@ struct ZoneRules {
 // One session's needs and restrictions.
 struct PlacementRequest {
   Resources resources;
-  ZoneId zone;                              // The zone asked for.
-  std::optional<ZoneId> restrict_to_zone;   // Workspace restriction: only this zone.
-  std::optional<AgentId> restrict_to_agent;  // Workspace restriction: only this agent.
+  ZoneId zone;                                        // The zone asked for.
+  std::optional<ZoneId> restrict_to_zone;             // Workspace restriction: only this zone.
+  std::optional<AgentId> restrict_to_agent;           // Workspace restriction: only this agent.
   std::map<std::string, std::string> include_labels;  // The agent must carry all of these.
   std::map<std::string, std::string> exclude_labels;  // The agent must carry none of these.
-  std::string image;                        // Empty = no image requirement.
-  bool allow_pull = true;                   // Agents without the image may be used (they pull).
+  std::string image;                                  // Empty = no image requirement.
+  bool allow_pull = true;                             // Agents without the image may be used (they pull).
 };
 
 struct Placement {

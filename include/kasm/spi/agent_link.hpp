@@ -14,9 +14,9 @@ namespace kasm::spi {
 // What the manager asks an agent to start for a session.
 struct ProvisionRequest {
   SessionId session_id;
-  UserId user_id;           // Empty for a staged session.
-  Workspace workspace;      // The workspace as it was when the session was placed.
-  Resources resources;      // What was reserved for it.
+  UserId user_id;                                  // Empty for a staged session.
+  Workspace workspace;                             // The workspace as it was when the session was placed.
+  Resources resources;                             // What was reserved for it.
   std::map<std::string, std::string> environment;  // Extra variables (e.g. the VNC password).
 };
 

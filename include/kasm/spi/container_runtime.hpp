@@ -29,9 +29,9 @@ namespace kasm::spi {
 
 // Everything needed to create one session container.
 struct ContainerSpec {
-  std::string name;                           // Unique container name, e.g. "kasm-<session id>".
+  std::string name;  // Unique container name, e.g. "kasm-<session id>".
   std::string image;
-  Resources resources;                        // Limits: CPU per cpu_allocation, memory, GPUs.
+  Resources resources;  // Limits: CPU per cpu_allocation, memory, GPUs.
   CpuAllocationMethod cpu_allocation = CpuAllocationMethod::kQuotas;
   std::map<std::string, std::string> environment;
   std::map<std::string, std::string> labels;  // Always includes the kasm ownership labels.
@@ -39,8 +39,8 @@ struct ContainerSpec {
   std::uint16_t port = 0;                     // Container port to publish; 0 = none.
   std::string publish_host = "127.0.0.1";     // Host address the port is published on.
   std::vector<VolumeMapping> volumes;
-  std::string network;                        // Empty = the engine default.
-  std::string run_config_json;                // Workspace override, merged into the create body.
+  std::string network;          // Empty = the engine default.
+  std::string run_config_json;  // Workspace override, merged into the create body.
 };
 
 struct ContainerInfo {

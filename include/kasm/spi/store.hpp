@@ -59,8 +59,8 @@ struct Query {
   std::vector<std::pair<std::string, std::string>> equals;  // column = value, all must hold.
   std::string in_column;                                    // column IN (in_values), when set.
   std::vector<std::string> in_values;
-  std::string after_id;     // Only ids greater than this (for the next page).
-  std::size_t limit = 0;    // 0 = no limit.
+  std::string after_id;   // Only ids greater than this (for the next page).
+  std::size_t limit = 0;  // 0 = no limit.
 
   Query& where(std::string column, std::string value) {
     equals.emplace_back(std::move(column), std::move(value));

@@ -24,12 +24,12 @@ struct Versioned {
 template <class T>
 struct EntityTraits;
 
-#define KASM_ENTITY(T, TABLE)                                            \
-  template <>                                                            \
-  struct EntityTraits<T> {                                               \
-    static constexpr spi::Table kTable = spi::Table::TABLE;              \
-    static std::string id(const T& v);                                   \
-    static std::map<std::string, std::string> columns(const T& v);       \
+#define KASM_ENTITY(T, TABLE)                                      \
+  template <>                                                      \
+  struct EntityTraits<T> {                                         \
+    static constexpr spi::Table kTable = spi::Table::TABLE;        \
+    static std::string id(const T& v);                             \
+    static std::map<std::string, std::string> columns(const T& v); \
   }
 KASM_ENTITY(Workspace, kWorkspaces);
 KASM_ENTITY(Zone, kZones);
@@ -134,8 +134,8 @@ class Repository {
   static Result<Versioned<T>> decode(const spi::Record& rec) {
     auto value = fromJson<T>(rec.data);
     if (!value.ok()) {
-      return dataLoss("stored " + std::string(spi::tableSchema(EntityTraits<T>::kTable).name) + " row '" +
-                      rec.id + "' cannot be read: " + value.error().message());
+      return dataLoss("stored " + std::string(spi::tableSchema(EntityTraits<T>::kTable).name) + " row '" + rec.id +
+                      "' cannot be read: " + value.error().message());
     }
     return Versioned<T>{std::move(value).value(), rec.version};
   }

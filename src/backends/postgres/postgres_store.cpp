@@ -71,7 +71,9 @@ class PostgresStore final : public spi::Store {
       if (current > spi::kSchemaVersion) return sql::futureSchemaError(current);
       if (current < 1) {
         for (const auto& stmt : sql::schemaV1(kDialect)) w.exec0(stmt);
-        w.exec0("INSERT INTO schema_migrations (version, applied_at) VALUES (1, (EXTRACT(EPOCH FROM now()) * 1000)::bigint)");
+        w.exec0(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (1, (EXTRACT(EPOCH FROM now()) * "
+            "1000)::bigint)");
       }
       w.commit();
       schema_version_ = spi::kSchemaVersion;
@@ -221,9 +223,8 @@ class PostgresStore final : public spi::Store {
     {
       std::unique_lock lock(mu_);
       if (!cv_.wait_for(lock, options_.acquire_timeout, [&] { return !free_.empty(); })) {
-        return unavailable("no free PostgreSQL connection within " +
-                           std::to_string(options_.acquire_timeout.count()) + " ms (pool of " +
-                           std::to_string(options_.pool_size) + ")");
+        return unavailable("no free PostgreSQL connection within " + std::to_string(options_.acquire_timeout.count()) +
+                           " ms (pool of " + std::to_string(options_.pool_size) + ")");
       }
       pc = std::move(free_.back());
       free_.pop_back();
@@ -256,7 +257,8 @@ class PostgresStore final : public spi::Store {
       if (state.rfind("08", 0) == 0 || state == "57P01" || state == "57P03") {
         return unavailable("PostgreSQL is unavailable: " + trimMessage(e.what()));
       }
-      if (state == "40001" || state == "40P01") return aborted("PostgreSQL aborted the transaction: " + trimMessage(e.what()));
+      if (state == "40001" || state == "40P01")
+        return aborted("PostgreSQL aborted the transaction: " + trimMessage(e.what()));
       return internalError("PostgreSQL error " + state + ": " + trimMessage(e.what()));
     } catch (const std::exception& e) {
       const bool lost = pc->conn && !pc->conn->is_open();

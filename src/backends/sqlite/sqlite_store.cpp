@@ -27,19 +27,14 @@ Error sqliteError(sqlite3* db, int rc, std::string_view what) {
     case SQLITE_NOTADB:
       return dataLoss(msg + " (the database file is corrupt or not a SQLite database; restore it from a backup)");
     case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return unavailable(msg + " (another process holds the database lock)");
+    case SQLITE_LOCKED: return unavailable(msg + " (another process holds the database lock)");
     case SQLITE_READONLY:
     case SQLITE_CANTOPEN:
-    case SQLITE_PERM:
-      return unavailable(msg + " (check that the file and its directory exist and are writable)");
+    case SQLITE_PERM: return unavailable(msg + " (check that the file and its directory exist and are writable)");
     case SQLITE_FULL:
-    case SQLITE_IOERR:
-      return unavailable(msg + " (disk full or I/O error)");
-    case SQLITE_CONSTRAINT:
-      return alreadyExists(msg);
-    default:
-      return internalError(msg);
+    case SQLITE_IOERR: return unavailable(msg + " (disk full or I/O error)");
+    case SQLITE_CONSTRAINT: return alreadyExists(msg);
+    default: return internalError(msg);
   }
 }
 
@@ -153,9 +148,10 @@ class SqliteStore final : public spi::Store {
     if (current > spi::kSchemaVersion) return sql::futureSchemaError(current);
     if (current < 1) {
       for (const auto& stmt : sql::schemaV1(kDialect)) KASM_RETURN_IF_ERROR(execLocked(stmt, "migration 1"));
-      KASM_RETURN_IF_ERROR(execLocked(
-          "INSERT INTO schema_migrations (version, applied_at) VALUES (1, CAST(strftime('%s','now') AS INTEGER) * 1000)",
-          "recording migration 1"));
+      KASM_RETURN_IF_ERROR(
+          execLocked("INSERT INTO schema_migrations (version, applied_at) VALUES (1, CAST(strftime('%s','now') AS "
+                     "INTEGER) * 1000)",
+                     "recording migration 1"));
     }
     schema_version_ = spi::kSchemaVersion;
     return {};
@@ -173,7 +169,8 @@ class SqliteStore final : public spi::Store {
         if ((rc & 0xFF) == SQLITE_CONSTRAINT) {
           return sql::duplicateError(m.table, m.record.id, sqlite3_errmsg(db_));
         }
-        if (rc != SQLITE_DONE) return sqliteError(db_, rc, "inserting into " + std::string(spi::tableSchema(m.table).name));
+        if (rc != SQLITE_DONE)
+          return sqliteError(db_, rc, "inserting into " + std::string(spi::tableSchema(m.table).name));
         return std::int64_t{1};
       }
       case spi::Mutation::Kind::kUpdate: {
@@ -194,7 +191,8 @@ class SqliteStore final : public spi::Store {
         bindText(st, 1, m.record.id);
         if (m.check_version) sqlite3_bind_int64(st, 2, m.record.version);
         const int rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE) return sqliteError(db_, rc, "removing from " + std::string(spi::tableSchema(m.table).name));
+        if (rc != SQLITE_DONE)
+          return sqliteError(db_, rc, "removing from " + std::string(spi::tableSchema(m.table).name));
         if (sqlite3_changes(db_) == 0) return missOrStale(m);
         return std::int64_t{0};
       }
@@ -243,7 +241,8 @@ class SqliteStore final : public spi::Store {
       return it->second;
     }
     sqlite3_stmt* st = nullptr;
-    const int rc = sqlite3_prepare_v3(db_, text.c_str(), static_cast<int>(text.size()), SQLITE_PREPARE_PERSISTENT, &st, nullptr);
+    const int rc =
+        sqlite3_prepare_v3(db_, text.c_str(), static_cast<int>(text.size()), SQLITE_PREPARE_PERSISTENT, &st, nullptr);
     if (rc != SQLITE_OK) return sqliteError(db_, rc, "preparing a statement");
     cache_.emplace(text, st);
     return st;

@@ -1,8 +1,7 @@
 // A program outside the kasm tree, built against an installed kasm.
+#include <cstdio>
 #include <kasm/kasm.hpp>
 #include <kasm/store/sqlite_store.hpp>
-
-#include <cstdio>
 
 int main() {
   std::printf("kasm %s\n", std::string(kasm::version()).c_str());
