@@ -51,6 +51,7 @@ using Clock = std::chrono::steady_clock;
 
 double g_seconds = 3.0;
 int g_connections = 4;
+double g_serve_seconds = 0;  // --serve S: only start the servers, print their ports, wait S seconds.
 constexpr long kMaxRequestsPerConnection = 2'000'000;  // Bound beside the time limit.
 constexpr int kLatencySamples = 3000;
 
@@ -152,11 +153,13 @@ class Nginx {
     conf << "daemon off;\nmaster_process on;\nworker_processes 2;\nuser root;\n"
          << "pid " << dir_ << "/nginx.pid;\nerror_log " << dir_ << "/error.log warn;\n"
          << "events { worker_connections 1024; }\n"
-         << "http {\n  access_log off;\n"
+         // nginx closes a keep-alive connection after keepalive_requests (1000 by default), client
+         // side and upstream side; the benchmark's connections make far more requests than that.
+         << "http {\n  access_log off;\n  keepalive_requests 10000000;\n"
          << "  client_body_temp_path " << dir_ << "/body;\n  proxy_temp_path " << dir_ << "/proxy;\n"
          << "  fastcgi_temp_path " << dir_ << "/fcgi;\n  uwsgi_temp_path " << dir_ << "/uwsgi;\n"
          << "  scgi_temp_path " << dir_ << "/scgi;\n"
-         << "  upstream app { server 127.0.0.1:" << http_upstream << "; keepalive 64; }\n"
+         << "  upstream app { server 127.0.0.1:" << http_upstream << "; keepalive 64; keepalive_requests 10000000; }\n"
          << "  upstream ws { server 127.0.0.1:" << ws_upstream << "; }\n"
          << "  server {\n    listen 127.0.0.1:" << port_ << ";\n"
          << "    location /desktop/s1/ws { proxy_pass http://ws/ws; proxy_http_version 1.1;\n"
@@ -183,6 +186,11 @@ class Nginx {
       kill(pid_, SIGTERM);
       int status = 0;
       waitpid(pid_, &status, 0);
+    }
+    // KASM_BENCH_KEEP_NGINX=1 keeps the generated config and nginx's error log for inspection.
+    if (const char* keep = std::getenv("KASM_BENCH_KEEP_NGINX"); keep && std::string(keep) == "1") {
+      std::cerr << "nginx files kept in " << dir_ << "\n";
+      return;
     }
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
@@ -234,7 +242,7 @@ Throughput httpThroughput(std::uint16_t port, const std::string& target) {
           ++done;
         }
       } catch (const std::exception& e) {
-        std::cerr << "client error: " << e.what() << "\n";
+        std::cerr << "client error (port " << port << ", request " << done.load() << "): " << e.what() << "\n";
       }
     });
   }
@@ -333,6 +341,8 @@ int main(int argc, char** argv) {
       g_connections = std::stoi(argv[i + 1]);
     else if (a == "--nginx")
       nginx_binary = argv[i + 1];
+    else if (a == "--serve")
+      g_serve_seconds = std::stod(argv[i + 1]);
   }
   g_seconds = std::clamp(g_seconds, 0.2, 60.0);
   g_connections = std::clamp(g_connections, 1, 256);
@@ -380,6 +390,16 @@ int main(int argc, char** argv) {
   const auto up_port = (*upstream)->port();
   const auto kasm_port = (*proxy_server)->port();
   const std::string q = "?token=" + token;
+  std::fprintf(stderr, "ports: upstream %u, kasm %u, nginx %u\n", up_port, kasm_port, nginx.port());
+  if (g_serve_seconds > 0) {
+    // For investigation with other clients (wrk, curl): the same servers, no load of our own.
+    std::printf(
+        "upstream http://127.0.0.1:%u/small\nkasm http://127.0.0.1:%u/desktop/s1/small%s\n"
+        "nginx http://127.0.0.1:%u/desktop/s1/small%s\n",
+        up_port, kasm_port, q.c_str(), nginx.port(), q.c_str());
+    std::this_thread::sleep_for(std::chrono::duration<double>(std::min(g_serve_seconds, 3600.0)));
+    return 0;
+  }
 
   std::printf("bench_proxy: %d connections, %.1f s per throughput run, %d latency samples, %u cores\n", g_connections,
               g_seconds, kLatencySamples, std::thread::hardware_concurrency());
