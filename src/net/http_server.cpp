@@ -94,9 +94,13 @@ struct HttpServer::Impl {
   std::uint64_t next_conn_id = 0;
   std::unordered_map<std::uint64_t, std::weak_ptr<Connection>> conns;
 
-  // Declared after everything the connection coroutines use, so it is destroyed (with the
-  // coroutine frames still queued in it) first.
-  asio::io_context ioc;
+  // Declared after everything the connection coroutines use, so they are destroyed (with the
+  // coroutine frames still queued in them) first. One io_context per I/O thread, as nginx runs one
+  // event loop per worker: a connection lives on one thread, without strands or cross-thread
+  // wake-ups; the acceptor hands connections out round-robin.
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::size_t next_context = 0;
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
 
@@ -108,7 +112,7 @@ struct HttpServer::Impl {
 
 namespace {
 struct Connection {
-  Connection(HttpServer::Impl& s, TcpStream::socket_type&& socket) : server(s), transport(std::move(socket)) {}
+  Connection(HttpServer::Impl& s, Socket&& socket) : server(s), transport(std::move(socket)) {}
   ~Connection() {
     std::lock_guard lock(server.conns_mutex);
     server.conns.erase(id);
@@ -153,7 +157,8 @@ bool isQuietClose(const beast::error_code& ec) {
 
 asio::awaitable<void> HttpServer::Impl::acceptLoop() {
   while (!stopping.load()) {
-    auto [ec, socket] = co_await acceptor->async_accept(asio::make_strand(ioc), kAwaitTuple);
+    auto& ctx = *contexts[next_context++ % contexts.size()];
+    auto [ec, socket] = co_await acceptor->async_accept(ctx, kAwaitTuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping.load()) co_return;
       continue;  // EMFILE and friends: keep accepting others.
@@ -383,7 +388,12 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options,
   impl->handler = std::move(handler);
   impl->proxy = std::move(proxy);
 
-  auto& acceptor = impl->acceptor.emplace(asio::make_strand(impl->ioc));
+  for (int i = 0; i < options.io_threads; ++i) {
+    // Concurrency hint 1: each context is run by exactly one thread.
+    impl->contexts.push_back(std::make_unique<asio::io_context>(1));
+    impl->work.push_back(asio::make_work_guard(*impl->contexts.back()));
+  }
+  auto& acceptor = impl->acceptor.emplace(*impl->contexts.front());
   tcp::endpoint endpoint(address, options.port);
   acceptor.open(endpoint.protocol(), ec);
   if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
@@ -398,11 +408,11 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options,
 
   Impl* raw = impl.get();
   asio::co_spawn(acceptor.get_executor(), raw->acceptLoop(), asio::detached);
-  for (int i = 0; i < raw->options.io_threads; ++i) {
-    raw->threads.emplace_back([raw] {
+  for (auto& ctx : raw->contexts) {
+    raw->threads.emplace_back([ioc = ctx.get()] {
       for (;;) {
         try {
-          raw->ioc.run();
+          ioc->run();
           return;
         } catch (const std::exception&) {
           // A handler threw past its coroutine; keep the loop alive for everyone else.
@@ -443,7 +453,8 @@ void HttpServer::stop(Duration deadline) {
     std::unique_lock lock(impl_->conns_mutex);
     impl_->conns_changed.wait_for(lock, std::chrono::milliseconds(500), [&] { return impl_->conns.empty(); });
   }
-  impl_->ioc.stop();
+  impl_->work.clear();
+  for (auto& ctx : impl_->contexts) ctx->stop();
   for (auto& t : impl_->threads) {
     if (t.joinable()) t.join();
   }

@@ -8,8 +8,11 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <limits>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "kasm/net/http_server.hpp"
 #include "kasm/net/session_proxy.hpp"
@@ -20,21 +23,155 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
-using Executor = asio::strand<asio::io_context::executor_type>;
-using TcpStream = beast::basic_stream<tcp, Executor>;
+// One thread per io_context (see HttpServer): a connection, its upstream and its timers share one
+// thread, so no strands and no cross-thread wake-ups on the data path.
+using Executor = asio::io_context::executor_type;
+using Socket = asio::basic_stream_socket<tcp, Executor>;
 
 // Coroutine completion tokens: exceptions for "give up on this connection", tuples where an error
 // is an expected outcome to branch on.
 inline constexpr auto kAwait = asio::use_awaitable;
 inline constexpr auto kAwaitTuple = asio::as_tuple(asio::use_awaitable);
 
+class TimedSocket;
+
+// Deadlines of every TimedSocket of one io_context, checked by one periodic timer. Moving a
+// deadline is a clock read and a store, where a timer per operation (beast::basic_stream) costs a
+// timerfd update per request; the price is a resolution of kSweepPeriod.
+class DeadlineSweeper : public asio::detail::execution_context_service_base<DeadlineSweeper> {
+ public:
+  static constexpr std::chrono::milliseconds kSweepPeriod{50};
+
+  explicit DeadlineSweeper(asio::execution_context& ctx);
+  void shutdown() override;
+  void add(TimedSocket* socket);
+  void remove(TimedSocket* socket);
+
+ private:
+  void arm();
+  void sweep();
+
+  std::mutex mutex_;
+  std::vector<TimedSocket*> sockets_;
+  asio::steady_timer timer_;
+  bool running_ = false;
+  bool shut_down_ = false;
+};
+
+// A TCP socket with a deadline for whatever operations are pending or started before it passes:
+// when it passes, pending operations are cancelled and complete with beast::error::timeout, and so
+// do operations started later, until the next expires_after()/expires_never().
+class TimedSocket {
+ public:
+  using executor_type = Executor;
+  using lowest_layer_type = Socket::lowest_layer_type;
+
+  explicit TimedSocket(Socket&& socket) : socket_(std::move(socket)) { register_(); }
+  explicit TimedSocket(const Executor& ex) : socket_(ex) { register_(); }
+  ~TimedSocket() { sweeper_->remove(this); }
+  TimedSocket(const TimedSocket&) = delete;
+  TimedSocket& operator=(const TimedSocket&) = delete;
+
+  Socket& socket() noexcept { return socket_; }
+  lowest_layer_type& lowest_layer() noexcept { return socket_.lowest_layer(); }
+  executor_type get_executor() noexcept { return socket_.get_executor(); }
+
+  template <class Rep, class Period>
+  void expires_after(std::chrono::duration<Rep, Period> d) {
+    const auto now = std::chrono::steady_clock::now().time_since_epoch();
+    deadline_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(now + d).count(),
+                       std::memory_order_relaxed);
+    timed_out_ = false;
+  }
+  void expires_never() {
+    deadline_ns_.store(kNever, std::memory_order_relaxed);
+    timed_out_ = false;
+  }
+  // True when the last deadline passed (what a cancelled operation's operation_aborted meant).
+  bool timedOut() const noexcept { return timed_out_; }
+
+  template <class Buffers, class Token>
+  auto async_read_some(const Buffers& buffers, Token&& token) {
+    return asio::async_initiate<Token, void(beast::error_code, std::size_t)>(
+        [this](auto handler, const Buffers& b) {
+          if (timed_out_) return failLater(std::move(handler));
+          socket_.async_read_some(b, mapTimeout(std::move(handler)));
+        },
+        token, buffers);
+  }
+  template <class Buffers, class Token>
+  auto async_write_some(const Buffers& buffers, Token&& token) {
+    return asio::async_initiate<Token, void(beast::error_code, std::size_t)>(
+        [this](auto handler, const Buffers& b) {
+          if (timed_out_) return failLater(std::move(handler));
+          socket_.async_write_some(b, mapTimeout(std::move(handler)));
+        },
+        token, buffers);
+  }
+  template <class Token>
+  auto async_connect(const tcp::endpoint& endpoint, Token&& token) {
+    return asio::async_initiate<Token, void(beast::error_code)>(
+        [this](auto handler, const tcp::endpoint& e) {
+          socket_.async_connect(e, [this, h = std::move(handler)](beast::error_code ec) mutable {
+            if (ec && timed_out_) ec = beast::error::timeout;
+            std::move(h)(ec);
+          });
+        },
+        token, endpoint);
+  }
+
+  // Called by the sweeper on this socket's thread.
+  void expireIfDue(std::int64_t now_ns) {
+    if (timed_out_ || deadline_ns_.load(std::memory_order_relaxed) > now_ns) return;
+    timed_out_ = true;
+    beast::error_code ec;
+    socket_.cancel(ec);
+  }
+
+ private:
+  static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+
+  void register_() {
+    sweeper_ = &asio::use_service<DeadlineSweeper>(asio::query(socket_.get_executor(), asio::execution::context));
+    sweeper_->add(this);
+  }
+  // Keeps the handler's executor and cancellation slot (coroutines rely on both).
+  template <class Handler>
+  auto mapTimeout(Handler&& handler) {
+    auto slot = asio::get_associated_cancellation_slot(handler);
+    auto ex = asio::get_associated_executor(handler, socket_.get_executor());
+    return asio::bind_cancellation_slot(slot, asio::bind_executor(ex, [this, h = std::forward<Handler>(handler)](
+                                                                          beast::error_code ec, std::size_t n) mutable {
+                                          if (ec == asio::error::operation_aborted && timed_out_)
+                                            ec = beast::error::timeout;
+                                          std::move(h)(ec, n);
+                                        }));
+  }
+  template <class Handler>
+  void failLater(Handler&& handler) {
+    auto ex = asio::get_associated_executor(handler, socket_.get_executor());
+    asio::post(ex, [h = std::forward<Handler>(handler)]() mutable {
+      std::move(h)(beast::error_code(beast::error::timeout), std::size_t{0});
+    });
+  }
+
+  friend class DeadlineSweeper;
+  Socket socket_;
+  DeadlineSweeper* sweeper_ = nullptr;
+  std::size_t sweep_index_ = 0;  // Position in the sweeper's list, kept by the sweeper.
+  std::atomic<std::int64_t> deadline_ns_{kNever};
+  bool timed_out_ = false;
+};
+
+using TcpStream = TimedSocket;
+
 // A byte stream that is plain TCP or TLS over it, chosen at run time, so the HTTP and proxy code is
-// compiled once rather than once per stream type. Timeouts come from the TCP layer (expires_after).
+// compiled once rather than once per stream type.
 class Transport {
  public:
   using executor_type = Executor;
 
-  explicit Transport(TcpStream::socket_type&& socket) : tcp_(std::move(socket)) {}
+  explicit Transport(Socket&& socket) : tcp_(std::move(socket)) {}
   explicit Transport(const Executor& ex) : tcp_(ex) {}
 
   void enableTls(asio::ssl::context& ctx) { tls_ = std::make_unique<asio::ssl::stream<TcpStream&>>(tcp_, ctx); }
@@ -45,25 +182,13 @@ class Transport {
 
   template <class Buffers, class Token>
   auto async_read_some(const Buffers& buffers, Token&& token) {
-    return asio::async_initiate<Token, void(beast::error_code, std::size_t)>(
-        [this](auto handler, const Buffers& b) {
-          if (tls_)
-            tls_->async_read_some(b, std::move(handler));
-          else
-            tcp_.async_read_some(b, std::move(handler));
-        },
-        token, buffers);
+    if (tls_) return tls_->async_read_some(buffers, std::forward<Token>(token));
+    return tcp_.async_read_some(buffers, std::forward<Token>(token));
   }
   template <class Buffers, class Token>
   auto async_write_some(const Buffers& buffers, Token&& token) {
-    return asio::async_initiate<Token, void(beast::error_code, std::size_t)>(
-        [this](auto handler, const Buffers& b) {
-          if (tls_)
-            tls_->async_write_some(b, std::move(handler));
-          else
-            tcp_.async_write_some(b, std::move(handler));
-        },
-        token, buffers);
+    if (tls_) return tls_->async_write_some(buffers, std::forward<Token>(token));
+    return tcp_.async_write_some(buffers, std::forward<Token>(token));
   }
 
   // Abrupt close (no TLS close_notify): used on errors, timeouts and closeSession.

@@ -339,7 +339,12 @@ asio::awaitable<beast::error_code> connectUpstream(SessionProxy::Impl& proxy, Tr
     tcp::resolver resolver(co_await asio::this_coro::executor);
     auto [rec, results] = co_await resolver.async_resolve(host, port, kAwaitTuple);
     if (rec) co_return rec;
-    auto [cec, endpoint] = co_await up.tcp().async_connect(results, kAwaitTuple);
+    beast::error_code cec = asio::error::host_not_found;
+    for (const auto& entry : results) {
+      if (up.tcp().socket().is_open()) up.tcp().socket().close(ec);
+      std::tie(cec) = co_await up.tcp().async_connect(entry.endpoint(), kAwaitTuple);
+      if (!cec || cec == beast::error::timeout) break;
+    }
     if (cec) co_return cec;
   }
   up.tcp().socket().set_option(tcp::no_delay(true), ec);
@@ -351,7 +356,9 @@ asio::awaitable<beast::error_code> connectUpstream(SessionProxy::Impl& proxy, Tr
   co_return beast::error_code{};
 }
 
-// Moves a message body from `in` to `out` through `buf`, chunk by chunk, after the header.
+// Moves a message from `in` to `out` through `buf`: the header goes out with the first piece of the
+// body (one write for a small message), then each piece as it arrives (read_some, so a streamed
+// body such as server-sent events is not held back until the buffer fills).
 template <bool isRequest, class CountFn>
 asio::awaitable<beast::error_code> relayBody(Transport& in, beast::flat_buffer& in_buffer,
                                              http::parser<isRequest, http::buffer_body>& p, Transport& out,
@@ -362,13 +369,15 @@ asio::awaitable<beast::error_code> relayBody(Transport& in, beast::flat_buffer& 
       p.get().body().data = buf.data();
       p.get().body().size = buf.size();
       in.tcp().expires_after(timeout);
-      auto [ec, n] = co_await http::async_read(in, in_buffer, p, kAwaitTuple);
+      auto [ec, n] = co_await http::async_read_some(in, in_buffer, p, kAwaitTuple);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) co_return ec;
       const std::size_t got = buf.size() - p.get().body().size;
       count(got);
       p.get().body().size = got;
-      p.get().body().data = buf.data();
+      // An empty piece must not reach the serializer as an empty buffer: chunked framing would
+      // encode it as the last chunk. A null buffer means "nothing yet" (need_buffer).
+      p.get().body().data = got > 0 ? buf.data() : nullptr;
       p.get().body().more = !p.is_done();
     } else {
       p.get().body().data = nullptr;
@@ -498,78 +507,88 @@ asio::awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& clie
     if (auto host = req.find(http::field::host); host != req.end()) req.set("X-Forwarded-Host", host->value());
   }
 
+  // The same for an upload's body, read through the client connection's buffer.
+  if (!rp.is_done()) buffer.reserve(proxy.options.buffer_bytes);
   const std::string key = std::string(enumName(target.protocol)) + "|" + target.upstream;
-  const bool reused = state.upstream && state.upstream_key == key && state.upstream->tcp().socket().is_open();
-  if (!reused) {
-    state.upstream = std::make_unique<Transport>(client.transport.get_executor());
-    state.upstream_buffer.clear();
-    state.upstream_key = key;
-    guard.exchange().upstream = state.upstream.get();
-    if (auto ec = co_await connectUpstream(proxy, *state.upstream, target); ec) {
-      state.upstream.reset();
-      HttpHeaders none;
-      proxy.rejected.fetch_add(1, std::memory_order_relaxed);
-      // The request has been consumed only up to its header; close if a body follows.
-      const bool keep = client_keep_alive && rp.is_done() && !client.stopping.load();
-      client.transport.tcp().expires_after(std::chrono::seconds(5));
-      co_await writeSimple(client.transport, client_version, 502,
-                           "proxy: the session does not answer: " + ec.message() + "\n", keep);
-      co_return keep;
-    }
-  }
-  guard.exchange().upstream = state.upstream.get();
-  Transport& up = *state.upstream;
   const Duration timeout = proxy.options.upstream_timeout;
+  // A kept upstream connection may have been closed by the upstream since the last request; a
+  // request that is safe to repeat and has no body is then sent once more on a fresh connection
+  // (RFC 9110 9.2.2), instead of failing the client.
+  const auto method = req.method();
+  const bool retryable =
+      rp.is_done() && (method == http::verb::get || method == http::verb::head || method == http::verb::options);
+  std::optional<http::response_parser<http::buffer_body>> resp;
+  for (int attempt = 0;; ++attempt) {
+    const bool reused = state.upstream && state.upstream_key == key && state.upstream->tcp().socket().is_open();
+    if (!reused) {
+      state.upstream = std::make_unique<Transport>(client.transport.get_executor());
+      state.upstream_buffer.clear();
+      state.upstream_buffer.reserve(proxy.options.buffer_bytes);
+      state.upstream_key = key;
+      guard.exchange().upstream = state.upstream.get();
+      if (auto ec = co_await connectUpstream(proxy, *state.upstream, target); ec) {
+        state.upstream.reset();
+        proxy.rejected.fetch_add(1, std::memory_order_relaxed);
+        // The request has been consumed only up to its header; close if a body follows.
+        const bool keep = client_keep_alive && rp.is_done() && !client.stopping.load();
+        client.transport.tcp().expires_after(std::chrono::seconds(5));
+        co_await writeSimple(client.transport, client_version, 502,
+                             "proxy: the session does not answer: " + ec.message() + "\n", keep);
+        co_return keep;
+      }
+    }
+    guard.exchange().upstream = state.upstream.get();
+    Transport& up = *state.upstream;
 
-  if (expect_continue && !rp.is_done()) {
-    http::response<http::empty_body> cont{http::status::continue_, client_version};
-    client.transport.tcp().expires_after(timeout);
-    co_await http::async_write(client.transport, cont, kAwait);
-  }
+    if (expect_continue && !rp.is_done()) {
+      http::response<http::empty_body> cont{http::status::continue_, client_version};
+      client.transport.tcp().expires_after(timeout);
+      co_await http::async_write(client.transport, cont, kAwait);
+      expect_continue = false;
+    }
 
-  // Request: header, then the body chunk by chunk.
-  http::request_serializer<http::buffer_body> req_sr{req};
-  req.body().data = nullptr;
-  req.body().more = !rp.is_done();
-  up.tcp().expires_after(timeout);
-  auto [hec, hn] = co_await http::async_write_header(up, req_sr, kAwaitTuple);
-  if (hec) {
-    state.upstream.reset();
-    co_return false;
-  }
-  if (auto ec = co_await relayBody(client.transport, buffer, rp, up, req_sr, state.to_upstream, timeout,
-                                   [&](std::size_t n) { guard.clientTraffic(n); });
-      ec) {
-    state.upstream.reset();
-    co_return false;
-  }
-  guard.touch();  // The request itself is activity, even without a body.
+    // Request: the header with the first piece of the body, then the rest as it arrives.
+    http::request_serializer<http::buffer_body> req_sr{req};
+    req.body().data = nullptr;
+    req.body().more = !rp.is_done();
+    if (auto ec = co_await relayBody(client.transport, buffer, rp, up, req_sr, state.to_upstream, timeout,
+                                     [&](std::size_t n) { guard.clientTraffic(n); });
+        ec) {
+      state.upstream.reset();
+      if (reused && retryable && attempt == 0) continue;
+      co_return false;
+    }
+    guard.touch();  // The request itself is activity, even without a body.
 
-  // Response: header, then the body the same way.
-  http::response_parser<http::buffer_body> resp;
-  resp.body_limit(boost::none);
-  if (is_head) resp.skip(true);
-  up.tcp().expires_after(timeout);
-  auto [rec, rn] = co_await http::async_read_header(up, state.upstream_buffer, resp, kAwaitTuple);
-  if (rec) {
+    resp.emplace();
+    resp->body_limit(boost::none);
+    if (is_head) resp->skip(true);
+    up.tcp().expires_after(timeout);
+    auto [rec, rn] = co_await http::async_read_header(up, state.upstream_buffer, *resp, kAwaitTuple);
+    if (!rec) break;
     state.upstream.reset();
+    const bool closed = rec == http::error::end_of_stream || rec == asio::error::eof ||
+                        rec == asio::error::connection_reset || rec == http::error::partial_message;
+    if (reused && retryable && attempt == 0 && closed) continue;
     proxy.rejected.fetch_add(1, std::memory_order_relaxed);
     client.transport.tcp().expires_after(std::chrono::seconds(5));
     co_await writeSimple(client.transport, client_version, 502, "proxy: bad or no response from the session\n", false);
     co_return false;
   }
-  auto& res = resp.get();
+  Transport& up = *state.upstream;
+
+  auto& res = resp->get();
   const bool switching = upgrade && res.result() == http::status::switching_protocols;
   const bool upstream_keep_alive = res.keep_alive();
   const bool res_chunked = res.chunked();
-  const bool has_length = resp.content_length().has_value();
+  const bool has_length = resp->content_length().has_value();
   stripHopByHop(res, switching);
   for (const auto& [k, v] : response_extra.fields()) res.insert(k, v);
   res.version(client_version);
   bool keep = client_keep_alive && !client.stopping.load() && !switching;
   if (res_chunked) {
     res.chunked(true);
-  } else if (!has_length && !resp.is_done() && !is_head) {
+  } else if (!has_length && !resp->is_done() && !is_head) {
     // A body delimited by the upstream closing: re-frame it as chunked for HTTP/1.1 clients so
     // their connection survives; HTTP/1.0 clients get it delimited by our close.
     if (client_version >= 11)
@@ -579,12 +598,13 @@ asio::awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& clie
   }
   if (!switching) res.keep_alive(keep);
 
+  // Response: the header with the first piece of the body (a 101 has none), then the rest.
   http::response_serializer<http::buffer_body> res_sr{res};
   res.body().data = nullptr;
-  res.body().more = !resp.is_done();
-  client.transport.tcp().expires_after(timeout);
-  auto [wec, wn] = co_await http::async_write_header(client.transport, res_sr, kAwaitTuple);
-  if (wec) {
+  res.body().more = !resp->is_done();
+  if (auto ec = co_await relayBody(up, state.upstream_buffer, *resp, client.transport, res_sr, state.to_client, timeout,
+                                   [&](std::size_t n) { guard.upstreamTraffic(n); });
+      ec) {
     state.upstream.reset();
     co_return false;
   }
@@ -612,13 +632,7 @@ asio::awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& clie
     co_return false;
   }
 
-  if (auto ec = co_await relayBody(up, state.upstream_buffer, resp, client.transport, res_sr, state.to_client, timeout,
-                                   [&](std::size_t n) { guard.upstreamTraffic(n); });
-      ec) {
-    state.upstream.reset();
-    co_return false;
-  }
-  if (!upstream_keep_alive || !resp.is_done()) state.upstream.reset();
+  if (!upstream_keep_alive || !resp->is_done()) state.upstream.reset();
   co_return keep;
 }
 
@@ -682,6 +696,9 @@ asio::awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& cli
     auto s = std::make_shared<ConnectionState>();
     s->to_upstream.resize(proxy.options.buffer_bytes);
     s->to_client.resize(proxy.options.buffer_bytes);
+    // Beast reads a body in pieces of the buffer's free capacity (at least 512 bytes): without
+    // room, a large response would be relayed 512 bytes at a time.
+    s->upstream_buffer.reserve(proxy.options.buffer_bytes);
     client.proxy_state = s;
   }
   auto& state = *static_cast<ConnectionState*>(client.proxy_state.get());
