@@ -256,4 +256,8 @@ Result<LicenseDocument> activate(const ActivationKey& key_doc, std::string_view 
   return d;
 }
 
+std::string formatTime(TimePoint t) {
+  return detail::formatTime(t);
+}
+
 }  // namespace kasm::license

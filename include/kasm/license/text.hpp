@@ -46,4 +46,7 @@ Result<ActivationKey> readActivationKey(std::string_view text, std::span<const V
 // installation id that is not a valid id.
 Result<LicenseDocument> activate(const ActivationKey& key_doc, std::string_view installation_id, TimePoint now);
 
+// A time as the text form writes it: "2025-01-31T12:00:00Z" (UTC, whole seconds).
+std::string formatTime(TimePoint t);
+
 }  // namespace kasm::license
