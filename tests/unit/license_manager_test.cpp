@@ -7,6 +7,8 @@
 #include <thread>
 
 #include "fake_agent_link.hpp"
+#include "kasm/api/developer_api.hpp"
+#include "kasm/auth/secret.hpp"
 #include "kasm/kasm.hpp"
 #include "kasm/license/installation.hpp"
 #include "kasm/license/text.hpp"
@@ -154,6 +156,25 @@ TEST_F(LicenseManagerTest, CommunityEditionAllowsFiveSessions) {
   ASSERT_TRUE(manager_->destroySession(ids.front()).ok());
   EXPECT_EQ(status().used, 4);
   EXPECT_TRUE(request("u5").ok());
+}
+
+// The developer API passes the licence refusal through as its error_message.
+TEST_F(LicenseManagerTest, TheDeveloperApiShowsTheRefusal) {
+  ApiKey k;
+  k.id = ApiKeyId("k1");
+  k.name = "k1";
+  k.key = "k1";
+  k.secret_hash = auth::hashSecret("s1");
+  k.permissions = {"admin"};
+  ASSERT_TRUE(repo_->insert(k).ok());
+  auto signer = auth::AccessTokenSigner::create(std::string(40, 's'), clock_);
+  ASSERT_TRUE(signer.ok());
+  api::DeveloperApi dev(*manager_, *store_, clock_, random_, *signer);
+  const std::string body = R"({"api_key":"k1","api_key_secret":"s1","user_id":"u1","image_id":"desktop"})";
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(dev.handle("request_kasm", body).status, 200);
+  auto refused = dev.handle("request_kasm", body);
+  EXPECT_EQ(refused.status, 429);
+  EXPECT_NE(refused.body.find("license limit reached: 5 of 5 concurrent sessions"), std::string::npos) << refused.body;
 }
 
 TEST_F(LicenseManagerTest, UnlimitedPolicyHasNoLimitAndEveryFeature) {
