@@ -25,9 +25,14 @@ Result<void> Manager::start() {
     for (const auto& z : zones) impl_->scheduler.upsertZone(sched::ZoneRules::fromZone(z.value));
     for (const auto& a : agents) (void)impl_->scheduler.upsertAgent(sched::AgentEntry::fromAgent(a.value));
   }
+  KASM_RETURN_IF_ERROR(impl_->licensing.impl().initCounters());
   KASM_ASSIGN_OR_RETURN(int recovered, recover());
   (void)recovered;
   return {};
+}
+
+license::Licensing& Manager::licensing() {
+  return impl_->licensing;
 }
 
 Result<Zone> Manager::upsertZone(Zone zone) {
@@ -139,7 +144,12 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
     }
   }
 
-  KASM_ASSIGN_OR_RETURN(auto staged, im.claimStaged(req, ws->value, zone, settings));
+  // Expired licence or clock set back: refuse before touching anything. The limit itself is checked
+  // again atomically with the session's insert (commitWithReservation).
+  KASM_ASSIGN_OR_RETURN(license::Grant grant, im.licensing.impl().grant());
+  if (!grant.allowsNewSessions()) return *grant.refusal;
+
+  KASM_ASSIGN_OR_RETURN(auto staged, im.claimStaged(req, ws->value, zone, settings, grant));
   if (staged) return staged->value;
 
   Session s;
@@ -151,13 +161,14 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
   s.state_changed_at = s.created_at;
   // Lifetimes start when the user gets the session: set in the same write that makes it running.
   KASM_ASSIGN_OR_RETURN(auto done,
-                        im.placeAndProvision(std::move(s), ws->value, zone, req.environment,
+                        im.placeAndProvision(std::move(s), ws->value, zone, req.environment, grant,
                                              [&](Session& x) { im.applyLifetimes(x, ws->value, settings); }));
   return done.value;
 }
 
 Result<Versioned<Session>> Manager::Impl::placeAndProvision(Session s, const Workspace& ws, const ZoneId& zone,
                                                             const std::map<std::string, std::string>& env,
+                                                            const license::Grant& grant,
                                                             const std::function<void(Session&)>& on_running) {
   sched::PlacementRequest pr;
   pr.resources = ws.resources;
@@ -182,14 +193,17 @@ Result<Versioned<Session>> Manager::Impl::placeAndProvision(Session s, const Wor
         s.transitionTo(SessionState::kProvisioning, "placed on agent " + placement.agent.str(), clock.now()));
     s.operational_message = placement.needs_pull ? "pulling image " + ws.image : "starting container";
     s.progress = 10;
-    auto committed = commitWithReservation(s, std::nullopt, placement.agent, ws.resources, 1, /*check_fit=*/true);
+    bool license_refused = false;
+    auto committed = commitWithReservation(s, std::nullopt, placement.agent, ws.resources, 1, /*check_fit=*/true,
+                                           &grant, &license_refused);
     if (committed.ok()) break;
     {
       std::lock_guard lock(mu);
       (void)scheduler.release(placement.agent, ws.resources);
     }
     // Another manager filled the agent first: the scheduler now holds the stored view; try again.
-    if (committed.error().code() != ErrorCode::kResourceExhausted || attempt + 1 >= options.max_cas_retries) {
+    if (license_refused || committed.error().code() != ErrorCode::kResourceExhausted ||
+        attempt + 1 >= options.max_cas_retries) {
       return committed.error();
     }
   }
@@ -220,7 +234,8 @@ Result<Versioned<Session>> Manager::Impl::placeAndProvision(Session s, const Wor
 Result<std::int64_t> Manager::Impl::commitWithReservation(const Session& session,
                                                           std::optional<std::int64_t> session_version,
                                                           const AgentId& agent_id, const Resources& delta, int count,
-                                                          bool check_fit) {
+                                                          bool check_fit, const license::Grant* grant,
+                                                          bool* license_refused) {
   for (int attempt = 0; attempt < options.max_cas_retries; ++attempt) {
     auto agent = repo.get<Agent>(agent_id.str());
     if (!agent.ok()) return agent.error();
@@ -234,13 +249,22 @@ Result<std::int64_t> Manager::Impl::commitWithReservation(const Session& session
     KASM_ASSIGN_OR_RETURN(spi::Mutation sm, session_version ? Repository::updateOp(session, *session_version)
                                                             : Repository::insertOp(session));
     KASM_ASSIGN_OR_RETURN(spi::Mutation am, Repository::updateOp(a, agent->version));
+    auto usage = licensing.impl().usageMutations(grant, session, count, /*count_user=*/count > 0);
+    if (!usage.ok()) {
+      if (license_refused && count > 0) *license_refused = true;
+      return usage.error();
+    }
     std::vector<spi::Mutation> batch{std::move(sm), std::move(am)};
+    for (auto& m : *usage) batch.push_back(std::move(m));
     auto applied = store.apply(batch);
     if (applied.ok()) {
       syncAgent(a);
       return applied->front();
     }
-    if (applied.error().code() != ErrorCode::kAborted) return applied.error();
+    // AlreadyExists: another manager created a usage row first (the session id is fresh).
+    if (applied.error().code() != ErrorCode::kAborted && applied.error().code() != ErrorCode::kAlreadyExists) {
+      return applied.error();
+    }
     if (session_version) {
       auto cur = repo.get<Session>(session.id.str());
       if (!cur.ok() || cur->version != *session_version) return applied.error();  // The session moved on.
@@ -379,11 +403,14 @@ Result<Session> Manager::resumeSession(const SessionId& id) {
     // A stopped container restarts on its own agent: reserve there again first.
     Session s = cur.value;
     KASM_RETURN_IF_ERROR(s.transitionTo(SessionState::kProvisioning, "resuming", im.clock.now()));
+    // Restarting a stopped container is a new start for the licence.
+    KASM_ASSIGN_OR_RETURN(license::Grant grant, im.licensing.impl().grant());
+    if (!grant.allowsNewSessions()) return *grant.refusal;
     {
       std::lock_guard lock(im.mu);
       KASM_RETURN_IF_ERROR(im.scheduler.reserve(*s.agent_id, s.resources));
     }
-    auto committed = im.commitWithReservation(s, cur.version, *s.agent_id, s.resources, 1, true);
+    auto committed = im.commitWithReservation(s, cur.version, *s.agent_id, s.resources, 1, true, &grant);
     if (!committed.ok()) {
       std::lock_guard lock(im.mu);
       (void)im.scheduler.release(*s.agent_id, s.resources);

@@ -8,8 +8,8 @@
 namespace kasm {
 
 Result<std::optional<Versioned<Session>>> Manager::Impl::claimStaged(const SessionRequest& req, const Workspace& ws,
-                                                                     const ZoneId& zone,
-                                                                     const GroupSettings& settings) {
+                                                                     const ZoneId& zone, const GroupSettings& settings,
+                                                                     const license::Grant& grant) {
   KASM_ASSIGN_OR_RETURN(auto candidates,
                         repo.list<Session>(spi::Query().where("workspace_id", ws.id.str()).where("state", "running")));
   // Same zone first, then the others.
@@ -23,11 +23,21 @@ Result<std::optional<Versioned<Session>>> Manager::Impl::claimStaged(const Sessi
     s.created_at = clock.now();
     s.state_reason = "claimed from staging pool";
     applyLifetimes(s, ws, settings);
-    auto w = repo.update(s, c.version);
-    if (!w.ok()) {
-      if (w.error().code() == ErrorCode::kAborted) continue;  // Someone else claimed it.
-      return w.error();
+    // The staged session already counts as a live session; a named-user licence counts its user now,
+    // in the same batch as the claim.
+    KASM_ASSIGN_OR_RETURN(auto usage, licensing.impl().usageMutations(&grant, s, 0, /*count_user=*/true));
+    KASM_ASSIGN_OR_RETURN(spi::Mutation claim, Repository::updateOp(s, c.version));
+    std::vector<spi::Mutation> batch{std::move(claim)};
+    for (auto& m : usage) batch.push_back(std::move(m));
+    auto applied = store.apply(batch);
+    if (!applied.ok()) {
+      // Someone else claimed it, or a usage row moved: try the next one (a new launch checks again).
+      if (applied.error().code() == ErrorCode::kAborted || applied.error().code() == ErrorCode::kAlreadyExists) {
+        continue;
+      }
+      return applied.error();
     }
+    const std::int64_t new_version = applied->front();
     if (!ws.exec_config.assign.cmd.empty() && s.agent_id) {
       if (auto link = linkFor(*s.agent_id)) {
         spi::ExecRequest e{{"sh", "-c", ws.exec_config.assign.cmd},
@@ -38,7 +48,7 @@ Result<std::optional<Versioned<Session>>> Manager::Impl::claimStaged(const Sessi
         (void)link->exec(s.id, e);  // The session is the user's either way; a failed hook is logged by the agent.
       }
     }
-    return std::optional<Versioned<Session>>(Versioned<Session>{s, *w});
+    return std::optional<Versioned<Session>>(Versioned<Session>{s, new_version});
   }
   return std::optional<Versioned<Session>>();
 }
@@ -115,8 +125,14 @@ Result<Manager::TickReport> Manager::tick() {
   KASM_ASSIGN_OR_RETURN(auto stopping, im.repo.list<Session>(spi::Query().where("state", "stopping")));
   for (auto& s : stopping) (void)im.finishTeardown(std::move(s));
 
-  // Staging pools.
+  // Staging pools. Launching needs the `staging` feature and a licence that allows new sessions;
+  // staged sessions already running are served and expired either way.
   KASM_ASSIGN_OR_RETURN(auto configs, im.repo.list<StagingConfig>());
+  std::optional<license::Grant> grant;
+  if (!configs.empty()) {
+    KASM_ASSIGN_OR_RETURN(grant, im.licensing.impl().grant());
+  }
+  const bool may_stage = grant && grant->allowsNewSessions() && grant->hasFeature(license::features::kStaging);
   for (const auto& c : configs) {
     const auto& cfg = c.value;
     KASM_ASSIGN_OR_RETURN(auto staged, im.repo.list<Session>(spi::Query().where("staging_config_id", cfg.id.str())));
@@ -129,7 +145,7 @@ Result<Manager::TickReport> Manager::tick() {
       }
       ++live;
     }
-    if (!cfg.enabled) continue;
+    if (!cfg.enabled || !may_stage) continue;
     {
       std::lock_guard lock(im.mu);
       auto it = im.staging_backoff.find(cfg.id);
@@ -145,7 +161,7 @@ Result<Manager::TickReport> Manager::tick() {
       s.resources = ws->value.resources;
       s.created_at = im.clock.now();
       s.state_changed_at = s.created_at;
-      auto launched = im.placeAndProvision(std::move(s), ws->value, cfg.zone_id, {});
+      auto launched = im.placeAndProvision(std::move(s), ws->value, cfg.zone_id, {}, *grant);
       std::lock_guard lock(im.mu);
       auto& b = im.staging_backoff[cfg.id];
       if (launched.ok()) {

@@ -7,18 +7,20 @@
 
 #include "kasm/manager/manager.hpp"
 #include "kasm/store/repository.hpp"
+#include "license/licensing_impl.hpp"
 
 namespace kasm {
 
 struct Manager::Impl {
   Impl(spi::Store& s, Clock& c, Random& r, ManagerOptions o)
-      : store(s), repo(s), clock(c), random(r), options(o), scheduler(r) {}
+      : store(s), repo(s), clock(c), random(r), options(o), licensing(s, c, r, o.license), scheduler(r) {}
 
   spi::Store& store;
   Repository repo;
   Clock& clock;
   Random& random;
   ManagerOptions options;
+  license::Licensing licensing;  // Thread-safe on its own.
 
   mutable std::mutex mu;  // Guards everything below; never held across store or agent calls.
   sched::Scheduler scheduler;
@@ -41,12 +43,16 @@ struct Manager::Impl {
   }
 
   // Writes `session` (insert when `session_version` is empty, else compare-and-set update) in one
-  // batch with a change of the agent's reservation by `delta` and its session count by `count`,
-  // retrying lost races on the agent. With `check_fit`, refuses when the agent as stored no longer
-  // has room (another manager took it). Returns the session's new version.
+  // batch with a change of the agent's reservation by `delta` and its session count by `count`, and
+  // the licence usage rows (a session counts against the licence exactly while it holds a
+  // reservation), retrying lost races on the agent and the usage rows. With `check_fit`, refuses
+  // when the agent as stored no longer has room (another manager took it). With count > 0, `grant`
+  // is required and the licence limit is checked on the usage row read in the same attempt, so the
+  // check and the reservation are one compare-and-set; a licence refusal sets `*license_refused`.
+  // Returns the session's new version.
   Result<std::int64_t> commitWithReservation(const Session& session, std::optional<std::int64_t> session_version,
-                                             const AgentId& agent_id, const Resources& delta, int count,
-                                             bool check_fit);
+                                             const AgentId& agent_id, const Resources& delta, int count, bool check_fit,
+                                             const license::Grant* grant = nullptr, bool* license_refused = nullptr);
 
   // Moves a session to a new state with compare-and-set, re-reading on a lost race as long as the
   // transition is still allowed. `mutate` may change other fields.
@@ -61,9 +67,11 @@ struct Manager::Impl {
   // `on_running` (optional) edits the session in the write that makes it running.
   Result<Versioned<Session>> placeAndProvision(Session session, const Workspace& ws, const ZoneId& zone,
                                                const std::map<std::string, std::string>& env,
+                                               const license::Grant& grant,
                                                const std::function<void(Session&)>& on_running = {});
   Result<std::optional<Versioned<Session>>> claimStaged(const SessionRequest& req, const Workspace& ws,
-                                                        const ZoneId& zone, const GroupSettings& settings);
+                                                        const ZoneId& zone, const GroupSettings& settings,
+                                                        const license::Grant& grant);
   void applyLifetimes(Session& s, const Workspace& ws, const GroupSettings& settings);
 
   Result<Session> teardownAs(const SessionId& id, ExpirationAction action, std::string reason);

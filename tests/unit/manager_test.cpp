@@ -20,7 +20,7 @@ class ManagerTest : public ::testing::Test {
   void SetUp() override {
     store_ = makeMemoryStore();
     repo_ = std::make_unique<Repository>(*store_);
-    manager_ = std::make_unique<Manager>(*store_, clock_, random_);
+    manager_ = std::make_unique<Manager>(*store_, clock_, random_, options_);
     ASSERT_TRUE(manager_->start().ok());
     Zone z;
     z.id = ZoneId("east");
@@ -94,6 +94,7 @@ class ManagerTest : public ::testing::Test {
     ASSERT_TRUE(repo_->update(g->value, g->version).ok());
   }
 
+  ManagerOptions options_;  // Community licensing by default (5 sessions, no staging).
   ManualClock clock_;
   SeededRandom random_{5};
   std::unique_ptr<spi::Store> store_;
@@ -283,7 +284,14 @@ TEST_F(ManagerTest, ReconcileFailsSessionsWhoseContainerVanished) {
   EXPECT_EQ(storedAgent("a1").session_count, 0);
 }
 
-TEST_F(ManagerTest, StagingPoolsFillServeAndRefill) {
+// Staging pools are a licensed feature; these tests grant it without a licence (tests/unit/
+// license_manager_test.cpp covers the licensed path and the refusal).
+class StagingManagerTest : public ManagerTest {
+ protected:
+  StagingManagerTest() { options_.license.community_features = {std::string(license::features::kStaging)}; }
+};
+
+TEST_F(StagingManagerTest, StagingPoolsFillServeAndRefill) {
   StagingConfig cfg;
   cfg.id = StagingConfigId("pool");
   cfg.workspace_id = WorkspaceId("desktop");
@@ -311,7 +319,7 @@ TEST_F(ManagerTest, StagingPoolsFillServeAndRefill) {
   EXPECT_EQ(t->staged_launched, 2);
 }
 
-TEST_F(ManagerTest, StagingBacksOffAfterFailures) {
+TEST_F(StagingManagerTest, StagingBacksOffAfterFailures) {
   StagingConfig cfg;
   cfg.id = StagingConfigId("pool");
   cfg.workspace_id = WorkspaceId("desktop");

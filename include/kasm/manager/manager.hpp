@@ -9,6 +9,7 @@
 #include "kasm/core/clock.hpp"
 #include "kasm/core/random.hpp"
 #include "kasm/core/result.hpp"
+#include "kasm/license/licensing.hpp"
 #include "kasm/model/model.hpp"
 #include "kasm/sched/scheduler.hpp"
 #include "kasm/spi/agent_link.hpp"
@@ -25,6 +26,10 @@ struct ManagerOptions {
   // Backoff of a staging pool after a failed launch, doubled per failure up to the max.
   Duration staging_backoff = std::chrono::seconds(5);
   Duration staging_backoff_max = std::chrono::minutes(5);
+  // Licensing: limits without a licence, the keys licences must verify with, expiry warning. The
+  // default is the community edition (5 concurrent sessions, no licensed feature such as staging
+  // pools, no verifying key); see LicensePolicy and docs/licensing.md.
+  license::LicensePolicy license;
 };
 
 // What an agent reports at check-in.
@@ -95,9 +100,12 @@ class Manager {
   Result<void> reconcileAgent(const AgentId& id);
 
   // ---- sessions ----
-  // Limits -> a staged session if one fits -> placement -> provision -> running. Returns the session
-  // in `running`, or an error (the session, if one was created, is left `failed` with the reason and
-  // its reservation released).
+  // Licence -> limits -> a staged session if one fits -> placement -> provision -> running. Returns
+  // the session in `running`, or an error (the session, if one was created, is left `failed` with
+  // the reason and its reservation released). Licence refusals: ResourceExhausted when the licence's
+  // concurrent-session or named-user limit is reached, FailedPrecondition when the licence expired
+  // or the clock was set back; the message says which and what to do. The licence check and the
+  // session's insert are one atomic store batch, so the limit holds across managers.
   Result<Session> requestSession(const SessionRequest& request);
   Result<Session> getSession(const SessionId& id);
   Result<std::vector<Session>> listSessions(const spi::Query& query = {});
@@ -121,7 +129,8 @@ class Manager {
     int staged_expired = 0;
     int sessions_idle = 0;  // Running sessions past their group's idle_disconnect (see idleSessions()).
   };
-  // Agent liveness, session expiry (keepalive, hard limit) and staging pools, once.
+  // Agent liveness, session expiry (keepalive, hard limit) and staging pools, once. Staging pools
+  // launch only when the licence includes the `staging` feature and allows new sessions.
   Result<TickReport> tick();
   // Running sessions without user input for longer than their group's idle_disconnect; the proxy
   // disconnects their viewers (the session itself lives on until its keepalive expires).
@@ -133,6 +142,10 @@ class Manager {
   // The effective group settings of a user: the settings of their group with the lowest priority
   // number; defaults when they belong to none.
   Result<GroupSettings> effectiveSettings(const UserId& user);
+
+  // Licences of this installation: add, remove, status (usage, days left), features. Shares the
+  // manager's store, clock and policy (ManagerOptions::license).
+  license::Licensing& licensing();
 
   // The scheduler's view, for inspection and tests (copy).
   std::optional<sched::AgentEntry> schedulerView(const AgentId& id) const;
