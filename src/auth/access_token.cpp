@@ -1,4 +1,5 @@
 #include "kasm/auth/access_token.hpp"
+#include "kasm/auth/secret.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -57,12 +58,20 @@ Result<AccessTokenSigner> AccessTokenSigner::create(std::string key, const Clock
   return AccessTokenSigner(std::move(key), clock);
 }
 
-std::string AccessTokenSigner::mac(std::string_view payload) const {
+std::string hmacSha256(std::string_view key, std::string_view payload) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()), reinterpret_cast<const unsigned char*>(payload.data()),
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(payload.data()),
        payload.size(), out, &len);
   return base64url(out, len);
+}
+
+bool constantTimeEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string AccessTokenSigner::mac(std::string_view payload) const {
+  return hmacSha256(key_, payload);
 }
 
 std::string AccessTokenSigner::issue(const SessionId& session, const UserId& user, Duration ttl) const {
@@ -78,7 +87,7 @@ Result<AccessClaims> AccessTokenSigner::verify(std::string_view token) const {
   const std::string_view given_mac = parts.back();
   const std::string_view payload = token.substr(0, token.size() - given_mac.size() - 1);
   const std::string expected = mac(payload);
-  if (expected.size() != given_mac.size() || CRYPTO_memcmp(expected.data(), given_mac.data(), expected.size()) != 0) {
+  if (!constantTimeEquals(expected, given_mac)) {
     return unauthenticated("access token signature does not match");
   }
   std::int64_t expiry = 0;

@@ -179,6 +179,7 @@ void describe(User& u, V& v) {
   v("locked", u.locked);
   v("created_at", u.created_at);
   v("last_login_at", u.last_login_at);
+  v("sessions_valid_after", u.sessions_valid_after);
 }
 template <class V>
 void describe(ApiKey& k, V& v) {

@@ -224,9 +224,83 @@ Result<T> fromJson(std::string_view text) {
   return out;
 }
 
-#define KASM_INSTANTIATE_JSON(T)            \
-  template std::string toJson<T>(const T&); \
-  template Result<T> fromJson<T>(std::string_view)
+// ---- schema ----
+
+namespace {
+
+template <class T>
+json::object schemaOf();
+
+struct SchemaWriter {
+  json::object properties;
+  template <class T>
+  void operator()(const char* name, const T&) {
+    properties[name] = schemaOf<T>();
+  }
+};
+
+template <class T>
+json::object schemaOf() {
+  json::object o;
+  if constexpr (std::is_same_v<T, std::string>) {
+    o["type"] = "string";
+  } else if constexpr (std::is_same_v<T, bool>) {
+    o["type"] = "boolean";
+  } else if constexpr (std::is_integral_v<T>) {
+    o["type"] = "integer";
+  } else if constexpr (std::is_floating_point_v<T>) {
+    o["type"] = "number";
+  } else if constexpr (NamedEnum<T>) {
+    o["type"] = "string";
+    json::array names;
+    for (const auto& [v, n] : EnumNames<T>::kValues) names.emplace_back(n);
+    o["enum"] = std::move(names);
+  } else if constexpr (IsId<T>::value) {
+    o["type"] = "string";
+  } else if constexpr (std::is_same_v<T, TimePoint>) {
+    o["type"] = "integer";
+    o["description"] = "Unix time in milliseconds";
+  } else if constexpr (std::is_same_v<T, Duration>) {
+    o["type"] = "integer";
+    o["description"] = "milliseconds";
+  } else if constexpr (IsOptional<T>::value) {
+    // Absent optionals are omitted when written; null is accepted when read.
+    o = schemaOf<typename T::value_type>();
+    json::array types;
+    if (auto it = o.find("type"); it != o.end()) {
+      types.push_back(it->value());
+      types.emplace_back("null");
+      o["type"] = std::move(types);
+    }
+    if (auto it = o.find("enum"); it != o.end()) it->value().as_array().emplace_back(nullptr);
+  } else if constexpr (IsVector<T>::value || std::is_same_v<T, std::set<std::string>>) {
+    o["type"] = "array";
+    o["items"] = schemaOf<typename T::value_type>();
+  } else if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
+    o["type"] = "object";
+    o["additionalProperties"] = json::object{{"type", "string"}};
+  } else {
+    static_assert(Described<T>, "no JSON schema for this type");
+    SchemaWriter w;
+    T sample{};
+    describe(sample, w);
+    o["type"] = "object";
+    o["properties"] = std::move(w.properties);
+  }
+  return o;
+}
+
+}  // namespace
+
+template <class T>
+std::string jsonSchema() {
+  return json::serialize(schemaOf<T>());
+}
+
+#define KASM_INSTANTIATE_JSON(T)                    \
+  template std::string toJson<T>(const T&);         \
+  template Result<T> fromJson<T>(std::string_view); \
+  template std::string jsonSchema<T>()
 KASM_INSTANTIATE_JSON(Workspace);
 KASM_INSTANTIATE_JSON(Zone);
 KASM_INSTANTIATE_JSON(Agent);

@@ -18,4 +18,10 @@ std::string hashSecret(std::string_view secret);
 // True when `secret` hashes to `stored`; the comparison takes the same time wherever they differ.
 bool verifySecret(std::string_view secret, std::string_view stored);
 
+// HMAC-SHA256 of `payload` under `key`, base64url without padding (43 characters).
+std::string hmacSha256(std::string_view key, std::string_view payload);
+
+// Compares in time independent of where the inputs differ.
+bool constantTimeEquals(std::string_view a, std::string_view b);
+
 }  // namespace kasm::auth

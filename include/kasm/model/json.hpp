@@ -17,4 +17,9 @@ std::string toJson(const T& value);
 template <class T>
 Result<T> fromJson(std::string_view json);
 
+// JSON Schema (2020-12, as used by OpenAPI 3.1) of what toJson writes for T: an object with every
+// field's type; optional fields also allow null. For API documents and response validation.
+template <class T>
+std::string jsonSchema();
+
 }  // namespace kasm

@@ -76,6 +76,8 @@ struct User {
   bool locked = false;  // Set by repeated failed logins; cleared by an admin.
   TimePoint created_at;
   std::optional<TimePoint> last_login_at;
+  // Web logins issued before this instant are no longer accepted (logout everywhere).
+  std::optional<TimePoint> sessions_valid_after;
 
   Result<void> validate() const;
   friend bool operator==(const User&, const User&) = default;

@@ -1,0 +1,90 @@
+#pragma once
+
+// Private state of kasm::api::RestApi, shared by its implementation files.
+
+#include <boost/json.hpp>
+#include <functional>
+#include <set>
+
+#include "kasm/api/rest_api.hpp"
+#include "kasm/store/repository.hpp"
+
+namespace kasm::api {
+
+// Who is calling, after authentication.
+struct Principal {
+  std::optional<UserId> user;  // Empty for an API key without an owner.
+  std::set<std::string> permissions;
+  bool read_only = false;
+  bool via_cookie = false;
+  bool can(std::string_view permission) const {
+    return permissions.count(std::string(permissions::kAdmin)) > 0 || permissions.count(std::string(permission)) > 0;
+  }
+  bool isAdmin() const { return permissions.count(std::string(permissions::kAdmin)) > 0; }
+  bool is(const UserId& id) const { return user && *user == id; }
+};
+
+// One matched route: the path's {id} parts in order.
+struct RouteCall {
+  const RestRequest& request;
+  const Principal& principal;
+  std::vector<std::string> params;
+  const boost::json::object* body = nullptr;  // Parsed body of writes (an object), else null.
+  std::string_view queryValue(std::string_view key) const {
+    for (const auto& [k, v] : request.query) {
+      if (k == key) return v;
+    }
+    return {};
+  }
+};
+
+using RouteResult = Result<RestResponse>;
+
+struct RestApi::Impl {
+  Impl(Manager& m, spi::Store& s, Clock& c, Random& r, const auth::AccessTokenSigner& sg,
+       const auth::WebSessionSigner& wsg, RestApiOptions o)
+      : manager(m),
+        store(s),
+        repo(s),
+        clock(c),
+        random(r),
+        signer(sg),
+        web_signer(wsg),
+        options(std::move(o)),
+        limiter(c, options.login_limits) {}
+
+  Manager& manager;
+  spi::Store& store;
+  Repository repo;
+  Clock& clock;
+  Random& random;
+  const auth::AccessTokenSigner& signer;
+  const auth::WebSessionSigner& web_signer;
+  RestApiOptions options;
+  auth::LoginRateLimiter limiter;
+  std::string openapi;
+
+  // rest_api.cpp
+  Result<Principal> authenticate(const RestRequest& request);
+  Result<Principal> principalOfUser(const User& user);
+  RouteResult login(const RouteCall& call);
+  RouteResult logout(const RouteCall& call);
+  RouteResult me(const RouteCall& call);
+  Result<boost::json::object> meJson(const User& user, const Principal& p, std::string_view cookie);
+  std::string cookieHeader(std::string_view value, Duration max_age, bool secure) const;
+
+  // rest_resources.cpp
+  RouteResult dispatch(const RouteCall& call, std::string_view method, const std::vector<std::string>& segments);
+  Result<boost::json::object> sessionJson(const Session& s, const Principal& p);
+};
+
+namespace rest {
+RestResponse reply(int status, const boost::json::value& body);
+RestResponse error(const Error& e);
+Result<boost::json::object> parseObject(std::string_view body);
+// Removes what must never leave the server (hashes of secrets).
+boost::json::object redact(boost::json::object o);
+std::string buildOpenApi();
+}  // namespace rest
+
+}  // namespace kasm::api

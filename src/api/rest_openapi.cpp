@@ -1,0 +1,274 @@
+// REST API: the OpenAPI 3.1 document. Entity schemas come from the model's field lists
+// (jsonSchema<T>()), so the document cannot drift from what the API writes.
+
+#include "api/rest_impl.hpp"
+#include "kasm/model/json.hpp"
+#include "kasm/version.hpp"
+
+namespace kasm::api::rest {
+
+namespace json = boost::json;
+
+namespace {
+
+json::object ref(std::string_view name) {
+  return json::object{{"$ref", "#/components/schemas/" + std::string(name)}};
+}
+
+template <class T>
+json::object entitySchema() {
+  json::object s = json::parse(jsonSchema<T>()).as_object();
+  // What the API never sends (see redact()).
+  auto& props = s["properties"].as_object();
+  for (auto field : {"password_hash", "secret_hash", "token_hash"}) props.erase(field);
+  s["required"] = json::array{"id"};
+  return s;
+}
+
+json::object listSchema(std::string_view item) {
+  json::object props;
+  props["items"] = json::object{{"type", "array"}, {"items", ref(item)}};
+  props["total"] = json::object{{"type", "integer"}};
+  props["limit"] = json::object{{"type", "integer"}};
+  props["offset"] = json::object{{"type", "integer"}};
+  props["next"] = json::object{{"type", json::array{"string", "null"}}};
+  return json::object{{"type", "object"},
+                      {"required", json::array{"items", "total", "limit", "offset", "next"}},
+                      {"properties", std::move(props)}};
+}
+
+struct Op {
+  std::string method;
+  std::string summary;
+  std::string permission;  // Empty: any authenticated caller (own things only).
+  int status = 200;
+  json::object response;  // Schema; empty for 204.
+  json::object request;   // Schema of the body; empty when none.
+  bool is_list = false;
+};
+
+json::object operation(const Op& op, bool has_id, std::string_view id_name = "id") {
+  json::object o;
+  o["summary"] = op.summary;
+  if (!op.permission.empty()) o["x-kasm-permission"] = op.permission;
+  json::array params;
+  if (has_id) {
+    params.push_back(json::object{
+        {"name", id_name}, {"in", "path"}, {"required", true}, {"schema", json::object{{"type", "string"}}}});
+  }
+  if (op.is_list) {
+    for (auto [name, type] :
+         {std::pair{"limit", "integer"}, std::pair{"offset", "integer"}, std::pair{"after", "string"}}) {
+      params.push_back(json::object{{"name", name}, {"in", "query"}, {"schema", json::object{{"type", type}}}});
+    }
+  }
+  if (!params.empty()) o["parameters"] = std::move(params);
+  if (!op.request.empty()) {
+    o["requestBody"] = json::object{
+        {"required", true}, {"content", json::object{{"application/json", json::object{{"schema", op.request}}}}}};
+  }
+  json::object responses;
+  json::object ok{{"description", "success"}};
+  if (!op.response.empty()) {
+    ok["content"] = json::object{{"application/json", json::object{{"schema", op.response}}}};
+  }
+  responses[std::to_string(op.status)] = std::move(ok);
+  responses["default"] =
+      json::object{{"description", "an error"},
+                   {"content", json::object{{"application/json", json::object{{"schema", ref("Error")}}}}}};
+  o["responses"] = std::move(responses);
+  return o;
+}
+
+void addPath(json::object& paths, const std::string& path, const std::vector<Op>& ops, bool has_id,
+             std::string_view id_name = "id") {
+  json::object item;
+  for (const auto& op : ops) {
+    std::string m = op.method;
+    std::transform(m.begin(), m.end(), m.begin(), [](unsigned char c) { return std::tolower(c); });
+    item[m] = operation(op, has_id, id_name);
+  }
+  paths[path] = std::move(item);
+}
+
+// The usual five routes of a collection of `schema` under `path`.
+void addCollection(json::object& paths, const std::string& path, std::string_view schema, std::string_view noun,
+                   const std::string& read_perm, const std::string& write_perm, bool put = true) {
+  addPath(paths, path,
+          {{"GET", "List " + std::string(noun) + "s", read_perm, 200, listSchema(schema), {}, true},
+           {"POST", "Create a " + std::string(noun), write_perm, 201, ref(schema), ref(schema)}},
+          false);
+  std::vector<Op> item_ops = {{"GET", "Get a " + std::string(noun), read_perm, 200, ref(schema)},
+                              {"PATCH", "Change a " + std::string(noun) + " (JSON merge patch)", write_perm, 200,
+                               ref(schema), json::object{{"type", "object"}}},
+                              {"DELETE", "Delete a " + std::string(noun), write_perm, 204}};
+  if (put) {
+    item_ops.push_back(
+        {"PUT", "Change a " + std::string(noun) + " (same as PATCH)", write_perm, 200, ref(schema), ref(schema)});
+  }
+  addPath(paths, path + "/{id}", item_ops, true);
+}
+
+}  // namespace
+
+std::string buildOpenApi() {
+  json::object schemas;
+  schemas["Workspace"] = entitySchema<Workspace>();
+  schemas["Zone"] = entitySchema<Zone>();
+  schemas["Agent"] = entitySchema<Agent>();
+  schemas["User"] = entitySchema<User>();
+  schemas["Group"] = entitySchema<Group>();
+  schemas["ApiKey"] = entitySchema<ApiKey>();
+  schemas["StagingConfig"] = entitySchema<StagingConfig>();
+  schemas["LicenseRecord"] = entitySchema<LicenseRecord>();
+  {
+    json::object s = json::parse(jsonSchema<Setting>()).as_object();
+    s["required"] = json::array{"key", "value"};
+    schemas["Setting"] = std::move(s);
+  }
+  {
+    json::object s = entitySchema<Session>();
+    auto& props = s["properties"].as_object();
+    props.erase("upstream");
+    props["protocol"] = json::object{{"type", "string"}};
+    props["url"] = json::object{{"type", "string"}, {"description", "the session page, with an access token"}};
+    props["ws_url"] =
+        json::object{{"type", "string"}, {"description", "WebSocket path bridged to the session's VNC server"}};
+    s["required"] = json::array{"id", "user_id", "workspace_id", "state"};
+    schemas["Session"] = std::move(s);
+  }
+  schemas["Error"] = json::object{{"type", "object"},
+                                  {"required", json::array{"error_message", "code"}},
+                                  {"properties", json::object{{"error_message", json::object{{"type", "string"}}},
+                                                              {"code", json::object{{"type", "string"}}}}}};
+  schemas["Me"] = json::object{
+      {"type", "object"},
+      {"required", json::array{"user", "permissions"}},
+      {"properties",
+       json::object{{"user", ref("User")},
+                    {"permissions", json::object{{"type", "array"}, {"items", json::object{{"type", "string"}}}}},
+                    {"csrf_token", json::object{{"type", "string"}}},
+                    {"expires_at", json::object{{"type", "integer"}}}}}};
+  schemas["Login"] = json::object{{"type", "object"},
+                                  {"required", json::array{"username", "password"}},
+                                  {"properties", json::object{{"username", json::object{{"type", "string"}}},
+                                                              {"password", json::object{{"type", "string"}}}}}};
+  schemas["NewSession"] = json::object{{"type", "object"},
+                                       {"required", json::array{"workspace_id"}},
+                                       {"properties", json::object{{"workspace_id", json::object{{"type", "string"}}},
+                                                                   {"zone_id", json::object{{"type", "string"}}},
+                                                                   {"user_id", json::object{{"type", "string"}}}}}};
+  schemas["AgentRegistration"] =
+      json::object{{"type", "object"},
+                   {"required", json::array{"agent", "token"}},
+                   {"properties", json::object{{"agent", ref("Agent")}, {"token", json::object{{"type", "string"}}}}}};
+  schemas["Installation"] =
+      json::object{{"type", "object"},
+                   {"required", json::array{"installation_id", "version"}},
+                   {"properties", json::object{{"installation_id", json::object{{"type", "string"}}},
+                                               {"version", json::object{{"type", "string"}}}}}};
+  schemas["LicenseStatus"] = json::object{
+      {"type", "object"},
+      {"required", json::array{"state", "limit", "used", "sessions_in_use", "features", "message"}},
+      {"properties",
+       json::object{{"state", json::object{{"type", "string"}}},
+                    {"installation_id", json::object{{"type", "string"}}},
+                    {"type", json::object{{"type", "string"}}},
+                    {"limit", json::object{{"type", "integer"}}},
+                    {"used", json::object{{"type", "integer"}}},
+                    {"sessions_in_use", json::object{{"type", "integer"}}},
+                    {"features", json::object{{"type", "array"}, {"items", json::object{{"type", "string"}}}}},
+                    {"valid_until", json::object{{"type", json::array{"integer", "null"}}}},
+                    {"days_left", json::object{{"type", json::array{"integer", "null"}}}},
+                    {"message", json::object{{"type", "string"}}},
+                    {"problems", json::object{{"type", "array"}}}}}};
+  schemas["Licenses"] = json::object{
+      {"type", "object"},
+      {"required", json::array{"status", "items"}},
+      {"properties", json::object{{"status", ref("LicenseStatus")},
+                                  {"items", json::object{{"type", "array"}, {"items", ref("LicenseRecord")}}}}}};
+
+  json::object paths;
+  const std::string p = "/api/v1";
+  addPath(paths, p + "/auth/login",
+          {{"POST", "Log in; sets the HttpOnly login cookie", "", 200, ref("Me"), ref("Login")}}, false);
+  addPath(paths, p + "/auth/logout", {{"POST", "Log out every browser of this user", "", 204}}, false);
+  addPath(paths, p + "/auth/me", {{"GET", "Who is logged in, with the CSRF token", "", 200, ref("Me")}}, false);
+  addPath(paths, p + "/installation", {{"GET", "Installation id and version", "", 200, ref("Installation")}}, false);
+  addCollection(paths, p + "/workspaces", "Workspace", "workspace", "", "workspaces:manage");
+  addCollection(paths, p + "/zones", "Zone", "zone", "", "agents:manage");
+  addCollection(paths, p + "/staging", "StagingConfig", "staging pool", "workspaces:manage", "workspaces:manage");
+  addCollection(paths, p + "/users", "User", "user", "users:manage", "users:manage");
+  addCollection(paths, p + "/groups", "Group", "group", "users:manage", "admin");
+  addPath(paths, p + "/groups/{id}/users/{user_id}",
+          {{"POST", "Add a user to a group", "admin", 204}, {"DELETE", "Remove a user from a group", "admin", 204}},
+          true);
+  paths[p + "/groups/{id}/users/{user_id}"].as_object()["parameters"] = json::array{json::object{
+      {"name", "user_id"}, {"in", "path"}, {"required", true}, {"schema", json::object{{"type", "string"}}}}};
+  addPath(paths, p + "/agents",
+          {{"GET", "List agents", "agents:manage", 200, listSchema("Agent"), {}, true},
+           {"POST", "Register an agent; the token is shown once", "agents:manage", 201, ref("AgentRegistration"),
+            ref("Agent")}},
+          false);
+  addPath(paths, p + "/agents/{id}",
+          {{"GET", "Get an agent", "agents:manage", 200, ref("Agent")},
+           {"PATCH", "Enable, disable, drain or override an agent", "agents:manage", 200, ref("Agent"),
+            json::object{{"type", "object"}}}},
+          true);
+  addPath(paths, p + "/sessions",
+          {{"GET",
+            "List own sessions (all=true: everyone's, with sessions:manage)",
+            "",
+            200,
+            listSchema("Session"),
+            {},
+            true},
+           {"POST", "Start a session (201 running, 202 starting)", "sessions:launch", 201, ref("Session"),
+            ref("NewSession")}},
+          false);
+  addPath(paths, p + "/sessions/{id}",
+          {{"GET", "Get a session", "", 200, ref("Session")}, {"DELETE", "Delete a session", "", 200, ref("Session")}},
+          true);
+  for (auto action : {"keepalive", "pause", "resume", "stop"}) {
+    addPath(paths, p + "/sessions/{id}/" + action,
+            {{"POST", std::string("Session action: ") + action, "", 200, ref("Session")}}, true);
+  }
+  addPath(paths, p + "/api-keys",
+          {{"GET", "List api keys", "admin", 200, listSchema("ApiKey"), {}, true},
+           {"POST", "Create an api key; api_key_secret is shown once", "admin", 201, ref("ApiKey"), ref("ApiKey")}},
+          false);
+  addPath(paths, p + "/api-keys/{id}",
+          {{"GET", "Get an api key", "admin", 200, ref("ApiKey")}, {"DELETE", "Delete an api key", "admin", 204}},
+          true);
+  addPath(paths, p + "/settings", {{"GET", "List settings", "settings:manage", 200, listSchema("Setting"), {}, true}},
+          false);
+  addPath(
+      paths, p + "/settings/{key}",
+      {{"GET", "Get a setting", "settings:manage", 200, ref("Setting")},
+       {"PUT", "Set a setting", "settings:manage", 200, ref("Setting"),
+        json::object{{"type", "object"}, {"properties", json::object{{"value", json::object{{"type", "string"}}}}}}}},
+      true, "key");
+  addPath(
+      paths, p + "/licenses",
+      {{"GET", "Licence status and licences", "licenses:manage", 200, ref("Licenses")},
+       {"POST", "Add a licence (armoured text in 'license')", "licenses:manage", 201, ref("LicenseRecord"),
+        json::object{{"type", "object"}, {"properties", json::object{{"license", json::object{{"type", "string"}}}}}}}},
+      false);
+  addPath(paths, p + "/licenses/{id}", {{"DELETE", "Remove a licence", "licenses:manage", 204}}, true);
+
+  json::object doc;
+  doc["openapi"] = "3.1.0";
+  doc["info"] = json::object{{"title", "kasm REST API"}, {"version", std::string(kasm::version())}};
+  doc["components"] =
+      json::object{{"schemas", std::move(schemas)},
+                   {"securitySchemes",
+                    json::object{{"cookie", json::object{{"type", "apiKey"}, {"in", "cookie"}, {"name", "kasm_auth"}}},
+                                 {"apiKey", json::object{{"type", "http"},
+                                                         {"scheme", "bearer"},
+                                                         {"description", "Bearer <api_key>:<api_key_secret>"}}}}}};
+  doc["security"] = json::array{json::object{{"cookie", json::array{}}}, json::object{{"apiKey", json::array{}}}};
+  doc["paths"] = std::move(paths);
+  return json::serialize(doc);
+}
+
+}  // namespace kasm::api::rest
