@@ -326,13 +326,29 @@ struct Scheduler::Impl {
     return explain(r, order, alternates);
   }
 
+  // Moves slot i to its new rank after its reservations changed: one re-key in its pool's tree,
+  // done in place when the agent stays in the same leaf.
+  void reindex(std::uint32_t i, const Key& before) {
+    Slot& s = slots[i];
+    if (!s.indexed || !available(s)) {
+      if (s.indexed) {
+        pools[s.pool].ordered.erase(before);
+        s.indexed = false;
+      }
+      index(i);
+      return;
+    }
+    s.score = scoreOf(s);
+    pools[s.pool].ordered.rekey(before, keyOf(i), (s.e.capacity - s.e.reserved).clampedAtZero());
+  }
+
   void reserveSlot(std::uint32_t i, const Resources& resources) {
-    unindex(i);
+    const Key before = keyOf(i);
     auto& s = slots[i];
     s.e.reserved += resources;
     s.e.session_count += 1;
     s.last_seq = ++seq;
-    index(i);
+    reindex(i, before);
   }
 
   Result<Placement> chooseScan(const PlacementRequest& r) const {
@@ -566,11 +582,11 @@ Result<void> Scheduler::release(const AgentId& id, const Resources& resources) {
   auto it = im.by_id.find(id);
   if (it == im.by_id.end()) return notFound("agent '" + id.str() + "' is not known to the scheduler");
   const std::uint32_t i = it->second;
-  im.unindex(i);
+  const Key before = im.keyOf(i);
   auto& s = im.slots[i];
   s.e.reserved = (s.e.reserved - resources).clampedAtZero();
   s.e.session_count = std::max(0, s.e.session_count - 1);
-  im.index(i);
+  im.reindex(i, before);
   return {};
 }
 
