@@ -10,11 +10,6 @@ namespace {
 // keys than a 32-bit slot can name.
 constexpr int kMaxDepth = 32;
 
-struct Step {
-  std::int32_t node;
-  int index;
-};
-
 }  // namespace
 
 FitTree::Cap FitTree::maxOf(const Node& n) {
@@ -207,19 +202,12 @@ void FitTree::erase(const Key& key) {
   Key* it = std::lower_bound(leaf.key, end, key);
   if (it != end && *it == key) {
     const int pos = static_cast<int>(it - leaf.key);
+    const Cap removed = leaf.cap[pos];
     std::copy(leaf.key + pos + 1, leaf.key + leaf.count, leaf.key + pos);
     std::copy(leaf.cap + pos + 1, leaf.cap + leaf.count, leaf.cap + pos);
     --leaf.count;
     --size_;
-    // The removed entry may have been a maximum: recompute up the path while it changes anything.
-    Cap below = maxOf(leaf);
-    for (int d = depth - 1; d >= 0; --d) {
-      Node& p = at(path[static_cast<std::size_t>(d)].node);
-      Cap& slot = p.cap[path[static_cast<std::size_t>(d)].index];
-      if (slot == below) break;  // Nothing above changes either.
-      slot = below;
-      below = maxOf(p);
-    }
+    propagateChange(path.data(), depth, n, removed, Cap{});
   }
   // Shrink the tree from the top: an inner root with one child, or an empty leaf root.
   while (root_ >= 0 && !at(root_).leaf && at(root_).count == 1) {
@@ -252,8 +240,7 @@ void FitTree::rekey(const Key& from, const Key& to, const Resources& free) {
     path[static_cast<std::size_t>(depth++)] = {n, i};
     n = x.child[i];
   }
-  if (n < 0 || (lo && to < *lo) || (hi && !(to < *hi))) {
-    erase(from);
+  if (n < 0) {
     insert(to, free);
     return;
   }
@@ -264,38 +251,72 @@ void FitTree::rekey(const Key& from, const Key& to, const Resources& free) {
     insert(to, free);
     return;
   }
-  // Slide the entries between the old and the new position by one, then write the entry there.
   int pos = static_cast<int>(it - leaf.key);
-  const Cap cap = Cap::of(free);
-  while (pos + 1 < leaf.count && leaf.key[pos + 1] < to) {
-    leaf.key[pos] = leaf.key[pos + 1];
-    leaf.cap[pos] = leaf.cap[pos + 1];
-    ++pos;
+  const Cap before = leaf.cap[pos];
+  const Cap after = Cap::of(free);
+  const bool stays = !(lo && to < *lo) && !(hi && !(to < *hi));
+  if (stays) {
+    // Slide the entries between the old and the new position by one, then write the entry there.
+    while (pos + 1 < leaf.count && leaf.key[pos + 1] < to) {
+      leaf.key[pos] = leaf.key[pos + 1];
+      leaf.cap[pos] = leaf.cap[pos + 1];
+      ++pos;
+    }
+    while (pos > 0 && to < leaf.key[pos - 1]) {
+      leaf.key[pos] = leaf.key[pos - 1];
+      leaf.cap[pos] = leaf.cap[pos - 1];
+      --pos;
+    }
+    leaf.key[pos] = to;
+    leaf.cap[pos] = after;
+  } else if (leaf.count > kMinFill) {
+    // The leaf can spare the entry without rebalancing: remove it here instead of descending again.
+    std::copy(leaf.key + pos + 1, leaf.key + leaf.count, leaf.key + pos);
+    std::copy(leaf.cap + pos + 1, leaf.cap + leaf.count, leaf.cap + pos);
+    --leaf.count;
+    --size_;
+  } else {
+    erase(from);
+    insert(to, free);
+    return;
   }
-  while (pos > 0 && to < leaf.key[pos - 1]) {
-    leaf.key[pos] = leaf.key[pos - 1];
-    leaf.cap[pos] = leaf.cap[pos - 1];
-    --pos;
+  if (stays) {
+    propagateChange(path.data(), depth, n, before, after);
+  } else {
+    propagateChange(path.data(), depth, n, before, Cap{});
+    insert(to, free);
   }
-  leaf.key[pos] = to;
-  leaf.cap[pos] = cap;
-  Cap below = maxOf(leaf);
-  for (int d = depth - 1; d >= 0; --d) {
-    Node& p = at(path[static_cast<std::size_t>(d)].node);
-    Cap& slot = p.cap[path[static_cast<std::size_t>(d)].index];
-    if (slot == below) return;  // Nothing above changes either (root_max_ included).
-    slot = below;
-    below = maxOf(p);
-  }
-  root_max_ = below;
 }
 
-std::optional<Key> FitTree::find(std::int32_t n, const Resources& need, const std::optional<Key>& bound) const {
+FitTree::Cap FitTree::maxAfterChange(const Cap& max, const Cap& before, const Cap& after, const Node& n) {
+  // Only a component where the old value was the maximum and went down needs the node rescanned.
+  const bool lost = (before.memory_bytes == max.memory_bytes && after.memory_bytes < before.memory_bytes) ||
+                    (before.millicores == max.millicores && after.millicores < before.millicores) ||
+                    (before.gpus == max.gpus && after.gpus < before.gpus);
+  return lost ? maxOf(n) : maxOf(max, after);
+}
+
+void FitTree::propagateChange(const Step* path, int depth, std::int32_t node, Cap before, Cap after) {
+  for (int d = depth - 1; d >= 0; --d) {
+    Node& p = at(path[d].node);
+    Cap& slot = p.cap[path[d].index];
+    const Cap old = slot;
+    slot = maxAfterChange(old, before, after, at(node));
+    if (slot == old) return;  // Nothing above changes either (root_max_ included).
+    before = old;
+    after = slot;
+    node = path[d].node;
+  }
+  root_max_ = maxAfterChange(root_max_, before, after, at(node));
+}
+
+std::optional<Key> FitTree::find(std::int32_t n, const Resources& need, const Key* bound) const {
   const Node& x = at(n);
   if (x.leaf) {
     for (int i = 0; i < x.count; ++i) {
+      if (!x.cap[i].fits(need)) continue;
       if (bound && !(x.key[i] < *bound)) return std::nullopt;
-      if (x.cap[i].fits(need)) return x.key[i];
+      return x.key[i];
     }
     return std::nullopt;
   }
@@ -314,7 +335,7 @@ std::optional<Key> FitTree::firstFit(const Resources& need, const std::optional<
   if (bound && !(first.key[0] < *bound)) return std::nullopt;
   if (first.cap[0].fits(need)) return first.key[0];
   if (!root_max_.fits(need)) return std::nullopt;
-  return find(root_, need, bound);
+  return find(root_, need, bound ? &*bound : nullptr);
 }
 
 void FitTree::clear() {

@@ -26,10 +26,15 @@ struct Key {
   std::int64_t neg_score;
   std::uint32_t salt;
   std::uint32_t slot;
+  // Lexicographic (neg_score, salt, slot), computed without branches to mispredict in node scans:
+  // the score with its sign bit flipped orders as an unsigned word, salt and slot form the second.
   friend bool operator<(const Key& a, const Key& b) {
-    if (a.neg_score != b.neg_score) return a.neg_score < b.neg_score;
-    if (a.salt != b.salt) return a.salt < b.salt;
-    return a.slot < b.slot;
+    constexpr std::uint64_t kSign = std::uint64_t{1} << 63;
+    const std::uint64_t ah = static_cast<std::uint64_t>(a.neg_score) ^ kSign;
+    const std::uint64_t bh = static_cast<std::uint64_t>(b.neg_score) ^ kSign;
+    const std::uint64_t al = (std::uint64_t{a.salt} << 32) | a.slot;
+    const std::uint64_t bl = (std::uint64_t{b.salt} << 32) | b.slot;
+    return (ah < bh) | ((ah == bh) & (al < bl));
   }
   friend bool operator==(const Key&, const Key&) = default;
 };
@@ -76,6 +81,11 @@ class FitTree {
     }
     friend bool operator==(const Cap&, const Cap&) = default;
   };
+  // One level of a root-to-leaf path: the node and the child taken.
+  struct Step {
+    std::int32_t node;
+    int index;
+  };
   struct alignas(64) Node {
     std::int32_t count = 0;
     bool leaf = true;
@@ -103,9 +113,15 @@ class FitTree {
   // Gives child `i` of `parent` (at most kMinFill entries) entries from a sibling, merging the two
   // when they fit in one node. Returns nothing: the caller looks up the child again.
   void refillChild(std::int32_t parent, int i);
+  // The maximum over `n` after one of its entries changed from `before` to `after` (zero: removed),
+  // given the maximum before: a rescan only when the entry held the maximum and went down.
+  static Cap maxAfterChange(const Cap& max, const Cap& before, const Cap& after, const Node& n);
+  // Carries a change of one entry of `node` (the last node of `path`, which runs from the root) up
+  // through the maxima of its ancestors, stopping where nothing changes.
+  void propagateChange(const Step* path, int depth, std::int32_t node, Cap before, Cap after);
   void refreshLeftmost();
   void refreshRootMax();
-  std::optional<Key> find(std::int32_t n, const Resources& need, const std::optional<Key>& bound) const;
+  std::optional<Key> find(std::int32_t n, const Resources& need, const Key* bound) const;
   void collectRec(std::int32_t n, std::vector<Key>& out) const;
   std::string checkRec(std::int32_t n, int depth, int& leaf_depth, const Key* lo, const Key* hi, Cap& max,
                        std::size_t& count) const;

@@ -232,20 +232,28 @@ struct Scheduler::Impl {
 
   bool fits(const Slot& s, const Resources& need) const { return (s.e.capacity - s.e.reserved).fits(need); }
 
-  // The zones to search, in order, or an error for an unknown zone.
-  Result<ZoneList> zoneOrder(const PlacementRequest& r, bool* alternates_searched) const {
-    *alternates_searched = false;
+  // The zone a request names first (its restriction, else the zone asked for), or an error for an
+  // unknown zone.
+  Result<std::uint32_t> firstZone(const PlacementRequest& r) const {
     const ZoneId& first = r.restrict_to_zone ? *r.restrict_to_zone : r.zone;
     if (first.empty()) return invalidArgument("placement: no zone given");
     auto it = zone_index.find(first.str());
     if (it == zone_index.end() || !zones[it->second].exists)
       return notFound("zone '" + first.str() + "' does not exist");
+    return it->second;
+  }
+
+  bool searchesAlternates(const PlacementRequest& r, std::uint32_t first) const {
+    return !r.restrict_to_zone && zones[first].rules.search_alternate_zones;
+  }
+
+  // The zones to search, in order, starting at `first`.
+  ZoneList zoneOrder(const PlacementRequest& r, std::uint32_t first) const {
     ZoneList order;
-    order.push_back(it->second);
-    if (!r.restrict_to_zone && zones[it->second].rules.search_alternate_zones) {
-      *alternates_searched = true;
+    order.push_back(first);
+    if (searchesAlternates(r, first)) {
       for (std::uint32_t idx : sorted_zones) {
-        if (idx != it->second && zones[idx].exists) order.push_back(idx);
+        if (idx != first && zones[idx].exists) order.push_back(idx);
       }
     }
     return order;
@@ -257,73 +265,80 @@ struct Scheduler::Impl {
     return Placement{s.e.id, s.e.zone, !r.image.empty() && !p.hasImage(r.image)};
   }
 
-  // On success, `*slot_out` is the chosen slot (so place() can reserve without a lookup).
+  struct Choice {
+    std::uint32_t slot;
+    bool needs_pull;
+  };
+
+  // The best agent of zone `z` for `r`: tier by tier (static before autoscaled when the zone says
+  // so, agents with the image before those that would pull it), the best key over the tier's pools.
+  std::optional<Choice> chooseInZone(std::uint32_t z, const PlacementRequest& r, std::uint32_t image_id) const {
+    if (r.include_labels.empty() && r.exclude_labels.empty()) {
+      const TierSplit& split = tierSplit(z, image_id, !r.image.empty(), r.allow_pull);
+      for (std::size_t t = 0; t < 4; ++t) {
+        std::optional<Key> best;
+        for (std::uint32_t pi : split.tiers[t]) {
+          if (auto k = pools[pi].ordered.firstFit(r.resources, best)) best = k;
+        }
+        if (best) return Choice{best->slot, (t % 2) == 1};
+      }
+      return std::nullopt;
+    }
+    // Sort the zone's eligible pools into the four tiers once, then search tier by tier.
+    constexpr std::size_t kMaxPerTier = 64;
+    std::array<std::array<std::uint32_t, kMaxPerTier>, 4> tier_pools;
+    std::array<std::size_t, 4> tier_size{};
+    std::vector<std::uint32_t> overflow[4];
+    const bool by_kind = zones[z].rules.prioritize_static_agents;
+    for (std::uint32_t pi : zones[z].pools) {
+      const Pool& p = pools[pi];
+      if (p.ordered.empty() || !p.ordered.maxFree().fits(r.resources)) continue;
+      if (!labelsMatch(p.labels, r.include_labels, r.exclude_labels)) continue;
+      int image_tier = 0;
+      if (!r.image.empty() && (image_id == kNone || !p.hasImageId(image_id))) {
+        if (!r.allow_pull) continue;
+        image_tier = 1;
+      }
+      const int t = (by_kind && p.kind == AgentKind::kAutoscaled ? 2 : 0) + image_tier;
+      if (tier_size[t] < kMaxPerTier)
+        tier_pools[t][tier_size[t]++] = pi;
+      else
+        overflow[t].push_back(pi);
+    }
+    for (int t = 0; t < 4; ++t) {
+      std::optional<Key> best;
+      for (std::size_t j = 0; j < tier_size[t]; ++j) {
+        if (auto k = pools[tier_pools[t][j]].ordered.firstFit(r.resources, best)) best = k;
+      }
+      for (std::uint32_t pi : overflow[t]) {
+        if (auto k = pools[pi].ordered.firstFit(r.resources, best)) best = k;
+      }
+      if (best) return Choice{best->slot, (t % 2) == 1};
+    }
+    return std::nullopt;
+  }
+
+  // On success, `*slot_out` is the chosen slot (so place() can reserve without a lookup). The
+  // alternate zones are only listed when the first one cannot take the session.
   Result<Placement> chooseIndexed(const PlacementRequest& r, std::uint32_t* slot_out = nullptr) const {
-    bool alternates = false;
-    KASM_ASSIGN_OR_RETURN(auto order, zoneOrder(r, &alternates));
-    if (r.restrict_to_agent) return chooseAgent(r, order, alternates);
+    KASM_ASSIGN_OR_RETURN(const std::uint32_t first, firstZone(r));
+    if (r.restrict_to_agent) return chooseAgent(r, zoneOrder(r, first), searchesAlternates(r, first));
     std::uint32_t image_id = kNone;
     if (!r.image.empty()) {
       auto it = image_index.find(r.image);
       if (it != image_index.end()) image_id = it->second;
     }
-    const bool any_labels = !r.include_labels.empty() || !r.exclude_labels.empty();
-    for (std::size_t zi = 0; zi < order.size(); ++zi) {
-      const std::uint32_t z = order[zi];
-      if (!any_labels) {
-        const TierSplit& split = tierSplit(z, image_id, !r.image.empty(), r.allow_pull);
-        for (std::size_t t = 0; t < 4; ++t) {
-          std::optional<Key> best;
-          for (std::uint32_t pi : split.tiers[t]) {
-            const Pool& p = pools[pi];
-            if (p.ordered.empty()) continue;
-            if (auto k = p.ordered.firstFit(r.resources, best)) best = k;
-          }
-          if (best) {
-            if (slot_out) *slot_out = best->slot;
-            const Slot& chosen = slots[best->slot];
-            return Placement{chosen.e.id, chosen.e.zone, (t % 2) == 1};
-          }
-        }
-        continue;
-      }
-      // Sort the zone's eligible pools into the four tiers once, then search tier by tier.
-      constexpr std::size_t kMaxPerTier = 64;
-      std::array<std::array<std::uint32_t, kMaxPerTier>, 4> tier_pools;
-      std::array<std::size_t, 4> tier_size{};
-      std::vector<std::uint32_t> overflow[4];
-      const bool by_kind = zones[z].rules.prioritize_static_agents;
-      for (std::uint32_t pi : zones[z].pools) {
-        const Pool& p = pools[pi];
-        if (p.ordered.empty() || !p.ordered.maxFree().fits(r.resources)) continue;
-        if (!labelsMatch(p.labels, r.include_labels, r.exclude_labels)) continue;
-        int image_tier = 0;
-        if (!r.image.empty() && (image_id == kNone || !p.hasImageId(image_id))) {
-          if (!r.allow_pull) continue;
-          image_tier = 1;
-        }
-        const int t = (by_kind && p.kind == AgentKind::kAutoscaled ? 2 : 0) + image_tier;
-        if (tier_size[t] < kMaxPerTier)
-          tier_pools[t][tier_size[t]++] = pi;
-        else
-          overflow[t].push_back(pi);
-      }
-      for (int t = 0; t < 4; ++t) {
-        std::optional<Key> best;
-        for (std::size_t j = 0; j < tier_size[t]; ++j) {
-          if (auto k = pools[tier_pools[t][j]].ordered.firstFit(r.resources, best)) best = k;
-        }
-        for (std::uint32_t pi : overflow[t]) {
-          if (auto k = pools[pi].ordered.firstFit(r.resources, best)) best = k;
-        }
-        if (best) {
-          if (slot_out) *slot_out = best->slot;
-          const Slot& chosen = slots[best->slot];
-          return Placement{chosen.e.id, chosen.e.zone, (t % 2) == 1};
-        }
+    std::optional<Choice> choice = chooseInZone(first, r, image_id);
+    if (!choice && searchesAlternates(r, first)) {
+      for (std::uint32_t z : sorted_zones) {
+        if (z == first || !zones[z].exists) continue;
+        if ((choice = chooseInZone(z, r, image_id))) break;
       }
     }
-    return explain(r, order, alternates);
+    if (!choice) return explain(r, zoneOrder(r, first), searchesAlternates(r, first));
+    if (slot_out) *slot_out = choice->slot;
+    const Slot& chosen = slots[choice->slot];
+    return Placement{chosen.e.id, chosen.e.zone, choice->needs_pull};
   }
 
   // Moves slot i to its new rank after its reservations changed: one re-key in its pool's tree,
@@ -352,8 +367,9 @@ struct Scheduler::Impl {
   }
 
   Result<Placement> chooseScan(const PlacementRequest& r) const {
-    bool alternates = false;
-    KASM_ASSIGN_OR_RETURN(auto order, zoneOrder(r, &alternates));
+    KASM_ASSIGN_OR_RETURN(const std::uint32_t first, firstZone(r));
+    const bool alternates = searchesAlternates(r, first);
+    const ZoneList order = zoneOrder(r, first);
     if (r.restrict_to_agent) return chooseAgent(r, order, alternates);
     for (std::size_t zi = 0; zi < order.size(); ++zi) {
       const std::uint32_t z = order[zi];

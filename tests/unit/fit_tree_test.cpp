@@ -177,7 +177,9 @@ TEST(FitTree, GrowsAndShrinksThroughSeveralLevels) {
       tree.insert(k, free);
       ref.emplace(k, free);
       present.push_back(k);
-      if (i % 500 == 0) ASSERT_EQ(tree.checkInvariants(), "") << "wave " << wave << " insert " << i;
+      if (i % 500 == 0) {
+        ASSERT_EQ(tree.checkInvariants(), "") << "wave " << wave << " insert " << i;
+      }
     }
     expectSameAsReference(tree, ref);
     const std::size_t keep = wave == 2 ? 0 : 300;
