@@ -6,11 +6,12 @@
 #include <unordered_map>
 
 #include "sched/fit_tree.hpp"
+#include "sched/name_index.hpp"
 
 namespace kasm::sched {
 namespace {
 
-constexpr std::uint32_t kNone = UINT32_MAX;
+constexpr std::uint32_t kNone = detail::NameIndex::kAbsent;
 
 using detail::Key;
 
@@ -117,11 +118,11 @@ struct Scheduler::Impl {
   std::vector<std::uint32_t> free_slots;
   std::unordered_map<AgentId, std::uint32_t> by_id;
   std::vector<ZoneState> zones;
-  std::unordered_map<std::string, std::uint32_t> zone_index;
+  detail::NameIndex zone_index;  // Zone id -> index into `zones` (the same dense order).
   std::vector<Pool> pools;
   std::unordered_map<std::string, std::uint32_t> pool_index;
   std::uint64_t seq = 0;
-  std::unordered_map<std::string, std::uint32_t> image_index;  // Image reference -> interned id.
+  detail::NameIndex image_index;  // Image reference -> interned id.
 
   // For label-free requests (the common case) the tier of each pool depends only on the zone, the
   // image and the zone's rules, so the split is cached and rebuilt when pools or rules change.
@@ -153,20 +154,20 @@ struct Scheduler::Impl {
 
   void resortZones() {
     std::vector<std::pair<std::string, std::uint32_t>> named;
-    for (const auto& [name, idx] : zone_index) named.emplace_back(name, idx);
+    for (std::uint32_t idx = 0; idx < zone_index.size(); ++idx) named.emplace_back(zone_index.name(idx), idx);
     std::sort(named.begin(), named.end());
     sorted_zones.clear();
     for (const auto& [name, idx] : named) sorted_zones.push_back(idx);
   }
 
   std::uint32_t internZone(const ZoneId& id) {
-    auto [it, inserted] = zone_index.try_emplace(id.str(), static_cast<std::uint32_t>(zones.size()));
-    if (inserted) {
+    const std::uint32_t idx = zone_index.intern(id.str());
+    if (idx == zones.size()) {
       zones.emplace_back();
       zones.back().rules.id = id;
       resortZones();
     }
-    return it->second;
+    return idx;
   }
 
   std::uint32_t internPool(std::uint32_t zone, const AgentEntry& e, std::vector<std::string> images) {
@@ -179,8 +180,7 @@ struct Scheduler::Impl {
     auto [it, inserted] = pool_index.try_emplace(std::move(key), static_cast<std::uint32_t>(pools.size()));
     if (inserted) {
       std::vector<std::uint32_t> ids;
-      for (const auto& i : images)
-        ids.push_back(image_index.try_emplace(i, static_cast<std::uint32_t>(image_index.size())).first->second);
+      for (const auto& i : images) ids.push_back(image_index.intern(i));
       std::sort(ids.begin(), ids.end());
       pools.push_back(Pool{zone, e.kind, e.labels, std::move(images), std::move(ids), {}, 0});
       invalidateTiers();
@@ -237,10 +237,10 @@ struct Scheduler::Impl {
   Result<std::uint32_t> firstZone(const PlacementRequest& r) const {
     const ZoneId& first = r.restrict_to_zone ? *r.restrict_to_zone : r.zone;
     if (first.empty()) return invalidArgument("placement: no zone given");
-    auto it = zone_index.find(first.str());
-    if (it == zone_index.end() || !zones[it->second].exists)
+    const std::uint32_t idx = zone_index.find(first.str());
+    if (idx == detail::NameIndex::kAbsent || !zones[idx].exists)
       return notFound("zone '" + first.str() + "' does not exist");
-    return it->second;
+    return idx;
   }
 
   bool searchesAlternates(const PlacementRequest& r, std::uint32_t first) const {
@@ -323,11 +323,7 @@ struct Scheduler::Impl {
   Result<Placement> chooseIndexed(const PlacementRequest& r, std::uint32_t* slot_out = nullptr) const {
     KASM_ASSIGN_OR_RETURN(const std::uint32_t first, firstZone(r));
     if (r.restrict_to_agent) return chooseAgent(r, zoneOrder(r, first), searchesAlternates(r, first));
-    std::uint32_t image_id = kNone;
-    if (!r.image.empty()) {
-      auto it = image_index.find(r.image);
-      if (it != image_index.end()) image_id = it->second;
-    }
+    const std::uint32_t image_id = r.image.empty() ? kNone : image_index.find(r.image);
     std::optional<Choice> choice = chooseInZone(first, r, image_id);
     if (!choice && searchesAlternates(r, first)) {
       for (std::uint32_t z : sorted_zones) {
@@ -498,10 +494,10 @@ void Scheduler::upsertZone(const ZoneRules& rules) {
 }
 
 void Scheduler::removeZone(const ZoneId& zone) {
-  auto it = impl_->zone_index.find(zone.str());
-  if (it == impl_->zone_index.end()) return;
-  impl_->zones[it->second].exists = false;
-  impl_->rekeyZone(it->second);
+  const std::uint32_t idx = impl_->zone_index.find(zone.str());
+  if (idx == detail::NameIndex::kAbsent) return;
+  impl_->zones[idx].exists = false;
+  impl_->rekeyZone(idx);
 }
 
 Result<void> Scheduler::upsertAgent(const AgentEntry& entry) {
