@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
 #include <set>
+#include <string_view>
 #include <unordered_map>
 
 #include "sched/fit_tree.hpp"
@@ -124,30 +126,79 @@ struct Scheduler::Impl {
   std::uint64_t seq = 0;
   detail::NameIndex image_index;  // Image reference -> interned id.
 
-  // For label-free requests (the common case) the tier of each pool depends only on the zone, the
-  // image and the zone's rules, so the split is cached and rebuilt when pools or rules change.
+  // The tier of each pool for a request depends only on the zone (its pools and rules), the image,
+  // whether pulling is allowed and the label filter, so the split of a zone's pools into the four
+  // tiers is cached and rebuilt when pools or rules change. Whether a pool has an agent free enough
+  // is left to its tree. Each split records what it was built for, so a hash collision only costs
+  // a rebuild.
   struct TierSplit {
     std::array<std::vector<std::uint32_t>, 4> tiers;
+    std::uint32_t zone = kNone;
+    std::uint32_t image_id = kNone;
+    bool has_image = false;
+    bool allow_pull = false;
+    std::map<std::string, std::string> include_labels;
+    std::map<std::string, std::string> exclude_labels;
+
+    bool builtFor(std::uint32_t z, std::uint32_t image, const PlacementRequest& r) const {
+      return zone == z && image_id == image && has_image == !r.image.empty() && allow_pull == r.allow_pull &&
+             include_labels == r.include_labels && exclude_labels == r.exclude_labels;
+    }
   };
+  // Bounds the cache against requests with ever new label filters.
+  static constexpr std::size_t kMaxTierSplits = 4096;
   mutable std::unordered_map<std::uint64_t, TierSplit> tier_cache;
+  mutable TierSplit uncached_split;  // For the rare key already taken by another request's split.
   void invalidateTiers() { tier_cache.clear(); }
 
-  const TierSplit& tierSplit(std::uint32_t z, std::uint32_t image_id, bool has_image, bool allow_pull) const {
-    const std::uint64_t key = (std::uint64_t{z} << 33) | (std::uint64_t{image_id} << 1) | (allow_pull ? 1u : 0u);
+  static std::uint64_t tierKey(std::uint32_t z, std::uint32_t image_id, const PlacementRequest& r) {
+    std::uint64_t h = (std::uint64_t{z} << 34) ^ (std::uint64_t{image_id} << 2) ^ (r.image.empty() ? 0u : 2u) ^
+                      (r.allow_pull ? 1u : 0u);
+    if (r.include_labels.empty() && r.exclude_labels.empty()) return h;
+    auto mix = [&h](std::string_view text) {
+      h = (h ^ std::hash<std::string_view>{}(text)) * 0xff51afd7ed558ccdull;
+      h ^= h >> 32;
+    };
+    for (const auto& [k, v] : r.include_labels) {
+      mix(k);
+      mix(v);
+    }
+    mix("\x1f");  // Between the two filters, so {a: b} included differs from {a: b} excluded.
+    for (const auto& [k, v] : r.exclude_labels) {
+      mix(k);
+      mix(v);
+    }
+    return h;
+  }
+
+  const TierSplit& tierSplit(std::uint32_t z, std::uint32_t image_id, const PlacementRequest& r) const {
+    const std::uint64_t key = tierKey(z, image_id, r);
     auto it = tier_cache.find(key);
-    if (it != tier_cache.end()) return it->second;
+    if (it != tier_cache.end() && it->second.builtFor(z, image_id, r)) return it->second;
     TierSplit split;
+    split.zone = z;
+    split.image_id = image_id;
+    split.has_image = !r.image.empty();
+    split.allow_pull = r.allow_pull;
+    split.include_labels = r.include_labels;
+    split.exclude_labels = r.exclude_labels;
     const bool by_kind = zones[z].rules.prioritize_static_agents;
     for (std::uint32_t pi : zones[z].pools) {
       const Pool& p = pools[pi];
+      if (!labelsMatch(p.labels, r.include_labels, r.exclude_labels)) continue;
       int image_tier = 0;
-      if (has_image && (image_id == kNone || !p.hasImageId(image_id))) {
-        if (!allow_pull) continue;
+      if (split.has_image && (image_id == kNone || !p.hasImageId(image_id))) {
+        if (!r.allow_pull) continue;
         image_tier = 1;
       }
       split.tiers[static_cast<std::size_t>((by_kind && p.kind == AgentKind::kAutoscaled ? 2 : 0) + image_tier)]
           .push_back(pi);
     }
+    if (it != tier_cache.end()) {
+      uncached_split = std::move(split);
+      return uncached_split;
+    }
+    if (tier_cache.size() >= kMaxTierSplits) tier_cache.clear();
     return tier_cache.emplace(key, std::move(split)).first->second;
   }
   std::vector<std::uint32_t> sorted_zones;  // Zone indexes by zone id, for alternate-zone search.
@@ -273,44 +324,10 @@ struct Scheduler::Impl {
   // The best agent of zone `z` for `r`: tier by tier (static before autoscaled when the zone says
   // so, agents with the image before those that would pull it), the best key over the tier's pools.
   std::optional<Choice> chooseInZone(std::uint32_t z, const PlacementRequest& r, std::uint32_t image_id) const {
-    if (r.include_labels.empty() && r.exclude_labels.empty()) {
-      const TierSplit& split = tierSplit(z, image_id, !r.image.empty(), r.allow_pull);
-      for (std::size_t t = 0; t < 4; ++t) {
-        std::optional<Key> best;
-        for (std::uint32_t pi : split.tiers[t]) {
-          if (auto k = pools[pi].ordered.firstFit(r.resources, best)) best = k;
-        }
-        if (best) return Choice{best->slot, (t % 2) == 1};
-      }
-      return std::nullopt;
-    }
-    // Sort the zone's eligible pools into the four tiers once, then search tier by tier.
-    constexpr std::size_t kMaxPerTier = 64;
-    std::array<std::array<std::uint32_t, kMaxPerTier>, 4> tier_pools;
-    std::array<std::size_t, 4> tier_size{};
-    std::vector<std::uint32_t> overflow[4];
-    const bool by_kind = zones[z].rules.prioritize_static_agents;
-    for (std::uint32_t pi : zones[z].pools) {
-      const Pool& p = pools[pi];
-      if (p.ordered.empty() || !p.ordered.maxFree().fits(r.resources)) continue;
-      if (!labelsMatch(p.labels, r.include_labels, r.exclude_labels)) continue;
-      int image_tier = 0;
-      if (!r.image.empty() && (image_id == kNone || !p.hasImageId(image_id))) {
-        if (!r.allow_pull) continue;
-        image_tier = 1;
-      }
-      const int t = (by_kind && p.kind == AgentKind::kAutoscaled ? 2 : 0) + image_tier;
-      if (tier_size[t] < kMaxPerTier)
-        tier_pools[t][tier_size[t]++] = pi;
-      else
-        overflow[t].push_back(pi);
-    }
-    for (int t = 0; t < 4; ++t) {
+    const TierSplit& split = tierSplit(z, image_id, r);
+    for (std::size_t t = 0; t < 4; ++t) {
       std::optional<Key> best;
-      for (std::size_t j = 0; j < tier_size[t]; ++j) {
-        if (auto k = pools[tier_pools[t][j]].ordered.firstFit(r.resources, best)) best = k;
-      }
-      for (std::uint32_t pi : overflow[t]) {
+      for (std::uint32_t pi : split.tiers[t]) {
         if (auto k = pools[pi].ordered.firstFit(r.resources, best)) best = k;
       }
       if (best) return Choice{best->slot, (t % 2) == 1};
