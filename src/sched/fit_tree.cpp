@@ -330,7 +330,9 @@ std::optional<Key> FitTree::find(std::int32_t n, const Resources& need, const Ke
 
 std::optional<Key> FitTree::firstFit(const Resources& need, const std::optional<Key>& bound) const {
   if (root_ < 0) return std::nullopt;
-  // Usually the best agent fits: then the answer is the first entry of the first leaf.
+  // Usually the best agent fits: then the answer is the first entry of the first leaf. (Scanning
+  // the rest of that leaf before descending was tried: under bin packing the first leaf holds the
+  // fullest agents, so it rarely found anything and cost more than it saved.)
   const Node& first = at(leftmost_);
   if (bound && !(first.key[0] < *bound)) return std::nullopt;
   if (first.cap[0].fits(need)) return first.key[0];

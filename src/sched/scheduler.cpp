@@ -589,13 +589,15 @@ Result<Placement> Scheduler::chooseByScan(const PlacementRequest& request) const
 Result<Placement> Scheduler::place(const PlacementRequest& request) {
   KASM_RETURN_IF_ERROR(request.resources.validate("request.resources"));
   std::uint32_t slot = kNone;
-  KASM_ASSIGN_OR_RETURN(Placement p, impl_->chooseIndexed(request, &slot));
+  // Returned as it came (no unwrapping and rewrapping of the placement's two ids).
+  Result<Placement> chosen = impl_->chooseIndexed(request, &slot);
+  if (!chosen.ok()) return chosen;
   if (slot == kNone) {
-    KASM_RETURN_IF_ERROR(reserve(p.agent, request.resources));  // Chosen through an agent restriction.
+    KASM_RETURN_IF_ERROR(reserve(chosen->agent, request.resources));  // Chosen through an agent restriction.
   } else {
     impl_->reserveSlot(slot, request.resources);
   }
-  return p;
+  return chosen;
 }
 
 Result<void> Scheduler::reserve(const AgentId& id, const Resources& resources) {
