@@ -118,7 +118,13 @@ std::string buildOpenApi() {
   schemas["Agent"] = entitySchema<Agent>();
   schemas["User"] = entitySchema<User>();
   schemas["Group"] = entitySchema<Group>();
-  schemas["ApiKey"] = entitySchema<ApiKey>();
+  {
+    json::object s = entitySchema<ApiKey>();
+    auto& props = s["properties"].as_object();
+    props["api_key"] = json::object{{"type", "string"}, {"description", "in the answer to POST only"}};
+    props["api_key_secret"] = json::object{{"type", "string"}, {"description", "in the answer to POST only"}};
+    schemas["ApiKey"] = std::move(s);
+  }
   schemas["StagingConfig"] = entitySchema<StagingConfig>();
   schemas["LicenseRecord"] = entitySchema<LicenseRecord>();
   {

@@ -2,15 +2,18 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
 #include <set>
+#include <string_view>
 #include <unordered_map>
 
 #include "sched/fit_tree.hpp"
+#include "sched/name_index.hpp"
 
 namespace kasm::sched {
 namespace {
 
-constexpr std::uint32_t kNone = UINT32_MAX;
+constexpr std::uint32_t kNone = detail::NameIndex::kAbsent;
 
 using detail::Key;
 
@@ -117,56 +120,105 @@ struct Scheduler::Impl {
   std::vector<std::uint32_t> free_slots;
   std::unordered_map<AgentId, std::uint32_t> by_id;
   std::vector<ZoneState> zones;
-  std::unordered_map<std::string, std::uint32_t> zone_index;
+  detail::NameIndex zone_index;  // Zone id -> index into `zones` (the same dense order).
   std::vector<Pool> pools;
   std::unordered_map<std::string, std::uint32_t> pool_index;
   std::uint64_t seq = 0;
-  std::unordered_map<std::string, std::uint32_t> image_index;  // Image reference -> interned id.
+  detail::NameIndex image_index;  // Image reference -> interned id.
 
-  // For label-free requests (the common case) the tier of each pool depends only on the zone, the
-  // image and the zone's rules, so the split is cached and rebuilt when pools or rules change.
+  // The tier of each pool for a request depends only on the zone (its pools and rules), the image,
+  // whether pulling is allowed and the label filter, so the split of a zone's pools into the four
+  // tiers is cached and rebuilt when pools or rules change. Whether a pool has an agent free enough
+  // is left to its tree. Each split records what it was built for, so a hash collision only costs
+  // a rebuild.
   struct TierSplit {
     std::array<std::vector<std::uint32_t>, 4> tiers;
+    std::uint32_t zone = kNone;
+    std::uint32_t image_id = kNone;
+    bool has_image = false;
+    bool allow_pull = false;
+    std::map<std::string, std::string> include_labels;
+    std::map<std::string, std::string> exclude_labels;
+
+    bool builtFor(std::uint32_t z, std::uint32_t image, const PlacementRequest& r) const {
+      return zone == z && image_id == image && has_image == !r.image.empty() && allow_pull == r.allow_pull &&
+             include_labels == r.include_labels && exclude_labels == r.exclude_labels;
+    }
   };
+  // Bounds the cache against requests with ever new label filters.
+  static constexpr std::size_t kMaxTierSplits = 4096;
   mutable std::unordered_map<std::uint64_t, TierSplit> tier_cache;
+  mutable TierSplit uncached_split;  // For the rare key already taken by another request's split.
   void invalidateTiers() { tier_cache.clear(); }
 
-  const TierSplit& tierSplit(std::uint32_t z, std::uint32_t image_id, bool has_image, bool allow_pull) const {
-    const std::uint64_t key = (std::uint64_t{z} << 33) | (std::uint64_t{image_id} << 1) | (allow_pull ? 1u : 0u);
+  static std::uint64_t tierKey(std::uint32_t z, std::uint32_t image_id, const PlacementRequest& r) {
+    std::uint64_t h = (std::uint64_t{z} << 34) ^ (std::uint64_t{image_id} << 2) ^ (r.image.empty() ? 0u : 2u) ^
+                      (r.allow_pull ? 1u : 0u);
+    if (r.include_labels.empty() && r.exclude_labels.empty()) return h;
+    auto mix = [&h](std::string_view text) {
+      h = (h ^ std::hash<std::string_view>{}(text)) * 0xff51afd7ed558ccdull;
+      h ^= h >> 32;
+    };
+    for (const auto& [k, v] : r.include_labels) {
+      mix(k);
+      mix(v);
+    }
+    mix("\x1f");  // Between the two filters, so {a: b} included differs from {a: b} excluded.
+    for (const auto& [k, v] : r.exclude_labels) {
+      mix(k);
+      mix(v);
+    }
+    return h;
+  }
+
+  const TierSplit& tierSplit(std::uint32_t z, std::uint32_t image_id, const PlacementRequest& r) const {
+    const std::uint64_t key = tierKey(z, image_id, r);
     auto it = tier_cache.find(key);
-    if (it != tier_cache.end()) return it->second;
+    if (it != tier_cache.end() && it->second.builtFor(z, image_id, r)) return it->second;
     TierSplit split;
+    split.zone = z;
+    split.image_id = image_id;
+    split.has_image = !r.image.empty();
+    split.allow_pull = r.allow_pull;
+    split.include_labels = r.include_labels;
+    split.exclude_labels = r.exclude_labels;
     const bool by_kind = zones[z].rules.prioritize_static_agents;
     for (std::uint32_t pi : zones[z].pools) {
       const Pool& p = pools[pi];
+      if (!labelsMatch(p.labels, r.include_labels, r.exclude_labels)) continue;
       int image_tier = 0;
-      if (has_image && (image_id == kNone || !p.hasImageId(image_id))) {
-        if (!allow_pull) continue;
+      if (split.has_image && (image_id == kNone || !p.hasImageId(image_id))) {
+        if (!r.allow_pull) continue;
         image_tier = 1;
       }
       split.tiers[static_cast<std::size_t>((by_kind && p.kind == AgentKind::kAutoscaled ? 2 : 0) + image_tier)]
           .push_back(pi);
     }
+    if (it != tier_cache.end()) {
+      uncached_split = std::move(split);
+      return uncached_split;
+    }
+    if (tier_cache.size() >= kMaxTierSplits) tier_cache.clear();
     return tier_cache.emplace(key, std::move(split)).first->second;
   }
   std::vector<std::uint32_t> sorted_zones;  // Zone indexes by zone id, for alternate-zone search.
 
   void resortZones() {
     std::vector<std::pair<std::string, std::uint32_t>> named;
-    for (const auto& [name, idx] : zone_index) named.emplace_back(name, idx);
+    for (std::uint32_t idx = 0; idx < zone_index.size(); ++idx) named.emplace_back(zone_index.name(idx), idx);
     std::sort(named.begin(), named.end());
     sorted_zones.clear();
     for (const auto& [name, idx] : named) sorted_zones.push_back(idx);
   }
 
   std::uint32_t internZone(const ZoneId& id) {
-    auto [it, inserted] = zone_index.try_emplace(id.str(), static_cast<std::uint32_t>(zones.size()));
-    if (inserted) {
+    const std::uint32_t idx = zone_index.intern(id.str());
+    if (idx == zones.size()) {
       zones.emplace_back();
       zones.back().rules.id = id;
       resortZones();
     }
-    return it->second;
+    return idx;
   }
 
   std::uint32_t internPool(std::uint32_t zone, const AgentEntry& e, std::vector<std::string> images) {
@@ -179,8 +231,7 @@ struct Scheduler::Impl {
     auto [it, inserted] = pool_index.try_emplace(std::move(key), static_cast<std::uint32_t>(pools.size()));
     if (inserted) {
       std::vector<std::uint32_t> ids;
-      for (const auto& i : images)
-        ids.push_back(image_index.try_emplace(i, static_cast<std::uint32_t>(image_index.size())).first->second);
+      for (const auto& i : images) ids.push_back(image_index.intern(i));
       std::sort(ids.begin(), ids.end());
       pools.push_back(Pool{zone, e.kind, e.labels, std::move(images), std::move(ids), {}, 0});
       invalidateTiers();
@@ -232,20 +283,28 @@ struct Scheduler::Impl {
 
   bool fits(const Slot& s, const Resources& need) const { return (s.e.capacity - s.e.reserved).fits(need); }
 
-  // The zones to search, in order, or an error for an unknown zone.
-  Result<ZoneList> zoneOrder(const PlacementRequest& r, bool* alternates_searched) const {
-    *alternates_searched = false;
+  // The zone a request names first (its restriction, else the zone asked for), or an error for an
+  // unknown zone.
+  Result<std::uint32_t> firstZone(const PlacementRequest& r) const {
     const ZoneId& first = r.restrict_to_zone ? *r.restrict_to_zone : r.zone;
     if (first.empty()) return invalidArgument("placement: no zone given");
-    auto it = zone_index.find(first.str());
-    if (it == zone_index.end() || !zones[it->second].exists)
+    const std::uint32_t idx = zone_index.find(first.str());
+    if (idx == detail::NameIndex::kAbsent || !zones[idx].exists)
       return notFound("zone '" + first.str() + "' does not exist");
+    return idx;
+  }
+
+  bool searchesAlternates(const PlacementRequest& r, std::uint32_t first) const {
+    return !r.restrict_to_zone && zones[first].rules.search_alternate_zones;
+  }
+
+  // The zones to search, in order, starting at `first`.
+  ZoneList zoneOrder(const PlacementRequest& r, std::uint32_t first) const {
     ZoneList order;
-    order.push_back(it->second);
-    if (!r.restrict_to_zone && zones[it->second].rules.search_alternate_zones) {
-      *alternates_searched = true;
+    order.push_back(first);
+    if (searchesAlternates(r, first)) {
       for (std::uint32_t idx : sorted_zones) {
-        if (idx != it->second && zones[idx].exists) order.push_back(idx);
+        if (idx != first && zones[idx].exists) order.push_back(idx);
       }
     }
     return order;
@@ -257,87 +316,73 @@ struct Scheduler::Impl {
     return Placement{s.e.id, s.e.zone, !r.image.empty() && !p.hasImage(r.image)};
   }
 
-  // On success, `*slot_out` is the chosen slot (so place() can reserve without a lookup).
+  struct Choice {
+    std::uint32_t slot;
+    bool needs_pull;
+  };
+
+  // The best agent of zone `z` for `r`: tier by tier (static before autoscaled when the zone says
+  // so, agents with the image before those that would pull it), the best key over the tier's pools.
+  std::optional<Choice> chooseInZone(std::uint32_t z, const PlacementRequest& r, std::uint32_t image_id) const {
+    const TierSplit& split = tierSplit(z, image_id, r);
+    for (std::size_t t = 0; t < 4; ++t) {
+      std::optional<Key> best;
+      for (std::uint32_t pi : split.tiers[t]) {
+        if (auto k = pools[pi].ordered.firstFit(r.resources, best)) best = k;
+      }
+      if (best) return Choice{best->slot, (t % 2) == 1};
+    }
+    return std::nullopt;
+  }
+
+  // On success, `*slot_out` is the chosen slot (so place() can reserve without a lookup). The
+  // alternate zones are only listed when the first one cannot take the session.
   Result<Placement> chooseIndexed(const PlacementRequest& r, std::uint32_t* slot_out = nullptr) const {
-    bool alternates = false;
-    KASM_ASSIGN_OR_RETURN(auto order, zoneOrder(r, &alternates));
-    if (r.restrict_to_agent) return chooseAgent(r, order, alternates);
-    std::uint32_t image_id = kNone;
-    if (!r.image.empty()) {
-      auto it = image_index.find(r.image);
-      if (it != image_index.end()) image_id = it->second;
-    }
-    const bool any_labels = !r.include_labels.empty() || !r.exclude_labels.empty();
-    for (std::size_t zi = 0; zi < order.size(); ++zi) {
-      const std::uint32_t z = order[zi];
-      if (!any_labels) {
-        const TierSplit& split = tierSplit(z, image_id, !r.image.empty(), r.allow_pull);
-        for (std::size_t t = 0; t < 4; ++t) {
-          std::optional<Key> best;
-          for (std::uint32_t pi : split.tiers[t]) {
-            const Pool& p = pools[pi];
-            if (p.ordered.empty()) continue;
-            if (auto k = p.ordered.firstFit(r.resources, best)) best = k;
-          }
-          if (best) {
-            if (slot_out) *slot_out = best->slot;
-            const Slot& chosen = slots[best->slot];
-            return Placement{chosen.e.id, chosen.e.zone, (t % 2) == 1};
-          }
-        }
-        continue;
-      }
-      // Sort the zone's eligible pools into the four tiers once, then search tier by tier.
-      constexpr std::size_t kMaxPerTier = 64;
-      std::array<std::array<std::uint32_t, kMaxPerTier>, 4> tier_pools;
-      std::array<std::size_t, 4> tier_size{};
-      std::vector<std::uint32_t> overflow[4];
-      const bool by_kind = zones[z].rules.prioritize_static_agents;
-      for (std::uint32_t pi : zones[z].pools) {
-        const Pool& p = pools[pi];
-        if (p.ordered.empty() || !p.ordered.maxFree().fits(r.resources)) continue;
-        if (!labelsMatch(p.labels, r.include_labels, r.exclude_labels)) continue;
-        int image_tier = 0;
-        if (!r.image.empty() && (image_id == kNone || !p.hasImageId(image_id))) {
-          if (!r.allow_pull) continue;
-          image_tier = 1;
-        }
-        const int t = (by_kind && p.kind == AgentKind::kAutoscaled ? 2 : 0) + image_tier;
-        if (tier_size[t] < kMaxPerTier)
-          tier_pools[t][tier_size[t]++] = pi;
-        else
-          overflow[t].push_back(pi);
-      }
-      for (int t = 0; t < 4; ++t) {
-        std::optional<Key> best;
-        for (std::size_t j = 0; j < tier_size[t]; ++j) {
-          if (auto k = pools[tier_pools[t][j]].ordered.firstFit(r.resources, best)) best = k;
-        }
-        for (std::uint32_t pi : overflow[t]) {
-          if (auto k = pools[pi].ordered.firstFit(r.resources, best)) best = k;
-        }
-        if (best) {
-          if (slot_out) *slot_out = best->slot;
-          const Slot& chosen = slots[best->slot];
-          return Placement{chosen.e.id, chosen.e.zone, (t % 2) == 1};
-        }
+    KASM_ASSIGN_OR_RETURN(const std::uint32_t first, firstZone(r));
+    if (r.restrict_to_agent) return chooseAgent(r, zoneOrder(r, first), searchesAlternates(r, first));
+    const std::uint32_t image_id = r.image.empty() ? kNone : image_index.find(r.image);
+    std::optional<Choice> choice = chooseInZone(first, r, image_id);
+    if (!choice && searchesAlternates(r, first)) {
+      for (std::uint32_t z : sorted_zones) {
+        if (z == first || !zones[z].exists) continue;
+        if ((choice = chooseInZone(z, r, image_id))) break;
       }
     }
-    return explain(r, order, alternates);
+    if (!choice) return explain(r, zoneOrder(r, first), searchesAlternates(r, first));
+    if (slot_out) *slot_out = choice->slot;
+    const Slot& chosen = slots[choice->slot];
+    return Placement{chosen.e.id, chosen.e.zone, choice->needs_pull};
+  }
+
+  // Moves slot i to its new rank after its reservations changed: one re-key in its pool's tree,
+  // done in place when the agent stays in the same leaf.
+  void reindex(std::uint32_t i, const Key& before) {
+    Slot& s = slots[i];
+    if (!s.indexed || !available(s)) {
+      if (s.indexed) {
+        pools[s.pool].ordered.erase(before);
+        s.indexed = false;
+      }
+      index(i);
+      return;
+    }
+    s.score = scoreOf(s);
+    pools[s.pool].ordered.rekey(before, keyOf(i), (s.e.capacity - s.e.reserved).clampedAtZero());
   }
 
   void reserveSlot(std::uint32_t i, const Resources& resources) {
-    unindex(i);
+    const Key before = keyOf(i);
     auto& s = slots[i];
     s.e.reserved += resources;
     s.e.session_count += 1;
     s.last_seq = ++seq;
-    index(i);
+    reindex(i, before);
   }
 
   Result<Placement> chooseScan(const PlacementRequest& r) const {
-    bool alternates = false;
-    KASM_ASSIGN_OR_RETURN(auto order, zoneOrder(r, &alternates));
+    KASM_ASSIGN_OR_RETURN(const std::uint32_t first, firstZone(r));
+    const bool alternates = searchesAlternates(r, first);
+    const ZoneList order = zoneOrder(r, first);
     if (r.restrict_to_agent) return chooseAgent(r, order, alternates);
     for (std::size_t zi = 0; zi < order.size(); ++zi) {
       const std::uint32_t z = order[zi];
@@ -466,10 +511,10 @@ void Scheduler::upsertZone(const ZoneRules& rules) {
 }
 
 void Scheduler::removeZone(const ZoneId& zone) {
-  auto it = impl_->zone_index.find(zone.str());
-  if (it == impl_->zone_index.end()) return;
-  impl_->zones[it->second].exists = false;
-  impl_->rekeyZone(it->second);
+  const std::uint32_t idx = impl_->zone_index.find(zone.str());
+  if (idx == detail::NameIndex::kAbsent) return;
+  impl_->zones[idx].exists = false;
+  impl_->rekeyZone(idx);
 }
 
 Result<void> Scheduler::upsertAgent(const AgentEntry& entry) {
@@ -544,13 +589,15 @@ Result<Placement> Scheduler::chooseByScan(const PlacementRequest& request) const
 Result<Placement> Scheduler::place(const PlacementRequest& request) {
   KASM_RETURN_IF_ERROR(request.resources.validate("request.resources"));
   std::uint32_t slot = kNone;
-  KASM_ASSIGN_OR_RETURN(Placement p, impl_->chooseIndexed(request, &slot));
+  // Returned as it came (no unwrapping and rewrapping of the placement's two ids).
+  Result<Placement> chosen = impl_->chooseIndexed(request, &slot);
+  if (!chosen.ok()) return chosen;
   if (slot == kNone) {
-    KASM_RETURN_IF_ERROR(reserve(p.agent, request.resources));  // Chosen through an agent restriction.
+    KASM_RETURN_IF_ERROR(reserve(chosen->agent, request.resources));  // Chosen through an agent restriction.
   } else {
     impl_->reserveSlot(slot, request.resources);
   }
-  return p;
+  return chosen;
 }
 
 Result<void> Scheduler::reserve(const AgentId& id, const Resources& resources) {
@@ -566,11 +613,11 @@ Result<void> Scheduler::release(const AgentId& id, const Resources& resources) {
   auto it = im.by_id.find(id);
   if (it == im.by_id.end()) return notFound("agent '" + id.str() + "' is not known to the scheduler");
   const std::uint32_t i = it->second;
-  im.unindex(i);
+  const Key before = im.keyOf(i);
   auto& s = im.slots[i];
   s.e.reserved = (s.e.reserved - resources).clampedAtZero();
   s.e.session_count = std::max(0, s.e.session_count - 1);
-  im.index(i);
+  im.reindex(i, before);
   return {};
 }
 

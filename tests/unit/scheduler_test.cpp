@@ -186,6 +186,50 @@ TEST_F(SchedulerTest, LabelsImagesAndAgentRestriction) {
   EXPECT_EQ(s_.choose(r).error().code(), ErrorCode::kNotFound);
 }
 
+// The cached split of a zone's pools into tiers must tell "no image asked for" from "an image no
+// agent has": both have no interned image id.
+TEST_F(SchedulerTest, UnknownImageDoesNotAffectRequestsWithoutImage) {
+  s_.upsertZone(zone("east"));
+  ASSERT_TRUE(s_.upsertAgent(agent("a", "east", 8, 8)).ok());
+  auto r = request("east", 1, 1);
+  r.image = "unknown:1";
+  r.allow_pull = false;
+  EXPECT_FALSE(s_.choose(r).ok());
+  r.image.clear();
+  auto p = s_.choose(r);
+  ASSERT_TRUE(p.ok()) << p.error().toString();
+  EXPECT_FALSE(p->needs_pull);
+  r.image = "unknown:1";
+  r.allow_pull = true;
+  EXPECT_TRUE(s_.choose(r)->needs_pull);
+}
+
+// Requests with different label filters share nothing through the tier cache, including the same
+// label included by one and excluded by the other.
+TEST_F(SchedulerTest, LabelFiltersAreCachedPerFilter) {
+  s_.upsertZone(zone("east"));
+  auto gpu = agent("gpu", "east", 8, 8, 1);
+  gpu.labels = {{"gpu", "yes"}};
+  ASSERT_TRUE(s_.upsertAgent(gpu).ok());
+  ASSERT_TRUE(s_.upsertAgent(agent("plain", "east", 64, 64)).ok());
+  auto with = request("east", 1, 1);
+  with.include_labels = {{"gpu", "yes"}};
+  auto without = request("east", 1, 1);
+  without.exclude_labels = {{"gpu", "yes"}};
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(s_.choose(with)->agent, AgentId("gpu"));
+    EXPECT_EQ(s_.choose(without)->agent, AgentId("plain"));
+    EXPECT_EQ(s_.choose(request("east", 1, 1))->agent, s_.chooseByScan(request("east", 1, 1))->agent);
+  }
+  // A new pool invalidates the cache: an emptier agent with the label now wins.
+  auto big = agent("big-gpu", "east", 128, 128, 1);
+  big.labels = {{"gpu", "yes"}, {"size", "big"}};
+  ASSERT_TRUE(s_.upsertAgent(big).ok());
+  ASSERT_TRUE(s_.reserve(AgentId("gpu"), Resources::fromCores(4, 4 * kGiB)).ok());
+  EXPECT_EQ(s_.choose(with)->agent, AgentId("big-gpu"));
+  EXPECT_EQ(s_.choose(without)->agent, AgentId("plain"));
+}
+
 TEST_F(SchedulerTest, ReleaseReturnsCapacityAndBadInputChangesNothing) {
   s_.upsertZone(zone("east"));
   ASSERT_TRUE(s_.upsertAgent(agent("a", "east", 2, 2)).ok());
@@ -237,7 +281,9 @@ TEST(SchedulerProperty, IndexedChoiceEqualsNaiveScan) {
                        static_cast<std::int64_t>(1 + gen.uniform(8)), gen.uniform(10) == 0 ? 1 : 0);
       if (gen.uniform(5) == 0) r.include_labels = {{"gpu", "yes"}};
       if (gen.uniform(7) == 0) r.exclude_labels = {{"gpu", "yes"}};
-      r.image = "desktop:1";
+      // Mostly an image some agents have; sometimes none, sometimes one that no agent has.
+      const auto image_pick = gen.uniform(10);
+      r.image = image_pick == 0 ? "" : image_pick == 1 ? "desktop:2" : "desktop:1";
       r.allow_pull = gen.uniform(3) != 0;
       auto fast = s.choose(r);
       auto slow = s.chooseByScan(r);

@@ -1,0 +1,372 @@
+// The REST API over the manager, the in-memory store and a fake agent link: logins, CSRF, rate
+// limiting, API keys, ownership, pagination and bad input. Every response is checked against the
+// API's own OpenAPI document.
+
+#include "kasm/api/rest_api.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "../support/openapi_validator.hpp"
+#include "fake_agent_link.hpp"
+#include "kasm/auth/password.hpp"
+#include "kasm/auth/secret.hpp"
+#include "kasm/kasm.hpp"
+
+namespace kasm::api {
+namespace {
+
+namespace json = boost::json;
+
+struct Reply {
+  int status = 0;
+  json::value body;
+  RestResponse raw;
+  std::string header(std::string_view name) const {
+    for (const auto& [k, v] : raw.headers) {
+      if (k == name) return v;
+    }
+    return {};
+  }
+  const json::object& obj() const { return body.as_object(); }
+};
+
+// A browser: keeps the login cookie and the CSRF token like the web application does.
+struct Browser {
+  std::string cookie;
+  std::string csrf;
+};
+
+class RestApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = makeMemoryStore();
+    Repository repo(*store_);
+    ManagerOptions mo;
+    mo.license = license::LicensePolicy::unlimited();
+    manager_ = std::make_unique<Manager>(*store_, clock_, random_, mo);
+    ASSERT_TRUE(manager_->start().ok());
+    Zone z;
+    z.id = ZoneId("east");
+    z.name = "East";
+    ASSERT_TRUE(manager_->upsertZone(z).ok());
+    Workspace w;
+    w.id = WorkspaceId("desktop");
+    w.friendly_name = "Desktop";
+    w.image = "desktop:1";
+    w.resources = Resources::fromCores(1, Resources::kGiB);
+    ASSERT_TRUE(manager_->upsertWorkspace(w).ok());
+    w.id = WorkspaceId("hidden");
+    w.enabled = false;
+    ASSERT_TRUE(manager_->upsertWorkspace(w).ok());
+
+    Group all;
+    all.id = GroupId("all");
+    all.name = "All Users";
+    all.permissions = {"sessions:launch"};
+    all.settings.max_sessions_per_user = 0;
+    ASSERT_TRUE(repo.insert(all).ok());
+    Group admins;
+    admins.id = GroupId("admins");
+    admins.name = "Administrators";
+    admins.permissions = {"admin"};
+    ASSERT_TRUE(repo.insert(admins).ok());
+    addUser("alice", {all.id});
+    addUser("bob", {all.id});
+    addUser("root", {all.id, admins.id});
+
+    Agent a;
+    a.id = AgentId("a1");
+    a.hostname = "a1";
+    a.zone_id = z.id;
+    auto reg = manager_->registerAgent(a);
+    ASSERT_TRUE(reg.ok());
+    manager_->attachAgentLink(a.id, link_);
+    ASSERT_TRUE(
+        manager_->checkIn({a.id, reg->token, Resources::fromCores(16, 16 * Resources::kGiB), 0, 0, {"desktop:1"}, ""})
+            .ok());
+
+    ApiKey k;
+    k.id = ApiKeyId("ro");
+    k.name = "read-only";
+    k.key = "ro-key";
+    k.secret_hash = auth::hashSecret("ro-secret");
+    k.permissions = {"admin"};
+    k.read_only = true;
+    ASSERT_TRUE(repo.insert(k).ok());
+
+    RestApiOptions options;
+    options.login_limits.max_failures_per_user = 3;
+    api_ = std::make_unique<RestApi>(*manager_, *store_, clock_, random_, signer_, web_signer_, options);
+    validator_ = std::make_unique<testing::OpenApiValidator>(api_->openApiDocument());
+  }
+
+  void addUser(const std::string& name, std::vector<GroupId> groups) {
+    User u;
+    u.id = UserId(name);
+    u.username = name;
+    u.password_hash = *auth::hashPassword(name + "-password", random_, {.log2_n = 10});
+    u.group_ids = std::move(groups);
+    ASSERT_TRUE(Repository(*store_).insert(u).ok());
+  }
+
+  Reply call(const std::string& method, const std::string& path, const std::string& body = "",
+             const Browser* browser = nullptr, std::string authorization = {}, bool with_csrf = true) {
+    RestRequest req;
+    req.method = method;
+    const auto q = path.find('?');
+    req.path = path.substr(0, q);
+    if (q != std::string::npos) {
+      std::string_view rest = std::string_view(path).substr(q + 1);
+      while (!rest.empty()) {
+        auto amp = rest.find('&');
+        auto part = rest.substr(0, amp);
+        auto eq = part.find('=');
+        req.query.emplace_back(std::string(part.substr(0, eq)),
+                               eq == std::string_view::npos ? "" : std::string(part.substr(eq + 1)));
+        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+      }
+    }
+    req.body = body;
+    req.remote_address = "127.0.0.1";
+    req.authorization = std::move(authorization);
+    if (browser) {
+      req.cookie_token = browser->cookie;
+      if (with_csrf) req.csrf_token = browser->csrf;
+    }
+    Reply r;
+    r.raw = api_->handle(req);
+    r.status = r.raw.status;
+    if (!r.raw.body.empty()) r.body = json::parse(r.raw.body);
+    const std::string problem = validator_->check(method, req.path, r.status, r.raw.body);
+    EXPECT_EQ(problem, "") << method << " " << path << " -> " << r.status << " " << r.raw.body;
+    return r;
+  }
+
+  Browser login(const std::string& user) {
+    Browser b;
+    auto r = call("POST", "/api/v1/auth/login",
+                  json::serialize(json::object{{"username", user}, {"password", user + "-password"}}));
+    EXPECT_EQ(r.status, 200) << r.raw.body;
+    const std::string set_cookie = r.header("Set-Cookie");
+    EXPECT_NE(set_cookie.find("HttpOnly"), std::string::npos);
+    EXPECT_NE(set_cookie.find("SameSite=Strict"), std::string::npos);
+    b.cookie = set_cookie.substr(set_cookie.find('=') + 1, set_cookie.find(';') - set_cookie.find('=') - 1);
+    if (r.body.is_object()) b.csrf = std::string(r.obj().at("csrf_token").as_string());
+    return b;
+  }
+
+  ManualClock clock_;
+  SeededRandom random_{7};
+  std::unique_ptr<spi::Store> store_;
+  std::unique_ptr<Manager> manager_;
+  std::shared_ptr<testing::FakeAgentLink> link_ = std::make_shared<testing::FakeAgentLink>();
+  auth::AccessTokenSigner signer_ = *auth::AccessTokenSigner::create(std::string(40, 's'), clock_);
+  auth::WebSessionSigner web_signer_ = *auth::WebSessionSigner::create(std::string(40, 'w'), clock_);
+  std::unique_ptr<RestApi> api_;
+  std::unique_ptr<testing::OpenApiValidator> validator_;
+};
+
+TEST_F(RestApiTest, LoginGivesAnHttpOnlyCookieAndMeAnswersWithIt) {
+  Browser alice = login("alice");
+  ASSERT_FALSE(alice.cookie.empty());
+  auto me = call("GET", "/api/v1/auth/me", "", &alice);
+  ASSERT_EQ(me.status, 200);
+  EXPECT_EQ(me.obj().at("user").at("username").as_string(), "alice");
+  EXPECT_FALSE(me.obj().at("user").as_object().contains("password_hash")) << "hashes never leave the server";
+  EXPECT_EQ(me.obj().at("csrf_token").as_string(), alice.csrf);
+  EXPECT_EQ(call("GET", "/api/v1/auth/me").status, 401);
+}
+
+TEST_F(RestApiTest, WrongPasswordsAreRefusedAndThenRateLimited) {
+  const std::string wrong = json::serialize(json::object{{"username", "alice"}, {"password", "nope-nope"}});
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(call("POST", "/api/v1/auth/login", wrong).status, 401);
+  auto limited = call("POST", "/api/v1/auth/login",
+                      json::serialize(json::object{{"username", "alice"}, {"password", "alice-password"}}));
+  EXPECT_EQ(limited.status, 429) << "even the right password waits once the limit is hit";
+  EXPECT_FALSE(limited.header("Retry-After").empty());
+  // An unknown user gets the same answer as a wrong password.
+  auto unknown = call("POST", "/api/v1/auth/login",
+                      json::serialize(json::object{{"username", "mallory"}, {"password", "whatever1"}}));
+  EXPECT_EQ(unknown.status, 401);
+  EXPECT_EQ(unknown.obj().at("error_message").as_string(), "wrong user name or password");
+  clock_.advance(std::chrono::minutes(6));
+  login("alice");
+}
+
+TEST_F(RestApiTest, CookieWritesNeedTheCsrfTokenAndExpiredOrForgedCookiesAreRefused) {
+  Browser alice = login("alice");
+  const std::string body = json::serialize(json::object{{"workspace_id", "desktop"}});
+  auto no_csrf = call("POST", "/api/v1/sessions", body, &alice, {}, /*with_csrf=*/false);
+  EXPECT_EQ(no_csrf.status, 403);
+  EXPECT_EQ(link_->count(), 0u) << "a refused request starts nothing";
+  Browser forged = alice;
+  forged.cookie.back() = forged.cookie.back() == 'A' ? 'B' : 'A';
+  EXPECT_EQ(call("GET", "/api/v1/auth/me", "", &forged).status, 401);
+  clock_.advance(std::chrono::hours(13));
+  EXPECT_EQ(call("GET", "/api/v1/auth/me", "", &alice).status, 401) << "logins expire";
+}
+
+TEST_F(RestApiTest, LogoutEndsEveryBrowserOfTheUser) {
+  Browser one = login("alice");
+  clock_.advance(std::chrono::seconds(1));
+  Browser two = login("alice");
+  auto out = call("POST", "/api/v1/auth/logout", "", &one);
+  EXPECT_EQ(out.status, 204);
+  EXPECT_NE(out.header("Set-Cookie").find("Max-Age=0"), std::string::npos);
+  EXPECT_EQ(call("GET", "/api/v1/auth/me", "", &one).status, 401);
+  EXPECT_EQ(call("GET", "/api/v1/auth/me", "", &two).status, 401);
+  clock_.advance(std::chrono::seconds(1));
+  Browser three = login("alice");
+  EXPECT_EQ(call("GET", "/api/v1/auth/me", "", &three).status, 200);
+}
+
+TEST_F(RestApiTest, UsersSeeEnabledWorkspacesAndOnlyTheirOwnSessions) {
+  Browser alice = login("alice");
+  Browser bob = login("bob");
+  Browser root = login("root");
+  auto list = call("GET", "/api/v1/workspaces", "", &alice);
+  ASSERT_EQ(list.status, 200);
+  EXPECT_EQ(list.obj().at("total").as_int64(), 1) << "the disabled workspace is hidden from users";
+  EXPECT_EQ(call("GET", "/api/v1/workspaces", "", &root).obj().at("total").as_int64(), 2);
+
+  auto started = call("POST", "/api/v1/sessions", json::serialize(json::object{{"workspace_id", "desktop"}}), &alice);
+  ASSERT_EQ(started.status, 201) << started.raw.body;
+  const std::string id(started.obj().at("id").as_string());
+  EXPECT_EQ(started.obj().at("state").as_string(), "running");
+  const std::string url(started.obj().at("url").as_string());
+  EXPECT_EQ(url.rfind("/desktop/" + id + "/?token=", 0), 0u);
+  EXPECT_TRUE(signer_.verifyFor(url.substr(url.find("token=") + 6), SessionId(id)).ok());
+  EXPECT_FALSE(started.obj().contains("upstream"));
+
+  EXPECT_EQ(call("GET", "/api/v1/sessions/" + id, "", &bob).status, 404) << "bob cannot see alice's session";
+  EXPECT_EQ(call("DELETE", "/api/v1/sessions/" + id, "", &bob).status, 404);
+  EXPECT_EQ(call("GET", "/api/v1/sessions", "", &bob).obj().at("total").as_int64(), 0);
+  EXPECT_EQ(call("GET", "/api/v1/sessions?all=true", "", &bob).status, 403);
+  auto everyone = call("GET", "/api/v1/sessions?all=true", "", &root);
+  EXPECT_EQ(everyone.obj().at("total").as_int64(), 1);
+  EXPECT_FALSE(everyone.obj().at("items").at(0).as_object().contains("url")) << "tokens only for the owner";
+
+  EXPECT_EQ(call("POST", "/api/v1/sessions/" + id + "/keepalive", "", &alice).status, 200);
+  auto deleted = call("DELETE", "/api/v1/sessions/" + id, "", &alice);
+  EXPECT_EQ(deleted.status, 200);
+  EXPECT_EQ(link_->count(), 0u) << "the container is gone";
+  EXPECT_EQ(call("GET", "/api/v1/sessions", "", &alice).obj().at("total").as_int64(), 0);
+}
+
+TEST_F(RestApiTest, AdministrationNeedsPermissionsAndGroupsNeedAnAdmin) {
+  Browser alice = login("alice");
+  Browser root = login("root");
+  const std::string ws = json::serialize(json::object{{"friendly_name", "Firefox"}, {"image", "firefox:1"}});
+  EXPECT_EQ(call("POST", "/api/v1/workspaces", ws, &alice).status, 403);
+  auto created = call("POST", "/api/v1/workspaces", ws, &root);
+  ASSERT_EQ(created.status, 201) << created.raw.body;
+  const std::string wid(created.obj().at("id").as_string());
+  auto patched = call("PATCH", "/api/v1/workspaces/" + wid,
+                      json::serialize(json::object{{"description", "a browser"}, {"id", "hijack"}}), &root);
+  ASSERT_EQ(patched.status, 200);
+  EXPECT_EQ(patched.obj().at("id").as_string(), wid) << "ids cannot be changed by a patch";
+  EXPECT_EQ(patched.obj().at("image").as_string(), "firefox:1") << "fields not in the patch are kept";
+  EXPECT_EQ(patched.obj().at("description").as_string(), "a browser");
+
+  // Alice may edit her own profile but not give herself a group.
+  EXPECT_EQ(call("PATCH", "/api/v1/users/alice", json::serialize(json::object{{"first_name", "Alice"}}), &alice).status,
+            200);
+  EXPECT_EQ(
+      call("PATCH", "/api/v1/users/alice", json::serialize(json::object{{"group_ids", json::array{"admins"}}}), &alice)
+          .status,
+      403);
+  EXPECT_EQ(call("GET", "/api/v1/users/bob", "", &alice).status, 403);
+  EXPECT_EQ(call("POST", "/api/v1/groups/admins/users/alice", "", &root).status, 204);
+  Browser alice_again = login("alice");
+  EXPECT_EQ(call("GET", "/api/v1/users/bob", "", &alice_again).status, 200) << "membership grants permissions";
+
+  auto agent = call("PATCH", "/api/v1/agents/a1", json::serialize(json::object{{"draining", true}}), &root);
+  ASSERT_EQ(agent.status, 200) << agent.raw.body;
+  EXPECT_TRUE(agent.obj().at("draining").as_bool());
+  EXPECT_TRUE(manager_->schedulerView(AgentId("a1"))->draining);
+}
+
+TEST_F(RestApiTest, ApiKeysAuthenticateAndReadOnlyKeysOnlyRead) {
+  Browser root = login("root");
+  auto key = call("POST", "/api/v1/api-keys",
+                  json::serialize(json::object{{"name", "ci"}, {"permissions", json::array{"users:manage"}}}), &root);
+  ASSERT_EQ(key.status, 201) << key.raw.body;
+  const std::string bearer = "Bearer " + std::string(key.obj().at("api_key").as_string()) + ":" +
+                             std::string(key.obj().at("api_key_secret").as_string());
+  EXPECT_FALSE(key.obj().contains("secret_hash"));
+  EXPECT_EQ(call("GET", "/api/v1/users", "", nullptr, bearer).status, 200);
+  EXPECT_EQ(call("GET", "/api/v1/agents", "", nullptr, bearer).status, 403);
+  EXPECT_EQ(call("GET", "/api/v1/users", "", nullptr, "Bearer ro-key:wrong").status, 401);
+  EXPECT_EQ(call("GET", "/api/v1/users", "", nullptr, "Bearer ro-key:ro-secret").status, 200);
+  EXPECT_EQ(call("POST", "/api/v1/zones", R"({"name":"West"})", nullptr, "Bearer ro-key:ro-secret").status, 403);
+  auto created = call("POST", "/api/v1/users",
+                      json::serialize(json::object{{"username", "carol"}, {"password", "carol-password"}}), nullptr,
+                      bearer);
+  ASSERT_EQ(created.status, 201) << created.raw.body;
+  login("carol");
+}
+
+TEST_F(RestApiTest, ListsPageWithLimitOffsetAndCursor) {
+  Browser root = login("root");
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(call("POST", "/api/v1/zones", json::serialize(json::object{{"name", "z" + std::to_string(i)}}), &root)
+                  .status,
+              201);
+  }
+  auto first = call("GET", "/api/v1/zones?limit=2", "", &root);
+  ASSERT_EQ(first.status, 200);
+  EXPECT_EQ(first.obj().at("total").as_int64(), 6);
+  ASSERT_EQ(first.obj().at("items").as_array().size(), 2u);
+  ASSERT_TRUE(first.obj().at("next").is_string());
+  std::set<std::string> seen;
+  std::string after(first.obj().at("next").as_string());
+  for (const auto& z : first.obj().at("items").as_array()) seen.insert(std::string(z.at("id").as_string()));
+  for (int page = 0; page < 5 && !after.empty(); ++page) {
+    auto next = call("GET", "/api/v1/zones?limit=2&after=" + after, "", &root);
+    for (const auto& z : next.obj().at("items").as_array()) seen.insert(std::string(z.at("id").as_string()));
+    after = next.obj().at("next").is_string() ? std::string(next.obj().at("next").as_string()) : "";
+  }
+  EXPECT_EQ(seen.size(), 6u);
+  auto offset = call("GET", "/api/v1/zones?limit=2&offset=4", "", &root);
+  EXPECT_EQ(offset.obj().at("items").as_array().size(), 2u);
+  EXPECT_EQ(call("GET", "/api/v1/zones?limit=x", "", &root).status, 400);
+}
+
+TEST_F(RestApiTest, BadInputGetsAClearErrorAndChangesNothing) {
+  Browser root = login("root");
+  auto malformed = call("POST", "/api/v1/zones", "{not json", &root);
+  EXPECT_EQ(malformed.status, 400);
+  EXPECT_NE(std::string(malformed.obj().at("error_message").as_string()).find("malformed JSON"), std::string::npos);
+  auto wrong_type = call("POST", "/api/v1/workspaces", R"({"friendly_name": 5})", &root);
+  EXPECT_EQ(wrong_type.status, 400);
+  EXPECT_NE(std::string(wrong_type.obj().at("error_message").as_string()).find("friendly_name"), std::string::npos);
+  EXPECT_EQ(call("POST", "/api/v1/sessions", R"({"workspace_id": "nope"})", &root).status, 404);
+  EXPECT_EQ(call("GET", "/api/v1/nothing", "", &root).status, 404);
+  EXPECT_EQ(call("GET", "/api/v1/sessions/a/b/c", "", &root).status, 404);
+  EXPECT_EQ(call("PUT", "/api/v1/settings/access_token_key", R"({"value":"x"})", &root).status, 403);
+  EXPECT_EQ(call("GET", "/api/v1/zones", "", &root).obj().at("total").as_int64(), 1);
+  EXPECT_EQ(link_->count(), 0u);
+  RestRequest big;
+  big.method = "POST";
+  big.path = "/api/v1/zones";
+  big.body = std::string(2 * 1024 * 1024, ' ');
+  big.cookie_token = root.cookie;
+  big.csrf_token = root.csrf;
+  EXPECT_EQ(api_->handle(big).status, 400);
+}
+
+TEST_F(RestApiTest, TheOpenApiDocumentDescribesEveryEntity) {
+  auto doc = json::parse(api_->openApiDocument()).as_object();
+  EXPECT_EQ(doc.at("openapi").as_string(), "3.1.0");
+  const auto& schemas = doc.at("components").at("schemas").as_object();
+  for (auto name : {"Workspace", "Zone", "Agent", "Session", "User", "Group", "ApiKey", "StagingConfig", "Error"}) {
+    EXPECT_TRUE(schemas.contains(name)) << name;
+  }
+  EXPECT_FALSE(schemas.at("User").at("properties").as_object().contains("password_hash"));
+  EXPECT_TRUE(doc.at("paths").as_object().contains("/api/v1/sessions/{id}/keepalive"));
+}
+
+}  // namespace
+}  // namespace kasm::api
