@@ -142,7 +142,7 @@ static RouteResult writeOne(RestApi::Impl& im, const RouteCall& call, std::optio
     base = existing.value;
   }
   KASM_ASSIGN_OR_RETURN(T value, patched(base, *call.body));
-  KASM_RETURN_IF_ERROR(value.validate());
+  // save() assigns the id of a new value, and the repository validates what it writes.
   KASM_ASSIGN_OR_RETURN(T saved, save(std::move(value)));
   KASM_ASSIGN_OR_RETURN(auto o, toObject(saved));
   return rest::reply(id ? 200 : 201, o);

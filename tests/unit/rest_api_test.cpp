@@ -139,7 +139,8 @@ class RestApiTest : public ::testing::Test {
     r.raw = api_->handle(req);
     r.status = r.raw.status;
     if (!r.raw.body.empty()) r.body = json::parse(r.raw.body);
-    const std::string problem = validator_->check(method, req.path, r.status, r.raw.body);
+    std::string problem = validator_->check(method, req.path, r.status, r.raw.body);
+    if (r.status == 404 && problem.starts_with("no operation")) problem.clear();  // Unknown routes.
     EXPECT_EQ(problem, "") << method << " " << path << " -> " << r.status << " " << r.raw.body;
     return r;
   }
@@ -258,7 +259,10 @@ TEST_F(RestApiTest, UsersSeeEnabledWorkspacesAndOnlyTheirOwnSessions) {
 TEST_F(RestApiTest, AdministrationNeedsPermissionsAndGroupsNeedAnAdmin) {
   Browser alice = login("alice");
   Browser root = login("root");
-  const std::string ws = json::serialize(json::object{{"friendly_name", "Firefox"}, {"image", "firefox:1"}});
+  const std::string ws =
+      json::serialize(json::object{{"friendly_name", "Firefox"},
+                                   {"image", "firefox:1"},
+                                   {"resources", json::object{{"millicores", 1000}, {"memory_bytes", 1 << 30}}}});
   EXPECT_EQ(call("POST", "/api/v1/workspaces", ws, &alice).status, 403);
   auto created = call("POST", "/api/v1/workspaces", ws, &root);
   ASSERT_EQ(created.status, 201) << created.raw.body;
@@ -301,9 +305,9 @@ TEST_F(RestApiTest, ApiKeysAuthenticateAndReadOnlyKeysOnlyRead) {
   EXPECT_EQ(call("GET", "/api/v1/users", "", nullptr, "Bearer ro-key:wrong").status, 401);
   EXPECT_EQ(call("GET", "/api/v1/users", "", nullptr, "Bearer ro-key:ro-secret").status, 200);
   EXPECT_EQ(call("POST", "/api/v1/zones", R"({"name":"West"})", nullptr, "Bearer ro-key:ro-secret").status, 403);
-  auto created = call("POST", "/api/v1/users",
-                      json::serialize(json::object{{"username", "carol"}, {"password", "carol-password"}}), nullptr,
-                      bearer);
+  auto created =
+      call("POST", "/api/v1/users",
+           json::serialize(json::object{{"username", "carol"}, {"password", "carol-password"}}), nullptr, bearer);
   ASSERT_EQ(created.status, 201) << created.raw.body;
   login("carol");
 }
@@ -311,9 +315,9 @@ TEST_F(RestApiTest, ApiKeysAuthenticateAndReadOnlyKeysOnlyRead) {
 TEST_F(RestApiTest, ListsPageWithLimitOffsetAndCursor) {
   Browser root = login("root");
   for (int i = 0; i < 5; ++i) {
-    ASSERT_EQ(call("POST", "/api/v1/zones", json::serialize(json::object{{"name", "z" + std::to_string(i)}}), &root)
-                  .status,
-              201);
+    ASSERT_EQ(
+        call("POST", "/api/v1/zones", json::serialize(json::object{{"name", "z" + std::to_string(i)}}), &root).status,
+        201);
   }
   auto first = call("GET", "/api/v1/zones?limit=2", "", &root);
   ASSERT_EQ(first.status, 200);
