@@ -5,11 +5,14 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "kasm/agent/local_agent.hpp"
 #include "kasm/auth/password.hpp"
 #include "kasm/auth/secret.hpp"
 #include "kasm/docker/docker_runtime.hpp"
+#include "kasm/license/keys.hpp"
 #include "kasm/store/postgres_store.hpp"
 #include "kasm/store/sqlite_store.hpp"
 
@@ -71,7 +74,17 @@ Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config)
   app->config_ = config;
   KASM_ASSIGN_OR_RETURN(app->store_, openStore(config));
   app->repo_ = std::make_unique<Repository>(*app->store_);
-  app->manager_ = std::make_unique<Manager>(*app->store_, app->clock_, app->random_);
+  ManagerOptions mo;
+  if (!config.license_public_key_file.empty()) {
+    std::ifstream in(config.license_public_key_file);
+    if (!in) return invalidArgument("cannot read the licence public key " + config.license_public_key_file);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    auto key = license::VerifyingKey::fromPem(pem.str());
+    if (!key.ok()) return key.error().withContext("licence public key " + config.license_public_key_file);
+    mo.license.verifying_keys.push_back(*key);
+  }
+  app->manager_ = std::make_unique<Manager>(*app->store_, app->clock_, app->random_, mo);
   KASM_RETURN_IF_ERROR(app->bootstrap());
   return app;
 }
@@ -134,6 +147,12 @@ Result<void> ServerApp::bootstrap() {
   }
   KASM_RETURN_IF_ERROR(manager_->start());
   developer_api_ = std::make_unique<api::DeveloperApi>(*manager_, *store_, clock_, random_, *signer_);
+  // Login cookies get a key of their own, derived from the shared one, so no token of one kind
+  // can pass for the other.
+  KASM_ASSIGN_OR_RETURN(auto web,
+                        auth::WebSessionSigner::create(auth::hmacSha256(key, "kasm web session key"), clock_));
+  web_signer_.emplace(std::move(web));
+  rest_api_ = std::make_unique<api::RestApi>(*manager_, *store_, clock_, random_, *signer_, *web_signer_);
   return {};
 }
 
@@ -298,6 +317,39 @@ Result<net::ProxyTarget> ServerApp::authorizeProxy(const net::ProxyAuthRequest& 
   return net::ProxyTarget{s->upstream, ws->value.protocol, s->user_id};
 }
 
+namespace {
+// The value of cookie `name` in a Cookie header ("a=1; b=2").
+std::string cookieValue(std::string_view header, std::string_view name) {
+  while (!header.empty()) {
+    const auto semi = header.find(';');
+    std::string_view part = header.substr(0, semi);
+    header = semi == std::string_view::npos ? std::string_view{} : header.substr(semi + 1);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    const auto eq = part.find('=');
+    if (eq != std::string_view::npos && part.substr(0, eq) == name) return std::string(part.substr(eq + 1));
+  }
+  return {};
+}
+}  // namespace
+
+net::HttpResponse ServerApp::rest(const net::HttpRequest& req) {
+  api::RestRequest r;
+  r.method = req.method;
+  r.path = req.path;
+  r.query = req.query;
+  r.body = req.body;
+  if (auto c = req.headers.find("cookie")) r.cookie_token = cookieValue(*c, "kasm_auth");
+  if (auto c = req.headers.find("x-csrf-token")) r.csrf_token = std::string(*c);
+  if (auto a = req.headers.find("authorization")) r.authorization = std::string(*a);
+  r.remote_address = req.remote_address;
+  r.secure = req.secure;
+  auto out = rest_api_->handle(r);
+  net::HttpResponse res =
+      out.body.empty() ? net::HttpResponse::text(out.status, "") : net::HttpResponse::json(out.status, out.body);
+  for (auto& [k, v] : out.headers) res.headers.add(k, v);
+  return res;
+}
+
 net::HttpHandler ServerApp::routes() {
   return [this](net::HttpRequest req, net::Responder respond) {
     static constexpr std::string_view kPublic = "/api/public/";
@@ -308,6 +360,10 @@ net::HttpHandler ServerApp::routes() {
                                : net::HttpResponse::text(503, "store unavailable: " + ping.error().message() + "\n"));
     }
     if (req.path == "/metrics" && req.method == "GET") return respond(metrics());
+    if (req.path == "/api/openapi.json" && req.method == "GET") {
+      return respond(net::HttpResponse::json(200, rest_api_->openApiDocument()));
+    }
+    if (req.path.rfind("/api/v1/", 0) == 0) return respond(rest(req));
     if (req.path.rfind(kPublic, 0) == 0) {
       if (req.method != "POST") return respond(net::HttpResponse::json(405, R"({"error_message":"use POST"})"));
       const std::string verb = req.path.substr(kPublic.size());

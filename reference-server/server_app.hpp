@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "kasm/api/developer_api.hpp"
+#include "kasm/api/rest_api.hpp"
 #include "kasm/auth/access_token.hpp"
 #include "kasm/manager/manager.hpp"
 #include "kasm/net/http_server.hpp"
@@ -51,6 +52,7 @@ class ServerApp {
   void checkInLocalAgent();
   net::HttpHandler routes();
   net::HttpResponse metrics();
+  net::HttpResponse rest(const net::HttpRequest& req);
   Result<net::ProxyTarget> authorizeProxy(const net::ProxyAuthRequest& request);
 
   ServerConfig config_;
@@ -61,6 +63,8 @@ class ServerApp {
   std::unique_ptr<Manager> manager_;
   std::optional<auth::AccessTokenSigner> signer_;
   std::unique_ptr<api::DeveloperApi> developer_api_;
+  std::optional<auth::WebSessionSigner> web_signer_;
+  std::unique_ptr<api::RestApi> rest_api_;
   std::unique_ptr<spi::ContainerRuntime> runtime_;
   std::shared_ptr<agent::LocalAgent> local_agent_;
   AgentId local_agent_id_;

@@ -25,12 +25,14 @@ Result<std::uint16_t> parsePort(std::string_view s, std::string_view what) {
 
 std::string usage() {
   return "usage: kasm-server [--data-dir DIR] [--database postgresql://...] [--listen ADDR] [--port N]\n"
-         "                   [--http] [--no-local-agent] [--zone NAME]\n"
+         "                   [--http] [--no-local-agent] [--zone NAME] [--license-public-key PEM]\n"
+         "                   [--web-root DIR]\n"
          "       kasm-server api-key create --name NAME [--data-dir DIR | --database URL]\n"
          "\n"
          "With no options: SQLite in ./kasm-data, the local Docker socket, HTTPS on 127.0.0.1:8443.\n"
          "Environment: KASM_DATA_DIR, KASM_DATABASE_URL, KASM_LISTEN, KASM_PORT, KASM_HTTP=1,\n"
-         "KASM_ADMIN_PASSWORD (the first admin's password instead of a generated one), DOCKER_HOST.\n";
+         "KASM_ADMIN_PASSWORD (the first admin's password instead of a generated one), KASM_LICENSE_PUBLIC_KEY,\n"
+         "KASM_WEB_ROOT, DOCKER_HOST.\n";
 }
 
 Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
@@ -42,6 +44,8 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
     KASM_ASSIGN_OR_RETURN(c.port, parsePort(*v, "KASM_PORT"));
   }
   if (auto v = env("KASM_HTTP")) c.plain_http = *v == "1" || *v == "true";
+  if (auto v = env("KASM_LICENSE_PUBLIC_KEY")) c.license_public_key_file = *v;
+  if (auto v = env("KASM_WEB_ROOT")) c.web_root = *v;
 
   std::size_t i = 0;
   if (args.size() >= 2 && args[0] == "api-key" && args[1] == "create") {
@@ -70,6 +74,10 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
       c.local_agent = false;
     } else if (a == "--zone") {
       KASM_ASSIGN_OR_RETURN(c.zone_name, value(a));
+    } else if (a == "--license-public-key") {
+      KASM_ASSIGN_OR_RETURN(c.license_public_key_file, value(a));
+    } else if (a == "--web-root") {
+      KASM_ASSIGN_OR_RETURN(c.web_root, value(a));
     } else if (a == "--name" && c.command == "api-key-create") {
       KASM_ASSIGN_OR_RETURN(c.api_key_name, value(a));
     } else {

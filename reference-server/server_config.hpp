@@ -24,6 +24,11 @@ struct ServerConfig {
   int io_threads = 2;
   int handler_threads = 8;
   int tick_seconds = 5;  // Background loop period.
+  // PEM file of the public key licences are verified with (KASM_LICENSE_PUBLIC_KEY,
+  // --license-public-key); without one the community limits apply and no licence can be added.
+  std::string license_public_key_file;
+  // Directory of the web application's built assets (KASM_WEB_ROOT, --web-root).
+  std::string web_root;
 
   // Subcommand "api-key create".
   std::string command;  // "" (serve) or "api-key-create"

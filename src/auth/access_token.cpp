@@ -1,5 +1,4 @@
 #include "kasm/auth/access_token.hpp"
-#include "kasm/auth/secret.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -7,6 +6,8 @@
 
 #include <charconv>
 #include <vector>
+
+#include "kasm/auth/secret.hpp"
 
 namespace kasm::auth {
 namespace {
