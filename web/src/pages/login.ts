@@ -68,7 +68,7 @@ export function loginPage(root: HTMLElement, app: App): void {
           return;
         }
       } else if (err.unreachable) {
-        message.error(`The server cannot be reached. ${err.message}`);
+        message.error(err.message);
       } else {
         message.error(`Login failed: ${err.message}`);
       }
