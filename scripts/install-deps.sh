@@ -12,6 +12,7 @@ PACKAGES=(
   postgresql redis-server
   docker.io docker-registry busybox-static curl socat openssl
   nginx wrk  # benchmark peers only (bench_proxy)
+  chromium  # browser tests (tests/browser); the web build also needs node + npm (>= 20)
 )
 
 missing=()

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs the browser test (tests/browser/web_flow.test.mjs) against a real kasm-server:
+#   tests/browser/run.sh <path/to/kasm-server> [web/dist directory]
+# Starts the server on a free loopback port with a temporary data directory and a known admin
+# password, waits for /readyz, runs the test in headless Chromium, then stops the server and
+# removes the temporary directory. Screenshots go to $KASM_ARTIFACTS_DIR (default
+# build/browser-artifacts), with the server log beside them.
+# Exit 77 (ctest SKIP_RETURN_CODE) when chromium, node or web/node_modules is missing, unless
+# KASM_REQUIRE_SERVICES=1, when that is a failure.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+server="${1:?usage: run.sh <kasm-server binary> [web dist dir]}"
+web_dist="$(cd "${2:-$repo/web/dist}" 2>/dev/null && pwd || true)"
+artifacts="${KASM_ARTIFACTS_DIR:-$repo/build/browser-artifacts}"
+mkdir -p "$artifacts"
+artifacts="$(cd "$artifacts" && pwd)"
+
+skip() {
+  if [ "${KASM_REQUIRE_SERVICES:-0}" = "1" ]; then
+    echo "browser test: $1 (KASM_REQUIRE_SERVICES=1, so this is a failure)" >&2
+    exit 1
+  fi
+  echo "browser test: SKIPPED: $1" >&2
+  exit 77
+}
+
+chromium="${KASM_CHROMIUM:-/usr/bin/chromium}"
+[ -x "$chromium" ] || skip "no Chromium at $chromium (apt-get install --no-install-recommends chromium)"
+command -v node >/dev/null || skip "node is not installed"
+[ -d "$repo/web/node_modules/playwright-core" ] || skip "web/node_modules is missing (run scripts/build-web.sh)"
+[ -x "$server" ] || { echo "browser test: kasm-server binary '$server' not found" >&2; exit 1; }
+[ -n "$web_dist" ] && [ -f "$web_dist/index.html" ] || { echo "browser test: no built web application (run scripts/build-web.sh)" >&2; exit 1; }
+
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
+tmp="$(mktemp -d /tmp/kasm-browser.XXXXXX)"
+password="browser-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+server_pid=""
+
+cleanup() {
+  local rc=$?
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+  exit "$rc"
+}
+trap cleanup EXIT INT TERM
+
+echo "browser test: starting $server on 127.0.0.1:$port (web root $web_dist)"
+KASM_ADMIN_PASSWORD="$password" KASM_WEB_ROOT="$web_dist" \
+  "$server" --http --port "$port" --data-dir "$tmp/data" >"$artifacts/server.log" 2>&1 &
+server_pid=$!
+
+base="http://127.0.0.1:$port"
+for i in $(seq 1 120); do
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "browser test: kasm-server exited during startup; its log:" >&2
+    tail -n 40 "$artifacts/server.log" >&2
+    exit 1
+  fi
+  if curl -fsS -m 2 "$base/readyz" >/dev/null 2>&1; then break; fi
+  if [ "$i" -eq 120 ]; then
+    echo "browser test: kasm-server was not ready within 60 s; its log:" >&2
+    tail -n 40 "$artifacts/server.log" >&2
+    exit 1
+  fi
+  sleep 0.5
+done
+
+# The web application must be mounted: "/" is the login page's HTML, /api/v1 answers JSON.
+if ! curl -fsS -m 5 "$base/" | grep -qi '<div id="app"'; then
+  echo "browser test: kasm-server does not serve the web application at / (mount kasm::net::StaticFiles on $web_dist)" >&2
+  exit 1
+fi
+
+KASM_URL="$base" KASM_PASSWORD="$password" KASM_USERNAME="admin@kasm.local" KASM_ARTIFACTS_DIR="$artifacts" \
+  KASM_WEB_DIR="$repo/web" KASM_CHROMIUM="$chromium" \
+  timeout 600 node "$here/web_flow.test.mjs"

@@ -1,0 +1,120 @@
+// Launching a session: POST /sessions, then poll until it runs, fails, or a bounded time passes.
+// Nothing here waits forever: every wait has a deadline and a message that says what happened.
+
+import * as api from './api';
+
+export const LAUNCH_TIMEOUT_MS = 180_000;
+const POLL_INTERVAL_MS = 1_000;
+// Consecutive failed polls (network blips, a restarting server) tolerated before giving up.
+const MAX_POLL_ERRORS = 5;
+
+export interface LaunchProgress {
+  state: string;
+  message: string;
+  progress: number | null;
+}
+
+export type LaunchResult =
+  | { ok: true; session: api.Session }
+  | { ok: false; reason: string; session?: api.Session; cancelled?: boolean };
+
+const STARTING_MESSAGES: Record<string, string> = {
+  requested: 'Waiting for a place to run…',
+  provisioning: 'Preparing the container…',
+  starting: 'Starting the desktop…',
+  resuming: 'Resuming…',
+};
+
+export function describe(session: api.Session): LaunchProgress {
+  return {
+    state: session.state,
+    message: session.operational_message || STARTING_MESSAGES[session.state] || `Session is ${session.state}…`,
+    progress: typeof session.progress === 'number' ? Math.max(0, Math.min(100, session.progress)) : null,
+  };
+}
+
+export function isGone(state: string): boolean {
+  return state === 'failed' || state === 'deleted' || state === 'deleting' || state === 'stopped';
+}
+
+// Polls a session until it is running. `signal` cancels the wait (the session is left alone).
+export async function waitUntilRunning(
+  session: api.Session,
+  onProgress: (p: LaunchProgress) => void,
+  signal: AbortSignal,
+  timeoutMs = LAUNCH_TIMEOUT_MS,
+): Promise<LaunchResult> {
+  const deadline = Date.now() + timeoutMs;
+  let current = session;
+  let errors = 0;
+  for (;;) {
+    if (current.state === 'running') return { ok: true, session: current };
+    if (isGone(current.state)) {
+      return {
+        ok: false,
+        session: current,
+        reason: current.state_reason
+          ? `The session could not start: ${current.state_reason}`
+          : `The session could not start (it is ${current.state}).`,
+      };
+    }
+    onProgress(describe(current));
+    if (Date.now() >= deadline) {
+      return {
+        ok: false,
+        session: current,
+        reason: `The session did not start within ${Math.round(timeoutMs / 1000)} seconds (last state: ${current.state}). ` +
+          'It may still start: check "Your sessions", or delete it and try again.',
+      };
+    }
+    await sleep(POLL_INTERVAL_MS, signal);
+    if (signal.aborted) return { ok: false, reason: 'Launch cancelled.', session: current, cancelled: true };
+    try {
+      current = await api.getSession(current.id);
+      errors = 0;
+    } catch (e) {
+      if (e instanceof api.ApiError && e.status === 404) {
+        return { ok: false, reason: 'The session was deleted before it started.' };
+      }
+      if (++errors >= MAX_POLL_ERRORS) {
+        return {
+          ok: false,
+          session: current,
+          reason: `Lost contact with the server while the session was starting: ${e instanceof Error ? e.message : String(e)}`,
+        };
+      }
+    }
+  }
+}
+
+export async function launch(
+  workspaceId: string,
+  onProgress: (p: LaunchProgress) => void,
+  signal: AbortSignal,
+): Promise<LaunchResult> {
+  onProgress({ state: 'requested', message: 'Requesting a session…', progress: 0 });
+  let created: { started: boolean; session: api.Session };
+  try {
+    created = await api.createSession(workspaceId);
+  } catch (e) {
+    if (e instanceof api.ApiError) {
+      if (e.code === 'resource_exhausted' || e.status === 429) {
+        return { ok: false, reason: `No session could be started: ${e.message}` };
+      }
+      return { ok: false, reason: e.message };
+    }
+    return { ok: false, reason: String(e) };
+  }
+  if (created.started && created.session.state === 'running') return { ok: true, session: created.session };
+  return waitUntilRunning(created.session, onProgress, signal);
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}
