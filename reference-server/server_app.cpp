@@ -198,6 +198,18 @@ Result<void> ServerApp::start() {
       checkInLocalAgent();  // Ready to place sessions before the first request arrives.
     }
   }
+  {
+    std::string root = config_.web_root;
+#ifdef KASM_DEFAULT_WEB_ROOT
+    if (root.empty()) root = KASM_DEFAULT_WEB_ROOT;
+#endif
+    auto web = net::StaticFiles::open({.root = root});
+    if (web.ok()) {
+      web_.emplace(std::move(*web));
+    } else {
+      logLine("web_ui_disabled", web.error().message() + " (build it with scripts/build-web.sh)");
+    }
+  }
   pool_ = std::make_unique<net::BlockingPool>(static_cast<std::size_t>(config_.handler_threads));
   net::ProxyOptions popts;
   popts.authorize = [this](const net::ProxyAuthRequest& r) { return authorizeProxy(r); };
@@ -371,6 +383,7 @@ net::HttpHandler ServerApp::routes() {
       auto r = developer_api_->handle(verb, req.body, auth ? *auth : std::string_view());
       return respond(net::HttpResponse::json(r.status, std::move(r.body)));
     }
+    if (web_ && req.path.rfind("/api/", 0) != 0) return respond(web_->serve(req));
     if (req.path == "/" && req.method == "GET") {
       return respond(net::HttpResponse::text(200, "kasm-server: the developer API is at /api/public/<verb>\n"));
     }

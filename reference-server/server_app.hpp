@@ -15,6 +15,7 @@
 #include "kasm/manager/manager.hpp"
 #include "kasm/net/http_server.hpp"
 #include "kasm/net/session_proxy.hpp"
+#include "kasm/net/static_files.hpp"
 #include "kasm/store/repository.hpp"
 #include "server_config.hpp"
 
@@ -65,6 +66,7 @@ class ServerApp {
   std::unique_ptr<api::DeveloperApi> developer_api_;
   std::optional<auth::WebSessionSigner> web_signer_;
   std::unique_ptr<api::RestApi> rest_api_;
+  std::optional<net::StaticFiles> web_;
   std::unique_ptr<spi::ContainerRuntime> runtime_;
   std::shared_ptr<agent::LocalAgent> local_agent_;
   AgentId local_agent_id_;
