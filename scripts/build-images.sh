@@ -25,7 +25,7 @@ arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
 mirror="${KASM_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 cache="${KASM_IMAGES_CACHE:-/var/cache/kasm-images}"
 # Bump when the rootfs recipe in this script changes in a way the hashed files do not show.
-rootfs_recipe=1
+rootfs_recipe=2
 
 force=0
 verbose=0
@@ -178,6 +178,9 @@ build_rootfs() { # tag
   local rootfs="$work/rootfs"
   mkdir -p "$rootfs"
   tar -C "$rootfs" --numeric-owner -xf "$tarball"
+  # debootstrap leaves the .deb files it installed in the root filesystem: they belong in the
+  # download cache, not in the image.
+  find "$rootfs/var/cache/apt/archives" -maxdepth 1 -name '*.deb' -exec mv -f -t "$cache/apt-archives" {} +
   # Services must not start in the chroot; apt gets the host's resolver and a shared .deb cache.
   printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
   chmod 755 "$rootfs/usr/sbin/policy-rc.d"

@@ -32,7 +32,12 @@ apt-get update -qq
 apt-get -y -qq upgrade
 apt-get install -y -qq "${packages[@]}"
 # No apt-get clean here: /var/cache/apt/archives is the build cache, bind-mounted by the build script.
-rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log /var/cache/debconf/*-old
+rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/* /var/log/dpkg.log /var/cache/debconf/*-old
+# What debootstrap installed before the path-exclude rules existed.
+find /usr/share/doc -mindepth 1 -not -name copyright -not -type d -delete
+find /usr/share/doc -mindepth 1 -type d -empty -delete
+find /usr/share/locale -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
+rm -rf /usr/share/man/* /usr/share/info/* /usr/share/lintian/*
 
 # The workspace user: uid/gid 1000, a home it owns, bash as its shell.
 groupadd --gid 1000 kasm-user
