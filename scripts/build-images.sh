@@ -207,6 +207,13 @@ build_rootfs() { # tag
   say "base: root filesystem ready in $((SECONDS - t0)) s"
 }
 
+# The tag of the root filesystem the current recipe makes.
+rootfs_tag() {
+  local h
+  h=$(hash_inputs "rootfs $rootfs_recipe $suite $arch $mirror" base/packages.txt base/rootfs-setup.sh)
+  echo "kasm/base-rootfs:${h:0:16}"
+}
+
 # ---- images ------------------------------------------------------------------------------------
 icon_data_uri() {
   local svg="$images_dir/icons/$1.svg"
@@ -214,7 +221,7 @@ icon_data_uri() {
   echo "data:image/svg+xml;base64,$(base64 -w0 "$svg")"
 }
 
-declare -A built_hash=()
+replaced=() # image IDs the new builds replaced, removed at the end (children first)
 
 build_one() {
   local name=$1 ref="kasm/$name:$version" parent parent_id="" hash extra log="$cache/logs/$name.log"
@@ -222,9 +229,8 @@ build_one() {
   local build_args=()
   parent=$(parent_of "$name")
   if [ "$name" = base ]; then
-    local rootfs_hash rootfs_tag
-    rootfs_hash=$(hash_inputs "rootfs $rootfs_recipe $suite $arch $mirror" base/packages.txt base/rootfs-setup.sh)
-    rootfs_tag="kasm/base-rootfs:${rootfs_hash:0:16}"
+    local rootfs_tag
+    rootfs_tag=$(rootfs_tag)
     if [ -z "$(image_id "$rootfs_tag")" ] || [ -n "${forced[base]:-}" ]; then
       build_rootfs "$rootfs_tag"
     else
@@ -248,6 +254,8 @@ build_one() {
     docker tag "$ref" "kasm/$name:latest"
     return 0
   fi
+  local previous
+  previous=$(image_id "$ref")
   say "$name: docker build -> $ref (build hash ${hash:0:12}; log $log)"
   : >"$log"
   # --network host: apt-get in RUN steps reaches Debian's mirror exactly as the host does.
@@ -255,6 +263,7 @@ build_one() {
     ${forced[$name]:+--no-cache} \
     "${build_args[@]}" --build-arg "VERSION=$version" --build-arg "BUILD_HASH=$hash" \
     -t "$ref" -t "kasm/$name:latest" -f "$images_dir/$name/Dockerfile" "$images_dir"
+  if [ -n "$previous" ] && [ "$previous" != "$(image_id "$ref")" ]; then replaced+=("$previous"); fi
   local size
   size=$(docker image inspect -f '{{.Size}}' "$ref")
   say "$name: built $ref in $((SECONDS - t0)) s, $((size / 1000000)) MB"
@@ -263,5 +272,17 @@ build_one() {
 say "version $version; images: ${order[*]}; cache $cache"
 total0=$SECONDS
 for name in "${order[@]}"; do build_one "$name"; done
+# The images these builds replaced, and root filesystems no base uses, are removed unless
+# something (a container, another tag) still uses them.
+for ((i = ${#replaced[@]} - 1; i >= 0; i--)); do
+  docker rmi "${replaced[$i]}" >/dev/null 2>&1 && say "removed the replaced image ${replaced[$i]:7:12}" || true
+done
+current_rootfs=$(rootfs_tag)
+if [ -n "$(image_id "$current_rootfs")" ]; then
+  for old_rootfs in $(docker images --format '{{.Repository}}:{{.Tag}}' kasm/base-rootfs); do
+    [ "$old_rootfs" = "$current_rootfs" ] && continue
+    docker rmi "$old_rootfs" >/dev/null 2>&1 && say "removed the unused root filesystem $old_rootfs" || true
+  done
+fi
 say "done in $((SECONDS - total0)) s"
 docker images --format '  {{.Repository}}:{{.Tag}}  {{.Size}}' | grep -E "^  kasm/(base|desktop|firefox|desktop-deluxe):$version " || true
