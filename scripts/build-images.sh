@@ -108,11 +108,13 @@ image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
 run_logged() { # log-file description command...
   local log=$1 what=$2
   shift 2
+  local rc=0
   if [ "$verbose" = 1 ]; then
+    set +e
     "$@" 2>&1 | tee -a "$log"
-    local rc=${PIPESTATUS[0]}
+    rc=${PIPESTATUS[0]}
+    set -e
   else
-    local rc=0
     "$@" >>"$log" 2>&1 || rc=$?
   fi
   if [ "$rc" -ne 0 ]; then
@@ -155,12 +157,13 @@ debootstrap_tarball() {
   if [ ! -s "$tarball" ]; then
     command -v debootstrap >/dev/null || fail "debootstrap is not installed (scripts/install-deps.sh installs it; or apt-get install debootstrap)"
     say "base: debootstrap --variant=minbase $suite from $mirror (cached afterwards in $tarball)"
-    local t0=$SECONDS dir="$cache/work.debootstrap.$$"
-    rm -rf --one-file-system "$dir"
+    local t0=$SECONDS
+    work=$(mktemp -d "$cache/work.debootstrap.XXXXXX") # removed by cleanup, also on failure
+    : >"$cache/logs/debootstrap.log"
     run_logged "$cache/logs/debootstrap.log" "debootstrap $suite" \
-      debootstrap --variant=minbase --arch="$arch" "$suite" "$dir" "$mirror"
-    tar -C "$dir" --numeric-owner -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
-    rm -rf --one-file-system "$dir"
+      debootstrap --variant=minbase --arch="$arch" "$suite" "$work/rootfs" "$mirror"
+    tar -C "$work/rootfs" --numeric-owner -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    cleanup
     say "base: debootstrap took $((SECONDS - t0)) s"
   fi
   echo "$tarball" >"$cache/.last-tarball"
@@ -194,15 +197,19 @@ build_rootfs() { # tag
   mkdir -p "$rootfs/tmp/kasm-build"
   cp "$images_dir/base/packages.txt" "$images_dir/base/rootfs-setup.sh" "$rootfs/tmp/kasm-build/"
   say "base: installing $(grep -cv '^\s*\(#\|$\)' "$images_dir/base/packages.txt") packages in the chroot (apt-get)"
+  local t1=$SECONDS
   run_logged "$log" "apt-get in the base chroot" chroot "$rootfs" /bin/bash /tmp/kasm-build/rootfs-setup.sh /tmp/kasm-build/packages.txt
+  say "base: chroot apt-get took $((SECONDS - t1)) s"
   local i
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[$i]}"; done
   mounts=()
   rm -rf "$rootfs/tmp/kasm-build" "$rootfs/usr/sbin/policy-rc.d"
   say "base: docker import -> $tag"
+  t1=$SECONDS
   tar -C "$rootfs" --numeric-owner --exclude='./proc/*' --exclude='./sys/*' --exclude='./dev/*' -c . |
     docker import -c "LABEL org.kasm.rootfs.suite=$suite org.kasm.rootfs.variant=minbase" - "$tag" >>"$log" 2>&1 ||
     fail "docker import of the base root filesystem (log: $log)"
+  say "base: docker import took $((SECONDS - t1)) s"
   cleanup
   say "base: root filesystem ready in $((SECONDS - t0)) s"
 }

@@ -11,11 +11,12 @@ deb http://deb.debian.org/debian-security bookworm-security main
 SOURCES
 
 # Keep images small, here and in every image built on top: no recommends, no docs or man pages,
-# no translations (copyright files stay).
+# no translations (copyright files stay); and no progress bars in build logs.
 cat >/etc/apt/apt.conf.d/90kasm <<'APT'
 APT::Install-Recommends "false";
 APT::Install-Suggests "false";
 Acquire::Languages "none";
+Dpkg::Use-Pty "0";
 APT
 cat >/etc/dpkg/dpkg.cfg.d/90kasm-nodoc <<'DPKG'
 path-exclude=/usr/share/doc/*
