@@ -8,9 +8,10 @@
       server in the container listens, so only a banner counts as ready.)
   rfb_probe.py security HOST PORT
       Prints the security types the server offers for RFB 3.8 (1 = None, 2 = VncAuth, ...).
-  rfb_probe.py screenshot HOST PORT OUT.png
+  rfb_probe.py screenshot HOST PORT OUT.png [X,Y]
       With security type None: fetches one full frame (Raw encoding) and writes it as a PNG.
-      Prints the size and how many distinct colours it has (1 = a blank screen).
+      Prints the size and how many distinct colours it has (1 = a blank screen), and with X,Y
+      the colour of that pixel as #rrggbb.
 """
 import socket
 import struct
@@ -85,7 +86,7 @@ def write_png(path, width, height, rgb_rows):
         f.write(png)
 
 
-def cmd_screenshot(host, port, out):
+def cmd_screenshot(host, port, out, pixel=None):
     sock, _ = read_banner(host, port, timeout=10)
     with sock:
         types = security_types(sock)
@@ -140,7 +141,12 @@ def cmd_screenshot(host, port, out):
         if y % 4 == 0:
             colours.update(struct.unpack("<%dI" % width, bytes(line))[::4])
     write_png(out, width, height, rows)
-    print("%dx%d desktop '%s', %d colours (sampled)" % (width, height, name, len(colours)))
+    line = "%dx%d desktop '%s', %d colours (sampled)" % (width, height, name, len(colours))
+    if pixel:
+        x, y = (int(v) for v in pixel.split(","))
+        r, g, b = rows[y][x * 3:x * 3 + 3]
+        line += ", pixel %d,%d #%02x%02x%02x" % (x, y, r, g, b)
+    print(line)
     return 0
 
 
@@ -150,8 +156,8 @@ def main(argv):
         return cmd_wait(argv[2], int(argv[3]), float(argv[4]), since)
     if len(argv) == 4 and argv[1] == "security":
         return cmd_security(argv[2], int(argv[3]))
-    if len(argv) == 5 and argv[1] == "screenshot":
-        return cmd_screenshot(argv[2], int(argv[3]), argv[4])
+    if len(argv) in (5, 6) and argv[1] == "screenshot":
+        return cmd_screenshot(argv[2], int(argv[3]), argv[4], argv[5] if len(argv) == 6 else None)
     print(__doc__, file=sys.stderr)
     return 2
 
