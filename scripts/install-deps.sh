@@ -11,6 +11,7 @@ PACKAGES=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   postgresql redis-server
   docker.io docker-registry busybox-static curl socat openssl
+  debootstrap  # workspace images (scripts/build-images.sh)
   nginx wrk  # benchmark peers only (bench_proxy)
   chromium  # browser tests (tests/browser); the web build also needs node + npm (>= 20)
 )
