@@ -15,6 +15,7 @@
 #include "kasm/license/keys.hpp"
 #include "kasm/store/postgres_store.hpp"
 #include "kasm/store/sqlite_store.hpp"
+#include "kasm/version.hpp"
 
 namespace kasm::server {
 namespace {
@@ -75,6 +76,11 @@ Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config)
   KASM_ASSIGN_OR_RETURN(app->store_, openStore(config));
   app->repo_ = std::make_unique<Repository>(*app->store_);
   ManagerOptions mo;
+  // Shared by every server of the installation (scale-out) so tokens and session secrets agree.
+  Repository repo(*app->store_);
+  KASM_ASSIGN_OR_RETURN(std::string key, settingOr(repo, app->clock_, "access_token_key",
+                                                   [&] { return auth::generateToken(app->random_); }));
+  mo.session_secret_key = auth::hmacSha256(key, "kasm session secret key");
   if (!config.license_public_key_file.empty()) {
     std::ifstream in(config.license_public_key_file);
     if (!in) return invalidArgument("cannot read the licence public key " + config.license_public_key_file);
@@ -145,6 +151,7 @@ Result<void> ServerApp::bootstrap() {
                                  (given && *given ? std::string("(from KASM_ADMIN_PASSWORD)") : password) +
                                  " (shown once; change it after logging in)");
   }
+  KASM_RETURN_IF_ERROR(registerBuiltInWorkspaces());
   KASM_RETURN_IF_ERROR(manager_->start());
   developer_api_ = std::make_unique<api::DeveloperApi>(*manager_, *store_, clock_, random_, *signer_);
   // Login cookies get a key of their own, derived from the shared one, so no token of one kind
@@ -153,6 +160,56 @@ Result<void> ServerApp::bootstrap() {
                         auth::WebSessionSigner::create(auth::hmacSha256(key, "kasm web session key"), clock_));
   web_signer_.emplace(std::move(web));
   rest_api_ = std::make_unique<api::RestApi>(*manager_, *store_, clock_, random_, *signer_, *web_signer_);
+  return {};
+}
+
+// On the first start (no workspace yet), the three images of images/ become workspaces. They are
+// built by scripts/build-images.sh; an agent without them pulls or reports them missing.
+Result<void> ServerApp::registerBuiltInWorkspaces() {
+  KASM_ASSIGN_OR_RETURN(auto existing, repo_->count<Workspace>());
+  if (existing > 0) return {};
+  struct BuiltIn {
+    const char* id;
+    const char* name;
+    const char* description;
+    std::vector<std::string> categories;
+    int millicores;
+    std::int64_t memory_mib;
+    bool big_shm;
+  };
+  const std::vector<BuiltIn> builtins = {
+      {"desktop",
+       "Desktop",
+       "A Debian 12 desktop (openbox) with a terminal, nano, htop and curl.",
+       {"Desktop", "Development"},
+       1000,
+       768,
+       false},
+      {"firefox", "Firefox", "Firefox ESR as a single application.", {"Browser", "Internet"}, 1000, 1536, true},
+      {"desktop-deluxe",
+       "Desktop Deluxe",
+       "A richer desktop: LibreOffice Writer and Calc, a file manager, an editor, a calculator and Firefox.",
+       {"Desktop", "Office", "Productivity"},
+       2000,
+       2048,
+       true},
+  };
+  for (const auto& b : builtins) {
+    Workspace w;
+    w.id = WorkspaceId(b.id);
+    w.friendly_name = b.name;
+    w.description = b.description;
+    w.categories = b.categories;
+    w.thumbnail_url = std::string("/icons/") + b.id + ".svg";
+    w.image = std::string("kasm/") + b.id + ":" + std::string(kasm::version());
+    w.resources = Resources{b.millicores, b.memory_mib * 1024 * 1024, 0};
+    w.protocol = SessionProtocol::kVnc;
+    w.port = 5901;
+    // Firefox and LibreOffice need more shared memory than Docker's 64 MiB default.
+    if (b.big_shm) w.run_config_json = R"({"HostConfig":{"ShmSize":536870912}})";
+    KASM_RETURN_IF_ERROR(manager_->upsertWorkspace(std::move(w)));
+  }
+  logLine("workspaces_registered", "desktop, firefox, desktop-deluxe (build the images with scripts/build-images.sh)");
   return {};
 }
 

@@ -49,6 +49,7 @@ class ServerApp {
   ServerApp() = default;
   Result<void> bootstrap();
   Result<void> setUpLocalAgent();
+  Result<void> registerBuiltInWorkspaces();
   void backgroundLoop();
   void checkInLocalAgent();
   net::HttpHandler routes();

@@ -11,7 +11,15 @@ data_dir="${KASM_DATA_DIR:-$root/kasm-data}"
 mkdir -p "$data_dir/services"
 export KASM_SERVICES_DIR="$data_dir/services"
 . "$root/scripts/lib-services.sh"
-start_dockerd || echo "run: no Docker engine; kasm-server starts without its local agent" >&2
+if start_dockerd; then
+  # The default desktop workspace needs its image; the first build takes a few minutes.
+  "$root/scripts/build-images.sh" desktop ||
+    echo "run: the desktop image could not be built; see the messages above" >&2
+else
+  echo "run: no Docker engine; kasm-server starts without its local agent" >&2
+fi
 cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$root/build" --target kasm-server
+cmake --build "$root/build" --target kasm-server kasm_web
+echo "run: open the URL below and log in with the admin credentials printed on the first start" \
+  "(or set KASM_ADMIN_PASSWORD before the first start)" >&2
 exec "$root/build/reference-server/kasm-server" --data-dir "$data_dir" "$@"

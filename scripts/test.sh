@@ -20,6 +20,14 @@ if ! start_docker_services; then
   if [ "${KASM_REQUIRE_SERVICES:-0}" = "1" ]; then exit 1; fi
 fi
 
+# The browser test launches the desktop workspace: build its image (skipped when up to date).
+if docker_ping; then
+  if ! "$root/scripts/build-images.sh" desktop; then
+    echo "test: the desktop image could not be built" >&2
+    if [ "${KASM_REQUIRE_SERVICES:-0}" = "1" ]; then exit 1; fi
+  fi
+fi
+
 build_dir="${KASM_BUILD_DIR:-$root/build}"
 cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build_dir"

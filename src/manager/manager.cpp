@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "kasm/auth/secret.hpp"
 #include "manager/manager_impl.hpp"
 
 namespace kasm {
@@ -65,6 +66,16 @@ Result<Workspace> Manager::upsertWorkspace(Workspace ws) {
     return existing.error();
   }
   return ws;
+}
+
+std::string vncPasswordFor(std::string_view key, const SessionId& session) {
+  // VNC authentication uses the first 8 characters of a password.
+  return auth::hmacSha256(key, "vnc-password~" + session.str()).substr(0, 8);
+}
+
+std::optional<std::string> Manager::vncPassword(const SessionId& session) const {
+  if (impl_->options.session_secret_key.empty()) return std::nullopt;
+  return vncPasswordFor(impl_->options.session_secret_key, session);
 }
 
 Result<GroupSettings> Manager::effectiveSettings(const UserId& user_id) {
@@ -215,6 +226,11 @@ Result<Versioned<Session>> Manager::Impl::placeAndProvision(Session s, const Wor
     return unavailable("agent " + placement.agent.str() + " is not connected to this manager");
   }
   spi::ProvisionRequest preq{s.id, s.user_id, ws, ws.resources, env};
+  if (ws.protocol == SessionProtocol::kVnc && !options.session_secret_key.empty()) {
+    // Each desktop gets its own VNC password (images/CONTRACT.md), derived so that no store
+    // column holds it and any manager of the installation can hand it to the session's owner.
+    preq.environment["KASM_VNC_PASSWORD"] = vncPasswordFor(options.session_secret_key, s.id);
+  }
   auto result = link->provision(preq);
   if (!result.ok()) {
     KASM_ASSIGN_OR_RETURN(auto cur, repo.get<Session>(s.id.str()));

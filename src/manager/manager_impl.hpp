@@ -11,6 +11,9 @@
 
 namespace kasm {
 
+// The VNC password of a session under `key` (see ManagerOptions::session_secret_key).
+std::string vncPasswordFor(std::string_view key, const SessionId& session);
+
 struct Manager::Impl {
   Impl(spi::Store& s, Clock& c, Random& r, ManagerOptions o)
       : store(s), repo(s), clock(c), random(r), options(o), licensing(s, c, r, o.license), scheduler(r) {}

@@ -89,6 +89,7 @@ export interface Session {
   hard_expires_at?: number | null;
   url?: string;
   ws_url?: string;
+  vnc_password?: string;
   protocol?: string;
 }
 

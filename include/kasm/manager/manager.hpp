@@ -30,6 +30,10 @@ struct ManagerOptions {
   // default is the community edition (5 concurrent sessions, no licensed feature such as staging
   // pools, no verifying key); see LicensePolicy and docs/licensing.md.
   license::LicensePolicy license;
+  // When set (32 bytes or more, shared by the installation's managers), every session of a VNC
+  // workspace gets its own VNC password, passed to the container as KASM_VNC_PASSWORD and
+  // derived from this key and the session id (see vncPassword()).
+  std::string session_secret_key;
 };
 
 // What an agent reports at check-in.
@@ -146,6 +150,9 @@ class Manager {
   // Licences of this installation: add, remove, status (usage, days left), features. Shares the
   // manager's store, clock and policy (ManagerOptions::license).
   license::Licensing& licensing();
+
+  // The VNC password of a session (for its owner's viewer); nullopt without session_secret_key.
+  std::optional<std::string> vncPassword(const SessionId& session) const;
 
   // The scheduler's view, for inspection and tests (copy).
   std::optional<sched::AgentEntry> schedulerView(const AgentId& id) const;

@@ -161,7 +161,11 @@ export async function sessionPage(ctx: PageContext): Promise<void> {
     const url = api.desktopWebSocketUrl(session);
     if (!url) return;
     setConnection('connecting', 'Connecting to the desktop…');
-    const client = new RFB(screen, url, { shared: true });
+    // The server hands the owner the desktop's own VNC password with the session.
+    const client = new RFB(screen, url, {
+      shared: true,
+      credentials: session.vnc_password ? { password: session.vnc_password } : undefined,
+    });
     rfb = client;
     client.scaleViewport = true;
     client.resizeSession = true;
