@@ -243,8 +243,8 @@ async function main() {
         const r = await fetch(`/api/v1/sessions/${encodeURIComponent(id)}`, { credentials: 'same-origin' });
         return r.status === 200 ? (await r.json()).state : r.status;
       }, sessionId);
-      if (status !== 404 && status !== 'deleted' && status !== 'deleting') {
-        throw new Error(`GET /api/v1/sessions/${sessionId} says ${status}; expected 404 or deleted`);
+      if (status !== 404 && status !== 'destroyed') {
+        throw new Error(`GET /api/v1/sessions/${sessionId} says ${status}; expected 404 or destroyed`);
       }
       sessionId = null;
     });

@@ -69,7 +69,7 @@ export type SessionState =
   | 'stopping'
   | 'stopped'
   | 'deleting'
-  | 'deleted'
+  | 'destroyed'
   | 'failed'
   | string;
 

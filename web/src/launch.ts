@@ -34,7 +34,7 @@ export function describe(session: api.Session): LaunchProgress {
 }
 
 export function isGone(state: string): boolean {
-  return state === 'failed' || state === 'deleted' || state === 'deleting' || state === 'stopped';
+  return state === 'failed' || state === 'destroyed' || state === 'deleting' || state === 'stopped';
 }
 
 // Polls a session until it is running. `signal` cancels the wait (the session is left alone).

@@ -102,7 +102,7 @@ export async function dashboardPage(ctx: PageContext): Promise<void> {
   // ---- sessions ----
   async function refreshSessions(): Promise<void> {
     try {
-      const sessions = (await api.listSessions()).filter((s) => s.state !== 'deleted');
+      const sessions = (await api.listSessions()).filter((s) => s.state !== 'destroyed');
       renderSessions(sessions);
     } catch (e) {
       replaceChildren(sessionsList, h('li', { class: 'empty' }, `Your sessions could not be loaded: ${(e as Error).message}`));

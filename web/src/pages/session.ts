@@ -208,8 +208,10 @@ export async function sessionPage(ctx: PageContext): Promise<void> {
   }
 
   // Works out why the connection closed and what to do: show the end, or reconnect (bounded).
+  let deleting = false;
   async function afterDisconnect(wasConnected: boolean, _clean: boolean | undefined): Promise<void> {
-    if (left) return;
+    // Our own delete closes the desktop too; its handler says what happened.
+    if (left || deleting) return;
     setConnection('disconnected', 'The connection to the desktop was lost. Checking the session…');
     let fresh: api.Session | null = null;
     try {
@@ -338,12 +340,14 @@ export async function sessionPage(ctx: PageContext): Promise<void> {
   deleteBtn.addEventListener('click', async () => {
     if (!confirm('Delete this session? Unsaved work in it is lost.')) return;
     deleteBtn.disabled = true;
+    deleting = true;
     try {
       await api.deleteSession(id);
       showEnded('Session deleted.');
       stateEl.textContent = 'deleted';
     } catch (e) {
       deleteBtn.disabled = false;
+      deleting = false;
       message.error(`The session could not be deleted: ${(e as Error).message}`);
     }
   });

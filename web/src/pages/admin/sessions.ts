@@ -6,7 +6,7 @@ import { field, h, replaceChildren } from '../../dom';
 import { formatRemaining, formatTime } from '../../format';
 import { act, adminLayout, button, row, table } from './common';
 
-const STATES = ['requested', 'provisioning', 'running', 'paused', 'stopping', 'stopped', 'deleted', 'failed'];
+const STATES = ['requested', 'provisioning', 'running', 'paused', 'stopping', 'stopped', 'destroyed', 'failed'];
 
 export async function sessionsAdminPage(ctx: PageContext): Promise<void> {
   const page = adminLayout(ctx, 'Sessions');
@@ -48,7 +48,7 @@ export async function sessionsAdminPage(ctx: PageContext): Promise<void> {
             s.agent_id ?? '–',
             formatTime(s.created_at),
             s.expires_at ? formatRemaining(s.expires_at - Date.now()) : '–',
-            s.state === 'deleted'
+            s.state === 'destroyed'
               ? ''
               : button('Kill', `Kill session ${s.id}`, async () => {
                   if (confirm(`Kill the ${name} session of ${users.get(s.user_id) ?? s.user_id}?`)) {
