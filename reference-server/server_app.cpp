@@ -159,7 +159,11 @@ Result<void> ServerApp::bootstrap() {
   KASM_ASSIGN_OR_RETURN(auto web,
                         auth::WebSessionSigner::create(auth::hmacSha256(key, "kasm web session key"), clock_));
   web_signer_.emplace(std::move(web));
-  rest_api_ = std::make_unique<api::RestApi>(*manager_, *store_, clock_, random_, *signer_, *web_signer_);
+  api::RestApiOptions rest_options;
+  rest_options.background = [this](std::function<void()> task) {
+    return start_pool_ && start_pool_->post(std::move(task)).ok();
+  };
+  rest_api_ = std::make_unique<api::RestApi>(*manager_, *store_, clock_, random_, *signer_, *web_signer_, rest_options);
   return {};
 }
 
@@ -268,6 +272,7 @@ Result<void> ServerApp::start() {
     }
   }
   pool_ = std::make_unique<net::BlockingPool>(static_cast<std::size_t>(config_.handler_threads));
+  start_pool_ = std::make_unique<net::BlockingPool>(16, 1000);
   net::ProxyOptions popts;
   popts.authorize = [this](const net::ProxyAuthRequest& r) { return authorizeProxy(r); };
   popts.on_activity = [this](const SessionId& s, const UserId&) { (void)manager_->recordActivity(s); };
@@ -293,6 +298,9 @@ void ServerApp::stop() {
   if (http_) http_->stop(std::chrono::seconds(5));
   if (loop_.joinable()) loop_.join();
   if (pool_) pool_->shutdown();
+  // Starts in progress finish (their sessions are in the store either way; recover() on the next
+  // start completes or fails any that a crash interrupts).
+  if (start_pool_) start_pool_->shutdown();
 }
 
 std::string ServerApp::url() const {

@@ -73,6 +73,9 @@ class ServerApp {
   AgentId local_agent_id_;
   std::string local_agent_token_;
   std::unique_ptr<net::BlockingPool> pool_;
+  // Session starts continue here after the API answered (202); apart from pool_ so a burst of
+  // starts can never leave no thread to answer requests.
+  std::unique_ptr<net::BlockingPool> start_pool_;
   std::shared_ptr<net::SessionProxy> proxy_;
   std::unique_ptr<net::HttpServer> http_;
   std::atomic<bool> stopping_{false};

@@ -45,6 +45,7 @@ struct Op {
   json::object response;  // Schema; empty for 204.
   json::object request;   // Schema of the body; empty when none.
   bool is_list = false;
+  int alt_status = 0;  // A second success status with the same body (202 for a started session).
 };
 
 json::object operation(const Op& op, bool has_id, std::string_view id_name = "id") {
@@ -72,6 +73,7 @@ json::object operation(const Op& op, bool has_id, std::string_view id_name = "id
   if (!op.response.empty()) {
     ok["content"] = json::object{{"application/json", json::object{{"schema", op.response}}}};
   }
+  if (op.alt_status != 0) responses[std::to_string(op.alt_status)] = ok;
   responses[std::to_string(op.status)] = std::move(ok);
   responses["default"] =
       json::object{{"description", "an error"},
@@ -232,7 +234,7 @@ std::string buildOpenApi() {
             {},
             true},
            {"POST", "Start a session (201 running, 202 starting)", "sessions:launch", 201, ref("Session"),
-            ref("NewSession")}},
+            ref("NewSession"), false, 202}},
           false);
   addPath(paths, p + "/sessions/{id}",
           {{"GET", "Get a session", "", 200, ref("Session")}, {"DELETE", "Delete a session", "", 200, ref("Session")}},

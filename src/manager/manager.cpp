@@ -171,16 +171,17 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
   s.created_at = im.clock.now();
   s.state_changed_at = s.created_at;
   // Lifetimes start when the user gets the session: set in the same write that makes it running.
-  KASM_ASSIGN_OR_RETURN(auto done,
-                        im.placeAndProvision(std::move(s), ws->value, zone, req.environment, grant,
-                                             [&](Session& x) { im.applyLifetimes(x, ws->value, settings); }));
+  KASM_ASSIGN_OR_RETURN(auto done, im.placeAndProvision(
+                                       std::move(s), ws->value, zone, req.environment, grant,
+                                       [&](Session& x) { im.applyLifetimes(x, ws->value, settings); }, req.on_stored));
   return done.value;
 }
 
 Result<Versioned<Session>> Manager::Impl::placeAndProvision(Session s, const Workspace& ws, const ZoneId& zone,
                                                             const std::map<std::string, std::string>& env,
                                                             const license::Grant& grant,
-                                                            const std::function<void(Session&)>& on_running) {
+                                                            const std::function<void(Session&)>& on_running,
+                                                            const std::function<void(const Session&)>& on_committed) {
   sched::PlacementRequest pr;
   pr.resources = ws.resources;
   pr.zone = zone;
@@ -219,6 +220,7 @@ Result<Versioned<Session>> Manager::Impl::placeAndProvision(Session s, const Wor
     }
   }
 
+  if (on_committed) on_committed(s);
   auto link = linkFor(placement.agent);
   if (!link) {
     KASM_ASSIGN_OR_RETURN(auto cur, repo.get<Session>(s.id.str()));

@@ -71,7 +71,8 @@ struct Manager::Impl {
   Result<Versioned<Session>> placeAndProvision(Session session, const Workspace& ws, const ZoneId& zone,
                                                const std::map<std::string, std::string>& env,
                                                const license::Grant& grant,
-                                               const std::function<void(Session&)>& on_running = {});
+                                               const std::function<void(Session&)>& on_running = {},
+                                               const std::function<void(const Session&)>& on_committed = {});
   Result<std::optional<Versioned<Session>>> claimStaged(const SessionRequest& req, const Workspace& ws,
                                                         const ZoneId& zone, const GroupSettings& settings,
                                                         const license::Grant& grant);

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <thread>
 
 #include "../support/openapi_validator.hpp"
 #include "fake_agent_link.hpp"
@@ -359,6 +360,33 @@ TEST_F(RestApiTest, BadInputGetsAClearErrorAndChangesNothing) {
   big.cookie_token = root.cookie;
   big.csrf_token = root.csrf;
   EXPECT_EQ(api_->handle(big).status, 400);
+}
+
+TEST_F(RestApiTest, WithABackgroundExecutorStartsAnswer202AndFinishInTheBackground) {
+  std::vector<std::thread> threads;
+  RestApiOptions options;
+  options.background = [&](std::function<void()> task) {
+    threads.emplace_back(std::move(task));
+    return true;
+  };
+  api_ = std::make_unique<RestApi>(*manager_, *store_, clock_, random_, signer_, web_signer_, options);
+  Browser alice = login("alice");
+  auto started = call("POST", "/api/v1/sessions", json::serialize(json::object{{"workspace_id", "desktop"}}), &alice);
+  ASSERT_EQ(started.status, 202) << started.raw.body;
+  EXPECT_EQ(started.obj().at("state").as_string(), "provisioning");
+  EXPECT_FALSE(started.obj().contains("url")) << "no access token before the session runs";
+  const std::string id(started.obj().at("id").as_string());
+  for (auto& t : threads) t.join();
+  auto now = call("GET", "/api/v1/sessions/" + id, "", &alice);
+  EXPECT_EQ(now.obj().at("state").as_string(), "running");
+  EXPECT_EQ(now.obj().at("progress").as_int64(), 100);
+  EXPECT_TRUE(now.obj().contains("url"));
+  // Refusals before placement still answer at once, with the reason.
+  auto refused = call("POST", "/api/v1/sessions", json::serialize(json::object{{"workspace_id", "hidden"}}), &alice);
+  EXPECT_EQ(refused.status, 404);
+  for (auto& t : threads) {
+    if (t.joinable()) t.join();
+  }
 }
 
 TEST_F(RestApiTest, TheOpenApiDocumentDescribesEveryEntity) {

@@ -4,6 +4,7 @@
 // its OpenAPI 3.1 description. Browser logins use a signed HttpOnly cookie plus a CSRF header;
 // scripts use API keys (`Authorization: Bearer <api_key>:<api_key_secret>` or HTTP Basic).
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -47,6 +48,11 @@ struct RestApiOptions {
   std::size_t max_page = 1000;
   std::string default_group_name = "All Users";
   auth::LoginRateLimiter::Options login_limits;
+  // Runs a task on another thread (false when it cannot be queued). When set, POST /sessions
+  // answers 202 as soon as the session is placed and lets the container start in such a task;
+  // otherwise it answers 201 once the session runs. Must not share threads with the callers of
+  // handle(), which wait for the placement.
+  std::function<bool(std::function<void()>)> background;
 };
 
 // Routes: auth (login, logout, me), workspaces, zones, agents, sessions, users, groups (and their

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,6 +53,11 @@ struct SessionRequest {
   WorkspaceId workspace_id;
   std::optional<ZoneId> zone_id;  // Default: the installation's default zone setting, else the only zone.
   std::map<std::string, std::string> environment;
+  // Called once the new session is stored and placed (state provisioning, with its id), before
+  // its container starts; requestSession() goes on until the session runs or fails. A server
+  // answers the client from here and lets the start finish in the background (clients then
+  // poll getSession() for progress). Not called for a session served from a staging pool.
+  std::function<void(const Session&)> on_stored;
 };
 
 // The manager: agent registry, placement, session life cycle, keepalive and expiry, staging pools and
