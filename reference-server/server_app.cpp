@@ -375,6 +375,17 @@ net::HttpResponse ServerApp::metrics() {
   out += "# HELP kasm_proxy_bytes_total Bytes through the proxy.\n# TYPE kasm_proxy_bytes_total counter\n";
   out += "kasm_proxy_bytes_total{direction=\"to_upstream\"} " + std::to_string(p.bytes_to_upstream) + "\n";
   out += "kasm_proxy_bytes_total{direction=\"to_client\"} " + std::to_string(p.bytes_to_client) + "\n";
+  out +=
+      "# HELP kasm_http_request_duration_seconds Time from request to response, by route class.\n"
+      "# TYPE kasm_http_request_duration_seconds histogram\n";
+  for (std::size_t i = 0; i < latency_.size(); ++i) {
+    out += latency_[i].render("kasm_http_request_duration_seconds", kRouteClasses[i]);
+  }
+  out +=
+      "# HELP kasm_session_starts_total Session requests through the APIs of this server.\n"
+      "# TYPE kasm_session_starts_total counter\n";
+  out += "kasm_session_starts_total{result=\"accepted\"} " + std::to_string(session_starts_ok_.load()) + "\n";
+  out += "kasm_session_starts_total{result=\"refused\"} " + std::to_string(session_starts_refused_.load()) + "\n";
   gauge("kasm_proxy_open_tunnels", "WebSocket tunnels and VNC bridges open now.");
   out += "kasm_proxy_open_tunnels " + std::to_string(p.open_tunnels) + "\n";
   return net::HttpResponse::text(200, std::move(out), "text/plain; version=0.0.4");
@@ -427,32 +438,55 @@ net::HttpResponse ServerApp::rest(const net::HttpRequest& req) {
   return res;
 }
 
-net::HttpHandler ServerApp::routes() {
-  return [this](net::HttpRequest req, net::Responder respond) {
+net::HttpResponse ServerApp::dispatch(const net::HttpRequest& req) {
+  {
     static constexpr std::string_view kPublic = "/api/public/";
-    if (req.path == "/healthz") return respond(net::HttpResponse::text(200, "ok\n"));
+    if (req.path == "/healthz") return net::HttpResponse::text(200, "ok\n");
     if (req.path == "/readyz") {
       auto ping = store_->ping();
-      return respond(ping.ok() ? net::HttpResponse::text(200, "ready\n")
-                               : net::HttpResponse::text(503, "store unavailable: " + ping.error().message() + "\n"));
+      return ping.ok() ? net::HttpResponse::text(200, "ready\n")
+                       : net::HttpResponse::text(503, "store unavailable: " + ping.error().message() + "\n");
     }
-    if (req.path == "/metrics" && req.method == "GET") return respond(metrics());
+    if (req.path == "/metrics" && req.method == "GET") return metrics();
     if (req.path == "/api/openapi.json" && req.method == "GET") {
-      return respond(net::HttpResponse::json(200, rest_api_->openApiDocument()));
+      return net::HttpResponse::json(200, rest_api_->openApiDocument());
     }
-    if (req.path.rfind("/api/v1/", 0) == 0) return respond(rest(req));
+    if (req.path.rfind("/api/v1/", 0) == 0) return rest(req);
     if (req.path.rfind(kPublic, 0) == 0) {
-      if (req.method != "POST") return respond(net::HttpResponse::json(405, R"({"error_message":"use POST"})"));
+      if (req.method != "POST") return net::HttpResponse::json(405, R"({"error_message":"use POST"})");
       const std::string verb = req.path.substr(kPublic.size());
       auto auth = req.headers.find("authorization");
       auto r = developer_api_->handle(verb, req.body, auth ? *auth : std::string_view());
-      return respond(net::HttpResponse::json(r.status, std::move(r.body)));
+      return net::HttpResponse::json(r.status, std::move(r.body));
     }
-    if (web_ && req.path.rfind("/api/", 0) != 0) return respond(web_->serve(req));
+    if (web_ && req.path.rfind("/api/", 0) != 0) return web_->serve(req);
     if (req.path == "/" && req.method == "GET") {
-      return respond(net::HttpResponse::text(200, "kasm-server: the developer API is at /api/public/<verb>\n"));
+      return net::HttpResponse::text(200, "kasm-server: the developer API is at /api/public/<verb>\n");
     }
-    respond(net::HttpResponse::json(404, R"({"error_message":"not found"})"));
+    return net::HttpResponse::json(404, R"({"error_message":"not found"})");
+  }
+}
+
+// Times every request from the handler call to its response, by route class, and counts session
+// starts through either API.
+net::HttpHandler ServerApp::routes() {
+  return [this](net::HttpRequest req, net::Responder respond) {
+    std::size_t route = 2;  // web
+    if (req.path.rfind("/api/v1/", 0) == 0) {
+      route = 0;
+    } else if (req.path.rfind("/api/public/", 0) == 0) {
+      route = 1;
+    } else if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics" ||
+               req.path == "/api/openapi.json") {
+      route = 3;
+    }
+    const bool start =
+        req.method == "POST" && (req.path == "/api/v1/sessions" || req.path == "/api/public/request_kasm");
+    const auto began = std::chrono::steady_clock::now();
+    net::HttpResponse res = dispatch(req);
+    latency_[route].observe(std::chrono::steady_clock::now() - began);
+    if (start) (res.status < 300 ? session_starts_ok_ : session_starts_refused_).fetch_add(1);
+    respond(std::move(res));
   };
 }
 

@@ -17,6 +17,7 @@
 #include "kasm/net/session_proxy.hpp"
 #include "kasm/net/static_files.hpp"
 #include "kasm/store/repository.hpp"
+#include "latency_histogram.hpp"
 #include "server_config.hpp"
 
 namespace kasm::agent {
@@ -53,6 +54,7 @@ class ServerApp {
   void backgroundLoop();
   void checkInLocalAgent();
   net::HttpHandler routes();
+  net::HttpResponse dispatch(const net::HttpRequest& req);
   net::HttpResponse metrics();
   net::HttpResponse rest(const net::HttpRequest& req);
   Result<net::ProxyTarget> authorizeProxy(const net::ProxyAuthRequest& request);
@@ -79,6 +81,10 @@ class ServerApp {
   std::shared_ptr<net::SessionProxy> proxy_;
   std::unique_ptr<net::HttpServer> http_;
   std::atomic<bool> stopping_{false};
+  // Request durations by route class: rest, developer_api, web, operations.
+  static constexpr const char* kRouteClasses[] = {"rest", "developer_api", "web", "operations"};
+  std::array<LatencyHistogram, 4> latency_;
+  std::atomic<std::uint64_t> session_starts_ok_{0}, session_starts_refused_{0};
   std::thread loop_;
 };
 

@@ -245,7 +245,7 @@ import_busybox_image() {
   mkdir -p "$root/bin" "$root/www" "$root/tmp"
   cp /bin/busybox "$root/bin/busybox"
   local applet
-  for applet in sh httpd sleep echo cat ls true false; do ln -s busybox "$root/bin/$applet"; done
+  for applet in sh httpd sleep echo cat ls true false nc; do ln -s busybox "$root/bin/$applet"; done
   echo "$marker" >"$root/marker"
   echo "kasm test page $marker" >"$root/www/index.html"
   tar -C "$root" -c . | docker import -c 'CMD ["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]'     -c 'EXPOSE 8080' - "$ref" >/dev/null

@@ -8,11 +8,13 @@
 
 #include <boost/json.hpp>
 #include <filesystem>
+#include <thread>
 
 #include "docker/docker_test_support.hpp"
 #include "kasm/kasm.hpp"
 #include "kasm/store/postgres_store.hpp"
 #include "kasm/store/sqlite_store.hpp"
+#include "support/openapi_validator.hpp"
 
 namespace kasm {
 namespace {
@@ -22,11 +24,19 @@ namespace json = boost::json;
 
 struct HttpReply {
   int status = 0;
+  std::string head;  // Status line and header fields.
   std::string body;
+  std::string header(const std::string& name) const {
+    std::string lower = head;
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const auto at = lower.find("\r\n" + name + ":");
+    if (at == std::string::npos) return {};
+    const auto start = head.find_first_not_of(' ', at + 3 + name.size());
+    return head.substr(start, head.find("\r\n", start) - start);
+  }
 };
 
-// One HTTP/1.0 request to 127.0.0.1:port (loopback only).
-HttpReply httpRequest(int port, const std::string& method, const std::string& target, const std::string& body = {}) {
+int connectLoopback(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -34,13 +44,21 @@ HttpReply httpRequest(int port, const std::string& method, const std::string& ta
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   timeval tv{30, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  HttpReply reply;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
     ::close(fd);
-    return reply;
+    return -1;
   }
+  return fd;
+}
+
+// One HTTP/1.0 request to 127.0.0.1:port (loopback only).
+HttpReply httpRequest(int port, const std::string& method, const std::string& target, const std::string& body = {},
+                      const std::string& extra_headers = {}) {
+  HttpReply reply;
+  const int fd = connectLoopback(port);
+  if (fd < 0) return reply;
   std::string req = method + " " + target + " HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
-                    "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+                    extra_headers + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   (void)::send(fd, req.data(), req.size(), 0);
   std::string raw;
   char buf[8192];
@@ -48,9 +66,50 @@ HttpReply httpRequest(int port, const std::string& method, const std::string& ta
   ::close(fd);
   if (raw.size() > 12) reply.status = std::atoi(raw.substr(9, 3).c_str());
   const auto split = raw.find("\r\n\r\n");
-  if (split != std::string::npos) reply.body = raw.substr(split + 4);
+  if (split != std::string::npos) {
+    reply.head = raw.substr(0, split);
+    reply.body = raw.substr(split + 4);
+  }
   return reply;
 }
+
+// A WebSocket client just big enough for the test: handshake, one masked binary frame out, one
+// frame in (payloads under 126 bytes).
+struct WebSocketProbe {
+  int fd = -1;
+  ~WebSocketProbe() {
+    if (fd >= 0) ::close(fd);
+  }
+  int open(int port, const std::string& target) {
+    fd = connectLoopback(port);
+    if (fd < 0) return 0;
+    const std::string req = "GET " + target +
+                            " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                            "Sec-WebSocket-Protocol: binary\r\n\r\n";
+    (void)::send(fd, req.data(), req.size(), 0);
+    std::string head;
+    char c;
+    while (head.find("\r\n\r\n") == std::string::npos && ::recv(fd, &c, 1, 0) == 1) head.push_back(c);
+    return head.size() > 12 ? std::atoi(head.substr(9, 3).c_str()) : 0;
+  }
+  bool send(const std::string& payload) {
+    std::string frame{static_cast<char>(0x82), static_cast<char>(0x80 | payload.size())};
+    const char mask[4] = {0x11, 0x22, 0x33, 0x44};
+    frame.append(mask, 4);
+    for (std::size_t i = 0; i < payload.size(); ++i) frame.push_back(static_cast<char>(payload[i] ^ mask[i % 4]));
+    return ::send(fd, frame.data(), frame.size(), 0) == static_cast<ssize_t>(frame.size());
+  }
+  std::string receive() {
+    unsigned char h[2];
+    if (::recv(fd, h, 2, MSG_WAITALL) != 2 || (h[1] & 0x7f) >= 126) return {};
+    std::string payload(h[1] & 0x7f, '\0');
+    if (!payload.empty() &&
+        ::recv(fd, payload.data(), payload.size(), MSG_WAITALL) != static_cast<ssize_t>(payload.size()))
+      return {};
+    return payload;
+  }
+};
 
 class ServerProcess : public testing::DockerTest, public ::testing::WithParamInterface<std::string> {
  protected:
@@ -76,6 +135,15 @@ class ServerProcess : public testing::DockerTest, public ::testing::WithParamInt
       auto store = usePostgres() ? openPostgresStore({.url = pg_->url()})
                                  : openSqliteStore({.path = (dir_ / "kasm.db").string()});
       ASSERT_TRUE(store.ok()) << store.error().toString();
+      Workspace echo;
+      echo.id = WorkspaceId("tcp-echo");
+      echo.friendly_name = "A TCP echo on the VNC port";
+      echo.image = image_;
+      echo.port = 5901;
+      echo.protocol = SessionProtocol::kVnc;
+      echo.resources = Resources::fromCores(0.5, 64 * Resources::kMiB);
+      echo.run_config_json = R"({"Cmd":["/bin/nc","-ll","-p","5901","-e","/bin/cat"]})";
+      ASSERT_TRUE(Repository(**store).insert(echo).ok());
       Workspace w;
       w.id = WorkspaceId("busybox");
       w.friendly_name = "Busybox web";
@@ -104,6 +172,7 @@ class ServerProcess : public testing::DockerTest, public ::testing::WithParamInt
     if (pid_ == 0) {
       ::dup2(out[1], 1);
       ::close(out[0]);
+      ::setenv("KASM_ADMIN_PASSWORD", "e2e-admin-password", 1);
       std::vector<std::string> args{KASM_SERVER_BINARY};
       for (const auto& a : storeArgs()) args.push_back(a);
       for (const char* a : {"--http", "--port", "0"}) args.emplace_back(a);
@@ -126,6 +195,7 @@ class ServerProcess : public testing::DockerTest, public ::testing::WithParamInt
     }
     ASSERT_GT(port_, 0) << "server did not start:\n" << log_;
     cleanupLabels({{"kasm.managed", "true"}, {"kasm.workspace_id", "busybox"}});
+    cleanupLabels({{"kasm.managed", "true"}, {"kasm.workspace_id", "tcp-echo"}});
   }
 
   void TearDown() override {
@@ -192,6 +262,67 @@ TEST_P(ServerProcess, RequestBrowseThroughTheProxyAndDestroy) {
   ASSERT_TRUE(left.ok());
   EXPECT_TRUE(left->empty());
   EXPECT_NE(httpRequest(port_, "GET", url).status, 200);  // The token outlives the session; the proxy does not.
+}
+
+// The REST API as the web application uses it: login cookie + CSRF, an asynchronous start polled
+// to running, the session page through the proxy, the VNC bridge carrying bytes both ways, and
+// every answer checked against the server's own OpenAPI document.
+TEST_P(ServerProcess, RestApiLaunchesAndTheVncBridgeCarriesBytes) {
+  auto doc = httpRequest(port_, "GET", "/api/openapi.json");
+  ASSERT_EQ(doc.status, 200);
+  testing::OpenApiValidator validator(doc.body);
+  auto checked = [&](const std::string& method, const std::string& path, const std::string& body = {},
+                     const std::string& headers = {}) {
+    auto r = httpRequest(port_, method, path, body, headers);
+    EXPECT_EQ(validator.check(method, path, r.status, r.body), "") << method << " " << path << ": " << r.body;
+    return r;
+  };
+  const std::string creds = R"({"username":"admin@kasm.local","password":"e2e-admin-password"})";
+  EXPECT_EQ(checked("POST", "/api/v1/auth/login", R"({"username":"admin@kasm.local","password":"wrong-one"})").status,
+            401);
+  auto login = checked("POST", "/api/v1/auth/login", creds);
+  ASSERT_EQ(login.status, 200) << login.body;
+  const std::string set_cookie = login.header("set-cookie");
+  ASSERT_NE(set_cookie.find("HttpOnly"), std::string::npos) << set_cookie;
+  const std::string cookie = set_cookie.substr(0, set_cookie.find(';'));
+  const std::string csrf(json::parse(login.body).as_object()["csrf_token"].as_string());
+  const std::string auth = "Cookie: " + cookie + "\r\nX-CSRF-Token: " + csrf + "\r\n";
+
+  EXPECT_EQ(checked("POST", "/api/v1/sessions", R"({"workspace_id":"tcp-echo"})", "Cookie: " + cookie + "\r\n").status,
+            403)
+      << "a cookie write without the CSRF token is refused";
+  auto started = checked("POST", "/api/v1/sessions", R"({"workspace_id":"tcp-echo"})", auth);
+  ASSERT_TRUE(started.status == 201 || started.status == 202) << started.body;
+  const std::string id(json::parse(started.body).as_object()["id"].as_string());
+  json::object session;
+  for (int i = 0; i < 300; ++i) {  // Bounded: 30 s.
+    auto now = checked("GET", "/api/v1/sessions/" + id, {}, auth);
+    ASSERT_EQ(now.status, 200) << now.body;
+    session = json::parse(now.body).as_object();
+    if (session["state"] != "provisioning" && session["state"] != "requested") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(session["state"].as_string(), "running") << json::serialize(session);
+  ASSERT_TRUE(session.contains("ws_url"));
+  ASSERT_TRUE(session.contains("vnc_password")) << "each desktop gets its own password";
+
+  WebSocketProbe ws;
+  ASSERT_EQ(ws.open(port_, std::string(session["ws_url"].as_string())), 101);
+  ASSERT_TRUE(ws.send("RFB bytes through the bridge"));
+  EXPECT_EQ(ws.receive(), "RFB bytes through the bridge");
+  WebSocketProbe forged;
+  EXPECT_EQ(forged.open(port_, "/desktop/" + id + "/websockify?token=v1~" + id + "~x~9999999999999~AAAA"), 401);
+
+  auto metrics = httpRequest(port_, "GET", "/metrics");
+  EXPECT_NE(metrics.body.find("kasm_http_request_duration_seconds_count{route=\"rest\"}"), std::string::npos);
+  EXPECT_NE(metrics.body.find("kasm_session_starts_total{result=\"accepted\"} 1"), std::string::npos) << metrics.body;
+
+  auto deleted = checked("DELETE", "/api/v1/sessions/" + id, {}, auth);
+  ASSERT_EQ(deleted.status, 200) << deleted.body;
+  EXPECT_TRUE(ws.receive().empty()) << "the bridge closes with the session";
+  auto left = runtime_->list({{"kasm.session_id", id}});
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, ServerProcess, ::testing::Values("sqlite", "postgres"),
