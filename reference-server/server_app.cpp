@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -9,10 +10,12 @@
 #include <sstream>
 
 #include "kasm/agent/local_agent.hpp"
+#include "kasm/agent/remote_link.hpp"
 #include "kasm/auth/password.hpp"
 #include "kasm/auth/secret.hpp"
 #include "kasm/docker/docker_runtime.hpp"
 #include "kasm/license/keys.hpp"
+#include "kasm/model/json.hpp"
 #include "kasm/store/postgres_store.hpp"
 #include "kasm/store/sqlite_store.hpp"
 #include "kasm/version.hpp"
@@ -273,6 +276,7 @@ Result<void> ServerApp::start() {
   }
   pool_ = std::make_unique<net::BlockingPool>(static_cast<std::size_t>(config_.handler_threads));
   start_pool_ = std::make_unique<net::BlockingPool>(16, 1000);
+  agent_pool_ = std::make_unique<net::BlockingPool>(64, 256);
   net::ProxyOptions popts;
   popts.authorize = [this](const net::ProxyAuthRequest& r) { return authorizeProxy(r); };
   popts.on_activity = [this](const SessionId& s, const UserId&) { (void)manager_->recordActivity(s); };
@@ -301,6 +305,11 @@ void ServerApp::stop() {
   // Starts in progress finish (their sessions are in the store either way; recover() on the next
   // start completes or fails any that a crash interrupts).
   if (start_pool_) start_pool_->shutdown();
+  {
+    std::lock_guard lock(remote_mutex_);
+    for (auto& [id, link] : remote_links_) link->close("the server is stopping");
+  }
+  if (agent_pool_) agent_pool_->shutdown();
 }
 
 std::string ServerApp::url() const {
@@ -331,6 +340,14 @@ void ServerApp::backgroundLoop() {
     if (local_agent_) {
       checkInLocalAgent();
       if (ticks % 12 == 0) (void)manager_->reconcileAgent(local_agent_id_);
+    }
+    if (ticks % 12 == 6) {
+      std::vector<AgentId> remote;
+      {
+        std::lock_guard lock(remote_mutex_);
+        for (const auto& [id, link] : remote_links_) remote.push_back(id);
+      }
+      for (const auto& id : remote) (void)manager_->reconcileAgent(id);
     }
     auto t = manager_->tick();
     if (!t.ok()) logLine("tick_failed", t.error().toString());
@@ -438,6 +455,83 @@ net::HttpResponse ServerApp::rest(const net::HttpRequest& req) {
   return res;
 }
 
+std::shared_ptr<agent::RemoteAgentLink> ServerApp::remoteLink(const AgentId& id) {
+  std::lock_guard lock(remote_mutex_);
+  auto& link = remote_links_[id];
+  if (!link) {
+    link = std::make_shared<agent::RemoteAgentLink>();
+    manager_->attachAgentLink(id, link);
+  }
+  return link;
+}
+
+// The endpoints kasm-agent dials: POST checkin (report resources and images), poll (wait up to
+// 25 s for a command), result (the answer to one). Every call carries the agent's id and token.
+net::HttpResponse ServerApp::agentApi(const net::HttpRequest& req) {
+  auto error = [](const Error& e) {
+    boost::json::object o{{"error_message", e.message()}, {"code", std::string(errorCodeName(e.code()))}};
+    return net::HttpResponse::json(httpStatusOf(e.code()), boost::json::serialize(o));
+  };
+  if (req.method != "POST") return error(invalidArgument("use POST"));
+  boost::system::error_code ec;
+  auto parsed = boost::json::parse(req.body, ec);
+  if (ec || !parsed.is_object()) return error(invalidArgument("the body must be a JSON object"));
+  const auto& b = parsed.as_object();
+  auto str = [&](std::string_view key) -> std::string {
+    auto* v = b.if_contains(key);
+    return v && v->is_string() ? std::string(v->as_string()) : std::string();
+  };
+  auto id = AgentId::parse(str("agent_id"), "agent_id");
+  if (!id.ok()) return error(id.error());
+  const std::string token = str("token");
+  const std::string verb = req.path.substr(std::string_view("/api/agent/v1/").size());
+  if (verb == "checkin") {
+    AgentCheckIn c;
+    c.agent_id = *id;
+    c.token = token;
+    if (auto* r = b.if_contains("reported"); r && r->is_object()) {
+      auto res = fromJson<Resources>(boost::json::serialize(*r));
+      if (!res.ok()) return error(res.error());
+      c.reported = *res;
+    }
+    if (auto* imgs = b.if_contains("images"); imgs && imgs->is_array()) {
+      for (const auto& i : imgs->as_array()) {
+        if (i.is_string()) c.images.emplace_back(i.as_string());
+      }
+    }
+    if (auto* u = b.if_contains("cpu_utilization"); u && u->is_number()) {
+      c.cpu_utilization = std::clamp(u->to_number<double>(), 0.0, 1.0);
+    }
+    if (auto* m = b.if_contains("memory_used_bytes"); m && m->is_int64()) c.memory_used_bytes = m->as_int64();
+    c.agent_version = str("agent_version");
+    auto in = manager_->checkIn(c);
+    if (!in.ok()) return error(in.error());
+    remoteLink(*id);
+    return net::HttpResponse::json(200, R"({"ok":true})");
+  }
+  // poll and result: the same token check as a check-in, without changing anything.
+  auto agent = repo_->get<Agent>(id->str());
+  if (!agent.ok() || token.empty() || !auth::verifySecret(token, agent->value.token_hash)) {
+    return error(unauthenticated("unknown agent or wrong token"));
+  }
+  auto link = remoteLink(*id);
+  if (verb == "poll") {
+    auto command = link->nextCommand(std::chrono::seconds(25));
+    if (!command) return net::HttpResponse::text(204, "");
+    boost::json::object o{{"id", command->id}, {"command", command->json}};
+    return net::HttpResponse::json(200, boost::json::serialize(o));
+  }
+  if (verb == "result") {
+    auto* cid = b.if_contains("id");
+    if (!cid || !(cid->is_int64() || cid->is_uint64())) return error(invalidArgument("id must be a number"));
+    const auto n = cid->is_uint64() ? cid->as_uint64() : static_cast<std::uint64_t>(cid->as_int64());
+    auto done = link->complete(n, str("result"));
+    if (!done.ok()) return error(done.error());
+    return net::HttpResponse::json(200, R"({"ok":true})");
+  }
+  return error(notFound("no agent endpoint '" + verb + "'"));
+}
+
 net::HttpResponse ServerApp::dispatch(const net::HttpRequest& req) {
   {
     static constexpr std::string_view kPublic = "/api/public/";
@@ -471,6 +565,12 @@ net::HttpResponse ServerApp::dispatch(const net::HttpRequest& req) {
 // starts through either API.
 net::HttpHandler ServerApp::routes() {
   return [this](net::HttpRequest req, net::Responder respond) {
+    if (req.path.rfind("/api/agent/v1/", 0) == 0) {
+      // Long polls must not hold the request pool: they get threads of their own.
+      auto task = [this, req, respond] { respond(agentApi(req)); };
+      if (!agent_pool_->post(task).ok()) respond(net::HttpResponse::json(503, R"({"error_message":"busy"})"));
+      return;
+    }
     std::size_t route = 2;  // web
     if (req.path.rfind("/api/v1/", 0) == 0) {
       route = 0;

@@ -5,7 +5,9 @@
 // public library API only.
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -22,7 +24,8 @@
 
 namespace kasm::agent {
 class LocalAgent;
-}
+class RemoteAgentLink;
+}  // namespace kasm::agent
 
 namespace kasm::server {
 
@@ -55,6 +58,8 @@ class ServerApp {
   void checkInLocalAgent();
   net::HttpHandler routes();
   net::HttpResponse dispatch(const net::HttpRequest& req);
+  net::HttpResponse agentApi(const net::HttpRequest& req);
+  std::shared_ptr<agent::RemoteAgentLink> remoteLink(const AgentId& id);
   net::HttpResponse metrics();
   net::HttpResponse rest(const net::HttpRequest& req);
   Result<net::ProxyTarget> authorizeProxy(const net::ProxyAuthRequest& request);
@@ -78,6 +83,10 @@ class ServerApp {
   // Session starts continue here after the API answered (202); apart from pool_ so a burst of
   // starts can never leave no thread to answer requests.
   std::unique_ptr<net::BlockingPool> start_pool_;
+  // Remote agents (kasm-agent) dial in: their long polls wait here, one thread each.
+  std::unique_ptr<net::BlockingPool> agent_pool_;
+  std::mutex remote_mutex_;
+  std::map<AgentId, std::shared_ptr<agent::RemoteAgentLink>> remote_links_;
   std::shared_ptr<net::SessionProxy> proxy_;
   std::unique_ptr<net::HttpServer> http_;
   std::atomic<bool> stopping_{false};

@@ -325,6 +325,72 @@ TEST_P(ServerProcess, RestApiLaunchesAndTheVncBridgeCarriesBytes) {
   EXPECT_TRUE(left->empty());
 }
 
+// A second Docker host's agent: registered through the REST API, dialling in with kasm-agent, and
+// taking the session once the server's own agent drains.
+TEST_P(ServerProcess, ARemoteKasmAgentTakesSessions) {
+  auto login = httpRequest(port_, "POST", "/api/v1/auth/login",
+                           R"({"username":"admin@kasm.local","password":"e2e-admin-password"})");
+  ASSERT_EQ(login.status, 200) << login.body;
+  const std::string cookie = login.header("set-cookie").substr(0, login.header("set-cookie").find(';'));
+  const std::string csrf(json::parse(login.body).as_object()["csrf_token"].as_string());
+  const std::string auth = "Cookie: " + cookie + "\r\nX-CSRF-Token: " + csrf + "\r\n";
+
+  auto agents = json::parse(httpRequest(port_, "GET", "/api/v1/agents", {}, auth).body).as_object();
+  ASSERT_EQ(agents["total"].as_int64(), 1);
+  const std::string local_id(agents["items"].as_array()[0].as_object()["id"].as_string());
+  const std::string zone_id(agents["items"].as_array()[0].as_object()["zone_id"].as_string());
+  ASSERT_EQ(httpRequest(port_, "PATCH", "/api/v1/agents/" + local_id, R"({"draining":true})", auth).status, 200);
+
+  auto reg = httpRequest(port_, "POST", "/api/v1/agents",
+                         json::serialize(json::object{{"hostname", "remote-e2e"}, {"zone_id", zone_id}}), auth);
+  ASSERT_EQ(reg.status, 201) << reg.body;
+  auto regj = json::parse(reg.body).as_object();
+  const std::string remote_id(regj["agent"].as_object()["id"].as_string());
+  const std::string token(regj["token"].as_string());
+
+  const pid_t agent = ::fork();
+  ASSERT_GE(agent, 0);
+  if (agent == 0) {
+    const std::string server = "http://127.0.0.1:" + std::to_string(port_);
+    std::vector<std::string> args{KASM_AGENT_BINARY,   "--server", server, "--agent-id", remote_id, "--token", token,
+                                  "--checkin-seconds", "1"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(KASM_AGENT_BINARY, argv.data());
+    ::_exit(127);
+  }
+  struct Reaper {
+    pid_t pid;
+    ~Reaper() {
+      ::kill(pid, SIGTERM);
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+    }
+  } reaper{agent};
+
+  std::string status;
+  for (int i = 0; i < 150 && status != "ok"; ++i) {  // Bounded: 15 s.
+    auto a = httpRequest(port_, "GET", "/api/v1/agents/" + remote_id, {}, auth);
+    if (a.status == 200) status = std::string(json::parse(a.body).as_object()["status"].as_string());
+    if (status != "ok") std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(status, "ok") << "the remote agent did not check in";
+
+  auto r = api("request_kasm", {{"image_id", "busybox"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto out = json::parse(r.body).as_object();
+  const std::string kasm_id(out["kasm_id"].as_string());
+  auto session = json::parse(httpRequest(port_, "GET", "/api/v1/sessions/" + kasm_id, {}, auth).body).as_object();
+  EXPECT_EQ(session["agent_id"].as_string(), remote_id) << "placed on the remote agent";
+  EXPECT_EQ(httpRequest(port_, "GET", std::string(out["kasm_url"].as_string())).status, 200);
+
+  ASSERT_EQ(api("destroy_kasm", {{"kasm_id", kasm_id}}).status, 200);
+  auto left = runtime_->list({{"kasm.session_id", kasm_id}});
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->empty()) << "the remote agent removed the container";
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, ServerProcess, ::testing::Values("sqlite", "postgres"),
                          [](const auto& info) { return info.param; });
 

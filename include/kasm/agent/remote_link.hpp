@@ -1,0 +1,82 @@
+#pragma once
+
+// Remote agents that dial in. A `kasm-agent` on another Docker host connects out to the manager's
+// server (so it works behind NAT and firewalls that only allow outbound HTTPS), checks in, and
+// long-polls for commands; the server side of each agent is a RemoteAgentLink, which the manager
+// uses like any other AgentLink. Commands and results travel as JSON (encodeCommand /
+// executeCommand below), so both ends share one codec.
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "kasm/core/clock.hpp"
+#include "kasm/spi/agent_link.hpp"
+
+namespace kasm::agent {
+
+struct AgentCommand {
+  std::uint64_t id = 0;
+  std::string json;  // {"op": "provision", ...}: see executeCommand().
+};
+
+// Manager side. Each AgentLink call queues a command and blocks until the agent posts its result
+// or `call_timeout` passes (Unavailable: the agent did not answer; the manager then fails or retries
+// as for any unreachable agent). Thread-safe.
+class RemoteAgentLink final : public spi::AgentLink {
+ public:
+  explicit RemoteAgentLink(Duration call_timeout = std::chrono::minutes(5));
+  ~RemoteAgentLink() override;
+
+  // ---- for the server's agent endpoints ----
+  // The next command, waiting up to `wait` (nullopt when none came). Commands whose caller gave
+  // up meanwhile are skipped.
+  std::optional<AgentCommand> nextCommand(Duration wait);
+  // Delivers the agent's answer to command `id` (the JSON executeCommand() returned). NotFound
+  // when no call waits for it (timed out, or a replayed id).
+  Result<void> complete(std::uint64_t id, std::string result_json);
+  // Fails every waiting call and refuses new ones until reopen() (the agent was replaced or the
+  // server stops).
+  void close(std::string reason);
+  void reopen();
+  // The last time the agent fetched commands (for "is anyone polling?").
+  std::chrono::steady_clock::time_point lastPoll() const;
+
+  // ---- spi::AgentLink ----
+  Result<spi::ProvisionResult> provision(const spi::ProvisionRequest& request) override;
+  Result<void> stop(const SessionId& session) override;
+  Result<void> destroy(const SessionId& session) override;
+  Result<void> pause(const SessionId& session) override;
+  Result<void> resume(const SessionId& session) override;
+  Result<spi::ExecResult> exec(const SessionId& session, const spi::ExecRequest& request) override;
+  Result<std::vector<spi::AgentSessionView>> sessions() override;
+
+ private:
+  Result<std::string> call(std::string command_json);
+
+  struct Pending {
+    std::optional<std::string> result;
+    bool abandoned = false;
+  };
+  Duration call_timeout_;
+  mutable std::mutex mutex_;
+  std::condition_variable commands_ready_;
+  std::condition_variable results_ready_;
+  std::deque<AgentCommand> queue_;
+  std::map<std::uint64_t, std::shared_ptr<Pending>> pending_;
+  std::uint64_t next_id_ = 0;
+  std::optional<std::string> closed_;
+  std::chrono::steady_clock::time_point last_poll_{};
+};
+
+// Agent side: runs one command on `local` (the agent's LocalAgent) and returns the result JSON
+// ({"ok": true, "value": ...} or {"ok": false, "code": "not_found", "message": "..."}). Malformed
+// commands get an invalid_argument result, never a crash.
+std::string executeCommand(spi::AgentLink& local, std::string_view command_json);
+
+}  // namespace kasm::agent

@@ -1,0 +1,278 @@
+// kasm-agent: runs sessions on this Docker host for a kasm-server elsewhere.
+//
+// It dials out (HTTPS to the server; nothing listens here), which works behind NAT and firewalls
+// that allow outbound connections only: check-ins every few seconds, and a long poll that receives
+// the manager's commands (provision, stop, destroy, exec, ...) and posts their results. Session
+// ports are published on --publish-host, which the server's proxy must reach.
+//
+//   kasm-agent --server https://manager:8443 --agent-id ID --token TOKEN
+//              [--publish-host ADDR] [--ca-file PEM | --insecure] [--checkin-seconds N]
+// The token comes from `POST /api/v1/agents` (shown once); KASM_AGENT_TOKEN may carry it instead.
+
+#include <curl/curl.h>
+#include <signal.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <list>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kasm/agent/local_agent.hpp"
+#include "kasm/agent/remote_link.hpp"
+#include "kasm/docker/docker_runtime.hpp"
+#include "kasm/model/json.hpp"
+#include "kasm/version.hpp"
+
+namespace {
+
+namespace json = boost::json;
+using namespace kasm;
+
+std::atomic<bool> g_stop{false};
+
+void onSignal(int) {
+  g_stop.store(true);
+}
+
+void logLine(const std::string& event, const std::string& detail) {
+  json::object o{{"event", event}, {"detail", detail}};
+  std::printf("%s\n", json::serialize(o).c_str());
+  std::fflush(stdout);
+}
+
+struct Config {
+  std::string server;
+  std::string agent_id;
+  std::string token;
+  std::string publish_host = "127.0.0.1";
+  std::string ca_file;
+  bool insecure = false;
+  int checkin_seconds = 5;
+};
+
+struct Reply {
+  long status = 0;
+  std::string body;
+  std::string error;
+};
+
+// Aborts transfers (including a long poll) as soon as the agent is asked to stop.
+int abortOnStop(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return g_stop.load() ? 1 : 0;
+}
+
+std::size_t collect(char* data, std::size_t size, std::size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+// One POST of a JSON body; each call has its own easy handle (called from several threads).
+Reply post(const Config& c, const std::string& path, const std::string& body, long timeout_seconds) {
+  Reply r;
+  CURL* h = curl_easy_init();
+  if (!h) {
+    r.error = "curl_easy_init failed";
+    return r;
+  }
+  const std::string url = c.server + path;
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &r.body);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_seconds);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, abortOnStop);
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  if (!c.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, c.ca_file.c_str());
+  if (c.insecure) {
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  const CURLcode rc = curl_easy_perform(h);
+  if (rc != CURLE_OK) {
+    r.error = curl_easy_strerror(rc);
+  } else {
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
+  }
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(h);
+  return r;
+}
+
+std::string usage() {
+  return "usage: kasm-agent --server URL --agent-id ID --token TOKEN [--publish-host ADDR]\n"
+         "                  [--ca-file PEM | --insecure] [--checkin-seconds N]\n"
+         "The token may also come from KASM_AGENT_TOKEN.\n";
+}
+
+Result<Config> parse(int argc, char** argv) {
+  Config c;
+  if (const char* t = std::getenv("KASM_AGENT_TOKEN")) c.token = t;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> Result<std::string> {
+      if (i + 1 >= argc) return invalidArgument(a + " needs a value");
+      return std::string(argv[++i]);
+    };
+    if (a == "--server") {
+      KASM_ASSIGN_OR_RETURN(c.server, value());
+    } else if (a == "--agent-id") {
+      KASM_ASSIGN_OR_RETURN(c.agent_id, value());
+    } else if (a == "--token") {
+      KASM_ASSIGN_OR_RETURN(c.token, value());
+    } else if (a == "--publish-host") {
+      KASM_ASSIGN_OR_RETURN(c.publish_host, value());
+    } else if (a == "--ca-file") {
+      KASM_ASSIGN_OR_RETURN(c.ca_file, value());
+    } else if (a == "--insecure") {
+      c.insecure = true;
+    } else if (a == "--checkin-seconds") {
+      KASM_ASSIGN_OR_RETURN(std::string n, value());
+      c.checkin_seconds = std::max(1, std::atoi(n.c_str()));
+    } else if (a == "--help" || a == "-h") {
+      return failedPrecondition(usage());
+    } else {
+      return invalidArgument("unknown option '" + a + "'\n" + usage());
+    }
+  }
+  if (c.server.empty() || c.agent_id.empty() || c.token.empty()) {
+    return invalidArgument("--server, --agent-id and --token are required\n" + usage());
+  }
+  while (!c.server.empty() && c.server.back() == '/') c.server.pop_back();
+  return c;
+}
+
+json::object credentials(const Config& c) {
+  return json::object{{"agent_id", c.agent_id}, {"token", c.token}};
+}
+
+void checkIn(const Config& c, agent::LocalAgent& local) {
+  auto report = local.checkIn();
+  if (!report.ok()) {
+    logLine("checkin_failed", report.error().toString());
+    return;
+  }
+  json::object body = credentials(c);
+  body["reported"] = json::parse(toJson(report->capacity));
+  json::array images;
+  for (const auto& i : report->images) images.emplace_back(i);
+  body["images"] = std::move(images);
+  body["cpu_utilization"] = report->cpu_utilization;
+  body["memory_used_bytes"] = report->memory_used_bytes;
+  body["agent_version"] = std::string("kasm-agent ") + std::string(kasm::version());
+  auto r = post(c, "/api/agent/v1/checkin", json::serialize(body), 30);
+  if (!r.error.empty() || r.status != 200) {
+    logLine("checkin_failed", r.error.empty() ? "HTTP " + std::to_string(r.status) + ": " + r.body : r.error);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto config = parse(argc, argv);
+  if (!config.ok()) {
+    std::fprintf(stderr, "%s\n", config.error().message().c_str());
+    return config.error().code() == ErrorCode::kFailedPrecondition ? 0 : 2;
+  }
+  const Config c = *config;
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  signal(SIGTERM, onSignal);
+  signal(SIGINT, onSignal);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto runtime = docker::openDockerRuntime(docker::DockerOptions::fromEnvironment());
+  if (!runtime.ok()) {
+    std::fprintf(stderr, "kasm-agent: no Docker engine: %s\n", runtime.error().toString().c_str());
+    return 1;
+  }
+  auto id = AgentId::parse(c.agent_id, "--agent-id");
+  if (!id.ok()) {
+    std::fprintf(stderr, "kasm-agent: %s\n", id.error().message().c_str());
+    return 2;
+  }
+  SystemClock clock;
+  agent::LocalAgentOptions options;
+  options.agent_id = *id;
+  options.publish_host = c.publish_host;
+  agent::LocalAgent local(**runtime, clock, options);
+  logLine("starting", c.server + " as agent " + c.agent_id);
+
+  std::thread checkins([&] {
+    while (!g_stop.load()) {
+      checkIn(c, local);
+      for (int i = 0; i < c.checkin_seconds * 10 && !g_stop.load(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+  });
+
+  // Commands run concurrently (a slow image pull must not hold up a destroy); finished workers are
+  // joined as new ones start.
+  std::mutex workers_mutex;
+  std::list<std::pair<std::thread, std::shared_ptr<std::atomic<bool>>>> workers;
+  auto reap = [&](bool all) {
+    std::lock_guard lock(workers_mutex);
+    for (auto it = workers.begin(); it != workers.end();) {
+      if (all || it->second->load()) {
+        it->first.join();
+        it = workers.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  };
+  int failures = 0;
+  while (!g_stop.load()) {
+    reap(false);
+    auto r = post(c, "/api/agent/v1/poll", json::serialize(credentials(c)), 40);
+    if (!r.error.empty() || (r.status != 200 && r.status != 204)) {
+      if (failures++ % 10 == 0) {
+        logLine("poll_failed", r.error.empty() ? "HTTP " + std::to_string(r.status) + ": " + r.body : r.error);
+      }
+      // Back off up to 5 s while the server is away; check-ins report us as soon as it is back.
+      const int wait_ms = std::min(5000, 200 * failures);
+      for (int i = 0; i < wait_ms / 100 && !g_stop.load(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    failures = 0;
+    if (r.status == 204) continue;
+    boost::system::error_code ec;
+    auto v = json::parse(r.body, ec);
+    if (ec || !v.is_object() || !v.as_object().contains("id") || !v.as_object().at("command").is_string()) {
+      logLine("bad_command", r.body.substr(0, 200));
+      continue;
+    }
+    const auto cid = v.as_object().at("id");
+    const std::string command(v.as_object().at("command").as_string());
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    std::lock_guard lock(workers_mutex);
+    workers.emplace_back(std::thread([&c, &local, cid, command, done] {
+                           json::object body = credentials(c);
+                           body["id"] = cid;
+                           body["result"] = agent::executeCommand(local, command);
+                           auto sent = post(c, "/api/agent/v1/result", json::serialize(body), 30);
+                           if (!sent.error.empty() || sent.status != 200) {
+                             logLine("result_failed",
+                                     sent.error.empty() ? "HTTP " + std::to_string(sent.status) : sent.error);
+                           }
+                           done->store(true);
+                         }),
+                         done);
+  }
+  logLine("stopping", "");
+  checkins.join();
+  reap(true);
+  curl_global_cleanup();
+  return 0;
+}

@@ -1,0 +1,316 @@
+// RemoteAgentLink and the JSON protocol between a manager and a dialled-in agent.
+
+#include "kasm/agent/remote_link.hpp"
+
+#include <boost/json.hpp>
+
+#include "kasm/model/json.hpp"
+
+namespace kasm::agent {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr ErrorCode kAllCodes[] = {
+    ErrorCode::kInvalidArgument,    ErrorCode::kNotFound,        ErrorCode::kAlreadyExists,
+    ErrorCode::kFailedPrecondition, ErrorCode::kAborted,         ErrorCode::kResourceExhausted,
+    ErrorCode::kPermissionDenied,   ErrorCode::kUnauthenticated, ErrorCode::kUnavailable,
+    ErrorCode::kDeadlineExceeded,   ErrorCode::kDataLoss,        ErrorCode::kInternal};
+
+ErrorCode codeNamed(std::string_view name) {
+  for (auto c : kAllCodes) {
+    if (errorCodeName(c) == name) return c;
+  }
+  return ErrorCode::kInternal;
+}
+
+std::string okJson(json::value value) {
+  return json::serialize(json::object{{"ok", true}, {"value", std::move(value)}});
+}
+
+std::string errorJson(const Error& e) {
+  return json::serialize(
+      json::object{{"ok", false}, {"code", std::string(errorCodeName(e.code()))}, {"message", e.message()}});
+}
+
+json::object stringMap(const std::map<std::string, std::string>& m) {
+  json::object o;
+  for (const auto& [k, v] : m) o[k] = v;
+  return o;
+}
+
+Result<std::map<std::string, std::string>> readStringMap(const json::value* v, std::string_view what) {
+  std::map<std::string, std::string> out;
+  if (!v || v->is_null()) return out;
+  if (!v->is_object()) return invalidArgument(std::string(what) + " must be an object of strings");
+  for (const auto& [k, val] : v->as_object()) {
+    if (!val.is_string()) return invalidArgument(std::string(what) + "." + std::string(k) + " must be a string");
+    out[std::string(k)] = std::string(val.as_string());
+  }
+  return out;
+}
+
+Result<std::string> readString(const json::object& o, std::string_view key) {
+  auto* v = o.if_contains(key);
+  if (!v || !v->is_string()) return invalidArgument(std::string(key) + " must be a string");
+  return std::string(v->as_string());
+}
+
+// The value of a successful result, or its error.
+Result<json::value> unwrap(const std::string& result_json) {
+  boost::system::error_code ec;
+  json::value v = json::parse(result_json, ec);
+  if (ec || !v.is_object()) return internalError("agent sent a malformed result");
+  const auto& o = v.as_object();
+  auto* ok = o.if_contains("ok");
+  if (!ok || !ok->is_bool()) return internalError("agent sent a malformed result");
+  if (ok->as_bool()) {
+    auto* value = o.if_contains("value");
+    return value ? *value : json::value(nullptr);
+  }
+  std::string code = o.if_contains("code") && o.at("code").is_string() ? std::string(o.at("code").as_string()) : "";
+  std::string message =
+      o.if_contains("message") && o.at("message").is_string() ? std::string(o.at("message").as_string()) : "";
+  return Error(codeNamed(code), "agent: " + message);
+}
+
+Result<void> discardValue(Result<json::value> r) {
+  if (!r.ok()) return r.error();
+  return {};
+}
+
+std::string sessionCommand(std::string_view op, const SessionId& session) {
+  return json::serialize(json::object{{"op", op}, {"session_id", session.str()}});
+}
+
+}  // namespace
+
+// ---- manager side -------------------------------------------------------------------------------
+
+RemoteAgentLink::RemoteAgentLink(Duration call_timeout) : call_timeout_(call_timeout) {}
+
+RemoteAgentLink::~RemoteAgentLink() {
+  close("the link is gone");
+}
+
+std::optional<AgentCommand> RemoteAgentLink::nextCommand(Duration wait) {
+  std::unique_lock lock(mutex_);
+  last_poll_ = std::chrono::steady_clock::now();
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    while (!queue_.empty()) {
+      AgentCommand c = std::move(queue_.front());
+      queue_.pop_front();
+      auto it = pending_.find(c.id);
+      if (it != pending_.end() && !it->second->abandoned) return c;
+    }
+    if (closed_) return std::nullopt;
+    if (commands_ready_.wait_until(lock, deadline) == std::cv_status::timeout && queue_.empty()) {
+      last_poll_ = std::chrono::steady_clock::now();
+      return std::nullopt;
+    }
+  }
+}
+
+Result<void> RemoteAgentLink::complete(std::uint64_t id, std::string result_json) {
+  std::lock_guard lock(mutex_);
+  auto it = pending_.find(id);
+  if (it == pending_.end() || it->second->abandoned) return notFound("no call waits for command " + std::to_string(id));
+  it->second->result = std::move(result_json);
+  results_ready_.notify_all();
+  return {};
+}
+
+void RemoteAgentLink::close(std::string reason) {
+  std::lock_guard lock(mutex_);
+  closed_ = std::move(reason);
+  for (auto& [id, p] : pending_) {
+    if (!p->result) p->result = errorJson(unavailable(*closed_));
+  }
+  queue_.clear();
+  commands_ready_.notify_all();
+  results_ready_.notify_all();
+}
+
+void RemoteAgentLink::reopen() {
+  std::lock_guard lock(mutex_);
+  closed_.reset();
+}
+
+std::chrono::steady_clock::time_point RemoteAgentLink::lastPoll() const {
+  std::lock_guard lock(mutex_);
+  return last_poll_;
+}
+
+Result<std::string> RemoteAgentLink::call(std::string command_json) {
+  std::unique_lock lock(mutex_);
+  if (closed_) return unavailable("remote agent: " + *closed_);
+  const std::uint64_t id = ++next_id_;
+  auto pending = std::make_shared<Pending>();
+  pending_[id] = pending;
+  queue_.push_back({id, std::move(command_json)});
+  commands_ready_.notify_one();
+  const bool answered = results_ready_.wait_for(lock, call_timeout_, [&] { return pending->result.has_value(); });
+  pending_.erase(id);
+  if (!answered) {
+    pending->abandoned = true;
+    return unavailable("remote agent did not answer within " +
+                       std::to_string(std::chrono::duration_cast<std::chrono::seconds>(call_timeout_).count()) + " s");
+  }
+  return std::move(*pending->result);
+}
+
+Result<spi::ProvisionResult> RemoteAgentLink::provision(const spi::ProvisionRequest& r) {
+  json::object cmd;
+  cmd["op"] = "provision";
+  cmd["session_id"] = r.session_id.str();
+  cmd["user_id"] = r.user_id.str();
+  cmd["workspace"] = json::parse(toJson(r.workspace));
+  cmd["resources"] = json::parse(toJson(r.resources));
+  cmd["environment"] = stringMap(r.environment);
+  KASM_ASSIGN_OR_RETURN(std::string raw, call(json::serialize(cmd)));
+  KASM_ASSIGN_OR_RETURN(json::value v, unwrap(raw));
+  if (!v.is_object()) return internalError("agent sent a malformed provision result");
+  const auto& o = v.as_object();
+  spi::ProvisionResult out;
+  KASM_ASSIGN_OR_RETURN(out.container_id, readString(o, "container_id"));
+  KASM_ASSIGN_OR_RETURN(out.container_name, readString(o, "container_name"));
+  KASM_ASSIGN_OR_RETURN(out.upstream, readString(o, "upstream"));
+  return out;
+}
+
+Result<void> RemoteAgentLink::stop(const SessionId& s) {
+  KASM_ASSIGN_OR_RETURN(std::string raw, call(sessionCommand("stop", s)));
+  return discardValue(unwrap(raw));
+}
+Result<void> RemoteAgentLink::destroy(const SessionId& s) {
+  KASM_ASSIGN_OR_RETURN(std::string raw, call(sessionCommand("destroy", s)));
+  return discardValue(unwrap(raw));
+}
+Result<void> RemoteAgentLink::pause(const SessionId& s) {
+  KASM_ASSIGN_OR_RETURN(std::string raw, call(sessionCommand("pause", s)));
+  return discardValue(unwrap(raw));
+}
+Result<void> RemoteAgentLink::resume(const SessionId& s) {
+  KASM_ASSIGN_OR_RETURN(std::string raw, call(sessionCommand("resume", s)));
+  return discardValue(unwrap(raw));
+}
+
+Result<spi::ExecResult> RemoteAgentLink::exec(const SessionId& s, const spi::ExecRequest& r) {
+  json::object cmd;
+  cmd["op"] = "exec";
+  cmd["session_id"] = s.str();
+  json::array argv;
+  for (const auto& a : r.command) argv.emplace_back(a);
+  cmd["command"] = std::move(argv);
+  cmd["user"] = r.user;
+  cmd["workdir"] = r.workdir;
+  cmd["environment"] = stringMap(r.environment);
+  cmd["privileged"] = r.privileged;
+  KASM_ASSIGN_OR_RETURN(std::string raw, call(json::serialize(cmd)));
+  KASM_ASSIGN_OR_RETURN(json::value v, unwrap(raw));
+  if (!v.is_object() || !v.as_object().if_contains("exit_code") || !v.as_object().at("exit_code").is_int64()) {
+    return internalError("agent sent a malformed exec result");
+  }
+  spi::ExecResult out;
+  out.exit_code = static_cast<std::int32_t>(v.as_object().at("exit_code").as_int64());
+  KASM_ASSIGN_OR_RETURN(out.output, readString(v.as_object(), "output"));
+  return out;
+}
+
+Result<std::vector<spi::AgentSessionView>> RemoteAgentLink::sessions() {
+  KASM_ASSIGN_OR_RETURN(std::string raw, call(json::serialize(json::object{{"op", "sessions"}})));
+  KASM_ASSIGN_OR_RETURN(json::value v, unwrap(raw));
+  if (!v.is_array()) return internalError("agent sent a malformed session list");
+  std::vector<spi::AgentSessionView> out;
+  for (const auto& item : v.as_array()) {
+    if (!item.is_object()) return internalError("agent sent a malformed session list");
+    const auto& o = item.as_object();
+    spi::AgentSessionView view;
+    KASM_ASSIGN_OR_RETURN(std::string sid, readString(o, "session_id"));
+    view.session_id = SessionId(sid);
+    KASM_ASSIGN_OR_RETURN(view.container_id, readString(o, "container_id"));
+    KASM_ASSIGN_OR_RETURN(std::string status, readString(o, "status"));
+    auto st = enumFromName<spi::ContainerStatus>(status);
+    if (!st) return internalError("agent sent an unknown container status '" + status + "'");
+    view.status = *st;
+    out.push_back(std::move(view));
+  }
+  return out;
+}
+
+// ---- agent side ---------------------------------------------------------------------------------
+
+namespace {
+
+Result<json::value> runCommand(spi::AgentLink& local, std::string_view command_json) {
+  boost::system::error_code ec;
+  json::value v = json::parse(command_json, ec);
+  if (ec || !v.is_object()) return invalidArgument("malformed command");
+  const auto& o = v.as_object();
+  KASM_ASSIGN_OR_RETURN(std::string op, readString(o, "op"));
+  if (op == "sessions") {
+    KASM_ASSIGN_OR_RETURN(auto views, local.sessions());
+    json::array arr;
+    for (const auto& s : views) {
+      arr.push_back(json::object{{"session_id", s.session_id.str()},
+                                 {"container_id", s.container_id},
+                                 {"status", std::string(enumName(s.status))}});
+    }
+    return json::value(std::move(arr));
+  }
+  KASM_ASSIGN_OR_RETURN(std::string sid_text, readString(o, "session_id"));
+  KASM_ASSIGN_OR_RETURN(SessionId sid, SessionId::parse(sid_text, "session_id"));
+  if (op == "provision") {
+    spi::ProvisionRequest r;
+    r.session_id = sid;
+    if (auto* u = o.if_contains("user_id"); u && u->is_string() && !u->as_string().empty()) {
+      KASM_ASSIGN_OR_RETURN(r.user_id, UserId::parse(u->as_string(), "user_id"));
+    }
+    auto* ws = o.if_contains("workspace");
+    auto* res = o.if_contains("resources");
+    if (!ws || !res) return invalidArgument("provision needs workspace and resources");
+    KASM_ASSIGN_OR_RETURN(r.workspace, fromJson<Workspace>(json::serialize(*ws)));
+    KASM_ASSIGN_OR_RETURN(r.resources, fromJson<Resources>(json::serialize(*res)));
+    KASM_ASSIGN_OR_RETURN(r.environment, readStringMap(o.if_contains("environment"), "environment"));
+    KASM_ASSIGN_OR_RETURN(auto out, local.provision(r));
+    return json::value(json::object{
+        {"container_id", out.container_id}, {"container_name", out.container_name}, {"upstream", out.upstream}});
+  }
+  Result<void> done = invalidArgument("unknown command '" + op + "'");
+  if (op == "stop") {
+    done = local.stop(sid);
+  } else if (op == "destroy") {
+    done = local.destroy(sid);
+  } else if (op == "pause") {
+    done = local.pause(sid);
+  } else if (op == "resume") {
+    done = local.resume(sid);
+  } else if (op == "exec") {
+    spi::ExecRequest r;
+    auto* argv = o.if_contains("command");
+    if (!argv || !argv->is_array() || argv->as_array().empty()) return invalidArgument("exec needs a command");
+    for (const auto& a : argv->as_array()) {
+      if (!a.is_string()) return invalidArgument("exec command items must be strings");
+      r.command.emplace_back(a.as_string());
+    }
+    if (auto* u = o.if_contains("user"); u && u->is_string()) r.user = std::string(u->as_string());
+    if (auto* w = o.if_contains("workdir"); w && w->is_string()) r.workdir = std::string(w->as_string());
+    if (auto* p = o.if_contains("privileged"); p && p->is_bool()) r.privileged = p->as_bool();
+    KASM_ASSIGN_OR_RETURN(r.environment, readStringMap(o.if_contains("environment"), "environment"));
+    KASM_ASSIGN_OR_RETURN(auto out, local.exec(sid, r));
+    return json::value(json::object{{"exit_code", out.exit_code}, {"output", out.output}});
+  }
+  if (!done.ok()) return done.error();
+  return json::value(nullptr);
+}
+
+}  // namespace
+
+std::string executeCommand(spi::AgentLink& local, std::string_view command_json) {
+  auto r = runCommand(local, command_json);
+  return r.ok() ? okJson(std::move(*r)) : errorJson(r.error());
+}
+
+}  // namespace kasm::agent
