@@ -52,7 +52,8 @@ def main() -> int:
         # A throwaway store for trying it out: the zone and workspace the pool refers to.
         store.upsert("zone", {"id": args.zone, "name": args.zone})
         store.upsert("workspace", {"id": args.workspace, "friendly_name": args.workspace, "image": "kasm/desktop:1",
-                                   "port": 5901, "protocol": "vnc"})
+                                   "port": 5901, "protocol": "vnc",
+                                   "resources": {"millicores": 2000, "memory_bytes": 2 << 30, "gpus": 0}})
     if args.now:
         for text in args.now:
             apply_once(store, args.pool, args.workspace, args.zone, dt.datetime.fromisoformat(text))
