@@ -8,6 +8,7 @@ PACKAGES=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libpqxx-dev libhiredis-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev
   libspdlog-dev libfmt-dev pybind11-dev python3-dev python3-pytest
+  doxygen  # API reference (target kasm_docs)
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   postgresql redis-server
   docker.io docker-registry busybox-static curl socat openssl

@@ -14,6 +14,17 @@ bool isLive(SessionState state) {
          state == SessionState::kPaused || state == SessionState::kStopping;
 }
 
+namespace {
+
+// The scheduler's rules of a zone, with the embedder's custom policy when it has one.
+sched::ZoneRules zoneRules(const ManagerOptions& options, const Zone& zone) {
+  auto rules = sched::ZoneRules::fromZone(zone);
+  if (options.placement_policy_for) rules.custom_policy = options.placement_policy_for(zone);
+  return rules;
+}
+
+}  // namespace
+
 Manager::Manager(spi::Store& store, Clock& clock, Random& random, ManagerOptions options)
     : impl_(std::make_unique<Impl>(store, clock, random, options)) {}
 Manager::~Manager() = default;
@@ -23,7 +34,7 @@ Result<void> Manager::start() {
   KASM_ASSIGN_OR_RETURN(auto agents, impl_->repo.list<Agent>());
   {
     std::lock_guard lock(impl_->mu);
-    for (const auto& z : zones) impl_->scheduler.upsertZone(sched::ZoneRules::fromZone(z.value));
+    for (const auto& z : zones) impl_->scheduler.upsertZone(zoneRules(impl_->options, z.value));
     for (const auto& a : agents) (void)impl_->scheduler.upsertAgent(sched::AgentEntry::fromAgent(a.value));
   }
   KASM_RETURN_IF_ERROR(impl_->licensing.impl().initCounters());
@@ -48,7 +59,7 @@ Result<Zone> Manager::upsertZone(Zone zone) {
     return existing.error();
   }
   std::lock_guard lock(impl_->mu);
-  impl_->scheduler.upsertZone(sched::ZoneRules::fromZone(zone));
+  impl_->scheduler.upsertZone(zoneRules(impl_->options, zone));
   return zone;
 }
 

@@ -35,6 +35,10 @@ struct ManagerOptions {
   // workspace gets its own VNC password, passed to the container as KASM_VNC_PASSWORD and
   // derived from this key and the session id (see vncPassword()).
   std::string session_secret_key;
+  // A custom placement policy per zone (e.g. one made by a sched::PolicyRegistry). When set and it
+  // returns a policy for a zone, that policy ranks the zone's agents instead of its load_strategy;
+  // nullptr keeps the built-in one. Called with the manager's lock held: it must not call back.
+  std::function<std::shared_ptr<const sched::PlacementPolicy>(const Zone&)> placement_policy_for;
 };
 
 // What an agent reports at check-in.
