@@ -269,6 +269,20 @@ async function main() {
         (await page.locator(`tr[aria-label="${host}"]`).getAttribute('data-draining')) === 'false', 15_000);
     });
 
+    await step(page, 'license-page', async () => {
+      await page.getByRole('link', { name: 'Licence' }).first().click();
+      await page.getByRole('heading', { name: 'Licence', exact: true }).waitFor();
+      const expected = await page.evaluate(async () => (await (await fetch('/api/v1/installation')).json()).installation_id);
+      await waitFor('the installation id on the licence page', async () =>
+        (await page.getByTestId('installation-id').innerText()).trim() === expected, 15_000);
+      await waitFor('the community state without a licence', async () =>
+        /community/.test(await page.getByTestId('license-state').innerText()), 5_000);
+      // Garbage pasted into the licence field: a clear message, nothing added.
+      await page.getByLabel('Paste a licence').fill('this is not a licence');
+      await page.getByRole('button', { name: 'Add licence' }).click();
+      await waitFor('an error for a pasted non-licence', async () => /licen[cs]e/i.test(await visibleAlert(page)), 10_000);
+    });
+
     console.log(`web_flow: all steps passed; screenshots in ${artifacts}`);
   } finally {
     if (sessionId) {

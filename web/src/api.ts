@@ -446,6 +446,7 @@ export const deleteStaging = (id: string) => data(call<void>('DELETE', `/staging
 export const getLicenses = () =>
   data(call<{ status: Record<string, unknown>; items: Record<string, unknown>[] }>('GET', '/licenses'));
 export const addLicense = (license: string) => data(call<unknown>('POST', '/licenses', { body: { license } }));
+export const removeLicense = (id: string) => data(call<void>('DELETE', `/licenses/${enc(id)}`));
 export const getInstallation = () => data(call<Installation>('GET', '/installation'));
 
 function enc(id: string): string {

@@ -75,6 +75,9 @@ const routes: Route[] = [
   route('/admin/staging', async () => (await import('./pages/admin/staging')).stagingAdminPage, {
     anyOf: ['settings:manage', 'workspaces:manage'],
   }),
+  route('/admin/license', async () => (await import('./pages/admin/license')).licenseAdminPage, {
+    anyOf: ['licenses:manage'],
+  }),
 ];
 
 export class App {

@@ -12,6 +12,7 @@ export const SECTIONS: { path: string; label: string; anyOf: string[] }[] = [
   { path: '/admin/groups', label: 'Groups', anyOf: ['users:manage'] },
   { path: '/admin/zones', label: 'Zones', anyOf: ['settings:manage', 'agents:manage'] },
   { path: '/admin/staging', label: 'Staging', anyOf: ['settings:manage', 'workspaces:manage'] },
+  { path: '/admin/license', label: 'Licence', anyOf: ['licenses:manage'] },
 ];
 
 export interface AdminPage {
