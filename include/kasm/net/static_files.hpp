@@ -61,8 +61,7 @@ class StaticFiles {
   const std::string& root() const noexcept { return root_; }
 
  private:
-  StaticFiles(StaticFilesOptions options, std::string root)
-      : options_(std::move(options)), root_(std::move(root)) {}
+  StaticFiles(StaticFilesOptions options, std::string root) : options_(std::move(options)), root_(std::move(root)) {}
 
   HttpResponse serveFile(const HttpRequest& request, const std::string& file, std::string_view url_path) const;
 
