@@ -354,7 +354,11 @@ void ServerApp::backgroundLoop() {
     // Close proxy connections of sessions that ended.
     auto ended = manager_->listSessions(spi::Query().whereIn("state", {"destroyed", "failed", "stopped", "paused"}));
     if (ended.ok()) {
-      for (const auto& s : *ended) proxy_->closeSession(s.id);
+      std::lock_guard lock(proxy_cache_mutex_);
+      for (const auto& s : *ended) {
+        proxy_cache_.erase(s.id);
+        proxy_->closeSession(s.id);
+      }
     }
     ++ticks;
     for (int i = 0; i < config_.tick_seconds * 10 && !stopping_.load(); ++i) {
@@ -410,7 +414,20 @@ net::HttpResponse ServerApp::metrics() {
 
 Result<net::ProxyTarget> ServerApp::authorizeProxy(const net::ProxyAuthRequest& r) {
   if (r.token.empty()) return unauthenticated("a session access token is required");
+  // The token is verified on every request and upgrade; what the store says about the session
+  // (owner, state, upstream) is remembered for a second, so a page's burst of requests costs one
+  // store read. A session that ends is cut by closeSession() from the background loop.
   KASM_ASSIGN_OR_RETURN(auth::AccessClaims claims, signer_->verifyFor(r.token, r.session));
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(proxy_cache_mutex_);
+    auto it = proxy_cache_.find(r.session);
+    if (it != proxy_cache_.end() && it->second.until > now) {
+      if (it->second.target.user != claims.user_id)
+        return permissionDenied("the token's user does not own this session");
+      return it->second.target;
+    }
+  }
   auto s = manager_->getSession(r.session);
   if (!s.ok()) return notFound("session " + r.session.str() + " does not exist");
   if (s->user_id != claims.user_id) return permissionDenied("the token's user does not own this session");
@@ -419,7 +436,13 @@ Result<net::ProxyTarget> ServerApp::authorizeProxy(const net::ProxyAuthRequest& 
   }
   auto ws = repo_->get<Workspace>(s->workspace_id.str());
   if (!ws.ok()) return ws.error();
-  return net::ProxyTarget{s->upstream, ws->value.protocol, s->user_id};
+  net::ProxyTarget target{s->upstream, ws->value.protocol, s->user_id};
+  {
+    std::lock_guard lock(proxy_cache_mutex_);
+    if (proxy_cache_.size() > 10000) proxy_cache_.clear();
+    proxy_cache_[r.session] = {target, now + std::chrono::seconds(1)};
+  }
+  return target;
 }
 
 namespace {

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
 #include "kasm/api/developer_api.hpp"
 #include "kasm/api/rest_api.hpp"
@@ -87,6 +88,13 @@ class ServerApp {
   std::unique_ptr<net::BlockingPool> agent_pool_;
   std::mutex remote_mutex_;
   std::map<AgentId, std::shared_ptr<agent::RemoteAgentLink>> remote_links_;
+  // authorizeProxy()'s short memory of running sessions.
+  struct CachedTarget {
+    net::ProxyTarget target;
+    std::chrono::steady_clock::time_point until;
+  };
+  std::mutex proxy_cache_mutex_;
+  std::unordered_map<SessionId, CachedTarget> proxy_cache_;
   std::shared_ptr<net::SessionProxy> proxy_;
   std::unique_ptr<net::HttpServer> http_;
   std::atomic<bool> stopping_{false};

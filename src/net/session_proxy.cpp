@@ -44,11 +44,15 @@ namespace {
 // One proxied exchange, registered under its session so closeSession can cut it. The pointers are
 // only dereferenced on the connection's strand while `alive`.
 struct Exchange {
+  explicit Exchange(Executor ex) : executor(std::move(ex)) {}
   Executor executor;
   Transport* client = nullptr;
-  Transport* upstream = nullptr;
-  bool alive = true;
+  std::unique_ptr<Transport>* kept_upstream = nullptr;  // The connection's kept upstream slot.
+  Transport* bridge_upstream = nullptr;                 // A VNC bridge's own upstream, while it runs.
+  std::atomic<bool> alive{true};
 };
+
+class ExchangeGuard;
 
 // Kept on the client connection between keep-alive requests.
 struct ConnectionState {
@@ -57,6 +61,10 @@ struct ConnectionState {
   std::unique_ptr<Transport> upstream;
   beast::flat_buffer upstream_buffer;
   std::string upstream_key;  // protocol + address of `upstream`.
+  // The connection's registration under its session, kept across keep-alive requests to the
+  // same session and user (so closeSession also cuts idle connections, and a request costs no
+  // registration).
+  std::unique_ptr<ExchangeGuard> guard;
 };
 
 std::int64_t steadyMillis() {
@@ -144,6 +152,7 @@ class ExchangeGuard {
   }
   void upstreamTraffic(std::size_t n) { proxy_.bytes_down.fetch_add(n, std::memory_order_relaxed); }
   Exchange& exchange() { return *exchange_; }
+  bool isFor(const SessionId& session, const UserId& user) const { return session == session_ && user == user_; }
 
  private:
   SessionProxy::Impl& proxy_;
@@ -430,7 +439,12 @@ bool offersBinary(const http::request<http::empty_body>& req) {
 asio::awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
                                 ConnectionState& state, ExchangeGuard& guard, const ProxyTarget& target) {
   Transport upstream(client.transport.get_executor());
-  guard.exchange().upstream = &upstream;
+  // closeSession may cut the bridge while it runs; never after `upstream` is gone.
+  struct BridgeRegistration {
+    Exchange& exchange;
+    ~BridgeRegistration() { exchange.bridge_upstream = nullptr; }
+  } registration{guard.exchange()};
+  guard.exchange().bridge_upstream = &upstream;
   if (auto ec = co_await connectUpstream(proxy, upstream, target); ec) {
     co_return co_await reject(proxy, client, parser, 502,
                               "proxy: the session's VNC port does not answer: " + ec.message());
@@ -525,7 +539,6 @@ asio::awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& clie
       state.upstream_buffer.clear();
       state.upstream_buffer.reserve(proxy.options.buffer_bytes);
       state.upstream_key = key;
-      guard.exchange().upstream = state.upstream.get();
       if (auto ec = co_await connectUpstream(proxy, *state.upstream, target); ec) {
         state.upstream.reset();
         proxy.rejected.fetch_add(1, std::memory_order_relaxed);
@@ -537,7 +550,6 @@ asio::awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& clie
         co_return keep;
       }
     }
-    guard.exchange().upstream = state.upstream.get();
     Transport& up = *state.upstream;
 
     if (expect_continue && !rp.is_done()) {
@@ -702,9 +714,14 @@ asio::awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& cli
     client.proxy_state = s;
   }
   auto& state = *static_cast<ConnectionState*>(client.proxy_state.get());
-  auto exchange =
-      std::make_shared<Exchange>(Exchange{client.transport.get_executor(), &client.transport, nullptr, true});
-  ExchangeGuard guard(proxy, *sid, target->user, exchange);
+  if (!state.guard || !state.guard->isFor(*sid, target->user)) {
+    state.guard.reset();
+    auto exchange = std::make_shared<Exchange>(client.transport.get_executor());
+    exchange->client = &client.transport;
+    state.guard = std::make_unique<ExchangeGuard>(proxy, *sid, target->user, std::move(exchange));
+  }
+  ExchangeGuard& guard = *state.guard;
+  guard.exchange().kept_upstream = &state.upstream;
 
   switch (target->protocol) {
     case SessionProtocol::kVnc:
@@ -716,7 +733,7 @@ asio::awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& cli
     case SessionProtocol::kHttp:
     case SessionProtocol::kHttps: {
       HttpHeaders response_extra;
-      if (split.from_query) {
+      if (split.from_query && cookie_token != split.token) {
         response_extra.add("Set-Cookie", proxy.options.token_cookie + "=" + split.token + "; Path=" + prefix +
                                              std::string(sid_text) + "/; HttpOnly; SameSite=Lax" +
                                              (client.transport.secure() ? "; Secure" : ""));
@@ -769,7 +786,8 @@ std::size_t SessionProxy::closeSession(const SessionId& session) {
   for (auto& e : open) {
     asio::post(e->executor, [e] {
       if (!e->alive) return;
-      if (e->upstream) e->upstream->close();
+      if (e->bridge_upstream) e->bridge_upstream->close();
+      if (e->kept_upstream && *e->kept_upstream) (*e->kept_upstream)->close();
       e->client->close();
     });
   }
