@@ -156,16 +156,20 @@ Result<void> ServerApp::bootstrap() {
   }
   KASM_RETURN_IF_ERROR(registerBuiltInWorkspaces());
   KASM_RETURN_IF_ERROR(manager_->start());
-  developer_api_ = std::make_unique<api::DeveloperApi>(*manager_, *store_, clock_, random_, *signer_);
+  auto background = [this](std::function<void()> task) {
+    return start_pool_ && start_pool_->post(std::move(task)).ok();
+  };
+  api::DeveloperApiOptions developer_options;
+  developer_options.background = background;
+  developer_api_ =
+      std::make_unique<api::DeveloperApi>(*manager_, *store_, clock_, random_, *signer_, developer_options);
   // Login cookies get a key of their own, derived from the shared one, so no token of one kind
   // can pass for the other.
   KASM_ASSIGN_OR_RETURN(auto web,
                         auth::WebSessionSigner::create(auth::hmacSha256(key, "kasm web session key"), clock_));
   web_signer_.emplace(std::move(web));
   api::RestApiOptions rest_options;
-  rest_options.background = [this](std::function<void()> task) {
-    return start_pool_ && start_pool_->post(std::move(task)).ok();
-  };
+  rest_options.background = background;
   rest_api_ = std::make_unique<api::RestApi>(*manager_, *store_, clock_, random_, *signer_, *web_signer_, rest_options);
   return {};
 }

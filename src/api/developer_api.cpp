@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "api/developer_api_impl.hpp"
+#include "api/session_start.hpp"
 #include "kasm/auth/secret.hpp"
 
 namespace kasm::api {
@@ -275,7 +276,7 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o) {
     KASM_ASSIGN_OR_RETURN(GroupSettings settings, manager.effectiveSettings(user.id));
     if (!settings.allow_sharing) return permissionDenied("sharing is not allowed for user '" + user.username + "'");
   }
-  KASM_ASSIGN_OR_RETURN(Session s, manager.requestSession(req));
+  KASM_ASSIGN_OR_RETURN(Session s, detail::startSession(manager, options.background, std::move(req)));
   json::object out;
   const std::string url = kasmUrl(s);
   out["kasm_id"] = s.id.str();

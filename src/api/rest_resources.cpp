@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "api/rest_impl.hpp"
+#include "api/session_start.hpp"
 #include "kasm/auth/password.hpp"
 #include "kasm/auth/secret.hpp"
 #include "kasm/license/licensing.hpp"
@@ -189,31 +190,6 @@ Result<json::object> RestApi::Impl::sessionJson(const Session& s, const Principa
   return o;
 }
 
-// With a background executor: waits only until the session is placed and stored, and lets the
-// container start in the background; the first of "stored" and "finished" answers the caller.
-static Result<Session> startSession(RestApi::Impl& im, SessionRequest req) {
-  if (!im.options.background) return im.manager.requestSession(req);
-  struct First {
-    std::mutex mutex;
-    std::condition_variable ready;
-    std::optional<Result<Session>> result;
-    void set(Result<Session> r) {
-      std::lock_guard lock(mutex);
-      if (result) return;
-      result.emplace(std::move(r));
-      ready.notify_all();
-    }
-  };
-  auto first = std::make_shared<First>();
-  req.on_stored = [first](const Session& s) { first->set(s); };
-  Manager& manager = im.manager;
-  const bool queued = im.options.background([first, &manager, req] { first->set(manager.requestSession(req)); });
-  if (!queued) return unavailable("too many sessions are starting; try again shortly");
-  std::unique_lock lock(first->mutex);
-  first->ready.wait(lock, [&] { return first->result.has_value(); });
-  return std::move(*first->result);
-}
-
 static Result<Versioned<Session>> visibleSession(RestApi::Impl& im, const RouteCall& call, std::string_view id) {
   auto s = im.repo.get<Session>(id);
   if (!s.ok()) return s.error();
@@ -266,7 +242,7 @@ static RouteResult sessions(RestApi::Impl& im, const RouteCall& call, std::strin
       if (!ws_row.ok() || (!ws_row->value.enabled && !p.can(permissions::kWorkspacesManage))) {
         return notFound("workspace " + req.workspace_id.str() + " does not exist or is disabled");
       }
-      KASM_ASSIGN_OR_RETURN(Session s, startSession(im, std::move(req)));
+      KASM_ASSIGN_OR_RETURN(Session s, detail::startSession(im.manager, im.options.background, std::move(req)));
       KASM_ASSIGN_OR_RETURN(auto o, im.sessionJson(s, p));
       return rest::reply(s.state == SessionState::kRunning ? 201 : 202, o);
     }

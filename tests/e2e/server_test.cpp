@@ -217,6 +217,22 @@ class ServerProcess : public testing::DockerTest, public ::testing::WithParamInt
     return httpRequest(port_, "POST", "/api/public/" + verb, json::serialize(body));
   }
 
+  // Polls get_kasm_status (bounded: 30 s) until the session leaves "starting"; returns the last
+  // operational_status. Progress fields must be there while it starts.
+  std::string waitUntilRunning(const std::string& kasm_id) {
+    std::string st;
+    for (int i = 0; i < 300; ++i) {
+      auto status = api("get_kasm_status", {{"kasm_id", kasm_id}});
+      if (status.status != 200) return "HTTP " + std::to_string(status.status) + ": " + status.body;
+      auto o = json::parse(status.body).as_object();
+      st = std::string(o["operational_status"].as_string());
+      if (st != "starting") return st;
+      EXPECT_TRUE(o.contains("operational_message") && o.contains("operational_progress")) << status.body;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return st;
+  }
+
   fs::path dir_;
   std::optional<testing::ScratchPostgresDatabase> pg_;
   std::string api_key_, api_secret_, log_;
@@ -235,9 +251,8 @@ TEST_P(ServerProcess, RequestBrowseThroughTheProxyAndDestroy) {
   const std::string kasm_id(out["kasm_id"].as_string());
   const std::string url(out["kasm_url"].as_string());
 
-  auto status = api("get_kasm_status", {{"kasm_id", kasm_id}});
-  ASSERT_EQ(status.status, 200) << status.body;
-  EXPECT_EQ(json::parse(status.body).as_object()["operational_status"].as_string(), "running");
+  // request_kasm answers once the session is placed; poll get_kasm_status as Kasm clients do.
+  EXPECT_EQ(waitUntilRunning(kasm_id), "running");
 
   auto page = httpRequest(port_, "GET", url);
   EXPECT_EQ(page.status, 200) << page.body;
@@ -381,6 +396,7 @@ TEST_P(ServerProcess, ARemoteKasmAgentTakesSessions) {
   ASSERT_EQ(r.status, 200) << r.body;
   auto out = json::parse(r.body).as_object();
   const std::string kasm_id(out["kasm_id"].as_string());
+  ASSERT_EQ(waitUntilRunning(kasm_id), "running");
   auto session = json::parse(httpRequest(port_, "GET", "/api/v1/sessions/" + kasm_id, {}, auth).body).as_object();
   EXPECT_EQ(session["agent_id"].as_string(), remote_id) << "placed on the remote agent";
   EXPECT_EQ(httpRequest(port_, "GET", std::string(out["kasm_url"].as_string())).status, 200);

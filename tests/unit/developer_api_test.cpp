@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <thread>
 
 #include "fake_agent_link.hpp"
 #include "kasm/auth/password.hpp"
@@ -225,6 +226,32 @@ TEST_F(DeveloperApiTest, UserManagement) {
   EXPECT_EQ(call("delete_user", {{"target_user", {{"user_id", bob_id}}}, {"force", true}}).first, 200);
   EXPECT_EQ(Repository(*store_).get<User>(bob_id).error().code(), ErrorCode::kNotFound);
   EXPECT_EQ(link_->count(), 0u);
+}
+
+}  // namespace
+}  // namespace kasm::api
+
+namespace kasm::api {
+namespace {
+
+TEST_F(DeveloperApiTest, WithABackgroundExecutorRequestKasmAnswersStartingAndStatusShowsProgress) {
+  std::vector<std::thread> threads;
+  DeveloperApiOptions options;
+  options.background = [&](std::function<void()> task) {
+    threads.emplace_back(std::move(task));
+    return true;
+  };
+  api_ = std::make_unique<DeveloperApi>(*manager_, *store_, clock_, random_, signer_, options);
+  auto [status, out] = call("request_kasm", {{"user_id", "alice"}, {"image_id", "desktop"}});
+  ASSERT_EQ(status, 200) << json::serialize(out);
+  EXPECT_EQ(out["status"].as_string(), "starting");
+  const std::string kasm_id(out["kasm_id"].as_string());
+  for (auto& t : threads) t.join();
+  auto [s2, st] = call("get_kasm_status", {{"user_id", "alice"}, {"kasm_id", kasm_id}});
+  ASSERT_EQ(s2, 200) << json::serialize(st);
+  EXPECT_EQ(st["operational_status"].as_string(), "running");
+  EXPECT_EQ(st["operational_progress"].as_int64(), 100);
+  EXPECT_TRUE(st.contains("kasm_url"));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -27,6 +28,12 @@ struct DeveloperApiOptions {
   std::size_t max_body_bytes = 1024 * 1024;
   // Name of the group new users join (Kasm's "All Users"); none when missing.
   std::string default_group_name = "All Users";
+  // Runs a task on another thread (false when it cannot be queued). When set, request_kasm
+  // answers as soon as the session is placed (status "starting"; poll get_kasm_status for
+  // operational_status, operational_message and operational_progress) and the container starts
+  // in such a task; otherwise it answers once the session runs. Must not share threads with the
+  // callers of handle().
+  std::function<bool(std::function<void()>)> background;
 };
 
 // Kasm's public developer API (POST /api/public/<verb>, JSON bodies carrying api_key and
