@@ -297,6 +297,7 @@ asio::awaitable<bool> HttpServer::Impl::serveHandler(Connection& conn, beast::fl
   }
 
   auto message = body_parser.release();
+  const bool is_head = message.method() == http::verb::head;
   HttpRequest request;
   request.method = std::string(message.method_string());
   request.target = std::string(message.target());
@@ -332,10 +333,16 @@ asio::awaitable<bool> HttpServer::Impl::serveHandler(Connection& conn, beast::fl
   HttpResponse& out = *slot->response;
   http::response<http::string_body> res{static_cast<http::status>(out.status), version};
   for (const auto& [k, v] : out.headers.fields()) res.insert(k, v);
-  res.body() = std::move(out.body);
   const bool keep = client_keep_alive && !stopping.load();
   res.keep_alive(keep);
-  res.prepare_payload();
+  if (is_head) {
+    // A HEAD answer carries the length the GET would send (the handler's Content-Length, else the
+    // body it produced), and no body.
+    if (res.find(http::field::content_length) == res.end()) res.content_length(out.body.size());
+  } else {
+    res.body() = std::move(out.body);
+    res.prepare_payload();
+  }
   t.tcp().expires_after(options.body_timeout);
   auto [ec, n] = co_await http::async_write(t, res, kAwaitTuple);
   co_return !ec && keep;

@@ -225,7 +225,11 @@ HttpResponse StaticFiles::serveFile(const HttpRequest& request, const std::strin
   }
   r.status = 200;
   r.headers.set("Content-Type", std::string(contentTypeFor(file)));
-  if (request.method == "HEAD") return r;
+  if (request.method == "HEAD") {
+    // The size the GET would send; HttpServer keeps a HEAD answer's Content-Length.
+    r.headers.set("Content-Length", std::to_string(size));
+    return r;
+  }
 
   std::ifstream in(file, std::ios::binary);
   if (!in) return plain(404, "not found");

@@ -52,6 +52,28 @@ TEST(HttpServer, ServesGetAndPostWithQueryHeadersAndBody) {
   EXPECT_NE(res.body().find("POST /submit\nx-test -\nbody payload\n"), std::string::npos) << res.body();
 }
 
+TEST(HttpServer, HeadAnswersCarryTheLengthAndNoBody) {
+  auto server = startServer({}, [](HttpRequest req, Responder respond) {
+    if (req.path == "/declared") {
+      HttpResponse r = HttpResponse::text(200, "");
+      r.headers.set("Content-Length", "12345");
+      return respond(std::move(r));
+    }
+    respond(HttpResponse::text(200, "hello"));
+  });
+  // A HEAD answer with a body would desynchronise the keep-alive connection: the GET after it on
+  // the same connection must come back intact.
+  std::string reply = rawExchange(
+      server->port(), "HEAD /x HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  const auto first_end = reply.find("\r\n\r\n");
+  ASSERT_NE(first_end, std::string::npos) << reply;
+  EXPECT_NE(reply.substr(0, first_end).find("Content-Length: 5"), std::string::npos) << reply;
+  EXPECT_EQ(reply.substr(first_end + 4, 8), "HTTP/1.1") << "no body after the HEAD answer: " << reply;
+  EXPECT_NE(reply.find("hello"), std::string::npos);
+  std::string declared = rawExchange(server->port(), "HEAD /declared HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(declared.find("Content-Length: 12345"), std::string::npos) << declared;
+}
+
 TEST(HttpServer, KeepsConnectionsAliveAcrossRequests) {
   auto server = startServer({}, describeHandler());
   asio::io_context ioc;

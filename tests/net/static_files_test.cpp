@@ -165,6 +165,7 @@ TEST_F(StaticFilesTest, HeadHasHeadersButNoBody) {
   EXPECT_TRUE(r.body.empty());
   EXPECT_EQ(header(r, "Content-Type"), "text/javascript; charset=utf-8");
   EXPECT_FALSE(header(r, "ETag").empty());
+  EXPECT_EQ(header(r, "Content-Length"), std::to_string(files_->serve(get("/assets/index-abc123.js")).body.size()));
   EXPECT_EQ(files_->serve(get("/admin", "HEAD")).status, 200);
 }
 
