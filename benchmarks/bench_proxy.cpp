@@ -24,6 +24,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -397,7 +398,14 @@ int main(int argc, char** argv) {
         "upstream http://127.0.0.1:%u/small\nkasm http://127.0.0.1:%u/desktop/s1/small%s\n"
         "nginx http://127.0.0.1:%u/desktop/s1/small%s\n",
         up_port, kasm_port, q.c_str(), nginx.port(), q.c_str());
-    std::this_thread::sleep_for(std::chrono::duration<double>(std::min(g_serve_seconds, 3600.0)));
+    // SIGTERM/SIGINT end the wait normally, so nginx is stopped and its directory removed.
+    static std::atomic<bool> stop{false};
+    std::signal(SIGTERM, [](int) { stop.store(true); });
+    std::signal(SIGINT, [](int) { stop.store(true); });
+    const auto until =
+        std::chrono::steady_clock::now() + std::chrono::duration<double>(std::min(g_serve_seconds, 3600.0));
+    while (!stop.load() && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     return 0;
   }
 
