@@ -79,9 +79,9 @@ Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config)
   KASM_ASSIGN_OR_RETURN(app->store_, openStore(config));
   app->repo_ = std::make_unique<Repository>(*app->store_);
   ManagerOptions mo;
-  // Shared by every server of the installation (scale-out) so tokens and session secrets agree.
-  Repository repo(*app->store_);
-  KASM_ASSIGN_OR_RETURN(std::string key, settingOr(repo, app->clock_, "access_token_key",
+  // Shared by every server of the installation (scale-out) so tokens and session secrets agree;
+  // the other keys are derived from it.
+  KASM_ASSIGN_OR_RETURN(std::string key, settingOr(*app->repo_, app->clock_, "access_token_key",
                                                    [&] { return auth::generateToken(app->random_); }));
   mo.session_secret_key = auth::hmacSha256(key, "kasm session secret key");
   if (!config.license_public_key_file.empty()) {
@@ -94,7 +94,7 @@ Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config)
     mo.license.verifying_keys.push_back(*key);
   }
   app->manager_ = std::make_unique<Manager>(*app->store_, app->clock_, app->random_, mo);
-  KASM_RETURN_IF_ERROR(app->bootstrap());
+  KASM_RETURN_IF_ERROR(app->bootstrap(key));
   return app;
 }
 
@@ -102,13 +102,10 @@ ServerApp::~ServerApp() {
   stop();
 }
 
-Result<void> ServerApp::bootstrap() {
+Result<void> ServerApp::bootstrap(const std::string& key) {
   auto& repo = *repo_;
   KASM_RETURN_IF_ERROR(
       settingOr(repo, clock_, std::string(settings::kInstallationId), [&] { return generateIdString(random_); }));
-  // Shared by every server of the installation (scale-out) so tokens verify anywhere.
-  KASM_ASSIGN_OR_RETURN(std::string key,
-                        settingOr(repo, clock_, "access_token_key", [&] { return auth::generateToken(random_); }));
   KASM_ASSIGN_OR_RETURN(auto signer, auth::AccessTokenSigner::create(key, clock_));
   signer_.emplace(std::move(signer));
 

@@ -52,7 +52,8 @@ class ServerApp {
 
  private:
   ServerApp() = default;
-  Result<void> bootstrap();
+  // `key` is the installation's shared secret (the access_token_key setting).
+  Result<void> bootstrap(const std::string& key);
   Result<void> setUpLocalAgent();
   Result<void> registerBuiltInWorkspaces();
   void backgroundLoop();

@@ -2,14 +2,12 @@
 
 #include "kasm/api/developer_api.hpp"
 
-#include <openssl/evp.h>
-
 #include <boost/json.hpp>
 #include <ctime>
 
+#include "api/api_key_auth.hpp"
 #include "api/developer_api_impl.hpp"
 #include "api/session_start.hpp"
-#include "kasm/auth/secret.hpp"
 
 namespace kasm::api {
 
@@ -76,29 +74,6 @@ DeveloperApi::~DeveloperApi() = default;
 
 namespace {
 
-struct Credentials {
-  std::string key;
-  std::string secret;
-};
-
-// HTTP Basic: base64(key:secret).
-std::optional<Credentials> parseBasic(std::string_view header) {
-  if (!header.starts_with("Basic ")) return std::nullopt;
-  std::string_view b64 = header.substr(6);
-  if (b64.empty() || b64.size() > 1024 || b64.size() % 4 != 0) return std::nullopt;
-  std::string out(3 * b64.size() / 4 + 1, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(b64.data()), static_cast<int>(b64.size()));
-  if (n < 0) return std::nullopt;
-  std::size_t len = static_cast<std::size_t>(n);
-  if (b64.back() == '=') --len;
-  if (b64.size() > 1 && b64[b64.size() - 2] == '=') --len;
-  out.resize(len);
-  const auto colon = out.find(':');
-  if (colon == std::string::npos) return std::nullopt;
-  return Credentials{out.substr(0, colon), out.substr(colon + 1)};
-}
-
 bool isReadVerb(std::string_view verb) {
   return verb.starts_with("get_");
 }
@@ -113,9 +88,9 @@ std::string_view permissionFor(std::string_view verb) {
 
 Result<ApiKey> DeveloperApi::Impl::authenticate(std::string_view verb, const json::object& body,
                                                 std::string_view authorization) {
-  Credentials creds;
-  if (auto basic = parseBasic(authorization)) {
-    creds = *basic;
+  ApiKeyCredentials creds;
+  if (auto header = parseAuthorizationHeader(authorization, /*allow_bearer=*/false)) {
+    creds = std::move(*header);
   } else {
     auto k = body.find("api_key");
     auto s = body.find("api_key_secret");
@@ -124,15 +99,7 @@ Result<ApiKey> DeveloperApi::Impl::authenticate(std::string_view verb, const jso
     }
     creds = {std::string(k->value().get_string()), std::string(s->value().get_string())};
   }
-  if (creds.key.empty() || creds.key.size() > 128) return unauthenticated("invalid api_key or api_key_secret");
-  KASM_ASSIGN_OR_RETURN(auto keys, repo.list<ApiKey>(spi::Query().where("key", creds.key)));
-  // The same answer for an unknown key and a wrong secret: nothing to enumerate.
-  if (keys.empty() || !auth::verifySecret(creds.secret, keys.front().value.secret_hash)) {
-    return unauthenticated("invalid api_key or api_key_secret");
-  }
-  const ApiKey& key = keys.front().value;
-  if (!key.enabled) return unauthenticated("api key '" + key.name + "' is disabled");
-  if (key.isExpired(clock.now())) return unauthenticated("api key '" + key.name + "' has expired");
+  KASM_ASSIGN_OR_RETURN(ApiKey key, verifyApiKey(repo, clock, creds));
   if (key.read_only && !isReadVerb(verb)) return permissionDenied("api key '" + key.name + "' is read-only");
   const auto needed = permissionFor(verb);
   const bool admin = key.permissions.count(std::string(permissions::kAdmin)) > 0;

@@ -2,8 +2,7 @@
 
 #include "kasm/api/rest_api.hpp"
 
-#include <openssl/evp.h>
-
+#include "api/api_key_auth.hpp"
 #include "api/rest_impl.hpp"
 #include "kasm/auth/password.hpp"
 #include "kasm/auth/secret.hpp"
@@ -46,41 +45,6 @@ json::object redact(json::object o) {
 }  // namespace rest
 
 namespace {
-
-struct Credentials {
-  std::string key;
-  std::string secret;
-};
-
-std::optional<std::string> decodeBase64(std::string_view b64) {
-  if (b64.empty() || b64.size() > 1024 || b64.size() % 4 != 0) return std::nullopt;
-  std::string out(3 * b64.size() / 4 + 1, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(b64.data()), static_cast<int>(b64.size()));
-  if (n < 0) return std::nullopt;
-  std::size_t len = static_cast<std::size_t>(n);
-  if (b64.back() == '=') --len;
-  if (b64.size() > 1 && b64[b64.size() - 2] == '=') --len;
-  out.resize(len);
-  return out;
-}
-
-// "Bearer key:secret" or "Basic base64(key:secret)".
-std::optional<Credentials> parseAuthorization(std::string_view header) {
-  std::string pair;
-  if (header.starts_with("Bearer ")) {
-    pair = std::string(header.substr(7));
-  } else if (header.starts_with("Basic ")) {
-    auto decoded = decodeBase64(header.substr(6));
-    if (!decoded) return std::nullopt;
-    pair = std::move(*decoded);
-  } else {
-    return std::nullopt;
-  }
-  const auto colon = pair.find(':');
-  if (colon == std::string::npos) return std::nullopt;
-  return Credentials{pair.substr(0, colon), pair.substr(colon + 1)};
-}
 
 std::vector<std::string> splitPath(std::string_view path) {
   std::vector<std::string> out;
@@ -126,17 +90,9 @@ Result<Principal> RestApi::Impl::principalOfUser(const User& user) {
 
 Result<Principal> RestApi::Impl::authenticate(const RestRequest& request) {
   if (!request.authorization.empty()) {
-    auto creds = parseAuthorization(request.authorization);
-    if (!creds || creds->key.empty() || creds->key.size() > 128) {
-      return unauthenticated("the Authorization header must be 'Bearer <api_key>:<api_key_secret>'");
-    }
-    KASM_ASSIGN_OR_RETURN(auto keys, repo.list<ApiKey>(spi::Query().where("key", creds->key)));
-    if (keys.empty() || !auth::verifySecret(creds->secret, keys.front().value.secret_hash)) {
-      return unauthenticated("invalid api key or secret");
-    }
-    const ApiKey& key = keys.front().value;
-    if (!key.enabled) return unauthenticated("api key '" + key.name + "' is disabled");
-    if (key.isExpired(clock.now())) return unauthenticated("api key '" + key.name + "' has expired");
+    auto creds = detail::parseAuthorizationHeader(request.authorization, /*allow_bearer=*/true);
+    if (!creds) return unauthenticated("the Authorization header must be 'Bearer <api_key>:<api_key_secret>'");
+    KASM_ASSIGN_OR_RETURN(ApiKey key, detail::verifyApiKey(repo, clock, *creds));
     Principal p;
     p.user = key.owner;
     p.permissions = key.permissions;

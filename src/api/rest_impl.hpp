@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <functional>
 #include <set>
+#include <unordered_map>
 
 #include "kasm/api/rest_api.hpp"
 #include "kasm/store/repository.hpp"
@@ -75,7 +76,8 @@ struct RestApi::Impl {
 
   // rest_resources.cpp
   RouteResult dispatch(const RouteCall& call, std::string_view method, const std::vector<std::string>& segments);
-  Result<boost::json::object> sessionJson(const Session& s, const Principal& p);
+  using ProtocolCache = std::unordered_map<WorkspaceId, std::optional<SessionProtocol>>;
+  Result<boost::json::object> sessionJson(const Session& s, const Principal& p, ProtocolCache* protocols = nullptr);
 };
 
 namespace rest {

@@ -108,10 +108,11 @@ static RouteResult listOf(RestApi::Impl& im, const RouteCall& call, spi::Query q
   }
   json::array items;
   std::string last;
+  [[maybe_unused]] RestApi::Impl::ProtocolCache protocols;
   for (std::size_t i = offset; i < rows.size() && items.size() < limit; ++i) {
     last = EntityTraits<T>::id(rows[i].value);
     if constexpr (std::is_same_v<T, Session>) {
-      KASM_ASSIGN_OR_RETURN(auto o, im.sessionJson(rows[i].value, call.principal));
+      KASM_ASSIGN_OR_RETURN(auto o, im.sessionJson(rows[i].value, call.principal, &protocols));
       items.push_back(std::move(o));
     } else {
       KASM_ASSIGN_OR_RETURN(auto o, toObject(rows[i].value));
@@ -173,17 +174,30 @@ static RestResponse noContent() {
 
 // ---- sessions -----------------------------------------------------------------------------------
 
-Result<json::object> RestApi::Impl::sessionJson(const Session& s, const Principal& p) {
+Result<json::object> RestApi::Impl::sessionJson(const Session& s, const Principal& p, ProtocolCache* protocols) {
   KASM_ASSIGN_OR_RETURN(auto o, toObject(s));
   o.erase("upstream");  // Where the container listens is the proxy's business.
-  auto ws = repo.get<Workspace>(s.workspace_id.str());
-  if (ws.ok()) o["protocol"] = std::string(enumName(ws->value.protocol));
+  // The protocol comes from the workspace: read once per workspace when a list shares a cache.
+  auto lookup = [&]() -> std::optional<SessionProtocol> {
+    auto ws = repo.get<Workspace>(s.workspace_id.str());
+    if (!ws.ok()) return std::nullopt;
+    return ws->value.protocol;
+  };
+  std::optional<SessionProtocol> protocol;
+  if (protocols) {
+    auto [it, fresh] = protocols->try_emplace(s.workspace_id);
+    if (fresh) it->second = lookup();
+    protocol = it->second;
+  } else {
+    protocol = lookup();
+  }
+  if (protocol) o["protocol"] = std::string(enumName(*protocol));
   if (p.is(s.user_id) && (s.state == SessionState::kRunning || s.state == SessionState::kPaused)) {
     const std::string token = signer.issue(s.id, s.user_id, options.session_token_ttl);
     const std::string base = options.session_path_prefix + s.id.str() + "/";
     o["url"] = base + "?token=" + token;
     o["ws_url"] = base + "websockify?token=" + token;
-    if (auto pw = manager.vncPassword(s.id); pw && ws.ok() && ws->value.protocol == SessionProtocol::kVnc) {
+    if (auto pw = manager.vncPassword(s.id); pw && protocol == SessionProtocol::kVnc) {
       o["vnc_password"] = *pw;
     }
   }

@@ -8,6 +8,7 @@
 #include <charconv>
 #include <vector>
 
+#include "auth/token_fields.hpp"
 #include "kasm/auth/secret.hpp"
 
 namespace kasm::auth {
@@ -37,22 +38,6 @@ std::string base64url(const unsigned char* data, std::size_t n) {
   }
   return out;
 }
-
-// Fields are separated by '~', which ids never contain (ids are [A-Za-z0-9_.-]) and URLs leave alone.
-std::vector<std::string_view> splitFields(std::string_view s) {
-  std::vector<std::string_view> parts;
-  std::size_t start = 0;
-  while (true) {
-    const auto dot = s.find('~', start);
-    if (dot == std::string_view::npos) {
-      parts.push_back(s.substr(start));
-      return parts;
-    }
-    parts.push_back(s.substr(start, dot - start));
-    start = dot + 1;
-  }
-}
-
 }  // namespace
 
 Result<AccessTokenSigner> AccessTokenSigner::create(std::string key, const Clock& clock) {
@@ -120,7 +105,7 @@ std::string AccessTokenSigner::issue(const SessionId& session, const UserId& use
 
 Result<AccessClaims> AccessTokenSigner::verify(std::string_view token) const {
   if (token.size() > 512) return unauthenticated("access token is too long");
-  const auto parts = splitFields(token);
+  const auto parts = detail::splitTokenFields(token);
   if (parts.size() != 5 || parts.front() != "v1") return unauthenticated("access token is malformed");
   const std::string_view given_mac = parts.back();
   const std::string_view payload = token.substr(0, token.size() - given_mac.size() - 1);

@@ -3,26 +3,12 @@
 #include <charconv>
 #include <vector>
 
+#include "auth/token_fields.hpp"
 #include "kasm/auth/secret.hpp"
 
 namespace kasm::auth {
 
 namespace {
-
-std::vector<std::string_view> splitTilde(std::string_view s) {
-  std::vector<std::string_view> parts;
-  std::size_t start = 0;
-  for (;;) {
-    const auto sep = s.find('~', start);
-    if (sep == std::string_view::npos) {
-      parts.push_back(s.substr(start));
-      return parts;
-    }
-    parts.push_back(s.substr(start, sep - start));
-    start = sep + 1;
-  }
-}
-
 bool parseMillis(std::string_view text, std::int64_t& out) {
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
   return ec == std::errc() && ptr == text.data() + text.size() && !text.empty();
@@ -45,7 +31,7 @@ std::string WebSessionSigner::issue(const UserId& user, Duration ttl, std::strin
 Result<WebSessionClaims> WebSessionSigner::verify(std::string_view cookie) const {
   if (cookie.empty()) return unauthenticated("not logged in");
   if (cookie.size() > 512) return unauthenticated("login session is malformed");
-  const auto parts = splitTilde(cookie);
+  const auto parts = detail::splitTokenFields(cookie);
   if (parts.size() != 6 || parts[0] != "w1") return unauthenticated("login session is malformed");
   const std::string_view given = parts[5];
   const std::string_view payload = cookie.substr(0, cookie.size() - given.size() - 1);
