@@ -49,15 +49,9 @@ class DeveloperApiTest : public ::testing::Test {
     u.username = "alice";
     u.group_ids = {g.id};
     ASSERT_TRUE(repo.insert(u).ok());
-    Agent a;
-    a.id = AgentId("a1");
-    a.hostname = "a1";
-    a.zone_id = z.id;
-    auto reg = manager_->registerAgent(a);
-    ASSERT_TRUE(reg.ok());
-    manager_->attachAgentLink(a.id, link_);
-    ASSERT_TRUE(
-        manager_->checkIn({a.id, reg->token, Resources::fromCores(16, 16 * kGiB), 0, 0, {"desktop:1"}, ""}).ok());
+    ASSERT_EQ(
+        testing::connectFakeAgent(*manager_, link_, "a1", z.id, Resources::fromCores(16, 16 * kGiB), {"desktop:1"}),
+        "");
     addKey("admin-key", "admin-secret", {"admin"}, false);
     addKey("sessions-key", "sessions-secret", {"sessions:manage"}, false);
     addKey("ro-key", "ro-secret", {"admin"}, true);

@@ -5,6 +5,7 @@
 #include <map>
 #include <mutex>
 
+#include "kasm/manager/manager.hpp"
 #include "kasm/spi/agent_link.hpp"
 
 namespace kasm::testing {
@@ -87,5 +88,25 @@ class FakeAgentLink final : public spi::AgentLink {
   }
   std::mutex mu_;
 };
+
+// Registers agent `id` (hostname `id`) in `zone`, attaches `link` and checks it in with `capacity`
+// and `images`: an agent ready to take sessions. Empty when it worked, else what failed.
+inline std::string connectFakeAgent(Manager& manager, const std::shared_ptr<FakeAgentLink>& link, const std::string& id,
+                                    const ZoneId& zone, Resources capacity, std::vector<std::string> images) {
+  Agent a;
+  a.id = AgentId(id);
+  a.hostname = id;
+  a.zone_id = zone;
+  auto reg = manager.registerAgent(a);
+  if (!reg.ok()) return reg.error().toString();
+  manager.attachAgentLink(a.id, link);
+  AgentCheckIn c;
+  c.agent_id = a.id;
+  c.token = reg->token;
+  c.reported = capacity;
+  c.images = std::move(images);
+  auto in = manager.checkIn(c);
+  return in.ok() ? std::string() : in.error().toString();
+}
 
 }  // namespace kasm::testing

@@ -60,20 +60,10 @@ class LicenseManagerTest : public ::testing::Test {
       u.group_ids = {g.id};
       ASSERT_TRUE(repo_->insert(u).ok());
     }
-    Agent a;
-    a.id = AgentId("big");
-    a.hostname = "big.local";
-    a.zone_id = ZoneId("east");
-    auto reg = manager_->registerAgent(a);
-    ASSERT_TRUE(reg.ok());
     link_ = std::make_shared<FakeAgentLink>();
-    manager_->attachAgentLink(a.id, link_);
-    AgentCheckIn c;
-    c.agent_id = a.id;
-    c.token = reg->token;
-    c.reported = Resources::fromCores(64, 64 * kGiB);
-    c.images = {"desktop:1"};
-    ASSERT_TRUE(manager_->checkIn(c).ok());
+    ASSERT_EQ(testing::connectFakeAgent(*manager_, link_, "big", ZoneId("east"), Resources::fromCores(64, 64 * kGiB),
+                                        {"desktop:1"}),
+              "");
   }
 
   std::unique_ptr<Manager> makeManager() {

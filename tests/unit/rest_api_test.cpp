@@ -77,16 +77,9 @@ class RestApiTest : public ::testing::Test {
     addUser("bob", {all.id});
     addUser("root", {all.id, admins.id});
 
-    Agent a;
-    a.id = AgentId("a1");
-    a.hostname = "a1";
-    a.zone_id = z.id;
-    auto reg = manager_->registerAgent(a);
-    ASSERT_TRUE(reg.ok());
-    manager_->attachAgentLink(a.id, link_);
-    ASSERT_TRUE(
-        manager_->checkIn({a.id, reg->token, Resources::fromCores(16, 16 * Resources::kGiB), 0, 0, {"desktop:1"}, ""})
-            .ok());
+    ASSERT_EQ(testing::connectFakeAgent(*manager_, link_, "a1", z.id, Resources::fromCores(16, 16 * Resources::kGiB),
+                                        {"desktop:1"}),
+              "");
 
     ApiKey k;
     k.id = ApiKeyId("ro");
