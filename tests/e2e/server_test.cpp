@@ -111,6 +111,24 @@ struct WebSocketProbe {
   }
 };
 
+// Starts args[0] with args; stdout goes to the write end of `out_pipe` when given (the read end is
+// closed in the child), and `env` is added to the environment. Returns the pid (-1 on failure).
+pid_t spawn(std::vector<std::string> args, const int* out_pipe = nullptr,
+            const std::vector<std::pair<std::string, std::string>>& env = {}) {
+  const pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  if (out_pipe) {
+    ::dup2(out_pipe[1], 1);
+    ::close(out_pipe[0]);
+  }
+  for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::execv(argv[0], argv.data());
+  ::_exit(127);
+}
+
 class ServerProcess : public testing::DockerTest, public ::testing::WithParamInterface<std::string> {
  protected:
   bool usePostgres() const { return GetParam() == "postgres"; }
@@ -167,21 +185,11 @@ class ServerProcess : public testing::DockerTest, public ::testing::WithParamInt
 
     int out[2];
     ASSERT_EQ(::pipe(out), 0);
-    pid_ = ::fork();
+    std::vector<std::string> args{KASM_SERVER_BINARY};
+    for (const auto& a : storeArgs()) args.push_back(a);
+    for (const char* a : {"--http", "--port", "0"}) args.emplace_back(a);
+    pid_ = spawn(args, out, {{"KASM_ADMIN_PASSWORD", "e2e-admin-password"}});
     ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      ::dup2(out[1], 1);
-      ::close(out[0]);
-      ::setenv("KASM_ADMIN_PASSWORD", "e2e-admin-password", 1);
-      std::vector<std::string> args{KASM_SERVER_BINARY};
-      for (const auto& a : storeArgs()) args.push_back(a);
-      for (const char* a : {"--http", "--port", "0"}) args.emplace_back(a);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(KASM_SERVER_BINARY, argv.data());
-      ::_exit(127);
-    }
     ::close(out[1]);
     output_ = ::fdopen(out[0], "r");
     // Wait for {"event":"listening","detail":"http://127.0.0.1:PORT"}.
@@ -363,18 +371,9 @@ TEST_P(ServerProcess, ARemoteKasmAgentTakesSessions) {
   const std::string remote_id(regj["agent"].as_object()["id"].as_string());
   const std::string token(regj["token"].as_string());
 
-  const pid_t agent = ::fork();
+  const pid_t agent = spawn({KASM_AGENT_BINARY, "--server", "http://127.0.0.1:" + std::to_string(port_), "--agent-id",
+                             remote_id, "--token", token, "--checkin-seconds", "1"});
   ASSERT_GE(agent, 0);
-  if (agent == 0) {
-    const std::string server = "http://127.0.0.1:" + std::to_string(port_);
-    std::vector<std::string> args{KASM_AGENT_BINARY,   "--server", server, "--agent-id", remote_id, "--token", token,
-                                  "--checkin-seconds", "1"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(KASM_AGENT_BINARY, argv.data());
-    ::_exit(127);
-  }
   struct Reaper {
     pid_t pid;
     ~Reaper() {
