@@ -45,7 +45,6 @@ struct RestApi::Impl {
   Impl(Manager& m, spi::Store& s, Clock& c, Random& r, const auth::AccessTokenSigner& sg,
        const auth::WebSessionSigner& wsg, RestApiOptions o)
       : manager(m),
-        store(s),
         repo(s),
         clock(c),
         random(r),
@@ -55,7 +54,6 @@ struct RestApi::Impl {
         limiter(c, options.login_limits) {}
 
   Manager& manager;
-  spi::Store& store;
   Repository repo;
   Clock& clock;
   Random& random;
