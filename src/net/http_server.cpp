@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "net/net_detail.hpp"
+#include "net/stream_io.hpp"
 
 namespace kasm::net {
 
@@ -68,7 +69,8 @@ asio::awaitable<void> writeSimple(Transport& stream, unsigned version, int statu
   res.body() = std::move(body);
   res.keep_alive(keep_alive);
   res.prepare_payload();
-  co_await http::async_write(stream, res, kAwaitTuple);
+  http::response_serializer<http::string_body> sr{res};
+  co_await writeMessage(stream, sr);
 }
 }  // namespace detail
 
@@ -210,7 +212,7 @@ asio::awaitable<void> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) 
       // streams bodies of any size.
       parser.body_limit(boost::none);
       t.tcp().expires_after(options.header_timeout);
-      auto [ec, n] = co_await http::async_read_header(t, buffer, parser, kAwaitTuple);
+      auto ec = co_await parseHeader(t, buffer, parser);
       if (ec) {
         t.tcp().expires_after(std::chrono::seconds(2));
         if (ec == beast::error::timeout) {
@@ -282,7 +284,7 @@ asio::awaitable<bool> HttpServer::Impl::serveHandler(Connection& conn, beast::fl
   }
   if (!body_parser.is_done()) {
     t.tcp().expires_after(options.body_timeout);
-    auto [ec, n] = co_await http::async_read(t, buffer, body_parser, kAwaitTuple);
+    auto ec = co_await parseMessage(t, buffer, body_parser);
     if (ec) {
       t.tcp().expires_after(std::chrono::seconds(2));
       if (ec == http::error::body_limit) {
@@ -344,7 +346,8 @@ asio::awaitable<bool> HttpServer::Impl::serveHandler(Connection& conn, beast::fl
     res.prepare_payload();
   }
   t.tcp().expires_after(options.body_timeout);
-  auto [ec, n] = co_await http::async_write(t, res, kAwaitTuple);
+  http::response_serializer<http::string_body> sr{res};
+  auto ec = co_await writeMessage(t, sr);
   co_return !ec && keep;
 }
 

@@ -108,6 +108,33 @@ class TimedSocket {
         },
         token, buffers);
   }
+  // Waits until the socket is readable or writable (reactor readiness, no data moved).
+  template <class Token>
+  auto async_wait(tcp::socket::wait_type what, Token&& token) {
+    return asio::async_initiate<Token, void(beast::error_code)>(
+        [this](auto handler, tcp::socket::wait_type w) {
+          if (timed_out_) return failLater</*with_size=*/false>(std::move(handler));
+          socket_.async_wait(w, mapTimeout(std::move(handler)));
+        },
+        token, what);
+  }
+
+  // Non-blocking send from the calling handler: what the kernel takes now, or would_block when its
+  // buffer is full. Saves the handler hop an asynchronous write costs even when it completes at
+  // once (a posted completion and one more pass through the reactor).
+  template <class Buffers>
+  std::size_t writeSomeNow(const Buffers& buffers, beast::error_code& ec) {
+    if (timed_out_) {
+      ec = beast::error::timeout;
+      return 0;
+    }
+    if (!socket_.non_blocking()) {
+      socket_.non_blocking(true, ec);
+      if (ec) return 0;
+    }
+    return socket_.write_some(buffers, ec);
+  }
+
   template <class Token>
   auto async_connect(const tcp::endpoint& endpoint, Token&& token) {
     return asio::async_initiate<Token, void(beast::error_code)>(
@@ -135,23 +162,28 @@ class TimedSocket {
     sweeper_ = &asio::use_service<DeadlineSweeper>(asio::query(socket_.get_executor(), asio::execution::context));
     sweeper_->add(this);
   }
-  // Keeps the handler's executor and cancellation slot (coroutines rely on both).
+  // Keeps the handler's executor and cancellation slot (coroutines rely on both). Handlers take
+  // (error_code, size_t) or, for async_wait, (error_code).
   template <class Handler>
   auto mapTimeout(Handler&& handler) {
     auto slot = asio::get_associated_cancellation_slot(handler);
     auto ex = asio::get_associated_executor(handler, socket_.get_executor());
     return asio::bind_cancellation_slot(slot, asio::bind_executor(ex, [this, h = std::forward<Handler>(handler)](
-                                                                          beast::error_code ec, std::size_t n) mutable {
+                                                                          beast::error_code ec, auto... n) mutable {
                                           if (ec == asio::error::operation_aborted && timed_out_)
                                             ec = beast::error::timeout;
-                                          std::move(h)(ec, n);
+                                          std::move(h)(ec, n...);
                                         }));
   }
-  template <class Handler>
+  template <bool with_size = true, class Handler>
   void failLater(Handler&& handler) {
     auto ex = asio::get_associated_executor(handler, socket_.get_executor());
     asio::post(ex, [h = std::forward<Handler>(handler)]() mutable {
-      std::move(h)(beast::error_code(beast::error::timeout), std::size_t{0});
+      if constexpr (!with_size) {
+        std::move(h)(beast::error_code(beast::error::timeout));
+      } else {
+        std::move(h)(beast::error_code(beast::error::timeout), std::size_t{0});
+      }
     });
   }
 

@@ -13,6 +13,7 @@
 
 #include "kasm/net/http_server.hpp"
 #include "net/net_detail.hpp"
+#include "net/stream_io.hpp"
 
 namespace kasm::net::detail {
 
@@ -378,7 +379,7 @@ asio::awaitable<beast::error_code> relayBody(Transport& in, beast::flat_buffer& 
       p.get().body().data = buf.data();
       p.get().body().size = buf.size();
       in.tcp().expires_after(timeout);
-      auto [ec, n] = co_await http::async_read_some(in, in_buffer, p, kAwaitTuple);
+      auto ec = co_await parseSome(in, in_buffer, p);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) co_return ec;
       const std::size_t got = buf.size() - p.get().body().size;
@@ -393,7 +394,7 @@ asio::awaitable<beast::error_code> relayBody(Transport& in, beast::flat_buffer& 
       p.get().body().size = 0;
     }
     out.tcp().expires_after(timeout);
-    auto [ec, n] = co_await http::async_write(out, sr, kAwaitTuple);
+    auto ec = co_await writeMessage(out, sr);
     if (ec == http::error::need_buffer) ec = {};
     if (ec) co_return ec;
   } while (!p.is_done() && !sr.is_done());
@@ -407,8 +408,7 @@ asio::awaitable<void> pump(Transport& in, Transport& out, std::vector<char>& buf
     auto [ec, n] = co_await in.async_read_some(asio::buffer(buf), kAwaitTuple);
     if (ec) break;
     count(n);
-    auto [wec, w] = co_await asio::async_write(out, asio::buffer(buf.data(), n), kAwaitTuple);
-    if (wec) break;
+    if (auto wec = co_await writeAll(out, asio::buffer(buf.data(), n)); wec) break;
   }
   in.close();
   out.close();
@@ -468,8 +468,7 @@ asio::awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client
       auto [ec, n] = co_await ws.async_read_some(asio::buffer(state.to_upstream), kAwaitTuple);
       if (ec) break;
       guard.clientTraffic(n);
-      auto [wec, w] = co_await asio::async_write(upstream, asio::buffer(state.to_upstream.data(), n), kAwaitTuple);
-      if (wec) break;
+      if (auto wec = co_await writeAll(upstream, asio::buffer(state.to_upstream.data(), n)); wec) break;
     }
     upstream.close();
     client.transport.close();
@@ -576,7 +575,7 @@ asio::awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& clie
     resp->body_limit(boost::none);
     if (is_head) resp->skip(true);
     up.tcp().expires_after(timeout);
-    auto [rec, rn] = co_await http::async_read_header(up, state.upstream_buffer, *resp, kAwaitTuple);
+    auto rec = co_await parseHeader(up, state.upstream_buffer, *resp);
     if (!rec) break;
     state.upstream.reset();
     const bool closed = rec == http::error::end_of_stream || rec == asio::error::eof ||
