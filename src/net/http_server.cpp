@@ -125,6 +125,7 @@ struct Connection {
   std::uint64_t id = 0;
   std::string remote;
   std::shared_ptr<void> proxy_state;
+  std::unique_ptr<MessageHead> head;  // The proxy fast path's scanned request head.
   bool idle = true;  // Waiting for the next request; touched only on the connection's strand.
 };
 
@@ -205,13 +206,35 @@ asio::awaitable<void> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) 
       }
       conn->idle = false;
       first = false;
+      t.tcp().expires_after(options.header_timeout);
+
+      if (proxy) {
+        // The proxy's fast path takes a plain request head without a body straight from the
+        // buffer; anything else (and any read error, replayed below) goes through Beast.
+        if (!conn->head) conn->head = std::make_unique<MessageHead>();
+        auto& head = *conn->head;
+        ScanResult scan;
+        for (;;) {
+          const auto data = buffer.cdata();
+          scan = scanRequestHead(std::string_view(static_cast<const char*>(data.data()), data.size()), head);
+          if (scan != ScanResult::kIncomplete || buffer.size() > options.max_header_bytes) break;
+          auto [rec, n] = co_await t.async_read_some(buffer.prepare(readRoom(buffer)), kAwaitTuple);
+          if (rec) break;
+          buffer.commit(n);
+        }
+        if (scan == ScanResult::kSimple && head.head_bytes <= options.max_header_bytes &&
+            routesToProxy(head.target, proxy->prefix()) && proxyFastEligible(head)) {
+          ClientContext ctx{t, conn->remote, stopping, conn->proxy_state};
+          if (!co_await serveProxiedFast(proxy->impl(), ctx, buffer, head)) break;
+          continue;
+        }
+      }
 
       HeaderParser parser;
       parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
       // Body limits are applied after routing: the handler path checks max_body_bytes, the proxy
       // streams bodies of any size.
       parser.body_limit(boost::none);
-      t.tcp().expires_after(options.header_timeout);
       auto ec = co_await parseHeader(t, buffer, parser);
       if (ec) {
         t.tcp().expires_after(std::chrono::seconds(2));

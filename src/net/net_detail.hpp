@@ -16,6 +16,7 @@
 
 #include "kasm/net/http_server.hpp"
 #include "kasm/net/session_proxy.hpp"
+#include "net/http_scan.hpp"
 
 namespace kasm::net::detail {
 
@@ -135,6 +136,20 @@ class TimedSocket {
     return socket_.write_some(buffers, ec);
   }
 
+  // Non-blocking receive: what is buffered in the kernel now, or would_block.
+  template <class Buffers>
+  std::size_t readSomeNow(const Buffers& buffers, beast::error_code& ec) {
+    if (timed_out_) {
+      ec = beast::error::timeout;
+      return 0;
+    }
+    if (!socket_.non_blocking()) {
+      socket_.non_blocking(true, ec);
+      if (ec) return 0;
+    }
+    return socket_.read_some(buffers, ec);
+  }
+
   template <class Token>
   auto async_connect(const tcp::endpoint& endpoint, Token&& token) {
     return asio::async_initiate<Token, void(beast::error_code)>(
@@ -252,6 +267,13 @@ using HeaderParser = http::request_parser<http::empty_body>;
 // `buffer` and the stream). Returns true when the client connection may be reused.
 asio::awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
                                    HeaderParser& parser);
+
+// The fast path for a request whose head scanned as plain (http_scan.hpp) and that has no body or
+// upgrade (proxyFastEligible): written and read without Beast's field containers. The head's
+// bytes are still at the front of `buffer`.
+bool proxyFastEligible(const MessageHead& head);
+asio::awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
+                                       const MessageHead& head);
 
 // Writes a small complete response (used for errors). `keep_alive` false adds Connection: close.
 asio::awaitable<void> writeSimple(Transport& stream, unsigned version, int status, std::string body, bool keep_alive,

@@ -62,6 +62,8 @@ struct ConnectionState {
   std::unique_ptr<Transport> upstream;
   beast::flat_buffer upstream_buffer;
   std::string upstream_key;  // protocol + address of `upstream`.
+  std::string head_out;                          // The fast path's head being written.
+  std::unique_ptr<MessageHead> response_head;    // The fast path's parsed upstream head.
   // The connection's registration under its session, kept across keep-alive requests to the
   // same session and user (so closeSession also cuts idle connections, and a request costs no
   // registration).
@@ -172,10 +174,14 @@ bool isSafeRest(std::string_view rest) {
     auto next = rest.find('/', pos);
     std::string_view seg = rest.substr(pos, next == std::string_view::npos ? std::string_view::npos : next - pos);
     if (seg.find('\\') != std::string_view::npos) return false;
-    auto decoded = percentDecode(seg);
-    if (!decoded.ok()) return false;
-    if (*decoded == "." || *decoded == "..") return false;
-    if (decoded->find_first_of(std::string_view("/\\\0", 3)) != std::string::npos) return false;
+    if (seg.find('%') == std::string_view::npos) {
+      if (seg == "." || seg == "..") return false;
+    } else {
+      auto decoded = percentDecode(seg);
+      if (!decoded.ok()) return false;
+      if (*decoded == "." || *decoded == "..") return false;
+      if (decoded->find_first_of(std::string_view("/\\\0", 3)) != std::string::npos) return false;
+    }
     if (next == std::string_view::npos) break;
     pos = next + 1;
   }
@@ -212,28 +218,36 @@ TokenSplit splitQueryToken(std::string_view query) {
   return out;
 }
 
+// Splits one Cookie header value: the first `name` cookie's value goes to `token` (when still
+// empty), every other cookie to `kept` ("a=1; b=2"). True when the value held a `name` cookie.
+bool splitCookie(std::string_view v, std::string_view name, std::string& token, std::string& kept) {
+  bool found = false;
+  while (!v.empty()) {
+    auto semi = v.find(';');
+    std::string_view c = v.substr(0, semi);
+    v = semi == std::string_view::npos ? std::string_view{} : v.substr(semi + 1);
+    while (!c.empty() && c.front() == ' ') c.remove_prefix(1);
+    if (c.empty()) continue;
+    auto eq = c.find('=');
+    if (eq != std::string_view::npos && c.substr(0, eq) == name) {
+      found = true;
+      if (token.empty()) token = std::string(c.substr(eq + 1));
+      continue;
+    }
+    if (!kept.empty()) kept.append("; ");
+    kept.append(c);
+  }
+  return found;
+}
+
 // Removes the token cookie from every Cookie header, returning its value (first found).
 template <class Fields>
 std::string stripTokenCookie(Fields& fields, std::string_view name) {
   std::string token;
   std::vector<std::string> kept_headers;
   for (auto it = fields.find(http::field::cookie); it != fields.end() && it->name() == http::field::cookie; ++it) {
-    std::string_view v(it->value().data(), it->value().size());
     std::string kept;
-    while (!v.empty()) {
-      auto semi = v.find(';');
-      std::string_view c = v.substr(0, semi);
-      v = semi == std::string_view::npos ? std::string_view{} : v.substr(semi + 1);
-      while (!c.empty() && c.front() == ' ') c.remove_prefix(1);
-      if (c.empty()) continue;
-      auto eq = c.find('=');
-      if (eq != std::string_view::npos && c.substr(0, eq) == name) {
-        if (token.empty()) token = std::string(c.substr(eq + 1));
-        continue;
-      }
-      if (!kept.empty()) kept.append("; ");
-      kept.append(c);
-    }
+    splitCookie(std::string_view(it->value().data(), it->value().size()), name, token, kept);
     if (!kept.empty()) kept_headers.push_back(std::move(kept));
   }
   fields.erase(http::field::cookie);
@@ -414,16 +428,23 @@ asio::awaitable<void> pump(Transport& in, Transport& out, std::vector<char>& buf
   out.close();
 }
 
-asio::awaitable<bool> reject(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser, int status,
+// Answers a request the proxy refuses; the connection is kept when `keep`.
+asio::awaitable<bool> refuse(SessionProxy::Impl& proxy, ClientContext& client, unsigned version, bool keep, int status,
                              std::string message, const HttpHeaders* extra = nullptr) {
   proxy.rejected.fetch_add(1, std::memory_order_relaxed);
+  keep = keep && !client.stopping.load();
+  client.transport.tcp().expires_after(std::chrono::seconds(5));
+  co_await writeSimple(client.transport, version, status, std::move(message) + "\n", keep, extra);
+  co_return keep;
+}
+
+asio::awaitable<bool> reject(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser, int status,
+                             std::string message, const HttpHeaders* extra = nullptr) {
   const auto& req = parser.get();
   // An unread body would be parsed as the next request: close instead of keeping the connection.
   const bool has_body = req.chunked() || (parser.content_length() && *parser.content_length() > 0);
-  const bool keep = req.keep_alive() && !has_body && !client.stopping.load();
-  client.transport.tcp().expires_after(std::chrono::seconds(5));
-  co_await writeSimple(client.transport, req.version(), status, std::move(message) + "\n", keep, extra);
-  co_return keep;
+  co_return co_await refuse(proxy, client, req.version(), req.keep_alive() && !has_body, status, std::move(message),
+                            extra);
 }
 
 // noVNC asks for the "binary" subprotocol (websockify's name); echo it when offered.
@@ -489,6 +510,98 @@ asio::awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client
   co_return false;
 }
 
+// Reuses the connection's kept upstream when it leads to the same place, else connects a new one.
+// `reused` says which, for the retry of a request that met a kept connection the upstream had
+// closed.
+asio::awaitable<beast::error_code> ensureUpstream(SessionProxy::Impl& proxy, ClientContext& client,
+                                                  ConnectionState& state, const ProxyTarget& target, bool& reused) {
+  const auto protocol = enumName(target.protocol);
+  const bool same = state.upstream_key.size() == protocol.size() + 1 + target.upstream.size() &&
+                    state.upstream_key.starts_with(protocol) && state.upstream_key.ends_with(target.upstream);
+  reused = state.upstream && same && state.upstream->tcp().socket().is_open();
+  if (reused) co_return beast::error_code{};
+  state.upstream = std::make_unique<Transport>(client.transport.get_executor());
+  state.upstream_buffer.clear();
+  state.upstream_buffer.reserve(proxy.options.buffer_bytes);
+  state.upstream_key.assign(protocol).append("|").append(target.upstream);
+  auto ec = co_await connectUpstream(proxy, *state.upstream, target);
+  if (ec) state.upstream.reset();
+  co_return ec;
+}
+
+bool closedByPeer(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+         ec == http::error::partial_message || ec == asio::error::broken_pipe;
+}
+
+// The upstream's response, its header parsed into `resp`, relayed to the client (and, for an
+// accepted upgrade, the tunnel that follows). Returns whether the client connection may be reused.
+asio::awaitable<bool> relayResponse(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
+                                    ConnectionState& state, ExchangeGuard& guard,
+                                    http::response_parser<http::buffer_body>& resp, unsigned client_version,
+                                    bool client_keep_alive, bool is_head, bool upgrade,
+                                    const HttpHeaders& response_extra) {
+  Transport& up = *state.upstream;
+  const Duration timeout = proxy.options.upstream_timeout;
+  auto& res = resp.get();
+  const bool switching = upgrade && res.result() == http::status::switching_protocols;
+  const bool upstream_keep_alive = res.keep_alive();
+  const bool res_chunked = res.chunked();
+  const bool has_length = resp.content_length().has_value();
+  stripHopByHop(res, switching);
+  for (const auto& [k, v] : response_extra.fields()) res.insert(k, v);
+  res.version(client_version);
+  bool keep = client_keep_alive && !client.stopping.load() && !switching;
+  if (res_chunked) {
+    res.chunked(true);
+  } else if (!has_length && !resp.is_done() && !is_head) {
+    // A body delimited by the upstream closing: re-frame it as chunked for HTTP/1.1 clients so
+    // their connection survives; HTTP/1.0 clients get it delimited by our close.
+    if (client_version >= 11)
+      res.chunked(true);
+    else
+      keep = false;
+  }
+  if (!switching) res.keep_alive(keep);
+
+  // Response: the header with the first piece of the body (a 101 has none), then the rest.
+  http::response_serializer<http::buffer_body> res_sr{res};
+  res.body().data = nullptr;
+  res.body().more = !resp.is_done();
+  if (auto ec = co_await relayBody(up, state.upstream_buffer, resp, client.transport, res_sr, state.to_client, timeout,
+                                   [&](std::size_t n) { guard.upstreamTraffic(n); });
+      ec) {
+    state.upstream.reset();
+    co_return false;
+  }
+
+  if (switching) {
+    // WebSocket (or another upgrade) accepted by the upstream: from here on bytes are opaque.
+    // Send on whatever each side already buffered, then pump both ways until either closes.
+    auto& client_t = client.transport;
+    if (buffer.size() > 0) {
+      guard.clientTraffic(buffer.size());
+      if (co_await writeAll(up, buffer.data())) co_return false;
+      buffer.consume(buffer.size());
+    }
+    if (state.upstream_buffer.size() > 0) {
+      if (co_await writeAll(client_t, state.upstream_buffer.data())) co_return false;
+      state.upstream_buffer.consume(state.upstream_buffer.size());
+    }
+    up.tcp().expires_never();
+    client_t.tcp().expires_never();
+    proxy.tunnels.fetch_add(1);
+    co_await (pump(client_t, up, state.to_upstream, [&](std::size_t n) { guard.clientTraffic(n); }) &&
+              pump(up, client_t, state.to_client, [&](std::size_t n) { guard.upstreamTraffic(n); }));
+    proxy.tunnels.fetch_sub(1);
+    state.upstream.reset();
+    co_return false;
+  }
+
+  if (!upstream_keep_alive || !resp.is_done()) state.upstream.reset();
+  co_return keep;
+}
+
 asio::awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
                                   HeaderParser& parser, ConnectionState& state, ExchangeGuard& guard,
                                   const ProxyTarget& target, std::string upstream_target, bool upgrade,
@@ -522,7 +635,6 @@ asio::awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& clie
 
   // The same for an upload's body, read through the client connection's buffer.
   if (!rp.is_done()) buffer.reserve(proxy.options.buffer_bytes);
-  const std::string key = std::string(enumName(target.protocol)) + "|" + target.upstream;
   const Duration timeout = proxy.options.upstream_timeout;
   // A kept upstream connection may have been closed by the upstream since the last request; a
   // request that is safe to repeat and has no body is then sent once more on a fresh connection
@@ -532,22 +644,11 @@ asio::awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& clie
       rp.is_done() && (method == http::verb::get || method == http::verb::head || method == http::verb::options);
   std::optional<http::response_parser<http::buffer_body>> resp;
   for (int attempt = 0;; ++attempt) {
-    const bool reused = state.upstream && state.upstream_key == key && state.upstream->tcp().socket().is_open();
-    if (!reused) {
-      state.upstream = std::make_unique<Transport>(client.transport.get_executor());
-      state.upstream_buffer.clear();
-      state.upstream_buffer.reserve(proxy.options.buffer_bytes);
-      state.upstream_key = key;
-      if (auto ec = co_await connectUpstream(proxy, *state.upstream, target); ec) {
-        state.upstream.reset();
-        proxy.rejected.fetch_add(1, std::memory_order_relaxed);
-        // The request has been consumed only up to its header; close if a body follows.
-        const bool keep = client_keep_alive && rp.is_done() && !client.stopping.load();
-        client.transport.tcp().expires_after(std::chrono::seconds(5));
-        co_await writeSimple(client.transport, client_version, 502,
-                             "proxy: the session does not answer: " + ec.message() + "\n", keep);
-        co_return keep;
-      }
+    bool reused = false;
+    if (auto ec = co_await ensureUpstream(proxy, client, state, target, reused); ec) {
+      // The request has been consumed only up to its header; close if a body follows.
+      co_return co_await refuse(proxy, client, client_version, client_keep_alive && rp.is_done(), 502,
+                                "proxy: the session does not answer: " + ec.message());
     }
     Transport& up = *state.upstream;
 
@@ -578,131 +679,71 @@ asio::awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& clie
     auto rec = co_await parseHeader(up, state.upstream_buffer, *resp);
     if (!rec) break;
     state.upstream.reset();
-    const bool closed = rec == http::error::end_of_stream || rec == asio::error::eof ||
-                        rec == asio::error::connection_reset || rec == http::error::partial_message;
-    if (reused && retryable && attempt == 0 && closed) continue;
-    proxy.rejected.fetch_add(1, std::memory_order_relaxed);
-    client.transport.tcp().expires_after(std::chrono::seconds(5));
-    co_await writeSimple(client.transport, client_version, 502, "proxy: bad or no response from the session\n", false);
-    co_return false;
+    if (reused && retryable && attempt == 0 && closedByPeer(rec)) continue;
+    co_return co_await refuse(proxy, client, client_version, false, 502, "proxy: bad or no response from the session");
   }
-  Transport& up = *state.upstream;
-
-  auto& res = resp->get();
-  const bool switching = upgrade && res.result() == http::status::switching_protocols;
-  const bool upstream_keep_alive = res.keep_alive();
-  const bool res_chunked = res.chunked();
-  const bool has_length = resp->content_length().has_value();
-  stripHopByHop(res, switching);
-  for (const auto& [k, v] : response_extra.fields()) res.insert(k, v);
-  res.version(client_version);
-  bool keep = client_keep_alive && !client.stopping.load() && !switching;
-  if (res_chunked) {
-    res.chunked(true);
-  } else if (!has_length && !resp->is_done() && !is_head) {
-    // A body delimited by the upstream closing: re-frame it as chunked for HTTP/1.1 clients so
-    // their connection survives; HTTP/1.0 clients get it delimited by our close.
-    if (client_version >= 11)
-      res.chunked(true);
-    else
-      keep = false;
-  }
-  if (!switching) res.keep_alive(keep);
-
-  // Response: the header with the first piece of the body (a 101 has none), then the rest.
-  http::response_serializer<http::buffer_body> res_sr{res};
-  res.body().data = nullptr;
-  res.body().more = !resp->is_done();
-  if (auto ec = co_await relayBody(up, state.upstream_buffer, *resp, client.transport, res_sr, state.to_client, timeout,
-                                   [&](std::size_t n) { guard.upstreamTraffic(n); });
-      ec) {
-    state.upstream.reset();
-    co_return false;
-  }
-
-  if (switching) {
-    // WebSocket (or another upgrade) accepted by the upstream: from here on bytes are opaque.
-    // Send on whatever each side already buffered, then pump both ways until either closes.
-    auto& client_t = client.transport;
-    if (buffer.size() > 0) {
-      guard.clientTraffic(buffer.size());
-      co_await asio::async_write(up, buffer.data(), kAwait);
-      buffer.consume(buffer.size());
-    }
-    if (state.upstream_buffer.size() > 0) {
-      co_await asio::async_write(client_t, state.upstream_buffer.data(), kAwait);
-      state.upstream_buffer.consume(state.upstream_buffer.size());
-    }
-    up.tcp().expires_never();
-    client_t.tcp().expires_never();
-    proxy.tunnels.fetch_add(1);
-    co_await (pump(client_t, up, state.to_upstream, [&](std::size_t n) { guard.clientTraffic(n); }) &&
-              pump(up, client_t, state.to_client, [&](std::size_t n) { guard.upstreamTraffic(n); }));
-    proxy.tunnels.fetch_sub(1);
-    state.upstream.reset();
-    co_return false;
-  }
-
-  if (!upstream_keep_alive || !resp->is_done()) state.upstream.reset();
-  co_return keep;
+  co_return co_await relayResponse(proxy, client, buffer, state, guard, *resp, client_version, client_keep_alive,
+                                   is_head, upgrade, response_extra);
 }
 
-}  // namespace
+// Where a request goes: /prefix/<session>/<rest>?<query without the token>.
+struct Route {
+  SessionId session;
+  std::string_view session_text;
+  std::string_view rest;
+  TokenSplit split;
+};
 
-namespace detail {
+struct Refusal {
+  int status = 0;
+  std::string message;
+  HttpHeaders extra;
+};
 
-asio::awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
-                                   HeaderParser& parser) {
-  proxy.requests.fetch_add(1, std::memory_order_relaxed);
-  auto& req = parser.get();
-  const std::string raw_target(req.target());
+// Splits and checks the target; false with `refusal` filled when the proxy answers by itself.
+bool routeTarget(const SessionProxy::Impl& proxy, std::string_view target, Route& route, Refusal& refusal) {
   const std::string& prefix = proxy.options.prefix;
-  const auto qmark = raw_target.find('?');
-  const std::string_view path = std::string_view(raw_target).substr(0, qmark);
-  const std::string_view query =
-      qmark == std::string::npos ? std::string_view{} : std::string_view(raw_target).substr(qmark + 1);
-
-  if (!path.starts_with(prefix)) co_return co_await reject(proxy, client, parser, 404, "no session in the path");
+  const auto qmark = target.find('?');
+  const std::string_view path = target.substr(0, qmark);
+  const std::string_view query = qmark == std::string_view::npos ? std::string_view{} : target.substr(qmark + 1);
+  if (!path.starts_with(prefix)) {
+    refusal = {404, "no session in the path", {}};
+    return false;
+  }
   std::string_view after = path.substr(prefix.size());
   const auto slash = after.find('/');
-  const std::string_view sid_text = after.substr(0, slash);
-  auto sid = SessionId::parse(sid_text, "session");
-  if (!sid.ok() || sid_text == "." || sid_text == "..") {
-    co_return co_await reject(proxy, client, parser, 400, "proxy: malformed session id in the path");
+  route.session_text = after.substr(0, slash);
+  auto sid = SessionId::parse(route.session_text, "session");
+  if (!sid.ok() || route.session_text == "." || route.session_text == "..") {
+    refusal = {400, "proxy: malformed session id in the path", {}};
+    return false;
   }
   if (slash == std::string_view::npos) {
     // The session page's relative URLs need the trailing slash.
-    HttpHeaders location;
-    location.add("Location", prefix + std::string(sid_text) + "/" + (query.empty() ? "" : "?" + std::string(query)));
-    co_return co_await reject(proxy, client, parser, 308, "see the session root", &location);
+    refusal = {308, "see the session root", {}};
+    refusal.extra.add("Location", prefix + std::string(route.session_text) + "/" +
+                                      (query.empty() ? "" : "?" + std::string(query)));
+    return false;
   }
-  const std::string_view rest = after.substr(slash);
-  if (!isSafeRest(rest)) co_return co_await reject(proxy, client, parser, 400, "proxy: path escapes the session");
-
-  // The token: query parameter, cookie, or bearer header; all of them are removed before the
-  // request leaves, so the container never sees a credential.
-  TokenSplit split = splitQueryToken(query);
-  std::string cookie_token = stripTokenCookie(req, proxy.options.token_cookie);
-  std::string bearer;
-  if (auto it = req.find(http::field::authorization); it != req.end()) {
-    std::string_view v(it->value().data(), it->value().size());
-    if (v.size() > 7 && equalsIgnoreCase(v.substr(0, 7), "Bearer ")) {
-      bearer = std::string(v.substr(7));
-      req.erase(http::field::authorization);
-    }
+  route.rest = after.substr(slash);
+  if (!isSafeRest(route.rest)) {
+    refusal = {400, "proxy: path escapes the session", {}};
+    return false;
   }
-  std::string token = split.from_query ? split.token : (!cookie_token.empty() ? cookie_token : bearer);
-  const bool upgrade = websocket::is_upgrade(req);
+  route.session = std::move(*sid);
+  route.split = splitQueryToken(query);
+  return true;
+}
 
-  ProxyAuthRequest auth{*sid, token, upgrade, client.remote_address};
-  auto target = co_await authorize(proxy, auth);
-  if (!target.ok()) {
-    HttpHeaders extra;
-    const int status = authStatus(target.error().code());
-    if (status == 401) extra.add("WWW-Authenticate", "Bearer");
-    co_return co_await reject(proxy, client, parser, status, "proxy: " + target.error().message(), &extra);
-  }
+Refusal authRefusal(const Error& error) {
+  Refusal r{authStatus(error.code()), "proxy: " + error.message(), {}};
+  if (r.status == 401) r.extra.add("WWW-Authenticate", "Bearer");
+  return r;
+}
 
+// The connection's proxy state, and its registration under `session` for `user`.
+ExchangeGuard& attachExchange(SessionProxy::Impl& proxy, ClientContext& client, const SessionId& session,
+                              const UserId& user) {
   if (!client.proxy_state) {
     auto s = std::make_shared<ConnectionState>();
     s->to_upstream.resize(proxy.options.buffer_bytes);
@@ -713,14 +754,343 @@ asio::awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& cli
     client.proxy_state = s;
   }
   auto& state = *static_cast<ConnectionState*>(client.proxy_state.get());
-  if (!state.guard || !state.guard->isFor(*sid, target->user)) {
+  if (!state.guard || !state.guard->isFor(session, user)) {
     state.guard.reset();
     auto exchange = std::make_shared<Exchange>(client.transport.get_executor());
     exchange->client = &client.transport;
-    state.guard = std::make_unique<ExchangeGuard>(proxy, *sid, target->user, std::move(exchange));
+    state.guard = std::make_unique<ExchangeGuard>(proxy, session, user, std::move(exchange));
   }
-  ExchangeGuard& guard = *state.guard;
-  guard.exchange().kept_upstream = &state.upstream;
+  state.guard->exchange().kept_upstream = &state.upstream;
+  return *state.guard;
+}
+
+// A token that came in the query is handed back as a cookie scoped to the session, so the page's
+// own requests (scripts, images, WebSockets) carry it.
+void addTokenCookie(const SessionProxy::Impl& proxy, ClientContext& client, const Route& route,
+                    std::string_view cookie_token, HttpHeaders& response_extra) {
+  if (!route.split.from_query || cookie_token == route.split.token) return;
+  response_extra.add("Set-Cookie", proxy.options.token_cookie + "=" + route.split.token +
+                                       "; Path=" + proxy.options.prefix + std::string(route.session_text) +
+                                       "/; HttpOnly; SameSite=Lax" + (client.transport.secure() ? "; Secure" : ""));
+}
+
+// ---- fast path: a plain request without a body (see http_scan.hpp) -------------------------------
+
+bool isHopByHop(std::string_view name) {
+  for (std::string_view h : {"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
+                             "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade"}) {
+    if (equalsIgnoreCase(name, h)) return true;
+  }
+  return false;
+}
+
+// True when a Connection field of `head` names `name`, making it hop-by-hop too.
+bool namedByConnection(const MessageHead& head, std::string_view name) {
+  for (std::size_t i = 0; i < head.field_count; ++i) {
+    if (equalsIgnoreCase(head.fields[i].name, "Connection") && listHasToken(head.fields[i].value, name)) return true;
+  }
+  return false;
+}
+
+bool keepAliveOf(const MessageHead& head) {
+  bool close = false, keep_alive = false;
+  for (std::size_t i = 0; i < head.field_count; ++i) {
+    if (!equalsIgnoreCase(head.fields[i].name, "Connection")) continue;
+    close = close || listHasToken(head.fields[i].value, "close");
+    keep_alive = keep_alive || listHasToken(head.fields[i].value, "keep-alive");
+  }
+  return head.version >= 11 ? !close : keep_alive && !close;
+}
+
+void appendField(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name).append(": ").append(value).append("\r\n");
+}
+
+// The response length when the fast path can relay it: a single valid Content-Length, or a
+// response that has no body by its status or the request's method.
+std::optional<std::size_t> simpleResponseLength(const MessageHead& head, bool is_head) {
+  if (head.status < 200 || head.find("Transfer-Encoding")) return std::nullopt;
+  std::optional<std::size_t> length;
+  for (std::size_t i = 0; i < head.field_count; ++i) {
+    if (!equalsIgnoreCase(head.fields[i].name, "Content-Length")) continue;
+    std::size_t n = 0;
+    if (length || !parseLength(head.fields[i].value, n)) return std::nullopt;  // Repeated or malformed.
+    length = n;
+  }
+  if (is_head || head.status == 204 || head.status == 304) return 0;
+  return length;
+}
+
+// The upstream response head read into `head` (the bytes stay in upstream_buffer).
+asio::awaitable<std::pair<beast::error_code, ScanResult>> readResponseHead(SessionProxy::Impl& proxy, Transport& up,
+                                                                           beast::flat_buffer& b, MessageHead& head) {
+  constexpr std::size_t kMaxHead = 64 * 1024;
+  up.tcp().expires_after(proxy.options.upstream_timeout);
+  // The request has just been written, so nothing is due before its response: wait for the
+  // socket to become readable rather than first trying a read that would fail (a wasted system
+  // call per request). Readiness is edge-triggered, so this is sound only while the last read
+  // drained the socket; a read that filled the buffer is followed by another read, not a wait.
+  bool drained = true;
+  for (;;) {
+    const auto data = b.cdata();
+    const auto r = scanResponseHead(std::string_view(static_cast<const char*>(data.data()), data.size()), head);
+    if (r != ScanResult::kIncomplete || b.size() >= kMaxHead) co_return std::pair{beast::error_code{}, r};
+    if (up.secure()) {
+      auto [ec, n] = co_await up.async_read_some(b.prepare(readRoom(b)), kAwaitTuple);
+      if (ec) co_return std::pair{ec, ScanResult::kIncomplete};
+      b.commit(n);
+      continue;
+    }
+    if (drained) {
+      auto [wec] = co_await up.tcp().async_wait(tcp::socket::wait_read, kAwaitTuple);
+      if (wec) co_return std::pair{wec, ScanResult::kIncomplete};
+    }
+    const std::size_t room = readRoom(b);
+    beast::error_code ec;
+    const std::size_t n = up.tcp().readSomeNow(b.prepare(room), ec);
+    if (ec == asio::error::would_block) {
+      drained = true;
+      continue;
+    }
+    if (ec) co_return std::pair{ec, ScanResult::kIncomplete};
+    b.commit(n);
+    drained = n < room;
+  }
+}
+
+asio::awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
+                                  const MessageHead& head, ConnectionState& state, ExchangeGuard& guard,
+                                  const ProxyTarget& target, const Route& route, std::string_view cookie_token,
+                                  bool bearer_taken) {
+  const unsigned client_version = static_cast<unsigned>(head.version);
+  const bool client_keep_alive = keepAliveOf(head);
+  const bool is_head = head.method == "HEAD";
+  const bool retryable = head.method == "GET" || is_head || head.method == "OPTIONS";
+  HttpHeaders response_extra;
+  addTokenCookie(proxy, client, route, cookie_token, response_extra);
+
+  // The request head for the upstream, written in one pass over the client's fields.
+  std::string& out = state.head_out;
+  out.clear();
+  out.append(head.method).append(" ").append(route.rest);
+  if (!route.split.query.empty()) out.append("?").append(route.split.query);
+  out.append(" HTTP/1.1\r\n");
+  std::string xff, token_again;
+  std::string_view host;
+  for (std::size_t i = 0; i < head.field_count; ++i) {
+    const auto& f = head.fields[i];
+    if (isHopByHop(f.name) || equalsIgnoreCase(f.name, "Expect") || namedByConnection(head, f.name)) continue;
+    if (equalsIgnoreCase(f.name, "X-Forwarded-For")) {
+      if (!xff.empty()) xff.append(", ");
+      xff.append(f.value);
+      continue;
+    }
+    if (equalsIgnoreCase(f.name, "X-Forwarded-Proto") || equalsIgnoreCase(f.name, "X-Forwarded-Host")) continue;
+    if (bearer_taken && equalsIgnoreCase(f.name, "Authorization")) continue;
+    if (equalsIgnoreCase(f.name, "Cookie")) {
+      std::string kept;
+      if (splitCookie(f.value, proxy.options.token_cookie, token_again, kept)) {
+        if (!kept.empty()) appendField(out, f.name, kept);
+        continue;
+      }
+    }
+    if (equalsIgnoreCase(f.name, "Host")) host = f.value;
+    appendField(out, f.name, f.value);
+  }
+  if (!xff.empty()) xff.append(", ");
+  xff.append(client.remote_address);
+  appendField(out, "X-Forwarded-For", xff);
+  appendField(out, "X-Forwarded-Proto", client.transport.secure() ? "https" : "http");
+  if (!host.empty()) appendField(out, "X-Forwarded-Host", host);
+  out.append("\r\n");
+  // `head` views the client's buffer: from here on only `out` and owned copies are used.
+  buffer.consume(head.head_bytes);
+
+  const Duration timeout = proxy.options.upstream_timeout;
+  MessageHead& rh = *state.response_head;
+  for (int attempt = 0;; ++attempt) {
+    bool reused = false;
+    if (auto ec = co_await ensureUpstream(proxy, client, state, target, reused); ec) {
+      co_return co_await refuse(proxy, client, client_version, client_keep_alive, 502,
+                                "proxy: the session does not answer: " + ec.message());
+    }
+    Transport& up = *state.upstream;
+    up.tcp().expires_after(timeout);
+    if (auto ec = co_await writeAll(up, asio::buffer(out)); ec) {
+      state.upstream.reset();
+      if (reused && retryable && attempt == 0) continue;
+      co_return false;
+    }
+    guard.touch();  // The request itself is activity.
+
+    auto [rec, scan] = co_await readResponseHead(proxy, up, state.upstream_buffer, rh);
+    if (rec) {
+      state.upstream.reset();
+      if (reused && retryable && attempt == 0 && closedByPeer(rec)) continue;
+      co_return co_await refuse(proxy, client, client_version, false, 502,
+                                "proxy: bad or no response from the session");
+    }
+    const auto length = scan == ScanResult::kSimple ? simpleResponseLength(rh, is_head) : std::nullopt;
+    if (!length) {
+      // Anything but a plain response with a known length: Beast parses the buffered head.
+      http::response_parser<http::buffer_body> resp;
+      resp.body_limit(boost::none);
+      if (is_head) resp.skip(true);
+      if (auto ec = co_await parseHeader(up, state.upstream_buffer, resp); ec) {
+        state.upstream.reset();
+        co_return co_await refuse(proxy, client, client_version, false, 502,
+                                  "proxy: bad or no response from the session");
+      }
+      co_return co_await relayResponse(proxy, client, buffer, state, guard, resp, client_version, client_keep_alive,
+                                       is_head, false, response_extra);
+    }
+
+    // The response head for the client, then the body: from the buffer, then straight from the
+    // upstream socket into the relay buffer.
+    const bool upstream_keep_alive = keepAliveOf(rh);
+    const bool keep = client_keep_alive && !client.stopping.load();
+    out.clear();
+    out.append(client_version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ")
+        .append(std::to_string(rh.status))
+        .append(" ")
+        .append(rh.reason)
+        .append("\r\n");
+    for (std::size_t i = 0; i < rh.field_count; ++i) {
+      const auto& f = rh.fields[i];
+      if (isHopByHop(f.name) || namedByConnection(rh, f.name)) continue;
+      appendField(out, f.name, f.value);
+    }
+    for (const auto& [k, v] : response_extra.fields()) appendField(out, k, v);
+    if (client_version >= 11 && !keep) out.append("Connection: close\r\n");
+    if (client_version < 11 && keep) out.append("Connection: keep-alive\r\n");
+    out.append("\r\n");
+    state.upstream_buffer.consume(rh.head_bytes);
+
+    std::size_t remaining = *length;
+    const std::size_t buffered = std::min(remaining, state.upstream_buffer.size());
+    const std::array<asio::const_buffer, 2> first{asio::buffer(out),
+                                                  asio::buffer(state.upstream_buffer.data().data(), buffered)};
+    client.transport.tcp().expires_after(timeout);
+    if (auto ec = co_await writeAll(client.transport, first); ec) {
+      state.upstream.reset();
+      co_return false;
+    }
+    guard.upstreamTraffic(buffered);
+    state.upstream_buffer.consume(buffered);
+    remaining -= buffered;
+    while (remaining > 0) {
+      up.tcp().expires_after(timeout);
+      auto [ec, n] = co_await up.async_read_some(
+          asio::buffer(state.to_client.data(), std::min(remaining, state.to_client.size())), kAwaitTuple);
+      if (ec) {
+        state.upstream.reset();
+        co_return false;  // The client saw a truncated body; only closing tells it.
+      }
+      client.transport.tcp().expires_after(timeout);
+      if (auto wec = co_await writeAll(client.transport, asio::buffer(state.to_client.data(), n)); wec) {
+        state.upstream.reset();
+        co_return false;
+      }
+      guard.upstreamTraffic(n);
+      remaining -= n;
+    }
+    // Bytes after the response would be taken for the next one: never reuse such a connection.
+    if (!upstream_keep_alive || state.upstream_buffer.size() > 0) state.upstream.reset();
+    co_return keep;
+  }
+}
+
+}  // namespace
+
+namespace detail {
+
+bool proxyFastEligible(const MessageHead& head) {
+  if (head.method == "CONNECT") return false;
+  for (std::size_t i = 0; i < head.field_count; ++i) {
+    const auto& f = head.fields[i];
+    if (equalsIgnoreCase(f.name, "Transfer-Encoding") || equalsIgnoreCase(f.name, "Upgrade")) return false;
+    if (equalsIgnoreCase(f.name, "Content-Length") && f.value != "0") return false;
+  }
+  return true;
+}
+
+asio::awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
+                                       const MessageHead& head) {
+  proxy.requests.fetch_add(1, std::memory_order_relaxed);
+  const unsigned version = static_cast<unsigned>(head.version);
+  Route route;
+  Refusal refusal;
+  if (!routeTarget(proxy, head.target, route, refusal)) {
+    const bool keep = keepAliveOf(head);
+    buffer.consume(head.head_bytes);
+    co_return co_await refuse(proxy, client, version, keep, refusal.status, std::move(refusal.message),
+                              &refusal.extra);
+  }
+  // The token: query parameter, cookie, or bearer header (removed before the request leaves).
+  std::string cookie_token, bearer, kept;
+  for (std::size_t i = 0; i < head.field_count; ++i) {
+    const auto& f = head.fields[i];
+    if (equalsIgnoreCase(f.name, "Cookie")) {
+      splitCookie(f.value, proxy.options.token_cookie, cookie_token, kept);
+    } else if (bearer.empty() && equalsIgnoreCase(f.name, "Authorization") && f.value.size() > 7 &&
+               equalsIgnoreCase(f.value.substr(0, 7), "Bearer ")) {
+      bearer = std::string(f.value.substr(7));
+    }
+  }
+  const std::string& token = route.split.from_query ? route.split.token : (!cookie_token.empty() ? cookie_token : bearer);
+  ProxyAuthRequest auth{route.session, token, false, client.remote_address};
+  auto target = co_await authorize(proxy, auth);
+  if (!target.ok() || target->protocol == SessionProtocol::kVnc ||
+      (target->protocol != SessionProtocol::kHttp && target->protocol != SessionProtocol::kHttps)) {
+    refusal = !target.ok() ? authRefusal(target.error())
+              : target->protocol == SessionProtocol::kVnc
+                  ? Refusal{400, "proxy: this session speaks VNC; open it with a WebSocket (noVNC)", {}}
+                  : Refusal{501, "proxy: this session's protocol is not proxied here", {}};
+    const bool keep = keepAliveOf(head);
+    buffer.consume(head.head_bytes);
+    co_return co_await refuse(proxy, client, version, keep, refusal.status, std::move(refusal.message),
+                              &refusal.extra);
+  }
+  ExchangeGuard& guard = attachExchange(proxy, client, route.session, target->user);
+  auto& state = *static_cast<ConnectionState*>(client.proxy_state.get());
+  if (!state.response_head) state.response_head = std::make_unique<MessageHead>();
+  co_return co_await forwardFast(proxy, client, buffer, head, state, guard, *target, route, cookie_token,
+                                 !bearer.empty());
+}
+
+asio::awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
+                                   HeaderParser& parser) {
+  proxy.requests.fetch_add(1, std::memory_order_relaxed);
+  auto& req = parser.get();
+  const std::string raw_target(req.target());
+  Route route;
+  Refusal refusal;
+  if (!routeTarget(proxy, raw_target, route, refusal)) {
+    co_return co_await reject(proxy, client, parser, refusal.status, std::move(refusal.message), &refusal.extra);
+  }
+
+  // The token: query parameter, cookie, or bearer header; all of them are removed before the
+  // request leaves, so the container never sees a credential.
+  std::string cookie_token = stripTokenCookie(req, proxy.options.token_cookie);
+  std::string bearer;
+  if (auto it = req.find(http::field::authorization); it != req.end()) {
+    std::string_view v(it->value().data(), it->value().size());
+    if (v.size() > 7 && equalsIgnoreCase(v.substr(0, 7), "Bearer ")) {
+      bearer = std::string(v.substr(7));
+      req.erase(http::field::authorization);
+    }
+  }
+  std::string token = route.split.from_query ? route.split.token : (!cookie_token.empty() ? cookie_token : bearer);
+  const bool upgrade = websocket::is_upgrade(req);
+
+  ProxyAuthRequest auth{route.session, token, upgrade, client.remote_address};
+  auto target = co_await authorize(proxy, auth);
+  if (!target.ok()) {
+    refusal = authRefusal(target.error());
+    co_return co_await reject(proxy, client, parser, refusal.status, std::move(refusal.message), &refusal.extra);
+  }
+  ExchangeGuard& guard = attachExchange(proxy, client, route.session, target->user);
+  auto& state = *static_cast<ConnectionState*>(client.proxy_state.get());
 
   switch (target->protocol) {
     case SessionProtocol::kVnc:
@@ -732,13 +1102,9 @@ asio::awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& cli
     case SessionProtocol::kHttp:
     case SessionProtocol::kHttps: {
       HttpHeaders response_extra;
-      if (split.from_query && cookie_token != split.token) {
-        response_extra.add("Set-Cookie", proxy.options.token_cookie + "=" + split.token + "; Path=" + prefix +
-                                             std::string(sid_text) + "/; HttpOnly; SameSite=Lax" +
-                                             (client.transport.secure() ? "; Secure" : ""));
-      }
-      std::string upstream_target(rest);
-      if (!split.query.empty()) upstream_target += "?" + split.query;
+      addTokenCookie(proxy, client, route, cookie_token, response_extra);
+      std::string upstream_target(route.rest);
+      if (!route.split.query.empty()) upstream_target += "?" + route.split.query;
       co_return co_await forwardHttp(proxy, client, buffer, parser, state, guard, *target, std::move(upstream_target),
                                      upgrade, response_extra);
     }
