@@ -126,7 +126,7 @@ struct Connection {
   std::string remote;
   std::shared_ptr<void> proxy_state;
   std::unique_ptr<MessageHead> head;  // The proxy fast path's scanned request head.
-  bool idle = true;  // Waiting for the next request; touched only on the connection's strand.
+  bool idle = true;                   // Waiting for the next request; touched only on the connection's strand.
 };
 
 std::vector<std::pair<std::string, std::string>> parseQuery(std::string_view q) {

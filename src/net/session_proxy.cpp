@@ -61,9 +61,9 @@ struct ConnectionState {
   std::vector<char> to_client;
   std::unique_ptr<Transport> upstream;
   beast::flat_buffer upstream_buffer;
-  std::string upstream_key;  // protocol + address of `upstream`.
-  std::string head_out;                          // The fast path's head being written.
-  std::unique_ptr<MessageHead> response_head;    // The fast path's parsed upstream head.
+  std::string upstream_key;                    // protocol + address of `upstream`.
+  std::string head_out;                        // The fast path's head being written.
+  std::unique_ptr<MessageHead> response_head;  // The fast path's parsed upstream head.
   // The connection's registration under its session, kept across keep-alive requests to the
   // same session and user (so closeSession also cuts idle connections, and a request costs no
   // registration).
@@ -721,8 +721,8 @@ bool routeTarget(const SessionProxy::Impl& proxy, std::string_view target, Route
   if (slash == std::string_view::npos) {
     // The session page's relative URLs need the trailing slash.
     refusal = {308, "see the session root", {}};
-    refusal.extra.add("Location", prefix + std::string(route.session_text) + "/" +
-                                      (query.empty() ? "" : "?" + std::string(query)));
+    refusal.extra.add("Location",
+                      prefix + std::string(route.session_text) + "/" + (query.empty() ? "" : "?" + std::string(query)));
     return false;
   }
   route.rest = after.substr(slash);
@@ -1023,8 +1023,7 @@ asio::awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext&
   if (!routeTarget(proxy, head.target, route, refusal)) {
     const bool keep = keepAliveOf(head);
     buffer.consume(head.head_bytes);
-    co_return co_await refuse(proxy, client, version, keep, refusal.status, std::move(refusal.message),
-                              &refusal.extra);
+    co_return co_await refuse(proxy, client, version, keep, refusal.status, std::move(refusal.message), &refusal.extra);
   }
   // The token: query parameter, cookie, or bearer header (removed before the request leaves).
   std::string cookie_token, bearer, kept;
@@ -1037,7 +1036,8 @@ asio::awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext&
       bearer = std::string(f.value.substr(7));
     }
   }
-  const std::string& token = route.split.from_query ? route.split.token : (!cookie_token.empty() ? cookie_token : bearer);
+  const std::string& token =
+      route.split.from_query ? route.split.token : (!cookie_token.empty() ? cookie_token : bearer);
   ProxyAuthRequest auth{route.session, token, false, client.remote_address};
   auto target = co_await authorize(proxy, auth);
   if (!target.ok() || target->protocol == SessionProtocol::kVnc ||
@@ -1048,8 +1048,7 @@ asio::awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext&
                   : Refusal{501, "proxy: this session's protocol is not proxied here", {}};
     const bool keep = keepAliveOf(head);
     buffer.consume(head.head_bytes);
-    co_return co_await refuse(proxy, client, version, keep, refusal.status, std::move(refusal.message),
-                              &refusal.extra);
+    co_return co_await refuse(proxy, client, version, keep, refusal.status, std::move(refusal.message), &refusal.extra);
   }
   ExchangeGuard& guard = attachExchange(proxy, client, route.session, target->user);
   auto& state = *static_cast<ConnectionState*>(client.proxy_state.get());

@@ -304,6 +304,133 @@ TEST_F(SessionProxyTest, CloseSessionDropsItsOpenWebSockets) {
   EXPECT_EQ(proxy_->closeSession(SessionId("nobody")), 0u);
 }
 
+// An upstream that answers with hand-written bytes, to reach the framings the fast path hands
+// to Beast and to see the exact head the proxy sent: /head echoes the request head as the body.
+void serveCannedResponses(tcp::socket& socket) {
+  std::string in;
+  char buf[4096];
+  for (;;) {
+    std::size_t end;
+    while ((end = in.find("\r\n\r\n")) == std::string::npos) {
+      beast::error_code ec;
+      std::size_t n = socket.read_some(asio::buffer(buf), ec);
+      if (ec) return;
+      in.append(buf, n);
+    }
+    const std::string head = in.substr(0, end + 4);
+    in.erase(0, end + 4);
+    const auto sp = head.find(' ');
+    std::string target = head.substr(sp + 1, head.find(' ', sp + 1) - sp - 1);
+    target = target.substr(0, target.find('?'));
+    std::string out;
+    bool close = false;
+    if (target == "/head") {
+      out = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(head.size()) + "\r\n\r\n" + head;
+    } else if (target == "/chunked") {
+      out = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    } else if (target == "/until-close") {
+      out = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until close";
+      close = true;
+    } else if (target == "/no-content") {
+      out = "HTTP/1.1 204 No Content\r\nX-Note: none\r\n\r\n";
+    } else if (target == "/hop") {
+      out =
+          "HTTP/1.1 200 OK\r\nConnection: X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\nX-Kept: k\r\n"
+          "Content-Length: 2\r\n\r\nok";
+    } else {
+      out = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+    }
+    beast::error_code ec;
+    asio::write(socket, asio::buffer(out), ec);
+    if (ec || close) return;
+  }
+}
+
+class SessionProxyFramingTest : public SessionProxyTest {
+ protected:
+  void SetUp() override {
+    SessionProxyTest::SetUp();
+    setRoute(kSession, ProxyTarget{canned_.address(), SessionProtocol::kHttp, kUser});
+  }
+  LoopbackListener canned_{serveCannedResponses};
+};
+
+TEST_F(SessionProxyFramingTest, RewritesTheRequestHeadForTheUpstream) {
+  const std::string t = token(kSession);
+  const std::string reply = rawExchange(port(),
+                                        "GET /desktop/sess1/head?x=1 HTTP/1.1\r\nHost: portal.example\r\n"
+                                        "Connection: close, X-Drop\r\nX-Drop: secret\r\nKeep-Alive: 5\r\n"
+                                        "Proxy-Authorization: Basic abc\r\nTE: trailers\r\nExpect: 100-continue\r\n"
+                                        "X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: gopher\r\n"
+                                        "Cookie: a=1; kasm_session_token=" +
+                                            t + "; b=2\r\nAuthorization: Bearer " + t + "\r\nX-App: kept\r\n\r\n");
+  ASSERT_TRUE(reply.starts_with("HTTP/1.1 200 OK\r\n")) << reply;
+  EXPECT_NE(reply.find("\r\nConnection: close\r\n"), std::string::npos) << "the client asked to close";
+  const std::string sent = reply.substr(reply.find("\r\n\r\n") + 4);
+  EXPECT_TRUE(sent.starts_with("GET /head?x=1 HTTP/1.1\r\n")) << sent;
+  EXPECT_NE(sent.find("\r\nHost: portal.example\r\n"), std::string::npos) << sent;
+  EXPECT_NE(sent.find("\r\nCookie: a=1; b=2\r\n"), std::string::npos) << sent;
+  EXPECT_NE(sent.find("\r\nX-App: kept\r\n"), std::string::npos) << sent;
+  EXPECT_NE(sent.find("\r\nX-Forwarded-For: 10.0.0.1, 127.0.0.1\r\n"), std::string::npos) << sent;
+  EXPECT_NE(sent.find("\r\nX-Forwarded-Proto: http\r\n"), std::string::npos) << sent;
+  EXPECT_NE(sent.find("\r\nX-Forwarded-Host: portal.example\r\n"), std::string::npos) << sent;
+  for (const char* gone : {"X-Drop", "Keep-Alive", "Connection", "Proxy-Authorization", "TE:", "Expect",
+                           "Authorization", "gopher", "kasm_session_token"}) {
+    EXPECT_EQ(sent.find(gone), std::string::npos) << gone << " reached the upstream:\n" << sent;
+  }
+}
+
+TEST_F(SessionProxyFramingTest, AnswersPipelinedRequestsInOrder) {
+  const std::string t = token(kSession);
+  const std::string one = "GET /desktop/sess1/head?n=1&token=" + t + " HTTP/1.1\r\nHost: a\r\n\r\n";
+  const std::string two = "GET /desktop/sess1/hop?token=" + t + " HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+  const std::string reply = rawExchange(port(), one + two);
+  const auto first = reply.find("GET /head?n=1 HTTP/1.1");
+  const auto second = reply.find("\r\n\r\nok");
+  ASSERT_NE(first, std::string::npos) << reply;
+  ASSERT_NE(second, std::string::npos) << reply;
+  EXPECT_LT(first, second);
+  // Hop-by-hop response fields, and those the upstream's Connection names, stay behind.
+  const std::string last = reply.substr(reply.rfind("HTTP/1.1 200"));
+  EXPECT_NE(last.find("X-Kept: k\r\n"), std::string::npos) << last;
+  EXPECT_EQ(last.find("X-Secret"), std::string::npos) << last;
+  EXPECT_EQ(last.find("Keep-Alive"), std::string::npos) << last;
+}
+
+TEST_F(SessionProxyFramingTest, RelaysChunkedCloseDelimitedAndEmptyResponses) {
+  const std::string q = "?token=" + token(kSession);
+  auto res = httpGet(port(), "/desktop/sess1/chunked" + q);
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_EQ(res.body(), "hello world");
+  // A body delimited by the upstream's close reaches an HTTP/1.1 client re-framed as chunks.
+  res = httpGet(port(), "/desktop/sess1/until-close" + q);
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_EQ(res.body(), "body until close");
+  EXPECT_TRUE(res.chunked());
+  res = httpGet(port(), "/desktop/sess1/no-content" + q);
+  EXPECT_EQ(res.result_int(), 204);
+  EXPECT_EQ(res[http::field::connection], "");
+  EXPECT_EQ(res["X-Note"], "none");
+}
+
+TEST_F(SessionProxyFramingTest, KeepsHttp10ClientSemantics) {
+  const std::string q = "?token=" + token(kSession);
+  // HTTP/1.0 without keep-alive: answered as 1.0, then closed (rawExchange reads until the close).
+  std::string reply = rawExchange(port(), "GET /desktop/sess1/hop" + q + " HTTP/1.0\r\n\r\n");
+  EXPECT_TRUE(reply.starts_with("HTTP/1.0 200 OK\r\n")) << reply;
+  EXPECT_TRUE(reply.ends_with("\r\n\r\nok")) << reply;
+  // With keep-alive asked for, it is granted and said so.
+  asio::io_context ioc;
+  auto s = connectTo(ioc, port());
+  asio::write(s, asio::buffer("GET /desktop/sess1/hop" + q + " HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(s, buffer, res);
+  EXPECT_EQ(res.version(), 10);
+  EXPECT_EQ(res[http::field::connection], "keep-alive");
+  EXPECT_EQ(res.body(), "ok");
+}
+
 TEST(SessionProxyOptions, RejectsBadOptions) {
   ProxyOptions none;
   EXPECT_EQ(SessionProxy::create(none).error().code(), ErrorCode::kInvalidArgument);
