@@ -8,7 +8,11 @@
 // Throughput: C keep-alive connections, each looping for a fixed time and count. Latency: one
 // connection, sequential requests, median and p99. Only 127.0.0.1 is used; every loop is bounded.
 //
-// Usage: bench_proxy [--seconds S] [--connections C] [--nginx PATH]
+// Every figure is the median of R rounds; within a round the three paths run back to back, in an
+// order rotated from round to round, so a slow moment on a shared machine does not land on one
+// path only.
+//
+// Usage: bench_proxy [--seconds S] [--connections C] [--rounds R] [--nginx PATH]
 
 #include <fcntl.h>
 #include <signal.h>
@@ -51,6 +55,7 @@ using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 double g_seconds = 3.0;
+int g_rounds = 3;
 int g_connections = 4;
 double g_serve_seconds = 0;  // --serve S: only start the servers, print their ports, wait S seconds.
 constexpr long kMaxRequestsPerConnection = 2'000'000;  // Bound beside the time limit.
@@ -340,6 +345,8 @@ int main(int argc, char** argv) {
       g_seconds = std::stod(argv[i + 1]);
     else if (a == "--connections")
       g_connections = std::stoi(argv[i + 1]);
+    else if (a == "--rounds")
+      g_rounds = std::stoi(argv[i + 1]);
     else if (a == "--nginx")
       nginx_binary = argv[i + 1];
     else if (a == "--serve")
@@ -347,6 +354,7 @@ int main(int argc, char** argv) {
   }
   g_seconds = std::clamp(g_seconds, 0.2, 60.0);
   g_connections = std::clamp(g_connections, 1, 256);
+  g_rounds = std::clamp(g_rounds, 1, 15);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
 
   using namespace kasm;
@@ -409,8 +417,9 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  std::printf("bench_proxy: %d connections, %.1f s per throughput run, %d latency samples, %u cores\n", g_connections,
-              g_seconds, kLatencySamples, std::thread::hardware_concurrency());
+  std::printf(
+      "bench_proxy: %d connections, %.1f s per throughput run, %d latency samples, median of %d rounds, %u cores\n",
+      g_connections, g_seconds, kLatencySamples, g_rounds, std::thread::hardware_concurrency());
   std::printf("%-22s %14s %14s %14s %12s\n", "case", "direct", "kasm", "nginx", "kasm/nginx");
 
   auto row = [&](const char* name, double direct, double ours, double theirs, bool higher_is_better) {
@@ -419,41 +428,69 @@ int main(int argc, char** argv) {
                 higher_is_better ? "(higher is better)" : "(lower is better)");
   };
 
+  // Runs measure(path index) for direct (0), kasm (1) and nginx (2) g_rounds times, rotating the
+  // order; returns every run of each path.
+  auto rounds = [&](auto measure) {
+    using T = decltype(measure(0));
+    std::array<std::vector<T>, 3> runs;
+    const int paths = nginx.ok() ? 3 : 2;
+    for (int r = 0; r < g_rounds; ++r) {
+      for (int i = 0; i < paths; ++i) {
+        const int which = (r + i) % paths;
+        runs[which].push_back(measure(which));
+      }
+    }
+    return runs;
+  };
+  // The median run of each path by `key`.
+  auto median = [](auto runs, auto key) {
+    using T = typename decltype(runs)::value_type::value_type;
+    std::array<T, 3> out{};
+    for (int i = 0; i < 3; ++i) {
+      auto& v = runs[i];
+      if (v.empty()) continue;
+      std::sort(v.begin(), v.end(), [&](const T& a, const T& b) { return key(a) < key(b); });
+      out[i] = v[v.size() / 2];
+    }
+    return out;
+  };
+  auto addedRow = [&](const std::string& name, const std::array<Latency, 3>& l) {
+    const double ours = l[1].median_us - l[0].median_us, theirs = l[2].median_us - l[0].median_us;
+    std::printf("%-22s %14s %14.1f %14.1f %11.2fx (added p50 latency, lower is better)\n", name.c_str(), "-", ours,
+                theirs, theirs > 0 ? ours / theirs : 0);
+  };
+  auto medianOf = [](const Latency& l) { return l.median_us; };
+  auto p99Of = [](const Latency& l) { return l.p99_us; };
+  auto rateOf = [](const Throughput& t) { return t.per_second; };
+  const std::array<std::uint16_t, 3> http_ports{up_port, kasm_port, nginx.ok() ? nginx.port() : std::uint16_t{0}};
+
   for (auto [label, path] : {std::pair{"small", "/small"}, std::pair{"1MiB", "/large"}}) {
-    auto d = httpThroughput(up_port, path);
-    auto k = httpThroughput(kasm_port, std::string("/desktop/s1") + path + q);
-    Throughput n;
-    if (nginx.ok()) n = httpThroughput(nginx.port(), std::string("/desktop/s1") + path + q);
-    row((std::string("http ") + label + " req/s").c_str(), d.per_second, k.per_second, n.per_second, true);
+    const std::string name = std::string("http ") + label;
+    auto targetOf = [&](int which) { return which == 0 ? std::string(path) : "/desktop/s1" + std::string(path) + q; };
+    auto t = median(rounds([&](int w) { return httpThroughput(http_ports[w], targetOf(w)); }), rateOf);
+    row((name + " req/s").c_str(), t[0].per_second, t[1].per_second, t[2].per_second, true);
     if (std::string(label) == "1MiB")
-      row("http 1MiB MB/s", d.mbytes_per_second, k.mbytes_per_second, n.mbytes_per_second, true);
-    auto dl = httpLatency(up_port, path);
-    auto kl = httpLatency(kasm_port, std::string("/desktop/s1") + path + q);
-    Latency nl;
-    if (nginx.ok()) nl = httpLatency(nginx.port(), std::string("/desktop/s1") + path + q);
-    row((std::string("http ") + label + " p50 us").c_str(), dl.median_us, kl.median_us, nl.median_us, false);
-    row((std::string("http ") + label + " p99 us").c_str(), dl.p99_us, kl.p99_us, nl.p99_us, false);
-    std::printf("%-22s %14s %14.1f %14.1f %11.2fx (added p50 latency, lower is better)\n",
-                (std::string("http ") + label + " +p50 us").c_str(), "-", kl.median_us - dl.median_us,
-                nl.median_us - dl.median_us,
-                nl.median_us - dl.median_us > 0 ? (kl.median_us - dl.median_us) / (nl.median_us - dl.median_us) : 0);
+      row("http 1MiB MB/s", t[0].mbytes_per_second, t[1].mbytes_per_second, t[2].mbytes_per_second, true);
+    auto runs = rounds([&](int w) { return httpLatency(http_ports[w], targetOf(w)); });
+    auto l = median(runs, medianOf);
+    auto l99 = median(runs, p99Of);
+    row((name + " p50 us").c_str(), l[0].median_us, l[1].median_us, l[2].median_us, false);
+    row((name + " p99 us").c_str(), l99[0].p99_us, l99[1].p99_us, l99[2].p99_us, false);
+    addedRow(name + " +p50 us", l);
   }
 
   {
-    auto d = wsThroughput(ws_upstream.port(), "/ws");
-    auto k = wsThroughput(kasm_port, "/desktop/s1/ws" + q);
-    Throughput n;
-    if (nginx.ok()) n = wsThroughput(nginx.port(), "/desktop/s1/ws" + q);
-    row("ws echo msg/s", d.per_second, k.per_second, n.per_second, true);
-    auto dl = wsLatency(ws_upstream.port(), "/ws");
-    auto kl = wsLatency(kasm_port, "/desktop/s1/ws" + q);
-    Latency nl;
-    if (nginx.ok()) nl = wsLatency(nginx.port(), "/desktop/s1/ws" + q);
-    row("ws echo p50 us", dl.median_us, kl.median_us, nl.median_us, false);
-    row("ws echo p99 us", dl.p99_us, kl.p99_us, nl.p99_us, false);
-    std::printf("%-22s %14s %14.1f %14.1f %11.2fx (added p50 latency, lower is better)\n", "ws echo +p50 us", "-",
-                kl.median_us - dl.median_us, nl.median_us - dl.median_us,
-                nl.median_us - dl.median_us > 0 ? (kl.median_us - dl.median_us) / (nl.median_us - dl.median_us) : 0);
+    const std::array<std::uint16_t, 3> ws_ports{ws_upstream.port(), kasm_port,
+                                                nginx.ok() ? nginx.port() : std::uint16_t{0}};
+    auto targetOf = [&](int which) { return which == 0 ? std::string("/ws") : "/desktop/s1/ws" + q; };
+    auto t = median(rounds([&](int w) { return wsThroughput(ws_ports[w], targetOf(w)); }), rateOf);
+    row("ws echo msg/s", t[0].per_second, t[1].per_second, t[2].per_second, true);
+    auto runs = rounds([&](int w) { return wsLatency(ws_ports[w], targetOf(w)); });
+    auto l = median(runs, medianOf);
+    auto l99 = median(runs, p99Of);
+    row("ws echo p50 us", l[0].median_us, l[1].median_us, l[2].median_us, false);
+    row("ws echo p99 us", l99[0].p99_us, l99[1].p99_us, l99[2].p99_us, false);
+    addedRow("ws echo +p50 us", l);
   }
   auto stats = (*proxy)->stats();
   std::printf("kasm proxy: %llu requests, %llu rejected, %.1f MB to clients, %ld activity reports\n",
