@@ -59,7 +59,7 @@ bool Responder::answered() const {
 // ---- helpers shared with the proxy ---------------------------------------------------------------
 
 namespace detail {
-asio::awaitable<void> writeSimple(Transport& stream, unsigned version, int status, std::string body, bool keep_alive,
+Awaitable<> writeSimple(Transport& stream, unsigned version, int status, std::string body, bool keep_alive,
                                   const HttpHeaders* extra) {
   http::response<http::string_body> res{static_cast<http::status>(status), version};
   res.set(http::field::content_type, "text/plain; charset=utf-8");
@@ -106,9 +106,9 @@ struct HttpServer::Impl {
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
 
-  asio::awaitable<void> acceptLoop();
-  asio::awaitable<void> serve(std::shared_ptr<Connection> conn);
-  asio::awaitable<bool> serveHandler(Connection& conn, beast::flat_buffer& buffer, HeaderParser& parser);
+  Awaitable<> acceptLoop();
+  Awaitable<> serve(std::shared_ptr<Connection> conn);
+  Awaitable<bool> serveHandler(Connection& conn, beast::flat_buffer& buffer, HeaderParser& parser);
   void closeConnections(bool only_idle);
 };
 
@@ -158,7 +158,7 @@ bool isQuietClose(const beast::error_code& ec) {
 }
 }  // namespace
 
-asio::awaitable<void> HttpServer::Impl::acceptLoop() {
+Awaitable<> HttpServer::Impl::acceptLoop() {
   while (!stopping.load()) {
     auto& ctx = *contexts[next_context++ % contexts.size()];
     auto [ec, socket] = co_await acceptor->async_accept(ctx, kAwaitTuple);
@@ -181,7 +181,7 @@ asio::awaitable<void> HttpServer::Impl::acceptLoop() {
   }
 }
 
-asio::awaitable<void> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) {
+Awaitable<> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) {
   Transport& t = conn->transport;
   try {
     if (t.secure()) {
@@ -284,7 +284,7 @@ asio::awaitable<void> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) 
   t.close();
 }
 
-asio::awaitable<bool> HttpServer::Impl::serveHandler(Connection& conn, beast::flat_buffer& buffer,
+Awaitable<bool> HttpServer::Impl::serveHandler(Connection& conn, beast::flat_buffer& buffer,
                                                      HeaderParser& parser) {
   Transport& t = conn.transport;
   const unsigned version = parser.get().version();
@@ -440,7 +440,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options,
   impl->options = std::move(options);
 
   Impl* raw = impl.get();
-  asio::co_spawn(acceptor.get_executor(), raw->acceptLoop(), asio::detached);
+  asio::co_spawn(raw->contexts.front()->get_executor(), raw->acceptLoop(), asio::detached);
   for (auto& ctx : raw->contexts) {
     raw->threads.emplace_back([ioc = ctx.get()] {
       for (;;) {

@@ -9,6 +9,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <limits>
+#include <ctime>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,10 +32,23 @@ using Socket = asio::basic_stream_socket<tcp, Executor>;
 
 // Coroutine completion tokens: exceptions for "give up on this connection", tuples where an error
 // is an expected outcome to branch on.
-inline constexpr auto kAwait = asio::use_awaitable;
-inline constexpr auto kAwaitTuple = asio::as_tuple(asio::use_awaitable);
+// Coroutines are bound to the concrete io_context executor, not any_io_executor: every resumption
+// then dispatches without type erasure.
+template <class T = void>
+using Awaitable = asio::awaitable<T, Executor>;
+inline constexpr asio::use_awaitable_t<Executor> kAwait{};
+inline constexpr auto kAwaitTuple = asio::as_tuple(asio::use_awaitable_t<Executor>{});
 
 class TimedSocket;
+
+// The clock of socket deadlines: CLOCK_MONOTONIC_COARSE, read without a timer-counter access
+// (a few ns where steady_clock costs tens, and a proxied request moves several deadlines). Its
+// resolution of a few milliseconds is finer than the sweep period.
+inline std::int64_t deadlineClockNs() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
 
 // Deadlines of every TimedSocket of one io_context, checked by one periodic timer. Moving a
 // deadline is a clock read and a store, where a timer per operation (beast::basic_stream) costs a
@@ -79,8 +93,7 @@ class TimedSocket {
 
   template <class Rep, class Period>
   void expires_after(std::chrono::duration<Rep, Period> d) {
-    const auto now = std::chrono::steady_clock::now().time_since_epoch();
-    deadline_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(now + d).count(),
+    deadline_ns_.store(deadlineClockNs() + std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(),
                        std::memory_order_relaxed);
     timed_out_ = false;
   }
@@ -265,18 +278,18 @@ using HeaderParser = http::request_parser<http::empty_body>;
 
 // Serves one proxied request whose header is in `parser` (the body, if any, is still unread in
 // `buffer` and the stream). Returns true when the client connection may be reused.
-asio::awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
+Awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
                                    HeaderParser& parser);
 
 // The fast path for a request whose head scanned as plain (http_scan.hpp) and that has no body or
 // upgrade (proxyFastEligible): written and read without Beast's field containers. The head's
 // bytes are still at the front of `buffer`.
 bool proxyFastEligible(const MessageHead& head);
-asio::awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
+Awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
                                        const MessageHead& head);
 
 // Writes a small complete response (used for errors). `keep_alive` false adds Connection: close.
-asio::awaitable<void> writeSimple(Transport& stream, unsigned version, int status, std::string body, bool keep_alive,
+Awaitable<> writeSimple(Transport& stream, unsigned version, int status, std::string body, bool keep_alive,
                                   const HttpHeaders* extra = nullptr);
 
 }  // namespace kasm::net::detail

@@ -204,7 +204,13 @@ TokenSplit splitQueryToken(std::string_view query) {
     auto eq = part.find('=');
     if (part.substr(0, eq) == "token") {
       if (!out.from_query && eq != std::string_view::npos) {
-        auto decoded = percentDecode(part.substr(eq + 1), true);
+        const std::string_view raw = part.substr(eq + 1);
+        if (raw.find_first_of("%+") == std::string_view::npos) {  // Nothing to decode (the usual token).
+          out.token.assign(raw);
+          out.from_query = true;
+          continue;
+        }
+        auto decoded = percentDecode(raw, true);
         if (decoded.ok()) {
           out.token = std::move(*decoded);
           out.from_query = true;
@@ -310,7 +316,7 @@ int authStatus(ErrorCode code) {
 }
 
 // Runs the authorizer, on the blocking pool when one is configured, resuming on our strand.
-asio::awaitable<Result<ProxyTarget>> authorize(SessionProxy::Impl& proxy, const ProxyAuthRequest& request) {
+Awaitable<Result<ProxyTarget>> authorize(SessionProxy::Impl& proxy, const ProxyAuthRequest& request) {
   if (!proxy.options.blocking_pool) co_return proxy.options.authorize(request);
   struct Box {
     std::mutex mutex;
@@ -343,7 +349,7 @@ asio::awaitable<Result<ProxyTarget>> authorize(SessionProxy::Impl& proxy, const 
   }
 }
 
-asio::awaitable<beast::error_code> connectUpstream(SessionProxy::Impl& proxy, Transport& up,
+Awaitable<beast::error_code> connectUpstream(SessionProxy::Impl& proxy, Transport& up,
                                                    const ProxyTarget& target) {
   std::string host, port;
   if (!parseUpstream(target.upstream, host, port)) co_return asio::error::invalid_argument;
@@ -384,7 +390,7 @@ asio::awaitable<beast::error_code> connectUpstream(SessionProxy::Impl& proxy, Tr
 // body (one write for a small message), then each piece as it arrives (read_some, so a streamed
 // body such as server-sent events is not held back until the buffer fills).
 template <bool isRequest, class CountFn>
-asio::awaitable<beast::error_code> relayBody(Transport& in, beast::flat_buffer& in_buffer,
+Awaitable<beast::error_code> relayBody(Transport& in, beast::flat_buffer& in_buffer,
                                              http::parser<isRequest, http::buffer_body>& p, Transport& out,
                                              http::serializer<isRequest, http::buffer_body>& sr, std::vector<char>& buf,
                                              Duration timeout, CountFn count) {
@@ -417,7 +423,7 @@ asio::awaitable<beast::error_code> relayBody(Transport& in, beast::flat_buffer& 
 
 // Copies `in` to `out` until either side ends, then closes both.
 template <class CountFn>
-asio::awaitable<void> pump(Transport& in, Transport& out, std::vector<char>& buf, CountFn count) {
+Awaitable<> pump(Transport& in, Transport& out, std::vector<char>& buf, CountFn count) {
   for (;;) {
     auto [ec, n] = co_await in.async_read_some(asio::buffer(buf), kAwaitTuple);
     if (ec) break;
@@ -429,7 +435,7 @@ asio::awaitable<void> pump(Transport& in, Transport& out, std::vector<char>& buf
 }
 
 // Answers a request the proxy refuses; the connection is kept when `keep`.
-asio::awaitable<bool> refuse(SessionProxy::Impl& proxy, ClientContext& client, unsigned version, bool keep, int status,
+Awaitable<bool> refuse(SessionProxy::Impl& proxy, ClientContext& client, unsigned version, bool keep, int status,
                              std::string message, const HttpHeaders* extra = nullptr) {
   proxy.rejected.fetch_add(1, std::memory_order_relaxed);
   keep = keep && !client.stopping.load();
@@ -438,7 +444,7 @@ asio::awaitable<bool> refuse(SessionProxy::Impl& proxy, ClientContext& client, u
   co_return keep;
 }
 
-asio::awaitable<bool> reject(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser, int status,
+Awaitable<bool> reject(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser, int status,
                              std::string message, const HttpHeaders* extra = nullptr) {
   const auto& req = parser.get();
   // An unread body would be parsed as the next request: close instead of keeping the connection.
@@ -457,7 +463,7 @@ bool offersBinary(const http::request<http::empty_body>& req) {
   return false;
 }
 
-asio::awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
+Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
                                 ConnectionState& state, ExchangeGuard& guard, const ProxyTarget& target) {
   Transport upstream(client.transport.get_executor());
   // closeSession may cut the bridge while it runs; never after `upstream` is gone.
@@ -484,7 +490,7 @@ asio::awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client
   if (aec) co_return false;
 
   proxy.tunnels.fetch_add(1);
-  auto browser_to_vnc = [&]() -> asio::awaitable<void> {
+  auto browser_to_vnc = [&]() -> Awaitable<> {
     for (;;) {
       auto [ec, n] = co_await ws.async_read_some(asio::buffer(state.to_upstream), kAwaitTuple);
       if (ec) break;
@@ -494,7 +500,7 @@ asio::awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client
     upstream.close();
     client.transport.close();
   };
-  auto vnc_to_browser = [&]() -> asio::awaitable<void> {
+  auto vnc_to_browser = [&]() -> Awaitable<> {
     for (;;) {
       auto [ec, n] = co_await upstream.async_read_some(asio::buffer(state.to_client), kAwaitTuple);
       if (ec) break;
@@ -513,7 +519,7 @@ asio::awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client
 // Reuses the connection's kept upstream when it leads to the same place, else connects a new one.
 // `reused` says which, for the retry of a request that met a kept connection the upstream had
 // closed.
-asio::awaitable<beast::error_code> ensureUpstream(SessionProxy::Impl& proxy, ClientContext& client,
+Awaitable<beast::error_code> ensureUpstream(SessionProxy::Impl& proxy, ClientContext& client,
                                                   ConnectionState& state, const ProxyTarget& target, bool& reused) {
   const auto protocol = enumName(target.protocol);
   const bool same = state.upstream_key.size() == protocol.size() + 1 + target.upstream.size() &&
@@ -536,7 +542,7 @@ bool closedByPeer(const beast::error_code& ec) {
 
 // The upstream's response, its header parsed into `resp`, relayed to the client (and, for an
 // accepted upgrade, the tunnel that follows). Returns whether the client connection may be reused.
-asio::awaitable<bool> relayResponse(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
+Awaitable<bool> relayResponse(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
                                     ConnectionState& state, ExchangeGuard& guard,
                                     http::response_parser<http::buffer_body>& resp, unsigned client_version,
                                     bool client_keep_alive, bool is_head, bool upgrade,
@@ -602,7 +608,7 @@ asio::awaitable<bool> relayResponse(SessionProxy::Impl& proxy, ClientContext& cl
   co_return keep;
 }
 
-asio::awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
+Awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
                                   HeaderParser& parser, ConnectionState& state, ExchangeGuard& guard,
                                   const ProxyTarget& target, std::string upstream_target, bool upgrade,
                                   const HttpHeaders& response_extra) {
@@ -776,21 +782,38 @@ void addTokenCookie(const SessionProxy::Impl& proxy, ClientContext& client, cons
 
 // ---- fast path: a plain request without a body (see http_scan.hpp) -------------------------------
 
+constexpr std::string_view kHopByHop[] = {"Connection", "Keep-Alive",        "Proxy-Connection",
+                                          "Proxy-Authenticate", "Proxy-Authorization", "TE",
+                                          "Trailer",    "Transfer-Encoding", "Upgrade"};
+
 bool isHopByHop(std::string_view name) {
-  for (std::string_view h : {"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
-                             "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade"}) {
+  for (auto h : kHopByHop) {
     if (equalsIgnoreCase(name, h)) return true;
   }
   return false;
 }
 
-// True when a Connection field of `head` names `name`, making it hop-by-hop too.
-bool namedByConnection(const MessageHead& head, std::string_view name) {
-  for (std::size_t i = 0; i < head.field_count; ++i) {
-    if (equalsIgnoreCase(head.fields[i].name, "Connection") && listHasToken(head.fields[i].value, name)) return true;
+// Hop-by-hop fields of a head: the standard ones and those its Connection fields name.
+class HopByHop {
+ public:
+  explicit HopByHop(const MessageHead& head) : head_(head) {
+    for (std::size_t i = 0; i < head.field_count; ++i) {
+      if (equalsIgnoreCase(head.fields[i].name, "Connection")) has_connection_ = true;
+    }
   }
-  return false;
-}
+  bool operator()(std::string_view name) const {
+    if (isHopByHop(name)) return true;
+    if (!has_connection_) return false;
+    for (std::size_t i = 0; i < head_.field_count; ++i) {
+      if (equalsIgnoreCase(head_.fields[i].name, "Connection") && listHasToken(head_.fields[i].value, name)) return true;
+    }
+    return false;
+  }
+
+ private:
+  const MessageHead& head_;
+  bool has_connection_ = false;
+};
 
 bool keepAliveOf(const MessageHead& head) {
   bool close = false, keep_alive = false;
@@ -822,7 +845,7 @@ std::optional<std::size_t> simpleResponseLength(const MessageHead& head, bool is
 }
 
 // The upstream response head read into `head` (the bytes stay in upstream_buffer).
-asio::awaitable<std::pair<beast::error_code, ScanResult>> readResponseHead(SessionProxy::Impl& proxy, Transport& up,
+Awaitable<std::pair<beast::error_code, ScanResult>> readResponseHead(SessionProxy::Impl& proxy, Transport& up,
                                                                            beast::flat_buffer& b, MessageHead& head) {
   constexpr std::size_t kMaxHead = 64 * 1024;
   up.tcp().expires_after(proxy.options.upstream_timeout);
@@ -858,7 +881,7 @@ asio::awaitable<std::pair<beast::error_code, ScanResult>> readResponseHead(Sessi
   }
 }
 
-asio::awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
+Awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
                                   const MessageHead& head, ConnectionState& state, ExchangeGuard& guard,
                                   const ProxyTarget& target, const Route& route, std::string_view cookie_token,
                                   bool bearer_taken) {
@@ -877,9 +900,10 @@ asio::awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& clie
   out.append(" HTTP/1.1\r\n");
   std::string xff, token_again;
   std::string_view host;
+  const HopByHop request_hop(head);
   for (std::size_t i = 0; i < head.field_count; ++i) {
     const auto& f = head.fields[i];
-    if (isHopByHop(f.name) || equalsIgnoreCase(f.name, "Expect") || namedByConnection(head, f.name)) continue;
+    if (request_hop(f.name) || equalsIgnoreCase(f.name, "Expect")) continue;
     if (equalsIgnoreCase(f.name, "X-Forwarded-For")) {
       if (!xff.empty()) xff.append(", ");
       xff.append(f.value);
@@ -955,9 +979,10 @@ asio::awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& clie
         .append(" ")
         .append(rh.reason)
         .append("\r\n");
+    const HopByHop response_hop(rh);
     for (std::size_t i = 0; i < rh.field_count; ++i) {
       const auto& f = rh.fields[i];
-      if (isHopByHop(f.name) || namedByConnection(rh, f.name)) continue;
+      if (response_hop(f.name)) continue;
       appendField(out, f.name, f.value);
     }
     for (const auto& [k, v] : response_extra.fields()) appendField(out, k, v);
@@ -1014,7 +1039,7 @@ bool proxyFastEligible(const MessageHead& head) {
   return true;
 }
 
-asio::awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
+Awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
                                        const MessageHead& head) {
   proxy.requests.fetch_add(1, std::memory_order_relaxed);
   const unsigned version = static_cast<unsigned>(head.version);
@@ -1057,7 +1082,7 @@ asio::awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext&
                                  !bearer.empty());
 }
 
-asio::awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
+Awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
                                    HeaderParser& parser) {
   proxy.requests.fetch_add(1, std::memory_order_relaxed);
   auto& req = parser.get();

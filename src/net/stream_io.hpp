@@ -25,7 +25,7 @@ inline std::size_t readRoom(const beast::flat_buffer& b) {
 // One step of parsing, as http::async_read_some: feeds `p` from `b`, reading from `in` only when the
 // buffered bytes make no progress.
 template <bool isRequest>
-asio::awaitable<beast::error_code> parseSome(Transport& in, beast::flat_buffer& b, http::basic_parser<isRequest>& p) {
+Awaitable<beast::error_code> parseSome(Transport& in, beast::flat_buffer& b, http::basic_parser<isRequest>& p) {
   for (;;) {
     if (b.size() > 0) {
       beast::error_code ec;
@@ -48,7 +48,7 @@ asio::awaitable<beast::error_code> parseSome(Transport& in, beast::flat_buffer& 
 
 // As http::async_read_header.
 template <bool isRequest>
-asio::awaitable<beast::error_code> parseHeader(Transport& in, beast::flat_buffer& b, http::basic_parser<isRequest>& p) {
+Awaitable<beast::error_code> parseHeader(Transport& in, beast::flat_buffer& b, http::basic_parser<isRequest>& p) {
   while (!p.is_header_done()) {
     if (auto ec = co_await parseSome(in, b, p); ec) co_return ec;
   }
@@ -57,7 +57,7 @@ asio::awaitable<beast::error_code> parseHeader(Transport& in, beast::flat_buffer
 
 // As http::async_read: the whole message into the parser's body.
 template <bool isRequest>
-asio::awaitable<beast::error_code> parseMessage(Transport& in, beast::flat_buffer& b,
+Awaitable<beast::error_code> parseMessage(Transport& in, beast::flat_buffer& b,
                                                 http::basic_parser<isRequest>& p) {
   while (!p.is_done()) {
     if (auto ec = co_await parseSome(in, b, p); ec) co_return ec;
@@ -66,14 +66,14 @@ asio::awaitable<beast::error_code> parseMessage(Transport& in, beast::flat_buffe
 }
 
 // Waits until `out` takes more bytes.
-inline asio::awaitable<beast::error_code> waitWritable(Transport& out) {
+inline Awaitable<beast::error_code> waitWritable(Transport& out) {
   auto [ec] = co_await out.tcp().async_wait(tcp::socket::wait_write, kAwaitTuple);
   co_return ec;
 }
 
 // Writes all of `buffers`.
 template <class ConstBuffers>
-asio::awaitable<beast::error_code> writeAll(Transport& out, const ConstBuffers& buffers) {
+Awaitable<beast::error_code> writeAll(Transport& out, const ConstBuffers& buffers) {
   if (out.secure()) {
     auto [ec, n] = co_await asio::async_write(out, buffers, kAwaitTuple);
     co_return ec;
@@ -95,7 +95,7 @@ asio::awaitable<beast::error_code> writeAll(Transport& out, const ConstBuffers& 
 // As http::async_write: the serializer until it is done or needs the next body buffer
 // (http::error::need_buffer, which callers of a buffer_body relay treat as success).
 template <bool isRequest, class Body, class Fields>
-asio::awaitable<beast::error_code> writeMessage(Transport& out, http::serializer<isRequest, Body, Fields>& sr) {
+Awaitable<beast::error_code> writeMessage(Transport& out, http::serializer<isRequest, Body, Fields>& sr) {
   if (out.secure()) {
     auto [ec, n] = co_await http::async_write(out, sr, kAwaitTuple);
     co_return ec;

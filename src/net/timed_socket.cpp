@@ -44,8 +44,7 @@ void DeadlineSweeper::arm() {
 }
 
 void DeadlineSweeper::sweep() {
-  const auto now =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  const auto now = deadlineClockNs();
   std::lock_guard lock(mutex_);
   if (shut_down_) return;
   for (auto* s : sockets_) s->expireIfDue(now);
