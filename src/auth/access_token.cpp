@@ -1,9 +1,13 @@
+// The HMAC below keeps SHA-256 midstates, which only the low-level SHA256_* functions expose;
+// OpenSSL 3 marks them deprecated but keeps them (and their hardware-accelerated block code).
+#define OPENSSL_SUPPRESS_DEPRECATED
+
 #include "kasm/auth/access_token.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/params.h>
+#include <openssl/sha.h>
+
+#include <cstring>
 
 #include <charconv>
 #include <vector>
@@ -46,47 +50,56 @@ Result<AccessTokenSigner> AccessTokenSigner::create(std::string key, const Clock
 }
 
 namespace {
-// The proxy checks a token on every request: keep one keyed HMAC context per thread instead of
-// fetching the algorithm and allocating a context each time (OpenSSL 3's one-shot HMAC() does).
+// The proxy checks a token on every request. HMAC(K, m) = H((K ^ opad) || H((K ^ ipad) || m)): the
+// hash states after the two key blocks depend on the key alone, so each thread keeps them for the
+// last key it saw and a MAC costs two copies of a state and two blocks of SHA-256, where OpenSSL's
+// EVP_MAC re-initialises its contexts on every call.
 struct ThreadMac {
-  EVP_MAC* mac = nullptr;
-  EVP_MAC_CTX* ctx = nullptr;
   std::string key;
+  SHA256_CTX inner{};
+  SHA256_CTX outer{};
+  bool ready = false;
   ~ThreadMac() {
-    EVP_MAC_CTX_free(ctx);
-    EVP_MAC_free(mac);
+    OPENSSL_cleanse(&inner, sizeof inner);
+    OPENSSL_cleanse(&outer, sizeof outer);
+    OPENSSL_cleanse(key.data(), key.size());
   }
 };
 }  // namespace
 
 std::string hmacSha256(std::string_view key, std::string_view payload) {
   thread_local ThreadMac tm;
-  unsigned char out[EVP_MAX_MD_SIZE];
-  std::size_t len = 0;
-  bool ok = true;
-  if (!tm.ctx || tm.key != key) {
-    if (!tm.mac) tm.mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-    EVP_MAC_CTX_free(tm.ctx);
-    tm.ctx = tm.mac ? EVP_MAC_CTX_new(tm.mac) : nullptr;
-    char digest[] = "SHA256";
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0), OSSL_PARAM_construct_end()};
-    ok = tm.ctx && EVP_MAC_init(tm.ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(), params) == 1;
-    tm.key = ok ? std::string(key) : std::string();
-  } else {
-    ok = EVP_MAC_init(tm.ctx, nullptr, 0, nullptr) == 1;  // Same key: restart.
+  if (!tm.ready || tm.key != key) {
+    unsigned char block[SHA256_CBLOCK] = {};
+    if (key.size() > sizeof block) {
+      SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), block);  // RFC 2104: long keys hashed.
+    } else {
+      std::memcpy(block, key.data(), key.size());
+    }
+    unsigned char ipad[SHA256_CBLOCK], opad[SHA256_CBLOCK];
+    for (std::size_t i = 0; i < sizeof block; ++i) {
+      ipad[i] = static_cast<unsigned char>(block[i] ^ 0x36);
+      opad[i] = static_cast<unsigned char>(block[i] ^ 0x5c);
+    }
+    SHA256_Init(&tm.inner);
+    SHA256_Update(&tm.inner, ipad, sizeof ipad);
+    SHA256_Init(&tm.outer);
+    SHA256_Update(&tm.outer, opad, sizeof opad);
+    OPENSSL_cleanse(block, sizeof block);
+    OPENSSL_cleanse(ipad, sizeof ipad);
+    OPENSSL_cleanse(opad, sizeof opad);
+    tm.key.assign(key);
+    tm.ready = true;
   }
-  ok = ok && EVP_MAC_update(tm.ctx, reinterpret_cast<const unsigned char*>(payload.data()), payload.size()) == 1 &&
-       EVP_MAC_final(tm.ctx, out, &len, sizeof out) == 1;
-  if (!ok) {
-    // Fall back to the one-shot form (never expected; keeps the answer correct).
-    unsigned int n = 0;
-    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(payload.data()),
-         payload.size(), out, &n);
-    len = n;
-    EVP_MAC_CTX_free(tm.ctx);
-    tm.ctx = nullptr;
-  }
-  return base64url(out, len);
+  unsigned char inner_hash[SHA256_DIGEST_LENGTH], out[SHA256_DIGEST_LENGTH];
+  SHA256_CTX ctx = tm.inner;
+  SHA256_Update(&ctx, payload.data(), payload.size());
+  SHA256_Final(inner_hash, &ctx);
+  ctx = tm.outer;
+  SHA256_Update(&ctx, inner_hash, sizeof inner_hash);
+  SHA256_Final(out, &ctx);
+  OPENSSL_cleanse(&ctx, sizeof ctx);
+  return base64url(out, sizeof out);
 }
 
 bool constantTimeEquals(std::string_view a, std::string_view b) {

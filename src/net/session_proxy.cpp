@@ -849,10 +849,10 @@ Awaitable<std::pair<beast::error_code, ScanResult>> readResponseHead(SessionProx
                                                                            beast::flat_buffer& b, MessageHead& head) {
   constexpr std::size_t kMaxHead = 64 * 1024;
   up.tcp().expires_after(proxy.options.upstream_timeout);
-  // The request has just been written, so nothing is due before its response: wait for the
-  // socket to become readable rather than first trying a read that would fail (a wasted system
-  // call per request). Readiness is edge-triggered, so this is sound only while the last read
-  // drained the socket; a read that filled the buffer is followed by another read, not a wait.
+  // The request has just been written, so nothing is due before its response: wait for
+  // readiness, then read without blocking, instead of a read attempt that fails first. (Asio
+  // re-arms the descriptor for a wait, so bytes that arrived earlier are still reported.) After a
+  // read that filled the room, read again at once: more is probably waiting.
   bool drained = true;
   for (;;) {
     const auto data = b.cdata();

@@ -6,6 +6,15 @@
 namespace kasm::auth {
 namespace {
 
+// RFC 4231 test cases 1, 2 and 6 (a key longer than a block), base64url without padding; the same
+// thread switches keys between them, which the per-thread midstate cache must notice.
+TEST(Secret, HmacSha256MatchesRfc4231) {
+  EXPECT_EQ(hmacSha256(std::string(20, '\x0b'), "Hi There"), "sDRMYdjbOFNcqK_OrwvxK4gdwgDJgz2nJuk3bC4yz_c");
+  EXPECT_EQ(hmacSha256("Jefe", "what do ya want for nothing?"), "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM");
+  EXPECT_EQ(hmacSha256(std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First"), "YOQxWR7gtn8Niiaqy_W3f44LxiE3KMUUBUYEDw7jf1Q");
+  EXPECT_EQ(hmacSha256("Jefe", "what do ya want for nothing?"), "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM");
+}
+
 TEST(Secret, HashVerifyAndTokens) {
   SeededRandom random(1);
   const std::string token = generateToken(random);
