@@ -280,6 +280,7 @@ Result<void> ServerApp::start() {
   agent_pool_ = std::make_unique<net::BlockingPool>(64, 256);
   net::ProxyOptions popts;
   popts.authorize = [this](const net::ProxyAuthRequest& r) { return authorizeProxy(r); };
+  popts.authorize_quick = [this](const net::ProxyAuthRequest& r) { return authorizeProxyQuick(r); };
   popts.on_activity = [this](const SessionId& s, const UserId&) { (void)manager_->recordActivity(s); };
   popts.blocking_pool = pool_.get();
   KASM_ASSIGN_OR_RETURN(proxy_, net::SessionProxy::create(std::move(popts)));
@@ -413,22 +414,28 @@ net::HttpResponse ServerApp::metrics() {
   return net::HttpResponse::text(200, std::move(out), "text/plain; version=0.0.4");
 }
 
+std::optional<Result<net::ProxyTarget>> ServerApp::authorizeProxyQuick(const net::ProxyAuthRequest& r) {
+  // The token is verified on every request and upgrade (a signature check, no I/O); what the store
+  // says about the session (owner, state, upstream) is remembered for a second, so a page's burst
+  // of requests costs one store read and the rest stay on the I/O thread. A session that ends is
+  // cut by closeSession() from the background loop.
+  if (r.token.empty()) return Result<net::ProxyTarget>(unauthenticated("a session access token is required"));
+  auto claims = signer_->verifyFor(r.token, r.session);
+  if (!claims.ok()) return Result<net::ProxyTarget>(claims.error());
+  std::lock_guard lock(proxy_cache_mutex_);
+  auto it = proxy_cache_.find(r.session);
+  if (it == proxy_cache_.end() || it->second.until <= std::chrono::steady_clock::now()) return std::nullopt;
+  if (it->second.target.user != claims->user_id) {
+    return Result<net::ProxyTarget>(permissionDenied("the token's user does not own this session"));
+  }
+  return Result<net::ProxyTarget>(it->second.target);
+}
+
 Result<net::ProxyTarget> ServerApp::authorizeProxy(const net::ProxyAuthRequest& r) {
-  if (r.token.empty()) return unauthenticated("a session access token is required");
-  // The token is verified on every request and upgrade; what the store says about the session
-  // (owner, state, upstream) is remembered for a second, so a page's burst of requests costs one
-  // store read. A session that ends is cut by closeSession() from the background loop.
+  if (auto quick = authorizeProxyQuick(r)) return std::move(*quick);
+  // Not remembered: read the session.
   KASM_ASSIGN_OR_RETURN(auth::AccessClaims claims, signer_->verifyFor(r.token, r.session));
   const auto now = std::chrono::steady_clock::now();
-  {
-    std::lock_guard lock(proxy_cache_mutex_);
-    auto it = proxy_cache_.find(r.session);
-    if (it != proxy_cache_.end() && it->second.until > now) {
-      if (it->second.target.user != claims.user_id)
-        return permissionDenied("the token's user does not own this session");
-      return it->second.target;
-    }
-  }
   auto s = manager_->getSession(r.session);
   if (!s.ok()) return notFound("session " + r.session.str() + " does not exist");
   if (s->user_id != claims.user_id) return permissionDenied("the token's user does not own this session");

@@ -65,6 +65,8 @@ class ServerApp {
   net::HttpResponse metrics();
   net::HttpResponse rest(const net::HttpRequest& req);
   Result<net::ProxyTarget> authorizeProxy(const net::ProxyAuthRequest& request);
+  // The part of authorizeProxy that needs no store read: on the I/O thread, nullopt on a miss.
+  std::optional<Result<net::ProxyTarget>> authorizeProxyQuick(const net::ProxyAuthRequest& request);
 
   ServerConfig config_;
   SystemClock clock_;

@@ -7,9 +7,8 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include <cstring>
-
 #include <charconv>
+#include <cstring>
 #include <vector>
 
 #include "auth/token_fields.hpp"

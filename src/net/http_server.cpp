@@ -60,7 +60,7 @@ bool Responder::answered() const {
 
 namespace detail {
 Awaitable<> writeSimple(Transport& stream, unsigned version, int status, std::string body, bool keep_alive,
-                                  const HttpHeaders* extra) {
+                        const HttpHeaders* extra) {
   http::response<http::string_body> res{static_cast<http::status>(status), version};
   res.set(http::field::content_type, "text/plain; charset=utf-8");
   if (extra) {
@@ -284,8 +284,7 @@ Awaitable<> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) {
   t.close();
 }
 
-Awaitable<bool> HttpServer::Impl::serveHandler(Connection& conn, beast::flat_buffer& buffer,
-                                                     HeaderParser& parser) {
+Awaitable<bool> HttpServer::Impl::serveHandler(Connection& conn, beast::flat_buffer& buffer, HeaderParser& parser) {
   Transport& t = conn.transport;
   const unsigned version = parser.get().version();
   auto length = parser.content_length();

@@ -8,8 +8,8 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <limits>
 #include <ctime>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -279,17 +279,17 @@ using HeaderParser = http::request_parser<http::empty_body>;
 // Serves one proxied request whose header is in `parser` (the body, if any, is still unread in
 // `buffer` and the stream). Returns true when the client connection may be reused.
 Awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
-                                   HeaderParser& parser);
+                             HeaderParser& parser);
 
 // The fast path for a request whose head scanned as plain (http_scan.hpp) and that has no body or
 // upgrade (proxyFastEligible): written and read without Beast's field containers. The head's
 // bytes are still at the front of `buffer`.
 bool proxyFastEligible(const MessageHead& head);
 Awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
-                                       const MessageHead& head);
+                                 const MessageHead& head);
 
 // Writes a small complete response (used for errors). `keep_alive` false adds Connection: close.
 Awaitable<> writeSimple(Transport& stream, unsigned version, int status, std::string body, bool keep_alive,
-                                  const HttpHeaders* extra = nullptr);
+                        const HttpHeaders* extra = nullptr);
 
 }  // namespace kasm::net::detail

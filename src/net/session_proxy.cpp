@@ -317,6 +317,9 @@ int authStatus(ErrorCode code) {
 
 // Runs the authorizer, on the blocking pool when one is configured, resuming on our strand.
 Awaitable<Result<ProxyTarget>> authorize(SessionProxy::Impl& proxy, const ProxyAuthRequest& request) {
+  if (proxy.options.authorize_quick) {
+    if (auto quick = proxy.options.authorize_quick(request)) co_return std::move(*quick);
+  }
   if (!proxy.options.blocking_pool) co_return proxy.options.authorize(request);
   struct Box {
     std::mutex mutex;
@@ -349,8 +352,7 @@ Awaitable<Result<ProxyTarget>> authorize(SessionProxy::Impl& proxy, const ProxyA
   }
 }
 
-Awaitable<beast::error_code> connectUpstream(SessionProxy::Impl& proxy, Transport& up,
-                                                   const ProxyTarget& target) {
+Awaitable<beast::error_code> connectUpstream(SessionProxy::Impl& proxy, Transport& up, const ProxyTarget& target) {
   std::string host, port;
   if (!parseUpstream(target.upstream, host, port)) co_return asio::error::invalid_argument;
   up.tcp().expires_after(proxy.options.upstream_timeout);
@@ -391,9 +393,9 @@ Awaitable<beast::error_code> connectUpstream(SessionProxy::Impl& proxy, Transpor
 // body such as server-sent events is not held back until the buffer fills).
 template <bool isRequest, class CountFn>
 Awaitable<beast::error_code> relayBody(Transport& in, beast::flat_buffer& in_buffer,
-                                             http::parser<isRequest, http::buffer_body>& p, Transport& out,
-                                             http::serializer<isRequest, http::buffer_body>& sr, std::vector<char>& buf,
-                                             Duration timeout, CountFn count) {
+                                       http::parser<isRequest, http::buffer_body>& p, Transport& out,
+                                       http::serializer<isRequest, http::buffer_body>& sr, std::vector<char>& buf,
+                                       Duration timeout, CountFn count) {
   do {
     if (!p.is_done()) {
       p.get().body().data = buf.data();
@@ -436,7 +438,7 @@ Awaitable<> pump(Transport& in, Transport& out, std::vector<char>& buf, CountFn 
 
 // Answers a request the proxy refuses; the connection is kept when `keep`.
 Awaitable<bool> refuse(SessionProxy::Impl& proxy, ClientContext& client, unsigned version, bool keep, int status,
-                             std::string message, const HttpHeaders* extra = nullptr) {
+                       std::string message, const HttpHeaders* extra = nullptr) {
   proxy.rejected.fetch_add(1, std::memory_order_relaxed);
   keep = keep && !client.stopping.load();
   client.transport.tcp().expires_after(std::chrono::seconds(5));
@@ -445,7 +447,7 @@ Awaitable<bool> refuse(SessionProxy::Impl& proxy, ClientContext& client, unsigne
 }
 
 Awaitable<bool> reject(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser, int status,
-                             std::string message, const HttpHeaders* extra = nullptr) {
+                       std::string message, const HttpHeaders* extra = nullptr) {
   const auto& req = parser.get();
   // An unread body would be parsed as the next request: close instead of keeping the connection.
   const bool has_body = req.chunked() || (parser.content_length() && *parser.content_length() > 0);
@@ -464,7 +466,7 @@ bool offersBinary(const http::request<http::empty_body>& req) {
 }
 
 Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
-                                ConnectionState& state, ExchangeGuard& guard, const ProxyTarget& target) {
+                          ConnectionState& state, ExchangeGuard& guard, const ProxyTarget& target) {
   Transport upstream(client.transport.get_executor());
   // closeSession may cut the bridge while it runs; never after `upstream` is gone.
   struct BridgeRegistration {
@@ -519,8 +521,8 @@ Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, Head
 // Reuses the connection's kept upstream when it leads to the same place, else connects a new one.
 // `reused` says which, for the retry of a request that met a kept connection the upstream had
 // closed.
-Awaitable<beast::error_code> ensureUpstream(SessionProxy::Impl& proxy, ClientContext& client,
-                                                  ConnectionState& state, const ProxyTarget& target, bool& reused) {
+Awaitable<beast::error_code> ensureUpstream(SessionProxy::Impl& proxy, ClientContext& client, ConnectionState& state,
+                                            const ProxyTarget& target, bool& reused) {
   const auto protocol = enumName(target.protocol);
   const bool same = state.upstream_key.size() == protocol.size() + 1 + target.upstream.size() &&
                     state.upstream_key.starts_with(protocol) && state.upstream_key.ends_with(target.upstream);
@@ -543,10 +545,9 @@ bool closedByPeer(const beast::error_code& ec) {
 // The upstream's response, its header parsed into `resp`, relayed to the client (and, for an
 // accepted upgrade, the tunnel that follows). Returns whether the client connection may be reused.
 Awaitable<bool> relayResponse(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
-                                    ConnectionState& state, ExchangeGuard& guard,
-                                    http::response_parser<http::buffer_body>& resp, unsigned client_version,
-                                    bool client_keep_alive, bool is_head, bool upgrade,
-                                    const HttpHeaders& response_extra) {
+                              ConnectionState& state, ExchangeGuard& guard,
+                              http::response_parser<http::buffer_body>& resp, unsigned client_version,
+                              bool client_keep_alive, bool is_head, bool upgrade, const HttpHeaders& response_extra) {
   Transport& up = *state.upstream;
   const Duration timeout = proxy.options.upstream_timeout;
   auto& res = resp.get();
@@ -609,9 +610,9 @@ Awaitable<bool> relayResponse(SessionProxy::Impl& proxy, ClientContext& client, 
 }
 
 Awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
-                                  HeaderParser& parser, ConnectionState& state, ExchangeGuard& guard,
-                                  const ProxyTarget& target, std::string upstream_target, bool upgrade,
-                                  const HttpHeaders& response_extra) {
+                            HeaderParser& parser, ConnectionState& state, ExchangeGuard& guard,
+                            const ProxyTarget& target, std::string upstream_target, bool upgrade,
+                            const HttpHeaders& response_extra) {
   const unsigned client_version = parser.get().version();
   const bool client_keep_alive = parser.get().keep_alive();
   const bool is_head = parser.get().method() == http::verb::head;
@@ -782,9 +783,9 @@ void addTokenCookie(const SessionProxy::Impl& proxy, ClientContext& client, cons
 
 // ---- fast path: a plain request without a body (see http_scan.hpp) -------------------------------
 
-constexpr std::string_view kHopByHop[] = {"Connection", "Keep-Alive",        "Proxy-Connection",
-                                          "Proxy-Authenticate", "Proxy-Authorization", "TE",
-                                          "Trailer",    "Transfer-Encoding", "Upgrade"};
+constexpr std::string_view kHopByHop[] = {
+    "Connection", "Keep-Alive",        "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "TE",
+    "Trailer",    "Transfer-Encoding", "Upgrade"};
 
 bool isHopByHop(std::string_view name) {
   for (auto h : kHopByHop) {
@@ -805,7 +806,8 @@ class HopByHop {
     if (isHopByHop(name)) return true;
     if (!has_connection_) return false;
     for (std::size_t i = 0; i < head_.field_count; ++i) {
-      if (equalsIgnoreCase(head_.fields[i].name, "Connection") && listHasToken(head_.fields[i].value, name)) return true;
+      if (equalsIgnoreCase(head_.fields[i].name, "Connection") && listHasToken(head_.fields[i].value, name))
+        return true;
     }
     return false;
   }
@@ -846,7 +848,7 @@ std::optional<std::size_t> simpleResponseLength(const MessageHead& head, bool is
 
 // The upstream response head read into `head` (the bytes stay in upstream_buffer).
 Awaitable<std::pair<beast::error_code, ScanResult>> readResponseHead(SessionProxy::Impl& proxy, Transport& up,
-                                                                           beast::flat_buffer& b, MessageHead& head) {
+                                                                     beast::flat_buffer& b, MessageHead& head) {
   constexpr std::size_t kMaxHead = 64 * 1024;
   up.tcp().expires_after(proxy.options.upstream_timeout);
   // The request has just been written, so nothing is due before its response: wait for
@@ -882,9 +884,9 @@ Awaitable<std::pair<beast::error_code, ScanResult>> readResponseHead(SessionProx
 }
 
 Awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
-                                  const MessageHead& head, ConnectionState& state, ExchangeGuard& guard,
-                                  const ProxyTarget& target, const Route& route, std::string_view cookie_token,
-                                  bool bearer_taken) {
+                            const MessageHead& head, ConnectionState& state, ExchangeGuard& guard,
+                            const ProxyTarget& target, const Route& route, std::string_view cookie_token,
+                            bool bearer_taken) {
   const unsigned client_version = static_cast<unsigned>(head.version);
   const bool client_keep_alive = keepAliveOf(head);
   const bool is_head = head.method == "HEAD";
@@ -1040,7 +1042,7 @@ bool proxyFastEligible(const MessageHead& head) {
 }
 
 Awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
-                                       const MessageHead& head) {
+                                 const MessageHead& head) {
   proxy.requests.fetch_add(1, std::memory_order_relaxed);
   const unsigned version = static_cast<unsigned>(head.version);
   Route route;
@@ -1083,7 +1085,7 @@ Awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext& clien
 }
 
 Awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
-                                   HeaderParser& parser) {
+                             HeaderParser& parser) {
   proxy.requests.fetch_add(1, std::memory_order_relaxed);
   auto& req = parser.get();
   const std::string raw_target(req.target());

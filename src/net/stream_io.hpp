@@ -57,8 +57,7 @@ Awaitable<beast::error_code> parseHeader(Transport& in, beast::flat_buffer& b, h
 
 // As http::async_read: the whole message into the parser's body.
 template <bool isRequest>
-Awaitable<beast::error_code> parseMessage(Transport& in, beast::flat_buffer& b,
-                                                http::basic_parser<isRequest>& p) {
+Awaitable<beast::error_code> parseMessage(Transport& in, beast::flat_buffer& b, http::basic_parser<isRequest>& p) {
   while (!p.is_done()) {
     if (auto ec = co_await parseSome(in, b, p); ec) co_return ec;
   }

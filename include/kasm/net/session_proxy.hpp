@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -46,14 +47,21 @@ struct ProxyAuthRequest {
 // Called on an I/O thread unless ProxyOptions::blocking_pool is set; may be called concurrently.
 using ProxyAuthorizer = std::function<Result<ProxyTarget>(const ProxyAuthRequest&)>;
 
+// Optional first step of authorization, always called on the I/O thread, so it must not block:
+// it answers from what it has at hand (a signature check, a recently read target) or returns
+// nullopt to hand the request to the ProxyAuthorizer (on the blocking pool when one is set). It
+// spares a request the round trip to the pool when nothing needs to be read from a store.
+using ProxyQuickAuthorizer = std::function<std::optional<Result<ProxyTarget>>(const ProxyAuthRequest&)>;
+
 // Client->upstream traffic for a session, at most once per activity_interval per session (for idle
 // timeouts: Manager::recordActivity). Same thread rules as the authorizer.
 using ProxyActivity = std::function<void(const SessionId&, const UserId&)>;
 
 struct ProxyOptions {
-  std::string prefix = "/desktop/";  // Must start and end with '/'.
-  ProxyAuthorizer authorize;         // Required.
-  ProxyActivity on_activity;         // Optional.
+  std::string prefix = "/desktop/";      // Must start and end with '/'.
+  ProxyAuthorizer authorize;             // Required.
+  ProxyQuickAuthorizer authorize_quick;  // Optional.
+  ProxyActivity on_activity;             // Optional.
   Duration activity_interval = std::chrono::seconds(1);
   // When set, the authorizer and the activity callback run here (they may block on a store).
   BlockingPool* blocking_pool = nullptr;
