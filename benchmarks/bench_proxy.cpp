@@ -14,9 +14,11 @@
 //
 // Usage: bench_proxy [--seconds S] [--connections C] [--rounds R] [--nginx PATH]
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,6 +37,7 @@
 #include <functional>
 #include <iostream>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -202,6 +205,7 @@ class Nginx {
     std::filesystem::remove_all(dir_, ec);
   }
   bool ok() const { return ok_; }
+  pid_t pid() const { return pid_; }
   std::uint16_t port() const { return port_; }
 
  private:
@@ -211,11 +215,54 @@ class Nginx {
   bool ok_ = false;
 };
 
+// ---- CPU accounting ------------------------------------------------------------------------------
+// CPU per request is steadier than throughput on a small shared machine: it does not depend on who
+// else got the cores during the run. This process (clients, upstreams, our proxy) and nginx's
+// workers are counted; a path's CPU minus the direct path's is what the proxy costs per request.
+
+pid_t g_nginx_master = 0;
+
+double processCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// utime + stime of nginx's master and its workers (children of the master).
+double nginxCpuSeconds() {
+  if (g_nginx_master <= 0) return 0;
+  double ticks = 0;
+  DIR* proc = opendir("/proc");
+  if (!proc) return 0;
+  while (dirent* e = readdir(proc)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    std::ifstream in(std::string("/proc/") + e->d_name + "/stat");
+    std::string stat;
+    std::getline(in, stat);
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 2));
+    std::string state;
+    long ppid = 0, skip = 0, utime = 0, stime = 0;
+    rest >> state >> ppid;
+    for (int i = 0; i < 9; ++i) rest >> skip;  // pgrp .. cmajflt
+    rest >> utime >> stime;
+    if (ppid == g_nginx_master || std::atol(e->d_name) == g_nginx_master) ticks += utime + stime;
+  }
+  closedir(proc);
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double totalCpuSeconds() {
+  return processCpuSeconds() + nginxCpuSeconds();
+}
+
 // ---- clients ---------------------------------------------------------------------------------
 
 struct Throughput {
   double per_second = 0;
   double mbytes_per_second = 0;
+  double cpu_us_per_request = 0;  // Every process involved, see totalCpuSeconds().
 };
 
 struct Latency {
@@ -230,6 +277,7 @@ Throughput httpThroughput(std::uint16_t port, const std::string& target) {
   std::vector<std::thread> threads;
   const auto deadline = Clock::now() + std::chrono::duration<double>(g_seconds);
   const auto start = Clock::now();
+  const double cpu0 = totalCpuSeconds();
   for (int c = 0; c < g_connections; ++c) {
     threads.emplace_back([&] {
       try {
@@ -254,7 +302,8 @@ Throughput httpThroughput(std::uint16_t port, const std::string& target) {
   }
   for (auto& t : threads) t.join();
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  return {done / secs, bytes / secs / 1e6};
+  const double cpu = totalCpuSeconds() - cpu0;
+  return {done / secs, bytes / secs / 1e6, done > 0 ? cpu * 1e6 / static_cast<double>(done) : 0};
 }
 
 Latency summarize(std::vector<double>& us) {
@@ -293,6 +342,7 @@ Throughput wsThroughput(std::uint16_t port, const std::string& target) {
   std::vector<std::thread> threads;
   const auto deadline = Clock::now() + std::chrono::duration<double>(g_seconds);
   const auto start = Clock::now();
+  const double cpu0 = totalCpuSeconds();
   for (int c = 0; c < g_connections; ++c) {
     threads.emplace_back([&] {
       try {
@@ -314,7 +364,8 @@ Throughput wsThroughput(std::uint16_t port, const std::string& target) {
   }
   for (auto& t : threads) t.join();
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  return {done / secs, done * 64.0 / secs / 1e6};
+  const double cpu = totalCpuSeconds() - cpu0;
+  return {done / secs, done * 64.0 / secs / 1e6, done > 0 ? cpu * 1e6 / static_cast<double>(done) : 0};
 }
 
 Latency wsLatency(std::uint16_t port, const std::string& target) {
@@ -394,6 +445,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   Nginx nginx(nginx_binary, (*upstream)->port(), ws_upstream.port());
+  g_nginx_master = nginx.ok() ? nginx.pid() : 0;
   if (!nginx.ok()) std::cerr << "nginx could not be started from " << nginx_binary << "; its columns are empty\n";
 
   const auto up_port = (*upstream)->port();
@@ -459,6 +511,13 @@ int main(int argc, char** argv) {
     std::printf("%-22s %14s %14.1f %14.1f %11.2fx (added p50 latency, lower is better)\n", name.c_str(), "-", ours,
                 theirs, theirs > 0 ? ours / theirs : 0);
   };
+  // CPU time the proxy adds per request: the path's total minus the direct path's.
+  auto cpuRow = [&](const std::string& name, const std::array<Throughput, 3>& t) {
+    const double ours = t[1].cpu_us_per_request - t[0].cpu_us_per_request;
+    const double theirs = t[2].cpu_us_per_request - t[0].cpu_us_per_request;
+    std::printf("%-22s %14s %14.1f %14.1f %11.2fx (CPU per request, lower is better)\n", name.c_str(), "-", ours,
+                theirs, theirs > 0 ? ours / theirs : 0);
+  };
   auto medianOf = [](const Latency& l) { return l.median_us; };
   auto p99Of = [](const Latency& l) { return l.p99_us; };
   auto rateOf = [](const Throughput& t) { return t.per_second; };
@@ -469,6 +528,7 @@ int main(int argc, char** argv) {
     auto targetOf = [&](int which) { return which == 0 ? std::string(path) : "/desktop/s1" + std::string(path) + q; };
     auto t = median(rounds([&](int w) { return httpThroughput(http_ports[w], targetOf(w)); }), rateOf);
     row((name + " req/s").c_str(), t[0].per_second, t[1].per_second, t[2].per_second, true);
+    cpuRow(name + " proxy CPU us", t);
     if (std::string(label) == "1MiB")
       row("http 1MiB MB/s", t[0].mbytes_per_second, t[1].mbytes_per_second, t[2].mbytes_per_second, true);
     auto runs = rounds([&](int w) { return httpLatency(http_ports[w], targetOf(w)); });
@@ -485,6 +545,7 @@ int main(int argc, char** argv) {
     auto targetOf = [&](int which) { return which == 0 ? std::string("/ws") : "/desktop/s1/ws" + q; };
     auto t = median(rounds([&](int w) { return wsThroughput(ws_ports[w], targetOf(w)); }), rateOf);
     row("ws echo msg/s", t[0].per_second, t[1].per_second, t[2].per_second, true);
+    cpuRow("ws echo proxy CPU us", t);
     auto runs = rounds([&](int w) { return wsLatency(ws_ports[w], targetOf(w)); });
     auto l = median(runs, medianOf);
     auto l99 = median(runs, p99Of);
