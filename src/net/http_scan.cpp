@@ -2,6 +2,8 @@
 
 #include "net/http_scan.hpp"
 
+#include <cstring>
+
 #include "kasm/net/http_server.hpp"
 
 namespace kasm::net::detail {
@@ -24,10 +26,19 @@ inline bool isValueChar(unsigned char c) {
   return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
-// Finds the end of the head ("\r\n\r\n"); returns npos when it is not there yet.
-std::size_t headEnd(std::string_view b) {
-  auto pos = b.find("\r\n\r\n");
-  return pos == std::string_view::npos ? pos : pos + 4;
+enum class Line { kOk, kIncomplete, kBad };
+
+// The line starting at `pos`, which must end in CRLF; `pos` moves past it. A bare LF is kBad; a CR
+// inside a line is caught by the callers' character checks.
+Line nextLine(std::string_view b, std::size_t& pos, std::string_view& line) {
+  const char* start = b.data() + pos;
+  const void* nl = std::memchr(start, '\n', b.size() - pos);
+  if (!nl) return Line::kIncomplete;
+  const char* end = static_cast<const char*>(nl);
+  if (end == start || end[-1] != '\r') return Line::kBad;
+  line = std::string_view(start, static_cast<std::size_t>(end - 1 - start));
+  pos = static_cast<std::size_t>(end + 1 - b.data());
+  return Line::kOk;
 }
 
 bool parseVersion(std::string_view v, int& version) {
@@ -42,32 +53,36 @@ bool parseVersion(std::string_view v, int& version) {
   return false;
 }
 
-// Fields between `p` and the blank line; false for anything not plain.
-bool scanFields(std::string_view lines, MessageHead& head) {
+// The fields from `pos` through the blank line, in one pass.
+ScanResult scanFields(std::string_view b, std::size_t pos, MessageHead& head) {
   head.field_count = 0;
-  while (!lines.empty()) {
-    const auto eol = lines.find("\r\n");
-    if (eol == std::string_view::npos) return false;
-    std::string_view line = lines.substr(0, eol);
-    lines.remove_prefix(eol + 2);
-    // A bare LF or CR inside a line, or obs-fold (a line starting with whitespace): not plain.
-    if (line.find_first_of("\r\n") != std::string_view::npos) return false;
+  for (;;) {
+    std::string_view line;
+    switch (nextLine(b, pos, line)) {
+      case Line::kIncomplete: return ScanResult::kIncomplete;
+      case Line::kBad: return ScanResult::kComplex;
+      case Line::kOk: break;
+    }
+    if (line.empty()) {
+      head.head_bytes = pos;
+      return ScanResult::kSimple;
+    }
+    // A line starting with whitespace (obs-fold) has no valid name: not plain.
     const auto colon = line.find(':');
-    if (colon == 0 || colon == std::string_view::npos) return false;
+    if (colon == 0 || colon == std::string_view::npos) return ScanResult::kComplex;
     std::string_view name = line.substr(0, colon);
     for (char c : name) {
-      if (!kTchar[static_cast<unsigned char>(c)]) return false;
+      if (!kTchar[static_cast<unsigned char>(c)]) return ScanResult::kComplex;
     }
     std::string_view value = line.substr(colon + 1);
     for (char c : value) {
-      if (!isValueChar(static_cast<unsigned char>(c))) return false;
+      if (!isValueChar(static_cast<unsigned char>(c))) return ScanResult::kComplex;
     }
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    if (head.field_count == MessageHead::kMaxFields) return false;
+    if (head.field_count == MessageHead::kMaxFields) return ScanResult::kComplex;
     head.fields[head.field_count++] = {name, value};
   }
-  return true;
 }
 
 }  // namespace
@@ -103,11 +118,13 @@ const HeadField* MessageHead::find(std::string_view name) const {
 }
 
 ScanResult scanRequestHead(std::string_view bytes, MessageHead& head) {
-  const auto end = headEnd(bytes);
-  if (end == std::string_view::npos) return ScanResult::kIncomplete;
-  std::string_view h = bytes.substr(0, end - 2);  // Through the last field's CRLF.
-  const auto eol = h.find("\r\n");
-  std::string_view line = h.substr(0, eol);
+  std::size_t pos = 0;
+  std::string_view line;
+  switch (nextLine(bytes, pos, line)) {
+    case Line::kIncomplete: return ScanResult::kIncomplete;
+    case Line::kBad: return ScanResult::kComplex;
+    case Line::kOk: break;
+  }
   // method SP target SP version, each non-empty, single spaces.
   const auto sp1 = line.find(' ');
   if (sp1 == std::string_view::npos || sp1 == 0) return ScanResult::kComplex;
@@ -123,19 +140,19 @@ ScanResult scanRequestHead(std::string_view bytes, MessageHead& head) {
     if (u <= 0x20 || u >= 0x7f) return ScanResult::kComplex;
   }
   if (!parseVersion(line.substr(sp2 + 1), head.version)) return ScanResult::kComplex;
-  if (!scanFields(h.substr(eol + 2), head)) return ScanResult::kComplex;
   head.status = 0;
   head.reason = {};
-  head.head_bytes = end;
-  return ScanResult::kSimple;
+  return scanFields(bytes, pos, head);
 }
 
 ScanResult scanResponseHead(std::string_view bytes, MessageHead& head) {
-  const auto end = headEnd(bytes);
-  if (end == std::string_view::npos) return ScanResult::kIncomplete;
-  std::string_view h = bytes.substr(0, end - 2);
-  const auto eol = h.find("\r\n");
-  std::string_view line = h.substr(0, eol);
+  std::size_t pos = 0;
+  std::string_view line;
+  switch (nextLine(bytes, pos, line)) {
+    case Line::kIncomplete: return ScanResult::kIncomplete;
+    case Line::kBad: return ScanResult::kComplex;
+    case Line::kOk: break;
+  }
   // version SP 3DIGIT SP reason
   if (line.size() < 13 || line[8] != ' ' || line[12] != ' ') return ScanResult::kComplex;
   if (!parseVersion(line.substr(0, 8), head.version)) return ScanResult::kComplex;
@@ -150,11 +167,9 @@ ScanResult scanResponseHead(std::string_view bytes, MessageHead& head) {
   for (char c : head.reason) {
     if (!isValueChar(static_cast<unsigned char>(c))) return ScanResult::kComplex;
   }
-  if (!scanFields(h.substr(eol + 2), head)) return ScanResult::kComplex;
   head.method = {};
   head.target = {};
-  head.head_bytes = end;
-  return ScanResult::kSimple;
+  return scanFields(bytes, pos, head);
 }
 
 }  // namespace kasm::net::detail
