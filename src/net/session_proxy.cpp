@@ -70,9 +70,9 @@ struct ConnectionState {
   std::unique_ptr<ExchangeGuard> guard;
 };
 
+// Activity is rate-limited in whole seconds: the coarse deadline clock is precise enough.
 std::int64_t steadyMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return deadlineClockNs() / 1'000'000;
 }
 }  // namespace
 
@@ -430,7 +430,16 @@ Awaitable<> pump(Transport& in, Transport& out, std::vector<char>& buf, CountFn 
     auto [ec, n] = co_await in.async_read_some(asio::buffer(buf), kAwaitTuple);
     if (ec) break;
     count(n);
-    if (auto wec = co_await writeAll(out, asio::buffer(buf.data(), n)); wec) break;
+    // Most messages go out whole at once; only the rest, if any, waits for the socket.
+    std::size_t sent = 0;
+    if (!out.secure()) {
+      beast::error_code sec;
+      sent = out.tcp().writeSomeNow(asio::buffer(buf.data(), n), sec);
+      if (sec && sec != asio::error::would_block) break;
+    }
+    if (sent < n) {
+      if (auto wec = co_await writeAll(out, asio::buffer(buf.data() + sent, n - sent)); wec) break;
+    }
   }
   in.close();
   out.close();
