@@ -840,6 +840,20 @@ void appendField(std::string& out, std::string_view name, std::string_view value
   out.append(name).append(": ").append(value).append("\r\n");
 }
 
+// The status line and the end-to-end fields of an upstream head, for the client (without the blank
+// line, so callers can add fields).
+void appendResponseHead(std::string& out, unsigned client_version, const MessageHead& rh) {
+  out.append(client_version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ")
+      .append(std::to_string(rh.status))
+      .append(" ")
+      .append(rh.reason)
+      .append("\r\n");
+  const HopByHop hop(rh);
+  for (std::size_t i = 0; i < rh.field_count; ++i) {
+    if (!hop(rh.fields[i].name)) appendField(out, rh.fields[i].name, rh.fields[i].value);
+  }
+}
+
 // The response length when the fast path can relay it: a single valid Content-Length, or a
 // response that has no body by its status or the request's method.
 std::optional<std::size_t> simpleResponseLength(const MessageHead& head, bool is_head) {
@@ -958,7 +972,26 @@ Awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& client, be
     }
     guard.touch();  // The request itself is activity.
 
-    auto [rec, scan] = co_await readResponseHead(proxy, up, state.upstream_buffer, rh);
+    beast::error_code rec;
+    ScanResult scan = ScanResult::kIncomplete;
+    for (;;) {
+      std::tie(rec, scan) = co_await readResponseHead(proxy, up, state.upstream_buffer, rh);
+      if (rec || scan != ScanResult::kSimple || rh.status >= 200 || rh.status == 101) break;
+      // An interim response (103 Early Hints, a stray 100 Continue): passed on to an HTTP/1.1
+      // client (RFC 9110 15.2), then the final response is read.
+      if (client_version >= 11) {
+        out.clear();
+        appendResponseHead(out, client_version, rh);
+        out.append("\r\n");
+        client.transport.tcp().expires_after(timeout);
+        if (auto ec = co_await writeAll(client.transport, asio::buffer(out)); ec) {
+          state.upstream.reset();
+          co_return false;
+        }
+      }
+      state.upstream_buffer.consume(rh.head_bytes);
+      reused = false;  // The upstream answered: a failure from here on is not a stale connection.
+    }
     if (rec) {
       state.upstream.reset();
       if (reused && retryable && attempt == 0 && closedByPeer(rec)) continue;
@@ -985,17 +1018,7 @@ Awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& client, be
     const bool upstream_keep_alive = keepAliveOf(rh);
     const bool keep = client_keep_alive && !client.stopping.load();
     out.clear();
-    out.append(client_version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ")
-        .append(std::to_string(rh.status))
-        .append(" ")
-        .append(rh.reason)
-        .append("\r\n");
-    const HopByHop response_hop(rh);
-    for (std::size_t i = 0; i < rh.field_count; ++i) {
-      const auto& f = rh.fields[i];
-      if (response_hop(f.name)) continue;
-      appendField(out, f.name, f.value);
-    }
+    appendResponseHead(out, client_version, rh);
     for (const auto& [k, v] : response_extra.fields()) appendField(out, k, v);
     if (client_version >= 11 && !keep) out.append("Connection: close\r\n");
     if (client_version < 11 && keep) out.append("Connection: keep-alive\r\n");

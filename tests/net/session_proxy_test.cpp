@@ -331,6 +331,10 @@ void serveCannedResponses(tcp::socket& socket) {
     } else if (target == "/until-close") {
       out = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until close";
       close = true;
+    } else if (target == "/early") {
+      out =
+          "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+          "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal";
     } else if (target == "/no-content") {
       out = "HTTP/1.1 204 No Content\r\nX-Note: none\r\n\r\n";
     } else if (target == "/hop") {
@@ -411,6 +415,21 @@ TEST_F(SessionProxyFramingTest, RelaysChunkedCloseDelimitedAndEmptyResponses) {
   EXPECT_EQ(res.result_int(), 204);
   EXPECT_EQ(res[http::field::connection], "");
   EXPECT_EQ(res["X-Note"], "none");
+}
+
+TEST_F(SessionProxyFramingTest, PassesInterimResponsesOnAndKeepsTheConnectionInStep) {
+  const std::string t = token(kSession);
+  const std::string reply = rawExchange(port(), "GET /desktop/sess1/early?token=" + t + " HTTP/1.1\r\nHost: a\r\n\r\n" +
+                                                    "GET /desktop/sess1/hop?token=" + t +
+                                                    " HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  const auto early = reply.find("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n");
+  const auto final_response = reply.find("\r\n\r\nfinal");
+  const auto second = reply.find("X-Kept: k");
+  ASSERT_NE(early, std::string::npos) << reply;
+  ASSERT_NE(final_response, std::string::npos) << reply;
+  ASSERT_NE(second, std::string::npos) << reply;
+  EXPECT_LT(early, final_response);
+  EXPECT_LT(final_response, second);
 }
 
 TEST_F(SessionProxyFramingTest, KeepsHttp10ClientSemantics) {
