@@ -618,6 +618,34 @@ Awaitable<bool> relayResponse(SessionProxy::Impl& proxy, ClientContext& client, 
   co_return keep;
 }
 
+// Reads the upstream's response header into `resp`, first passing interim responses (1xx other
+// than 101) on to an HTTP/1.1 client (RFC 9110 15.2): taken for the final one, they would leave
+// the real answer to be read as the next request's. `answered` says whether any came, so a
+// connection that answered is not retried as a stale one.
+Awaitable<beast::error_code> readFinalHeader(SessionProxy::Impl& proxy, ClientContext& client, ConnectionState& state,
+                                             std::optional<http::response_parser<http::buffer_body>>& resp,
+                                             unsigned client_version, bool is_head, bool& answered) {
+  Transport& up = *state.upstream;
+  answered = false;
+  for (;;) {
+    resp.emplace();
+    resp->body_limit(boost::none);
+    if (is_head) resp->skip(true);
+    up.tcp().expires_after(proxy.options.upstream_timeout);
+    if (auto ec = co_await parseHeader(up, state.upstream_buffer, *resp); ec) co_return ec;
+    const unsigned status = resp->get().result_int();
+    if (status >= 200 || status == 101) co_return beast::error_code{};
+    answered = true;
+    if (client_version < 11) continue;
+    http::response<http::empty_body> interim{resp->get().result(), 11};
+    for (const auto& f : resp->get()) interim.insert(f.name_string(), f.value());
+    stripHopByHop(interim, false);
+    http::response_serializer<http::empty_body> sr{interim};
+    client.transport.tcp().expires_after(proxy.options.upstream_timeout);
+    if (auto ec = co_await writeMessage(client.transport, sr); ec) co_return ec;
+  }
+}
+
 Awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
                             HeaderParser& parser, ConnectionState& state, ExchangeGuard& guard,
                             const ProxyTarget& target, std::string upstream_target, bool upgrade,
@@ -688,14 +716,11 @@ Awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& client, be
     }
     guard.touch();  // The request itself is activity, even without a body.
 
-    resp.emplace();
-    resp->body_limit(boost::none);
-    if (is_head) resp->skip(true);
-    up.tcp().expires_after(timeout);
-    auto rec = co_await parseHeader(up, state.upstream_buffer, *resp);
+    bool answered = false;
+    auto rec = co_await readFinalHeader(proxy, client, state, resp, client_version, is_head, answered);
     if (!rec) break;
     state.upstream.reset();
-    if (reused && retryable && attempt == 0 && closedByPeer(rec)) continue;
+    if (reused && !answered && retryable && attempt == 0 && closedByPeer(rec)) continue;
     co_return co_await refuse(proxy, client, client_version, false, 502, "proxy: bad or no response from the session");
   }
   co_return co_await relayResponse(proxy, client, buffer, state, guard, *resp, client_version, client_keep_alive,
@@ -1001,15 +1026,14 @@ Awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& client, be
     const auto length = scan == ScanResult::kSimple ? simpleResponseLength(rh, is_head) : std::nullopt;
     if (!length) {
       // Anything but a plain response with a known length: Beast parses the buffered head.
-      http::response_parser<http::buffer_body> resp;
-      resp.body_limit(boost::none);
-      if (is_head) resp.skip(true);
-      if (auto ec = co_await parseHeader(up, state.upstream_buffer, resp); ec) {
+      std::optional<http::response_parser<http::buffer_body>> resp;
+      bool answered = false;
+      if (auto ec = co_await readFinalHeader(proxy, client, state, resp, client_version, is_head, answered); ec) {
         state.upstream.reset();
         co_return co_await refuse(proxy, client, client_version, false, 502,
                                   "proxy: bad or no response from the session");
       }
-      co_return co_await relayResponse(proxy, client, buffer, state, guard, resp, client_version, client_keep_alive,
+      co_return co_await relayResponse(proxy, client, buffer, state, guard, *resp, client_version, client_keep_alive,
                                        is_head, false, response_extra);
     }
 
