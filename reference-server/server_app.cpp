@@ -432,8 +432,9 @@ std::optional<Result<net::ProxyTarget>> ServerApp::authorizeProxyQuick(const net
 }
 
 Result<net::ProxyTarget> ServerApp::authorizeProxy(const net::ProxyAuthRequest& r) {
-  if (auto quick = authorizeProxyQuick(r)) return std::move(*quick);
-  // Not remembered: read the session.
+  // Reached when authorizeProxyQuick found nothing remembered (the proxy always asks it first):
+  // read the session.
+  if (r.token.empty()) return unauthenticated("a session access token is required");
   KASM_ASSIGN_OR_RETURN(auth::AccessClaims claims, signer_->verifyFor(r.token, r.session));
   const auto now = std::chrono::steady_clock::now();
   auto s = manager_->getSession(r.session);

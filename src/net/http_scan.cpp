@@ -26,19 +26,17 @@ inline bool isValueChar(unsigned char c) {
   return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
-enum class Line { kOk, kIncomplete, kBad };
-
-// The line starting at `pos`, which must end in CRLF; `pos` moves past it. A bare LF is kBad; a CR
-// inside a line is caught by the callers' character checks.
-Line nextLine(std::string_view b, std::size_t& pos, std::string_view& line) {
+// The line starting at `pos`, which must end in CRLF; `pos` moves past it. kSimple when there is
+// one, kComplex for a bare LF (a CR inside a line is caught by the callers' character checks).
+ScanResult nextLine(std::string_view b, std::size_t& pos, std::string_view& line) {
   const char* start = b.data() + pos;
   const void* nl = std::memchr(start, '\n', b.size() - pos);
-  if (!nl) return Line::kIncomplete;
+  if (!nl) return ScanResult::kIncomplete;
   const char* end = static_cast<const char*>(nl);
-  if (end == start || end[-1] != '\r') return Line::kBad;
+  if (end == start || end[-1] != '\r') return ScanResult::kComplex;
   line = std::string_view(start, static_cast<std::size_t>(end - 1 - start));
   pos = static_cast<std::size_t>(end + 1 - b.data());
-  return Line::kOk;
+  return ScanResult::kSimple;
 }
 
 bool parseVersion(std::string_view v, int& version) {
@@ -58,11 +56,7 @@ ScanResult scanFields(std::string_view b, std::size_t pos, MessageHead& head) {
   head.field_count = 0;
   for (;;) {
     std::string_view line;
-    switch (nextLine(b, pos, line)) {
-      case Line::kIncomplete: return ScanResult::kIncomplete;
-      case Line::kBad: return ScanResult::kComplex;
-      case Line::kOk: break;
-    }
+    if (auto r = nextLine(b, pos, line); r != ScanResult::kSimple) return r;
     if (line.empty()) {
       head.head_bytes = pos;
       return ScanResult::kSimple;
@@ -120,11 +114,7 @@ const HeadField* MessageHead::find(std::string_view name) const {
 ScanResult scanRequestHead(std::string_view bytes, MessageHead& head) {
   std::size_t pos = 0;
   std::string_view line;
-  switch (nextLine(bytes, pos, line)) {
-    case Line::kIncomplete: return ScanResult::kIncomplete;
-    case Line::kBad: return ScanResult::kComplex;
-    case Line::kOk: break;
-  }
+  if (auto r = nextLine(bytes, pos, line); r != ScanResult::kSimple) return r;
   // method SP target SP version, each non-empty, single spaces.
   const auto sp1 = line.find(' ');
   if (sp1 == std::string_view::npos || sp1 == 0) return ScanResult::kComplex;
@@ -148,11 +138,7 @@ ScanResult scanRequestHead(std::string_view bytes, MessageHead& head) {
 ScanResult scanResponseHead(std::string_view bytes, MessageHead& head) {
   std::size_t pos = 0;
   std::string_view line;
-  switch (nextLine(bytes, pos, line)) {
-    case Line::kIncomplete: return ScanResult::kIncomplete;
-    case Line::kBad: return ScanResult::kComplex;
-    case Line::kOk: break;
-  }
+  if (auto r = nextLine(bytes, pos, line); r != ScanResult::kSimple) return r;
   // version SP 3DIGIT SP reason
   if (line.size() < 13 || line[8] != ' ' || line[12] != ' ') return ScanResult::kComplex;
   if (!parseVersion(line.substr(0, 8), head.version)) return ScanResult::kComplex;

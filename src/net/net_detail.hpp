@@ -138,29 +138,13 @@ class TimedSocket {
   // once (a posted completion and one more pass through the reactor).
   template <class Buffers>
   std::size_t writeSomeNow(const Buffers& buffers, beast::error_code& ec) {
-    if (timed_out_) {
-      ec = beast::error::timeout;
-      return 0;
-    }
-    if (!socket_.non_blocking()) {
-      socket_.non_blocking(true, ec);
-      if (ec) return 0;
-    }
-    return socket_.write_some(buffers, ec);
+    return now(ec, [&] { return socket_.write_some(buffers, ec); });
   }
 
   // Non-blocking receive: what is buffered in the kernel now, or would_block.
   template <class Buffers>
   std::size_t readSomeNow(const Buffers& buffers, beast::error_code& ec) {
-    if (timed_out_) {
-      ec = beast::error::timeout;
-      return 0;
-    }
-    if (!socket_.non_blocking()) {
-      socket_.non_blocking(true, ec);
-      if (ec) return 0;
-    }
-    return socket_.read_some(buffers, ec);
+    return now(ec, [&] { return socket_.read_some(buffers, ec); });
   }
 
   template <class Token>
@@ -190,6 +174,21 @@ class TimedSocket {
     sweeper_ = &asio::use_service<DeadlineSweeper>(asio::query(socket_.get_executor(), asio::execution::context));
     sweeper_->add(this);
   }
+  // A synchronous operation that must not block: refused after the deadline, run with the socket
+  // in non-blocking mode (set once).
+  template <class Op>
+  std::size_t now(beast::error_code& ec, Op op) {
+    if (timed_out_) {
+      ec = beast::error::timeout;
+      return 0;
+    }
+    if (!socket_.non_blocking()) {
+      socket_.non_blocking(true, ec);
+      if (ec) return 0;
+    }
+    return op();
+  }
+
   // Keeps the handler's executor and cancellation slot (coroutines rely on both). Handlers take
   // (error_code, size_t) or, for async_wait, (error_code).
   template <class Handler>

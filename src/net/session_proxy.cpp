@@ -225,8 +225,9 @@ TokenSplit splitQueryToken(std::string_view query) {
 }
 
 // Splits one Cookie header value: the first `name` cookie's value goes to `token` (when still
-// empty), every other cookie to `kept` ("a=1; b=2"). True when the value held a `name` cookie.
-bool splitCookie(std::string_view v, std::string_view name, std::string& token, std::string& kept) {
+// empty), every other cookie to `kept` ("a=1; b=2") unless it is null. True when the value held a
+// `name` cookie.
+bool splitCookie(std::string_view v, std::string_view name, std::string& token, std::string* kept) {
   bool found = false;
   while (!v.empty()) {
     auto semi = v.find(';');
@@ -240,8 +241,9 @@ bool splitCookie(std::string_view v, std::string_view name, std::string& token, 
       if (token.empty()) token = std::string(c.substr(eq + 1));
       continue;
     }
-    if (!kept.empty()) kept.append("; ");
-    kept.append(c);
+    if (!kept) continue;
+    if (!kept->empty()) kept->append("; ");
+    kept->append(c);
   }
   return found;
 }
@@ -253,7 +255,7 @@ std::string stripTokenCookie(Fields& fields, std::string_view name) {
   std::vector<std::string> kept_headers;
   for (auto it = fields.find(http::field::cookie); it != fields.end() && it->name() == http::field::cookie; ++it) {
     std::string kept;
-    splitCookie(std::string_view(it->value().data(), it->value().size()), name, token, kept);
+    splitCookie(std::string_view(it->value().data(), it->value().size()), name, token, &kept);
     if (!kept.empty()) kept_headers.push_back(std::move(kept));
   }
   fields.erase(http::field::cookie);
@@ -963,7 +965,7 @@ Awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& client, be
     if (bearer_taken && equalsIgnoreCase(f.name, "Authorization")) continue;
     if (equalsIgnoreCase(f.name, "Cookie")) {
       std::string kept;
-      if (splitCookie(f.value, proxy.options.token_cookie, token_again, kept)) {
+      if (splitCookie(f.value, proxy.options.token_cookie, token_again, &kept)) {
         if (!kept.empty()) appendField(out, f.name, kept);
         continue;
       }
@@ -1109,11 +1111,11 @@ Awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext& clien
     co_return co_await refuse(proxy, client, version, keep, refusal.status, std::move(refusal.message), &refusal.extra);
   }
   // The token: query parameter, cookie, or bearer header (removed before the request leaves).
-  std::string cookie_token, bearer, kept;
+  std::string cookie_token, bearer;
   for (std::size_t i = 0; i < head.field_count; ++i) {
     const auto& f = head.fields[i];
     if (equalsIgnoreCase(f.name, "Cookie")) {
-      splitCookie(f.value, proxy.options.token_cookie, cookie_token, kept);
+      splitCookie(f.value, proxy.options.token_cookie, cookie_token, nullptr);
     } else if (bearer.empty() && equalsIgnoreCase(f.name, "Authorization") && f.value.size() > 7 &&
                equalsIgnoreCase(f.value.substr(0, 7), "Bearer ")) {
       bearer = std::string(f.value.substr(7));
