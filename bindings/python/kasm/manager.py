@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from types import TracebackType
-from typing import Any, Collection, Dict, List, Mapping, Optional, Sequence, Tuple, Type
+from typing import Any, Collection, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import _core
+from ._handle import ClosingHandle
 from ._checks import check_int, check_optional_str, check_str, check_str_map, model_json
 from .errors import DeadlineExceeded
 from .licensing import Licensing
@@ -19,7 +19,7 @@ __all__ = ["Manager"]
 _TERMINAL = frozenset({"destroyed", "failed"})
 
 
-class Manager:
+class Manager(ClosingHandle):
     """A kasm manager over a store, with in-process Docker agents.
 
     Every method may block (store, Docker) and releases the GIL while it runs, so other Python
@@ -61,22 +61,6 @@ class Manager:
         self._licensing = Licensing(_core.Licensing(self._h))
 
     # ---- life ----
-    @property
-    def closed(self) -> bool:
-        return self._h.closed
-
-    def close(self) -> None:
-        """Stops using the manager; waits for calls in flight on other threads. Idempotent."""
-        self._h.close()
-
-    def __enter__(self) -> "Manager":
-        return self
-
-    def __exit__(
-        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"<kasm.Manager {'closed' if self.closed else 'open'}>"
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from types import TracebackType
-from typing import List, Mapping, Optional, Type
+from typing import List, Mapping, Optional
 
 from . import _core
+from ._handle import ClosingHandle
 from ._checks import check_int, check_optional_str, check_str, check_str_map, model_json
 from .errors import Aborted, AlreadyExists, NotFound
 from .models import Model, Row
@@ -14,7 +14,7 @@ from .models import Model, Row
 __all__ = ["Store", "open_store"]
 
 
-class Store:
+class Store(ClosingHandle):
     """A handle on an open store. Thread-safe; every call releases the GIL while it runs.
 
     Rows are models of one kind (see :func:`kasm.models.model_kinds`). ``close()`` drops this
@@ -32,10 +32,6 @@ class Store:
     @property
     def schema_version(self) -> int:
         return self._h.schema_version
-
-    @property
-    def closed(self) -> bool:
-        return self._h.closed
 
     def ping(self) -> None:
         """Raises Unavailable when the database cannot be reached."""
@@ -91,17 +87,6 @@ class Store:
         if expected_version is not None:
             check_int(expected_version, "expected_version")
         self._h.remove(check_str(kind, "kind"), check_str(id, "id"), expected_version)
-
-    def close(self) -> None:
-        self._h.close()
-
-    def __enter__(self) -> "Store":
-        return self
-
-    def __exit__(
-        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else self.backend_name
