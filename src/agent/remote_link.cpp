@@ -180,21 +180,21 @@ Result<spi::ProvisionResult> RemoteAgentLink::provision(const spi::ProvisionRequ
   return out;
 }
 
-Result<void> RemoteAgentLink::stop(const SessionId& s) {
-  KASM_ASSIGN_OR_RETURN(std::string raw, call(sessionCommand("stop", s)));
+Result<void> RemoteAgentLink::sessionAction(std::string_view op, const SessionId& s) {
+  KASM_ASSIGN_OR_RETURN(std::string raw, call(sessionCommand(op, s)));
   return discardValue(unwrap(raw));
+}
+Result<void> RemoteAgentLink::stop(const SessionId& s) {
+  return sessionAction("stop", s);
 }
 Result<void> RemoteAgentLink::destroy(const SessionId& s) {
-  KASM_ASSIGN_OR_RETURN(std::string raw, call(sessionCommand("destroy", s)));
-  return discardValue(unwrap(raw));
+  return sessionAction("destroy", s);
 }
 Result<void> RemoteAgentLink::pause(const SessionId& s) {
-  KASM_ASSIGN_OR_RETURN(std::string raw, call(sessionCommand("pause", s)));
-  return discardValue(unwrap(raw));
+  return sessionAction("pause", s);
 }
 Result<void> RemoteAgentLink::resume(const SessionId& s) {
-  KASM_ASSIGN_OR_RETURN(std::string raw, call(sessionCommand("resume", s)));
-  return discardValue(unwrap(raw));
+  return sessionAction("resume", s);
 }
 
 Result<spi::ExecResult> RemoteAgentLink::exec(const SessionId& s, const spi::ExecRequest& r) {

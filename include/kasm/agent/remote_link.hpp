@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "kasm/core/clock.hpp"
 #include "kasm/spi/agent_link.hpp"
@@ -58,6 +59,8 @@ class RemoteAgentLink final : public spi::AgentLink {
 
  private:
   Result<std::string> call(std::string command_json);
+  // A command on one session whose answer carries no value (stop, destroy, pause, resume).
+  Result<void> sessionAction(std::string_view op, const SessionId& session);
 
   struct Pending {
     std::optional<std::string> result;
