@@ -20,9 +20,34 @@ using spi::Query;
 using spi::Record;
 using spi::Table;
 
+// A second handle on the memory store: the memory "database" is the object itself, so a second
+// instance on it is a view that forwards every call.
+class SharedMemoryView final : public spi::Store {
+ public:
+  explicit SharedMemoryView(spi::Store& s) : s_(s) {}
+  std::string_view backendName() const override { return s_.backendName(); }
+  std::int32_t schemaVersion() const override { return s_.schemaVersion(); }
+  Result<Record> get(Table t, std::string_view id) override { return s_.get(t, id); }
+  Result<std::vector<Record>> list(Table t, const Query& q) override { return s_.list(t, q); }
+  Result<std::int64_t> count(Table t, const Query& q) override { return s_.count(t, q); }
+  Result<std::vector<std::int64_t>> apply(std::span<const Mutation> m) override { return s_.apply(m); }
+  Result<void> ping() override { return s_.ping(); }
+
+ private:
+  spi::Store& s_;
+};
+
 struct MemoryBackend {
   static constexpr const char* kName = "Memory";
-  Result<std::unique_ptr<spi::Store>> open(std::string*) { return makeMemoryStore(); }
+  spi::Store* first = nullptr;
+  Result<std::unique_ptr<spi::Store>> open(std::string*) {
+    auto s = makeMemoryStore();
+    first = s.get();
+    return s;
+  }
+  Result<std::unique_ptr<spi::Store>> openAnother() {
+    return std::unique_ptr<spi::Store>(std::make_unique<SharedMemoryView>(*first));
+  }
 };
 
 struct SqliteBackend {
@@ -34,6 +59,8 @@ struct SqliteBackend {
     std::filesystem::remove_all(dir);
     return openSqliteStore({.path = (dir / "kasm.db").string()});
   }
+  // Another connection on the same file, as a second process (the CLI, a second server) opens it.
+  Result<std::unique_ptr<spi::Store>> openAnother() { return openSqliteStore({.path = (dir / "kasm.db").string()}); }
   ~SqliteBackend() {
     std::error_code ec;
     if (!dir.empty()) std::filesystem::remove_all(dir, ec);
@@ -49,6 +76,7 @@ struct PostgresBackend {
     if (!db) return unavailable(*why_not);
     return openPostgresStore({.url = db->url(), .pool_size = 4});
   }
+  Result<std::unique_ptr<spi::Store>> openAnother() { return openPostgresStore({.url = db->url(), .pool_size = 4}); }
 };
 
 template <class Backend>
@@ -355,6 +383,72 @@ TYPED_TEST(StoreConformance, RepositoryRoundTripsTheModel) {
   auto broken = repo.get<Session>("broken");
   ASSERT_FALSE(broken.ok());
   EXPECT_EQ(broken.error().code(), ErrorCode::kDataLoss);
+}
+
+// Two instances on one database (two processes on one file, two servers on one PostgreSQL): what
+// one commits, the other reads at its next call, even when it had read before (a read must not
+// leave a snapshot open), and the other's own writes go on working.
+TYPED_TEST(StoreConformance, TwoInstancesOnOneDatabaseSeeEachOthersWrites) {
+  auto other = this->backend_.openAnother();
+  ASSERT_TRUE(other.ok()) << other.error().toString();
+  spi::Store& a = *this->store_;
+  spi::Store& b = **other;
+  ASSERT_TRUE(a.insert(Table::kApiKeys, this->rec("k1", "{}", {{"key", "first"}})).ok());
+  // b reads first: a get that stops at its row, a list and a count.
+  ASSERT_TRUE(b.get(Table::kApiKeys, "k1").ok());
+  ASSERT_EQ(b.list(Table::kApiKeys, Query())->size(), 1u);
+  ASSERT_EQ(*b.count(Table::kApiKeys, Query()), 1);
+
+  ASSERT_TRUE(a.insert(Table::kApiKeys, this->rec("k2", "{}", {{"key", "scripts"}})).ok());
+  auto seen = b.get(Table::kApiKeys, "k2");
+  ASSERT_TRUE(seen.ok()) << "b does not see a's commit: " << seen.error().toString();
+  EXPECT_EQ(b.list(Table::kApiKeys, Query())->size(), 2u);
+  EXPECT_EQ(*b.count(Table::kApiKeys, Query().where("key", "scripts")), 1);
+
+  // b's own writes still work, and a sees them.
+  auto wrote = b.insert(Table::kUsers, this->rec("u1", "{}", {{"username", "bob"}}));
+  ASSERT_TRUE(wrote.ok()) << wrote.error().toString();
+  auto updated = b.update(Table::kApiKeys, Record{"k2", 1, R"({"x":1})", {{"key", "scripts"}}});
+  ASSERT_TRUE(updated.ok()) << updated.error().toString();
+  EXPECT_TRUE(a.get(Table::kUsers, "u1").ok());
+  EXPECT_EQ(a.get(Table::kApiKeys, "k2")->version, 2);
+  // And a, which read k2 before b changed it, can write over b's version.
+  EXPECT_TRUE(a.update(Table::kApiKeys, Record{"k2", 2, R"({"x":2})", {{"key", "scripts"}}}).ok());
+  EXPECT_EQ(b.get(Table::kApiKeys, "k2")->version, 3);
+}
+
+// One instance lists in a loop while the other commits: every commit succeeds, and once the
+// reader's lists end, its next read sees all of them.
+TYPED_TEST(StoreConformance, LongReadsInOneInstanceDoNotHoldBackTheOthersCommits) {
+  auto other = this->backend_.openAnother();
+  ASSERT_TRUE(other.ok()) << other.error().toString();
+  spi::Store& writer = *this->store_;
+  spi::Store& reader = **other;
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(writer.insert(Table::kZones, this->rec("base" + std::to_string(i), R"({"pad":"xxxxxxxxxxxxxxxx"})")).ok());
+  }
+  std::atomic<bool> done{false};
+  std::atomic<int> lists{0};
+  std::thread t([&] {
+    while (!done.load()) {
+      auto l = reader.list(Table::kZones, Query());
+      if (l.ok()) lists.fetch_add(1);
+    }
+  });
+  while (lists.load() == 0) std::this_thread::yield();
+  int committed = 0;
+  for (int i = 0; i < 50; ++i) {
+    auto r = writer.insert(Table::kZones, this->rec("new" + std::to_string(i), "{}"));
+    EXPECT_TRUE(r.ok()) << r.error().toString();
+    if (r.ok()) ++committed;
+  }
+  const int lists_during_commits = lists.load();
+  done = true;
+  t.join();
+  EXPECT_GT(lists_during_commits, 1);
+  EXPECT_EQ(committed, 50);
+  EXPECT_EQ(*reader.count(Table::kZones, Query()), 250);
+  EXPECT_TRUE(reader.get(Table::kZones, "new49").ok());
 }
 
 }  // namespace

@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "kasm/kasm.hpp"
 
@@ -96,6 +98,92 @@ TEST_F(SqliteStoreTest, EmptyPathIsInvalid) {
   auto store = openSqliteStore({.path = ""});
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.error().code(), ErrorCode::kInvalidArgument);
+}
+
+std::int64_t walBytes(spi::Store& store) {
+  for (const auto& m : store.metrics()) {
+    if (m.name == "kasm_store_wal_bytes") return m.value;
+  }
+  return -1;
+}
+
+// 10,000 writes (inserts, updates and removes, as a busy server makes) leave the write-ahead log
+// at a few MiB: checkpoints complete and the file is truncated back. A second connection reading
+// between the writes, as the CLI or an operator's sqlite3 would, does not hold them back.
+TEST_F(SqliteStoreTest, WalStaysBoundedUnderSustainedWrites) {
+  const auto path = (dir_ / "kasm.db").string();
+  auto store = openSqliteStore({.path = path});
+  ASSERT_TRUE(store.ok()) << store.error().toString();
+  auto reader = openSqliteStore({.path = path});
+  ASSERT_TRUE(reader.ok());
+  const std::string pad(400, 'p');
+  std::int64_t largest = 0;
+  for (int i = 0; i < 5000; ++i) {
+    const std::string id = "u" + std::to_string(i);
+    ASSERT_TRUE((*store)->insert(spi::Table::kUsers, spi::Record{id, 0, "{\"pad\":\"" + pad + "\"}", {}}).ok());
+    ASSERT_TRUE((*store)->remove(spi::Table::kUsers, id, std::nullopt).ok());
+    if (i % 100 == 0) {
+      ASSERT_TRUE((*reader)->get(spi::Table::kUsers, id).error().code() == ErrorCode::kNotFound);
+      ASSERT_TRUE((*reader)->count(spi::Table::kUsers, spi::Query()).ok());
+    }
+    largest = std::max(largest, walBytes(**store));
+  }
+  const auto wal = walBytes(**store);
+  EXPECT_GE(wal, 0);
+  EXPECT_LT(largest, 8 << 20) << "the WAL grew to " << largest << " bytes";
+  EXPECT_LT(wal, 5 << 20) << "the WAL is " << wal << " bytes after 10,000 writes";
+  EXPECT_EQ(fs::file_size(path + "-wal"), static_cast<std::uintmax_t>(wal));
+}
+
+// A write that meets another process's write lock waits for it (busy timeout) instead of failing.
+TEST_F(SqliteStoreTest, WriteWaitsForAnotherProcesssLock) {
+  const auto path = (dir_ / "kasm.db").string();
+  auto store = openSqliteStore({.path = path});
+  ASSERT_TRUE(store.ok());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "INSERT INTO zones (id, version, data, name) VALUES ('z0', 1, '{}', 'zero')", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  std::thread holder([db] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+  });
+  auto wrote = (*store)->insert(spi::Table::kZones, spi::Record{"z1", 0, "{}", {{"name", "one"}}});
+  holder.join();
+  sqlite3_close(db);
+  ASSERT_TRUE(wrote.ok()) << wrote.error().toString();
+  EXPECT_TRUE((*store)->get(spi::Table::kZones, "z0").ok());
+}
+
+int modeOf(const fs::path& p) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return -1;
+  return static_cast<int>(st.st_mode & 0777);
+}
+
+// The database holds password hashes and the installation's key: the directory the store creates is
+// 0700 and the database and its WAL 0600, whatever the umask; a file an older version made 0644 is
+// narrowed when opened.
+TEST_F(SqliteStoreTest, DataDirectoryAndFilesArePrivate) {
+  const auto old_mask = ::umask(022);
+  const auto path = dir_ / "data" / "kasm.db";
+  {
+    auto store = openSqliteStore({.path = path.string()});
+    ASSERT_TRUE(store.ok()) << store.error().toString();
+    ASSERT_TRUE((*store)->insert(spi::Table::kZones, spi::Record{"z", 0, "{}", {}}).ok());
+    EXPECT_EQ(modeOf(dir_ / "data"), 0700);
+    EXPECT_EQ(modeOf(path), 0600);
+    EXPECT_EQ(modeOf(path.string() + "-wal"), 0600);
+  }
+  ::chmod(path.c_str(), 0644);
+  {
+    auto again = openSqliteStore({.path = path.string()});
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(modeOf(path), 0600);
+  }
+  ::umask(old_mask);
 }
 
 }  // namespace

@@ -83,6 +83,13 @@ struct Mutation {
   bool check_version = true;
 };
 
+// A figure a backend reports about itself (Prometheus gauge: name, help, value).
+struct StoreMetric {
+  std::string name;
+  std::string help;
+  std::int64_t value = 0;
+};
+
 // Persistent storage for the manager. Implementations: MemoryStore (kasm::kasm), SQLite
 // (kasm::sqlite), PostgreSQL (kasm::postgres); all pass tests/conformance/store_conformance.
 //
@@ -117,6 +124,9 @@ class Store {
 
   // Cheap liveness check of the backing database.
   virtual Result<void> ping() = 0;
+
+  // Backend figures for /metrics (SQLite: the size of its write-ahead log). None by default.
+  virtual std::vector<StoreMetric> metrics() { return {}; }
 
   // Conveniences over apply().
   Result<std::int64_t> insert(Table table, Record record);

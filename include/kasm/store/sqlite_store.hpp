@@ -15,6 +15,10 @@ struct SqliteStoreOptions {
   std::string path;
   // How long a write waits for another process holding the write lock.
   std::chrono::milliseconds busy_timeout{5000};
+  // The database holds password hashes, hashed secrets and the installation's signing key: a
+  // directory the store creates is made 0700, and the database file (whose mode SQLite gives its
+  // WAL and shared-memory files) is created, or tightened when found wider, to 0600.
+  bool private_files = true;
 };
 
 // Opens (creating and migrating when needed) the embedded store: one SQLite file in WAL mode.
