@@ -59,9 +59,9 @@ std::unique_ptr<spi::Store> openBackend(const std::string& name, benchmark::Stat
   return std::move(store).value();
 }
 
-Session makeSession(Random& random, int user) {
+Session makeSession(int user) {
   Session s;
-  s.id = SessionId::generate(random);
+  s.id = SessionId::generate();
   s.user_id = UserId("user" + std::to_string(user));
   s.workspace_id = WorkspaceId("desktop");
   s.agent_id = AgentId("agent" + std::to_string(user % 100));
@@ -72,18 +72,17 @@ Session makeSession(Random& random, int user) {
   return s;
 }
 
-void preload(Repository& repo, Random& random, int n) {
-  for (int i = 0; i < n; ++i) (void)repo.insert(makeSession(random, i % kUsers));
+void preload(Repository& repo, int n) {
+  for (int i = 0; i < n; ++i) (void)repo.insert(makeSession(i % kUsers));
 }
 
 void BM_SessionInsert(benchmark::State& state, std::string backend) {
   auto store = openBackend(backend, state);
   if (!store) return;
   Repository repo(*store);
-  SeededRandom random(1);
   int i = 0;
   for (auto _ : state) {
-    auto r = repo.insert(makeSession(random, i++ % kUsers));
+    auto r = repo.insert(makeSession(i++ % kUsers));
     if (!r.ok()) state.SkipWithError(r.error().toString().c_str());
   }
   state.counters["ops_per_s"] =
@@ -94,8 +93,7 @@ void BM_SessionUpdateCas(benchmark::State& state, std::string backend) {
   auto store = openBackend(backend, state);
   if (!store) return;
   Repository repo(*store);
-  SeededRandom random(2);
-  Session s = makeSession(random, 0);
+  Session s = makeSession(0);
   auto version = repo.insert(s);
   if (!version.ok()) {
     state.SkipWithError(version.error().toString().c_str());
@@ -119,8 +117,7 @@ void BM_ListRunningSessionsOfUser(benchmark::State& state, std::string backend) 
   auto store = openBackend(backend, state);
   if (!store) return;
   Repository repo(*store);
-  SeededRandom random(3);
-  preload(repo, random, kPreloaded);
+  preload(repo, kPreloaded);
   int i = 0;
   std::size_t found = 0;
   for (auto _ : state) {

@@ -134,18 +134,18 @@ int main(int argc, char** argv) {
   }
 
   // An admin API key for the developer API; the secret is printed once, the store keeps its hash.
-  const std::string secret = auth::generateToken(random);
+  const std::string secret = auth::generateToken();
   ApiKey key;
-  key.id = ApiKeyId::generate(random);
+  key.id = ApiKeyId::generate();
   key.name = "portal";
-  key.key = auth::generateToken(random, 8);
+  key.key = auth::generateToken(8);
   key.secret_hash = auth::hashSecret(secret);
   key.permissions = {std::string(permissions::kAdmin)};
   key.created_at = clock.now();
   orDie(repo.insert(key), "api key");
 
-  auto signer = orDie(auth::AccessTokenSigner::create(auth::generateToken(random), clock), "signer");
-  api::DeveloperApi developer_api(manager, *store, clock, random, signer);
+  auto signer = orDie(auth::AccessTokenSigner::create(auth::generateToken(), clock), "signer");
+  api::DeveloperApi developer_api(manager, *store, clock, signer);
 
   net::HttpServerOptions options;
   options.port = static_cast<std::uint16_t>(flags.port);

@@ -29,20 +29,19 @@ void orDie(kasm::Result<void> r, const char* what) {
 int main(int argc, char** argv) {
   const std::string data_dir = argc > 1 ? argv[1] : "./kasm-data";
   kasm::SystemClock clock;
-  kasm::SeededRandom random;
   auto store = orDie(kasm::openSqliteStore({.path = data_dir + "/kasm.db"}), "open store");
   kasm::Repository repo(*store);
   std::printf("kasm %s, store %s (schema %d) in %s\n", std::string(kasm::version()).c_str(),
               std::string(store->backendName()).c_str(), store->schemaVersion(), data_dir.c_str());
 
   kasm::Zone zone;
-  zone.id = kasm::ZoneId::generate(random);
+  zone.id = kasm::ZoneId::generate();
   zone.name = "default-" + zone.id.str().substr(0, 6);
   zone.created_at = clock.now();
   orDie(repo.insert(zone), "create zone");
 
   kasm::Agent agent;
-  agent.id = kasm::AgentId::generate(random);
+  agent.id = kasm::AgentId::generate();
   agent.hostname = "localhost";
   agent.zone_id = zone.id;
   agent.reported = kasm::Resources::fromCores(4, 8 * kasm::Resources::kGiB);
@@ -50,7 +49,7 @@ int main(int argc, char** argv) {
   orDie(repo.insert(agent), "register agent");
 
   kasm::Workspace ws;
-  ws.id = kasm::WorkspaceId::generate(random);
+  ws.id = kasm::WorkspaceId::generate();
   ws.friendly_name = "Desktop";
   ws.image = "kasm/desktop:latest";
   ws.resources = kasm::Resources::fromCores(1, 2 * kasm::Resources::kGiB);
@@ -58,7 +57,7 @@ int main(int argc, char** argv) {
   orDie(repo.insert(ws), "create workspace");
 
   kasm::Session s;
-  s.id = kasm::SessionId::generate(random);
+  s.id = kasm::SessionId::generate();
   s.user_id = kasm::UserId("demo");
   s.workspace_id = ws.id;
   s.zone_id = zone.id;

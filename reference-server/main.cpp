@@ -1,6 +1,7 @@
 // kasm-server: the reference server on the kasm library.
 
 #include <pthread.h>
+#include <sys/stat.h>
 
 #include <csignal>
 #include <cstdio>
@@ -8,6 +9,9 @@
 #include "server_app.hpp"
 
 int main(int argc, char** argv) {
+  // Everything kasm-server writes (the database, its WAL, keys, certificates, the first admin's
+  // password) is private to the account that runs it.
+  ::umask(077);
   std::vector<std::string> args(argv + 1, argv + argc);
   auto config = kasm::server::parseConfig(args);
   if (!config.ok()) {
@@ -21,9 +25,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "kasm-server: %s\n", store.error().toString().c_str());
       return 1;
     }
-    kasm::SeededRandom random;
     kasm::SystemClock clock;
-    auto key = kasm::server::createApiKey(**store, random, clock, config->api_key_name);
+    auto key = kasm::server::createApiKey(**store, clock, config->api_key_name);
     if (!key.ok()) {
       std::fprintf(stderr, "kasm-server: %s\n", key.error().toString().c_str());
       return 1;

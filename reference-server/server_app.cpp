@@ -1,10 +1,14 @@
 #include "server_app.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -52,6 +56,28 @@ Result<std::string> settingOr(Repository& repo, Clock& clock, const std::string&
   return again.value.value;
 }
 
+// The generated first password never goes into the log (logs are collected and kept): it is written
+// to a file only the server's account can read, the log says where, and a terminal shows it once.
+Result<void> announceFirstPasswordIn(const std::string& data_dir, const std::string& password) {
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  const std::string path = data_dir + "/admin-password";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return unavailable("cannot write the first admin password to " + path + ": " + std::strerror(errno));
+  ::fchmod(fd, 0600);
+  const std::string line = password + "\n";
+  const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::close(fd);
+  if (!written) return unavailable("cannot write the first admin password to " + path);
+  logLine("admin_created", "username=admin@kasm.local; its one-time password is in " + path +
+                               " (readable by this account only); change it after logging in and delete the file");
+  if (::isatty(STDERR_FILENO)) {
+    std::fprintf(stderr, "\n  First administrator: admin@kasm.local  password: %s  (also in %s)\n\n",
+                 password.c_str(), path.c_str());
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<std::unique_ptr<spi::Store>> openStore(const ServerConfig& config) {
@@ -59,13 +85,13 @@ Result<std::unique_ptr<spi::Store>> openStore(const ServerConfig& config) {
   return openSqliteStore({.path = config.data_dir + "/kasm.db"});
 }
 
-Result<std::string> createApiKey(spi::Store& store, Random& random, Clock& clock, const std::string& name) {
+Result<std::string> createApiKey(spi::Store& store, Clock& clock, const std::string& name) {
   Repository repo(store);
-  const std::string secret = auth::generateToken(random);
+  const std::string secret = auth::generateToken();
   ApiKey k;
-  k.id = ApiKeyId::generate(random);
+  k.id = ApiKeyId::generate();
   k.name = name;
-  k.key = auth::generateToken(random, 8);
+  k.key = auth::generateToken(8);
   k.secret_hash = auth::hashSecret(secret);
   k.permissions = {std::string(permissions::kAdmin)};
   k.created_at = clock.now();
@@ -76,13 +102,19 @@ Result<std::string> createApiKey(spi::Store& store, Random& random, Clock& clock
 Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config) {
   std::unique_ptr<ServerApp> app(new ServerApp());
   app->config_ = config;
+  // The data directory holds the database, keys and certificates: private to this account, also
+  // when an earlier version created it 0755.
+  std::error_code ec;
+  std::filesystem::create_directories(config.data_dir, ec);
+  if (ec) return unavailable("cannot create the data directory " + config.data_dir + ": " + ec.message());
+  ::chmod(config.data_dir.c_str(), 0700);
   KASM_ASSIGN_OR_RETURN(app->store_, openStore(config));
   app->repo_ = std::make_unique<Repository>(*app->store_);
   ManagerOptions mo;
   // Shared by every server of the installation (scale-out) so tokens and session secrets agree;
   // the other keys are derived from it.
   KASM_ASSIGN_OR_RETURN(std::string key, settingOr(*app->repo_, app->clock_, "access_token_key",
-                                                   [&] { return auth::generateToken(app->random_); }));
+                                                   [&] { return auth::generateToken(); }));
   mo.session_secret_key = auth::hmacSha256(key, "kasm session secret key");
   if (!config.license_public_key_file.empty()) {
     std::ifstream in(config.license_public_key_file);
@@ -105,7 +137,7 @@ ServerApp::~ServerApp() {
 Result<void> ServerApp::bootstrap(const std::string& key) {
   auto& repo = *repo_;
   KASM_RETURN_IF_ERROR(
-      settingOr(repo, clock_, std::string(settings::kInstallationId), [&] { return generateIdString(random_); }));
+      settingOr(repo, clock_, std::string(settings::kInstallationId), [&] { return generateIdString(); }));
   KASM_ASSIGN_OR_RETURN(auto signer, auth::AccessTokenSigner::create(key, clock_));
   signer_.emplace(std::move(signer));
 
@@ -125,7 +157,7 @@ Result<void> ServerApp::bootstrap(const std::string& key) {
     KASM_ASSIGN_OR_RETURN(auto found, repo.list<Group>(spi::Query().where("name", name)));
     if (!found.empty()) return found.front().value;
     Group g;
-    g.id = GroupId::generate(random_);
+    g.id = GroupId::generate();
     g.name = name;
     g.permissions = std::move(perms);
     g.priority = priority;
@@ -139,17 +171,19 @@ Result<void> ServerApp::bootstrap(const std::string& key) {
   KASM_ASSIGN_OR_RETURN(auto users, repo.count<User>());
   if (users == 0) {
     const char* given = std::getenv("KASM_ADMIN_PASSWORD");
-    const std::string password = given && *given ? given : auth::generateToken(random_, 12);
+    const std::string password = given && *given ? given : auth::generateToken(12);
     User admin;
-    admin.id = UserId::generate(random_);
+    admin.id = UserId::generate();
     admin.username = "admin@kasm.local";
     admin.group_ids = {all.id, admins.id};
     admin.created_at = clock_.now();
-    KASM_ASSIGN_OR_RETURN(admin.password_hash, auth::hashPassword(password, random_));
+    KASM_ASSIGN_OR_RETURN(admin.password_hash, auth::hashPassword(password));
     KASM_RETURN_IF_ERROR(repo.insert(admin));
-    logLine("admin_created", "username=admin@kasm.local password=" +
-                                 (given && *given ? std::string("(from KASM_ADMIN_PASSWORD)") : password) +
-                                 " (shown once; change it after logging in)");
+    if (given && *given) {
+      logLine("admin_created", "username=admin@kasm.local password=(from KASM_ADMIN_PASSWORD)");
+    } else {
+      KASM_RETURN_IF_ERROR(announceFirstPasswordIn(config_.data_dir, password));
+    }
   }
   KASM_RETURN_IF_ERROR(registerBuiltInWorkspaces());
   KASM_RETURN_IF_ERROR(manager_->start());
@@ -159,7 +193,7 @@ Result<void> ServerApp::bootstrap(const std::string& key) {
   api::DeveloperApiOptions developer_options;
   developer_options.background = background;
   developer_api_ =
-      std::make_unique<api::DeveloperApi>(*manager_, *store_, clock_, random_, *signer_, developer_options);
+      std::make_unique<api::DeveloperApi>(*manager_, *store_, clock_, *signer_, developer_options);
   // Login cookies get a key of their own, derived from the shared one, so no token of one kind
   // can pass for the other.
   KASM_ASSIGN_OR_RETURN(auto web,
@@ -167,7 +201,7 @@ Result<void> ServerApp::bootstrap(const std::string& key) {
   web_signer_.emplace(std::move(web));
   api::RestApiOptions rest_options;
   rest_options.background = background;
-  rest_api_ = std::make_unique<api::RestApi>(*manager_, *store_, clock_, random_, *signer_, *web_signer_, rest_options);
+  rest_api_ = std::make_unique<api::RestApi>(*manager_, *store_, clock_, *signer_, *web_signer_, rest_options);
   return {};
 }
 
@@ -411,6 +445,10 @@ net::HttpResponse ServerApp::metrics() {
   out += "kasm_session_starts_total{result=\"refused\"} " + std::to_string(session_starts_refused_.load()) + "\n";
   gauge("kasm_proxy_open_tunnels", "WebSocket tunnels and VNC bridges open now.");
   out += "kasm_proxy_open_tunnels " + std::to_string(p.open_tunnels) + "\n";
+  for (const auto& m : store_->metrics()) {
+    gauge(m.name, m.help);
+    out += m.name + " " + std::to_string(m.value) + "\n";
+  }
   return net::HttpResponse::text(200, std::move(out), "text/plain; version=0.0.4");
 }
 

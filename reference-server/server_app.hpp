@@ -35,7 +35,7 @@ Result<std::unique_ptr<spi::Store>> openStore(const ServerConfig& config);
 
 // Creates an API key with the given name (admin permissions) and returns {"api_key", "api_key_secret"}
 // as JSON. The secret is shown only here.
-Result<std::string> createApiKey(spi::Store& store, Random& random, Clock& clock, const std::string& name);
+Result<std::string> createApiKey(spi::Store& store, Clock& clock, const std::string& name);
 
 class ServerApp {
  public:

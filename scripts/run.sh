@@ -22,6 +22,6 @@ cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/d
 cmake --build "$root/build" --target kasm-server
 cmake --build "$root/build" --target kasm_web ||
   echo "run: the web application could not be built (it needs node >= 20 and npm); the APIs still work" >&2
-echo "run: open the URL below and log in with the admin credentials printed on the first start" \
+echo "run: open the URL below and log in as admin@kasm.local with the password in $data_dir/admin-password (first start)" \
   "(or set KASM_ADMIN_PASSWORD before the first start)" >&2
 exec "$root/build/reference-server/kasm-server" --data-dir "$data_dir" "$@"

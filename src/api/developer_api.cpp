@@ -67,9 +67,9 @@ Result<const json::object*> optionalObject(const json::object& o, std::string_vi
 
 using namespace detail;
 
-DeveloperApi::DeveloperApi(Manager& manager, spi::Store& store, Clock& clock, Random& random,
-                           const auth::AccessTokenSigner& signer, DeveloperApiOptions options)
-    : impl_(std::make_unique<Impl>(manager, store, clock, random, signer, std::move(options))) {}
+DeveloperApi::DeveloperApi(Manager& manager, spi::Store& store, Clock& clock, const auth::AccessTokenSigner& signer,
+                           DeveloperApiOptions options)
+    : impl_(std::make_unique<Impl>(manager, store, clock, signer, std::move(options))) {}
 DeveloperApi::~DeveloperApi() = default;
 
 namespace {

@@ -21,13 +21,12 @@ Result<const boost::json::object*> optionalObject(const boost::json::object& o, 
 }  // namespace detail
 
 struct DeveloperApi::Impl {
-  Impl(Manager& m, spi::Store& s, Clock& c, Random& r, const auth::AccessTokenSigner& sg, DeveloperApiOptions o)
-      : manager(m), repo(s), clock(c), random(r), signer(sg), options(std::move(o)) {}
+  Impl(Manager& m, spi::Store& s, Clock& c, const auth::AccessTokenSigner& sg, DeveloperApiOptions o)
+      : manager(m), repo(s), clock(c), signer(sg), options(std::move(o)) {}
 
   Manager& manager;
   Repository repo;
   Clock& clock;
-  Random& random;
   const auth::AccessTokenSigner& signer;
   DeveloperApiOptions options;
 

@@ -13,7 +13,7 @@ using namespace detail;
 namespace {
 
 // Applies the writable fields of a Kasm target_user object onto `u`.
-Result<void> applyUserFields(const json::object& t, User& u, Random& random) {
+Result<void> applyUserFields(const json::object& t, User& u) {
   struct Field {
     const char* name;
     std::string User::*member;
@@ -31,7 +31,7 @@ Result<void> applyUserFields(const json::object& t, User& u, Random& random) {
   if (disabled) u.disabled = *disabled;
   KASM_ASSIGN_OR_RETURN(auto password, optionalString(t, "password", "target_user."));
   if (password) {
-    KASM_ASSIGN_OR_RETURN(u.password_hash, auth::hashPassword(*password, random));
+    KASM_ASSIGN_OR_RETURN(u.password_hash, auth::hashPassword(*password));
   }
   return {};
 }
@@ -115,9 +115,9 @@ Result<json::object> DeveloperApi::Impl::createUser(const json::object& o) {
   KASM_ASSIGN_OR_RETURN(const json::object* t, optionalObject(o, "target_user", ""));
   if (!t) return invalidArgument("target_user is required");
   User u;
-  u.id = UserId::generate(random);
+  u.id = UserId::generate();
   u.created_at = clock.now();
-  KASM_RETURN_IF_ERROR(applyUserFields(*t, u, random));
+  KASM_RETURN_IF_ERROR(applyUserFields(*t, u));
   if (u.username.empty()) return invalidArgument("target_user.username is required");
   if (!options.default_group_name.empty()) {
     auto groups = repo.list<Group>(spi::Query().where("name", options.default_group_name));
@@ -139,7 +139,7 @@ Result<json::object> DeveloperApi::Impl::updateUser(const json::object& o) {
   KASM_ASSIGN_OR_RETURN(auto u, targetUser(o));
   const json::object& t = o.at("target_user").get_object();
   User changed = u.value;
-  KASM_RETURN_IF_ERROR(applyUserFields(t, changed, random));
+  KASM_RETURN_IF_ERROR(applyUserFields(t, changed));
   auto w = repo.update(changed, u.version);
   if (!w.ok()) {
     if (w.error().code() == ErrorCode::kAlreadyExists)
@@ -231,7 +231,7 @@ Result<json::object> DeveloperApi::Impl::removeUserGroup(const json::object& o) 
 
 Result<User> DeveloperApi::Impl::createAnonymousUser() {
   User u;
-  u.id = UserId::generate(random);
+  u.id = UserId::generate();
   u.username = "anonymous-" + u.id.str().substr(0, 12);
   u.created_at = clock.now();
   if (!options.default_group_name.empty()) {

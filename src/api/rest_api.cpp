@@ -60,10 +60,9 @@ std::vector<std::string> splitPath(std::string_view path) {
 
 }  // namespace
 
-RestApi::RestApi(Manager& manager, spi::Store& store, Clock& clock, Random& random,
-                 const auth::AccessTokenSigner& signer, const auth::WebSessionSigner& web_signer,
-                 RestApiOptions options)
-    : impl_(std::make_unique<Impl>(manager, store, clock, random, signer, web_signer, std::move(options))) {
+RestApi::RestApi(Manager& manager, spi::Store& store, Clock& clock, const auth::AccessTokenSigner& signer,
+                 const auth::WebSessionSigner& web_signer, RestApiOptions options)
+    : impl_(std::make_unique<Impl>(manager, store, clock, signer, web_signer, std::move(options))) {
   impl_->openapi = rest::buildOpenApi();
 }
 
@@ -206,7 +205,7 @@ RouteResult RestApi::Impl::login(const RouteCall& call) {
   user.value.last_login_at = clock.now();
   (void)repo.update(user.value, user.version);  // Best effort: a lost race only loses the timestamp.
 
-  const std::string cookie = web_signer.issue(user.value.id, options.login_ttl, auth::generateToken(random, 9));
+  const std::string cookie = web_signer.issue(user.value.id, options.login_ttl, auth::generateToken(9));
   KASM_ASSIGN_OR_RETURN(auto o, meJson(user.value, p, cookie));
   RestResponse r = rest::reply(200, o);
   r.headers.emplace_back("Set-Cookie", cookieHeader(cookie, options.login_ttl, call.request.secure));

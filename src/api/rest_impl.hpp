@@ -42,12 +42,11 @@ struct RouteCall {
 using RouteResult = Result<RestResponse>;
 
 struct RestApi::Impl {
-  Impl(Manager& m, spi::Store& s, Clock& c, Random& r, const auth::AccessTokenSigner& sg,
-       const auth::WebSessionSigner& wsg, RestApiOptions o)
+  Impl(Manager& m, spi::Store& s, Clock& c, const auth::AccessTokenSigner& sg, const auth::WebSessionSigner& wsg,
+       RestApiOptions o)
       : manager(m),
         repo(s),
         clock(c),
-        random(r),
         signer(sg),
         web_signer(wsg),
         options(std::move(o)),
@@ -56,7 +55,6 @@ struct RestApi::Impl {
   Manager& manager;
   Repository repo;
   Clock& clock;
-  Random& random;
   const auth::AccessTokenSigner& signer;
   const auth::WebSessionSigner& web_signer;
   RestApiOptions options;

@@ -156,7 +156,7 @@ static RouteResult writeOne(RestApi::Impl& im, const RouteCall& call, std::optio
 template <class T, class IdT>
 static Result<T> saveInRepo(RestApi::Impl& im, T value) {
   if (value.id.empty()) {
-    value.id = IdT::generate(im.random);
+    value.id = IdT::generate();
     if constexpr (requires { value.created_at; }) value.created_at = im.clock.now();
     KASM_RETURN_IF_ERROR(im.repo.insert(value));
     return value;
@@ -300,7 +300,7 @@ static Result<User> saveUser(RestApi::Impl& im, const RouteCall& call, User u, c
     if (!pw->is_string() || pw->get_string().size() < 8 || pw->get_string().size() > 1024) {
       return invalidArgument("password must be a string of 8 to 1024 characters");
     }
-    KASM_ASSIGN_OR_RETURN(u.password_hash, auth::hashPassword(std::string_view(pw->get_string()), im.random));
+    KASM_ASSIGN_OR_RETURN(u.password_hash, auth::hashPassword(std::string_view(pw->get_string())));
     if (before) u.sessions_valid_after = im.clock.now();  // A new password logs out other browsers.
   }
   // Group membership grants permissions: only an admin changes it.
@@ -526,9 +526,9 @@ static RouteResult apiKeys(RestApi::Impl& im, const RouteCall& call, std::string
       for (const auto& perm : k.permissions) {
         if (!permissions::isKnown(perm)) return invalidArgument("permissions: unknown permission '" + perm + "'");
       }
-      const std::string secret = auth::generateToken(im.random, 32);
-      k.id = ApiKeyId::generate(im.random);
-      k.key = auth::generateToken(im.random, 12);
+      const std::string secret = auth::generateToken(32);
+      k.id = ApiKeyId::generate();
+      k.key = auth::generateToken(12);
       k.secret_hash = auth::hashSecret(secret);
       k.created_at = im.clock.now();
       KASM_RETURN_IF_ERROR(k.validate());

@@ -4,7 +4,10 @@
 #include <openssl/evp.h>
 
 #include <charconv>
+#include <span>
 #include <vector>
+
+#include "kasm/core/secure_random.hpp"
 
 namespace kasm::auth {
 namespace {
@@ -47,14 +50,11 @@ bool parseInt(std::string_view s, int& out) {
 
 }  // namespace
 
-Result<std::string> hashPassword(std::string_view password, Random& random, PasswordHashParams params) {
+Result<std::string> hashPassword(std::string_view password, PasswordHashParams params) {
   if (password.empty()) return invalidArgument("password must not be empty");
   if (password.size() > 1024) return invalidArgument("password is longer than 1024 bytes");
   unsigned char salt[kSaltBytes];
-  for (std::size_t i = 0; i < kSaltBytes; i += 8) {
-    const std::uint64_t v = random.next();
-    for (std::size_t j = 0; j < 8; ++j) salt[i + j] = static_cast<unsigned char>(v >> (8 * j));
-  }
+  secureRandomBytes(std::as_writable_bytes(std::span(salt, kSaltBytes)));
   unsigned char hash[kHashBytes];
   if (!derive(password, salt, kSaltBytes, params, hash, kHashBytes)) return internalError("scrypt failed");
   return "$scrypt$ln=" + std::to_string(params.log2_n) + ",r=" + std::to_string(params.r) +

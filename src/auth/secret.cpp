@@ -3,6 +3,10 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <span>
+
+#include "kasm/core/secure_random.hpp"
+
 namespace kasm::auth {
 namespace {
 
@@ -18,12 +22,9 @@ std::string hex(const unsigned char* data, std::size_t n) {
 
 }  // namespace
 
-std::string generateToken(Random& random, std::size_t bytes) {
+std::string generateToken(std::size_t bytes) {
   std::string raw(bytes, '\0');
-  for (std::size_t i = 0; i < bytes; i += 8) {
-    std::uint64_t v = random.next();
-    for (std::size_t j = 0; j < 8 && i + j < bytes; ++j) raw[i + j] = static_cast<char>((v >> (8 * j)) & 0xFF);
-  }
+  secureRandomBytes(std::as_writable_bytes(std::span(raw.data(), raw.size())));
   return hex(reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
 }
 

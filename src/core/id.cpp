@@ -1,12 +1,14 @@
 #include "kasm/core/id.hpp"
 
+#include "kasm/core/secure_random.hpp"
+
 namespace kasm {
 
-std::string generateIdString(Random& random) {
+std::string generateIdString() {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out(32, '0');
   for (int half = 0; half < 2; ++half) {
-    std::uint64_t bits = random.next();
+    std::uint64_t bits = secureRandomU64();
     for (int i = 0; i < 16; ++i) {
       out[half * 16 + i] = kHex[bits & 0xF];
       bits >>= 4;

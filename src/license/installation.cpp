@@ -5,7 +5,7 @@
 
 namespace kasm::license {
 
-Result<std::string> installationId(spi::Store& store, Clock& clock, Random& random) {
+Result<std::string> installationId(spi::Store& store, Clock& clock) {
   Repository repo(store);
   const std::string key(settings::kInstallationId);
   for (int attempt = 0; attempt < 3; ++attempt) {
@@ -17,7 +17,7 @@ Result<std::string> installationId(spi::Store& store, Clock& clock, Random& rand
       return existing->value.value;
     }
     if (existing.error().code() != ErrorCode::kNotFound) return existing.error();
-    Setting created{key, generateIdString(random), clock.now()};
+    Setting created{key, generateIdString(), clock.now()};
     auto inserted = repo.insert(created);
     if (inserted.ok()) return created.value;
     // Another process created it first: read theirs on the next round.

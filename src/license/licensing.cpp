@@ -118,7 +118,7 @@ Result<Grant> Licensing::Impl::grant(std::vector<LicenseProblem>* problems) {
                                 std::to_string(policy.community_session_limit) + " concurrent sessions.";
   if (records.empty()) return community;
 
-  KASM_ASSIGN_OR_RETURN(std::string installation, license::installationId(store, clock, random));
+  KASM_ASSIGN_OR_RETURN(std::string installation, license::installationId(store, clock));
   std::vector<LicenseDocument> usable;
   for (const auto& r : records) {
     auto doc = verify(r.value.armored);
@@ -257,8 +257,8 @@ Result<void> Licensing::Impl::initCounters() {
 
 // ---- Licensing -----------------------------------------------------------------------------------
 
-Licensing::Licensing(spi::Store& store, Clock& clock, Random& random, LicensePolicy policy)
-    : impl_(std::make_unique<Impl>(store, clock, random, std::move(policy))) {}
+Licensing::Licensing(spi::Store& store, Clock& clock, LicensePolicy policy)
+    : impl_(std::make_unique<Impl>(store, clock, std::move(policy))) {}
 Licensing::~Licensing() = default;
 
 const LicensePolicy& Licensing::policy() const {
@@ -266,7 +266,7 @@ const LicensePolicy& Licensing::policy() const {
 }
 
 Result<std::string> Licensing::installationId() {
-  return license::installationId(impl_->store, impl_->clock, impl_->random);
+  return license::installationId(impl_->store, impl_->clock);
 }
 
 Result<LicenseRecord> Licensing::addLicense(std::string_view armored) {

@@ -35,13 +35,11 @@ std::string namedUserKey(const LicenseId& license, const UserId& user);
 std::string namedUserCountKey(const LicenseId& license);
 
 struct Licensing::Impl {
-  Impl(spi::Store& s, Clock& c, Random& r, LicensePolicy p)
-      : store(s), repo(s), clock(c), random(r), policy(std::move(p)) {}
+  Impl(spi::Store& s, Clock& c, LicensePolicy p) : store(s), repo(s), clock(c), policy(std::move(p)) {}
 
   spi::Store& store;
   Repository repo;
   Clock& clock;
-  Random& random;
   LicensePolicy policy;
 
   std::mutex mu;                                            // Guards `verified`; never held across store calls.

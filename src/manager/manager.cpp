@@ -48,7 +48,7 @@ license::Licensing& Manager::licensing() {
 }
 
 Result<Zone> Manager::upsertZone(Zone zone) {
-  if (zone.id.empty()) zone.id = ZoneId::generate(impl_->random);
+  if (zone.id.empty()) zone.id = ZoneId::generate();
   if (zone.created_at == TimePoint{}) zone.created_at = impl_->clock.now();
   auto existing = impl_->repo.get<Zone>(zone.id.str());
   if (existing.ok()) {
@@ -64,7 +64,7 @@ Result<Zone> Manager::upsertZone(Zone zone) {
 }
 
 Result<Workspace> Manager::upsertWorkspace(Workspace ws) {
-  if (ws.id.empty()) ws.id = WorkspaceId::generate(impl_->random);
+  if (ws.id.empty()) ws.id = WorkspaceId::generate();
   const auto now = impl_->clock.now();
   if (ws.created_at == TimePoint{}) ws.created_at = now;
   ws.updated_at = now;
@@ -175,7 +175,7 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
   if (staged) return staged->value;
 
   Session s;
-  s.id = SessionId::generate(im.random);
+  s.id = SessionId::generate();
   s.user_id = req.user_id;
   s.workspace_id = ws->value.id;
   s.resources = ws->value.resources;
@@ -238,13 +238,7 @@ Result<Versioned<Session>> Manager::Impl::placeAndProvision(Session s, const Wor
     auto failed = failSession(std::move(cur), "agent " + placement.agent.str() + " is not connected to this manager");
     return unavailable("agent " + placement.agent.str() + " is not connected to this manager");
   }
-  spi::ProvisionRequest preq{s.id, s.user_id, ws, ws.resources, env};
-  if (ws.protocol == SessionProtocol::kVnc && !options.session_secret_key.empty()) {
-    // Each desktop gets its own VNC password (images/CONTRACT.md), derived so that no store
-    // column holds it and any manager of the installation can hand it to the session's owner.
-    preq.environment["KASM_VNC_PASSWORD"] = vncPasswordFor(options.session_secret_key, s.id);
-  }
-  auto result = link->provision(preq);
+  auto result = link->provision(provisionRequestFor(s, ws, env));
   if (!result.ok()) {
     KASM_ASSIGN_OR_RETURN(auto cur, repo.get<Session>(s.id.str()));
     (void)failSession(std::move(cur), "provisioning failed: " + result.error().message());
@@ -258,6 +252,18 @@ Result<Versioned<Session>> Manager::Impl::placeAndProvision(Session s, const Wor
     x.progress = 100;
     if (on_running) on_running(x);
   });
+}
+
+spi::ProvisionRequest Manager::Impl::provisionRequestFor(const Session& s, const Workspace& ws,
+                                                         std::map<std::string, std::string> env) const {
+  spi::ProvisionRequest preq{s.id, s.user_id, ws, s.resources, std::move(env)};
+  if (ws.protocol == SessionProtocol::kVnc && !options.session_secret_key.empty()) {
+    // Each desktop gets its own VNC password (images/CONTRACT.md), derived so that no store
+    // column holds it and any manager of the installation can hand it to the session's owner.
+    // Every path that may create the container (launch, recovery, resume) sets it.
+    preq.environment["KASM_VNC_PASSWORD"] = vncPasswordFor(options.session_secret_key, s.id);
+  }
+  return preq;
 }
 
 Result<std::int64_t> Manager::Impl::commitWithReservation(const Session& session,
@@ -445,14 +451,25 @@ Result<Session> Manager::resumeSession(const SessionId& id) {
       (void)im.scheduler.release(*s.agent_id, s.resources);
       return committed.error();
     }
+    // A restarted container gets a new host port from the engine, and the old one may soon belong
+    // to another user's container: provision (idempotent, it starts the existing container) answers
+    // with the new upstream, which replaces the stored one in the same write that makes it running.
     auto link = im.linkFor(*s.agent_id);
-    auto r = link ? link->resume(id) : Result<void>(unavailable("the session's agent is not connected"));
+    auto ws = im.repo.get<Workspace>(s.workspace_id.str());
+    Result<spi::ProvisionResult> r =
+        !link  ? Result<spi::ProvisionResult>(unavailable("the session's agent is not connected"))
+        : !ws.ok() ? Result<spi::ProvisionResult>(ws.error().withContext("the session's workspace"))
+                   : link->provision(im.provisionRequestFor(s, ws->value, {}));
     if (!r.ok()) {
       KASM_ASSIGN_OR_RETURN(auto now_cur, im.repo.get<Session>(id.str()));
       (void)im.failSession(std::move(now_cur), "resume failed: " + r.error().message());
       return r.error();
     }
-    KASM_ASSIGN_OR_RETURN(auto v, im.transition(id, SessionState::kRunning, "resumed"));
+    KASM_ASSIGN_OR_RETURN(auto v, im.transition(id, SessionState::kRunning, "resumed", [&](Session& x) {
+      x.container_id = r->container_id;
+      x.container_name = r->container_name;
+      x.upstream = r->upstream;
+    }));
     return v.value;
   }
   return failedPrecondition("session " + id.str() + " is " + std::string(enumName(cur.value.state)) +

@@ -33,9 +33,9 @@ Result<Agent> updateAgent(Manager::Impl& im, const AgentId& id, const std::funct
 
 Result<Manager::AgentRegistration> Manager::registerAgent(Agent agent) {
   auto& im = *impl_;
-  std::string token = auth::generateToken(im.random);
+  std::string token = auth::generateToken();
   agent.token_hash = auth::hashSecret(token);
-  if (agent.id.empty()) agent.id = AgentId::generate(im.random);
+  if (agent.id.empty()) agent.id = AgentId::generate();
   agent.registered_at = im.clock.now();
   agent.status = AgentStatus::kPending;
   agent.reserved = {};
@@ -53,7 +53,7 @@ Result<Manager::AgentRegistration> Manager::registerAgent(Agent agent) {
 }
 
 Result<std::string> Manager::rotateAgentToken(const AgentId& id) {
-  std::string token = auth::generateToken(impl_->random);
+  std::string token = auth::generateToken();
   KASM_RETURN_IF_ERROR(updateAgent(*impl_, id, [&](Agent& a) -> Result<void> {
     a.token_hash = auth::hashSecret(token);
     return {};

@@ -155,7 +155,7 @@ Result<Manager::TickReport> Manager::tick() {
     if (!ws.ok() || !ws->value.enabled || ws->value.type != WorkspaceType::kContainer) continue;
     for (int i = live; i < cfg.desired; ++i) {
       Session s;
-      s.id = SessionId::generate(im.random);
+      s.id = SessionId::generate();
       s.workspace_id = cfg.workspace_id;
       s.staging_config_id = cfg.id;
       s.resources = ws->value.resources;
@@ -210,8 +210,7 @@ Result<int> Manager::recover() {
         auto ws = im.repo.get<Workspace>(s.value.workspace_id.str());
         if (link && ws.ok()) {
           // provision() is idempotent per session: it returns the container a lost answer created.
-          auto r =
-              link->provision(spi::ProvisionRequest{s.value.id, s.value.user_id, ws->value, s.value.resources, {}});
+          auto r = link->provision(im.provisionRequestFor(s.value, ws->value, {}));
           if (r.ok()) {
             if (im.transition(s.value.id, SessionState::kRunning, "completed after a manager restart", [&](Session& x) {
                     x.container_id = r->container_id;

@@ -16,7 +16,7 @@ std::string vncPasswordFor(std::string_view key, const SessionId& session);
 
 struct Manager::Impl {
   Impl(spi::Store& s, Clock& c, Random& r, ManagerOptions o)
-      : store(s), repo(s), clock(c), random(r), options(o), licensing(s, c, r, o.license), scheduler(r) {}
+      : store(s), repo(s), clock(c), random(r), options(o), licensing(s, c, o.license), scheduler(r) {}
 
   spi::Store& store;
   Repository repo;
@@ -53,6 +53,9 @@ struct Manager::Impl {
   // is required and the licence limit is checked on the usage row read in the same attempt, so the
   // check and the reservation are one compare-and-set; a licence refusal sets `*license_refused`.
   // Returns the session's new version.
+  // What the agent is asked to start for `s`, with the session's own VNC password.
+  spi::ProvisionRequest provisionRequestFor(const Session& s, const Workspace& ws,
+                                            std::map<std::string, std::string> env) const;
   Result<std::int64_t> commitWithReservation(const Session& session, std::optional<std::int64_t> session_version,
                                              const AgentId& agent_id, const Resources& delta, int count, bool check_fit,
                                              const license::Grant* grant = nullptr, bool* license_refused = nullptr);

@@ -84,6 +84,20 @@ TEST(CreateBody, CarriesLimitsPortsVolumesLabelsAndEnvironment) {
   })"));
 }
 
+// A workspace's run-config Env adds variables; it cannot drop the ones kasm sets (the session's VNC
+// password) nor change their values.
+TEST(CreateBody, RunConfigEnvMergesWithKasmsEnvironment) {
+  auto s = sampleSpec();
+  s.run_config_json = R"({"Env": ["TZ=Europe/Paris", "VNC_PW=attacker", "LANG"]})";
+  auto body = buildCreateBody(s);
+  ASSERT_TRUE(body.ok()) << body.error().toString();
+  EXPECT_EQ(body->at("Env"), parse(R"(["TZ=Europe/Paris", "LANG", "VNC_PW=pw"])"));
+  s.run_config_json = R"({"Env": null})";
+  auto cleared = buildCreateBody(s);
+  ASSERT_TRUE(cleared.ok());
+  EXPECT_EQ(cleared->at("Env"), parse(R"(["VNC_PW=pw"])"));
+}
+
 TEST(CreateBody, CpuMethods) {
   auto s = sampleSpec();
   s.cpu_allocation = CpuAllocationMethod::kShares;

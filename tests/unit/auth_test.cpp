@@ -2,6 +2,7 @@
 
 #include "kasm/auth/access_token.hpp"
 #include "kasm/auth/secret.hpp"
+#include "kasm/core/random.hpp"
 
 namespace kasm::auth {
 namespace {
@@ -16,11 +17,17 @@ TEST(Secret, HmacSha256MatchesRfc4231) {
   EXPECT_EQ(hmacSha256("Jefe", "what do ya want for nothing?"), "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM");
 }
 
+// Secrets come from the OS CSPRNG: the functions that make them accept no seeded generator.
+template <class R>
+concept CanMakeSecretFrom = requires(R& r) { generateToken(r); } || requires(R& r) { generateToken(r, 16); } ||
+                            requires(R& r) { hashPassword("pw", r); };
+static_assert(!CanMakeSecretFrom<SeededRandom>, "secrets must not be made from a seeded generator");
+
 TEST(Secret, HashVerifyAndTokens) {
-  SeededRandom random(1);
-  const std::string token = generateToken(random);
+  const std::string token = generateToken();
   EXPECT_EQ(token.size(), 64u);
-  EXPECT_NE(token, generateToken(random));
+  EXPECT_NE(token, generateToken());
+  EXPECT_EQ(generateToken(9).size(), 18u);
   const std::string stored = hashSecret(token);
   EXPECT_EQ(stored.rfind("$sha256$", 0), 0u);
   EXPECT_EQ(stored.find(token), std::string::npos);
@@ -77,23 +84,22 @@ namespace kasm::auth {
 namespace {
 
 TEST(Password, ScryptHashesVerifyAndResistTampering) {
-  SeededRandom random(9);
   const PasswordHashParams fast{10, 8, 1};  // Cheap parameters keep the test quick.
-  auto h = hashPassword("correct horse", random, fast);
+  auto h = hashPassword("correct horse", fast);
   ASSERT_TRUE(h.ok());
   EXPECT_EQ(h->rfind("$scrypt$ln=10,r=8,p=1$", 0), 0u);
   EXPECT_TRUE(verifyPassword("correct horse", *h));
   EXPECT_FALSE(verifyPassword("correct horsf", *h));
-  EXPECT_NE(*hashPassword("correct horse", random, fast), *h);  // Salted.
+  EXPECT_NE(*hashPassword("correct horse", fast), *h);  // Salted.
   std::string tampered = *h;
   tampered[tampered.size() - 3] = tampered[tampered.size() - 3] == 'A' ? 'B' : 'A';
   EXPECT_FALSE(verifyPassword("correct horse", tampered));
   for (auto junk : {"", "$scrypt$", "$scrypt$ln=99,r=8,p=1$AAAA$AAAA", "$sha256$abc", "plain"}) {
     EXPECT_FALSE(verifyPassword("x", junk)) << junk;
   }
-  EXPECT_FALSE(hashPassword("", random).ok());
-  EXPECT_FALSE(hashPassword(std::string(2000, 'a'), random).ok());
-  auto default_cost = hashPassword("pw", random);
+  EXPECT_FALSE(hashPassword("").ok());
+  EXPECT_FALSE(hashPassword(std::string(2000, 'a')).ok());
+  auto default_cost = hashPassword("pw");
   ASSERT_TRUE(default_cost.ok());
   EXPECT_TRUE(verifyPassword("pw", *default_cost));
 }

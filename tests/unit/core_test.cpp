@@ -1,7 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include <set>
 
+#include "kasm/core/secure_random.hpp"
 #include "kasm/kasm.hpp"
 
 namespace kasm {
@@ -43,10 +46,9 @@ TEST(Error, ContextPrefixesMessageAndKeepsCode) {
 }
 
 TEST(Id, GeneratedIdsAreHexUniqueAndValid) {
-  SeededRandom random(42);
   std::set<std::string> seen;
   for (int i = 0; i < 1000; ++i) {
-    auto id = SessionId::generate(random);
+    auto id = SessionId::generate();
     EXPECT_EQ(id.str().size(), 32u);
     EXPECT_TRUE(isValidIdString(id.str()));
     seen.insert(id.str());
@@ -54,9 +56,32 @@ TEST(Id, GeneratedIdsAreHexUniqueAndValid) {
   EXPECT_EQ(seen.size(), 1000u);
 }
 
-TEST(Id, SameSeedGivesSameIds) {
-  SeededRandom a(7), b(7);
-  EXPECT_EQ(generateIdString(a), generateIdString(b));
+// Ids act as capabilities (a session id is half of a desktop URL), so they come from the OS CSPRNG
+// and no seeded generator can be handed to the functions that make them.
+template <class R>
+concept CanMakeIdFrom = requires(R& r) { SessionId::generate(r); } || requires(R& r) { generateIdString(r); };
+static_assert(!CanMakeIdFrom<SeededRandom>, "ids must not be made from a seeded generator");
+
+TEST(SecureRandom, BitsAreBalancedAndNeverRepeat) {
+  // 4,096 draws of 64 bits: each bit position is set close to half the time (a stuck or
+  // low-entropy source fails this), and no value repeats.
+  std::array<int, 64> ones{};
+  std::set<std::uint64_t> seen;
+  for (int i = 0; i < 4096; ++i) {
+    const std::uint64_t v = secureRandomU64();
+    seen.insert(v);
+    for (int b = 0; b < 64; ++b) ones[b] += static_cast<int>((v >> b) & 1);
+  }
+  EXPECT_EQ(seen.size(), 4096u);
+  for (int b = 0; b < 64; ++b) {
+    EXPECT_GT(ones[b], 1848) << "bit " << b;  // 2048 +- 200, about 6 standard deviations.
+    EXPECT_LT(ones[b], 2248) << "bit " << b;
+  }
+  std::array<std::byte, 100000> big{};
+  secureRandomBytes(big);  // Larger than one getrandom() chunk of the urandom pool.
+  int zero = 0;
+  for (auto b : big) zero += b == std::byte{0};
+  EXPECT_LT(zero, 600);  // About 390 expected.
 }
 
 TEST(Id, ParseRejectsBadIdsNamingTheField) {

@@ -55,7 +55,7 @@ class DeveloperApiTest : public ::testing::Test {
     addKey("admin-key", "admin-secret", {"admin"}, false);
     addKey("sessions-key", "sessions-secret", {"sessions:manage"}, false);
     addKey("ro-key", "ro-secret", {"admin"}, true);
-    api_ = std::make_unique<DeveloperApi>(*manager_, *store_, clock_, random_, signer_);
+    api_ = std::make_unique<DeveloperApi>(*manager_, *store_, clock_, signer_);
   }
 
   void addKey(const std::string& key, const std::string& secret, std::set<std::string> perms, bool read_only) {
@@ -235,7 +235,7 @@ TEST_F(DeveloperApiTest, WithABackgroundExecutorRequestKasmAnswersStartingAndSta
     threads.emplace_back(std::move(task));
     return true;
   };
-  api_ = std::make_unique<DeveloperApi>(*manager_, *store_, clock_, random_, signer_, options);
+  api_ = std::make_unique<DeveloperApi>(*manager_, *store_, clock_, signer_, options);
   auto [status, out] = call("request_kasm", {{"user_id", "alice"}, {"image_id", "desktop"}});
   ASSERT_EQ(status, 200) << json::serialize(out);
   EXPECT_EQ(out["status"].as_string(), "starting");

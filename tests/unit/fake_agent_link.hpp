@@ -16,6 +16,8 @@ class FakeAgentLink final : public spi::AgentLink {
     std::string id;
     spi::ContainerStatus status = spi::ContainerStatus::kRunning;
     Workspace workspace;
+    std::string upstream;                            // Like Docker, a new host port on every start.
+    std::map<std::string, std::string> environment;  // As given when the container was created.
   };
 
   Result<spi::ProvisionResult> provision(const spi::ProvisionRequest& r) override {
@@ -25,12 +27,15 @@ class FakeAgentLink final : public spi::AgentLink {
     auto it = containers.find(r.session_id.str());
     if (it == containers.end()) {
       it = containers
-               .emplace(r.session_id.str(),
-                        Container{"c-" + r.session_id.str(), spi::ContainerStatus::kRunning, r.workspace})
+               .emplace(r.session_id.str(), Container{"c-" + r.session_id.str(), spi::ContainerStatus::kRunning,
+                                                      r.workspace, nextUpstream(), r.environment})
                .first;
+    } else if (it->second.status != spi::ContainerStatus::kRunning) {
+      // Provision revives a stopped or paused container; a stopped one gets a new port.
+      if (it->second.status == spi::ContainerStatus::kExited) it->second.upstream = nextUpstream();
+      it->second.status = spi::ContainerStatus::kRunning;
     }
-    return spi::ProvisionResult{it->second.id, "kasm-" + r.session_id.str(),
-                                "127.0.0.1:" + std::to_string(40000 + containers.size())};
+    return spi::ProvisionResult{it->second.id, "kasm-" + r.session_id.str(), it->second.upstream};
   }
   Result<void> stop(const SessionId& s) override { return setStatus(s, spi::ContainerStatus::kExited); }
   Result<void> destroy(const SessionId& s) override {
@@ -40,7 +45,24 @@ class FakeAgentLink final : public spi::AgentLink {
     return {};
   }
   Result<void> pause(const SessionId& s) override { return setStatus(s, spi::ContainerStatus::kPaused); }
-  Result<void> resume(const SessionId& s) override { return setStatus(s, spi::ContainerStatus::kRunning); }
+  Result<void> resume(const SessionId& s) override {
+    std::lock_guard lock(mu_);
+    if (unreachable) return unavailable("fake agent unreachable");
+    auto it = containers.find(s.str());
+    if (it != containers.end() && it->second.status == spi::ContainerStatus::kExited) it->second.upstream = nextUpstream();
+    if (it != containers.end()) it->second.status = spi::ContainerStatus::kRunning;
+    return it == containers.end() ? Result<void>(notFound("no container for " + s.str())) : Result<void>();
+  }
+  std::string upstreamOf(const SessionId& s) {
+    std::lock_guard lock(mu_);
+    auto it = containers.find(s.str());
+    return it == containers.end() ? std::string() : it->second.upstream;
+  }
+  std::map<std::string, std::string> environmentOf(const SessionId& s) {
+    std::lock_guard lock(mu_);
+    auto it = containers.find(s.str());
+    return it == containers.end() ? std::map<std::string, std::string>() : it->second.environment;
+  }
   Result<spi::ExecResult> exec(const SessionId& s, const spi::ExecRequest& r) override {
     std::lock_guard lock(mu_);
     if (!containers.count(s.str())) return notFound("no container for " + s.str());
@@ -78,6 +100,9 @@ class FakeAgentLink final : public spi::AgentLink {
   int provision_calls = 0;
 
  private:
+  std::string nextUpstream() { return "127.0.0.1:" + std::to_string(40000 + next_port_++); }
+  int next_port_ = 1;
+
   Result<void> setStatus(const SessionId& s, spi::ContainerStatus st) {
     std::lock_guard lock(mu_);
     if (unreachable) return unavailable("fake agent unreachable");

@@ -159,7 +159,7 @@ TEST_F(LicenseManagerTest, TheDeveloperApiShowsTheRefusal) {
   ASSERT_TRUE(repo_->insert(k).ok());
   auto signer = auth::AccessTokenSigner::create(std::string(40, 's'), clock_);
   ASSERT_TRUE(signer.ok());
-  api::DeveloperApi dev(*manager_, *store_, clock_, random_, *signer);
+  api::DeveloperApi dev(*manager_, *store_, clock_, *signer);
   const std::string body = R"({"api_key":"k1","api_key_secret":"s1","user_id":"u1","image_id":"desktop"})";
   for (int i = 0; i < 5; ++i) ASSERT_EQ(dev.handle("request_kasm", body).status, 200);
   auto refused = dev.handle("request_kasm", body);
@@ -418,7 +418,7 @@ TEST_F(LicenseManagerTest, InstallationIdIsCreatedOnceAndShared) {
   ASSERT_TRUE(id.ok());
   EXPECT_EQ(id->size(), 32u);
   EXPECT_EQ(manager_->licensing().installationId().value(), *id);
-  EXPECT_EQ(license::installationId(*store_, clock_, random_).value(), *id);
+  EXPECT_EQ(license::installationId(*store_, clock_).value(), *id);
   EXPECT_EQ(repo_->get<Setting>(std::string(settings::kInstallationId))->value.value, *id);
   EXPECT_EQ(makeManager()->licensing().installationId().value(), *id);
 }

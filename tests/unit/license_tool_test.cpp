@@ -60,7 +60,6 @@ class LicenseToolTest : public ::testing::Test {
 TEST_F(LicenseToolTest, KeygenIssueActivateAndVerifyWithTheLibrary) {
   // The installation side: its id, as an admin page would show it.
   ManualClock clock{std::chrono::time_point_cast<Duration>(std::chrono::system_clock::now())};
-  SeededRandom random{3};
   auto store = makeMemoryStore();
 
   ASSERT_EQ(run("keygen --private-key " + path("vendor.pem") + " --public-key " + path("vendor.pub")), 0) << err_;
@@ -68,7 +67,7 @@ TEST_F(LicenseToolTest, KeygenIssueActivateAndVerifyWithTheLibrary) {
   ASSERT_TRUE(pub.ok()) << pub.error().toString();
   license::LicensePolicy policy;
   policy.verifying_keys = {*pub};
-  license::Licensing licensing(*store, clock, random, policy);
+  license::Licensing licensing(*store, clock, policy);
   const std::string installation = licensing.installationId().value();
 
   ASSERT_EQ(run("issue --private-key " + path("vendor.pem") +

@@ -363,6 +363,47 @@ TEST_F(ManagerTest, RecoveryCompletesOrFailsHalfLaunchedSessions) {
   EXPECT_EQ(no_link.getSession(SessionId("orphaned"))->state, SessionState::kFailed);
 }
 
+// A stopped container that starts again gets a new host port from the engine; the old port may
+// soon belong to another user's container, so the session must route to the new one.
+TEST_F(ManagerTest, ResumingAStoppedSessionTakesItsNewUpstream) {
+  auto s = request("alice");
+  ASSERT_TRUE(s.ok()) << s.error().toString();
+  const std::string before = s->upstream;
+  ASSERT_TRUE(manager_->stopSession(s->id).ok());
+  auto resumed = manager_->resumeSession(s->id);
+  ASSERT_TRUE(resumed.ok()) << resumed.error().toString();
+  EXPECT_NE(resumed->upstream, before);
+  EXPECT_EQ(resumed->upstream, links_["a1"]->upstreamOf(s->id));
+  EXPECT_EQ(manager_->getSession(s->id)->upstream, links_["a1"]->upstreamOf(s->id));
+}
+
+// A launch that recovery completes creates the container with the session's own VNC password, as
+// the first attempt would have.
+TEST_F(ManagerTest, RecoveryKeepsTheSessionsVncPassword) {
+  ManagerOptions with_key;
+  with_key.session_secret_key = "installation key";
+  auto ws = repo_->get<Workspace>("desktop");
+  ASSERT_TRUE(ws.ok());
+  ws->value.protocol = SessionProtocol::kVnc;
+  ASSERT_TRUE(manager_->upsertWorkspace(ws->value).ok());
+  Session half;
+  half.id = SessionId("half-vnc");
+  half.user_id = UserId("alice");
+  half.workspace_id = WorkspaceId("desktop");
+  half.agent_id = AgentId("a1");
+  half.resources = Resources::fromCores(2, 2 * kGiB);
+  half.state = SessionState::kProvisioning;
+  ASSERT_TRUE(repo_->insert(half).ok());
+  Manager restarted(*store_, clock_, random_, with_key);
+  restarted.attachAgentLink(AgentId("a1"), links_["a1"]);
+  ASSERT_TRUE(restarted.start().ok());
+  ASSERT_EQ(restarted.getSession(half.id)->state, SessionState::kRunning);
+  const auto env = links_["a1"]->environmentOf(half.id);
+  ASSERT_TRUE(env.count("KASM_VNC_PASSWORD"));
+  ASSERT_TRUE(restarted.vncPassword(half.id).has_value());
+  EXPECT_EQ(env.at("KASM_VNC_PASSWORD"), *restarted.vncPassword(half.id));
+}
+
 // Two managers on one store race for an agent with room for exactly four sessions.
 TEST_F(ManagerTest, TwoManagersNeverOverbookAnAgent) {
   setGroup([](GroupSettings& g) { g.max_sessions_per_user = 0; });

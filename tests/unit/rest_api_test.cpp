@@ -92,7 +92,7 @@ class RestApiTest : public ::testing::Test {
 
     RestApiOptions options;
     options.login_limits.max_failures_per_user = 3;
-    api_ = std::make_unique<RestApi>(*manager_, *store_, clock_, random_, signer_, web_signer_, options);
+    api_ = std::make_unique<RestApi>(*manager_, *store_, clock_, signer_, web_signer_, options);
     validator_ = std::make_unique<testing::OpenApiValidator>(api_->openApiDocument());
   }
 
@@ -100,7 +100,7 @@ class RestApiTest : public ::testing::Test {
     User u;
     u.id = UserId(name);
     u.username = name;
-    u.password_hash = *auth::hashPassword(name + "-password", random_, {.log2_n = 10});
+    u.password_hash = *auth::hashPassword(name + "-password", {.log2_n = 10});
     u.group_ids = std::move(groups);
     ASSERT_TRUE(Repository(*store_).insert(u).ok());
   }
@@ -362,7 +362,7 @@ TEST_F(RestApiTest, WithABackgroundExecutorStartsAnswer202AndFinishInTheBackgrou
     threads.emplace_back(std::move(task));
     return true;
   };
-  api_ = std::make_unique<RestApi>(*manager_, *store_, clock_, random_, signer_, web_signer_, options);
+  api_ = std::make_unique<RestApi>(*manager_, *store_, clock_, signer_, web_signer_, options);
   Browser alice = login("alice");
   auto started = call("POST", "/api/v1/sessions", json::serialize(json::object{{"workspace_id", "desktop"}}), &alice);
   ASSERT_EQ(started.status, 202) << started.raw.body;

@@ -7,7 +7,6 @@
 
 #include "kasm/auth/access_token.hpp"
 #include "kasm/core/clock.hpp"
-#include "kasm/core/random.hpp"
 #include "kasm/manager/manager.hpp"
 #include "kasm/spi/store.hpp"
 
@@ -51,7 +50,7 @@ struct DeveloperApiOptions {
 // session runs), so servers call it on a worker pool.
 class DeveloperApi {
  public:
-  DeveloperApi(Manager& manager, spi::Store& store, Clock& clock, Random& random, const auth::AccessTokenSigner& signer,
+  DeveloperApi(Manager& manager, spi::Store& store, Clock& clock, const auth::AccessTokenSigner& signer,
                DeveloperApiOptions options = {});
   ~DeveloperApi();
 

@@ -14,7 +14,6 @@
 #include "kasm/auth/access_token.hpp"
 #include "kasm/auth/web_session.hpp"
 #include "kasm/core/clock.hpp"
-#include "kasm/core/random.hpp"
 #include "kasm/manager/manager.hpp"
 #include "kasm/spi/store.hpp"
 
@@ -68,7 +67,7 @@ struct RestApiOptions {
 // on a worker pool.
 class RestApi {
  public:
-  RestApi(Manager& manager, spi::Store& store, Clock& clock, Random& random, const auth::AccessTokenSigner& signer,
+  RestApi(Manager& manager, spi::Store& store, Clock& clock, const auth::AccessTokenSigner& signer,
           const auth::WebSessionSigner& web_signer, RestApiOptions options = {});
   ~RestApi();
 

@@ -3,7 +3,6 @@
 #include <string>
 #include <string_view>
 
-#include "kasm/core/random.hpp"
 #include "kasm/core/result.hpp"
 
 namespace kasm::auth {
@@ -16,10 +15,10 @@ struct PasswordHashParams {
   int p = 1;
 };
 
-// Hashes a password with scrypt and a 16-byte random salt, in PHC form:
+// Hashes a password with scrypt and a 16-byte salt from the OS CSPRNG, in PHC form:
 // "$scrypt$ln=14,r=8,p=1$<salt base64>$<hash base64>". InvalidArgument for an empty password or one
 // longer than 1024 bytes.
-Result<std::string> hashPassword(std::string_view password, Random& random, PasswordHashParams params = {});
+Result<std::string> hashPassword(std::string_view password, PasswordHashParams params = {});
 
 // True when `password` matches `phc`. False (never an error) for a malformed or foreign hash, so a
 // corrupt row cannot be used to log in.

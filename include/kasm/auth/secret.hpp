@@ -4,12 +4,11 @@
 #include <string>
 #include <string_view>
 
-#include "kasm/core/random.hpp"
-
 namespace kasm::auth {
 
-// A random token of `bytes` bytes, hex encoded (64 characters for the default 32 bytes = 256 bits).
-std::string generateToken(Random& random, std::size_t bytes = 32);
+// A token of `bytes` bytes from the OS CSPRNG, hex encoded (64 characters for the default 32 bytes =
+// 256 bits).
+std::string generateToken(std::size_t bytes = 32);
 
 // Hashes a high-entropy secret (agent tokens, API key secrets) for storage: "$sha256$<hex>".
 // High entropy makes a fast hash safe here; passwords use a slow hash instead.

@@ -5,13 +5,13 @@
 #include <string>
 #include <string_view>
 
-#include "kasm/core/random.hpp"
 #include "kasm/core/result.hpp"
 
 namespace kasm {
 
-// Generates a new identifier: 32 lowercase hex characters (128 random bits), the shape Kasm uses.
-std::string generateIdString(Random& random);
+// Generates a new identifier: 32 lowercase hex characters, 128 bits from the OS CSPRNG (ids such as
+// session ids act as capabilities, so they must not be predictable), the shape Kasm uses.
+std::string generateIdString();
 
 // True when `s` is a well-formed identifier: 1..64 characters of [A-Za-z0-9_.-].
 bool isValidIdString(std::string_view s) noexcept;
@@ -23,7 +23,7 @@ class Id {
   Id() = default;
   explicit Id(std::string value) : value_(std::move(value)) {}
 
-  static Id generate(Random& random) { return Id(generateIdString(random)); }
+  static Id generate() { return Id(generateIdString()); }
   // Parses an id coming from outside (API, files); InvalidArgument names `field`.
   static Result<Id> parse(std::string_view s, std::string_view field = "id") {
     if (!isValidIdString(s)) {

@@ -24,6 +24,8 @@
 //   4. Keys use the Engine API spelling (e.g. "Hostname", "HostConfig": {"ShmSize": ...}).
 //   5. What kasm needs to find its container again wins over the override: Image, the kasm.*
 //      labels and the published session port binding are re-applied after the merge.
+//   6. Env merges by variable name: the override's variables are added to those kasm sets, and a
+//      variable kasm sets (KASM_VNC_PASSWORD, ...) keeps kasm's value.
 
 #include <memory>
 #include <optional>

@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "kasm/core/clock.hpp"
-#include "kasm/core/random.hpp"
 #include "kasm/core/result.hpp"
 #include "kasm/license/document.hpp"
 #include "kasm/license/keys.hpp"
@@ -80,7 +79,7 @@ struct LicenseStatus {
 // Threading: every method is thread-safe; calls block on the store.
 class Licensing {
  public:
-  Licensing(spi::Store& store, Clock& clock, Random& random, LicensePolicy policy);
+  Licensing(spi::Store& store, Clock& clock, LicensePolicy policy);
   ~Licensing();
   Licensing(const Licensing&) = delete;
   Licensing& operator=(const Licensing&) = delete;

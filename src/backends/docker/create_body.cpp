@@ -95,6 +95,22 @@ json::object& objectAt(json::object& parent, std::string_view key) {
 // Rule 5: what kasm relies on to find and reach its container is set again after the merge.
 void applyOwnedFields(json::object& body, const spi::ContainerSpec& spec) {
   body["Image"] = spec.image;
+  // The override's Env adds to the environment kasm sets rather than replacing it: kasm's
+  // variables (the session's VNC password among them) are put back, each replacing an entry of
+  // the same name, and the override's other variables stay.
+  if (!spec.environment.empty()) {
+    json::array merged;
+    if (auto* given = body.if_contains("Env"); given && given->is_array()) {
+      for (const auto& e : given->as_array()) {
+        if (!e.is_string()) continue;
+        const std::string_view entry = e.as_string();
+        const std::string name(entry.substr(0, entry.find('=')));
+        if (!spec.environment.count(name)) merged.push_back(e);
+      }
+    }
+    for (const auto& [k, v] : spec.environment) merged.emplace_back(k + "=" + v);
+    body["Env"] = std::move(merged);
+  }
   json::object& labels = objectAt(body, "Labels");
   for (const auto& [k, v] : spec.labels) labels[k] = v;
   if (spec.port != 0) {
