@@ -22,7 +22,31 @@ images_dir="$root/images"
 version=$(tr -d ' \n' <"$root/VERSION")
 suite=bookworm
 arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
-mirror="${KASM_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# Debian's mirrors come from this machine's own apt configuration (so the build also works behind a
+# site's mirror); KASM_DEBIAN_MIRROR / KASM_DEBIAN_SECURITY_MIRROR override them.
+# host_apt_uri main|security: the first URI whose suites are (not) the -security ones.
+host_apt_uri() {
+  local want=$1
+  {
+    for f in /etc/apt/sources.list.d/*.sources; do
+      [ -f "$f" ] || continue
+      # deb822 stanzas: print "URI SUITES" per stanza.
+      awk 'BEGIN{RS="";FS="\n"} {u="";s=""; for(i=1;i<=NF;i++){ if($i ~ /^URIs:/){sub(/^URIs:[ \t]*/,"",$i); split($i,a," "); u=a[1]} if($i ~ /^Suites:/){sub(/^Suites:[ \t]*/,"",$i); s=$i} } if(u!="") print u, s}' "$f"
+    done
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+      [ -f "$f" ] || continue
+      awk '$1=="deb" { i=2; if ($2 ~ /^\[/) { while (i<=NF && $i !~ /\]$/) i++; i++ } print $i, $(i+1) }' "$f"
+    done
+  } | while read -r uri suites; do
+    case "$suites" in
+      *-security*) [ "$want" = security ] && echo "$uri" ;;
+      *) [ "$want" = main ] && echo "$uri" ;;
+    esac
+  done | head -n1
+}
+mirror="${KASM_DEBIAN_MIRROR:-$(host_apt_uri main)}"
+security_mirror="${KASM_DEBIAN_SECURITY_MIRROR:-$(host_apt_uri security)}"
+[ -n "$mirror" ] || { echo "build-images: no Debian mirror in this machine's apt configuration; set KASM_DEBIAN_MIRROR" >&2; exit 1; }
 cache="${KASM_IMAGES_CACHE:-/var/cache/kasm-images}"
 # Bump when the rootfs recipe in this script changes in a way the hashed files do not show.
 rootfs_recipe=2
@@ -198,7 +222,7 @@ build_rootfs() { # tag
   cp "$images_dir/base/packages.txt" "$images_dir/base/rootfs-setup.sh" "$rootfs/tmp/kasm-build/"
   say "base: installing $(grep -cv '^\s*\(#\|$\)' "$images_dir/base/packages.txt") packages in the chroot (apt-get)"
   local t1=$SECONDS
-  run_logged "$log" "apt-get in the base chroot" chroot "$rootfs" /bin/bash /tmp/kasm-build/rootfs-setup.sh /tmp/kasm-build/packages.txt
+  run_logged "$log" "apt-get in the base chroot" chroot "$rootfs" /bin/bash /tmp/kasm-build/rootfs-setup.sh /tmp/kasm-build/packages.txt "$mirror" "$security_mirror"
   say "base: chroot apt-get took $((SECONDS - t1)) s"
   local i
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[$i]}"; done
@@ -217,7 +241,7 @@ build_rootfs() { # tag
 # The tag of the root filesystem the current recipe makes.
 rootfs_tag() {
   local h
-  h=$(hash_inputs "rootfs $rootfs_recipe $suite $arch $mirror" base/packages.txt base/rootfs-setup.sh)
+  h=$(hash_inputs "rootfs $rootfs_recipe $suite $arch $mirror $security_mirror" base/packages.txt base/rootfs-setup.sh)
   echo "kasm/base-rootfs:${h:0:16}"
 }
 

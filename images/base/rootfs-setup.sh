@@ -1,14 +1,18 @@
 #!/bin/bash
 # Runs INSIDE the debootstrapped root filesystem (chroot) as root, from build-images.sh.
-# Installs the base packages and creates the workspace user. Arguments: the package list file.
+# Installs the base packages and creates the workspace user. Arguments: the package list file, the
+# Debian mirror and the security mirror (both taken from the build machine's apt configuration;
+# the security one may be empty).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
+mirror=$2
+security_mirror=${3:-}
 
-cat >/etc/apt/sources.list <<'SOURCES'
-deb http://deb.debian.org/debian bookworm main
-deb http://deb.debian.org/debian bookworm-updates main
-deb http://deb.debian.org/debian-security bookworm-security main
-SOURCES
+{
+  echo "deb $mirror bookworm main"
+  echo "deb $mirror bookworm-updates main"
+  if [ -n "$security_mirror" ]; then echo "deb $security_mirror bookworm-security main"; fi
+} >/etc/apt/sources.list
 
 # Keep images small, here and in every image built on top: no recommends, no docs or man pages,
 # no translations (copyright files stay); and no progress bars in build logs.
