@@ -38,11 +38,10 @@ host_apt_uri() {
       awk '$1=="deb" { i=2; if ($2 ~ /^\[/) { while (i<=NF && $i !~ /\]$/) i++; i++ } print $i, $(i+1) }' "$f"
     done
   } | while read -r uri suites; do
-    case "$suites" in
-      *-security*) [ "$want" = security ] && echo "$uri" ;;
-      *) [ "$want" = main ] && echo "$uri" ;;
-    esac
-  done | head -n1
+    kind=main
+    case "$suites" in *-security*) kind=security ;; esac
+    if [ "$kind" = "$want" ]; then echo "$uri"; fi
+  done | head -n1 || true
 }
 mirror="${KASM_DEBIAN_MIRROR:-$(host_apt_uri main)}"
 security_mirror="${KASM_DEBIAN_SECURITY_MIRROR:-$(host_apt_uri security)}"
