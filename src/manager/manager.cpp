@@ -90,10 +90,14 @@ std::optional<std::string> Manager::vncPassword(const SessionId& session) const 
 }
 
 Result<GroupSettings> Manager::effectiveSettings(const UserId& user_id) {
-  KASM_ASSIGN_OR_RETURN(auto user, impl_->repo.get<User>(user_id.str()));
+  return impl_->settingsOf(user_id);
+}
+
+Result<GroupSettings> Manager::Impl::settingsOf(const UserId& user_id) {
+  KASM_ASSIGN_OR_RETURN(auto user, repo.get<User>(user_id.str()));
   std::optional<Group> best;
   for (const auto& gid : user.value.group_ids) {
-    auto g = impl_->repo.get<Group>(gid.str());
+    auto g = repo.get<Group>(gid.str());
     if (!g.ok()) {
       if (g.error().code() == ErrorCode::kNotFound) continue;  // A deleted group grants nothing.
       return g.error();
@@ -179,6 +183,7 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
   s.user_id = req.user_id;
   s.workspace_id = ws->value.id;
   s.resources = ws->value.resources;
+  s.launch_environment = req.environment;  // Kept so that a launch a crash interrupted can finish.
   s.created_at = im.clock.now();
   s.state_changed_at = s.created_at;
   // Lifetimes start when the user gets the session: set in the same write that makes it running.
@@ -193,6 +198,20 @@ Result<Versioned<Session>> Manager::Impl::placeAndProvision(Session s, const Wor
                                                             const license::Grant& grant,
                                                             const std::function<void(Session&)>& on_running,
                                                             const std::function<void(const Session&)>& on_committed) {
+  // From before the session is stored until it has its answer, this process owns the launch: a
+  // tick that finds it provisioning leaves it alone.
+  {
+    std::lock_guard lock(mu);
+    in_flight.insert(s.id);
+  }
+  struct Release {
+    Impl& im;
+    SessionId id;
+    ~Release() {
+      std::lock_guard lock(im.mu);
+      im.in_flight.erase(id);
+    }
+  } release{*this, s.id};
   sched::PlacementRequest pr;
   pr.resources = ws.resources;
   pr.zone = zone;

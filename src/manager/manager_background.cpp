@@ -121,6 +121,14 @@ Result<Manager::TickReport> Manager::tick() {
   KASM_ASSIGN_OR_RETURN(auto idle, idleSessions());
   report.sessions_idle = static_cast<int>(idle.size());
 
+  // Acknowledged launches that no call of this process is provisioning (a crash interrupted them,
+  // or their agent connected after recovery) are finished.
+  KASM_ASSIGN_OR_RETURN(auto provisioning, im.repo.list<Session>(spi::Query().where("state", "provisioning")));
+  for (auto& s : provisioning) {
+    auto done = im.completeLaunch(std::move(s), "completed after an interruption");
+    if (done.ok() && *done) ++report.launches_completed;
+  }
+
   // Teardowns that an unreachable agent left in `stopping` are retried.
   KASM_ASSIGN_OR_RETURN(auto stopping, im.repo.list<Session>(spi::Query().where("state", "stopping")));
   for (auto& s : stopping) (void)im.finishTeardown(std::move(s));
@@ -193,6 +201,57 @@ Result<std::vector<SessionId>> Manager::idleSessions() {
   return out;
 }
 
+Result<bool> Manager::Impl::completeLaunch(Versioned<Session> s, std::string_view why) {
+  auto link = s.value.agent_id ? linkFor(*s.value.agent_id) : nullptr;
+  if (!link) return false;
+  {
+    std::lock_guard lock(mu);
+    if (!in_flight.insert(s.value.id).second) return false;
+  }
+  struct Release {
+    Impl& im;
+    SessionId id;
+    ~Release() {
+      std::lock_guard lock(im.mu);
+      im.in_flight.erase(id);
+    }
+  } release{*this, s.value.id};
+  // Still provisioning? Another manager of the installation may have finished it meanwhile.
+  KASM_ASSIGN_OR_RETURN(auto cur, repo.get<Session>(s.value.id.str()));
+  if (cur.value.state != SessionState::kProvisioning) return false;
+  auto ws = repo.get<Workspace>(cur.value.workspace_id.str());
+  if (!ws.ok()) {
+    if (ws.error().code() != ErrorCode::kNotFound) return ws.error();
+    KASM_RETURN_IF_ERROR(failSession(std::move(cur), "its workspace was deleted while it was starting"));
+    return true;
+  }
+  auto r = link->provision(provisionRequestFor(cur.value, ws->value, cur.value.launch_environment));
+  if (!r.ok()) {
+    // An agent that does not answer may come back; if it never does, it is declared dead and the
+    // session fails with that reason.
+    const bool may_retry = r.error().code() == ErrorCode::kUnavailable &&
+                           clock.now() - cur.value.state_changed_at < options.launch_retry_limit;
+    if (may_retry) return false;
+    KASM_ASSIGN_OR_RETURN(auto now_cur, repo.get<Session>(cur.value.id.str()));
+    KASM_RETURN_IF_ERROR(failSession(std::move(now_cur), "provisioning failed: " + r.error().message()));
+    return true;
+  }
+  std::optional<GroupSettings> settings;
+  if (!cur.value.user_id.empty()) {
+    auto got = settingsOf(cur.value.user_id);
+    if (got.ok()) settings = *got;
+  }
+  KASM_RETURN_IF_ERROR(transition(cur.value.id, SessionState::kRunning, std::string(why), [&](Session& x) {
+    x.container_id = r->container_id;
+    x.container_name = r->container_name;
+    x.upstream = r->upstream;
+    x.progress = 100;
+    x.operational_message = "running";
+    if (settings) applyLifetimes(x, ws->value, *settings);
+  }));
+  return true;
+}
+
 Result<int> Manager::recover() {
   auto& im = *impl_;
   int recovered = 0;
@@ -206,25 +265,10 @@ Result<int> Manager::recover() {
           ++recovered;
         break;
       case SessionState::kProvisioning: {
-        auto link = s.value.agent_id ? im.linkFor(*s.value.agent_id) : nullptr;
-        auto ws = im.repo.get<Workspace>(s.value.workspace_id.str());
-        if (link && ws.ok()) {
-          // provision() is idempotent per session: it returns the container a lost answer created.
-          auto r = link->provision(im.provisionRequestFor(s.value, ws->value, {}));
-          if (r.ok()) {
-            if (im.transition(s.value.id, SessionState::kRunning, "completed after a manager restart", [&](Session& x) {
-                    x.container_id = r->container_id;
-                    x.container_name = r->container_name;
-                    x.upstream = r->upstream;
-                    x.progress = 100;
-                    x.operational_message = "running";
-                  }).ok()) {
-              ++recovered;
-            }
-            break;
-          }
-        }
-        if (im.failSession(std::move(s), "the manager restarted while the session was starting").ok()) ++recovered;
+        // An acknowledged launch: finish it now if its agent is connected, else when it connects
+        // (tick()); only a launch that truly cannot finish fails, with its reason.
+        auto done = im.completeLaunch(std::move(s), "completed after a manager restart");
+        if (done.ok() && *done) ++recovered;
         break;
       }
       case SessionState::kStopping:

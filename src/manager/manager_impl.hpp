@@ -3,6 +3,7 @@
 // Private state of kasm::Manager, shared by the files that implement it.
 
 #include <mutex>
+#include <set>
 #include <unordered_map>
 
 #include "kasm/manager/manager.hpp"
@@ -28,6 +29,7 @@ struct Manager::Impl {
   mutable std::mutex mu;  // Guards everything below; never held across store or agent calls.
   sched::Scheduler scheduler;
   std::unordered_map<AgentId, std::shared_ptr<spi::AgentLink>> links;
+  std::set<SessionId> in_flight;  // Sessions a call of this process is provisioning right now.
   struct Backoff {
     TimePoint retry_at;
     Duration delay{0};
@@ -53,12 +55,21 @@ struct Manager::Impl {
   // is required and the licence limit is checked on the usage row read in the same attempt, so the
   // check and the reservation are one compare-and-set; a licence refusal sets `*license_refused`.
   // Returns the session's new version.
-  // What the agent is asked to start for `s`, with the session's own VNC password.
-  spi::ProvisionRequest provisionRequestFor(const Session& s, const Workspace& ws,
-                                            std::map<std::string, std::string> env) const;
   Result<std::int64_t> commitWithReservation(const Session& session, std::optional<std::int64_t> session_version,
                                              const AgentId& agent_id, const Resources& delta, int count, bool check_fit,
                                              const license::Grant* grant = nullptr, bool* license_refused = nullptr);
+
+  // What the agent is asked to start for `s`, with the session's own VNC password.
+  spi::ProvisionRequest provisionRequestFor(const Session& s, const Workspace& ws,
+                                            std::map<std::string, std::string> env) const;
+
+  // Finishes an acknowledged launch (stored as provisioning) that no call of this process is
+  // provisioning: provision() is idempotent per session id, so the agent returns the container a
+  // lost answer created, or creates it now. False when it cannot be tried yet (its agent is not
+  // connected here or did not answer); a later tick tries again, and a dead agent fails it.
+  Result<bool> completeLaunch(Versioned<Session> s, std::string_view why);
+  // The settings of the user's group with the lowest priority number (Manager::effectiveSettings).
+  Result<GroupSettings> settingsOf(const UserId& user);
 
   // Moves a session to a new state with compare-and-set, re-reading on a lost race as long as the
   // transition is still allowed. `mutate` may change other fields.

@@ -129,6 +129,7 @@ void describe(Session& s, V& v) {
   v("container_name", s.container_name);
   v("upstream", s.upstream);
   v("share_id", s.share_id);
+  v("launch_environment", s.launch_environment);
   v("created_at", s.created_at);
   v("state_changed_at", s.state_changed_at);
   v("started_at", s.started_at);

@@ -346,6 +346,7 @@ TEST_F(ManagerTest, RecoveryCompletesOrFailsHalfLaunchedSessions) {
     s.agent_id = AgentId("a1");
     s.resources = Resources::fromCores(2, 2 * kGiB);
     s.state = state;
+    s.created_at = s.state_changed_at = clock_.now();
     EXPECT_TRUE(repo_->insert(s).ok());
   };
   make("half", SessionState::kProvisioning);
@@ -357,10 +358,35 @@ TEST_F(ManagerTest, RecoveryCompletesOrFailsHalfLaunchedSessions) {
   EXPECT_TRUE(links_["a1"]->has(SessionId("half")));
   EXPECT_EQ(restarted.getSession(SessionId("early"))->state, SessionState::kFailed);
 
+  // An acknowledged launch whose agent is not connected yet at recovery is not failed: it finishes
+  // when the agent connects, with the environment the launch asked for and its lifetimes.
   make("orphaned", SessionState::kProvisioning);
+  {
+    auto o = repo_->get<Session>("orphaned");
+    o->value.launch_environment = {{"TZ", "Europe/Paris"}};
+    ASSERT_TRUE(repo_->update(o->value, o->version).ok());
+  }
   Manager no_link(*store_, clock_, random_);
   ASSERT_TRUE(no_link.start().ok());
-  EXPECT_EQ(no_link.getSession(SessionId("orphaned"))->state, SessionState::kFailed);
+  EXPECT_EQ(no_link.getSession(SessionId("orphaned"))->state, SessionState::kProvisioning);
+  EXPECT_EQ(no_link.tick()->launches_completed, 0);
+  no_link.attachAgentLink(AgentId("a1"), links_["a1"]);
+  EXPECT_EQ(no_link.tick()->launches_completed, 1);
+  auto done = no_link.getSession(SessionId("orphaned"));
+  EXPECT_EQ(done->state, SessionState::kRunning);
+  EXPECT_TRUE(done->expires_at.has_value());  // The group's keepalive applies as for any launch.
+  EXPECT_EQ(links_["a1"]->environmentOf(SessionId("orphaned")).at("TZ"), "Europe/Paris");
+  EXPECT_EQ(no_link.tick()->launches_completed, 0);
+
+  // An agent that cannot start the container is retried, then the launch fails with its reason.
+  make("refused", SessionState::kProvisioning);
+  links_["a1"]->fail_provision = true;
+  EXPECT_EQ(no_link.tick()->launches_completed, 0);
+  EXPECT_EQ(no_link.getSession(SessionId("refused"))->state, SessionState::kProvisioning);
+  advance(std::chrono::minutes(11));  // The agent keeps checking in: it is alive, the launch is not.
+  EXPECT_EQ(no_link.tick()->launches_completed, 1);
+  EXPECT_EQ(no_link.getSession(SessionId("refused"))->state, SessionState::kFailed);
+  EXPECT_NE(no_link.getSession(SessionId("refused"))->state_reason.find("out of disk"), std::string::npos);
 }
 
 // A stopped container that starts again gets a new host port from the engine; the old port may

@@ -22,6 +22,9 @@ struct ManagerOptions {
   // Agents check in every few seconds; silence turns them missing, then dead (Kasm's spirit).
   Duration agent_missing_after = std::chrono::seconds(30);
   Duration agent_dead_after = std::chrono::minutes(3);
+  // An interrupted launch whose agent keeps answering Unavailable is retried by tick() until it has
+  // been starting this long, then fails with the agent's last error.
+  Duration launch_retry_limit = std::chrono::minutes(10);
   // Retries of a lost compare-and-set race before giving up with Aborted.
   int max_cas_retries = 16;
   // Backoff of a staging pool after a failed launch, doubled per failure up to the max.
@@ -142,6 +145,7 @@ class Manager {
     int staged_launched = 0;
     int staged_expired = 0;
     int sessions_idle = 0;  // Running sessions past their group's idle_disconnect (see idleSessions()).
+    int launches_completed = 0;  // Acknowledged launches an interruption left provisioning, now running.
   };
   // Agent liveness, session expiry (keepalive, hard limit) and staging pools, once. Staging pools
   // launch only when the licence includes the `staging` feature and allows new sessions.
@@ -149,8 +153,10 @@ class Manager {
   // Running sessions without user input for longer than their group's idle_disconnect; the proxy
   // disconnects their viewers (the session itself lives on until its keepalive expires).
   Result<std::vector<SessionId>> idleSessions();
-  // Recovery after a crash: `requested` sessions fail; `provisioning` ones become running when the
-  // agent has their container, otherwise fail; `stopping` ones finish their teardown.
+  // Recovery after a crash: `requested` sessions fail (they were never acknowledged as placed);
+  // `provisioning` ones, acknowledged launches, are finished (provision is idempotent) when their
+  // agent is connected, or by tick() once it connects; they fail only when the agent refuses them
+  // or is declared dead; `stopping` ones finish their teardown.
   Result<int> recover();
 
   // The effective group settings of a user: the settings of their group with the lowest priority

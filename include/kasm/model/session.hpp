@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -80,6 +81,9 @@ struct Session {
   std::string container_name;
   std::string upstream;  // "host:port" the proxy forwards to.
   std::string share_id;  // Non-empty while shared.
+  // Extra container variables the launch asked for (request_kasm `environment`), kept so that a
+  // launch interrupted by a crash finishes with them.
+  std::map<std::string, std::string> launch_environment;
 
   TimePoint created_at;
   TimePoint state_changed_at;
