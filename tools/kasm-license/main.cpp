@@ -20,7 +20,6 @@
 #include "kasm/core/clock.hpp"
 #include "kasm/core/enum_names.hpp"
 #include "kasm/core/id.hpp"
-#include "kasm/core/random.hpp"
 #include "kasm/license/keys.hpp"
 #include "kasm/license/text.hpp"
 
@@ -168,8 +167,7 @@ int issue(Args& args) {
     pos = comma + 1;
   }
   if (id.empty()) {
-    SeededRandom random;  // Seeded from std::random_device.
-    id = generateIdString(random);
+    id = generateIdString();  // The OS CSPRNG: licence ids are not guessable.
   }
   a.id = id;
   const TimePoint now = std::chrono::floor<std::chrono::seconds>(SystemClock().now());
