@@ -185,13 +185,15 @@ Result<void> ServerApp::bootstrap(const std::string& key) {
       KASM_RETURN_IF_ERROR(announceFirstPasswordIn(config_.data_dir, password));
     }
   }
-  KASM_RETURN_IF_ERROR(registerBuiltInWorkspaces());
+  KASM_RETURN_IF_ERROR(registerBuiltInWorkspaces(all.id));
   KASM_RETURN_IF_ERROR(manager_->start());
   auto background = [this](std::function<void()> task) {
     return start_pool_ && start_pool_->post(std::move(task)).ok();
   };
+  auto revoked = [this](const UserId& user) { revokeUserAccess(user); };
   api::DeveloperApiOptions developer_options;
   developer_options.background = background;
+  developer_options.on_access_revoked = revoked;
   developer_api_ =
       std::make_unique<api::DeveloperApi>(*manager_, *store_, clock_, *signer_, developer_options);
   // Login cookies get a key of their own, derived from the shared one, so no token of one kind
@@ -201,13 +203,15 @@ Result<void> ServerApp::bootstrap(const std::string& key) {
   web_signer_.emplace(std::move(web));
   api::RestApiOptions rest_options;
   rest_options.background = background;
+  rest_options.on_access_revoked = revoked;
   rest_api_ = std::make_unique<api::RestApi>(*manager_, *store_, clock_, *signer_, *web_signer_, rest_options);
   return {};
 }
 
-// On the first start (no workspace yet), the three images of images/ become workspaces. They are
-// built by scripts/build-images.sh; an agent without them pulls or reports them missing.
-Result<void> ServerApp::registerBuiltInWorkspaces() {
+// On the first start (no workspace yet), the three images of images/ become workspaces that every
+// user (the `everyone` group) may launch. They are built by scripts/build-images.sh; an agent
+// without them pulls or reports them missing.
+Result<void> ServerApp::registerBuiltInWorkspaces(const GroupId& everyone) {
   KASM_ASSIGN_OR_RETURN(auto existing, repo_->count<Workspace>());
   if (existing > 0) return {};
   struct BuiltIn {
@@ -247,6 +251,7 @@ Result<void> ServerApp::registerBuiltInWorkspaces() {
     w.resources = Resources{b.millicores, b.memory_mib * 1024 * 1024, 0};
     w.protocol = SessionProtocol::kVnc;
     w.port = 5901;
+    w.group_ids = {everyone};  // Users launch the workspaces assigned to their groups.
     // Firefox and LibreOffice need more shared memory than Docker's 64 MiB default.
     if (b.big_shm) w.run_config_json = R"({"HostConfig":{"ShmSize":536870912}})";
     KASM_RETURN_IF_ERROR(manager_->upsertWorkspace(std::move(w)));
@@ -454,42 +459,51 @@ net::HttpResponse ServerApp::metrics() {
 
 std::optional<Result<net::ProxyTarget>> ServerApp::authorizeProxyQuick(const net::ProxyAuthRequest& r) {
   // The token is verified on every request and upgrade (a signature check, no I/O); what the store
-  // says about the session (owner, state, upstream) is remembered for a second, so a page's burst
-  // of requests costs one store read and the rest stay on the I/O thread. A session that ends is
-  // cut by closeSession() from the background loop.
+  // says about the session and its user (owner, state, upstream, the user's revocation time) is
+  // remembered for a second, so a page's burst of requests costs one store read and the rest stay
+  // on the I/O thread. A session that ends is cut by closeSession() from the background loop; a
+  // user who loses access is cut at once by revokeUserAccess().
   if (r.token.empty()) return Result<net::ProxyTarget>(unauthenticated("a session access token is required"));
   auto claims = signer_->verifyFor(r.token, r.session);
   if (!claims.ok()) return Result<net::ProxyTarget>(claims.error());
   std::lock_guard lock(proxy_cache_mutex_);
   auto it = proxy_cache_.find(r.session);
   if (it == proxy_cache_.end() || it->second.until <= std::chrono::steady_clock::now()) return std::nullopt;
-  if (it->second.target.user != claims->user_id) {
+  if (it->second.access.user != claims->user_id) {
     return Result<net::ProxyTarget>(permissionDenied("the token's user does not own this session"));
+  }
+  if (!it->second.access.admits(*claims)) {
+    return Result<net::ProxyTarget>(unauthenticated("this access token was revoked; reopen the session"));
   }
   return Result<net::ProxyTarget>(it->second.target);
 }
 
 Result<net::ProxyTarget> ServerApp::authorizeProxy(const net::ProxyAuthRequest& r) {
   // Reached when authorizeProxyQuick found nothing remembered (the proxy always asks it first):
-  // read the session.
-  if (r.token.empty()) return unauthenticated("a session access token is required");
-  KASM_ASSIGN_OR_RETURN(auth::AccessClaims claims, signer_->verifyFor(r.token, r.session));
+  // read the session and its user.
   const auto now = std::chrono::steady_clock::now();
-  auto s = manager_->getSession(r.session);
-  if (!s.ok()) return notFound("session " + r.session.str() + " does not exist");
-  if (s->user_id != claims.user_id) return permissionDenied("the token's user does not own this session");
-  if (s->state != SessionState::kRunning) {
-    return failedPrecondition("session " + r.session.str() + " is " + std::string(enumName(s->state)));
-  }
-  auto ws = repo_->get<Workspace>(s->workspace_id.str());
-  if (!ws.ok()) return ws.error();
-  net::ProxyTarget target{s->upstream, ws->value.protocol, s->user_id};
+  KASM_ASSIGN_OR_RETURN(api::SessionAccess access,
+                        api::authorizeSessionAccess(*manager_, *store_, *signer_, r.token, r.session));
+  net::ProxyTarget target{access.upstream, access.protocol, access.user};
   {
     std::lock_guard lock(proxy_cache_mutex_);
     if (proxy_cache_.size() > 10000) proxy_cache_.clear();
-    proxy_cache_[r.session] = {target, now + std::chrono::seconds(1)};
+    proxy_cache_[r.session] = {target, std::move(access), now + std::chrono::seconds(1)};
   }
   return target;
+}
+
+void ServerApp::revokeUserAccess(const UserId& user) {
+  auto sessions = manager_->listSessions(spi::Query().where("user_id", user.str()));
+  if (!sessions.ok()) {
+    logLine("revoke_failed", "user " + user.str() + ": " + sessions.error().toString());
+    return;
+  }
+  std::lock_guard lock(proxy_cache_mutex_);
+  for (const auto& s : *sessions) {
+    proxy_cache_.erase(s.id);
+    if (proxy_) proxy_->closeSession(s.id);
+  }
 }
 
 namespace {
@@ -516,6 +530,7 @@ net::HttpResponse ServerApp::rest(const net::HttpRequest& req) {
   if (auto c = req.headers.find("cookie")) r.cookie_token = cookieValue(*c, "kasm_auth");
   if (auto c = req.headers.find("x-csrf-token")) r.csrf_token = std::string(*c);
   if (auto a = req.headers.find("authorization")) r.authorization = std::string(*a);
+  if (auto t = req.headers.find("content-type")) r.content_type = std::string(*t);
   r.remote_address = req.remote_address;
   r.secure = req.secure;
   auto out = rest_api_->handle(r);

@@ -14,6 +14,7 @@
 
 #include "kasm/api/developer_api.hpp"
 #include "kasm/api/rest_api.hpp"
+#include "kasm/api/session_access.hpp"
 #include "kasm/auth/access_token.hpp"
 #include "kasm/manager/manager.hpp"
 #include "kasm/net/http_server.hpp"
@@ -55,7 +56,7 @@ class ServerApp {
   // `key` is the installation's shared secret (the access_token_key setting).
   Result<void> bootstrap(const std::string& key);
   Result<void> setUpLocalAgent();
-  Result<void> registerBuiltInWorkspaces();
+  Result<void> registerBuiltInWorkspaces(const GroupId& everyone);
   void backgroundLoop();
   void checkInLocalAgent();
   net::HttpHandler routes();
@@ -67,6 +68,9 @@ class ServerApp {
   Result<net::ProxyTarget> authorizeProxy(const net::ProxyAuthRequest& request);
   // The part of authorizeProxy that needs no store read: on the I/O thread, nullopt on a miss.
   std::optional<Result<net::ProxyTarget>> authorizeProxyQuick(const net::ProxyAuthRequest& request);
+  // Called by the APIs when a user lost access: forgets and closes the proxy connections of every
+  // session of theirs, so the next request is authorized afresh (and refused).
+  void revokeUserAccess(const UserId& user);
 
   ServerConfig config_;
   SystemClock clock_;
@@ -94,6 +98,7 @@ class ServerApp {
   // authorizeProxy()'s short memory of running sessions.
   struct CachedTarget {
     net::ProxyTarget target;
+    api::SessionAccess access;  // Whose it is and which tokens it still admits.
     std::chrono::steady_clock::time_point until;
   };
   std::mutex proxy_cache_mutex_;

@@ -48,6 +48,19 @@ Result<ApiKey> verifyApiKey(Repository& repo, const Clock& clock, const ApiKeyCr
   const ApiKey& key = keys.front().value;
   if (!key.enabled) return unauthenticated("api key '" + key.name + "' is disabled");
   if (key.isExpired(clock.now())) return unauthenticated("api key '" + key.name + "' has expired");
+  if (key.owner) {
+    // A key acts for its owner: it dies with the owner's right to act.
+    auto owner = repo.get<User>(key.owner->str());
+    if (!owner.ok()) {
+      if (owner.error().code() == ErrorCode::kNotFound) {
+        return unauthenticated("the owner of api key '" + key.name + "' no longer exists");
+      }
+      return owner.error();
+    }
+    if (!owner->value.canAct()) {
+      return unauthenticated("the owner of api key '" + key.name + "' is disabled or locked");
+    }
+  }
   return key;
 }
 

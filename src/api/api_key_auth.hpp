@@ -19,8 +19,9 @@ struct ApiKeyCredentials {
 // "Basic base64(key:secret)", and also "Bearer key:secret" when `allow_bearer`.
 std::optional<ApiKeyCredentials> parseAuthorizationHeader(std::string_view header, bool allow_bearer);
 
-// The stored key when it exists, is enabled and unexpired, and the secret verifies; otherwise
-// Unauthenticated (the same message for an unknown key and a wrong secret: nothing to enumerate).
+// The stored key when it exists, is enabled and unexpired, the secret verifies, and its owner (if
+// any) exists and is neither disabled nor locked; otherwise Unauthenticated (the same message for an
+// unknown key and a wrong secret: nothing to enumerate).
 Result<ApiKey> verifyApiKey(Repository& repo, const Clock& clock, const ApiKeyCredentials& creds);
 
 }  // namespace kasm::api::detail

@@ -2,10 +2,13 @@
 
 #include "kasm/api/developer_api.hpp"
 
+#include <algorithm>
+#include <array>
 #include <boost/json.hpp>
 #include <ctime>
 
 #include "api/api_key_auth.hpp"
+#include "api/authorization.hpp"
 #include "api/developer_api_impl.hpp"
 #include "api/session_start.hpp"
 
@@ -74,19 +77,51 @@ DeveloperApi::~DeveloperApi() = default;
 
 namespace {
 
-bool isReadVerb(std::string_view verb) {
-  return verb.starts_with("get_");
-}
+using Handler = Result<json::object> (DeveloperApi::Impl::*)(const json::object&, const ApiKey&);
 
-std::string_view permissionFor(std::string_view verb) {
-  if (verb == "get_images") return "";
-  if (verb.find("user") != std::string_view::npos && verb != "get_kasms") return permissions::kUsersManage;
-  return permissions::kSessionsManage;
+struct VerbEntry {
+  DeveloperApiVerb verb;
+  Handler handler;
+};
+
+constexpr std::size_t kVerbCount = 15;
+
+// The verb table: what each verb needs, and who serves it. Session verbs act on any user's
+// sessions, hence sessions:manage; user verbs need users:manage.
+const std::array<VerbEntry, kVerbCount>& verbTable() {
+  using I = DeveloperApi::Impl;
+  static const std::array<VerbEntry, kVerbCount> kVerbs = {{
+      {{"request_kasm", permissions::kSessionsManage, false}, &I::requestKasm},
+      {{"get_kasm_status", permissions::kSessionsManage, true}, &I::getKasmStatus},
+      {{"destroy_kasm", permissions::kSessionsManage, false}, &I::destroyKasm},
+      {{"keepalive", permissions::kSessionsManage, false}, &I::keepalive},
+      {{"get_kasms", permissions::kSessionsManage, true}, &I::getKasms},
+      {{"exec_command_kasm", permissions::kSessionsManage, false}, &I::execCommandKasm},
+      {{"get_user", permissions::kUsersManage, true}, &I::getUser},
+      {{"get_users", permissions::kUsersManage, true}, &I::getUsers},
+      {{"create_user", permissions::kUsersManage, false}, &I::createUser},
+      {{"update_user", permissions::kUsersManage, false}, &I::updateUser},
+      {{"delete_user", permissions::kUsersManage, false}, &I::deleteUser},
+      {{"logout_user", permissions::kUsersManage, false}, &I::logoutUser},
+      {{"get_images", "", true}, &I::getImages},
+      {{"add_user_group", permissions::kUsersManage, false}, &I::addUserGroup},
+      {{"remove_user_group", permissions::kUsersManage, false}, &I::removeUserGroup},
+  }};
+  return kVerbs;
 }
 
 }  // namespace
 
-Result<ApiKey> DeveloperApi::Impl::authenticate(std::string_view verb, const json::object& body,
+std::span<const DeveloperApiVerb> DeveloperApi::verbs() {
+  static const auto kList = [] {
+    std::array<DeveloperApiVerb, kVerbCount> out;
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = verbTable()[i].verb;
+    return out;
+  }();
+  return kList;
+}
+
+Result<ApiKey> DeveloperApi::Impl::authenticate(const DeveloperApiVerb& verb, const json::object& body,
                                                 std::string_view authorization) {
   ApiKeyCredentials creds;
   if (auto header = parseAuthorizationHeader(authorization, /*allow_bearer=*/false)) {
@@ -100,13 +135,13 @@ Result<ApiKey> DeveloperApi::Impl::authenticate(std::string_view verb, const jso
     creds = {std::string(k->value().get_string()), std::string(s->value().get_string())};
   }
   KASM_ASSIGN_OR_RETURN(ApiKey key, verifyApiKey(repo, clock, creds));
-  if (key.read_only && !isReadVerb(verb)) return permissionDenied("api key '" + key.name + "' is read-only");
-  const auto needed = permissionFor(verb);
-  const bool admin = key.permissions.count(std::string(permissions::kAdmin)) > 0;
-  if (needed.empty() ? key.permissions.empty() : (!admin && !key.permissions.count(std::string(needed)))) {
+  if (key.read_only && !verb.read) return permissionDenied("api key '" + key.name + "' is read-only");
+  const bool allowed =
+      verb.permission.empty() ? !key.permissions.empty() : permissions::grants(key.permissions, verb.permission);
+  if (!allowed) {
     return permissionDenied("api key '" + key.name + "' lacks the permission " +
-                            (needed.empty() ? std::string("(any)") : std::string(needed)) + " for " +
-                            std::string(verb));
+                            (verb.permission.empty() ? std::string("(any)") : std::string(verb.permission)) + " for " +
+                            std::string(verb.name));
   }
   return key;
 }
@@ -119,29 +154,12 @@ ApiResponse DeveloperApi::handle(std::string_view verb, std::string_view body, s
   if (ec) return errorResponse(invalidArgument("malformed JSON: " + ec.message()));
   if (!parsed.is_object()) return errorResponse(invalidArgument("the request body must be a JSON object"));
   const json::object& o = parsed.get_object();
-  using Handler = Result<json::object> (Impl::*)(const json::object&);
-  static const std::map<std::string, Handler, std::less<>> kVerbs = {
-      {"request_kasm", &Impl::requestKasm},
-      {"get_kasm_status", &Impl::getKasmStatus},
-      {"destroy_kasm", &Impl::destroyKasm},
-      {"keepalive", &Impl::keepalive},
-      {"get_kasms", &Impl::getKasms},
-      {"exec_command_kasm", &Impl::execCommandKasm},
-      {"get_user", &Impl::getUser},
-      {"get_users", &Impl::getUsers},
-      {"create_user", &Impl::createUser},
-      {"update_user", &Impl::updateUser},
-      {"delete_user", &Impl::deleteUser},
-      {"logout_user", &Impl::logoutUser},
-      {"get_images", &Impl::getImages},
-      {"add_user_group", &Impl::addUserGroup},
-      {"remove_user_group", &Impl::removeUserGroup},
-  };
-  auto it = kVerbs.find(verb);
-  if (it == kVerbs.end()) return errorResponse(notFound("unknown API call '" + std::string(verb.substr(0, 64)) + "'"));
-  auto key = im.authenticate(verb, o, authorization);
+  const auto& table = verbTable();
+  auto it = std::find_if(table.begin(), table.end(), [&](const VerbEntry& e) { return e.verb.name == verb; });
+  if (it == table.end()) return errorResponse(notFound("unknown API call '" + std::string(verb.substr(0, 64)) + "'"));
+  auto key = im.authenticate(it->verb, o, authorization);
   if (!key.ok()) return errorResponse(key.error());
-  auto result = (im.*(it->second))(o);
+  auto result = (im.*(it->handler))(o, *key);
   if (!result.ok()) return errorResponse(result.error());
   return okResponse(*result);
 }
@@ -201,7 +219,7 @@ Result<Versioned<Session>> DeveloperApi::Impl::sessionOfUser(const json::object&
   return s;
 }
 
-Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o) {
+Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o, const ApiKey& key) {
   KASM_ASSIGN_OR_RETURN(auto user_id, optionalString(o, "user_id", ""));
   KASM_ASSIGN_OR_RETURN(auto image_id, optionalString(o, "image_id", ""));
   KASM_ASSIGN_OR_RETURN(auto zone_id, optionalString(o, "zone_id", ""));
@@ -229,6 +247,16 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o) {
       return invalidArgument("image_id is required: the user's group has no default workspace");
     req.workspace_id = *settings.default_workspace;
   }
+  // As through REST: the user launches only workspaces assigned to one of their groups, unless the
+  // key manages workspaces.
+  auto ws = repo.get<Workspace>(req.workspace_id.str());
+  if (!ws.ok()) {
+    if (ws.error().code() == ErrorCode::kNotFound) {
+      return notFound("image '" + req.workspace_id.str() + "' does not exist");
+    }
+    return ws.error();
+  }
+  KASM_RETURN_IF_ERROR(detail::requireMayLaunch(user, ws->value, key.permissions));
   if (zone_id) {
     KASM_ASSIGN_OR_RETURN(auto z, ZoneId::parse(*zone_id, "zone_id"));
     req.zone_id = z;
@@ -256,25 +284,29 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o) {
   return out;
 }
 
-Result<json::object> DeveloperApi::Impl::getKasmStatus(const json::object& o) {
+Result<json::object> DeveloperApi::Impl::getKasmStatus(const json::object& o, const ApiKey& key) {
   KASM_ASSIGN_OR_RETURN(auto s, sessionOfUser(o));
+  KASM_ASSIGN_OR_RETURN(auto named, optionalString(o, "user_id", ""));
   json::object out;
   out["current_time"] = kasmTime(clock.now());
   out["operational_status"] = operationalStatus(s.value.state);
   out["operational_message"] = s.value.operational_message;
   out["operational_progress"] = s.value.progress;
   out["kasm"] = kasmJson(s.value);
-  if (s.value.state == SessionState::kRunning) out["kasm_url"] = kasmUrl(s.value);
+  // A session access token is interactive access: never for a read-only key, and only when the
+  // call acts for the session's owner (it names them, as Kasm's clients do, or the key is theirs).
+  const bool for_owner = (named && *named == s.value.user_id.str()) || key.owner == s.value.user_id;
+  if (s.value.state == SessionState::kRunning && !key.read_only && for_owner) out["kasm_url"] = kasmUrl(s.value);
   return out;
 }
 
-Result<json::object> DeveloperApi::Impl::destroyKasm(const json::object& o) {
+Result<json::object> DeveloperApi::Impl::destroyKasm(const json::object& o, const ApiKey&) {
   KASM_ASSIGN_OR_RETURN(auto s, sessionOfUser(o));
   KASM_RETURN_IF_ERROR(manager.destroySession(s.value.id, "destroyed through the developer API"));
   return json::object{};
 }
 
-Result<json::object> DeveloperApi::Impl::keepalive(const json::object& o) {
+Result<json::object> DeveloperApi::Impl::keepalive(const json::object& o, const ApiKey&) {
   KASM_ASSIGN_OR_RETURN(auto s, sessionOfUser(o));
   KASM_ASSIGN_OR_RETURN(Session after, manager.keepalive(s.value.id));
   json::object out;
@@ -283,7 +315,7 @@ Result<json::object> DeveloperApi::Impl::keepalive(const json::object& o) {
   return out;
 }
 
-Result<json::object> DeveloperApi::Impl::getKasms(const json::object&) {
+Result<json::object> DeveloperApi::Impl::getKasms(const json::object&, const ApiKey&) {
   KASM_ASSIGN_OR_RETURN(auto sessions,
                         repo.list<Session>(spi::Query().whereIn(
                             "state", {"requested", "provisioning", "running", "paused", "stopping", "stopped"})));
@@ -298,7 +330,7 @@ Result<json::object> DeveloperApi::Impl::getKasms(const json::object&) {
   return out;
 }
 
-Result<json::object> DeveloperApi::Impl::execCommandKasm(const json::object& o) {
+Result<json::object> DeveloperApi::Impl::execCommandKasm(const json::object& o, const ApiKey& key) {
   KASM_ASSIGN_OR_RETURN(auto s, sessionOfUser(o));
   KASM_ASSIGN_OR_RETURN(const json::object* exec, optionalObject(o, "exec_config", ""));
   if (!exec) return invalidArgument("exec_config is required");
@@ -313,6 +345,11 @@ Result<json::object> DeveloperApi::Impl::execCommandKasm(const json::object& o) 
   req.user = user.value_or("");
   req.workdir = workdir.value_or("");
   req.privileged = privileged.value_or(false);
+  // Running as another container user (root, say) or privileged reaches past what the session's
+  // user can do inside: that is an administrator's call.
+  if ((req.privileged || !req.user.empty()) && !permissions::grants(key.permissions, permissions::kAdmin)) {
+    return permissionDenied("exec_config.privileged and exec_config.user need an admin api key");
+  }
   if (env) {
     for (const auto& [k, v] : *env) {
       if (!v.is_string()) return invalidArgument("exec_config.environment." + std::string(k) + " must be a string");

@@ -7,6 +7,8 @@
 #include "kasm/api/developer_api.hpp"
 #include "kasm/store/repository.hpp"
 
+// Handlers take the request body and the authenticated key.
+
 namespace kasm::api {
 
 namespace detail {
@@ -30,34 +32,40 @@ struct DeveloperApi::Impl {
   const auth::AccessTokenSigner& signer;
   DeveloperApiOptions options;
 
-  Result<ApiKey> authenticate(std::string_view verb, const boost::json::object& body, std::string_view authorization);
+  Result<ApiKey> authenticate(const DeveloperApiVerb& verb, const boost::json::object& body,
+                              std::string_view authorization);
 
   // Session verbs (developer_api.cpp).
-  Result<boost::json::object> requestKasm(const boost::json::object& o);
-  Result<boost::json::object> getKasmStatus(const boost::json::object& o);
-  Result<boost::json::object> destroyKasm(const boost::json::object& o);
-  Result<boost::json::object> keepalive(const boost::json::object& o);
-  Result<boost::json::object> getKasms(const boost::json::object& o);
-  Result<boost::json::object> execCommandKasm(const boost::json::object& o);
+  Result<boost::json::object> requestKasm(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> getKasmStatus(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> destroyKasm(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> keepalive(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> getKasms(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> execCommandKasm(const boost::json::object& o, const ApiKey& key);
   Result<Versioned<Session>> sessionOfUser(const boost::json::object& o);
   boost::json::object kasmJson(const Session& s);
   std::string kasmUrl(const Session& s);
+  // The target user of a user verb, after checking that `key` may manage them.
+  Result<Versioned<User>> manageableUser(const boost::json::object& o, const ApiKey& key);
+  void accessRevoked(const UserId& user) const {
+    if (options.on_access_revoked) options.on_access_revoked(user);
+  }
   static std::string operationalStatus(SessionState st);
 
   // User verbs (developer_api_users.cpp).
-  Result<boost::json::object> getUser(const boost::json::object& o);
-  Result<boost::json::object> getUsers(const boost::json::object& o);
-  Result<boost::json::object> createUser(const boost::json::object& o);
-  Result<boost::json::object> updateUser(const boost::json::object& o);
-  Result<boost::json::object> deleteUser(const boost::json::object& o);
-  Result<boost::json::object> logoutUser(const boost::json::object& o);
-  Result<boost::json::object> getImages(const boost::json::object& o);
-  Result<boost::json::object> addUserGroup(const boost::json::object& o);
-  Result<boost::json::object> removeUserGroup(const boost::json::object& o);
+  Result<boost::json::object> getUser(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> getUsers(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> createUser(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> updateUser(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> deleteUser(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> logoutUser(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> getImages(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> addUserGroup(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> removeUserGroup(const boost::json::object& o, const ApiKey& key);
   Result<User> createAnonymousUser();
   Result<Versioned<User>> targetUser(const boost::json::object& o);
   Result<boost::json::object> userJson(const User& u);
-  Result<boost::json::object> changeGroup(const boost::json::object& o, bool add);
+  Result<boost::json::object> changeGroup(const boost::json::object& o, const ApiKey& key, bool add);
 };
 
 }  // namespace kasm::api

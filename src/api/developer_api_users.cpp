@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 
+#include "api/authorization.hpp"
 #include "api/developer_api_impl.hpp"
 #include "kasm/auth/password.hpp"
 
@@ -91,7 +92,13 @@ Result<Versioned<User>> DeveloperApi::Impl::targetUser(const json::object& o) {
   return invalidArgument("target_user.user_id or target_user.username is required");
 }
 
-Result<json::object> DeveloperApi::Impl::getUser(const json::object& o) {
+Result<Versioned<User>> DeveloperApi::Impl::manageableUser(const json::object& o, const ApiKey& key) {
+  KASM_ASSIGN_OR_RETURN(auto u, targetUser(o));
+  KASM_RETURN_IF_ERROR(detail::requireMayManageUser(repo, key.permissions, u.value));
+  return u;
+}
+
+Result<json::object> DeveloperApi::Impl::getUser(const json::object& o, const ApiKey&) {
   KASM_ASSIGN_OR_RETURN(auto u, targetUser(o));
   KASM_ASSIGN_OR_RETURN(auto uj, userJson(u.value));
   json::object out;
@@ -99,7 +106,7 @@ Result<json::object> DeveloperApi::Impl::getUser(const json::object& o) {
   return out;
 }
 
-Result<json::object> DeveloperApi::Impl::getUsers(const json::object&) {
+Result<json::object> DeveloperApi::Impl::getUsers(const json::object&, const ApiKey&) {
   KASM_ASSIGN_OR_RETURN(auto users, repo.list<User>());
   json::array arr;
   for (const auto& u : users) {
@@ -111,7 +118,7 @@ Result<json::object> DeveloperApi::Impl::getUsers(const json::object&) {
   return out;
 }
 
-Result<json::object> DeveloperApi::Impl::createUser(const json::object& o) {
+Result<json::object> DeveloperApi::Impl::createUser(const json::object& o, const ApiKey&) {
   KASM_ASSIGN_OR_RETURN(const json::object* t, optionalObject(o, "target_user", ""));
   if (!t) return invalidArgument("target_user is required");
   User u;
@@ -135,25 +142,28 @@ Result<json::object> DeveloperApi::Impl::createUser(const json::object& o) {
   return out;
 }
 
-Result<json::object> DeveloperApi::Impl::updateUser(const json::object& o) {
-  KASM_ASSIGN_OR_RETURN(auto u, targetUser(o));
+Result<json::object> DeveloperApi::Impl::updateUser(const json::object& o, const ApiKey& key) {
+  KASM_ASSIGN_OR_RETURN(auto u, manageableUser(o, key));
   const json::object& t = o.at("target_user").get_object();
   User changed = u.value;
   KASM_RETURN_IF_ERROR(applyUserFields(t, changed));
+  // A new password ends every login and desktop token issued with the old one.
+  if (changed.password_hash != u.value.password_hash) changed.sessions_valid_after = detail::revocationInstant(clock);
   auto w = repo.update(changed, u.version);
   if (!w.ok()) {
     if (w.error().code() == ErrorCode::kAlreadyExists)
       return alreadyExists("username '" + changed.username + "' is taken");
     return w.error();
   }
+  detail::afterUserChange(manager, u.value, changed, options.on_access_revoked);
   KASM_ASSIGN_OR_RETURN(auto uj, userJson(changed));
   json::object out;
   out["user"] = std::move(uj);
   return out;
 }
 
-Result<json::object> DeveloperApi::Impl::deleteUser(const json::object& o) {
-  KASM_ASSIGN_OR_RETURN(auto u, targetUser(o));
+Result<json::object> DeveloperApi::Impl::deleteUser(const json::object& o, const ApiKey& key) {
+  KASM_ASSIGN_OR_RETURN(auto u, manageableUser(o, key));
   KASM_ASSIGN_OR_RETURN(auto force, optionalBool(o, "force", ""));
   KASM_ASSIGN_OR_RETURN(auto sessions, repo.list<Session>(spi::Query().where("user_id", u.value.id.str())));
   std::vector<SessionId> live;
@@ -166,18 +176,19 @@ Result<json::object> DeveloperApi::Impl::deleteUser(const json::object& o) {
   }
   for (const auto& id : live) KASM_RETURN_IF_ERROR(manager.destroySession(id, "user deleted"));
   KASM_RETURN_IF_ERROR(repo.remove<User>(u.value.id.str(), u.version));
+  accessRevoked(u.value.id);
   return json::object{};
 }
 
-Result<json::object> DeveloperApi::Impl::logoutUser(const json::object& o) {
-  // Browser logins arrive with the reference server's cookie sessions; until then there is nothing
-  // to revoke beyond checking that the user exists.
-  KASM_ASSIGN_OR_RETURN(auto u, targetUser(o));
-  (void)u;
+Result<json::object> DeveloperApi::Impl::logoutUser(const json::object& o, const ApiKey& key) {
+  // Every browser login and desktop access token of the user issued until now stops working.
+  KASM_ASSIGN_OR_RETURN(auto u, manageableUser(o, key));
+  KASM_RETURN_IF_ERROR(detail::revokeLogins(repo, clock, u.value.id));
+  accessRevoked(u.value.id);
   return json::object{};
 }
 
-Result<json::object> DeveloperApi::Impl::getImages(const json::object&) {
+Result<json::object> DeveloperApi::Impl::getImages(const json::object&, const ApiKey&) {
   KASM_ASSIGN_OR_RETURN(auto workspaces, repo.list<Workspace>());
   json::array arr;
   for (const auto& w : workspaces) {
@@ -202,8 +213,8 @@ Result<json::object> DeveloperApi::Impl::getImages(const json::object&) {
   return out;
 }
 
-Result<json::object> DeveloperApi::Impl::changeGroup(const json::object& o, bool add) {
-  KASM_ASSIGN_OR_RETURN(auto u, targetUser(o));
+Result<json::object> DeveloperApi::Impl::changeGroup(const json::object& o, const ApiKey& key, bool add) {
+  KASM_ASSIGN_OR_RETURN(auto u, manageableUser(o, key));
   KASM_ASSIGN_OR_RETURN(const json::object* tg, optionalObject(o, "target_group", ""));
   if (!tg) return invalidArgument("target_group is required");
   KASM_ASSIGN_OR_RETURN(std::string gid_text, requireString(*tg, "group_id", "target_group."));
@@ -218,15 +229,17 @@ Result<json::object> DeveloperApi::Impl::changeGroup(const json::object& o, bool
   const bool member = std::find(ids.begin(), ids.end(), gid) != ids.end();
   if (add && !member) ids.push_back(gid);
   if (!add && member) ids.erase(std::remove(ids.begin(), ids.end(), gid), ids.end());
+  // Membership grants the group's permissions: only a key that holds them hands them out.
+  KASM_RETURN_IF_ERROR(detail::requireMayGrantGroups(repo, key.permissions, u.value.group_ids, changed.group_ids));
   if (changed.group_ids != u.value.group_ids) KASM_RETURN_IF_ERROR(repo.update(changed, u.version));
   return json::object{};
 }
 
-Result<json::object> DeveloperApi::Impl::addUserGroup(const json::object& o) {
-  return changeGroup(o, true);
+Result<json::object> DeveloperApi::Impl::addUserGroup(const json::object& o, const ApiKey& key) {
+  return changeGroup(o, key, true);
 }
-Result<json::object> DeveloperApi::Impl::removeUserGroup(const json::object& o) {
-  return changeGroup(o, false);
+Result<json::object> DeveloperApi::Impl::removeUserGroup(const json::object& o, const ApiKey& key) {
+  return changeGroup(o, key, false);
 }
 
 Result<User> DeveloperApi::Impl::createAnonymousUser() {

@@ -2,7 +2,10 @@
 
 #include "kasm/api/rest_api.hpp"
 
+#include <cctype>
+
 #include "api/api_key_auth.hpp"
+#include "api/authorization.hpp"
 #include "api/rest_impl.hpp"
 #include "kasm/auth/password.hpp"
 #include "kasm/auth/secret.hpp"
@@ -73,17 +76,10 @@ const std::string& RestApi::openApiDocument() const {
 }
 
 Result<Principal> RestApi::Impl::principalOfUser(const User& user) {
-  if (user.disabled) return permissionDenied("user '" + user.username + "' is disabled");
+  if (!user.canAct()) return permissionDenied("user '" + user.username + "' is disabled or locked");
   Principal p;
   p.user = user.id;
-  for (const auto& gid : user.group_ids) {
-    auto g = repo.get<Group>(gid.str());
-    if (!g.ok()) {
-      if (g.error().code() == ErrorCode::kNotFound) continue;  // A deleted group grants nothing.
-      return g.error();
-    }
-    p.permissions.insert(g->value.permissions.begin(), g->value.permissions.end());
-  }
+  KASM_ASSIGN_OR_RETURN(p.permissions, detail::permissionsOfUser(repo, user));
   return p;
 }
 
@@ -105,9 +101,7 @@ Result<Principal> RestApi::Impl::authenticate(const RestRequest& request) {
     if (user.error().code() == ErrorCode::kNotFound) return unauthenticated("the logged-in user no longer exists");
     return user.error();
   }
-  if (user->value.sessions_valid_after && claims.issued_at < *user->value.sessions_valid_after) {
-    return unauthenticated("logged out; log in again");
-  }
+  if (user->value.revokedAt(claims.issued_at)) return unauthenticated("logged out; log in again");
   KASM_ASSIGN_OR_RETURN(Principal p, principalOfUser(user->value));
   p.via_cookie = true;
   return p;
@@ -176,7 +170,40 @@ Result<json::object> RestApi::Impl::meJson(const User& user, const Principal& p,
   return o;
 }
 
+namespace {
+
+// True for "application/json", with or without parameters ("; charset=utf-8"), in any case.
+bool isJson(std::string_view content_type) {
+  const auto semi = content_type.find(';');
+  std::string_view media = content_type.substr(0, semi);
+  while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
+  static constexpr std::string_view kJson = "application/json";
+  if (media.size() != kJson.size()) return false;
+  for (std::size_t i = 0; i < media.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(media[i])) != kJson[i]) return false;
+  }
+  return true;
+}
+
+// A well-formed hash, at the cost of real ones, that no password matches: a login for a user that
+// does not exist (or has no password) is checked against it, so it takes as long as a wrong
+// password and the answer time does not tell which user names exist.
+const std::string& decoyPasswordHash() {
+  static const std::string kDecoy = [] {
+    const auth::PasswordHashParams p;
+    return "$scrypt$ln=" + std::to_string(p.log2_n) + ",r=" + std::to_string(p.r) + ",p=" + std::to_string(p.p) + "$" +
+           std::string(22, 'A') + "==$" + std::string(43, 'A') + "=";
+  }();
+  return kDecoy;
+}
+
+}  // namespace
+
 RouteResult RestApi::Impl::login(const RouteCall& call) {
+  // A cross-site form can post text/plain but not application/json (that needs a CORS preflight
+  // we never grant), so insisting on JSON keeps other sites from logging a browser into an
+  // account of their choosing.
+  if (!isJson(call.request.content_type)) return invalidArgument("log in with Content-Type: application/json");
   const auto& b = *call.body;
   auto username = b.if_contains("username");
   auto password = b.if_contains("password");
@@ -191,17 +218,19 @@ RouteResult RestApi::Impl::login(const RouteCall& call) {
     return r;
   }
   KASM_ASSIGN_OR_RETURN(auto users, repo.list<User>(spi::Query().where("username", name)));
+  const bool known = !users.empty() && !users.front().value.password_hash.empty();
+  const std::string_view phc = known ? std::string_view(users.front().value.password_hash) : decoyPasswordHash();
+  const std::string_view given(password->get_string());
+  const bool matches = options.verify_password ? options.verify_password(given, phc) : auth::verifyPassword(given, phc);
   // The same answer for an unknown user and a wrong password, so names cannot be probed.
-  const bool ok = !users.empty() && !users.front().value.password_hash.empty() &&
-                  auth::verifyPassword(std::string_view(password->get_string()), users.front().value.password_hash);
-  if (!ok) {
+  if (!known || !matches) {
     limiter.recordFailure(name, address);
     return unauthenticated("wrong user name or password");
   }
   auto user = users.front();
   if (user.value.locked) return permissionDenied("this account is locked; ask an administrator");
   KASM_ASSIGN_OR_RETURN(Principal p, principalOfUser(user.value));
-  limiter.recordSuccess(name);
+  limiter.recordSuccess(name, address);
   user.value.last_login_at = clock.now();
   (void)repo.update(user.value, user.version);  // Best effort: a lost race only loses the timestamp.
 
@@ -215,14 +244,10 @@ RouteResult RestApi::Impl::login(const RouteCall& call) {
 
 RouteResult RestApi::Impl::logout(const RouteCall& call) {
   if (call.principal.via_cookie && call.principal.user) {
-    // Logs out every browser of this user: cookies issued before now stop working.
-    for (int attempt = 0; attempt < 8; ++attempt) {
-      KASM_ASSIGN_OR_RETURN(auto user, repo.get<User>(call.principal.user->str()));
-      user.value.sessions_valid_after = clock.now() + std::chrono::milliseconds(1);
-      auto w = repo.update(user.value, user.version);
-      if (w.ok()) break;
-      if (w.error().code() != ErrorCode::kAborted) return w.error();
-    }
+    // Logs out every browser of this user, and closes their desktops: cookies and session access
+    // tokens issued before now stop working.
+    KASM_RETURN_IF_ERROR(detail::revokeLogins(repo, clock, *call.principal.user));
+    accessRevoked(*call.principal.user);
   }
   RestResponse r;
   r.status = 204;

@@ -23,6 +23,9 @@ struct Principal {
   }
   bool isAdmin() const { return permissions.count(std::string(permissions::kAdmin)) > 0; }
   bool is(const UserId& id) const { return user && *user == id; }
+  // Acting on the caller's own things (own sessions, own account): a login may; an API key only
+  // with `permission`, because a key acts within its own permission set, its owner's things included.
+  bool mayActAsOwner(std::string_view permission) const { return via_cookie || can(permission); }
 };
 
 // One matched route: the path's {id} parts in order.
@@ -64,6 +67,10 @@ struct RestApi::Impl {
   // rest_api.cpp
   Result<Principal> authenticate(const RestRequest& request);
   Result<Principal> principalOfUser(const User& user);
+  // Tells the server (RestApiOptions::on_access_revoked) that `user` lost access.
+  void accessRevoked(const UserId& user) const {
+    if (options.on_access_revoked) options.on_access_revoked(user);
+  }
   RouteResult login(const RouteCall& call);
   RouteResult logout(const RouteCall& call);
   RouteResult me(const RouteCall& call);
@@ -72,6 +79,11 @@ struct RestApi::Impl {
 
   // rest_resources.cpp
   RouteResult dispatch(const RouteCall& call, std::string_view method, const std::vector<std::string>& segments);
+  // A workspace as `p` may see it: without workspaces:manage, no container configuration (run
+  // config, exec hooks and their environment, host volume paths).
+  Result<boost::json::object> workspaceJson(const Workspace& w, const Principal& p);
+
+  // rest_sessions.cpp
   using ProtocolCache = std::unordered_map<WorkspaceId, std::optional<SessionProtocol>>;
   Result<boost::json::object> sessionJson(const Session& s, const Principal& p, ProtocolCache* protocols = nullptr);
 };

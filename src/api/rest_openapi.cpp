@@ -1,6 +1,8 @@
 // REST API: the OpenAPI 3.1 document. Entity schemas come from the model's field lists
 // (jsonSchema<T>()), so the document cannot drift from what the API writes.
 
+#include <tuple>
+
 #include "api/rest_impl.hpp"
 #include "kasm/model/json.hpp"
 #include "kasm/version.hpp"
@@ -40,7 +42,9 @@ json::object listSchema(std::string_view item) {
 struct Op {
   std::string method;
   std::string summary;
-  std::string permission;  // Empty: any authenticated caller (own things only).
+  // Needed to act on anything the route reaches (x-kasm-permission); empty: any authenticated
+  // caller. Routes that also serve the caller's own things say so with x-kasm-owner-permission.
+  std::string permission;
   int status = 200;
   json::object response;  // Schema; empty for 204.
   json::object request;   // Schema of the body; empty when none.
@@ -211,7 +215,8 @@ std::string buildOpenApi() {
   addCollection(paths, p + "/users", "User", "user", "users:manage", "users:manage");
   addCollection(paths, p + "/groups", "Group", "group", "users:manage", "admin");
   addPath(paths, p + "/groups/{id}/users/{user_id}",
-          {{"POST", "Add a user to a group", "admin", 204}, {"DELETE", "Remove a user from a group", "admin", 204}},
+          {{"POST", "Add a user to a group whose permissions the caller holds", "users:manage", 204},
+           {"DELETE", "Remove a user from a group", "users:manage", 204}},
           true);
   paths[p + "/groups/{id}/users/{user_id}"].as_object()["parameters"] = json::array{json::object{
       {"name", "user_id"}, {"in", "path"}, {"required", true}, {"schema", json::object{{"type", "string"}}}}};
@@ -228,7 +233,7 @@ std::string buildOpenApi() {
   addPath(paths, p + "/sessions",
           {{"GET",
             "List own sessions (all=true: everyone's, with sessions:manage)",
-            "",
+            "sessions:manage",
             200,
             listSchema("Session"),
             {},
@@ -237,11 +242,27 @@ std::string buildOpenApi() {
             ref("NewSession"), false, 202}},
           false);
   addPath(paths, p + "/sessions/{id}",
-          {{"GET", "Get a session", "", 200, ref("Session")}, {"DELETE", "Delete a session", "", 200, ref("Session")}},
+          {{"GET", "Get a session", "sessions:manage", 200, ref("Session")},
+           {"DELETE", "Delete a session", "sessions:manage", 200, ref("Session")}},
           true);
   for (auto action : {"keepalive", "pause", "resume", "stop"}) {
     addPath(paths, p + "/sessions/{id}/" + action,
-            {{"POST", std::string("Session action: ") + action, "", 200, ref("Session")}}, true);
+            {{"POST", std::string("Session action: ") + action, "sessions:manage", 200, ref("Session")}}, true);
+  }
+  // One's own things: a login needs nothing more, an API key acting for its owner the permission
+  // named here (a key acts within its own permission set).
+  for (const auto& [path, method, owner] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"/sessions", "get", "sessions:launch"},
+           {"/sessions/{id}", "get", "sessions:launch"},
+           {"/sessions/{id}", "delete", "sessions:launch"},
+           {"/sessions/{id}/keepalive", "post", "sessions:launch"},
+           {"/sessions/{id}/pause", "post", "sessions:launch"},
+           {"/sessions/{id}/resume", "post", "sessions:launch"},
+           {"/sessions/{id}/stop", "post", "sessions:launch"},
+           {"/users/{id}", "get", ""},
+           {"/users/{id}", "patch", "users:manage"},
+           {"/users/{id}", "put", "users:manage"}}) {
+    paths[p + path].as_object()[method].as_object()["x-kasm-owner-permission"] = owner;
   }
   addPath(paths, p + "/api-keys",
           {{"GET", "List api keys", "admin", 200, listSchema("ApiKey"), {}, true},

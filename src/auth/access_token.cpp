@@ -110,26 +110,38 @@ std::string AccessTokenSigner::mac(std::string_view payload) const {
 }
 
 std::string AccessTokenSigner::issue(const SessionId& session, const UserId& user, Duration ttl) const {
-  const std::string payload =
-      "v1~" + session.str() + "~" + user.str() + "~" + std::to_string(toUnixMillis(clock_->now() + ttl));
+  const auto now = clock_->now();
+  const std::string payload = "v2~" + session.str() + "~" + user.str() + "~" + std::to_string(toUnixMillis(now)) + "~" +
+                              std::to_string(toUnixMillis(now + ttl));
   return payload + "~" + mac(payload);
 }
+
+namespace {
+bool parseMillis(std::string_view text, std::int64_t& out) {
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return !text.empty() && ec == std::errc() && ptr == text.data() + text.size();
+}
+}  // namespace
 
 Result<AccessClaims> AccessTokenSigner::verify(std::string_view token) const {
   if (token.size() > 512) return unauthenticated("access token is too long");
   const auto parts = detail::splitTokenFields(token);
-  if (parts.size() != 5 || parts.front() != "v1") return unauthenticated("access token is malformed");
+  // v1 (no issue time) is still read so that desktops open across an upgrade keep working until
+  // their tokens expire; it counts as issued at the epoch, so any logout revokes it.
+  const bool v2 = parts.size() == 6 && parts.front() == "v2";
+  if (!v2 && !(parts.size() == 5 && parts.front() == "v1")) return unauthenticated("access token is malformed");
   const std::string_view given_mac = parts.back();
   const std::string_view payload = token.substr(0, token.size() - given_mac.size() - 1);
   const std::string expected = mac(payload);
   if (!constantTimeEquals(expected, given_mac)) {
     return unauthenticated("access token signature does not match");
   }
-  std::int64_t expiry = 0;
-  auto [ptr, ec] = std::from_chars(parts[3].data(), parts[3].data() + parts[3].size(), expiry);
-  if (ec != std::errc() || ptr != parts[3].data() + parts[3].size())
+  std::int64_t issued = 0, expiry = 0;
+  if ((v2 && !parseMillis(parts[3], issued)) || !parseMillis(parts[v2 ? 4 : 3], expiry)) {
     return unauthenticated("access token is malformed");
-  AccessClaims claims{SessionId(std::string(parts[1])), UserId(std::string(parts[2])), fromUnixMillis(expiry)};
+  }
+  AccessClaims claims{SessionId(std::string(parts[1])), UserId(std::string(parts[2])), fromUnixMillis(issued),
+                      fromUnixMillis(expiry)};
   if (clock_->now() >= claims.expires_at) return unauthenticated("access token has expired");
   return claims;
 }

@@ -1,5 +1,6 @@
 #include "kasm/auth/web_session.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <vector>
 
@@ -66,21 +67,34 @@ std::int64_t LoginRateLimiter::waitLocked(const Window* w, int limit, TimePoint 
   return std::chrono::duration_cast<std::chrono::seconds>(end - now).count() + 1;
 }
 
-void LoginRateLimiter::prune(TimePoint now) {
-  // Bounded memory under a spray of names or addresses: forget windows that have ended.
-  for (auto* m : {&by_user_, &by_address_}) {
-    if (m->size() < 10000) continue;
-    std::erase_if(*m, [&](const auto& e) { return now >= e.second.started + options_.window; });
-  }
+std::string LoginRateLimiter::pairKey(std::string_view username, std::string_view address) {
+  // A newline cannot occur in an address, so the pair is unambiguous.
+  return std::string(address) + "\n" + std::string(username);
+}
+
+void LoginRateLimiter::makeRoom(Windows& m, TimePoint now) {
+  if (m.size() < options_.max_tracked) return;
+  // Bounded memory under a spray of names or addresses: forget windows that have ended, and when
+  // that is not enough, the older half (those closest to ending anyway).
+  std::erase_if(m, [&](const auto& e) { return now >= e.second.started + options_.window; });
+  if (m.size() < options_.max_tracked) return;
+  std::vector<TimePoint> starts;
+  starts.reserve(m.size());
+  for (const auto& [k, w] : m) starts.push_back(w.started);
+  auto mid = starts.begin() + static_cast<std::ptrdiff_t>(starts.size() / 2);
+  std::nth_element(starts.begin(), mid, starts.end());
+  const TimePoint cutoff = *mid;
+  std::erase_if(m, [&](const auto& e) { return e.second.started <= cutoff; });
 }
 
 std::int64_t LoginRateLimiter::retryAfter(std::string_view username, std::string_view address) {
   std::lock_guard lock(mutex_);
   const auto now = clock_->now();
-  auto u = by_user_.find(username);
   auto a = by_address_.find(address);
-  return std::max(waitLocked(u == by_user_.end() ? nullptr : &u->second, options_.max_failures_per_user, now),
-                  waitLocked(a == by_address_.end() ? nullptr : &a->second, options_.max_failures_per_address, now));
+  auto u = by_user_at_address_.find(pairKey(username, address));
+  return std::max(waitLocked(a == by_address_.end() ? nullptr : &a->second, options_.max_failures_per_address, now),
+                  waitLocked(u == by_user_at_address_.end() ? nullptr : &u->second,
+                             options_.max_failures_per_user_at_address, now));
 }
 
 Result<void> LoginRateLimiter::check(std::string_view username, std::string_view address) {
@@ -94,18 +108,28 @@ Result<void> LoginRateLimiter::check(std::string_view username, std::string_view
 void LoginRateLimiter::recordFailure(std::string_view username, std::string_view address) {
   std::lock_guard lock(mutex_);
   const auto now = clock_->now();
-  prune(now);
-  for (auto [m, key] : {std::pair{&by_user_, username}, std::pair{&by_address_, address}}) {
+  const std::string pair = pairKey(username, address);
+  for (auto [m, key] : {std::pair{&by_address_, address}, std::pair{&by_user_at_address_, std::string_view(pair)}}) {
     auto it = m->find(key);
-    if (it == m->end()) it = m->emplace(std::string(key), Window{0, now}).first;
+    if (it == m->end()) {
+      makeRoom(*m, now);
+      it = m->emplace(std::string(key), Window{0, now}).first;
+    }
     if (now >= it->second.started + options_.window) it->second = Window{0, now};
     ++it->second.failures;
   }
 }
 
-void LoginRateLimiter::recordSuccess(std::string_view username) {
+void LoginRateLimiter::recordSuccess(std::string_view username, std::string_view address) {
   std::lock_guard lock(mutex_);
-  if (auto it = by_user_.find(username); it != by_user_.end()) by_user_.erase(it);
+  if (auto it = by_user_at_address_.find(pairKey(username, address)); it != by_user_at_address_.end()) {
+    by_user_at_address_.erase(it);
+  }
+}
+
+std::size_t LoginRateLimiter::tracked() {
+  std::lock_guard lock(mutex_);
+  return by_address_.size() + by_user_at_address_.size();
 }
 
 }  // namespace kasm::auth

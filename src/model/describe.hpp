@@ -62,6 +62,7 @@ void describe(Workspace& w, V& v) {
   v("server_pool_id", w.server_pool_id);
   v("link_url", w.link_url);
   v("session_time_limit", w.session_time_limit);
+  v("group_ids", w.group_ids);
   v("created_at", w.created_at);
   v("updated_at", w.updated_at);
 }

@@ -64,4 +64,16 @@ Result<void> Setting::validate() const {
   return detail::requireText(value, "setting.value", 1024 * 1024);
 }
 
+bool settings::isSecret(std::string_view key) noexcept {
+  for (std::string_view word : {"key", "secret", "password", "token"}) {
+    if (key.find(word) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
+bool settings::isServerManaged(std::string_view key) noexcept {
+  return isSecret(key) || key == kInstallationId || key == kLastSeenTime || key == kLocalAgentId ||
+         key.starts_with(kLicensePrefix);
+}
+
 }  // namespace kasm

@@ -6,14 +6,39 @@
 
 namespace kasm {
 
+namespace {
+constexpr std::array<std::string_view, 7> kAllButAdmin{permissions::kUsersManage,    permissions::kWorkspacesManage,
+                                                       permissions::kAgentsManage,   permissions::kSessionsManage,
+                                                       permissions::kSessionsLaunch, permissions::kSettingsManage,
+                                                       permissions::kLicensesManage};
+}  // namespace
+
 bool permissions::isKnown(std::string_view name) noexcept {
-  static constexpr std::array<std::string_view, 8> kAll{kAdmin,          kUsersManage,    kWorkspacesManage,
-                                                        kAgentsManage,   kSessionsManage, kSessionsLaunch,
-                                                        kSettingsManage, kLicensesManage};
-  for (auto p : kAll) {
+  if (name == kAdmin) return true;
+  for (auto p : kAllButAdmin) {
     if (p == name) return true;
   }
   return false;
+}
+
+std::span<const std::string_view> permissions::all() noexcept {
+  return kAllButAdmin;
+}
+
+bool permissions::grants(const std::set<std::string>& held, std::string_view wanted) noexcept {
+  if (wanted.empty()) return true;
+  for (const auto& h : held) {
+    if (h == kAdmin || h == wanted) return true;
+  }
+  return false;
+}
+
+bool permissions::coversAdministrative(const std::set<std::string>& held,
+                                       const std::set<std::string>& wanted) noexcept {
+  for (const auto& w : wanted) {
+    if (w != kSessionsLaunch && !grants(held, w)) return false;
+  }
+  return true;
 }
 
 namespace {

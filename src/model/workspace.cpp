@@ -52,6 +52,7 @@ Result<void> Workspace::validate() const {
   if (session_time_limit && session_time_limit->count() <= 0) {
     return invalidArgument("workspace.session_time_limit must be positive");
   }
+  for (const auto& g : group_ids) KASM_RETURN_IF_ERROR(detail::requireId(g.str(), "workspace.group_ids"));
   switch (type) {
     case WorkspaceType::kContainer: {
       KASM_RETURN_IF_ERROR(detail::requireNonEmpty(image, "workspace.image"));

@@ -75,6 +75,23 @@ TEST_F(AccessTokenTest, AnyChangedByteIsRejected) {
   EXPECT_FALSE(AccessTokenSigner::create("short", clock_).ok());
 }
 
+// The issue time lets a logout everywhere (the user's sessions_valid_after) revoke tokens.
+TEST_F(AccessTokenTest, TokensCarryTheirIssueTime) {
+  clock_.advance(std::chrono::hours(1));
+  const TimePoint issued = clock_.now();
+  const auto token = signer_.issue(SessionId("s1"), UserId("alice"), std::chrono::minutes(5));
+  auto claims = signer_.verify(token);
+  ASSERT_TRUE(claims.ok());
+  EXPECT_EQ(toUnixMillis(claims->issued_at), toUnixMillis(issued));
+  EXPECT_EQ(toUnixMillis(claims->expires_at), toUnixMillis(issued + std::chrono::minutes(5)));
+  // A token of the older form (no issue time) still verifies, as issued at the epoch: any logout
+  // revokes it.
+  const std::string payload = "v1~s1~alice~" + std::to_string(toUnixMillis(issued + std::chrono::minutes(5)));
+  auto old = signer_.verify(payload + "~" + hmacSha256(std::string(32, 'k'), payload));
+  ASSERT_TRUE(old.ok()) << old.error().toString();
+  EXPECT_EQ(toUnixMillis(old->issued_at), 0);
+}
+
 }  // namespace
 }  // namespace kasm::auth
 

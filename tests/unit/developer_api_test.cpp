@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "fake_agent_link.hpp"
+#include "kasm/api/session_access.hpp"
 #include "kasm/auth/password.hpp"
 #include "kasm/auth/secret.hpp"
 #include "kasm/kasm.hpp"
@@ -246,6 +247,144 @@ TEST_F(DeveloperApiTest, WithABackgroundExecutorRequestKasmAnswersStartingAndSta
   EXPECT_EQ(st["operational_status"].as_string(), "running");
   EXPECT_EQ(st["operational_progress"].as_int64(), 100);
   EXPECT_TRUE(st.contains("kasm_url"));
+}
+
+}  // namespace
+}  // namespace kasm::api
+
+// ---- the same rules as REST (issue 13) ----------------------------------------------------------
+
+namespace kasm::api {
+namespace {
+
+class DeveloperApiSecurityTest : public DeveloperApiTest {
+ protected:
+  void SetUp() override {
+    DeveloperApiTest::SetUp();
+    Repository repo(*store_);
+    Group root_group;
+    root_group.id = GroupId("root-group");
+    root_group.name = "Administrators";
+    root_group.permissions = {"admin"};
+    ASSERT_TRUE(repo.insert(root_group).ok());
+    User root;
+    root.id = UserId("root");
+    root.username = "root";
+    root.group_ids = {GroupId("all"), root_group.id};
+    ASSERT_TRUE(repo.insert(root).ok());
+    addKey("users-key", "users-secret", {"users:manage"}, false);
+    DeveloperApiOptions options;
+    options.on_access_revoked = [this](const UserId& u) { revoked_.push_back(u.str()); };
+    api_ = std::make_unique<DeveloperApi>(*manager_, *store_, clock_, signer_, options);
+  }
+
+  int asUsersKey(const std::string& verb, json::object body) {
+    return call(verb, std::move(body), "users-key", "users-secret").first;
+  }
+
+  std::vector<std::string> revoked_;
+};
+
+TEST_F(DeveloperApiSecurityTest, UsersManageKeysCannotEscalate) {
+  const json::object to_admins = {{"target_user", {{"user_id", "alice"}}},
+                                  {"target_group", {{"group_id", "root-group"}}}};
+  EXPECT_EQ(asUsersKey("add_user_group", to_admins), 403) << "no joining a group with more permissions";
+  EXPECT_EQ(Repository(*store_).get<User>("alice")->value.group_ids.size(), 1u);
+  EXPECT_EQ(asUsersKey("update_user", {{"target_user", {{"user_id", "root"}, {"password", "owned-by-key"}}}}), 403);
+  EXPECT_EQ(asUsersKey("update_user", {{"target_user", {{"user_id", "root"}, {"disabled", true}}}}), 403);
+  EXPECT_EQ(asUsersKey("logout_user", {{"target_user", {{"user_id", "root"}}}}), 403);
+  EXPECT_EQ(asUsersKey("delete_user", {{"target_user", {{"user_id", "root"}}}}), 403);
+  EXPECT_EQ(asUsersKey("remove_user_group",
+                       {{"target_user", {{"user_id", "root"}}}, {"target_group", {{"group_id", "root-group"}}}}),
+            403);
+  auto root = Repository(*store_).get<User>("root")->value;
+  EXPECT_TRUE(root.password_hash.empty());
+  EXPECT_FALSE(root.disabled);
+  // Ordinary users and groups within the key's own permissions are fine.
+  EXPECT_EQ(asUsersKey("update_user", {{"target_user", {{"user_id", "alice"}, {"password", "reset-by-key"}}}}), 200);
+  EXPECT_EQ(asUsersKey("add_user_group",
+                       {{"target_user", {{"user_id", "alice"}}}, {"target_group", {{"group_id", "admins"}}}}),
+            200);
+  // The admin key may do all of it.
+  EXPECT_EQ(call("add_user_group", to_admins).first, 200);
+}
+
+TEST_F(DeveloperApiSecurityTest, ExecAsAnotherUserOrPrivilegedNeedsAnAdminKey) {
+  auto [status, out] = call("request_kasm", {{"user_id", "alice"}, {"image_id", "desktop"}});
+  ASSERT_EQ(status, 200);
+  const std::string id(out["kasm_id"].as_string());
+  auto exec = [&](json::object cfg, const std::string& key, const std::string& secret) {
+    return call("exec_command_kasm", {{"kasm_id", id}, {"exec_config", std::move(cfg)}}, key, secret).first;
+  };
+  EXPECT_EQ(exec({{"cmd", "id"}, {"privileged", true}}, "sessions-key", "sessions-secret"), 403);
+  EXPECT_EQ(exec({{"cmd", "id"}, {"user", "root"}}, "sessions-key", "sessions-secret"), 403);
+  EXPECT_EQ(exec({{"cmd", "id"}}, "sessions-key", "sessions-secret"), 200);
+  EXPECT_EQ(exec({{"cmd", "id"}, {"privileged", true}, {"user", "root"}}, "admin-key", "admin-secret"), 200);
+}
+
+TEST_F(DeveloperApiSecurityTest, SessionTokensGoOnlyToTheOwnersSideAndNeverToReadOnlyKeys) {
+  auto [status, out] = call("request_kasm", {{"user_id", "alice"}, {"image_id", "desktop"}});
+  ASSERT_EQ(status, 200);
+  const std::string id(out["kasm_id"].as_string());
+  auto ro = call("get_kasm_status", {{"kasm_id", id}, {"user_id", "alice"}}, "ro-key", "ro-secret");
+  ASSERT_EQ(ro.first, 200);
+  EXPECT_FALSE(ro.second.contains("kasm_url"));
+  EXPECT_EQ(json::serialize(ro.second).find("token"), std::string::npos);
+  EXPECT_FALSE(call("get_kasm_status", {{"kasm_id", id}}).second.contains("kasm_url"))
+      << "a call that does not act for the owner gets no desktop";
+  auto owner = call("get_kasm_status", {{"kasm_id", id}, {"user_id", "alice"}});
+  ASSERT_TRUE(owner.second.contains("kasm_url"));
+  const std::string url(owner.second["kasm_url"].as_string());
+  EXPECT_EQ(signer_.verifyFor(url.substr(url.find("token=") + 6), SessionId(id))->user_id, UserId("alice"));
+}
+
+TEST_F(DeveloperApiSecurityTest, LogoutUserAndANewPasswordRevokeLoginsAndDesktops) {
+  auto [status, out] = call("request_kasm", {{"user_id", "alice"}, {"image_id", "desktop"}});
+  ASSERT_EQ(status, 200);
+  const std::string id(out["kasm_id"].as_string());
+  const std::string token(out["session_token"].as_string());
+  auto open = [&](const std::string& t) {
+    return authorizeSessionAccess(*manager_, *store_, signer_, t, SessionId(id));
+  };
+  ASSERT_TRUE(open(token).ok());
+  clock_.advance(std::chrono::seconds(1));
+  ASSERT_EQ(call("logout_user", {{"target_user", {{"user_id", "alice"}}}}).first, 200);
+  EXPECT_TRUE(Repository(*store_).get<User>("alice")->value.revokedAt(clock_.now()));
+  EXPECT_FALSE(open(token).ok());
+  EXPECT_EQ(revoked_, std::vector<std::string>{"alice"});
+
+  clock_.advance(std::chrono::seconds(1));
+  auto status2 = call("get_kasm_status", {{"kasm_id", id}, {"user_id", "alice"}});
+  const std::string url(status2.second["kasm_url"].as_string());
+  const std::string fresh = url.substr(url.find("token=") + 6);
+  ASSERT_TRUE(open(fresh).ok());
+  clock_.advance(std::chrono::seconds(1));
+  ASSERT_EQ(call("update_user", {{"target_user", {{"user_id", "alice"}, {"password", "brand-new-pass"}}}}).first, 200);
+  EXPECT_FALSE(open(fresh).ok()) << "a new password ends the old logins";
+  EXPECT_EQ(revoked_.size(), 2u);
+}
+
+TEST_F(DeveloperApiSecurityTest, DisablingAUserStopsTheirSessionsAndTheirKeys) {
+  addKey("alices-key", "alices-secret", {"sessions:manage"}, false);
+  auto k = Repository(*store_).get<ApiKey>("id-alices-key");
+  k->value.owner = UserId("alice");
+  ASSERT_TRUE(Repository(*store_).update(k->value, k->version).ok());
+  EXPECT_EQ(call("get_kasms", {}, "alices-key", "alices-secret").first, 200);
+  auto [status, out] = call("request_kasm", {{"user_id", "alice"}, {"image_id", "desktop"}});
+  ASSERT_EQ(status, 200);
+  ASSERT_EQ(call("update_user", {{"target_user", {{"user_id", "alice"}, {"disabled", true}}}}).first, 200);
+  EXPECT_EQ(manager_->getSession(SessionId(std::string(out["kasm_id"].as_string())))->state, SessionState::kDestroyed);
+  EXPECT_EQ(call("get_kasms", {}, "alices-key", "alices-secret").first, 401);
+  EXPECT_EQ(revoked_, std::vector<std::string>{"alice"});
+}
+
+TEST_F(DeveloperApiSecurityTest, UsersGetOnlyWorkspacesAssignedToTheirGroups) {
+  const json::object req = {{"user_id", "alice"}, {"image_id", "desktop"}};
+  EXPECT_EQ(call("request_kasm", req, "sessions-key", "sessions-secret").first, 404) << "desktop has no group yet";
+  Workspace w = Repository(*store_).get<Workspace>("desktop")->value;
+  w.group_ids = {GroupId("all")};
+  ASSERT_TRUE(manager_->upsertWorkspace(w).ok());
+  EXPECT_EQ(call("request_kasm", req, "sessions-key", "sessions-secret").first, 200);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -33,6 +34,18 @@ struct DeveloperApiOptions {
   // in such a task; otherwise it answers once the session runs. Must not share threads with the
   // callers of handle().
   std::function<bool(std::function<void()>)> background;
+  // Called after a user lost access (disabled, locked, deleted, logged out, a new password), so the
+  // server can close that user's open desktop connections at once. Runs on the calling thread.
+  std::function<void(const UserId&)> on_access_revoked;
+};
+
+// One verb of the developer API and what its key needs: `permission` (admin grants all; empty: any
+// permission at all), and whether a read-only key may call it. Some verbs ask more for some
+// arguments: exec_command_kasm with `privileged` or `user` needs admin.
+struct DeveloperApiVerb {
+  std::string_view name;
+  std::string_view permission;
+  bool read = false;
 };
 
 // Kasm's public developer API (POST /api/public/<verb>, JSON bodies carrying api_key and
@@ -41,10 +54,14 @@ struct DeveloperApiOptions {
 // keepalive, get_kasms, exec_command_kasm, get_user, get_users, create_user, update_user,
 // delete_user, logout_user, get_images, add_user_group, remove_user_group.
 //
-// Authorisation: the key must exist, be enabled and unexpired, and its secret must verify; then the
-// verb needs a permission (sessions:manage for session verbs, users:manage for user verbs, any
-// permission for get_images; admin grants all), and read-only keys may only call get_* verbs.
-// Credentials may also come as HTTP Basic (`authorization` = the Authorization header value).
+// Authorisation: the key must exist, be enabled and unexpired, its secret must verify and its owner
+// (if any) must exist and be neither disabled nor locked; then the verb needs the permission of
+// verbs() and read-only keys may only call get_* verbs. The same rules as the REST API apply on top:
+// a key never manages a user who holds permissions it lacks nor adds anyone to a group carrying
+// them; a read-only key never receives a session access token, and get_kasm_status hands one out
+// only for the session's owner (the request names them, or the key is theirs); users launch only
+// workspaces assigned to their groups. Credentials may also come as HTTP Basic (`authorization` =
+// the Authorization header value).
 //
 // Thread-safe; handle() blocks while the manager talks to agents (request_kasm waits until the
 // session runs), so servers call it on a worker pool.
@@ -56,8 +73,12 @@ class DeveloperApi {
 
   ApiResponse handle(std::string_view verb, std::string_view body, std::string_view authorization = {});
 
- private:
+  // Every verb handle() serves, with what it needs (the authorization matrix test walks it).
+  static std::span<const DeveloperApiVerb> verbs();
+
   struct Impl;
+
+ private:
   std::unique_ptr<Impl> impl_;
 };
 

@@ -27,6 +27,7 @@ struct RestRequest {
   std::string cookie_token;   // Value of the login cookie, if the request carried one.
   std::string csrf_token;     // Value of the X-CSRF-Token header.
   std::string authorization;  // Value of the Authorization header.
+  std::string content_type;   // Value of the Content-Type header (login accepts JSON only).
   std::string remote_address;
   bool secure = false;  // Reached over HTTPS (cookies get the Secure attribute).
 };
@@ -52,6 +53,12 @@ struct RestApiOptions {
   // otherwise it answers 201 once the session runs. Must not share threads with the callers of
   // handle(), which wait for the placement.
   std::function<bool(std::function<void()>)> background;
+  // Called after a user lost access (disabled, locked, deleted, logged out everywhere, a new
+  // password), so the server can close that user's open desktop connections at once. Runs on the
+  // calling thread; must not call back into the RestApi.
+  std::function<void(const UserId&)> on_access_revoked;
+  // Checks a password against a stored hash; auth::verifyPassword unless a test observes it.
+  std::function<bool(std::string_view password, std::string_view phc)> verify_password;
 };
 
 // Routes: auth (login, logout, me), workspaces, zones, agents, sessions, users, groups (and their
@@ -59,9 +66,14 @@ struct RestApiOptions {
 // `after` (keyset cursor) and per-collection filters, and answer {"items", "total", "limit",
 // "offset", "next"}. Errors are {"error_message", "code"} with the status of the ErrorCode.
 //
-// Authorization: every route but login needs a principal; reads of one's own things need only a
-// login, administration needs the permission named in the OpenAPI document (admin grants all);
-// read-only API keys may only GET; cookie-authenticated writes must carry the CSRF token.
+// Authorization: every route but login needs a principal; administration needs the permission named
+// in the OpenAPI document (`x-kasm-permission`; admin grants all). One's own things (sessions, the
+// account) need only a login, or for an API key the permission named in `x-kasm-owner-permission`:
+// a key acts within its own permission set, its owner's things included. Nobody manages a user who
+// holds permissions they lack, or adds anyone to a group that carries such permissions. Read-only
+// API keys may only GET and never receive session access tokens; cookie-authenticated writes must
+// carry the CSRF token; login takes JSON only (Content-Type: application/json), so a cross-site
+// form cannot log a browser into another account.
 //
 // Thread-safe; handle() may block on the store and on agents (session start), so servers call it
 // on a worker pool.

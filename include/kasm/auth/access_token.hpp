@@ -13,12 +13,16 @@ namespace kasm::auth {
 struct AccessClaims {
   SessionId session_id;
   UserId user_id;
+  // When it was issued, so that logging out everywhere (the user's sessions_valid_after) revokes
+  // it. Tokens of the older v1 form carry none and count as issued at the epoch.
+  TimePoint issued_at;
   TimePoint expires_at;
 };
 
-// Issues and verifies short-lived session access tokens: "v1~<session>~<user>~<expiry ms>~<mac>"
-// where mac = base64url(HMAC-SHA256(key, everything before it)). Tokens are bound to one session and
-// one user and expire; the proxy checks one on every request and WebSocket upgrade.
+// Issues and verifies short-lived session access tokens:
+// "v2~<session>~<user>~<issued ms>~<expiry ms>~<mac>" where mac = base64url(HMAC-SHA256(key,
+// everything before it)). Tokens are bound to one session and one user and expire; the proxy checks
+// one on every request and WebSocket upgrade.
 //
 // Thread-safe (immutable after construction). The key must be at least 32 bytes; keep it secret
 // and share it between the servers of one installation.

@@ -43,15 +43,20 @@ class WebSessionSigner {
   const Clock* clock_;
 };
 
-// Counts failed logins per user name and per client address in a sliding window; past the limit,
-// further attempts are refused (ResourceExhausted, with the wait) without checking the password, so
-// guessing costs time and the scrypt work cannot be used to exhaust the server. Thread-safe.
+// Counts failed logins per client address, and per user name at each address, in a sliding window;
+// past a limit, further attempts are refused (ResourceExhausted, with the wait) without checking the
+// password, so guessing costs time and the scrypt work cannot be used to exhaust the server.
+//
+// The address comes first and a user name is only ever limited at one address: a global per-name
+// limit would let anyone keep an administrator out by failing a few logins with their name. Memory
+// is bounded (max_tracked windows per kind; the oldest are forgotten first). Thread-safe.
 class LoginRateLimiter {
  public:
   struct Options {
-    int max_failures_per_user = 5;
     int max_failures_per_address = 20;
+    int max_failures_per_user_at_address = 5;
     Duration window = std::chrono::minutes(5);
+    std::size_t max_tracked = 10000;
   };
   explicit LoginRateLimiter(const Clock& clock) : LoginRateLimiter(clock, Options{}) {}
   LoginRateLimiter(const Clock& clock, Options options) : clock_(&clock), options_(options) {}
@@ -59,23 +64,28 @@ class LoginRateLimiter {
   // OK, or ResourceExhausted saying how long to wait (retryAfter() gives it in seconds).
   Result<void> check(std::string_view username, std::string_view address);
   void recordFailure(std::string_view username, std::string_view address);
-  void recordSuccess(std::string_view username);
-  // Seconds until `username`/`address` may try again; 0 when not limited.
+  // Forgets the failures of `username` at `address` (the address's own count stays).
+  void recordSuccess(std::string_view username, std::string_view address);
+  // Seconds until `username` may try again from `address`; 0 when not limited.
   std::int64_t retryAfter(std::string_view username, std::string_view address);
+  // Windows held in memory (addresses plus user-at-address pairs); for tests and metrics.
+  std::size_t tracked();
 
  private:
   struct Window {
     int failures = 0;
     TimePoint started;
   };
+  using Windows = std::map<std::string, Window, std::less<>>;
   std::int64_t waitLocked(const Window* w, int limit, TimePoint now) const;
-  void prune(TimePoint now);
+  void makeRoom(Windows& m, TimePoint now);
+  static std::string pairKey(std::string_view username, std::string_view address);
 
   const Clock* clock_;
   Options options_;
   std::mutex mutex_;
-  std::map<std::string, Window, std::less<>> by_user_;
-  std::map<std::string, Window, std::less<>> by_address_;
+  Windows by_address_;
+  Windows by_user_at_address_;
 };
 
 }  // namespace kasm::auth

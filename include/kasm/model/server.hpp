@@ -127,6 +127,17 @@ namespace settings {
 inline constexpr std::string_view kInstallationId = "installation_id";
 inline constexpr std::string_view kDefaultZone = "default_zone";
 inline constexpr std::string_view kLastSeenTime = "last_seen_time";
+inline constexpr std::string_view kLocalAgentId = "local_agent_id";
+// Licence usage counters (license_sessions_in_use, license_user_*, license_users_*).
+inline constexpr std::string_view kLicensePrefix = "license_";
+// True for a key that holds a secret (signing keys, passwords): never shown, never written
+// through an API.
+bool isSecret(std::string_view key) noexcept;
+// True for state the server keeps in the settings table for itself: secrets, the installation id
+// (which licences are bound to), the clock-rollback guard and licence usage counters. Such rows
+// are written only by the server, never through settings:manage (moving a licence, resetting the
+// concurrency count or defeating the rollback guard would otherwise be one PUT away).
+bool isServerManaged(std::string_view key) noexcept;
 }  // namespace settings
 
 }  // namespace kasm

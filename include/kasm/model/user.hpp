@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,15 @@ inline constexpr std::string_view kSettingsManage = "settings:manage";
 inline constexpr std::string_view kLicensesManage = "licenses:manage";
 // True for a name in the list above.
 bool isKnown(std::string_view name) noexcept;
+// The list above without kAdmin, so "every permission" can be enumerated.
+std::span<const std::string_view> all() noexcept;
+// True when `held` grants `wanted`: kAdmin grants everything; an empty `wanted` needs nothing.
+bool grants(const std::set<std::string>& held, std::string_view wanted) noexcept;
+// True when `held` grants every administrative permission in `wanted`. sessions:launch is what
+// every user of the default group has, not a privilege over others, so it is not counted: a
+// principal with users:manage may manage ordinary users without launching sessions itself, but
+// never a user who holds a permission it lacks (no escalation through user management).
+bool coversAdministrative(const std::set<std::string>& held, const std::set<std::string>& wanted) noexcept;
 }  // namespace permissions
 
 // Per-group session policy. When a user is in several groups, the group with the highest priority
@@ -72,12 +82,19 @@ struct User {
   std::string phone;
   std::string password_hash;  // A PHC-format hash ("$scrypt$..."); empty = no password login.
   std::vector<GroupId> group_ids;
+  // A disabled or locked user cannot log in, open desktops or use their API keys; disabling also
+  // ends their running sessions (see the APIs).
   bool disabled = false;
-  bool locked = false;  // Set by repeated failed logins; cleared by an admin.
+  bool locked = false;  // Set and cleared by an administrator.
   TimePoint created_at;
   std::optional<TimePoint> last_login_at;
-  // Web logins issued before this instant are no longer accepted (logout everywhere).
+  // Web logins and session access tokens issued before this instant are no longer accepted
+  // (logout everywhere, a password change).
   std::optional<TimePoint> sessions_valid_after;
+
+  bool canAct() const { return !disabled && !locked; }
+  // True when a credential issued at `issued_at` was revoked by sessions_valid_after.
+  bool revokedAt(TimePoint issued_at) const { return sessions_valid_after && issued_at < *sessions_valid_after; }
 
   Result<void> validate() const;
   friend bool operator==(const User&, const User&) = default;

@@ -105,6 +105,10 @@ struct Workspace {
   // Session lifetime: a hard cap on the session's age; nullopt = the group's setting applies.
   std::optional<Duration> session_time_limit;
 
+  // Who may launch it (Kasm's group assignment): members of any of these groups. Holders of
+  // workspaces:manage launch any workspace; with no group, nobody else does.
+  std::vector<GroupId> group_ids;
+
   TimePoint created_at;
   TimePoint updated_at;
 

@@ -1,0 +1,40 @@
+#pragma once
+
+// Who may open a session's desktop through the proxy, decided from the store: the same rules for
+// every server that fronts sessions (kasm-server's proxy authorizer is a thin adapter over this).
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "kasm/auth/access_token.hpp"
+#include "kasm/manager/manager.hpp"
+#include "kasm/spi/store.hpp"
+
+namespace kasm::api {
+
+// What the proxy needs to forward a request, and what it may remember for a moment.
+struct SessionAccess {
+  SessionId session;
+  UserId user;
+  std::string upstream;
+  SessionProtocol protocol = SessionProtocol::kHttp;
+  // The user's sessions_valid_after when this was decided: tokens issued before it are revoked,
+  // so a remembered grant still refuses them.
+  std::optional<TimePoint> valid_after;
+
+  // True when `claims` (a token already verified for this session) may still use this grant.
+  bool admits(const auth::AccessClaims& claims) const {
+    return claims.user_id == user && !(valid_after && claims.issued_at < *valid_after);
+  }
+};
+
+// Decides whether `token` opens `session` now. The token must verify for the session
+// (Unauthenticated / PermissionDenied from the signer); the session must exist (NotFound), belong to
+// the token's user (PermissionDenied) and run (FailedPrecondition); the user must exist and be
+// neither disabled nor locked (PermissionDenied), and must not have revoked the token by logging
+// out everywhere or changing their password since it was issued (Unauthenticated).
+Result<SessionAccess> authorizeSessionAccess(Manager& manager, spi::Store& store, const auth::AccessTokenSigner& signer,
+                                             std::string_view token, const SessionId& session);
+
+}  // namespace kasm::api

@@ -1,0 +1,33 @@
+#include "kasm/api/session_access.hpp"
+
+#include "kasm/store/repository.hpp"
+
+namespace kasm::api {
+
+Result<SessionAccess> authorizeSessionAccess(Manager& manager, spi::Store& store, const auth::AccessTokenSigner& signer,
+                                             std::string_view token, const SessionId& session) {
+  if (token.empty()) return unauthenticated("a session access token is required");
+  KASM_ASSIGN_OR_RETURN(auth::AccessClaims claims, signer.verifyFor(token, session));
+  auto s = manager.getSession(session);
+  if (!s.ok()) return notFound("session " + session.str() + " does not exist");
+  if (s->user_id != claims.user_id) return permissionDenied("the token's user does not own this session");
+  if (s->state != SessionState::kRunning) {
+    return failedPrecondition("session " + session.str() + " is " + std::string(enumName(s->state)));
+  }
+  Repository repo(store);
+  // The token alone is not enough: access ends at once when the user is disabled, locked or
+  // deleted, or revokes their tokens (logout everywhere, a new password).
+  auto user = repo.get<User>(claims.user_id.str());
+  if (!user.ok()) {
+    if (user.error().code() == ErrorCode::kNotFound) return permissionDenied("the session's user no longer exists");
+    return user.error();
+  }
+  if (!user->value.canAct()) return permissionDenied("user '" + user->value.username + "' is disabled or locked");
+  if (user->value.revokedAt(claims.issued_at))
+    return unauthenticated("this access token was revoked; reopen the session");
+  auto ws = repo.get<Workspace>(s->workspace_id.str());
+  if (!ws.ok()) return ws.error();
+  return SessionAccess{session, s->user_id, s->upstream, ws->value.protocol, user->value.sessions_valid_after};
+}
+
+}  // namespace kasm::api
