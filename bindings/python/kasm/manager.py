@@ -9,7 +9,7 @@ from typing import Any, Collection, Dict, List, Mapping, Optional, Sequence, Tup
 from . import _core
 from ._handle import ClosingHandle
 from ._checks import check_int, check_optional_str, check_str, check_str_map, model_json
-from .errors import DeadlineExceeded
+from .errors import DeadlineExceeded, KasmError
 from .licensing import Licensing
 from .models import Model, Session
 from .store import Store
@@ -59,6 +59,17 @@ class Manager(ClosingHandle):
             -1 if community_session_limit is None else community_session_limit,
         )
         self._licensing = Licensing(_core.Licensing(self._h))
+        self._store = store
+
+    def _session(self, text: str) -> Session:
+        """A session with its workspace's protocol, so that ``Session.url`` names the right scheme."""
+        workspace_id = json.loads(text).get("workspace_id", "")
+        protocol: Optional[str] = None
+        try:
+            protocol = self._store.get("workspace", workspace_id).value.get("protocol")
+        except KasmError:
+            pass  # A deleted workspace: the url falls back to http.
+        return Session.from_json(text, protocol)
 
     # ---- life ----
     def __repr__(self) -> str:
@@ -139,7 +150,7 @@ class Manager(ClosingHandle):
     ) -> Session:
         """Places and starts a session; returns it ``running``. Blocks until the container answers.
         ResourceExhausted when no agent fits or a licence limit is reached."""
-        return Session.from_json(
+        return self._session(
             self._h.request_session(
                 check_str(user_id, "user_id"),
                 check_str(workspace_id, "workspace_id"),
@@ -149,7 +160,7 @@ class Manager(ClosingHandle):
         )
 
     def get_session(self, session_id: str) -> Session:
-        return Session.from_json(self._h.get_session(check_str(session_id, "session_id")))
+        return self._session(self._h.get_session(check_str(session_id, "session_id")))
 
     def list_sessions(
         self,
@@ -166,23 +177,23 @@ class Manager(ClosingHandle):
         if isinstance(states, str):
             raise TypeError("states must be a collection of str, not a str")
         state_list = [check_str(s, "states[]") for s in (states or [])]
-        return [Session.from_json(t) for t in self._h.list_sessions(where, state_list)]
+        return [self._session(t) for t in self._h.list_sessions(where, state_list)]
 
     def keepalive(self, session_id: str) -> Session:
         """Extends the session's keepalive expiry (never past its hard limit)."""
-        return Session.from_json(self._h.keepalive(check_str(session_id, "session_id")))
+        return self._session(self._h.keepalive(check_str(session_id, "session_id")))
 
     def destroy_session(self, session_id: str, reason: str = "deleted by request") -> Session:
-        return Session.from_json(self._h.destroy_session(check_str(session_id, "session_id"), check_str(reason, "reason")))
+        return self._session(self._h.destroy_session(check_str(session_id, "session_id"), check_str(reason, "reason")))
 
     def stop_session(self, session_id: str, reason: str = "stopped by request") -> Session:
-        return Session.from_json(self._h.stop_session(check_str(session_id, "session_id"), check_str(reason, "reason")))
+        return self._session(self._h.stop_session(check_str(session_id, "session_id"), check_str(reason, "reason")))
 
     def pause_session(self, session_id: str) -> Session:
-        return Session.from_json(self._h.pause_session(check_str(session_id, "session_id")))
+        return self._session(self._h.pause_session(check_str(session_id, "session_id")))
 
     def resume_session(self, session_id: str) -> Session:
-        return Session.from_json(self._h.resume_session(check_str(session_id, "session_id")))
+        return self._session(self._h.resume_session(check_str(session_id, "session_id")))
 
     def exec_in_session(self, session_id: str, command: Sequence[str]) -> Tuple[int, str]:
         """Runs argv in the session's container; returns (exit code, output)."""

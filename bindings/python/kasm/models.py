@@ -42,9 +42,11 @@ class Session:
     state_reason: str
     expires_at_ms: Optional[int]
     data: Model = field(repr=False, compare=False)
+    # The workspace's protocol ("http", "https", "vnc", ...) when the manager knows it.
+    protocol: Optional[str] = field(default=None, compare=False)
 
     @classmethod
-    def from_json(cls, text: str) -> "Session":
+    def from_json(cls, text: str, protocol: Optional[str] = None) -> "Session":
         d = json.loads(text)
         return cls(
             id=d["id"],
@@ -58,14 +60,20 @@ class Session:
             state_reason=d.get("state_reason", ""),
             expires_at_ms=d.get("expires_at"),
             data=d,
+            protocol=protocol,
         )
 
     @property
     def url(self) -> Optional[str]:
-        """Where the session answers directly (``http://host:port/``), when it has an upstream."""
+        """Where the session answers directly, when it has an upstream: ``http://host:port/`` for a
+        web workspace, ``vnc://host:port`` for a desktop (a VNC client opens it; browsers reach a
+        desktop through kasm-server's viewer, the ``kasm_url`` of the developer API)."""
         if not self.upstream:
             return None
-        return f"http://{self.upstream}/"
+        if self.protocol in ("vnc", "rdp", "ssh"):
+            return f"{self.protocol}://{self.upstream}"
+        scheme = "https" if self.protocol == "https" else "http"
+        return f"{scheme}://{self.upstream}/"
 
     @property
     def is_running(self) -> bool:

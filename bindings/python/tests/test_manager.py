@@ -162,3 +162,15 @@ def test_staging_pool_rows(manager: kasm.Manager, store: kasm.Store) -> None:
     assert get_pool_size(store, "other") is None
     with pytest.raises(kasm.InvalidArgument):
         set_pool_size(store, "bad", workspace_id="web", zone_id="local", desired=-2)
+
+
+def test_session_url_names_the_workspaces_protocol(manager: kasm.Manager, store: kasm.Store) -> None:
+    # A desktop's upstream speaks RFB, not HTTP: its url says vnc://, a web workspace's http://.
+    manager.upsert_workspace({"id": "desk", "friendly_name": "Desk", "image": "kasm/desktop:1", "port": 5901,
+                              "protocol": "vnc", "resources": {"millicores": 500, "memory_bytes": 256 << 20}})
+    add_workspace(manager)
+    for ws, expected in (("desk", "vnc://127.0.0.1:40001"), ("web", "http://127.0.0.1:40001/")):
+        store.insert("session", {"id": "s-" + ws, "user_id": "alice", "workspace_id": ws, "state": "running", "agent_id": "a1",
+                                 "upstream": "127.0.0.1:40001"})
+        assert manager.get_session("s-" + ws).url == expected
+    assert kasm.Session.from_json('{"id": "x", "state": "running", "upstream": "h:1"}').url == "http://h:1/"
