@@ -84,7 +84,7 @@ struct VerbEntry {
   Handler handler;
 };
 
-constexpr std::size_t kVerbCount = 15;
+constexpr std::size_t kVerbCount = 17;
 
 // The verb table: what each verb needs, and who serves it. Session verbs act on any user's
 // sessions, hence sessions:manage; user verbs need users:manage.
@@ -106,9 +106,31 @@ const std::array<VerbEntry, kVerbCount>& verbTable() {
       {{"get_images", "", true}, &I::getImages},
       {{"add_user_group", permissions::kUsersManage, false}, &I::addUserGroup},
       {{"remove_user_group", permissions::kUsersManage, false}, &I::removeUserGroup},
+      {{"get_attributes", permissions::kUsersManage, true}, &I::getAttributes},
+      {{"update_user_attributes", permissions::kUsersManage, false}, &I::updateUserAttributes},
   }};
   return kVerbs;
 }
+
+// Verbs of Kasm's developer API that come with later capabilities. A Kasm client that calls one
+// gets a clear answer (501, after authentication like any verb), never an "unknown call".
+struct PlannedVerb {
+  std::string_view name;
+  std::string_view why;
+};
+constexpr PlannedVerb kPlannedVerbs[] = {
+    {"join_kasm", "session sharing is not available yet"},
+    {"create_kasm_share_id", "session sharing is not available yet"},
+    {"get_kasm_share_id", "session sharing is not available yet"},
+    {"delete_kasm_share_id", "session sharing is not available yet"},
+    {"set_session_permissions", "session sharing is not available yet"},
+    {"get_session_permissions", "session sharing is not available yet"},
+    {"delete_session_permissions", "session sharing is not available yet"},
+    {"assign_user_server", "fixed servers are not available yet"},
+    {"unassign_user_server", "fixed servers are not available yet"},
+    {"get_kasm_screenshot", "screenshots of sessions are not available yet"},
+    {"get_kasm_frame_stats", "the desktops' VNC server (TigerVNC) does not report frame statistics"},
+};
 
 }  // namespace
 
@@ -156,7 +178,18 @@ ApiResponse DeveloperApi::handle(std::string_view verb, std::string_view body, s
   const json::object& o = parsed.get_object();
   const auto& table = verbTable();
   auto it = std::find_if(table.begin(), table.end(), [&](const VerbEntry& e) { return e.verb.name == verb; });
-  if (it == table.end()) return errorResponse(notFound("unknown API call '" + std::string(verb.substr(0, 64)) + "'"));
+  if (it == table.end()) {
+    auto planned = std::find_if(std::begin(kPlannedVerbs), std::end(kPlannedVerbs),
+                                [&](const PlannedVerb& p) { return p.name == verb; });
+    if (planned == std::end(kPlannedVerbs)) {
+      return errorResponse(notFound("unknown API call '" + std::string(verb.substr(0, 64)) + "'"));
+    }
+    auto key = im.authenticate(DeveloperApiVerb{planned->name, "", true}, o, authorization);
+    if (!key.ok()) return errorResponse(key.error());
+    json::object e;
+    e["error_message"] = std::string(planned->name) + " is not supported by this server: " + std::string(planned->why);
+    return ApiResponse{501, json::serialize(e)};
+  }
   auto key = im.authenticate(it->verb, o, authorization);
   if (!key.ok()) return errorResponse(key.error());
   auto result = (im.*(it->handler))(o, *key);
@@ -225,6 +258,44 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o, cons
   KASM_ASSIGN_OR_RETURN(auto zone_id, optionalString(o, "zone_id", ""));
   KASM_ASSIGN_OR_RETURN(auto sharing, optionalBool(o, "enable_sharing", ""));
   KASM_ASSIGN_OR_RETURN(const json::object* env, optionalObject(o, "environment", ""));
+  KASM_ASSIGN_OR_RETURN(auto language, optionalString(o, "client_language", ""));
+  KASM_ASSIGN_OR_RETURN(auto timezone, optionalString(o, "client_timezone", ""));
+  KASM_ASSIGN_OR_RETURN(auto profile_mode, optionalString(o, "persistent_profile_mode", ""));
+  // connection_info overrides how a fixed server is reached; container workspaces have no use for
+  // it, so it is accepted (type-checked) and ignored.
+  KASM_ASSIGN_OR_RETURN(const json::object* connection_info, optionalObject(o, "connection_info", ""));
+  (void)connection_info;
+  if (language) KASM_RETURN_IF_ERROR(validateLanguageTag(*language, "client_language"));
+  if (timezone) KASM_RETURN_IF_ERROR(validateTimeZoneName(*timezone, "client_timezone"));
+  if (profile_mode && !profile_mode->empty() && *profile_mode != "Disabled") {
+    return failedPrecondition("persistent_profile_mode '" + profile_mode->substr(0, 32) +
+                              "': persistent profiles are not available on this server; send \"Disabled\" or leave "
+                              "it out");
+  }
+  std::map<std::string, std::string> environment;
+  // Kasm clients send the browser's language and time zone; the desktop takes them as LANG and TZ
+  // ("en-US" -> "en_US.UTF-8"). Variables named in `environment` win.
+  if (language && !language->empty()) {
+    std::string lang = *language;
+    std::replace(lang.begin(), lang.end(), '-', '_');
+    environment["LANG"] = lang + ".UTF-8";
+  }
+  if (timezone && !timezone->empty()) environment["TZ"] = *timezone;
+  if (env) {
+    if (env->size() > 100) return invalidArgument("environment: at most 100 variables");
+    for (const auto& [k, v] : *env) {
+      const std::string name(k);
+      const bool good_name = !name.empty() && name.size() <= 256 && !(name[0] >= '0' && name[0] <= '9') &&
+                             std::all_of(name.begin(), name.end(), [](char c) {
+                               return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                                      c == '_';
+                             });
+      if (!good_name) return invalidArgument("environment: '" + name.substr(0, 64) + "' is not a variable name");
+      if (!v.is_string()) return invalidArgument("environment." + name + " must be a string");
+      if (v.get_string().size() > 32768) return invalidArgument("environment." + name + " is longer than 32 KiB");
+      environment[name] = std::string(v.get_string());
+    }
+  }
   User user;
   if (user_id) {
     KASM_ASSIGN_OR_RETURN(auto uid, UserId::parse(*user_id, "user_id"));
@@ -261,12 +332,8 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o, cons
     KASM_ASSIGN_OR_RETURN(auto z, ZoneId::parse(*zone_id, "zone_id"));
     req.zone_id = z;
   }
-  if (env) {
-    for (const auto& [k, v] : *env) {
-      if (!v.is_string()) return invalidArgument("environment." + std::string(k) + " must be a string");
-      req.environment[std::string(k)] = std::string(v.get_string());
-    }
-  }
+  req.environment = std::move(environment);
+
   if (sharing && *sharing) {
     KASM_ASSIGN_OR_RETURN(GroupSettings settings, manager.effectiveSettings(user.id));
     if (!settings.allow_sharing) return permissionDenied("sharing is not allowed for user '" + user.username + "'");

@@ -60,6 +60,8 @@ struct DeveloperApi::Impl {
   Result<boost::json::object> deleteUser(const boost::json::object& o, const ApiKey& key);
   Result<boost::json::object> logoutUser(const boost::json::object& o, const ApiKey& key);
   Result<boost::json::object> getImages(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> getAttributes(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> updateUserAttributes(const boost::json::object& o, const ApiKey& key);
   Result<boost::json::object> addUserGroup(const boost::json::object& o, const ApiKey& key);
   Result<boost::json::object> removeUserGroup(const boost::json::object& o, const ApiKey& key);
   Result<User> createAnonymousUser();

@@ -256,3 +256,84 @@ Result<User> DeveloperApi::Impl::createAnonymousUser() {
 }
 
 }  // namespace kasm::api
+
+namespace kasm::api {
+namespace {
+
+json::object attributesJson(const User& u) {
+  const auto& a = u.attributes;
+  json::object o;
+  o["user_id"] = u.id.str();
+  o["ssh_public_key"] = a.ssh_public_key;
+  o["show_tips"] = a.show_tips;
+  o["toggle_control_panel"] = a.toggle_control_panel;
+  o["chat_sfx"] = a.chat_sfx;
+  o["default_image"] = a.default_image ? json::value(a.default_image->str()) : json::value(nullptr);
+  o["auto_login_kasm"] = a.auto_login_kasm;
+  o["preferred_language"] = a.preferred_language;
+  o["preferred_timezone"] = a.preferred_timezone;
+  return o;
+}
+
+}  // namespace
+
+Result<json::object> DeveloperApi::Impl::getAttributes(const json::object& o, const ApiKey& key) {
+  KASM_ASSIGN_OR_RETURN(auto u, manageableUser(o, key));
+  json::object out;
+  out["user_attributes"] = attributesJson(u.value);
+  return out;
+}
+
+Result<json::object> DeveloperApi::Impl::updateUserAttributes(const json::object& o, const ApiKey& key) {
+  KASM_ASSIGN_OR_RETURN(const json::object* t, optionalObject(o, "target_user_attributes", ""));
+  if (!t) return invalidArgument("target_user_attributes is required");
+  KASM_ASSIGN_OR_RETURN(std::string user_id, requireString(*t, "user_id", "target_user_attributes."));
+  const json::object target{{"target_user", json::object{{"user_id", user_id}}}};
+  KASM_ASSIGN_OR_RETURN(auto u, manageableUser(target, key));
+  UserAttributes& a = u.value.attributes;
+  constexpr std::string_view where = "target_user_attributes.";
+  struct Flag {
+    const char* name;
+    bool UserAttributes::*member;
+  };
+  static const Flag kFlags[] = {{"show_tips", &UserAttributes::show_tips},
+                                {"toggle_control_panel", &UserAttributes::toggle_control_panel},
+                                {"chat_sfx", &UserAttributes::chat_sfx},
+                                {"auto_login_kasm", &UserAttributes::auto_login_kasm}};
+  for (const auto& f : kFlags) {
+    KASM_ASSIGN_OR_RETURN(auto v, optionalBool(*t, f.name, where));
+    if (v) a.*(f.member) = *v;
+  }
+  struct Text {
+    const char* name;
+    std::string UserAttributes::*member;
+  };
+  static const Text kTexts[] = {{"ssh_public_key", &UserAttributes::ssh_public_key},
+                                {"preferred_language", &UserAttributes::preferred_language},
+                                {"preferred_timezone", &UserAttributes::preferred_timezone}};
+  for (const auto& f : kTexts) {
+    KASM_ASSIGN_OR_RETURN(auto v, optionalString(*t, f.name, where));
+    if (v) a.*(f.member) = *v;
+  }
+  if (auto it = t->find("default_image"); it != t->end()) {
+    if (it->value().is_null()) {
+      a.default_image.reset();
+    } else {
+      KASM_ASSIGN_OR_RETURN(std::string image, requireString(*t, "default_image", where));
+      KASM_ASSIGN_OR_RETURN(auto id, WorkspaceId::parse(image, "target_user_attributes.default_image"));
+      auto ws = repo.get<Workspace>(id.str());
+      if (!ws.ok()) {
+        if (ws.error().code() == ErrorCode::kNotFound) return notFound("workspace '" + image + "' does not exist");
+        return ws.error();
+      }
+      a.default_image = id;
+    }
+  }
+  KASM_RETURN_IF_ERROR(validateAttributes(a));
+  KASM_RETURN_IF_ERROR(repo.update(u.value, u.version));
+  json::object out;
+  out["user_attributes"] = attributesJson(u.value);
+  return out;
+}
+
+}  // namespace kasm::api

@@ -182,6 +182,18 @@ void describe(User& u, V& v) {
   v("created_at", u.created_at);
   v("last_login_at", u.last_login_at);
   v("sessions_valid_after", u.sessions_valid_after);
+  v("attributes", u.attributes);
+}
+template <class V>
+void describe(UserAttributes& a, V& v) {
+  v("ssh_public_key", a.ssh_public_key);
+  v("show_tips", a.show_tips);
+  v("toggle_control_panel", a.toggle_control_panel);
+  v("chat_sfx", a.chat_sfx);
+  v("default_image", a.default_image);
+  v("auto_login_kasm", a.auto_login_kasm);
+  v("preferred_language", a.preferred_language);
+  v("preferred_timezone", a.preferred_timezone);
 }
 template <class V>
 void describe(ApiKey& k, V& v) {

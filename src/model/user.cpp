@@ -92,6 +92,39 @@ Result<void> User::validate() const {
     return invalidArgument("user.password_hash must be a PHC-format hash, never a clear password");
   }
   for (const auto& g : group_ids) KASM_RETURN_IF_ERROR(detail::requireId(g.str(), "user.group_ids"));
+  return validateAttributes(attributes);
+}
+
+Result<void> validateAttributes(const UserAttributes& a) {
+  KASM_RETURN_IF_ERROR(detail::requireText(a.ssh_public_key, "attributes.ssh_public_key", 16384));
+  if (a.ssh_public_key.find('\n') != std::string::npos)
+    return invalidArgument("attributes.ssh_public_key must be one line (one OpenSSH public key)");
+  if (a.default_image) KASM_RETURN_IF_ERROR(detail::requireId(a.default_image->str(), "attributes.default_image"));
+  KASM_RETURN_IF_ERROR(validateLanguageTag(a.preferred_language, "attributes.preferred_language"));
+  return validateTimeZoneName(a.preferred_timezone, "attributes.preferred_timezone");
+}
+
+Result<void> validateLanguageTag(std::string_view tag, std::string_view field) {
+  // BCP 47 in practice: letters, digits, '-' and '_' ("en-US", "pt_BR", "zh-Hant-TW").
+  if (tag.size() > 35) return invalidArgument(std::string(field) + " is longer than 35 characters");
+  for (char c : tag) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    if (!ok) return invalidArgument(std::string(field) + " must be a language tag such as en-US");
+  }
+  return {};
+}
+
+Result<void> validateTimeZoneName(std::string_view zone, std::string_view field) {
+  // IANA names ("Europe/Paris", "America/Argentina/Buenos_Aires", "Etc/GMT+5"); never a path that
+  // could leave the zoneinfo directory.
+  if (zone.size() > 64) return invalidArgument(std::string(field) + " is longer than 64 characters");
+  if (zone.find("..") != std::string_view::npos || (!zone.empty() && zone.front() == '/'))
+    return invalidArgument(std::string(field) + " must be a time zone name such as Europe/Paris");
+  for (char c : zone) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' ||
+                    c == '_' || c == '-' || c == '+';
+    if (!ok) return invalidArgument(std::string(field) + " must be a time zone name such as Europe/Paris");
+  }
   return {};
 }
 

@@ -359,6 +359,8 @@ const std::map<std::string, std::vector<VerbRow>>& verbRows() {
       {"get_images", {{json::object{}}}},
       {"add_user_group", {{{{"target_user", carol}, {"target_group", {{"group_id", "staff"}}}}}}},
       {"remove_user_group", {{{{"target_user", carol}, {"target_group", {{"group_id", "staff"}}}}}}},
+      {"get_attributes", {{{{"target_user", carol}}}}},
+      {"update_user_attributes", {{{{"target_user_attributes", {{"user_id", "carol"}, {"show_tips", false}}}}}}},
   };
   return kRows;
 }

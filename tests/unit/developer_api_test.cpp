@@ -389,3 +389,104 @@ TEST_F(DeveloperApiSecurityTest, UsersGetOnlyWorkspacesAssignedToTheirGroups) {
 
 }  // namespace
 }  // namespace kasm::api
+
+namespace kasm::api {
+namespace {
+
+// The request_kasm fields Kasm clients send: the browser's language and time zone reach the
+// container as LANG and TZ (explicit environment wins), connection_info is accepted, persistent
+// profiles are refused with a clear message, and malformed values are refused before anything runs.
+TEST_F(DeveloperApiTest, RequestKasmTakesKasmsClientFields) {
+  auto [status, out] = call("request_kasm", {{"user_id", "alice"},
+                                             {"image_id", "desktop"},
+                                             {"client_language", "pt-BR"},
+                                             {"client_timezone", "America/Sao_Paulo"},
+                                             {"connection_info", json::object{}},
+                                             {"persistent_profile_mode", "Disabled"},
+                                             {"environment", {{"TZ", "UTC"}, {"APP_MODE", "kiosk"}}}});
+  ASSERT_EQ(status, 200) << json::serialize(out);
+  const auto env = link_->environmentOf(SessionId(std::string(out["kasm_id"].as_string())));
+  EXPECT_EQ(env.at("LANG"), "pt_BR.UTF-8");
+  EXPECT_EQ(env.at("TZ"), "UTC");
+  EXPECT_EQ(env.at("APP_MODE"), "kiosk");
+
+  const std::size_t before = link_->count();
+  const json::object bad_bodies[] = {
+      {{"user_id", "alice"}, {"image_id", "desktop"}, {"client_timezone", "../../etc/passwd"}},
+      {{"user_id", "alice"}, {"image_id", "desktop"}, {"client_language", "en US;rm"}},
+      {{"user_id", "alice"}, {"image_id", "desktop"}, {"environment", {{"BAD=NAME", "x"}}}},
+      {{"user_id", "alice"}, {"image_id", "desktop"}, {"environment", {{"N", 5}}}},
+      {{"user_id", "alice"}, {"image_id", "desktop"}, {"connection_info", "not an object"}},
+  };
+  for (const auto& body : bad_bodies) {
+    auto [s, e] = call("request_kasm", body);
+    EXPECT_EQ(s, 400) << json::serialize(body) << " -> " << json::serialize(e);
+    EXPECT_TRUE(e.contains("error_message"));
+  }
+  auto [s, e] = call("request_kasm", {{"user_id", "alice"}, {"image_id", "desktop"}, {"persistent_profile_mode", "Enabled"}});
+  EXPECT_EQ(s, 400);
+  EXPECT_NE(std::string(e["error_message"].as_string()).find("persistent profiles are not available"), std::string::npos);
+  EXPECT_EQ(link_->count(), before);  // Nothing was started for a refused request.
+}
+
+TEST_F(DeveloperApiTest, UserAttributesReadAndWrite) {
+  auto [s1, got] = call("get_attributes", {{"target_user", {{"user_id", "alice"}}}});
+  ASSERT_EQ(s1, 200) << json::serialize(got);
+  EXPECT_EQ(got["user_attributes"].as_object().at("show_tips"), true);
+  EXPECT_EQ(got["user_attributes"].as_object().at("default_image"), nullptr);
+
+  auto [s2, set] = call("update_user_attributes", {{"target_user_attributes",
+                                                    {{"user_id", "alice"},
+                                                     {"show_tips", false},
+                                                     {"default_image", "desktop"},
+                                                     {"auto_login_kasm", true},
+                                                     {"preferred_timezone", "Europe/Paris"},
+                                                     {"ssh_public_key", "ssh-ed25519 AAAAC3Nza alice@laptop"}}}});
+  ASSERT_EQ(s2, 200) << json::serialize(set);
+  auto stored = Repository(*store_).get<User>("alice");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_FALSE(stored->value.attributes.show_tips);
+  EXPECT_EQ(stored->value.attributes.default_image, WorkspaceId("desktop"));
+  EXPECT_EQ(stored->value.attributes.preferred_timezone, "Europe/Paris");
+  EXPECT_EQ(call("get_attributes", {{"target_user", {{"user_id", "alice"}}}}).second["user_attributes"].as_object().at(
+                "auto_login_kasm"),
+            true);
+
+  // Bad values change nothing; unknown users and images are NotFound; a read-only key cannot write.
+  EXPECT_EQ(call("update_user_attributes",
+                 {{"target_user_attributes", {{"user_id", "alice"}, {"preferred_timezone", "/etc/shadow"}}}})
+                .first,
+            400);
+  EXPECT_EQ(call("update_user_attributes", {{"target_user_attributes", {{"user_id", "alice"}, {"show_tips", "no"}}}})
+                .first,
+            400);
+  EXPECT_EQ(call("update_user_attributes",
+                 {{"target_user_attributes", {{"user_id", "alice"}, {"default_image", "nope"}}}})
+                .first,
+            404);
+  EXPECT_EQ(call("get_attributes", {{"target_user", {{"user_id", "nobody"}}}}).first, 404);
+  EXPECT_EQ(call("update_user_attributes", {{"target_user_attributes", {{"user_id", "alice"}, {"chat_sfx", false}}}},
+                 "ro-key", "ro-secret")
+                .first,
+            403);
+  EXPECT_EQ(Repository(*store_).get<User>("alice")->value.attributes.preferred_timezone, "Europe/Paris");
+  EXPECT_TRUE(Repository(*store_).get<User>("alice")->value.attributes.chat_sfx);
+}
+
+// Verbs of Kasm's API that come with later capabilities answer "not supported" (501) to an
+// authenticated caller, 401 to anyone else; never an unknown-call 404.
+TEST_F(DeveloperApiTest, PlannedVerbsAnswerNotSupported) {
+  for (const char* verb : {"join_kasm", "create_kasm_share_id", "get_kasm_share_id", "delete_kasm_share_id",
+                           "set_session_permissions", "get_session_permissions", "delete_session_permissions",
+                           "assign_user_server", "unassign_user_server", "get_kasm_screenshot",
+                           "get_kasm_frame_stats"}) {
+    auto [s, e] = call(verb, {});
+    EXPECT_EQ(s, 501) << verb;
+    EXPECT_NE(std::string(e["error_message"].as_string()).find("not supported"), std::string::npos) << verb;
+    EXPECT_EQ(call(verb, {{"api_key", "admin-key"}, {"api_key_secret", "wrong"}}).first, 401) << verb;
+  }
+  EXPECT_EQ(call("no_such_verb", {}).first, 404);
+}
+
+}  // namespace
+}  // namespace kasm::api

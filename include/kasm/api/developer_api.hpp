@@ -52,7 +52,10 @@ struct DeveloperApiVerb {
 // api_key_secret, errors as {"error_message": ...}) on top of the Manager and the Store, so an
 // existing Kasm API client works unchanged. Verbs: request_kasm, get_kasm_status, destroy_kasm,
 // keepalive, get_kasms, exec_command_kasm, get_user, get_users, create_user, update_user,
-// delete_user, logout_user, get_images, add_user_group, remove_user_group.
+// delete_user, logout_user, get_images, add_user_group, remove_user_group, get_attributes,
+// update_user_attributes. The verbs that come with sharing and fixed servers (join_kasm, the share
+// and session-permission verbs, assign_user_server, ...) and get_kasm_screenshot /
+// get_kasm_frame_stats answer 501 "not supported" to an authenticated caller.
 //
 // Authorisation: the key must exist, be enabled and unexpired, its secret must verify and its owner
 // (if any) must exist and be neither disabled nor locked; then the verb needs the permission of

@@ -72,6 +72,27 @@ struct Group {
   friend bool operator==(const Group&, const Group&) = default;
 };
 
+// A user's preferences, with Kasm's names (developer API get_attributes / update_user_attributes).
+struct UserAttributes {
+  std::string ssh_public_key;          // One OpenSSH public key line; empty = none.
+  bool show_tips = true;               // Tips in the viewer.
+  bool toggle_control_panel = true;    // The viewer's control panel starts shown.
+  bool chat_sfx = true;                // Sounds for chat messages.
+  std::optional<WorkspaceId> default_image;  // Launched by auto_login_kasm.
+  bool auto_login_kasm = false;        // Launch default_image after logging in.
+  std::string preferred_language;      // BCP 47, e.g. "en-US"; empty = the browser's.
+  std::string preferred_timezone;      // IANA, e.g. "Europe/Paris"; empty = the browser's.
+
+  friend bool operator==(const UserAttributes&, const UserAttributes&) = default;
+};
+
+// InvalidArgument naming the field when a preference is malformed.
+Result<void> validateAttributes(const UserAttributes& a);
+// A language tag as browsers send it ("en-US"), at most 35 characters; empty is accepted.
+Result<void> validateLanguageTag(std::string_view tag, std::string_view field);
+// An IANA time zone name ("Europe/Paris"), at most 64 characters, no path tricks; empty is accepted.
+Result<void> validateTimeZoneName(std::string_view zone, std::string_view field);
+
 struct User {
   UserId id;
   std::string username;  // Unique, case-sensitive; 1..255 printable characters.
@@ -91,6 +112,7 @@ struct User {
   // Web logins and session access tokens issued before this instant are no longer accepted
   // (logout everywhere, a password change).
   std::optional<TimePoint> sessions_valid_after;
+  UserAttributes attributes;
 
   bool canAct() const { return !disabled && !locked; }
   // True when a credential issued at `issued_at` was revoked by sessions_valid_after.
