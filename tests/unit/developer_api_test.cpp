@@ -424,7 +424,7 @@ TEST_F(DeveloperApiTest, RequestKasmTakesKasmsClientFields) {
     EXPECT_TRUE(e.contains("error_message"));
   }
   auto [s, e] = call("request_kasm", {{"user_id", "alice"}, {"image_id", "desktop"}, {"persistent_profile_mode", "Enabled"}});
-  EXPECT_EQ(s, 400);
+  EXPECT_EQ(s, 409);  // FailedPrecondition: valid, but not what this server can do.
   EXPECT_NE(std::string(e["error_message"].as_string()).find("persistent profiles are not available"), std::string::npos);
   EXPECT_EQ(link_->count(), before);  // Nothing was started for a refused request.
 }
