@@ -6,7 +6,15 @@ const backend = process.env.KASM_DEV_BACKEND ?? 'http://127.0.0.1:8787';
 
 export default defineConfig({
   // noVNC uses top-level await (WebCodecs probing), which needs an ES2022 target.
-  build: { outDir: 'dist', target: 'es2022', sourcemap: true, assetsDir: 'assets', emptyOutDir: true },
+  build: {
+    outDir: 'dist',
+    target: 'es2022',
+    sourcemap: true,
+    assetsDir: 'assets',
+    emptyOutDir: true,
+    // The application, and the session viewer that kasm_url opens (served by the session proxy).
+    rollupOptions: { input: { main: 'index.html', viewer: 'viewer.html' } },
+  },
   esbuild: { target: 'es2022' },
   optimizeDeps: { esbuildOptions: { target: 'es2022' } },
   server: {
