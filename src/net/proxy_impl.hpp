@@ -1,0 +1,255 @@
+#pragma once
+
+// Internal to kasm::net: the session proxy's shared state and the steps its translation units share.
+// session_proxy.cpp routes, authorizes and keeps the public object; proxy_fast.cpp is the fast
+// path for plain requests; proxy_beast.cpp relays everything else through Beast's parser;
+// proxy_tunnel.cpp carries upgraded connections and the VNC bridge; proxy_headers.cpp rewrites
+// what crosses the proxy (tokens, cookies).
+
+#include <atomic>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "kasm/net/http_server.hpp"
+#include "kasm/net/session_proxy.hpp"
+#include "net/net_detail.hpp"
+
+namespace kasm::net::detail {
+
+// One proxied exchange, registered under its session so closeSession can cut it. The pointers are
+// only dereferenced on the connection's strand while `alive`.
+struct Exchange {
+  explicit Exchange(Executor ex) : executor(std::move(ex)) {}
+  Executor executor;
+  Transport* client = nullptr;
+  std::unique_ptr<Transport>* kept_upstream = nullptr;  // The connection's kept upstream slot.
+  Transport* bridge_upstream = nullptr;                 // A VNC bridge's own upstream, while it runs.
+  std::atomic<bool> alive{true};
+};
+
+class ExchangeGuard;
+
+// Kept on the client connection between keep-alive requests.
+struct ConnectionState {
+  std::vector<char> to_upstream;
+  std::vector<char> to_client;
+  std::unique_ptr<Transport> upstream;
+  beast::flat_buffer upstream_buffer;
+  std::string upstream_key;                    // protocol + address of `upstream`.
+  std::string head_out;                        // The fast path's head being written.
+  std::unique_ptr<MessageHead> response_head;  // The fast path's parsed upstream head.
+  // The connection's registration under its session, kept across keep-alive requests to the
+  // same session and user (so closeSession also cuts idle connections, and a request costs no
+  // registration).
+  std::unique_ptr<ExchangeGuard> guard;
+};
+
+// Activity is rate-limited in whole seconds: the coarse deadline clock is precise enough.
+inline std::int64_t steadyMillis() {
+  return deadlineClockNs() / 1'000'000;
+}
+
+}  // namespace kasm::net::detail
+
+namespace kasm::net {
+
+struct SessionProxy::Impl {
+  ProxyOptions options;
+  detail::asio::ssl::context upstream_tls{detail::asio::ssl::context::tls_client};
+
+  std::atomic<std::uint64_t> requests{0}, rejected{0}, bytes_up{0}, bytes_down{0}, tunnels{0};
+
+  struct SessionEntry {
+    std::unordered_map<std::uint64_t, std::shared_ptr<detail::Exchange>> open;
+  };
+  std::mutex mutex;
+  std::uint64_t next_exchange = 0;
+  std::unordered_map<SessionId, SessionEntry> sessions;
+  // Last activity report per session. Kept apart from `sessions` (which forgets a session between
+  // two keep-alive requests) so the rate limit holds across requests; pruned when it grows.
+  std::unordered_map<SessionId, std::int64_t> reported_at;
+
+  std::uint64_t track(const SessionId& session, std::shared_ptr<detail::Exchange> exchange) {
+    std::lock_guard lock(mutex);
+    auto id = ++next_exchange;
+    sessions[session].open.emplace(id, std::move(exchange));
+    return id;
+  }
+  void untrack(const SessionId& session, std::uint64_t id) {
+    std::lock_guard lock(mutex);
+    auto it = sessions.find(session);
+    if (it == sessions.end()) return;
+    it->second.open.erase(id);
+    if (it->second.open.empty()) sessions.erase(it);
+  }
+  // Session-wide rate limit for the activity callback.
+  void activity(const SessionId& session, const UserId& user) {
+    if (!options.on_activity) return;
+    const auto now = detail::steadyMillis();
+    {
+      std::lock_guard lock(mutex);
+      auto [it, inserted] = reported_at.try_emplace(session, now);
+      if (!inserted) {
+        if (now - it->second < options.activity_interval.count()) return;
+        it->second = now;
+      }
+      if (reported_at.size() > 100000) {
+        std::erase_if(reported_at, [&](const auto& e) { return now - e.second >= options.activity_interval.count(); });
+      }
+    }
+    if (options.blocking_pool) {
+      (void)options.blocking_pool->post([cb = options.on_activity, session, user] { cb(session, user); });
+    } else {
+      options.on_activity(session, user);
+    }
+  }
+};
+
+}  // namespace kasm::net
+
+namespace kasm::net::detail {
+
+// Tracks one exchange for its lifetime and throttles activity reports locally, so the shared
+// session map is touched at most once per interval per exchange rather than per chunk.
+class ExchangeGuard {
+ public:
+  ExchangeGuard(SessionProxy::Impl& proxy, SessionId session, UserId user, std::shared_ptr<Exchange> exchange)
+      : proxy_(proxy), session_(std::move(session)), user_(std::move(user)), exchange_(std::move(exchange)) {
+    id_ = proxy_.track(session_, exchange_);
+  }
+  ~ExchangeGuard() {
+    exchange_->alive = false;
+    proxy_.untrack(session_, id_);
+  }
+  void clientTraffic(std::size_t n) {
+    proxy_.bytes_up.fetch_add(n, std::memory_order_relaxed);
+    touch();
+  }
+  void touch() {
+    const auto now = steadyMillis();
+    if (now - last_ms_ >= proxy_.options.activity_interval.count()) {
+      last_ms_ = now;
+      proxy_.activity(session_, user_);
+    }
+  }
+  void upstreamTraffic(std::size_t n) { proxy_.bytes_down.fetch_add(n, std::memory_order_relaxed); }
+  Exchange& exchange() { return *exchange_; }
+  bool isFor(const SessionId& session, const UserId& user) const { return session == session_ && user == user_; }
+
+ private:
+  SessionProxy::Impl& proxy_;
+  SessionId session_;
+  UserId user_;
+  std::shared_ptr<Exchange> exchange_;
+  std::uint64_t id_ = 0;
+  std::int64_t last_ms_ = std::numeric_limits<std::int64_t>::min() / 2;
+};
+
+// ---- request routing and token handling (session_proxy.cpp, proxy_headers.cpp) ------------------
+
+struct TokenSplit {
+  std::string token;
+  bool from_query = false;
+  std::string query;  // The query without token parameters.
+};
+
+// Where a request goes: /prefix/<session>/<rest>?<query without the token>.
+struct Route {
+  SessionId session;
+  std::string_view session_text;
+  std::string_view rest;
+  TokenSplit split;
+};
+
+struct Refusal {
+  int status = 0;
+  std::string message;
+  HttpHeaders extra;
+};
+
+// A path below the session must stay below it (proxy_headers.cpp).
+bool isSafeRest(std::string_view rest);
+// Takes every `token` parameter out of the query; the first one is the token.
+TokenSplit splitQueryToken(std::string_view query);
+// Splits one Cookie header value: the first `name` cookie's value goes to `token` (when still
+// empty), every other cookie to `kept` ("a=1; b=2") unless it is null. True when the value held a
+// `name` cookie.
+bool splitCookie(std::string_view v, std::string_view name, std::string& token, std::string* kept);
+
+// Removes the token cookie from every Cookie header, returning its value (first found).
+template <class Fields>
+std::string stripTokenCookie(Fields& fields, std::string_view name) {
+  std::string token;
+  std::vector<std::string> kept_headers;
+  for (auto it = fields.find(http::field::cookie); it != fields.end() && it->name() == http::field::cookie; ++it) {
+    std::string kept;
+    splitCookie(std::string_view(it->value().data(), it->value().size()), name, token, &kept);
+    if (!kept.empty()) kept_headers.push_back(std::move(kept));
+  }
+  fields.erase(http::field::cookie);
+  for (auto& k : kept_headers) fields.insert(http::field::cookie, k);
+  return token;
+}
+
+// Splits and checks the target; false with `refusal` filled when the proxy answers by itself.
+bool routeTarget(const SessionProxy::Impl& proxy, std::string_view target, Route& route, Refusal& refusal);
+Refusal authRefusal(const Error& error);
+// Runs the authorizer, on the blocking pool when one is configured, resuming on our strand.
+Awaitable<Result<ProxyTarget>> authorize(SessionProxy::Impl& proxy, const ProxyAuthRequest& request);
+// The connection's proxy state, and its registration under `session` for `user`.
+ExchangeGuard& attachExchange(SessionProxy::Impl& proxy, ClientContext& client, const SessionId& session,
+                              const UserId& user);
+// A token that came in the query is handed back as a cookie scoped to the session, so the page's
+// own requests (scripts, images, WebSockets) carry it.
+void addTokenCookie(const SessionProxy::Impl& proxy, ClientContext& client, const Route& route,
+                    std::string_view cookie_token, HttpHeaders& response_extra);
+
+// ---- answering and upstream connections (session_proxy.cpp) ------------------------------------
+
+// Answers a request the proxy refuses; the connection is kept when `keep`.
+Awaitable<bool> refuse(SessionProxy::Impl& proxy, ClientContext& client, unsigned version, bool keep, int status,
+                       std::string message, const HttpHeaders* extra = nullptr);
+Awaitable<bool> reject(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser, int status,
+                       std::string message, const HttpHeaders* extra = nullptr);
+Awaitable<beast::error_code> connectUpstream(SessionProxy::Impl& proxy, Transport& up, const ProxyTarget& target);
+// Reuses the connection's kept upstream when it leads to the same place, else connects a new one.
+// `reused` says which, for the retry of a request that met a kept connection the upstream had
+// closed.
+Awaitable<beast::error_code> ensureUpstream(SessionProxy::Impl& proxy, ClientContext& client, ConnectionState& state,
+                                            const ProxyTarget& target, bool& reused);
+bool closedByPeer(const beast::error_code& ec);
+
+// ---- the Beast path (proxy_beast.cpp), also the fast path's fallback for complex responses -------
+
+// The upstream's response, its header parsed into `resp`, relayed to the client (and, for an
+// accepted upgrade, the tunnel that follows). Returns whether the client connection may be reused.
+Awaitable<bool> relayResponse(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
+                              ConnectionState& state, ExchangeGuard& guard,
+                              http::response_parser<http::buffer_body>& resp, unsigned client_version,
+                              bool client_keep_alive, bool is_head, bool upgrade, const HttpHeaders& response_extra);
+// Reads the upstream's response header into `resp`, first passing interim responses (1xx other
+// than 101) on to an HTTP/1.1 client (RFC 9110 15.2): taken for the final one, they would leave
+// the real answer to be read as the next request's. `answered` says whether any came, so a
+// connection that answered is not retried as a stale one.
+Awaitable<beast::error_code> readFinalHeader(SessionProxy::Impl& proxy, ClientContext& client, ConnectionState& state,
+                                             std::optional<http::response_parser<http::buffer_body>>& resp,
+                                             unsigned client_version, bool is_head, bool& answered);
+
+// ---- tunnels (proxy_tunnel.cpp) ------------------------------------------------------------------
+
+// After a 101 from the upstream: sends on what each side already buffered, then copies bytes both
+// ways until either side closes.
+Awaitable<> tunnelUpgraded(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
+                           ConnectionState& state, ExchangeGuard& guard);
+// A VNC session: accepts the client's WebSocket and bridges its binary messages to the raw TCP port.
+Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
+                          ConnectionState& state, ExchangeGuard& guard, const ProxyTarget& target);
+
+}  // namespace kasm::net::detail

@@ -1,0 +1,144 @@
+// Connections that stop being HTTP: an upgrade the upstream accepted (bytes copied both ways) and
+// the VNC bridge (WebSocket messages on the client side, raw RFB on the session's port).
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "net/proxy_impl.hpp"
+#include "net/stream_io.hpp"
+
+namespace kasm::net::detail {
+
+// Beast's WebSocket timeout and teardown paths close the lowest layer through these (ADL).
+void beast_close_socket(Transport& t) {
+  t.close();
+}
+
+// WebSocket closing handshake on our Transport: close the socket (Beast finds these through ADL).
+void teardown(beast::role_type, Transport& t, beast::error_code& ec) {
+  t.close();
+  ec = {};
+}
+template <class Handler>
+void async_teardown(beast::role_type, Transport& t, Handler&& handler) {
+  t.close();
+  asio::post(t.get_executor(), beast::bind_front_handler(std::forward<Handler>(handler), beast::error_code{}));
+}
+
+namespace {
+using namespace asio::experimental::awaitable_operators;
+namespace websocket = beast::websocket;
+
+// Copies `in` to `out` until either side ends, then closes both.
+template <class CountFn>
+Awaitable<> pump(Transport& in, Transport& out, std::vector<char>& buf, CountFn count) {
+  for (;;) {
+    auto [ec, n] = co_await in.async_read_some(asio::buffer(buf), kAwaitTuple);
+    if (ec) break;
+    count(n);
+    // Most messages go out whole at once; only the rest, if any, waits for the socket.
+    std::size_t sent = 0;
+    if (!out.secure()) {
+      beast::error_code sec;
+      sent = out.tcp().writeSomeNow(asio::buffer(buf.data(), n), sec);
+      if (sec && sec != asio::error::would_block) break;
+    }
+    if (sent < n) {
+      if (auto wec = co_await writeAll(out, asio::buffer(buf.data() + sent, n - sent)); wec) break;
+    }
+  }
+  in.close();
+  out.close();
+}
+
+// noVNC asks for the "binary" subprotocol (websockify's name); echo it when offered.
+bool offersBinary(const http::request<http::empty_body>& req) {
+  auto it = req.find(http::field::sec_websocket_protocol);
+  if (it == req.end()) return false;
+  for (auto p : http::token_list{it->value()}) {
+    if (p == "binary") return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Awaitable<> tunnelUpgraded(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
+                           ConnectionState& state, ExchangeGuard& guard) {
+  Transport& up = *state.upstream;
+  // WebSocket (or another upgrade) accepted by the upstream: from here on bytes are opaque.
+  // Send on whatever each side already buffered, then pump both ways until either closes.
+  auto& client_t = client.transport;
+  if (buffer.size() > 0) {
+    guard.clientTraffic(buffer.size());
+    if (co_await writeAll(up, buffer.data())) co_return;
+    buffer.consume(buffer.size());
+  }
+  if (state.upstream_buffer.size() > 0) {
+    if (co_await writeAll(client_t, state.upstream_buffer.data())) co_return;
+    state.upstream_buffer.consume(state.upstream_buffer.size());
+  }
+  up.tcp().expires_never();
+  client_t.tcp().expires_never();
+  proxy.tunnels.fetch_add(1);
+  co_await (pump(client_t, up, state.to_upstream, [&](std::size_t n) { guard.clientTraffic(n); }) &&
+            pump(up, client_t, state.to_client, [&](std::size_t n) { guard.upstreamTraffic(n); }));
+  proxy.tunnels.fetch_sub(1);
+  state.upstream.reset();
+  co_return;
+}
+
+Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
+                          ConnectionState& state, ExchangeGuard& guard, const ProxyTarget& target) {
+  Transport upstream(client.transport.get_executor());
+  // closeSession may cut the bridge while it runs; never after `upstream` is gone.
+  struct BridgeRegistration {
+    Exchange& exchange;
+    ~BridgeRegistration() { exchange.bridge_upstream = nullptr; }
+  } registration{guard.exchange()};
+  guard.exchange().bridge_upstream = &upstream;
+  if (auto ec = co_await connectUpstream(proxy, upstream, target); ec) {
+    co_return co_await reject(proxy, client, parser, 502,
+                              "proxy: the session's VNC port does not answer: " + ec.message());
+  }
+  upstream.tcp().expires_never();
+  client.transport.tcp().expires_never();
+
+  websocket::stream<Transport&> ws(client.transport);
+  const bool binary = offersBinary(parser.get());
+  ws.set_option(websocket::stream_base::decorator([binary](websocket::response_type& res) {
+    if (binary) res.set(http::field::sec_websocket_protocol, "binary");
+  }));
+  ws.binary(true);
+  ws.auto_fragment(false);
+  auto [aec] = co_await ws.async_accept(parser.get(), kAwaitTuple);
+  if (aec) co_return false;
+
+  proxy.tunnels.fetch_add(1);
+  auto browser_to_vnc = [&]() -> Awaitable<> {
+    for (;;) {
+      auto [ec, n] = co_await ws.async_read_some(asio::buffer(state.to_upstream), kAwaitTuple);
+      if (ec) break;
+      guard.clientTraffic(n);
+      if (auto wec = co_await writeAll(upstream, asio::buffer(state.to_upstream.data(), n)); wec) break;
+    }
+    upstream.close();
+    client.transport.close();
+  };
+  auto vnc_to_browser = [&]() -> Awaitable<> {
+    for (;;) {
+      auto [ec, n] = co_await upstream.async_read_some(asio::buffer(state.to_client), kAwaitTuple);
+      if (ec) break;
+      guard.upstreamTraffic(n);
+      auto [wec, w] = co_await ws.async_write(asio::buffer(state.to_client.data(), n), kAwaitTuple);
+      if (wec) break;
+    }
+    upstream.close();
+    client.transport.close();
+  };
+  co_await (browser_to_vnc() && vnc_to_browser());
+  proxy.tunnels.fetch_sub(1);
+  co_return false;
+}
+
+}  // namespace kasm::net::detail
