@@ -166,6 +166,13 @@ Awaitable<> HttpServer::Impl::acceptLoop() {
       if (ec == asio::error::operation_aborted || stopping.load()) co_return;
       continue;  // EMFILE and friends: keep accepting others.
     }
+    {
+      std::lock_guard lock(conns_mutex);
+      if (conns.size() >= options.max_connections) {
+        socket.close(ec);
+        continue;
+      }
+    }
     socket.set_option(tcp::no_delay(true), ec);
     auto conn = std::make_shared<Connection>(*this, std::move(socket));
     auto remote = conn->transport.tcp().socket().remote_endpoint(ec);
@@ -263,7 +270,7 @@ Awaitable<> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) {
       }
       if (!keep) break;
     }
-  } catch (const std::exception&) {
+  } catch (...) {
     // A broken connection ends here; others are unaffected.
   }
   // Lingering close: after our FIN, read and drop what the client still sends for a moment, so
@@ -340,10 +347,12 @@ Awaitable<bool> HttpServer::Impl::serveHandler(Connection& conn, beast::flat_buf
     auto state = std::make_shared<Responder::State>();
     state->slot = slot;
     Responder responder(std::move(state));
+    // Whatever a handler throws ends its request with a 500, never the connection or the thread.
+    // The message stays in the server: it may name internals.
     try {
       handler(std::move(request), responder);
-    } catch (const std::exception& e) {
-      responder(HttpResponse::text(500, std::string("handler failed: ") + e.what() + "\n"));
+    } catch (...) {
+      responder(HttpResponse::text(500, "internal error\n"));
     }
   }
   for (;;) {
@@ -398,6 +407,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options,
                                                       std::shared_ptr<SessionProxy> proxy) {
   if (!handler) return invalidArgument("HttpServer: a handler is required");
   if (options.io_threads < 1) return invalidArgument("HttpServer: io_threads must be at least 1");
+  if (options.max_connections < 1) return invalidArgument("HttpServer: max_connections must be at least 1");
   beast::error_code ec;
   auto address = asio::ip::make_address(options.address, ec);
   if (ec) return invalidArgument("HttpServer: '" + options.address + "' is not an IP address");
@@ -446,7 +456,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options,
         try {
           ioc->run();
           return;
-        } catch (const std::exception&) {
+        } catch (...) {
           // A handler threw past its coroutine; keep the loop alive for everyone else.
         }
       }

@@ -129,7 +129,12 @@ void BlockingPool::run() {
       task = std::move(queue_.front());
       queue_.pop_front();
     }
-    task();
+    // A task that throws must not take its thread down (std::terminate ends the process). The
+    // task is destroyed first, so a Responder it held answers 500 (see Responder::State).
+    try {
+      task();
+    } catch (...) {
+    }
   }
 }
 

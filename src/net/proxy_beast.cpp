@@ -32,6 +32,22 @@ void stripHopByHop(Fields& fields, bool keep_upgrade) {
   }
 }
 
+// Confines the cookies an upstream sets to the session (appendConfinedSetCookie).
+template <class Fields>
+void confineCookies(Fields& fields, const SessionPath& path, const ProxyOptions& options) {
+  if (fields.find(http::field::set_cookie) == fields.end()) return;
+  std::vector<std::string> confined;
+  for (const auto& f : fields) {
+    if (f.name() != http::field::set_cookie) continue;
+    std::string c;
+    if (appendConfinedSetCookie(c, std::string_view(f.value().data(), f.value().size()), path, options)) {
+      confined.push_back(std::move(c));
+    }
+  }
+  fields.erase(http::field::set_cookie);
+  for (auto& c : confined) fields.insert(http::field::set_cookie, c);
+}
+
 // Moves a message from `in` to `out` through `buf`: the header goes out with the first piece of the
 // body (one write for a small message), then each piece as it arrives (read_some, so a streamed
 // body such as server-sent events is not held back until the buffer fills).
@@ -71,7 +87,8 @@ Awaitable<beast::error_code> relayBody(Transport& in, beast::flat_buffer& in_buf
 Awaitable<bool> relayResponse(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
                               ConnectionState& state, ExchangeGuard& guard,
                               http::response_parser<http::buffer_body>& resp, unsigned client_version,
-                              bool client_keep_alive, bool is_head, bool upgrade, const HttpHeaders& response_extra) {
+                              bool client_keep_alive, bool is_head, bool upgrade, const HttpHeaders& response_extra,
+                              const SessionPath& path) {
   Transport& up = *state.upstream;
   const Duration timeout = proxy.options.upstream_timeout;
   auto& res = resp.get();
@@ -80,6 +97,10 @@ Awaitable<bool> relayResponse(SessionProxy::Impl& proxy, ClientContext& client, 
   const bool res_chunked = res.chunked();
   const bool has_length = resp.content_length().has_value();
   stripHopByHop(res, switching);
+  confineCookies(res, path, proxy.options);
+  if (!switching && !proxy.options.content_security_policy.empty()) {
+    res.insert("Content-Security-Policy", proxy.options.content_security_policy);
+  }
   for (const auto& [k, v] : response_extra.fields()) res.insert(k, v);
   res.version(client_version);
   bool keep = client_keep_alive && !client.stopping.load() && !switching;
@@ -135,7 +156,9 @@ Awaitable<beast::error_code> readFinalHeader(SessionProxy::Impl& proxy, ClientCo
     answered = true;
     if (client_version < 11) continue;
     http::response<http::empty_body> interim{resp->get().result(), 11};
-    for (const auto& f : resp->get()) interim.insert(f.name_string(), f.value());
+    for (const auto& f : resp->get()) {
+      if (f.name() != http::field::set_cookie) interim.insert(f.name_string(), f.value());
+    }
     stripHopByHop(interim, false);
     http::response_serializer<http::empty_body> sr{interim};
     client.transport.tcp().expires_after(proxy.options.upstream_timeout);
@@ -146,7 +169,7 @@ Awaitable<beast::error_code> readFinalHeader(SessionProxy::Impl& proxy, ClientCo
 Awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
                             HeaderParser& parser, ConnectionState& state, ExchangeGuard& guard,
                             const ProxyTarget& target, std::string upstream_target, bool upgrade,
-                            const HttpHeaders& response_extra) {
+                            const HttpHeaders& response_extra, const SessionPath& path) {
   const unsigned client_version = parser.get().version();
   const bool client_keep_alive = parser.get().keep_alive();
   const bool is_head = parser.get().method() == http::verb::head;
@@ -221,7 +244,7 @@ Awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& client, be
     co_return co_await refuse(proxy, client, client_version, false, 502, "proxy: bad or no response from the session");
   }
   co_return co_await relayResponse(proxy, client, buffer, state, guard, *resp, client_version, client_keep_alive,
-                                   is_head, upgrade, response_extra);
+                                   is_head, upgrade, response_extra, path);
 }
 
 Awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
@@ -235,19 +258,29 @@ Awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, b
     co_return co_await reject(proxy, client, parser, refusal.status, std::move(refusal.message), &refusal.extra);
   }
 
-  // The token: query parameter, cookie, or bearer header; all of them are removed before the
-  // request leaves, so the container never sees a credential.
-  std::string cookie_token = stripTokenCookie(req, proxy.options.token_cookie);
+  const bool upgrade = beast::websocket::is_upgrade(req);
+  // A page of another origin, or a sandboxed page ("null"), must not open a WebSocket to a session
+  // on the strength of the viewer's token cookie.
+  if (auto origin = req.find(http::field::origin);
+      upgrade && origin != req.end() && !originAllowed(proxy.options, origin->value(), req[http::field::host])) {
+    co_return co_await reject(
+        proxy, client, parser, 403,
+        "proxy: WebSockets to sessions are not opened from origin " + std::string(origin->value()));
+  }
+
+  if (upgrade && proxy.tunnels.load(std::memory_order_relaxed) >= proxy.options.max_tunnels) {
+    co_return co_await reject(proxy, client, parser, 503, "proxy: too many open WebSockets; retry later");
+  }
+
+  // The token: query parameter, cookie, or bearer header. It and every other credential of the
+  // control plane are removed before the request leaves: the container never sees one.
   std::string bearer;
   if (auto it = req.find(http::field::authorization); it != req.end()) {
     std::string_view v(it->value().data(), it->value().size());
-    if (v.size() > 7 && equalsIgnoreCase(v.substr(0, 7), "Bearer ")) {
-      bearer = std::string(v.substr(7));
-      req.erase(http::field::authorization);
-    }
+    if (v.size() > 7 && equalsIgnoreCase(v.substr(0, 7), "Bearer ")) bearer = std::string(v.substr(7));
   }
+  std::string cookie_token = stripCredentials(req, proxy.options);
   std::string token = route.split.from_query ? route.split.token : (!cookie_token.empty() ? cookie_token : bearer);
-  const bool upgrade = beast::websocket::is_upgrade(req);
 
   ProxyAuthRequest auth{route.session, token, upgrade, client.remote_address};
   auto target = co_await authorize(proxy, auth);
@@ -272,7 +305,7 @@ Awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, b
       std::string upstream_target(route.rest);
       if (!route.split.query.empty()) upstream_target += "?" + route.split.query;
       co_return co_await forwardHttp(proxy, client, buffer, parser, state, guard, *target, std::move(upstream_target),
-                                     upgrade, response_extra);
+                                     upgrade, response_extra, SessionPath{proxy.options.prefix, route.session.str()});
     }
     default:
       co_return co_await reject(proxy, client, parser, 501, "proxy: this session's protocol is not proxied here");

@@ -57,8 +57,9 @@ void appendField(std::string& out, std::string_view name, std::string_view value
 }
 
 // The status line and the end-to-end fields of an upstream head, for the client (without the blank
-// line, so callers can add fields).
-void appendResponseHead(std::string& out, unsigned client_version, const MessageHead& rh) {
+// line, so callers can add fields). Cookies it sets are confined to the session's path.
+void appendResponseHead(std::string& out, unsigned client_version, const MessageHead& rh, const SessionPath& path,
+                        const ProxyOptions& options) {
   out.append(client_version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ")
       .append(std::to_string(rh.status))
       .append(" ")
@@ -66,7 +67,19 @@ void appendResponseHead(std::string& out, unsigned client_version, const Message
       .append("\r\n");
   const HopByHop hop(rh);
   for (std::size_t i = 0; i < rh.field_count; ++i) {
-    if (!hop(rh.fields[i].name)) appendField(out, rh.fields[i].name, rh.fields[i].value);
+    const auto& f = rh.fields[i];
+    if (hop(f.name)) continue;
+    if (equalsIgnoreCase(f.name, "Set-Cookie")) {
+      const std::size_t mark = out.size();
+      out.append(f.name).append(": ");
+      if (appendConfinedSetCookie(out, f.value, path, options)) {
+        out.append("\r\n");
+      } else {
+        out.resize(mark);
+      }
+      continue;
+    }
+    appendField(out, f.name, f.value);
   }
 }
 
@@ -124,8 +137,7 @@ Awaitable<std::pair<beast::error_code, ScanResult>> readResponseHead(SessionProx
 
 Awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
                             const MessageHead& head, ConnectionState& state, ExchangeGuard& guard,
-                            const ProxyTarget& target, const Route& route, std::string_view cookie_token,
-                            bool bearer_taken) {
+                            const ProxyTarget& target, const Route& route, std::string_view cookie_token) {
   const unsigned client_version = static_cast<unsigned>(head.version);
   const bool client_keep_alive = keepAliveOf(head);
   const bool is_head = head.method == "HEAD";
@@ -139,7 +151,7 @@ Awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& client, be
   out.append(head.method).append(" ").append(route.rest);
   if (!route.split.query.empty()) out.append("?").append(route.split.query);
   out.append(" HTTP/1.1\r\n");
-  std::string xff, token_again;
+  std::string xff;
   std::string_view host;
   const HopByHop request_hop(head);
   for (std::size_t i = 0; i < head.field_count; ++i) {
@@ -151,13 +163,17 @@ Awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& client, be
       continue;
     }
     if (equalsIgnoreCase(f.name, "X-Forwarded-Proto") || equalsIgnoreCase(f.name, "X-Forwarded-Host")) continue;
-    if (bearer_taken && equalsIgnoreCase(f.name, "Authorization")) continue;
+    // The control plane's credentials never reach the container (see ProxyOptions::strip_cookies).
+    if (isCredentialField(proxy.options, f.name)) continue;
     if (equalsIgnoreCase(f.name, "Cookie")) {
-      std::string kept;
-      if (splitCookie(f.value, proxy.options.token_cookie, token_again, &kept)) {
-        if (!kept.empty()) appendField(out, f.name, kept);
-        continue;
+      const std::size_t mark = out.size();
+      out.append(f.name).append(": ");
+      if (appendContainerCookies(out, f.value, proxy.options)) {
+        out.append("\r\n");
+      } else {
+        out.resize(mark);
       }
+      continue;
     }
     if (equalsIgnoreCase(f.name, "Host")) host = f.value;
     appendField(out, f.name, f.value);
@@ -173,6 +189,8 @@ Awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& client, be
 
   const Duration timeout = proxy.options.upstream_timeout;
   MessageHead& rh = *state.response_head;
+  // Owned by `route` (the session id), unlike the views into the consumed request head.
+  const SessionPath path{proxy.options.prefix, route.session.str()};
   for (int attempt = 0;; ++attempt) {
     bool reused = false;
     if (auto ec = co_await ensureUpstream(proxy, client, state, target, reused); ec) {
@@ -197,7 +215,7 @@ Awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& client, be
       // client (RFC 9110 15.2), then the final response is read.
       if (client_version >= 11) {
         out.clear();
-        appendResponseHead(out, client_version, rh);
+        appendResponseHead(out, client_version, rh, path, proxy.options);
         out.append("\r\n");
         client.transport.tcp().expires_after(timeout);
         if (auto ec = co_await writeAll(client.transport, asio::buffer(out)); ec) {
@@ -225,7 +243,7 @@ Awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& client, be
                                   "proxy: bad or no response from the session");
       }
       co_return co_await relayResponse(proxy, client, buffer, state, guard, *resp, client_version, client_keep_alive,
-                                       is_head, false, response_extra);
+                                       is_head, false, response_extra, path);
     }
 
     // The response head for the client, then the body: from the buffer, then straight from the
@@ -233,7 +251,8 @@ Awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& client, be
     const bool upstream_keep_alive = keepAliveOf(rh);
     const bool keep = client_keep_alive && !client.stopping.load();
     out.clear();
-    appendResponseHead(out, client_version, rh);
+    appendResponseHead(out, client_version, rh, path, proxy.options);
+    out.append(proxy.csp_field);
     for (const auto& [k, v] : response_extra.fields()) appendField(out, k, v);
     if (client_version >= 11 && !keep) out.append("Connection: close\r\n");
     if (client_version < 11 && keep) out.append("Connection: keep-alive\r\n");
@@ -325,8 +344,7 @@ Awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext& clien
   ExchangeGuard& guard = attachExchange(proxy, client, route.session, target->user);
   auto& state = *static_cast<ConnectionState*>(client.proxy_state.get());
   if (!state.response_head) state.response_head = std::make_unique<MessageHead>();
-  co_return co_await forwardFast(proxy, client, buffer, head, state, guard, *target, route, cookie_token,
-                                 !bearer.empty());
+  co_return co_await forwardFast(proxy, client, buffer, head, state, guard, *target, route, cookie_token);
 }
 
 }  // namespace kasm::net::detail

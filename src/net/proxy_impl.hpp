@@ -62,6 +62,9 @@ namespace kasm::net {
 
 struct SessionProxy::Impl {
   ProxyOptions options;
+  // "Content-Security-Policy: ...\r\n" for the fast path's hand-written heads, built once.
+  std::string csp_field;
+  bool sandboxed_content = false;  // The policy sandboxes proxied pages.
   detail::asio::ssl::context upstream_tls{detail::asio::ssl::context::tls_client};
 
   std::atomic<std::uint64_t> requests{0}, rejected{0}, bytes_up{0}, bytes_down{0}, tunnels{0};
@@ -107,7 +110,11 @@ struct SessionProxy::Impl {
     if (options.blocking_pool) {
       (void)options.blocking_pool->post([cb = options.on_activity, session, user] { cb(session, user); });
     } else {
-      options.on_activity(session, user);
+      try {
+        options.on_activity(session, user);
+      } catch (...) {
+        // A failed activity report costs one report, not the exchange that made it.
+      }
     }
   }
 };
@@ -183,18 +190,48 @@ TokenSplit splitQueryToken(std::string_view query);
 // `name` cookie.
 bool splitCookie(std::string_view v, std::string_view name, std::string& token, std::string* kept);
 
-// Removes the token cookie from every Cookie header, returning its value (first found).
+// ---- what a container may see and set (proxy_headers.cpp) ----------------------------------------
+
+// A cookie only the control plane may see or set: the token cookie or one of strip_cookies.
+bool isControlCookie(const ProxyOptions& options, std::string_view name);
+// A request field that carries a control-plane credential: Authorization, or one of strip_headers.
+bool isCredentialField(const ProxyOptions& options, std::string_view name);
+// Appends the cookies of one Cookie value that the container may see ("a=1; b=2"), without the
+// control plane's; returns false (and appends nothing) when none is left.
+bool appendContainerCookies(std::string& out, std::string_view value, const ProxyOptions& options);
+
+// Where a session's cookies must stay: "<prefix><session>/".
+struct SessionPath {
+  std::string_view prefix;
+  std::string_view session;
+};
+// Appends one upstream Set-Cookie value, confined to the session: the Path attribute is put under
+// the session's path (added when missing), Domain is dropped. Returns false (and appends nothing)
+// for a cookie the container may not set: a control-plane cookie's name, or no name.
+bool appendConfinedSetCookie(std::string& out, std::string_view value, const SessionPath& path,
+                             const ProxyOptions& options);
+// Whether a WebSocket upgrade from a page of `origin` may proceed: the request's own origin (the
+// same host and port as `host`) or one of allowed_origins.
+bool originAllowed(const ProxyOptions& options, std::string_view origin, std::string_view host);
+
+// Removes the token cookie and the other control-plane cookies from every Cookie field and the
+// credential fields (Authorization, strip_headers); returns the token cookie's value (first found).
 template <class Fields>
-std::string stripTokenCookie(Fields& fields, std::string_view name) {
+std::string stripCredentials(Fields& fields, const ProxyOptions& options) {
   std::string token;
   std::vector<std::string> kept_headers;
-  for (auto it = fields.find(http::field::cookie); it != fields.end() && it->name() == http::field::cookie; ++it) {
+  // Every Cookie field, in order: Beast keeps fields in arrival order, not grouped by name.
+  for (const auto& f : fields) {
+    if (f.name() != http::field::cookie) continue;
+    const std::string_view value(f.value().data(), f.value().size());
+    splitCookie(value, options.token_cookie, token, nullptr);
     std::string kept;
-    splitCookie(std::string_view(it->value().data(), it->value().size()), name, token, &kept);
-    if (!kept.empty()) kept_headers.push_back(std::move(kept));
+    if (appendContainerCookies(kept, value, options)) kept_headers.push_back(std::move(kept));
   }
   fields.erase(http::field::cookie);
   for (auto& k : kept_headers) fields.insert(http::field::cookie, k);
+  fields.erase(http::field::authorization);
+  for (const auto& name : options.strip_headers) fields.erase(name);
   return token;
 }
 
@@ -233,7 +270,8 @@ bool closedByPeer(const beast::error_code& ec);
 Awaitable<bool> relayResponse(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
                               ConnectionState& state, ExchangeGuard& guard,
                               http::response_parser<http::buffer_body>& resp, unsigned client_version,
-                              bool client_keep_alive, bool is_head, bool upgrade, const HttpHeaders& response_extra);
+                              bool client_keep_alive, bool is_head, bool upgrade, const HttpHeaders& response_extra,
+                              const SessionPath& path);
 // Reads the upstream's response header into `resp`, first passing interim responses (1xx other
 // than 101) on to an HTTP/1.1 client (RFC 9110 15.2): taken for the final one, they would leave
 // the real answer to be read as the next request's. `answered` says whether any came, so a

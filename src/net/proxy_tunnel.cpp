@@ -29,13 +29,26 @@ namespace {
 using namespace asio::experimental::awaitable_operators;
 namespace websocket = beast::websocket;
 
-// Copies `in` to `out` until either side ends, then closes both.
+// A tunnel's sockets each carry the idle deadline: every operation on a socket moves it, so a
+// socket times out only when nothing moved on it either way (a one-way stream keeps both alive:
+// reads keep its source, writes its destination).
+void armIdle(Transport& t, Duration idle) {
+  if (idle > Duration::zero()) {
+    t.tcp().expires_after(idle);
+  } else {
+    t.tcp().expires_never();
+  }
+}
+
+// Copies `in` to `out` until either side ends or idles out, then closes both.
 template <class CountFn>
-Awaitable<> pump(Transport& in, Transport& out, std::vector<char>& buf, CountFn count) {
+Awaitable<> pump(Transport& in, Transport& out, std::vector<char>& buf, Duration idle, CountFn count) {
   for (;;) {
+    armIdle(in, idle);
     auto [ec, n] = co_await in.async_read_some(asio::buffer(buf), kAwaitTuple);
     if (ec) break;
     count(n);
+    armIdle(out, idle);
     // Most messages go out whole at once; only the rest, if any, waits for the socket.
     std::size_t sent = 0;
     if (!out.secure()) {
@@ -78,11 +91,10 @@ Awaitable<> tunnelUpgraded(SessionProxy::Impl& proxy, ClientContext& client, bea
     if (co_await writeAll(client_t, state.upstream_buffer.data())) co_return;
     state.upstream_buffer.consume(state.upstream_buffer.size());
   }
-  up.tcp().expires_never();
-  client_t.tcp().expires_never();
+  const Duration idle = proxy.options.tunnel_idle_timeout;
   proxy.tunnels.fetch_add(1);
-  co_await (pump(client_t, up, state.to_upstream, [&](std::size_t n) { guard.clientTraffic(n); }) &&
-            pump(up, client_t, state.to_client, [&](std::size_t n) { guard.upstreamTraffic(n); }));
+  co_await (pump(client_t, up, state.to_upstream, idle, [&](std::size_t n) { guard.clientTraffic(n); }) &&
+            pump(up, client_t, state.to_client, idle, [&](std::size_t n) { guard.upstreamTraffic(n); }));
   proxy.tunnels.fetch_sub(1);
   state.upstream.reset();
   co_return;
@@ -114,12 +126,15 @@ Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, Head
   auto [aec] = co_await ws.async_accept(parser.get(), kAwaitTuple);
   if (aec) co_return false;
 
+  const Duration idle = proxy.options.tunnel_idle_timeout;
   proxy.tunnels.fetch_add(1);
   auto browser_to_vnc = [&]() -> Awaitable<> {
     for (;;) {
+      armIdle(client.transport, idle);
       auto [ec, n] = co_await ws.async_read_some(asio::buffer(state.to_upstream), kAwaitTuple);
       if (ec) break;
       guard.clientTraffic(n);
+      armIdle(upstream, idle);
       if (auto wec = co_await writeAll(upstream, asio::buffer(state.to_upstream.data(), n)); wec) break;
     }
     upstream.close();
@@ -127,9 +142,11 @@ Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, Head
   };
   auto vnc_to_browser = [&]() -> Awaitable<> {
     for (;;) {
+      armIdle(upstream, idle);
       auto [ec, n] = co_await upstream.async_read_some(asio::buffer(state.to_client), kAwaitTuple);
       if (ec) break;
       guard.upstreamTraffic(n);
+      armIdle(client.transport, idle);
       auto [wec, w] = co_await ws.async_write(asio::buffer(state.to_client.data(), n), kAwaitTuple);
       if (wec) break;
     }

@@ -43,14 +43,30 @@ int authStatus(ErrorCode code) {
     default: return 500;
   }
 }
+// The authorizer's answer; one that throws refuses the request with a 500 instead of leaving it
+// unanswered (on the pool) or cutting the connection (on the I/O thread).
+Result<ProxyTarget> guardedAuthorize(SessionProxy::Impl& proxy, const ProxyAuthRequest& request) {
+  try {
+    return proxy.options.authorize(request);
+  } catch (...) {
+    return internalError("proxy: the authorizer failed");
+  }
+}
+
 }  // namespace
 
 // Runs the authorizer, on the blocking pool when one is configured, resuming on our strand.
 Awaitable<Result<ProxyTarget>> authorize(SessionProxy::Impl& proxy, const ProxyAuthRequest& request) {
   if (proxy.options.authorize_quick) {
-    if (auto quick = proxy.options.authorize_quick(request)) co_return std::move(*quick);
+    std::optional<Result<ProxyTarget>> quick;
+    try {
+      quick = proxy.options.authorize_quick(request);
+    } catch (...) {
+      quick = internalError("proxy: the authorizer failed");
+    }
+    if (quick) co_return std::move(*quick);
   }
-  if (!proxy.options.blocking_pool) co_return proxy.options.authorize(request);
+  if (!proxy.options.blocking_pool) co_return guardedAuthorize(proxy, request);
   struct Box {
     std::mutex mutex;
     std::optional<Result<ProxyTarget>> result;
@@ -64,7 +80,7 @@ Awaitable<Result<ProxyTarget>> authorize(SessionProxy::Impl& proxy, const ProxyA
       proxy.options.blocking_pool->post([&proxy, box, session = request.session, token = std::string(request.token),
                                          upgrade = request.upgrade, remote = std::string(request.remote_address)] {
         ProxyAuthRequest r{session, token, upgrade, remote};
-        auto result = proxy.options.authorize(r);
+        auto result = guardedAuthorize(proxy, r);
         {
           std::lock_guard lock(box->mutex);
           box->result.emplace(std::move(result));
@@ -230,9 +246,15 @@ ExchangeGuard& attachExchange(SessionProxy::Impl& proxy, ClientContext& client, 
 void addTokenCookie(const SessionProxy::Impl& proxy, ClientContext& client, const Route& route,
                     std::string_view cookie_token, HttpHeaders& response_extra) {
   if (!route.split.from_query || cookie_token == route.split.token) return;
+  // A sandboxed page has an opaque origin, so the browser counts its own requests (scripts, images)
+  // as cross-site and would not send a SameSite=Lax cookie with them. Over HTTPS the cookie is
+  // SameSite=None so they carry it; it is bound to one session and user, and no other site can
+  // read what it fetches. Browsers refuse SameSite=None without Secure, so plain HTTP keeps Lax.
+  const bool cross_site = client.transport.secure() && proxy.sandboxed_content;
   response_extra.add("Set-Cookie", proxy.options.token_cookie + "=" + route.split.token +
                                        "; Path=" + proxy.options.prefix + std::string(route.session_text) +
-                                       "/; HttpOnly; SameSite=Lax" + (client.transport.secure() ? "; Secure" : ""));
+                                       "/; HttpOnly" + (cross_site ? "; SameSite=None" : "; SameSite=Lax") +
+                                       (client.transport.secure() ? "; Secure" : ""));
 }
 
 }  // namespace kasm::net::detail
@@ -250,8 +272,21 @@ Result<std::shared_ptr<SessionProxy>> SessionProxy::create(ProxyOptions options)
     return invalidArgument("SessionProxy: prefix must start and end with '/', e.g. /desktop/");
   }
   if (options.buffer_bytes < 1024) return invalidArgument("SessionProxy: buffer_bytes must be at least 1024");
+  if (options.tunnel_idle_timeout < Duration::zero()) {
+    return invalidArgument("SessionProxy: tunnel_idle_timeout must not be negative");
+  }
   auto impl = std::make_unique<Impl>();
+  for (const auto& o : options.allowed_origins) {
+    if (!(o.starts_with("https://") || o.starts_with("http://")) ||
+        o.find('/', o.find("//") + 2) != std::string::npos) {
+      return invalidArgument("SessionProxy: allowed origin '" + o + "' must be scheme://host[:port], without a path");
+    }
+  }
   impl->options = std::move(options);
+  if (!impl->options.content_security_policy.empty()) {
+    impl->csp_field = "Content-Security-Policy: " + impl->options.content_security_policy + "\r\n";
+    impl->sandboxed_content = impl->options.content_security_policy.find("sandbox") != std::string::npos;
+  }
   // Containers serve self-signed certificates on a host-local hop: encryption without
   // verification is what is possible there (the same choice as Kasm's own proxy).
   impl->upstream_tls.set_verify_mode(asio::ssl::verify_none);

@@ -108,6 +108,57 @@ TEST(HttpServer, ForgottenResponderGives500) {
   EXPECT_EQ(httpGet(server->port(), "/").result_int(), 500);
 }
 
+// A handler that throws, on an I/O thread or on the pool, anything at all: the request gets a 500
+// without the exception's text, and the process and the connection's thread live on.
+TEST(HttpServer, AThrowingHandlerAnswers500AndTheServerLives) {
+  for (std::size_t pool_threads : {std::size_t{0}, std::size_t{2}}) {
+    HttpServerOptions options;
+    options.handler_threads = pool_threads;
+    auto server = startServer(options, [](HttpRequest req, Responder respond) {
+      if (req.path == "/std") throw std::runtime_error("secret internals");
+      if (req.path == "/int") throw 42;
+      respond(HttpResponse::text(200, "fine"));
+    });
+    for (int round = 0; round < 3; ++round) {  // More throws than pool threads.
+      auto res = httpGet(server->port(), "/std");
+      EXPECT_EQ(res.result_int(), 500) << "pool threads " << pool_threads;
+      EXPECT_EQ(res.body().find("secret internals"), std::string::npos) << res.body();
+      EXPECT_EQ(httpGet(server->port(), "/int").result_int(), 500) << "pool threads " << pool_threads;
+    }
+    EXPECT_EQ(httpGet(server->port(), "/ok").body(), "fine");
+  }
+}
+
+// Beyond max_connections, a new connection is closed at once; one freed makes room again.
+TEST(HttpServer, RefusesConnectionsBeyondTheLimit) {
+  HttpServerOptions options;
+  options.max_connections = 2;
+  auto server = startServer(options, describeHandler());
+  asio::io_context ioc;
+  // Two kept-alive connections, each answered once, so the server has surely counted both.
+  std::vector<tcp::socket> held;
+  for (int i = 0; i < 2; ++i) {
+    held.push_back(connectTo(ioc, server->port()));
+    http::request<http::empty_body> req{http::verb::get, "/held", 11};
+    req.set(http::field::host, "a");
+    http::write(held.back(), req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(held.back(), buffer, res);
+    ASSERT_EQ(res.result_int(), 200);
+  }
+  const std::string request = "GET /third HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+  EXPECT_EQ(rawExchange(server->port(), request), "") << "the third connection is closed unanswered";
+
+  held.front().close();
+  std::string reply;
+  for (int i = 0; i < 100 && !reply.starts_with("HTTP/1.1 200"); ++i) {  // Bounded: the close is seen soon.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    reply = rawExchange(server->port(), request);
+  }
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 200")) << reply;
+}
+
 TEST(HttpServer, MalformedRequestLineGets400AndServerKeepsServing) {
   auto server = startServer({}, describeHandler());
   std::string reply = rawExchange(server->port(), "THIS IS NOT HTTP\r\n\r\n");

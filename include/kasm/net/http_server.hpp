@@ -151,7 +151,10 @@ struct HttpServerOptions {
   Duration header_timeout = std::chrono::seconds(10);  // Whole request header; then 408 and close.
   Duration idle_timeout = std::chrono::seconds(60);    // Keep-alive wait for the next request.
   Duration body_timeout = std::chrono::seconds(60);    // Reading a request body, writing a response.
-  std::optional<TlsOptions> tls;                       // Set = HTTPS only.
+  // Open connections (tunnels included) at most; a connection beyond is closed as soon as it is
+  // accepted, so a flood of idle sockets cannot exhaust descriptors and memory.
+  std::size_t max_connections = 10000;
+  std::optional<TlsOptions> tls;  // Set = HTTPS only.
 };
 
 // Accepts connections and dispatches requests: paths under a mounted SessionProxy's prefix go to the

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "kasm/core/clock.hpp"
 #include "kasm/core/id.hpp"
@@ -57,6 +58,16 @@ using ProxyQuickAuthorizer = std::function<std::optional<Result<ProxyTarget>>(co
 // timeouts: Manager::recordActivity). Same thread rules as the authorizer.
 using ProxyActivity = std::function<void(const SessionId&, const UserId&)>;
 
+// The default Content-Security-Policy of proxied HTTP content: a sandbox without
+// allow-same-origin, so a session's page runs in an opaque origin wherever it is opened (in the
+// viewer's frame, or by a link on the control plane's own origin) and cannot read that origin's
+// cookies, call its API with them or script the viewer's page. Pages keep scripts, forms, popups,
+// dialogs and downloads; what needs their own origin (document.cookie, localStorage) does not work
+// in them. frame-ancestors keeps them out of other sites' frames.
+inline constexpr std::string_view kSandboxedContentPolicy =
+    "sandbox allow-scripts allow-forms allow-popups allow-popups-to-escape-sandbox allow-modals allow-downloads "
+    "allow-pointer-lock allow-presentation; frame-ancestors 'self'";
+
 struct ProxyOptions {
   std::string prefix = "/desktop/";      // Must start and end with '/'.
   ProxyAuthorizer authorize;             // Required.
@@ -67,9 +78,29 @@ struct ProxyOptions {
   BlockingPool* blocking_pool = nullptr;
   Duration upstream_timeout = std::chrono::seconds(30);  // Connect and response header.
   std::size_t buffer_bytes = 64 * 1024;                  // Per direction and connection; bounds memory per client.
+  // WebSocket tunnels and VNC bridges open at once, at most; an upgrade beyond gets 503. Each holds
+  // two sockets and two buffers for as long as it lives.
+  std::size_t max_tunnels = 4096;
+  // A tunnel in which no byte moved either way for this long is closed (zero: never). Clients
+  // such as noVNC reconnect when their user comes back.
+  Duration tunnel_idle_timeout = Duration::zero();
   // Cookie carrying the token; set by the proxy when the token came in the query string, so the
   // page's own sub-requests (scripts, the WebSocket) are authorized without it.
   std::string token_cookie = "kasm_session_token";
+  // The control plane's credentials, which a container must never see: these cookies and header
+  // fields are removed from every request before it leaves, besides the token (query parameter,
+  // token cookie) and Authorization, which always are. A Set-Cookie from a container for any of
+  // these cookie names (or the token cookie) is dropped.
+  std::vector<std::string> strip_cookies = {"kasm_auth"};
+  std::vector<std::string> strip_headers = {"X-CSRF-Token"};
+  // Added to every proxied HTTP response (not to a 101). Empty: nothing is added. Embedders that
+  // serve sessions on their own origin may relax it; on the control plane's origin, keep the sandbox.
+  std::string content_security_policy = std::string(kSandboxedContentPolicy);
+  // Origins besides the request's own (same host and port as its Host field) whose pages may open
+  // WebSockets to sessions, as "https://portal.example.com[:port]". An upgrade with any other
+  // Origin, "null" (a sandboxed page) included, gets 403; one without Origin is not from a browser
+  // page, and its token alone decides.
+  std::vector<std::string> allowed_origins;
 };
 
 // Counters since creation, for /metrics. Read while traffic flows; each field is exact, the set is

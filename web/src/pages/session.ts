@@ -17,6 +17,26 @@ const STATUS_POLL_MS = 15_000;
 const RECONNECT_DELAYS_MS = [1_000, 3_000, 8_000];
 const CONNECT_TIMEOUT_MS = 30_000;
 
+// What an HTTP workspace's page may do in its frame. Never allow-same-origin while the page comes
+// from this origin: together with allow-scripts it would let the page reach into this one, read
+// the login's CSRF token and act as the viewer. A page from a separate session origin (the
+// installation's session_origin) holds none of this origin's cookies, so it may keep its own.
+// The proxy sends a sandbox policy with every page as well, which also covers a page opened
+// outside this frame.
+export function sessionFrameSandbox(url: string): string {
+  const tokens = [
+    'allow-scripts',
+    'allow-forms',
+    'allow-popups',
+    'allow-popups-to-escape-sandbox',
+    'allow-modals',
+    'allow-downloads',
+    'allow-pointer-lock',
+  ];
+  if (new URL(url, window.location.href).origin !== window.location.origin) tokens.push('allow-same-origin');
+  return tokens.join(' ');
+}
+
 type Connection = 'connecting' | 'connected' | 'disconnected' | 'paused' | 'ended';
 
 export async function sessionPage(ctx: PageContext): Promise<void> {
@@ -153,7 +173,12 @@ export async function sessionPage(ctx: PageContext): Promise<void> {
         showEnded('This session has no address to open. Ask an administrator to check its workspace.');
         return;
       }
-      iframe = h('iframe', { src: session.url, title: title.textContent ?? 'Session', class: 'app-frame' });
+      iframe = h('iframe', {
+        src: session.url,
+        title: title.textContent ?? 'Session',
+        class: 'app-frame',
+        sandbox: sessionFrameSandbox(session.url),
+      });
       screen.appendChild(iframe);
       setConnection('connected');
       return;

@@ -1,0 +1,159 @@
+// What bounds the session proxy: an authorizer that throws costs its request a 500 (never the
+// connection's thread, nor a request left hanging on the pool), tunnels are limited in number, and
+// a tunnel in which nothing moves is closed after its idle timeout.
+
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "kasm/net/http_server.hpp"
+#include "kasm/net/session_proxy.hpp"
+#include "net/net_test_support.hpp"
+
+namespace kasm::net {
+namespace {
+
+using namespace kasm::net::testing;
+
+const UserId kUser("alice");
+
+struct ProxyUnderTest {
+  std::shared_ptr<SessionProxy> proxy;
+  std::unique_ptr<HttpServer> server;
+  std::uint16_t port() const { return server->port(); }
+};
+
+ProxyUnderTest startProxy(ProxyOptions options) {
+  auto proxy = SessionProxy::create(std::move(options));
+  EXPECT_TRUE(proxy.ok()) << (proxy.ok() ? "" : proxy.error().toString());
+  auto server = HttpServer::start(
+      {}, [](HttpRequest, Responder r) { r(HttpResponse::text(200, "app")); }, *proxy);
+  EXPECT_TRUE(server.ok()) << (server.ok() ? "" : server.error().toString());
+  return {*proxy, std::move(server).value()};
+}
+
+std::unique_ptr<websocket::stream<tcp::socket>> openWebSocket(asio::io_context& ioc, std::uint16_t port,
+                                                              int* status = nullptr) {
+  auto ws = std::make_unique<websocket::stream<tcp::socket>>(connectTo(ioc, port));
+  websocket::response_type res;
+  beast::error_code ec;
+  ws->handshake(res, "127.0.0.1", "/desktop/s1/ws", ec);
+  if (status) *status = res.result_int();
+  return ec ? nullptr : std::move(ws);
+}
+
+TEST(ProxyLimits, AnAuthorizerThatThrowsAnswers500) {
+  LoopbackListener upstream{serveHttpEcho};
+  BlockingPool pool(1);
+  for (bool on_pool : {false, true}) {
+    for (bool quick : {false, true}) {
+      ProxyOptions options;
+      options.authorize = [&](const ProxyAuthRequest& r) -> Result<ProxyTarget> {
+        if (r.session.str() == "boom") throw std::runtime_error("authorizer bug");
+        return ProxyTarget{upstream.address(), SessionProtocol::kHttp, kUser};
+      };
+      if (quick) {
+        options.authorize_quick = [](const ProxyAuthRequest& r) -> std::optional<Result<ProxyTarget>> {
+          if (r.session.str() == "boom") throw 7;
+          return std::nullopt;
+        };
+      }
+      if (on_pool) options.blocking_pool = &pool;
+      auto p = startProxy(std::move(options));
+      for (int i = 0; i < 3; ++i) {  // More than the pool's one thread.
+        EXPECT_EQ(httpGet(p.port(), "/desktop/boom/").result_int(), 500) << "pool " << on_pool << " quick " << quick;
+        http::request<http::string_body> post{http::verb::post, "/desktop/boom/form", 11};
+        post.body() = "x=1";
+        EXPECT_EQ(httpRequest(p.port(), std::move(post)).result_int(), 500) << "the Beast path too";
+      }
+      EXPECT_EQ(httpGet(p.port(), "/desktop/fine/").result_int(), 200) << "pool " << on_pool << " quick " << quick;
+    }
+  }
+}
+
+TEST(ProxyLimits, UpgradesBeyondMaxTunnelsGet503) {
+  LoopbackListener upstream{serveWebSocketEcho};
+  ProxyOptions options;
+  options.authorize = [&](const ProxyAuthRequest&) -> Result<ProxyTarget> {
+    return ProxyTarget{upstream.address(), SessionProtocol::kHttp, kUser};
+  };
+  options.max_tunnels = 1;
+  auto p = startProxy(std::move(options));
+  asio::io_context ioc;
+  auto first = openWebSocket(ioc, p.port());
+  ASSERT_TRUE(first);
+  first->write(asio::buffer(std::string("hello")));  // The tunnel is surely counted once it echoes.
+  beast::flat_buffer buffer;
+  first->read(buffer);
+
+  int status = 0;
+  EXPECT_FALSE(openWebSocket(ioc, p.port(), &status));
+  EXPECT_EQ(status, 503);
+  EXPECT_EQ(upstream.accepted(), 1) << "the refused upgrade never reached the container";
+
+  first->close(websocket::close_code::normal);
+  std::unique_ptr<websocket::stream<tcp::socket>> again;
+  for (int i = 0; i < 100 && !again; ++i) {  // Bounded: the tunnel ends as soon as both sides close.
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    again = openWebSocket(ioc, p.port());
+  }
+  EXPECT_TRUE(again) << "a closed tunnel frees its place";
+}
+
+TEST(ProxyLimits, AnIdleTunnelIsClosedAndABusyOneIsNot) {
+  LoopbackListener upstream{serveWebSocketEcho};
+  ProxyOptions options;
+  options.authorize = [&](const ProxyAuthRequest&) -> Result<ProxyTarget> {
+    return ProxyTarget{upstream.address(), SessionProtocol::kHttp, kUser};
+  };
+  options.tunnel_idle_timeout = std::chrono::milliseconds(400);
+  auto p = startProxy(std::move(options));
+  asio::io_context ioc;
+  auto ws = openWebSocket(ioc, p.port());
+  ASSERT_TRUE(ws);
+  beast::flat_buffer buffer;
+  // Busy for well over the timeout: a message every 100 ms keeps it open.
+  for (int i = 0; i < 12; ++i) {
+    ws->write(asio::buffer(std::string("tick")));
+    buffer.clear();
+    ws->read(buffer);
+    ASSERT_EQ(beast::buffers_to_string(buffer.data()), "tick") << "message " << i;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  // Then silent: the proxy closes it, which ends the pending read with an error.
+  std::promise<beast::error_code> read_result;
+  std::thread reader([&] {
+    buffer.clear();
+    beast::error_code ec;
+    ws->read(buffer, ec);
+    read_result.set_value(ec);
+  });
+  auto outcome = read_result.get_future();
+  const bool ended = outcome.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+  if (!ended) {
+    beast::error_code ignored;
+    ws->next_layer().shutdown(tcp::socket::shutdown_both, ignored);  // Unblocks the reader.
+  }
+  reader.join();
+  EXPECT_TRUE(ended) << "the idle tunnel was not closed";
+  if (ended) {
+    EXPECT_TRUE(outcome.get()) << "the read ended without an error";
+  }
+}
+
+TEST(ProxyLimits, RefusesANegativeIdleTimeoutAndAMalformedAllowedOrigin) {
+  ProxyOptions options;
+  options.authorize = [](const ProxyAuthRequest&) -> Result<ProxyTarget> { return notFound("none"); };
+  options.tunnel_idle_timeout = std::chrono::seconds(-1);
+  EXPECT_EQ(SessionProxy::create(options).error().code(), ErrorCode::kInvalidArgument);
+  options.tunnel_idle_timeout = {};
+  options.allowed_origins = {"portal.example"};
+  EXPECT_EQ(SessionProxy::create(options).error().code(), ErrorCode::kInvalidArgument);
+  options.allowed_origins = {"https://portal.example/path"};
+  EXPECT_EQ(SessionProxy::create(options).error().code(), ErrorCode::kInvalidArgument);
+  options.allowed_origins = {"https://portal.example:8443"};
+  EXPECT_TRUE(SessionProxy::create(options).ok());
+}
+
+}  // namespace
+}  // namespace kasm::net
