@@ -15,6 +15,7 @@
 
 #include "kasm/agent/local_agent.hpp"
 #include "kasm/agent/remote_link.hpp"
+#include "kasm/agent/upstream_policy.hpp"
 #include "kasm/auth/password.hpp"
 #include "kasm/auth/secret.hpp"
 #include "kasm/docker/docker_runtime.hpp"
@@ -544,7 +545,13 @@ std::shared_ptr<agent::RemoteAgentLink> ServerApp::remoteLink(const AgentId& id)
   std::lock_guard lock(remote_mutex_);
   auto& link = remote_links_[id];
   if (!link) {
-    link = std::make_shared<agent::RemoteAgentLink>();
+    // The agent reports where its sessions listen; the proxy connects only inside the networks
+    // the installation registered for it (read at each report, so a change applies at once).
+    auto check = [this, id](std::string_view upstream) -> Result<void> {
+      KASM_ASSIGN_OR_RETURN(auto a, repo_->get<Agent>(id.str()));
+      return agent::checkUpstream(upstream, {a.value.publish_networks, config_.allow_loopback_upstreams});
+    };
+    link = std::make_shared<agent::RemoteAgentLink>(std::chrono::minutes(5), std::move(check));
     manager_->attachAgentLink(id, link);
   }
   return link;
@@ -602,8 +609,9 @@ net::HttpResponse ServerApp::agentApi(const net::HttpRequest& req) {
   auto link = remoteLink(*id);
   if (verb == "poll") {
     auto command = link->nextCommand(std::chrono::seconds(25));
-    if (!command) return net::HttpResponse::text(204, "");
-    boost::json::object o{{"id", command->id}, {"command", command->json}};
+    if (!command.ok()) return error(command.error());  // 429: this agent already holds its polls.
+    if (!*command) return net::HttpResponse::text(204, "");
+    boost::json::object o{{"id", (*command)->id}, {"command", (*command)->json}};
     return net::HttpResponse::json(200, boost::json::serialize(o));
   }
   if (verb == "result") {

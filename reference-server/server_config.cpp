@@ -21,18 +21,48 @@ Result<std::uint16_t> parsePort(std::string_view s, std::string_view what) {
   return static_cast<std::uint16_t>(v);
 }
 
+std::vector<std::string> commaList(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    auto end = s.find(',', start);
+    std::string item = s.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    if (!item.empty()) out.push_back(item);
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
+// An origin is scheme://host[:port]: nothing after it, so it compares exactly with what browsers send.
+Result<std::string> parseOrigin(std::string v, std::string_view what) {
+  while (v.ends_with("/")) v.pop_back();
+  const auto scheme = v.find("://");
+  if (!(v.starts_with("https://") || v.starts_with("http://")) || v.size() <= scheme + 3 ||
+      v.find_first_of("/?# ", scheme + 3) != std::string::npos) {
+    return invalidArgument(std::string(what) + ": '" + v + "' is not an origin (https://host[:port])");
+  }
+  return v;
+}
+
 }  // namespace
 
 std::string usage() {
   return "usage: kasm-server [--data-dir DIR] [--database postgresql://...] [--listen ADDR] [--port N]\n"
          "                   [--http] [--no-local-agent] [--zone NAME] [--license-public-key PEM]\n"
-         "                   [--web-root DIR]\n"
+         "                   [--web-root DIR] [--session-origin URL] [--allowed-origin URL]...\n"
+         "                   [--frame-ancestor URL]... [--ops-access loopback|token|open] "
+         "[--allow-loopback-upstreams]\n"
          "       kasm-server api-key create --name NAME [--data-dir DIR | --database URL]\n"
          "\n"
          "With no options: SQLite in ./kasm-data, the local Docker socket, HTTPS on 127.0.0.1:8443.\n"
          "Environment: KASM_DATA_DIR, KASM_DATABASE_URL, KASM_LISTEN, KASM_PORT, KASM_HTTP=1,\n"
          "KASM_ADMIN_PASSWORD (the first admin's password instead of a generated one), KASM_LICENSE_PUBLIC_KEY,\n"
-         "KASM_WEB_ROOT, DOCKER_HOST.\n";
+         "KASM_WEB_ROOT, KASM_SESSION_ORIGIN, KASM_ALLOWED_ORIGINS and KASM_FRAME_ANCESTORS (comma-separated),\n"
+         "KASM_OPS_ACCESS, KASM_OPS_TOKEN (a bearer token that may read /metrics from anywhere),\n"
+         "KASM_ALLOW_LOOPBACK_UPSTREAMS=1, DOCKER_HOST.\n";
 }
 
 Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
@@ -46,6 +76,12 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
   if (auto v = env("KASM_HTTP")) c.plain_http = *v == "1" || *v == "true";
   if (auto v = env("KASM_LICENSE_PUBLIC_KEY")) c.license_public_key_file = *v;
   if (auto v = env("KASM_WEB_ROOT")) c.web_root = *v;
+  if (auto v = env("KASM_SESSION_ORIGIN")) c.session_origin = *v;
+  if (auto v = env("KASM_ALLOWED_ORIGINS")) c.allowed_origins = commaList(*v);
+  if (auto v = env("KASM_FRAME_ANCESTORS")) c.frame_ancestors = commaList(*v);
+  if (auto v = env("KASM_OPS_ACCESS")) c.ops_access = *v;
+  if (auto v = env("KASM_OPS_TOKEN")) c.ops_token = *v;
+  if (auto v = env("KASM_ALLOW_LOOPBACK_UPSTREAMS")) c.allow_loopback_upstreams = *v == "1" || *v == "true";
 
   std::size_t i = 0;
   if (args.size() >= 2 && args[0] == "api-key" && args[1] == "create") {
@@ -78,6 +114,18 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
       KASM_ASSIGN_OR_RETURN(c.license_public_key_file, value(a));
     } else if (a == "--web-root") {
       KASM_ASSIGN_OR_RETURN(c.web_root, value(a));
+    } else if (a == "--session-origin") {
+      KASM_ASSIGN_OR_RETURN(c.session_origin, value(a));
+    } else if (a == "--allowed-origin") {
+      KASM_ASSIGN_OR_RETURN(std::string o, value(a));
+      c.allowed_origins.push_back(o);
+    } else if (a == "--frame-ancestor") {
+      KASM_ASSIGN_OR_RETURN(std::string o, value(a));
+      c.frame_ancestors.push_back(o);
+    } else if (a == "--ops-access") {
+      KASM_ASSIGN_OR_RETURN(c.ops_access, value(a));
+    } else if (a == "--allow-loopback-upstreams") {
+      c.allow_loopback_upstreams = true;
     } else if (a == "--name" && c.command == "api-key-create") {
       KASM_ASSIGN_OR_RETURN(c.api_key_name, value(a));
     } else {
@@ -86,6 +134,21 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
   }
   if (c.command == "api-key-create" && c.api_key_name.empty())
     return invalidArgument("api-key create needs --name NAME");
+  if (!c.session_origin.empty()) {
+    KASM_ASSIGN_OR_RETURN(c.session_origin, parseOrigin(c.session_origin, "session origin"));
+  }
+  for (auto& o : c.allowed_origins) {
+    KASM_ASSIGN_OR_RETURN(o, parseOrigin(o, "allowed origin"));
+  }
+  for (auto& o : c.frame_ancestors) {
+    KASM_ASSIGN_OR_RETURN(o, parseOrigin(o, "frame ancestor"));
+  }
+  if (c.ops_access != "loopback" && c.ops_access != "open" && c.ops_access != "token") {
+    return invalidArgument("--ops-access must be loopback, token or open, not '" + c.ops_access + "'");
+  }
+  if (c.ops_access == "token" && c.ops_token.empty()) {
+    return invalidArgument("--ops-access token needs KASM_OPS_TOKEN");
+  }
   if (!c.database_url.empty() && c.database_url.rfind("postgres", 0) != 0) {
     return invalidArgument("--database must be a postgresql:// URL");
   }

@@ -30,6 +30,28 @@ struct ServerConfig {
   // Directory of the web application's built assets (KASM_WEB_ROOT, --web-root).
   std::string web_root;
 
+  // ---- isolation and exposure (docs/operations.md) ----
+  // A separate origin for session content ("https://sessions.example.com:8443"; KASM_SESSION_ORIGIN,
+  // --session-origin): the APIs hand out session URLs there, so a session's pages never run on the
+  // control plane's origin. The name must reach this server; the control plane's own origin must
+  // then be in allowed_origins for its pages to open desktops' WebSockets.
+  std::string session_origin;
+  // Origins besides the server's own whose pages may open session WebSockets
+  // (KASM_ALLOWED_ORIGINS, comma-separated; --allowed-origin, repeatable).
+  std::vector<std::string> allowed_origins;
+  // Portal origins that may frame the control plane's pages, e.g. the session viewer
+  // (KASM_FRAME_ANCESTORS, comma-separated; --frame-ancestor, repeatable). Default: none.
+  std::vector<std::string> frame_ancestors;
+  // Who sees /metrics and /readyz's details (KASM_OPS_ACCESS, --ops-access): "loopback" (default;
+  // clients on 127.0.0.1/::1, or bearing the ops token), "token" (only requests bearing the ops
+  // token, "Authorization: Bearer TOKEN", from KASM_OPS_TOKEN) or "open".
+  std::string ops_access = "loopback";
+  std::string ops_token;
+  // Remote agents may report loopback upstreams (inside their publish_networks), for an agent on
+  // the server's own host or tests on one machine (KASM_ALLOW_LOOPBACK_UPSTREAMS=1,
+  // --allow-loopback-upstreams). The in-process agent needs no such permission.
+  bool allow_loopback_upstreams = false;
+
   // Subcommand "api-key create".
   std::string command;  // "" (serve) or "api-key-create"
   std::string api_key_name;

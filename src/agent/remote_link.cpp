@@ -88,27 +88,37 @@ std::string sessionCommand(std::string_view op, const SessionId& session) {
 
 // ---- manager side -------------------------------------------------------------------------------
 
-RemoteAgentLink::RemoteAgentLink(Duration call_timeout) : call_timeout_(call_timeout) {}
+RemoteAgentLink::RemoteAgentLink(Duration call_timeout, UpstreamCheck check_upstream)
+    : call_timeout_(call_timeout), check_upstream_(std::move(check_upstream)) {}
 
 RemoteAgentLink::~RemoteAgentLink() {
   close("the link is gone");
 }
 
-std::optional<AgentCommand> RemoteAgentLink::nextCommand(Duration wait) {
+Result<std::optional<AgentCommand>> RemoteAgentLink::nextCommand(Duration wait) {
   std::unique_lock lock(mutex_);
   last_poll_ = std::chrono::steady_clock::now();
+  if (waiting_polls_ >= kMaxWaitingPolls) {
+    return resourceExhausted("this agent already has " + std::to_string(waiting_polls_) +
+                             " polls waiting; poll one at a time");
+  }
+  ++waiting_polls_;
+  struct Waiting {
+    std::size_t& n;
+    ~Waiting() { --n; }
+  } waiting{waiting_polls_};
   const auto deadline = std::chrono::steady_clock::now() + wait;
   for (;;) {
     while (!queue_.empty()) {
       AgentCommand c = std::move(queue_.front());
       queue_.pop_front();
       auto it = pending_.find(c.id);
-      if (it != pending_.end() && !it->second->abandoned) return c;
+      if (it != pending_.end() && !it->second->abandoned) return std::optional<AgentCommand>(std::move(c));
     }
-    if (closed_) return std::nullopt;
+    if (closed_) return std::optional<AgentCommand>();
     if (commands_ready_.wait_until(lock, deadline) == std::cv_status::timeout && queue_.empty()) {
       last_poll_ = std::chrono::steady_clock::now();
-      return std::nullopt;
+      return std::optional<AgentCommand>();
     }
   }
 }
@@ -177,6 +187,11 @@ Result<spi::ProvisionResult> RemoteAgentLink::provision(const spi::ProvisionRequ
   KASM_ASSIGN_OR_RETURN(out.container_id, readString(o, "container_id"));
   KASM_ASSIGN_OR_RETURN(out.container_name, readString(o, "container_name"));
   KASM_ASSIGN_OR_RETURN(out.upstream, readString(o, "upstream"));
+  // The proxy will connect wherever this points: the agent's word is not enough. The container
+  // stays behind on a refusal; the failed session makes reconciliation remove it.
+  auto allowed = check_upstream_ ? check_upstream_(out.upstream)
+                                 : permissionDenied("no upstream policy is set for this remote agent");
+  if (!allowed.ok()) return allowed.error().withContext("remote agent's session " + r.session_id.str());
   return out;
 }
 

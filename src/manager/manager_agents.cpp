@@ -61,9 +61,42 @@ Result<std::string> Manager::rotateAgentToken(const AgentId& id) {
   return token;
 }
 
+namespace {
+// What one agent may report. An agent is trusted to run containers, not to size the installation:
+// a host claiming a thousand terabytes would draw every session to itself (and overflow sums over
+// agents), and an unbounded image list would grow every copy of its record.
+constexpr std::int64_t kMaxReportedMillicores = 4096 * 1000;         // 4096 cores.
+constexpr std::int64_t kMaxReportedMemory = std::int64_t{64} << 40;  // 64 TiB.
+constexpr std::int32_t kMaxReportedGpus = 64;
+constexpr std::size_t kMaxReportedImages = 4096;
+constexpr std::size_t kMaxImageReference = 512;
+constexpr std::size_t kMaxAgentVersion = 128;
+
+Result<void> checkReportBounds(const AgentCheckIn& report) {
+  const auto& r = report.reported;
+  if (r.millicores > kMaxReportedMillicores || r.memory_bytes > kMaxReportedMemory || r.gpus > kMaxReportedGpus) {
+    return invalidArgument(
+        "checkin.reported is beyond what one host can have (at most " + std::to_string(kMaxReportedMillicores / 1000) +
+        " cores, " + std::to_string(kMaxReportedMemory >> 40) + " TiB, " + std::to_string(kMaxReportedGpus) + " GPUs)");
+  }
+  if (report.memory_used_bytes > kMaxReportedMemory) return invalidArgument("checkin.memory_used_bytes is too large");
+  if (report.images.size() > kMaxReportedImages) {
+    return invalidArgument("checkin.images lists more than " + std::to_string(kMaxReportedImages) + " images");
+  }
+  for (const auto& i : report.images) {
+    if (i.empty() || i.size() > kMaxImageReference) {
+      return invalidArgument("checkin.images holds an empty or over-long reference");
+    }
+  }
+  if (report.agent_version.size() > kMaxAgentVersion) return invalidArgument("checkin.agent_version is too long");
+  return {};
+}
+}  // namespace
+
 Result<Agent> Manager::checkIn(const AgentCheckIn& report) {
   auto& im = *impl_;
   KASM_RETURN_IF_ERROR(report.reported.validate("checkin.reported"));
+  KASM_RETURN_IF_ERROR(checkReportBounds(report));
   if (report.cpu_utilization < 0 || report.cpu_utilization > 1.0) {
     return invalidArgument("checkin.cpu_utilization must be between 0 and 1");
   }

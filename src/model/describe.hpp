@@ -107,6 +107,7 @@ void describe(Agent& a, V& v) {
   v("memory_used_bytes", a.memory_used_bytes);
   v("images", a.images);
   v("api_address", a.api_address);
+  v("publish_networks", a.publish_networks);
   v("token_hash", a.token_hash);
   v("agent_version", a.agent_version);
   v("registered_at", a.registered_at);

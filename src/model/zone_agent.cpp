@@ -1,5 +1,6 @@
 #include <algorithm>
 
+#include "kasm/agent/upstream_policy.hpp"
 #include "kasm/model/agent.hpp"
 #include "kasm/model/zone.hpp"
 #include "model/validation.hpp"
@@ -46,6 +47,10 @@ Result<void> Agent::validate() const {
   for (const auto& [k, v] : labels) {
     KASM_RETURN_IF_ERROR(detail::requireLabelKey(k, "agent.labels"));
     KASM_RETURN_IF_ERROR(detail::requireText(v, "agent.labels." + k, 1024));
+  }
+  if (publish_networks.size() > 64) return invalidArgument("agent.publish_networks holds at most 64 networks");
+  for (const auto& n : publish_networks) {
+    if (auto valid = agent::validateNetwork(n); !valid.ok()) return valid.error().withContext("agent.publish_networks");
   }
   if (kind == AgentKind::kAutoscaled && !autoscale_config_id) {
     return invalidArgument("agent.autoscale_config_id is required for an autoscaled agent");

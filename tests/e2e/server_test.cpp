@@ -187,7 +187,8 @@ class ServerProcess : public testing::DockerTest, public ::testing::WithParamInt
     ASSERT_EQ(::pipe(out), 0);
     std::vector<std::string> args{KASM_SERVER_BINARY};
     for (const auto& a : storeArgs()) args.push_back(a);
-    for (const char* a : {"--http", "--port", "0"}) args.emplace_back(a);
+    // The remote agent of ARemoteKasmAgentTakesSessions publishes on this host's loopback.
+    for (const char* a : {"--http", "--port", "0", "--allow-loopback-upstreams"}) args.emplace_back(a);
     pid_ = spawn(args, out, {{"KASM_ADMIN_PASSWORD", "e2e-admin-password"}});
     ASSERT_GE(pid_, 0);
     ::close(out[1]);
@@ -364,8 +365,11 @@ TEST_P(ServerProcess, ARemoteKasmAgentTakesSessions) {
   const std::string zone_id(agents["items"].as_array()[0].as_object()["zone_id"].as_string());
   ASSERT_EQ(httpRequest(port_, "PATCH", "/api/v1/agents/" + local_id, R"({"draining":true})", auth).status, 200);
 
-  auto reg = httpRequest(port_, "POST", "/api/v1/agents",
-                         json::serialize(json::object{{"hostname", "remote-e2e"}, {"zone_id", zone_id}}), auth);
+  auto reg = httpRequest(
+      port_, "POST", "/api/v1/agents",
+      json::serialize(json::object{
+          {"hostname", "remote-e2e"}, {"zone_id", zone_id}, {"publish_networks", json::array{"127.0.0.1"}}}),
+      auth);
   ASSERT_EQ(reg.status, 201) << reg.body;
   auto regj = json::parse(reg.body).as_object();
   const std::string remote_id(regj["agent"].as_object()["id"].as_string());

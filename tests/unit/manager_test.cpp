@@ -189,6 +189,32 @@ TEST_F(ManagerTest, UnknownIdsAreNotFoundAndChangeNothing) {
   EXPECT_EQ(storedAgent("a1").reported, Resources::fromCores(8, 8 * kGiB));
 }
 
+// An agent reports its host; it cannot claim the installation. Reports beyond any one host are
+// refused and leave the stored agent as it was.
+TEST_F(ManagerTest, ACheckInBeyondWhatAHostCanHaveIsRefused) {
+  auto report = [&] {
+    AgentCheckIn c;
+    c.agent_id = AgentId("a1");
+    c.token = tokens_["a1"];
+    c.reported = Resources::fromCores(8, 8 * kGiB);
+    return c;
+  };
+  std::vector<AgentCheckIn> bad(6, report());
+  bad[0].reported.millicores = std::int64_t{1} << 40;
+  bad[1].reported.memory_bytes = std::int64_t{1} << 60;
+  bad[2].reported.gpus = 100000;
+  bad[3].images.assign(100000, "img:1");
+  bad[4].images = {std::string(4096, 'x')};
+  bad[5].agent_version = std::string(10000, 'v');
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    EXPECT_EQ(manager_->checkIn(bad[i]).error().code(), ErrorCode::kInvalidArgument) << "report " << i;
+  }
+  EXPECT_EQ(storedAgent("a1").reported, Resources::fromCores(8, 8 * kGiB));
+  auto big = report();
+  big.reported = Resources::fromCores(256, 2048 * kGiB, 8);  // A large but real host.
+  EXPECT_TRUE(manager_->checkIn(big).ok());
+}
+
 TEST_F(ManagerTest, KeepaliveExtendsAndExpiryAppliesTheGroupAction) {
   auto s = request("alice");
   advance(std::chrono::minutes(8));

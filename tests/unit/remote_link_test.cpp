@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "fake_agent_link.hpp"
+#include "kasm/agent/upstream_policy.hpp"
 
 namespace kasm::agent {
 namespace {
@@ -20,7 +21,7 @@ class AgentLoop {
     thread_ = std::thread([&link, &local, this] {
       while (!stop_.load()) {
         auto c = link.nextCommand(std::chrono::milliseconds(20));
-        if (c) (void)link.complete(c->id, executeCommand(local, c->json));
+        if (c.ok() && *c) (void)link.complete((*c)->id, executeCommand(local, (*c)->json));
       }
     });
   }
@@ -34,8 +35,13 @@ class AgentLoop {
   std::thread thread_;
 };
 
+// The fake agent publishes on loopback, as an agent on the server's own host would.
+Result<void> loopbackAllowed(std::string_view upstream) {
+  return checkUpstream(upstream, {{"127.0.0.0/8"}, /*allow_loopback=*/true});
+}
+
 TEST(RemoteAgentLink, EveryCallRoundTripsThroughTheJsonProtocol) {
-  RemoteAgentLink link(std::chrono::seconds(5));
+  RemoteAgentLink link(std::chrono::seconds(5), loopbackAllowed);
   testing::FakeAgentLink fake;
   AgentLoop loop(link, fake);
 
@@ -78,7 +84,8 @@ TEST(RemoteAgentLink, ASilentAgentTimesOutAndLateAnswersAreRefused) {
   auto r = link.destroy(SessionId("s1"));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
-  EXPECT_FALSE(link.nextCommand(std::chrono::milliseconds(1)).has_value()) << "an abandoned command is not sent";
+  EXPECT_FALSE(link.nextCommand(std::chrono::milliseconds(1)).value().has_value())
+      << "an abandoned command is not sent";
   EXPECT_EQ(link.complete(1, R"({"ok":true,"value":null})").error().code(), ErrorCode::kNotFound);
   link.close("agent replaced");
   auto closed = link.destroy(SessionId("s1"));
@@ -97,13 +104,105 @@ TEST(RemoteAgentLink, MalformedCommandsAndResultsAreErrorsNotCrashes) {
   RemoteAgentLink link(std::chrono::seconds(5));
   std::thread agent([&] {
     auto c = link.nextCommand(std::chrono::seconds(5));
-    ASSERT_TRUE(c.has_value());
-    (void)link.complete(c->id, "not json");
+    ASSERT_TRUE(c.ok() && c->has_value());
+    (void)link.complete((*c)->id, "not json");
   });
   auto r = link.sessions();
   agent.join();
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kInternal);
+}
+
+// An agent answers a provision with an upstream of its choosing; only one inside the networks
+// the installation allows it is taken, and the server's loopback and link-local (metadata)
+// addresses never are unless allowed.
+TEST(RemoteAgentLink, TakesOnlyUpstreamsTheInstallationAllowsTheAgent) {
+  std::string reported;
+  RemoteAgentLink link(std::chrono::seconds(5), [](std::string_view upstream) {
+    return checkUpstream(upstream, {{"10.20.0.0/16"}, /*allow_loopback=*/false});
+  });
+  std::atomic<bool> stop{false};
+  std::thread agent([&] {
+    while (!stop.load()) {
+      auto c = link.nextCommand(std::chrono::milliseconds(20));
+      if (!c.ok() || !*c) continue;
+      const std::string value = R"({"container_id":"c1","container_name":"kasm-s1","upstream":")" + reported + "\"}";
+      (void)link.complete((*c)->id, R"({"ok":true,"value":)" + value + "}");
+    }
+  });
+  spi::ProvisionRequest req;
+  req.session_id = SessionId("s1");
+  req.user_id = UserId("u1");
+  req.workspace.id = WorkspaceId("w1");
+  req.workspace.image = "img:1";
+  for (const char* bad : {"169.254.169.254:80", "127.0.0.1:8443", "[::1]:8443", "0.0.0.0:22", "[fe80::1]:80",
+                          "[::ffff:169.254.169.254]:80", "10.30.0.5:5901", "metadata.google.internal:80"}) {
+    reported = bad;
+    auto p = link.provision(req);
+    ASSERT_FALSE(p.ok()) << bad << " was taken";
+    EXPECT_EQ(p.error().code(), ErrorCode::kPermissionDenied) << bad << ": " << p.error().toString();
+  }
+  reported = "10.20.3.4:32768";
+  auto p = link.provision(req);
+  ASSERT_TRUE(p.ok()) << p.error().toString();
+  EXPECT_EQ(p->upstream, "10.20.3.4:32768");
+  stop.store(true);
+  agent.join();
+
+  // A link without a policy takes none.
+  RemoteAgentLink bare(std::chrono::milliseconds(200));
+  testing::FakeAgentLink fake;
+  AgentLoop loop(bare, fake);
+  auto refused = bare.provision(req);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kPermissionDenied);
+}
+
+TEST(RemoteAgentLink, OneAgentHoldsAtMostAFewWaitingPolls) {
+  RemoteAgentLink link(std::chrono::seconds(5));
+  std::vector<std::thread> polls;
+  std::atomic<int> refused{0}, waited{0};
+  for (std::size_t i = 0; i < RemoteAgentLink::kMaxWaitingPolls + 3; ++i) {
+    polls.emplace_back([&] {
+      auto c = link.nextCommand(std::chrono::milliseconds(1500));
+      if (c.ok()) {
+        ++waited;
+      } else {
+        EXPECT_EQ(c.error().code(), ErrorCode::kResourceExhausted);
+        ++refused;
+      }
+    });
+  }
+  for (auto& t : polls) t.join();
+  EXPECT_EQ(waited.load(), static_cast<int>(RemoteAgentLink::kMaxWaitingPolls));
+  EXPECT_EQ(refused.load(), 3);
+  EXPECT_TRUE(link.nextCommand(std::chrono::milliseconds(1)).ok()) << "slots free up when polls end";
+}
+
+TEST(UpstreamPolicy, ParsesNetworksOfBothFamilies) {
+  for (const char* good : {"10.1.2.3", "10.1.0.0/16", "0.0.0.0/0", "fd00::/8", "2001:db8::1", "::ffff:10.0.0.0/104"}) {
+    EXPECT_TRUE(validateNetwork(good).ok()) << good;
+  }
+  for (const char* bad :
+       {"", "10.1.2", "10.1.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/-1", "host.example", "10.0.0.0/8/9"}) {
+    EXPECT_EQ(validateNetwork(bad).error().code(), ErrorCode::kInvalidArgument) << bad;
+  }
+  const UpstreamPolicy v6{{"fd00::/8"}, false};
+  EXPECT_TRUE(checkUpstream("[fd00::5]:80", v6).ok());
+  EXPECT_FALSE(checkUpstream("[fe00::5]:80", v6).ok());
+  EXPECT_EQ(checkUpstream("10.0.0.1", v6).error().code(), ErrorCode::kInvalidArgument) << "no port";
+  EXPECT_EQ(checkUpstream("10.0.0.1:0", v6).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(checkUpstream("[fd00::5:80", v6).error().code(), ErrorCode::kInvalidArgument);
+  // Even the widest network leaves out what no agent may name.
+  const UpstreamPolicy all{{"0.0.0.0/0", "::/0"}, false};
+  EXPECT_TRUE(checkUpstream("192.168.1.9:5901", all).ok());
+  EXPECT_FALSE(checkUpstream("127.0.0.2:5901", all).ok());
+  EXPECT_FALSE(checkUpstream("169.254.0.1:80", all).ok());
+  EXPECT_FALSE(checkUpstream("[fe80::1]:80", all).ok());
+  EXPECT_FALSE(checkUpstream("224.0.0.1:80", all).ok());
+  EXPECT_FALSE(checkUpstream("255.255.255.255:80", all).ok());
+  EXPECT_FALSE(checkUpstream("[::]:80", all).ok());
+  EXPECT_TRUE(checkUpstream("127.0.0.2:5901", {{"127.0.0.0/8"}, true}).ok()) << "loopback when allowed";
 }
 
 }  // namespace

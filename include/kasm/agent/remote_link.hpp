@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -31,13 +32,23 @@ struct AgentCommand {
 // as for any unreachable agent). Thread-safe.
 class RemoteAgentLink final : public spi::AgentLink {
  public:
-  explicit RemoteAgentLink(Duration call_timeout = std::chrono::minutes(5));
+  // Decides whether an upstream the agent reports for a session may be used (typically
+  // checkUpstream() against the agent's publish_networks, kasm/agent/upstream_policy.hpp).
+  using UpstreamCheck = std::function<Result<void>(std::string_view upstream)>;
+  // Long polls one agent may have waiting at once (an agent polls one at a time; a restart
+  // overlaps two). More would let one agent hold the server's poll threads and starve the others
+  // into being declared dead.
+  static constexpr std::size_t kMaxWaitingPolls = 2;
+
+  // Without `check_upstream`, every reported upstream is refused: a remote agent never chooses
+  // where the proxy connects on its own say-so.
+  explicit RemoteAgentLink(Duration call_timeout = std::chrono::minutes(5), UpstreamCheck check_upstream = {});
   ~RemoteAgentLink() override;
 
   // ---- for the server's agent endpoints ----
   // The next command, waiting up to `wait` (nullopt when none came). Commands whose caller gave
-  // up meanwhile are skipped.
-  std::optional<AgentCommand> nextCommand(Duration wait);
+  // up meanwhile are skipped. ResourceExhausted at once when kMaxWaitingPolls calls already wait.
+  Result<std::optional<AgentCommand>> nextCommand(Duration wait);
   // Delivers the agent's answer to command `id` (the JSON executeCommand() returned). NotFound
   // when no call waits for it (timed out, or a replayed id).
   Result<void> complete(std::uint64_t id, std::string result_json);
@@ -67,6 +78,8 @@ class RemoteAgentLink final : public spi::AgentLink {
     bool abandoned = false;
   };
   Duration call_timeout_;
+  UpstreamCheck check_upstream_;
+  std::size_t waiting_polls_ = 0;
   mutable std::mutex mutex_;
   std::condition_variable commands_ready_;
   std::condition_variable results_ready_;

@@ -61,7 +61,12 @@ struct Agent {
   std::vector<std::string> images;     // Image references present on the host.
 
   std::string api_address;  // Where a remote agent's API answers, "host:port"; empty = in-process.
-  std::string token_hash;   // Hash of the agent's registration token; never the token itself.
+  // Where a remote agent may publish session ports: IP addresses or CIDR networks ("10.1.2.3",
+  // "10.1.0.0/16"). A session upstream the agent reports outside them is refused (see
+  // kasm/agent/upstream_policy.hpp); empty refuses every one. Set by the installation when it
+  // registers the agent, never by the agent.
+  std::vector<std::string> publish_networks;
+  std::string token_hash;  // Hash of the agent's registration token; never the token itself.
   std::string agent_version;
   TimePoint registered_at;
   std::optional<TimePoint> last_checkin;
