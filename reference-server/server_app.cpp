@@ -192,9 +192,13 @@ Result<void> ServerApp::bootstrap(const std::string& key) {
     return start_pool_ && start_pool_->post(std::move(task)).ok();
   };
   auto revoked = [this](const UserId& user) { revokeUserAccess(user); };
+  // With a session origin, session URLs point there: their pages never share this origin.
+  const std::string session_prefix =
+      config_.session_origin.empty() ? "/desktop/" : config_.session_origin + "/desktop/";
   api::DeveloperApiOptions developer_options;
   developer_options.background = background;
   developer_options.on_access_revoked = revoked;
+  developer_options.session_path_prefix = session_prefix;
   developer_api_ =
       std::make_unique<api::DeveloperApi>(*manager_, *store_, clock_, *signer_, developer_options);
   // Login cookies get a key of their own, derived from the shared one, so no token of one kind
@@ -205,6 +209,7 @@ Result<void> ServerApp::bootstrap(const std::string& key) {
   api::RestApiOptions rest_options;
   rest_options.background = background;
   rest_options.on_access_revoked = revoked;
+  rest_options.session_path_prefix = session_prefix;
   rest_api_ = std::make_unique<api::RestApi>(*manager_, *store_, clock_, *signer_, *web_signer_, rest_options);
   return {};
 }
@@ -315,6 +320,7 @@ Result<void> ServerApp::start() {
       logLine("web_ui_disabled", web.error().message() + " (build it with scripts/build-web.sh)");
     }
   }
+  csp_ = controlPlanePolicy();
   pool_ = std::make_unique<net::BlockingPool>(static_cast<std::size_t>(config_.handler_threads));
   start_pool_ = std::make_unique<net::BlockingPool>(16, 1000);
   agent_pool_ = std::make_unique<net::BlockingPool>(64, 256);
@@ -323,6 +329,17 @@ Result<void> ServerApp::start() {
   popts.authorize_quick = [this](const net::ProxyAuthRequest& r) { return authorizeProxyQuick(r); };
   popts.on_activity = [this](const SessionId& s, const UserId&) { (void)manager_->recordActivity(s); };
   popts.blocking_pool = pool_.get();
+  popts.allowed_origins = config_.allowed_origins;
+  // Session pages may be framed by the viewer page, which portals may frame in turn.
+  std::string ancestors = " 'self'";
+  for (const auto& o : config_.allowed_origins) ancestors += " " + o;
+  for (const auto& o : config_.frame_ancestors) ancestors += " " + o;
+  popts.content_security_policy =
+      std::string(net::kSandboxedContentPolicy.substr(0, net::kSandboxedContentPolicy.find("; frame-ancestors"))) +
+      "; frame-ancestors" + ancestors;
+  // A desktop nobody touched and nothing changed on for an hour: noVNC reconnects when its user
+  // returns, and an abandoned tab stops holding sockets.
+  popts.tunnel_idle_timeout = std::chrono::hours(1);
   KASM_ASSIGN_OR_RETURN(proxy_, net::SessionProxy::create(std::move(popts)));
 
   net::HttpServerOptions hopts;
@@ -631,10 +648,17 @@ net::HttpResponse ServerApp::dispatch(const net::HttpRequest& req) {
     if (req.path == "/healthz") return net::HttpResponse::text(200, "ok\n");
     if (req.path == "/readyz") {
       auto ping = store_->ping();
-      return ping.ok() ? net::HttpResponse::text(200, "ready\n")
-                       : net::HttpResponse::text(503, "store unavailable: " + ping.error().message() + "\n");
+      if (ping.ok()) return net::HttpResponse::text(200, "ready\n");
+      // The store's message may name hosts and databases: only for those allowed operations data.
+      return net::HttpResponse::text(
+          503, opsAllowed(req) ? "store unavailable: " + ping.error().message() + "\n" : "not ready\n");
     }
-    if (req.path == "/metrics" && req.method == "GET") return metrics();
+    if (req.path == "/metrics" && req.method == "GET") {
+      if (!opsAllowed(req)) {
+        return net::HttpResponse::text(403, "metrics are served to loopback clients or with the ops token\n");
+      }
+      return metrics();
+    }
     if (req.path == "/api/openapi.json" && req.method == "GET") {
       return net::HttpResponse::json(200, rest_api_->openApiDocument());
     }
@@ -652,6 +676,45 @@ net::HttpResponse ServerApp::dispatch(const net::HttpRequest& req) {
     }
     return net::HttpResponse::json(404, R"({"error_message":"not found"})");
   }
+}
+
+bool ServerApp::opsAllowed(const net::HttpRequest& req) const {
+  if (config_.ops_access == "open") return true;
+  if (!config_.ops_token.empty()) {
+    if (auto a = req.headers.find("authorization");
+        a && a->starts_with("Bearer ") && auth::constantTimeEquals(a->substr(7), config_.ops_token)) {
+      return true;
+    }
+  }
+  if (config_.ops_access == "token") return false;
+  return req.remote_address == "127.0.0.1" || req.remote_address == "::1" ||
+         req.remote_address.starts_with("::ffff:127.");
+}
+
+// The control plane's pages run only this server's scripts, connect only here (and to the session
+// origin), and are framed by nobody but the portals the installation names: an injected script or
+// a hostile frame gets nothing to work with.
+std::string ServerApp::controlPlanePolicy() const {
+  std::string sessions = config_.session_origin.empty() ? "" : " " + config_.session_origin;
+  std::string session_ws;
+  if (!config_.session_origin.empty()) {
+    session_ws = " " + std::string(config_.session_origin.starts_with("https://") ? "wss://" : "ws://") +
+                 config_.session_origin.substr(config_.session_origin.find("://") + 3);
+  }
+  std::string ancestors;
+  for (const auto& o : config_.frame_ancestors) ancestors += " " + o;
+  return "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+         "connect-src 'self'" +
+         sessions + session_ws + "; frame-src 'self'" + sessions +
+         "; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors" +
+         (ancestors.empty() ? " 'none'" : ancestors);
+}
+
+void ServerApp::addControlPlaneHeaders(net::HttpResponse& res) const {
+  if (!res.headers.contains("Content-Security-Policy")) res.headers.set("Content-Security-Policy", csp_);
+  res.headers.set("X-Content-Type-Options", "nosniff");
+  res.headers.set("Referrer-Policy", "same-origin");
+  if (config_.frame_ancestors.empty()) res.headers.set("X-Frame-Options", "DENY");
 }
 
 // Times every request from the handler call to its response, by route class, and counts session
@@ -677,6 +740,7 @@ net::HttpHandler ServerApp::routes() {
         req.method == "POST" && (req.path == "/api/v1/sessions" || req.path == "/api/public/request_kasm");
     const auto began = std::chrono::steady_clock::now();
     net::HttpResponse res = dispatch(req);
+    addControlPlaneHeaders(res);
     latency_[route].observe(std::chrono::steady_clock::now() - began);
     if (start) (res.status < 300 ? session_starts_ok_ : session_starts_refused_).fetch_add(1);
     respond(std::move(res));

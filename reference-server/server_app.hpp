@@ -64,6 +64,11 @@ class ServerApp {
   net::HttpResponse agentApi(const net::HttpRequest& req);
   std::shared_ptr<agent::RemoteAgentLink> remoteLink(const AgentId& id);
   net::HttpResponse metrics();
+  // Whether a request may see /metrics and /readyz's details (ServerConfig::ops_access).
+  bool opsAllowed(const net::HttpRequest& req) const;
+  // Content-Security-Policy (frame-ancestors from the configuration) and friends.
+  std::string controlPlanePolicy() const;
+  void addControlPlaneHeaders(net::HttpResponse& res) const;
   net::HttpResponse rest(const net::HttpRequest& req);
   Result<net::ProxyTarget> authorizeProxy(const net::ProxyAuthRequest& request);
   // The part of authorizeProxy that needs no store read: on the I/O thread, nullopt on a miss.
@@ -111,6 +116,7 @@ class ServerApp {
   std::array<LatencyHistogram, 4> latency_;
   std::atomic<std::uint64_t> session_starts_ok_{0}, session_starts_refused_{0};
   std::thread loop_;
+  std::string csp_;  // controlPlanePolicy(), built in start() before any request.
 };
 
 }  // namespace kasm::server
