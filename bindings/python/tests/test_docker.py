@@ -29,7 +29,7 @@ def test_session_launch_keepalive_and_destroy(docker_image: str) -> None:
             }
         )
         store.insert("user", {"id": "alice", "username": "alice"})
-        agent = m.add_docker_agent("local", agent_id=f"py-agent-{run}", probe_attempts=200)
+        agent = m.add_docker_agent("local", agent_id=f"py-agent-{run}", probe_attempts=600)
         assert agent["status"] == "ok" and agent["reported"]["millicores"] > 0
 
         session = m.request_session("alice", "busybox", environment={"KASM_PY_TEST": run})
