@@ -316,6 +316,12 @@ Result<void> ServerApp::start() {
     auto web = net::StaticFiles::open({.root = root});
     if (web.ok()) {
       web_.emplace(std::move(*web));
+      auto viewer = SessionViewer::load(root);
+      if (viewer.ok()) {
+        viewer_.emplace(std::move(*viewer));
+      } else {
+        logLine("session_viewer_disabled", viewer.error().message());
+      }
     } else {
       logLine("web_ui_disabled", web.error().message() + " (build it with scripts/build-web.sh)");
     }
@@ -330,6 +336,12 @@ Result<void> ServerApp::start() {
   popts.on_activity = [this](const SessionId& s, const UserId&) { (void)manager_->recordActivity(s); };
   popts.blocking_pool = pool_.get();
   popts.allowed_origins = config_.allowed_origins;
+  if (viewer_) {
+    // kasm_url of a desktop opens the viewer page, in a tab or a portal's frame.
+    popts.vnc_page = [this](const net::ProxyAuthRequest& r, const net::ProxyTarget&) -> std::optional<net::ProxyPage> {
+      return viewer_->render(r.session, r.token, manager_->vncPassword(r.session), config_.frame_ancestors);
+    };
+  }
   // Session pages may be framed by the viewer page, which portals may frame in turn.
   std::string ancestors = " 'self'";
   for (const auto& o : config_.allowed_origins) ancestors += " " + o;

@@ -23,6 +23,7 @@
 #include "kasm/store/repository.hpp"
 #include "latency_histogram.hpp"
 #include "server_config.hpp"
+#include "session_viewer.hpp"
 
 namespace kasm::agent {
 class LocalAgent;
@@ -88,6 +89,7 @@ class ServerApp {
   std::optional<auth::WebSessionSigner> web_signer_;
   std::unique_ptr<api::RestApi> rest_api_;
   std::optional<net::StaticFiles> web_;
+  std::optional<SessionViewer> viewer_;  // What kasm_url shows for a desktop.
   std::unique_ptr<spi::ContainerRuntime> runtime_;
   std::shared_ptr<agent::LocalAgent> local_agent_;
   AgentId local_agent_id_;

@@ -64,7 +64,13 @@ Awaitable<> writeSimple(Transport& stream, unsigned version, int status, std::st
   http::response<http::string_body> res{static_cast<http::status>(status), version};
   res.set(http::field::content_type, "text/plain; charset=utf-8");
   if (extra) {
-    for (const auto& [k, v] : extra->fields()) res.insert(k, v);
+    for (const auto& [k, v] : extra->fields()) {
+      if (equalsIgnoreCase(k, "Content-Type")) {
+        res.set(http::field::content_type, v);  // One Content-Type: the caller's replaces ours.
+      } else {
+        res.insert(k, v);
+      }
+    }
   }
   res.body() = std::move(body);
   res.keep_alive(keep_alive);

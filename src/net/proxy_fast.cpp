@@ -331,6 +331,13 @@ Awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext& clien
       route.split.from_query ? route.split.token : (!cookie_token.empty() ? cookie_token : bearer);
   ProxyAuthRequest auth{route.session, token, false, client.remote_address};
   auto target = co_await authorize(proxy, auth);
+  if (target.ok() && target->protocol == SessionProtocol::kVnc) {
+    if (auto page = vncPage(proxy, client, route, auth, *target, cookie_token)) {
+      const bool keep = keepAliveOf(head);
+      buffer.consume(head.head_bytes);
+      co_return co_await answerPage(proxy, client, version, keep, std::move(*page));
+    }
+  }
   if (!target.ok() || target->protocol == SessionProtocol::kVnc ||
       (target->protocol != SessionProtocol::kHttp && target->protocol != SessionProtocol::kHttps)) {
     refusal = !target.ok() ? authRefusal(target.error())

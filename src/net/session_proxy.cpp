@@ -257,6 +257,30 @@ void addTokenCookie(const SessionProxy::Impl& proxy, ClientContext& client, cons
                                        (client.transport.secure() ? "; Secure" : ""));
 }
 
+std::optional<ProxyPage> vncPage(const SessionProxy::Impl& proxy, ClientContext& client, const Route& route,
+                                 const ProxyAuthRequest& auth, const ProxyTarget& target,
+                                 std::string_view cookie_token) {
+  if (!proxy.options.vnc_page || !(route.rest.empty() || route.rest == "/")) return std::nullopt;
+  auto page = proxy.options.vnc_page(auth, target);
+  if (!page) return std::nullopt;
+  HttpHeaders cookie;
+  addTokenCookie(proxy, client, route, cookie_token, cookie);
+  for (const auto& f : cookie.fields()) page->headers.push_back(f);
+  return page;
+}
+
+Awaitable<bool> answerPage(SessionProxy::Impl& proxy, ClientContext& client, unsigned version, bool keep,
+                           ProxyPage page) {
+  (void)proxy;
+  keep = keep && !client.stopping.load();
+  client.transport.tcp().expires_after(std::chrono::seconds(5));
+  HttpHeaders extra;
+  extra.set("Content-Type", std::move(page.content_type));
+  for (auto& [k, v] : page.headers) extra.add(std::move(k), std::move(v));
+  co_await writeSimple(client.transport, version, page.status, std::move(page.body), keep, &extra);
+  co_return keep;
+}
+
 }  // namespace kasm::net::detail
 
 namespace kasm::net {

@@ -33,7 +33,9 @@ command -v node >/dev/null || skip "node is not installed"
 [ -x "$server" ] || { echo "browser test: kasm-server binary '$server' not found" >&2; exit 1; }
 [ -n "$web_dist" ] && [ -f "$web_dist/index.html" ] || { echo "browser test: no built web application (run scripts/build-web.sh)" >&2; exit 1; }
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+port="$(free_port)"
+portal_port="$(free_port)"
 tmp="$(mktemp -d /tmp/kasm-browser.XXXXXX)"
 password="browser-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 server_pid=""
@@ -53,7 +55,8 @@ trap cleanup EXIT INT TERM
 
 echo "browser test: starting $server on 127.0.0.1:$port (web root $web_dist)"
 KASM_ADMIN_PASSWORD="$password" KASM_WEB_ROOT="$web_dist" \
-  "$server" --http --port "$port" --data-dir "$tmp/data" >"$artifacts/server.log" 2>&1 &
+  "$server" --http --port "$port" --data-dir "$tmp/data" --frame-ancestor "http://127.0.0.1:$portal_port" \
+  >"$artifacts/server.log" 2>&1 &
 server_pid=$!
 
 base="http://127.0.0.1:$port"
@@ -81,3 +84,12 @@ fi
 KASM_URL="$base" KASM_PASSWORD="$password" KASM_USERNAME="admin@kasm.local" KASM_ARTIFACTS_DIR="$artifacts" \
   KASM_WEB_DIR="$repo/web" KASM_CHROMIUM="$chromium" \
   timeout 600 node "$here/web_flow.test.mjs"
+
+# The integrator's path: a key made by the CLI beside the running server (same database), then a
+# portal on another origin that frames the kasm_url request_kasm returns.
+key_json="$("$server" api-key create --name browser-portal --data-dir "$tmp/data")"
+api_key="$(printf '%s' "$key_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')"
+api_secret="$(printf '%s' "$key_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key_secret"])')"
+KASM_URL="$base" KASM_API_KEY="$api_key" KASM_API_SECRET="$api_secret" KASM_PORTAL_PORT="$portal_port" \
+  KASM_ARTIFACTS_DIR="$artifacts" KASM_WEB_DIR="$repo/web" KASM_CHROMIUM="$chromium" \
+  timeout 400 node "$here/portal_frame.test.mjs"

@@ -68,6 +68,18 @@ inline constexpr std::string_view kSandboxedContentPolicy =
     "sandbox allow-scripts allow-forms allow-popups allow-popups-to-escape-sandbox allow-modals allow-downloads "
     "allow-pointer-lock allow-presentation; frame-ancestors 'self'";
 
+// A page the proxy answers itself (see ProxyOptions::vnc_page).
+struct ProxyPage {
+  int status = 200;
+  std::string content_type = "text/html; charset=utf-8";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // Besides Content-Type and Content-Length.
+};
+// Makes the page for an authorized plain request (not a WebSocket upgrade) to the root of a VNC
+// session: the session viewer, typically. Called on the I/O thread, so it must not block; nullopt
+// falls back to 400.
+using ProxyPageMaker = std::function<std::optional<ProxyPage>(const ProxyAuthRequest&, const ProxyTarget&)>;
+
 struct ProxyOptions {
   std::string prefix = "/desktop/";      // Must start and end with '/'.
   ProxyAuthorizer authorize;             // Required.
@@ -101,6 +113,11 @@ struct ProxyOptions {
   // Origin, "null" (a sandboxed page) included, gets 403; one without Origin is not from a browser
   // page, and its token alone decides.
   std::vector<std::string> allowed_origins;
+  // What a browser that opens a VNC session's URL (/prefix/<session>/) gets: a page that shows the
+  // desktop (kasm-server: the session viewer). Unset: 400, "open it with a WebSocket". When the
+  // token came in the query, the response also sets the token cookie, so a reload works once the
+  // page has taken the token out of its address.
+  ProxyPageMaker vnc_page;
 };
 
 // Counters since creation, for /metrics. Read while traffic flows; each field is exact, the set is

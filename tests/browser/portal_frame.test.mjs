@@ -1,0 +1,142 @@
+// An integrator's portal frames kasm_url: a page on another origin puts the URL that the developer
+// API's request_kasm returned in an <iframe>, and the desktop appears in it and takes typed input.
+// Checked in headless Chromium against the real kasm-server: the viewer connects, the canvas is
+// drawn, text typed into the frame runs in the desktop's terminal (a file appears in the container,
+// read back through exec_command_kasm), and the token is gone from the frame's address.
+//
+// Environment (tests/browser/run.sh sets it): KASM_URL, KASM_API_KEY, KASM_API_SECRET,
+// KASM_PORTAL_PORT (a free loopback port that kasm-server allows as a frame ancestor),
+// KASM_ARTIFACTS_DIR, KASM_WEB_DIR, KASM_CHROMIUM.
+
+import { createRequire } from 'node:module';
+import { createServer } from 'node:http';
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const webDir = resolve(process.env.KASM_WEB_DIR ?? join(here, '..', '..', 'web'));
+const require = createRequire(join(webDir, 'package.json'));
+const { chromium } = require('playwright-core');
+
+const baseUrl = (process.env.KASM_URL ?? '').replace(/\/$/, '');
+const apiKey = process.env.KASM_API_KEY ?? '';
+const apiSecret = process.env.KASM_API_SECRET ?? '';
+const portalPort = Number(process.env.KASM_PORTAL_PORT ?? '0');
+const artifacts = resolve(process.env.KASM_ARTIFACTS_DIR ?? 'build/browser-artifacts');
+if (!baseUrl || !apiKey || !apiSecret || !portalPort) {
+  console.error('portal_frame: set KASM_URL, KASM_API_KEY, KASM_API_SECRET and KASM_PORTAL_PORT (run.sh does)');
+  process.exit(2);
+}
+mkdirSync(artifacts, { recursive: true });
+
+async function developerApi(verb, body) {
+  const r = await fetch(`${baseUrl}/api/public/${verb}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ api_key: apiKey, api_key_secret: apiSecret, ...body }),
+  });
+  const json = await r.json().catch(() => ({}));
+  if (r.status !== 200) throw new Error(`${verb} answered ${r.status}: ${JSON.stringify(json)}`);
+  return json;
+}
+
+async function waitFor(what, probe, timeoutMs, intervalMs = 250) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (${last.message})` : ''}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+async function main() {
+  // The integrator's side: a session for a user, through the developer API.
+  const images = (await developerApi('get_images', {})).images ?? [];
+  const desktop = images.find((i) => i.friendly_name === (process.env.KASM_WORKSPACE_NAME ?? 'Desktop'));
+  if (!desktop) throw new Error(`no Desktop among the images: ${JSON.stringify(images.map((i) => i.friendly_name))}`);
+  const started = await developerApi('request_kasm', { image_id: desktop.image_id });
+  const kasmId = started.kasm_id;
+  console.log(`portal_frame: kasm ${kasmId}, status ${started.status}`);
+  let server;
+  const browser = await chromium.launch({
+    executablePath: process.env.KASM_CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    await waitFor('the session to run', async () =>
+      (await developerApi('get_kasm_status', { kasm_id: kasmId })).operational_status === 'running', 240_000, 1000);
+    const status = await developerApi('get_kasm_status', { kasm_id: kasmId });
+    const kasmUrl = new URL(status.kasm_url ?? started.kasm_url, baseUrl).toString();
+
+    // The portal: another origin (another port) that frames kasm_url.
+    server = createServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+      res.end(`<!doctype html><title>Portal</title><h1>My portal</h1>
+<iframe id="kasm" src="${kasmUrl.replace(/&/g, '&amp;').replace(/"/g, '&quot;')}" style="width:1100px;height:700px;border:0"
+        allow="clipboard-read; clipboard-write; fullscreen"></iframe>`);
+    });
+    await new Promise((r) => server.listen(portalPort, '127.0.0.1', r));
+    const context = await browser.newContext({ viewport: { width: 1200, height: 820 } });
+    const page = await context.newPage();
+    const viewerRequests = [];
+    page.on('request', (r) => {
+      if (r.url().startsWith(baseUrl)) viewerRequests.push({ url: r.url(), referer: r.headers()['referer'] ?? '' });
+    });
+    await page.goto(`http://127.0.0.1:${portalPort}/`);
+    const frame = await waitFor('the kasm frame', async () => page.frames().find((f) => f.url().startsWith(baseUrl)), 20_000);
+
+    await waitFor('the viewer to connect (html[data-connection=connected])', async () =>
+      (await frame.evaluate(() => document.documentElement.dataset.connection)) === 'connected', 60_000);
+    const lit = await waitFor('a drawn desktop in the frame', async () => frame.evaluate(() => {
+      const c = document.querySelector('#screen canvas');
+      if (!c || !c.width) return 0;
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let on = 0, n = 0;
+      for (let i = 0; i < d.length; i += 64) { n++; if (d[i] + d[i + 1] + d[i + 2] > 30) on++; }
+      return on / n > 0.01 ? on / n : 0;
+    }), 60_000, 500);
+    console.log(`portal_frame: desktop drawn in the frame (${(lit * 100).toFixed(1)}% lit)`);
+    if (/token=/.test(frame.url())) throw new Error(`the token is still in the frame's address: ${frame.url()}`);
+    for (const r of viewerRequests) {
+      if (/token=/.test(r.referer)) throw new Error(`a request carried the token in its Referer: ${r.url}`);
+    }
+
+    // Typed text reaches the desktop's terminal: it creates a file the container then has.
+    await new Promise((r) => setTimeout(r, 1500));
+    await frame.locator('#screen canvas').click({ position: { x: 300, y: 300 } });
+    await page.keyboard.type('touch /tmp/typed-in-portal-frame', { delay: 25 });
+    await page.keyboard.press('Enter');
+    await waitFor('the typed command to run in the desktop', async () => {
+      const r = await developerApi('exec_command_kasm', {
+        kasm_id: kasmId, exec_config: { cmd: 'test -f /tmp/typed-in-portal-frame && echo present' },
+      });
+      return /present/.test(r.output ?? '');
+    }, 30_000, 1000);
+    await page.screenshot({ path: join(artifacts, 'portal-frame.png') });
+    console.log('portal_frame: typed text ran in the desktop; all checks passed');
+  } finally {
+    await developerApi('destroy_kasm', { kasm_id: kasmId }).catch((e) => console.error(`destroy_kasm: ${e.message}`));
+    await browser.close();
+    server?.close();
+  }
+}
+
+const overall = setTimeout(() => {
+  console.error('portal_frame: exceeded 6 minutes; giving up');
+  process.exit(1);
+}, 6 * 60_000);
+overall.unref();
+
+main().then(() => process.exit(0), (e) => {
+  console.error(`portal_frame: ${e.message}`);
+  process.exit(1);
+});
