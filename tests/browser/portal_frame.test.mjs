@@ -10,7 +10,7 @@
 
 import { createRequire } from 'node:module';
 import { createServer } from 'node:http';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -77,12 +77,15 @@ async function main() {
     const status = await developerApi('get_kasm_status', { kasm_id: kasmId });
     const kasmUrl = new URL(status.kasm_url ?? started.kasm_url, baseUrl).toString();
 
-    // The portal: another origin (another port) that frames kasm_url.
+    // The portal: another origin (another port) serving the page of docs/integrating.md, as written
+    // there, with the real kasm_url in place of its placeholder.
+    const guide = readFileSync(join(here, '..', '..', 'docs', 'integrating.md'), 'utf8');
+    const snippet = /```html\n([\s\S]*?)```/.exec(guide)?.[1];
+    if (!snippet || !snippet.includes('KASM_URL_FROM_YOUR_SERVER')) throw new Error('docs/integrating.md has no portal <iframe> block');
+    const framed = snippet.replace('KASM_URL_FROM_YOUR_SERVER', kasmUrl.replace(/&/g, '&amp;').replace(/"/g, '&quot;'));
     server = createServer((req, res) => {
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-      res.end(`<!doctype html><title>Portal</title><h1>My portal</h1>
-<iframe id="kasm" src="${kasmUrl.replace(/&/g, '&amp;').replace(/"/g, '&quot;')}" style="width:1100px;height:700px;border:0"
-        allow="clipboard-read; clipboard-write; fullscreen"></iframe>`);
+      res.end(`<!doctype html><title>Portal</title><h1>My portal</h1><div style="width:1100px">${framed}</div>`);
     });
     await new Promise((r) => server.listen(portalPort, '127.0.0.1', r));
     const context = await browser.newContext({ viewport: { width: 1200, height: 820 } });

@@ -93,3 +93,7 @@ api_secret="$(printf '%s' "$key_json" | python3 -c 'import json,sys; print(json.
 KASM_URL="$base" KASM_API_KEY="$api_key" KASM_API_SECRET="$api_secret" KASM_PORTAL_PORT="$portal_port" \
   KASM_ARTIFACTS_DIR="$artifacts" KASM_WEB_DIR="$repo/web" KASM_CHROMIUM="$chromium" \
   timeout 400 node "$here/portal_frame.test.mjs"
+
+# The integration guide's Python (docs/integrating.md) against this server, as written.
+KASM_URL="$base" KASM_API_KEY="$api_key" KASM_API_SECRET="$api_secret" PYTHONPATH="${KASM_PYTHONPATH:-}" \
+  timeout 300 "${KASM_PYTHON:-python3}" "$repo/tests/docs/doc_examples.py" python-with-server

@@ -5,6 +5,10 @@
                              from PYTHONPATH); blocks that use the local Docker engine need it
     doc_examples.py cpp      compile every ```cpp block against include/ (a block without main()
                              is wrapped in one)
+    doc_examples.py python-with-server
+                             run the ```python blocks marked, on the line before their fence,
+                             <!-- example-run-by: tests/browser/run.sh ... --> (they need a running
+                             kasm-server; run.sh sets KASM_URL, KASM_API_KEY, KASM_API_SECRET)
     doc_examples.py shell    every ```sh block is either run here or carries, on the line before
                              its fence, a comment that says why it is not:
                              <!-- example-not-run: the reason -->
@@ -25,6 +29,7 @@ import tempfile
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^```([A-Za-z0-9_+-]*)\s*$")
 NOT_RUN = re.compile(r"<!--\s*example-not-run:\s*(.+?)\s*-->")
+RUN_BY = re.compile(r"<!--\s*example-run-by:\s*(.+?)\s*-->")
 
 
 def blocks(lang: str):
@@ -46,8 +51,12 @@ def blocks(lang: str):
             i += 1
             if tag == lang:
                 prev = lines[start - 1] if start > 0 else ""
-                reason = NOT_RUN.search(prev)
-                yield path.relative_to(ROOT), start + 1, "\n".join(body) + "\n", reason.group(1) if reason else None
+                reason = NOT_RUN.search(prev) or RUN_BY.search(prev)
+                if reason and reason.re is RUN_BY:
+                    reason_text = "run by " + reason.group(1)
+                else:
+                    reason_text = reason.group(1) if reason else None
+                yield path.relative_to(ROOT), start + 1, "\n".join(body) + "\n", reason_text
 
 
 def run_python() -> int:
@@ -66,6 +75,28 @@ def run_python() -> int:
         else:
             print(f"{path}:{line}: ok\n{r.stdout}")
     print(f"python examples: {count - failed} of {count} passed")
+    return 1 if failed or count == 0 else 0
+
+
+def run_python_with_server() -> int:
+    """The blocks marked example-run-by, with the running server run.sh started."""
+    for var in ("KASM_URL", "KASM_API_KEY", "KASM_API_SECRET"):
+        if not os.environ.get(var):
+            print(f"python-with-server: {var} is not set (tests/browser/run.sh sets it)")
+            return 1
+    failed = count = 0
+    for path, line, code, reason in blocks("python"):
+        if not (reason or "").startswith("run by "):
+            continue
+        count += 1
+        with tempfile.TemporaryDirectory(prefix="kasm-doc-") as scratch:
+            r = subprocess.run([sys.executable, "-c", code], cwd=scratch, capture_output=True, text=True, timeout=280)
+        if r.returncode != 0:
+            failed += 1
+            print(f"{path}:{line}: FAILED (exit {r.returncode})\n{r.stdout}{r.stderr}")
+        else:
+            print(f"{path}:{line}: ok\n{r.stdout}")
+    print(f"python examples with a server: {count - failed} of {count} passed")
     return 1 if failed or count == 0 else 0
 
 
@@ -117,6 +148,8 @@ def main() -> int:
     what = sys.argv[1] if len(sys.argv) > 1 else ""
     if what == "python":
         return run_python()
+    if what == "python-with-server":
+        return run_python_with_server()
     if what == "cpp":
         return run_cpp(sys.argv[2] if len(sys.argv) > 2 else str(ROOT / "build"))
     if what == "shell":
