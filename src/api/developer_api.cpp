@@ -308,6 +308,17 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o, cons
   } else {
     KASM_ASSIGN_OR_RETURN(user, createAnonymousUser());
   }
+  // A request refused from here on leaves no anonymous user behind: it is removed unless a
+  // session row came to refer to it.
+  struct AnonymousCleanup {
+    Repository& repo;
+    std::optional<UserId> id;
+    ~AnonymousCleanup() {
+      if (!id) return;
+      auto sessions = repo.count<Session>(spi::Query().where("user_id", id->str()));
+      if (sessions.ok() && *sessions == 0) (void)repo.remove<User>(id->str(), std::nullopt);
+    }
+  } cleanup{repo, user_id ? std::nullopt : std::optional<UserId>(user.id)};
   SessionRequest req;
   req.user_id = user.id;
   if (image_id) {

@@ -490,3 +490,22 @@ TEST_F(DeveloperApiTest, PlannedVerbsAnswerNotSupported) {
 
 }  // namespace
 }  // namespace kasm::api
+
+namespace kasm::api {
+namespace {
+
+// request_kasm without a user_id makes an anonymous user; a request refused after that (an unknown
+// image, a refused profile mode) leaves no user behind, and an accepted one keeps it.
+TEST_F(DeveloperApiTest, RefusedAnonymousRequestsLeaveNoUserBehind) {
+  Repository repo(*store_);
+  const auto users_before = *repo.count<User>();
+  EXPECT_EQ(call("request_kasm", {{"image_id", "no-such-image"}}).first, 404);
+  EXPECT_EQ(*repo.count<User>(), users_before);
+  auto [status, out] = call("request_kasm", {{"image_id", "desktop"}});
+  ASSERT_EQ(status, 200) << json::serialize(out);
+  EXPECT_EQ(*repo.count<User>(), users_before + 1);
+  EXPECT_TRUE(repo.get<User>(std::string(out["user_id"].as_string())).ok());
+}
+
+}  // namespace
+}  // namespace kasm::api
