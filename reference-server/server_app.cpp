@@ -22,6 +22,7 @@
 #include "kasm/license/keys.hpp"
 #include "kasm/model/json.hpp"
 #include "kasm/store/postgres_store.hpp"
+#include "kasm/net/vnc_snapshot.hpp"
 #include "kasm/store/sqlite_store.hpp"
 #include "kasm/version.hpp"
 
@@ -199,6 +200,14 @@ Result<void> ServerApp::bootstrap(const std::string& key) {
   developer_options.background = background;
   developer_options.on_access_revoked = revoked;
   developer_options.session_path_prefix = session_prefix;
+  developer_options.screenshot = [this](const Session& s, int width) -> Result<std::string> {
+    auto ws = repo_->get<Workspace>(s.workspace_id.str());
+    if (!ws.ok()) return ws.error();
+    if (ws->value.protocol != SessionProtocol::kVnc) {
+      return failedPrecondition("only desktop (VNC) sessions have a screen to take a picture of");
+    }
+    return net::captureVncSnapshot({.upstream = s.upstream, .password = manager_->vncPassword(s.id), .width = width});
+  };
   developer_api_ =
       std::make_unique<api::DeveloperApi>(*manager_, *store_, clock_, *signer_, developer_options);
   // Login cookies get a key of their own, derived from the shared one, so no token of one kind
@@ -680,6 +689,11 @@ net::HttpResponse ServerApp::dispatch(const net::HttpRequest& req) {
       const std::string verb = req.path.substr(kPublic.size());
       auto auth = req.headers.find("authorization");
       auto r = developer_api_->handle(verb, req.body, auth ? *auth : std::string_view());
+      if (r.content_type != "application/json") {
+        net::HttpResponse res = net::HttpResponse::text(r.status, std::move(r.body), r.content_type);
+        res.headers.set("Cache-Control", "no-store");
+        return res;
+      }
       return net::HttpResponse::json(r.status, std::move(r.body));
     }
     if (web_ && req.path.rfind("/api/", 0) != 0) return web_->serve(req);

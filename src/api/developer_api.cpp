@@ -128,7 +128,6 @@ constexpr PlannedVerb kPlannedVerbs[] = {
     {"delete_session_permissions", "session sharing is not available yet"},
     {"assign_user_server", "fixed servers are not available yet"},
     {"unassign_user_server", "fixed servers are not available yet"},
-    {"get_kasm_screenshot", "screenshots of sessions are not available yet"},
     {"get_kasm_frame_stats", "the desktops' VNC server (TigerVNC) does not report frame statistics"},
 };
 
@@ -178,6 +177,13 @@ ApiResponse DeveloperApi::handle(std::string_view verb, std::string_view body, s
   const json::object& o = parsed.get_object();
   const auto& table = verbTable();
   auto it = std::find_if(table.begin(), table.end(), [&](const VerbEntry& e) { return e.verb.name == verb; });
+  if (verb == "get_kasm_screenshot") {
+    // A read verb on sessions whose answer is an image; authorized like get_kasm_status.
+    auto key = im.authenticate(DeveloperApiVerb{"get_kasm_screenshot", permissions::kSessionsManage, true}, o,
+                               authorization);
+    if (!key.ok()) return errorResponse(key.error());
+    return im.getKasmScreenshot(o, *key);
+  }
   if (it == table.end()) {
     auto planned = std::find_if(std::begin(kPlannedVerbs), std::end(kPlannedVerbs),
                                 [&](const PlannedVerb& p) { return p.name == verb; });
@@ -376,6 +382,39 @@ Result<json::object> DeveloperApi::Impl::getKasmStatus(const json::object& o, co
   const bool for_owner = (named && *named == s.value.user_id.str()) || key.owner == s.value.user_id;
   if (s.value.state == SessionState::kRunning && !key.read_only && for_owner) out["kasm_url"] = kasmUrl(s.value);
   return out;
+}
+
+ApiResponse DeveloperApi::Impl::getKasmScreenshot(const json::object& o, const ApiKey& key) {
+  (void)key;
+  if (!options.screenshot) {
+    json::object e;
+    e["error_message"] = "get_kasm_screenshot is not supported by this server";
+    return ApiResponse{501, json::serialize(e)};
+  }
+  auto s = sessionOfUser(o);
+  if (!s.ok()) return errorResponse(s.error());
+  if (s->value.state != SessionState::kRunning) {
+    return errorResponse(failedPrecondition("kasm '" + s->value.id.str() + "' is " +
+                                            std::string(enumName(s->value.state)) + "; only a running kasm has a screen"));
+  }
+  int width = 300;  // Kasm's default.
+  if (auto it = o.find("width"); it != o.end() && !it->value().is_null()) {
+    const auto& w = it->value();
+    if (w.is_int64()) {
+      width = static_cast<int>(std::clamp<std::int64_t>(w.as_int64(), -1, 100000));
+    } else if (w.is_string()) {
+      const std::string text(w.as_string());
+      if (text.empty() || text.size() > 6 || !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return errorResponse(invalidArgument("width must be a number of pixels"));
+      width = std::stoi(text);
+    } else {
+      return errorResponse(invalidArgument("width must be a number of pixels"));
+    }
+    if (width < 1 || width > 4096) return errorResponse(invalidArgument("width must be between 1 and 4096"));
+  }
+  auto png = options.screenshot(s->value, width);
+  if (!png.ok()) return errorResponse(png.error().withContext("screenshot of kasm " + s->value.id.str()));
+  return ApiResponse{200, std::move(*png), "image/png"};
 }
 
 Result<json::object> DeveloperApi::Impl::destroyKasm(const json::object& o, const ApiKey&) {

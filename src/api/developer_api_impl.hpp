@@ -42,6 +42,8 @@ struct DeveloperApi::Impl {
   Result<boost::json::object> keepalive(const boost::json::object& o, const ApiKey& key);
   Result<boost::json::object> getKasms(const boost::json::object& o, const ApiKey& key);
   Result<boost::json::object> execCommandKasm(const boost::json::object& o, const ApiKey& key);
+  // get_kasm_screenshot answers a PNG, not JSON: handled beside the verb table (developer_api.cpp).
+  ApiResponse getKasmScreenshot(const boost::json::object& o, const ApiKey& key);
   Result<Versioned<Session>> sessionOfUser(const boost::json::object& o);
   boost::json::object kasmJson(const Session& s);
   std::string kasmUrl(const Session& s);

@@ -10,7 +10,7 @@
 
 import { createRequire } from 'node:module';
 import { createServer } from 'node:http';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -125,6 +125,23 @@ async function main() {
       return /present/.test(r.output ?? '');
     }, 30_000, 1000);
     await page.screenshot({ path: join(artifacts, 'portal-frame.png') });
+
+    // get_kasm_screenshot: a PNG of the desktop, 300 pixels wide by default (the server logs in to
+    // the desktop's VNC server with the session's password, as a viewer would).
+    const shot = await fetch(`${baseUrl}/api/public/get_kasm_screenshot`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ api_key: apiKey, api_key_secret: apiSecret, kasm_id: kasmId }),
+    });
+    const png = Buffer.from(await shot.arrayBuffer());
+    if (shot.status !== 200 || shot.headers.get('content-type') !== 'image/png') {
+      throw new Error(`get_kasm_screenshot answered ${shot.status} ${shot.headers.get('content-type')}: ${png.toString().slice(0, 200)}`);
+    }
+    if (png.subarray(1, 4).toString() !== 'PNG' || png.readUInt32BE(16) !== 300) {
+      throw new Error(`get_kasm_screenshot: not a 300-pixel-wide PNG (width ${png.readUInt32BE(16)})`);
+    }
+    writeFileSync(join(artifacts, 'kasm-screenshot.png'), png);
+    console.log(`portal_frame: get_kasm_screenshot gave a ${png.readUInt32BE(16)}x${png.readUInt32BE(20)} PNG`);
     console.log('portal_frame: typed text ran in the desktop; all checks passed');
   } finally {
     await developerApi('destroy_kasm', { kasm_id: kasmId }).catch((e) => console.error(`destroy_kasm: ${e.message}`));

@@ -17,6 +17,7 @@ namespace kasm::api {
 struct ApiResponse {
   int status = 200;
   std::string body;
+  std::string content_type = "application/json";  // get_kasm_screenshot answers image/png.
 };
 
 struct DeveloperApiOptions {
@@ -37,6 +38,9 @@ struct DeveloperApiOptions {
   // Called after a user lost access (disabled, locked, deleted, logged out, a new password), so the
   // server can close that user's open desktop connections at once. Runs on the calling thread.
   std::function<void(const UserId&)> on_access_revoked;
+  // Takes a PNG of a running session's screen, `width` pixels wide (get_kasm_screenshot). Unset:
+  // the verb answers 501. kasm-server: kasm::net::captureVncSnapshot on the session's upstream.
+  std::function<Result<std::string>(const Session&, int width)> screenshot;
 };
 
 // One verb of the developer API and what its key needs: `permission` (admin grants all; empty: any
@@ -54,8 +58,9 @@ struct DeveloperApiVerb {
 // keepalive, get_kasms, exec_command_kasm, get_user, get_users, create_user, update_user,
 // delete_user, logout_user, get_images, add_user_group, remove_user_group, get_attributes,
 // update_user_attributes. The verbs that come with sharing and fixed servers (join_kasm, the share
-// and session-permission verbs, assign_user_server, ...) and get_kasm_screenshot /
-// get_kasm_frame_stats answer 501 "not supported" to an authenticated caller.
+// and session-permission verbs, assign_user_server, ...) and get_kasm_frame_stats answer 501
+// "not supported" to an authenticated caller; get_kasm_screenshot answers image/png through
+// DeveloperApiOptions::screenshot (501 when unset).
 //
 // Authorisation: the key must exist, be enabled and unexpired, its secret must verify and its owner
 // (if any) must exist and be neither disabled nor locked; then the verb needs the permission of
