@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Chaos check of acknowledged launches (issue 19): kasm-server on its embedded default is killed
+with SIGKILL every 1-4 s and restarted while launches go through the developer API one after
+another; every launch that request_kasm acknowledged must end running (none failed, none lost),
+and no container is left once they are destroyed.
+
+    scripts/chaos_launches.py [--launches 60] [--seed 11]
+
+Needs dockerd and the desktop image (scripts/build-images.sh desktop) and a built kasm-server.
+Connects to 127.0.0.1 only. Prints the outcome of every acknowledged launch, counted by state.
+"""
+import argparse, json, os, random, signal, socket, subprocess, tempfile, threading, time
+import urllib.error, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ap = argparse.ArgumentParser()
+ap.add_argument("--launches", type=int, default=60)
+ap.add_argument("--seed", type=int, default=11)
+ap.add_argument("--server", default=os.path.join(ROOT, "build", "reference-server", "kasm-server"))
+args = ap.parse_args()
+random.seed(args.seed)
+SERVER = args.server
+DATA = tempfile.mkdtemp(prefix="kasm-chaos-")
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0)); PORT = s.getsockname()[1]
+BASE = f"http://127.0.0.1:{PORT}"
+LOG = os.path.join(DATA, "server.log")
+env = dict(os.environ, KASM_ADMIN_PASSWORD="chaos-" + os.urandom(6).hex(), KASM_WEB_ROOT=os.path.join(ROOT, "web", "dist"))
+lock = threading.Lock(); state = {"proc": None, "kills": 0, "stop": False}
+def start():
+    return subprocess.Popen([SERVER, "--http", "--port", str(PORT), "--data-dir", DATA], env=env,
+                            stdout=open(LOG, "a"), stderr=subprocess.STDOUT)
+state["proc"] = start(); time.sleep(2)
+key = json.loads(subprocess.check_output([SERVER, "api-key", "create", "--name", "chaos", "--data-dir", DATA]))
+def killer():
+    while not state["stop"]:
+        time.sleep(random.uniform(1, 4))
+        if state["stop"]: break
+        with lock:
+            state["proc"].send_signal(signal.SIGKILL); state["proc"].wait(); state["kills"] += 1
+            state["proc"] = start()
+def call(verb, **body):
+    body.update(api_key=key["api_key"], api_key_secret=key["api_key_secret"])
+    r = urllib.request.urlopen(urllib.request.Request(BASE + "/api/public/" + verb, data=json.dumps(body).encode(),
+                               headers={"Content-Type": "application/json"}), timeout=20)
+    return json.load(r)
+def retry(verb, **body):
+    for _ in range(600):
+        try: return call(verb, **body)
+        except urllib.error.HTTPError as e:
+            if e.code < 500: raise
+        except Exception: pass
+        time.sleep(0.1)
+    raise SystemExit(f"{verb} never answered")
+image = next(i for i in retry("get_images")["images"] if i["friendly_name"] == "Desktop")["image_id"]
+threading.Thread(target=killer, daemon=True).start()
+outcomes = []
+deadline = time.monotonic() + 420
+while len(outcomes) < args.launches and time.monotonic() < deadline:
+    try:
+        r = call("request_kasm", image_id=image)   # acknowledged only when this answers
+    except Exception:
+        time.sleep(0.2); continue
+    kid, uid = r["kasm_id"], r["user_id"]
+    t0 = time.monotonic()
+    while True:
+        st = retry("get_kasm_status", kasm_id=kid, user_id=uid)
+        s = st["operational_status"]
+        if s in ("running", "failed", "deleted", "stopped") or time.monotonic() - t0 > 120:
+            outcomes.append((s, st.get("kasm", {}).get("state_reason", "") if isinstance(st.get("kasm"), dict) else ""))
+            break
+        time.sleep(0.3)
+    for _ in range(20):
+        try: retry("destroy_kasm", kasm_id=kid, user_id=uid); break
+        except Exception: time.sleep(0.2)
+state["stop"] = True
+with lock:
+    state["proc"].send_signal(signal.SIGTERM); state["proc"].wait()
+from collections import Counter
+print("server SIGKILLed", state["kills"], "times;", len(outcomes), "acknowledged launches")
+for k, v in Counter(outcomes).items(): print(v, k)
+left = subprocess.run(["docker", "ps", "-aq", "--filter", "label=kasm.managed=true"], capture_output=True, text=True).stdout.split()
+print("kasm containers left:", len(left), "; server log:", LOG)
+failed = sum(1 for s, _ in outcomes if s != "running")
+raise SystemExit(1 if failed or left else 0)
