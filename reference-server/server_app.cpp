@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -21,8 +21,8 @@
 #include "kasm/docker/docker_runtime.hpp"
 #include "kasm/license/keys.hpp"
 #include "kasm/model/json.hpp"
-#include "kasm/store/postgres_store.hpp"
 #include "kasm/net/vnc_snapshot.hpp"
+#include "kasm/store/postgres_store.hpp"
 #include "kasm/store/sqlite_store.hpp"
 #include "kasm/version.hpp"
 
@@ -74,8 +74,8 @@ Result<void> announceFirstPasswordIn(const std::string& data_dir, const std::str
   logLine("admin_created", "username=admin@kasm.local; its one-time password is in " + path +
                                " (readable by this account only); change it after logging in and delete the file");
   if (::isatty(STDERR_FILENO)) {
-    std::fprintf(stderr, "\n  First administrator: admin@kasm.local  password: %s  (also in %s)\n\n",
-                 password.c_str(), path.c_str());
+    std::fprintf(stderr, "\n  First administrator: admin@kasm.local  password: %s  (also in %s)\n\n", password.c_str(),
+                 path.c_str());
   }
   return {};
 }
@@ -115,8 +115,8 @@ Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config)
   ManagerOptions mo;
   // Shared by every server of the installation (scale-out) so tokens and session secrets agree;
   // the other keys are derived from it.
-  KASM_ASSIGN_OR_RETURN(std::string key, settingOr(*app->repo_, app->clock_, "access_token_key",
-                                                   [&] { return auth::generateToken(); }));
+  KASM_ASSIGN_OR_RETURN(std::string key,
+                        settingOr(*app->repo_, app->clock_, "access_token_key", [&] { return auth::generateToken(); }));
   mo.session_secret_key = auth::hmacSha256(key, "kasm session secret key");
   if (!config.license_public_key_file.empty()) {
     std::ifstream in(config.license_public_key_file);
@@ -208,8 +208,7 @@ Result<void> ServerApp::bootstrap(const std::string& key) {
     }
     return net::captureVncSnapshot({.upstream = s.upstream, .password = manager_->vncPassword(s.id), .width = width});
   };
-  developer_api_ =
-      std::make_unique<api::DeveloperApi>(*manager_, *store_, clock_, *signer_, developer_options);
+  developer_api_ = std::make_unique<api::DeveloperApi>(*manager_, *store_, clock_, *signer_, developer_options);
   // Login cookies get a key of their own, derived from the shared one, so no token of one kind
   // can pass for the other.
   KASM_ASSIGN_OR_RETURN(auto web,

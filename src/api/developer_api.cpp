@@ -179,8 +179,8 @@ ApiResponse DeveloperApi::handle(std::string_view verb, std::string_view body, s
   auto it = std::find_if(table.begin(), table.end(), [&](const VerbEntry& e) { return e.verb.name == verb; });
   if (verb == "get_kasm_screenshot") {
     // A read verb on sessions whose answer is an image; authorized like get_kasm_status.
-    auto key = im.authenticate(DeveloperApiVerb{"get_kasm_screenshot", permissions::kSessionsManage, true}, o,
-                               authorization);
+    auto key =
+        im.authenticate(DeveloperApiVerb{"get_kasm_screenshot", permissions::kSessionsManage, true}, o, authorization);
     if (!key.ok()) return errorResponse(key.error());
     return im.getKasmScreenshot(o, *key);
   }
@@ -291,11 +291,11 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o, cons
     if (env->size() > 100) return invalidArgument("environment: at most 100 variables");
     for (const auto& [k, v] : *env) {
       const std::string name(k);
-      const bool good_name = !name.empty() && name.size() <= 256 && !(name[0] >= '0' && name[0] <= '9') &&
-                             std::all_of(name.begin(), name.end(), [](char c) {
-                               return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                                      c == '_';
-                             });
+      const bool good_name =
+          !name.empty() && name.size() <= 256 && !(name[0] >= '0' && name[0] <= '9') &&
+          std::all_of(name.begin(), name.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+          });
       if (!good_name) return invalidArgument("environment: '" + name.substr(0, 64) + "' is not a variable name");
       if (!v.is_string()) return invalidArgument("environment." + name + " must be a string");
       if (v.get_string().size() > 32768) return invalidArgument("environment." + name + " is longer than 32 KiB");
@@ -395,7 +395,8 @@ ApiResponse DeveloperApi::Impl::getKasmScreenshot(const json::object& o, const A
   if (!s.ok()) return errorResponse(s.error());
   if (s->value.state != SessionState::kRunning) {
     return errorResponse(failedPrecondition("kasm '" + s->value.id.str() + "' is " +
-                                            std::string(enumName(s->value.state)) + "; only a running kasm has a screen"));
+                                            std::string(enumName(s->value.state)) +
+                                            "; only a running kasm has a screen"));
   }
   int width = 300;  // Kasm's default.
   if (auto it = o.find("width"); it != o.end() && !it->value().is_null()) {
@@ -404,7 +405,8 @@ ApiResponse DeveloperApi::Impl::getKasmScreenshot(const json::object& o, const A
       width = static_cast<int>(std::clamp<std::int64_t>(w.as_int64(), -1, 100000));
     } else if (w.is_string()) {
       const std::string text(w.as_string());
-      if (text.empty() || text.size() > 6 || !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      if (text.empty() || text.size() > 6 ||
+          !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
         return errorResponse(invalidArgument("width must be a number of pixels"));
       width = std::stoi(text);
     } else {

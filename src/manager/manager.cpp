@@ -476,7 +476,7 @@ Result<Session> Manager::resumeSession(const SessionId& id) {
     auto link = im.linkFor(*s.agent_id);
     auto ws = im.repo.get<Workspace>(s.workspace_id.str());
     Result<spi::ProvisionResult> r =
-        !link  ? Result<spi::ProvisionResult>(unavailable("the session's agent is not connected"))
+        !link      ? Result<spi::ProvisionResult>(unavailable("the session's agent is not connected"))
         : !ws.ok() ? Result<spi::ProvisionResult>(ws.error().withContext("the session's workspace"))
                    : link->provision(im.provisionRequestFor(s, ws->value, {}));
     if (!r.ok()) {

@@ -184,7 +184,8 @@ struct Refusal {
 // The page a plain request to a VNC session's root gets (ProxyOptions::vnc_page), with the token
 // cookie when the token came in the query; nullopt when there is none (the caller refuses).
 std::optional<ProxyPage> vncPage(const SessionProxy::Impl& proxy, ClientContext& client, const Route& route,
-                                 const ProxyAuthRequest& auth, const ProxyTarget& target, std::string_view cookie_token);
+                                 const ProxyAuthRequest& auth, const ProxyTarget& target,
+                                 std::string_view cookie_token);
 // Writes a page the proxy answers itself.
 Awaitable<bool> answerPage(SessionProxy::Impl& proxy, ClientContext& client, unsigned version, bool keep,
                            ProxyPage page);

@@ -265,9 +265,16 @@ Result<std::string> captureVncSnapshot(const VncSnapshotOptions& options) {
   KASM_RETURN_IF_ERROR(c.write(set_format, sizeof set_format));
   const unsigned char set_encodings[8] = {2, 0, 0, 1, 0, 0, 0, 0};
   KASM_RETURN_IF_ERROR(c.write(set_encodings, sizeof set_encodings));
-  const unsigned char request[10] = {3, 0, 0, 0, 0, 0,
-                                     static_cast<unsigned char>(fb_width >> 8), static_cast<unsigned char>(fb_width),
-                                     static_cast<unsigned char>(fb_height >> 8), static_cast<unsigned char>(fb_height)};
+  const unsigned char request[10] = {3,
+                                     0,
+                                     0,
+                                     0,
+                                     0,
+                                     0,
+                                     static_cast<unsigned char>(fb_width >> 8),
+                                     static_cast<unsigned char>(fb_width),
+                                     static_cast<unsigned char>(fb_height >> 8),
+                                     static_cast<unsigned char>(fb_height)};
   KASM_RETURN_IF_ERROR(c.write(request, sizeof request));
 
   std::vector<unsigned char> frame(static_cast<std::size_t>(fb_width) * fb_height * 4, 0);
@@ -307,8 +314,8 @@ Result<std::string> captureVncSnapshot(const VncSnapshotOptions& options) {
       std::vector<unsigned char> pixels(static_cast<std::size_t>(w) * h * 4);
       KASM_RETURN_IF_ERROR(c.read(pixels.data(), pixels.size()));
       for (int row = 0; row < h; ++row) {
-        std::memcpy(&frame[(static_cast<std::size_t>(y + row) * fb_width + x) * 4], &pixels[static_cast<std::size_t>(row) * w * 4],
-                    static_cast<std::size_t>(w) * 4);
+        std::memcpy(&frame[(static_cast<std::size_t>(y + row) * fb_width + x) * 4],
+                    &pixels[static_cast<std::size_t>(row) * w * 4], static_cast<std::size_t>(w) * 4);
       }
       covered += static_cast<std::size_t>(w) * h;
     }

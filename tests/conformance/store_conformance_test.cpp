@@ -425,7 +425,8 @@ TYPED_TEST(StoreConformance, LongReadsInOneInstanceDoNotHoldBackTheOthersCommits
   spi::Store& writer = *this->store_;
   spi::Store& reader = **other;
   for (int i = 0; i < 200; ++i) {
-    ASSERT_TRUE(writer.insert(Table::kZones, this->rec("base" + std::to_string(i), R"({"pad":"xxxxxxxxxxxxxxxx"})")).ok());
+    ASSERT_TRUE(
+        writer.insert(Table::kZones, this->rec("base" + std::to_string(i), R"({"pad":"xxxxxxxxxxxxxxxx"})")).ok());
   }
   std::atomic<bool> done{false};
   std::atomic<int> lists{0};

@@ -37,7 +37,8 @@ Viewer start(bool with_page) {
   }
   auto proxy = SessionProxy::create(std::move(options));
   EXPECT_TRUE(proxy.ok());
-  auto server = HttpServer::start({}, [](HttpRequest, Responder r) { r(HttpResponse::text(200, "app")); }, *proxy);
+  auto server = HttpServer::start(
+      {}, [](HttpRequest, Responder r) { r(HttpResponse::text(200, "app")); }, *proxy);
   EXPECT_TRUE(server.ok());
   return {*proxy, std::move(server).value()};
 }
@@ -56,8 +57,7 @@ TEST(ProxyViewer, ADesktopsUrlOpensItsViewerPage) {
   EXPECT_NE(cookie.find("HttpOnly"), std::string::npos) << cookie;
 
   // A reload without the token in the address: the cookie authorizes it.
-  auto reload =
-      httpGet(port, "/desktop/vnc1/", {{"Cookie", "kasm_session_token=" + std::string(kGoodToken)}});
+  auto reload = httpGet(port, "/desktop/vnc1/", {{"Cookie", "kasm_session_token=" + std::string(kGoodToken)}});
   EXPECT_EQ(reload.result_int(), 200);
   EXPECT_TRUE(reload[http::field::set_cookie].empty());  // Nothing new to hand back.
 

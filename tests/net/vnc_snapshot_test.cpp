@@ -62,8 +62,12 @@ Png decodeStoredPng(const std::string& png) {
   return out;
 }
 
-std::string be16(int v) { return {char(v >> 8), char(v & 0xFF)}; }
-std::string be32(std::uint32_t v) { return {char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; }
+std::string be16(int v) {
+  return {char(v >> 8), char(v & 0xFF)};
+}
+std::string be32(std::uint32_t v) {
+  return {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+}
 
 // An RFB server offering security None with a 4x2 desktop: left half red, right half blue, sent
 // as two Raw rectangles in little-endian 0x00RRGGBB (the format the client asks for).
@@ -114,7 +118,8 @@ TEST(VncSnapshot, TakesAFrameScalesItAndEncodesAPng) {
 }
 
 TEST(VncSnapshot, DesktopsThatMisbehaveAreErrors) {
-  LoopbackListener garbage{[](tcp::socket& s) { asio::write(s, asio::buffer(std::string("HTTP/1.1 200 OK\r\n\r\n"))); }};
+  LoopbackListener garbage{
+      [](tcp::socket& s) { asio::write(s, asio::buffer(std::string("HTTP/1.1 200 OK\r\n\r\n"))); }};
   auto r = captureVncSnapshot({.upstream = garbage.address()});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kDataLoss);

@@ -19,8 +19,15 @@ TEST(Secret, HmacSha256MatchesRfc4231) {
 
 // Secrets come from the OS CSPRNG: the functions that make them accept no seeded generator.
 template <class R>
-concept CanMakeSecretFrom = requires(R& r) { generateToken(r); } || requires(R& r) { generateToken(r, 16); } ||
-                            requires(R& r) { hashPassword("pw", r); };
+concept CanMakeSecretFrom = requires(R& r) {
+  generateToken(r);
+}
+|| requires(R& r) {
+  generateToken(r, 16);
+}
+|| requires(R& r) {
+  hashPassword("pw", r);
+};
 static_assert(!CanMakeSecretFrom<SeededRandom>, "secrets must not be made from a seeded generator");
 
 TEST(Secret, HashVerifyAndTokens) {

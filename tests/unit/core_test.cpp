@@ -1,7 +1,6 @@
 #include <gtest/gtest.h>
 
 #include <array>
-
 #include <set>
 
 #include "kasm/core/secure_random.hpp"
@@ -59,7 +58,12 @@ TEST(Id, GeneratedIdsAreHexUniqueAndValid) {
 // Ids act as capabilities (a session id is half of a desktop URL), so they come from the OS CSPRNG
 // and no seeded generator can be handed to the functions that make them.
 template <class R>
-concept CanMakeIdFrom = requires(R& r) { SessionId::generate(r); } || requires(R& r) { generateIdString(r); };
+concept CanMakeIdFrom = requires(R& r) {
+  SessionId::generate(r);
+}
+|| requires(R& r) {
+  generateIdString(r);
+};
 static_assert(!CanMakeIdFrom<SeededRandom>, "ids must not be made from a seeded generator");
 
 TEST(SecureRandom, BitsAreBalancedAndNeverRepeat) {

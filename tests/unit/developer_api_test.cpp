@@ -423,9 +423,11 @@ TEST_F(DeveloperApiTest, RequestKasmTakesKasmsClientFields) {
     EXPECT_EQ(s, 400) << json::serialize(body) << " -> " << json::serialize(e);
     EXPECT_TRUE(e.contains("error_message"));
   }
-  auto [s, e] = call("request_kasm", {{"user_id", "alice"}, {"image_id", "desktop"}, {"persistent_profile_mode", "Enabled"}});
+  auto [s, e] =
+      call("request_kasm", {{"user_id", "alice"}, {"image_id", "desktop"}, {"persistent_profile_mode", "Enabled"}});
   EXPECT_EQ(s, 409);  // FailedPrecondition: valid, but not what this server can do.
-  EXPECT_NE(std::string(e["error_message"].as_string()).find("persistent profiles are not available"), std::string::npos);
+  EXPECT_NE(std::string(e["error_message"].as_string()).find("persistent profiles are not available"),
+            std::string::npos);
   EXPECT_EQ(link_->count(), before);  // Nothing was started for a refused request.
 }
 
@@ -448,8 +450,10 @@ TEST_F(DeveloperApiTest, UserAttributesReadAndWrite) {
   EXPECT_FALSE(stored->value.attributes.show_tips);
   EXPECT_EQ(stored->value.attributes.default_image, WorkspaceId("desktop"));
   EXPECT_EQ(stored->value.attributes.preferred_timezone, "Europe/Paris");
-  EXPECT_EQ(call("get_attributes", {{"target_user", {{"user_id", "alice"}}}}).second["user_attributes"].as_object().at(
-                "auto_login_kasm"),
+  EXPECT_EQ(call("get_attributes", {{"target_user", {{"user_id", "alice"}}}})
+                .second["user_attributes"]
+                .as_object()
+                .at("auto_login_kasm"),
             true);
 
   // Bad values change nothing; unknown users and images are NotFound; a read-only key cannot write.
@@ -457,13 +461,13 @@ TEST_F(DeveloperApiTest, UserAttributesReadAndWrite) {
                  {{"target_user_attributes", {{"user_id", "alice"}, {"preferred_timezone", "/etc/shadow"}}}})
                 .first,
             400);
-  EXPECT_EQ(call("update_user_attributes", {{"target_user_attributes", {{"user_id", "alice"}, {"show_tips", "no"}}}})
-                .first,
-            400);
-  EXPECT_EQ(call("update_user_attributes",
-                 {{"target_user_attributes", {{"user_id", "alice"}, {"default_image", "nope"}}}})
-                .first,
-            404);
+  EXPECT_EQ(
+      call("update_user_attributes", {{"target_user_attributes", {{"user_id", "alice"}, {"show_tips", "no"}}}}).first,
+      400);
+  EXPECT_EQ(
+      call("update_user_attributes", {{"target_user_attributes", {{"user_id", "alice"}, {"default_image", "nope"}}}})
+          .first,
+      404);
   EXPECT_EQ(call("get_attributes", {{"target_user", {{"user_id", "nobody"}}}}).first, 404);
   EXPECT_EQ(call("update_user_attributes", {{"target_user_attributes", {{"user_id", "alice"}, {"chat_sfx", false}}}},
                  "ro-key", "ro-secret")
@@ -476,10 +480,10 @@ TEST_F(DeveloperApiTest, UserAttributesReadAndWrite) {
 // Verbs of Kasm's API that come with later capabilities answer "not supported" (501) to an
 // authenticated caller, 401 to anyone else; never an unknown-call 404.
 TEST_F(DeveloperApiTest, PlannedVerbsAnswerNotSupported) {
-  for (const char* verb : {"join_kasm", "create_kasm_share_id", "get_kasm_share_id", "delete_kasm_share_id",
-                           "set_session_permissions", "get_session_permissions", "delete_session_permissions",
-                           "assign_user_server", "unassign_user_server", "get_kasm_screenshot",
-                           "get_kasm_frame_stats"}) {
+  for (const char* verb :
+       {"join_kasm", "create_kasm_share_id", "get_kasm_share_id", "delete_kasm_share_id", "set_session_permissions",
+        "get_session_permissions", "delete_session_permissions", "assign_user_server", "unassign_user_server",
+        "get_kasm_screenshot", "get_kasm_frame_stats"}) {
     auto [s, e] = call(verb, {});
     EXPECT_EQ(s, 501) << verb;
     EXPECT_NE(std::string(e["error_message"].as_string()).find("not supported"), std::string::npos) << verb;

@@ -49,7 +49,8 @@ class FakeAgentLink final : public spi::AgentLink {
     std::lock_guard lock(mu_);
     if (unreachable) return unavailable("fake agent unreachable");
     auto it = containers.find(s.str());
-    if (it != containers.end() && it->second.status == spi::ContainerStatus::kExited) it->second.upstream = nextUpstream();
+    if (it != containers.end() && it->second.status == spi::ContainerStatus::kExited)
+      it->second.upstream = nextUpstream();
     if (it != containers.end()) it->second.status = spi::ContainerStatus::kRunning;
     return it == containers.end() ? Result<void>(notFound("no container for " + s.str())) : Result<void>();
   }

@@ -144,7 +144,7 @@ class Manager {
     int sessions_failed = 0;
     int staged_launched = 0;
     int staged_expired = 0;
-    int sessions_idle = 0;  // Running sessions past their group's idle_disconnect (see idleSessions()).
+    int sessions_idle = 0;       // Running sessions past their group's idle_disconnect (see idleSessions()).
     int launches_completed = 0;  // Acknowledged launches an interruption left provisioning, now running.
   };
   // Agent liveness, session expiry (keepalive, hard limit) and staging pools, once. Staging pools

@@ -74,14 +74,14 @@ struct Group {
 
 // A user's preferences, with Kasm's names (developer API get_attributes / update_user_attributes).
 struct UserAttributes {
-  std::string ssh_public_key;          // One OpenSSH public key line; empty = none.
-  bool show_tips = true;               // Tips in the viewer.
-  bool toggle_control_panel = true;    // The viewer's control panel starts shown.
-  bool chat_sfx = true;                // Sounds for chat messages.
+  std::string ssh_public_key;                // One OpenSSH public key line; empty = none.
+  bool show_tips = true;                     // Tips in the viewer.
+  bool toggle_control_panel = true;          // The viewer's control panel starts shown.
+  bool chat_sfx = true;                      // Sounds for chat messages.
   std::optional<WorkspaceId> default_image;  // Launched by auto_login_kasm.
-  bool auto_login_kasm = false;        // Launch default_image after logging in.
-  std::string preferred_language;      // BCP 47, e.g. "en-US"; empty = the browser's.
-  std::string preferred_timezone;      // IANA, e.g. "Europe/Paris"; empty = the browser's.
+  bool auto_login_kasm = false;              // Launch default_image after logging in.
+  std::string preferred_language;            // BCP 47, e.g. "en-US"; empty = the browser's.
+  std::string preferred_timezone;            // IANA, e.g. "Europe/Paris"; empty = the browser's.
 
   friend bool operator==(const UserAttributes&, const UserAttributes&) = default;
 };

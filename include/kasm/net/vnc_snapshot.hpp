@@ -18,9 +18,9 @@
 namespace kasm::net {
 
 struct VncSnapshotOptions {
-  std::string upstream;                   // "127.0.0.1:5901" or "[::1]:5901".
-  std::optional<std::string> password;    // None: the desktop must offer security type None.
-  int width = 300;                        // 1..4096; the PNG is at most as wide as the desktop.
+  std::string upstream;                 // "127.0.0.1:5901" or "[::1]:5901".
+  std::optional<std::string> password;  // None: the desktop must offer security type None.
+  int width = 300;                      // 1..4096; the PNG is at most as wide as the desktop.
   std::chrono::milliseconds timeout{10'000};
 };
 

@@ -10,9 +10,8 @@
 
 #include "kasm/store/sqlite_store.hpp"
 
-#include <sqlite3.h>
-
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -92,8 +91,8 @@ class SqliteStore final : public spi::Store {
       // Automatic checkpoints every 1000 pages (SQLite's default, made explicit) and a WAL file
       // truncated back to this size once a checkpoint has completed.
       KASM_RETURN_IF_ERROR(execLocked("PRAGMA wal_autocheckpoint=1000", "cannot set wal_autocheckpoint"));
-      KASM_RETURN_IF_ERROR(execLocked("PRAGMA journal_size_limit=" + std::to_string(kWalLimitBytes),
-                                      "cannot set journal_size_limit"));
+      KASM_RETURN_IF_ERROR(
+          execLocked("PRAGMA journal_size_limit=" + std::to_string(kWalLimitBytes), "cannot set journal_size_limit"));
     }
     KASM_RETURN_IF_ERROR(execLocked(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
