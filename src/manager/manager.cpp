@@ -198,20 +198,7 @@ Result<Versioned<Session>> Manager::Impl::placeAndProvision(Session s, const Wor
                                                             const license::Grant& grant,
                                                             const std::function<void(Session&)>& on_running,
                                                             const std::function<void(const Session&)>& on_committed) {
-  // From before the session is stored until it has its answer, this process owns the launch: a
-  // tick that finds it provisioning leaves it alone.
-  {
-    std::lock_guard lock(mu);
-    in_flight.insert(s.id);
-  }
-  struct Release {
-    Impl& im;
-    SessionId id;
-    ~Release() {
-      std::lock_guard lock(im.mu);
-      im.in_flight.erase(id);
-    }
-  } release{*this, s.id};
+  auto claim = claimLaunch(s.id);  // A fresh id: nobody else can own it.
   sched::PlacementRequest pr;
   pr.resources = ws.resources;
   pr.zone = zone;
@@ -271,6 +258,18 @@ Result<Versioned<Session>> Manager::Impl::placeAndProvision(Session s, const Wor
     x.progress = 100;
     if (on_running) on_running(x);
   });
+}
+
+std::optional<Manager::Impl::LaunchClaim> Manager::Impl::claimLaunch(const SessionId& id) {
+  std::lock_guard lock(mu);
+  if (!in_flight.insert(id).second) return std::nullopt;
+  return std::optional<LaunchClaim>(std::in_place, *this, id);
+}
+
+Manager::Impl::LaunchClaim::~LaunchClaim() {
+  if (!im_) return;
+  std::lock_guard lock(im_->mu);
+  im_->in_flight.erase(id_);
 }
 
 spi::ProvisionRequest Manager::Impl::provisionRequestFor(const Session& s, const Workspace& ws,

@@ -204,18 +204,8 @@ Result<std::vector<SessionId>> Manager::idleSessions() {
 Result<bool> Manager::Impl::completeLaunch(Versioned<Session> s, std::string_view why) {
   auto link = s.value.agent_id ? linkFor(*s.value.agent_id) : nullptr;
   if (!link) return false;
-  {
-    std::lock_guard lock(mu);
-    if (!in_flight.insert(s.value.id).second) return false;
-  }
-  struct Release {
-    Impl& im;
-    SessionId id;
-    ~Release() {
-      std::lock_guard lock(im.mu);
-      im.in_flight.erase(id);
-    }
-  } release{*this, s.value.id};
+  auto claim = claimLaunch(s.value.id);
+  if (!claim) return false;  // A call of this process is starting it now.
   // Still provisioning? Another manager of the installation may have finished it meanwhile.
   KASM_ASSIGN_OR_RETURN(auto cur, repo.get<Session>(s.value.id.str()));
   if (cur.value.state != SessionState::kProvisioning) return false;

@@ -3,8 +3,10 @@
 // Private state of kasm::Manager, shared by the files that implement it.
 
 #include <mutex>
+#include <optional>
 #include <set>
 #include <unordered_map>
+#include <utility>
 
 #include "kasm/manager/manager.hpp"
 #include "kasm/store/repository.hpp"
@@ -30,6 +32,24 @@ struct Manager::Impl {
   sched::Scheduler scheduler;
   std::unordered_map<AgentId, std::shared_ptr<spi::AgentLink>> links;
   std::set<SessionId> in_flight;  // Sessions a call of this process is provisioning right now.
+
+  // A launch owned by one call of this process, from before its session is stored until it has
+  // its answer: a tick that finds the session provisioning leaves it alone meanwhile.
+  class LaunchClaim {
+   public:
+    LaunchClaim(Impl& im, SessionId id) : im_(&im), id_(std::move(id)) {}
+    LaunchClaim(LaunchClaim&& other) noexcept : im_(std::exchange(other.im_, nullptr)), id_(std::move(other.id_)) {}
+    LaunchClaim(const LaunchClaim&) = delete;
+    LaunchClaim& operator=(const LaunchClaim&) = delete;
+    LaunchClaim& operator=(LaunchClaim&&) = delete;
+    ~LaunchClaim();
+
+   private:
+    Impl* im_;
+    SessionId id_;
+  };
+  // Empty when a call of this process already owns the launch of `id`.
+  std::optional<LaunchClaim> claimLaunch(const SessionId& id);
   struct Backoff {
     TimePoint retry_at;
     Duration delay{0};
