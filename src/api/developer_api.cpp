@@ -79,12 +79,16 @@ namespace {
 
 using Handler = Result<json::object> (DeveloperApi::Impl::*)(const json::object&, const ApiKey&);
 
+// A verb whose answer is not JSON (get_kasm_screenshot: a PNG) makes its whole response.
+using RawHandler = ApiResponse (DeveloperApi::Impl::*)(const json::object&, const ApiKey&);
+
 struct VerbEntry {
   DeveloperApiVerb verb;
-  Handler handler;
+  Handler handler = nullptr;
+  RawHandler raw = nullptr;
 };
 
-constexpr std::size_t kVerbCount = 17;
+constexpr std::size_t kVerbCount = 18;
 
 // The verb table: what each verb needs, and who serves it. Session verbs act on any user's
 // sessions, hence sessions:manage; user verbs need users:manage.
@@ -97,6 +101,7 @@ const std::array<VerbEntry, kVerbCount>& verbTable() {
       {{"keepalive", permissions::kSessionsManage, false}, &I::keepalive},
       {{"get_kasms", permissions::kSessionsManage, true}, &I::getKasms},
       {{"exec_command_kasm", permissions::kSessionsManage, false}, &I::execCommandKasm},
+      {{"get_kasm_screenshot", permissions::kSessionsManage, true}, nullptr, &I::getKasmScreenshot},
       {{"get_user", permissions::kUsersManage, true}, &I::getUser},
       {{"get_users", permissions::kUsersManage, true}, &I::getUsers},
       {{"create_user", permissions::kUsersManage, false}, &I::createUser},
@@ -177,13 +182,6 @@ ApiResponse DeveloperApi::handle(std::string_view verb, std::string_view body, s
   const json::object& o = parsed.get_object();
   const auto& table = verbTable();
   auto it = std::find_if(table.begin(), table.end(), [&](const VerbEntry& e) { return e.verb.name == verb; });
-  if (verb == "get_kasm_screenshot") {
-    // A read verb on sessions whose answer is an image; authorized like get_kasm_status.
-    auto key =
-        im.authenticate(DeveloperApiVerb{"get_kasm_screenshot", permissions::kSessionsManage, true}, o, authorization);
-    if (!key.ok()) return errorResponse(key.error());
-    return im.getKasmScreenshot(o, *key);
-  }
   if (it == table.end()) {
     auto planned = std::find_if(std::begin(kPlannedVerbs), std::end(kPlannedVerbs),
                                 [&](const PlannedVerb& p) { return p.name == verb; });
@@ -198,6 +196,7 @@ ApiResponse DeveloperApi::handle(std::string_view verb, std::string_view body, s
   }
   auto key = im.authenticate(it->verb, o, authorization);
   if (!key.ok()) return errorResponse(key.error());
+  if (it->raw) return (im.*(it->raw))(o, *key);
   auto result = (im.*(it->handler))(o, *key);
   if (!result.ok()) return errorResponse(result.error());
   return okResponse(*result);

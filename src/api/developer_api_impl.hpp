@@ -42,7 +42,7 @@ struct DeveloperApi::Impl {
   Result<boost::json::object> keepalive(const boost::json::object& o, const ApiKey& key);
   Result<boost::json::object> getKasms(const boost::json::object& o, const ApiKey& key);
   Result<boost::json::object> execCommandKasm(const boost::json::object& o, const ApiKey& key);
-  // get_kasm_screenshot answers a PNG, not JSON: handled beside the verb table (developer_api.cpp).
+  // get_kasm_screenshot answers a PNG, not JSON (a raw handler of the verb table).
   ApiResponse getKasmScreenshot(const boost::json::object& o, const ApiKey& key);
   Result<Versioned<Session>> sessionOfUser(const boost::json::object& o);
   boost::json::object kasmJson(const Session& s);
