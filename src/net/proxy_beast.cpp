@@ -297,7 +297,7 @@ Awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, b
         if (auto page = vncPage(proxy, client, route, auth, *target, cookie_token)) {
           const auto& req = parser.get();
           const bool has_body = req.chunked() || (parser.content_length() && *parser.content_length() > 0);
-          co_return co_await answerPage(proxy, client, req.version(), req.keep_alive() && !has_body, std::move(*page));
+          co_return co_await answerPage(client, req.version(), req.keep_alive() && !has_body, std::move(*page));
         }
         co_return co_await reject(proxy, client, parser, 400,
                                   "proxy: this session speaks VNC; open it with a WebSocket (noVNC)");

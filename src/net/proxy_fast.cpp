@@ -335,7 +335,7 @@ Awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext& clien
     if (auto page = vncPage(proxy, client, route, auth, *target, cookie_token)) {
       const bool keep = keepAliveOf(head);
       buffer.consume(head.head_bytes);
-      co_return co_await answerPage(proxy, client, version, keep, std::move(*page));
+      co_return co_await answerPage(client, version, keep, std::move(*page));
     }
   }
   if (!target.ok() || target->protocol == SessionProtocol::kVnc ||

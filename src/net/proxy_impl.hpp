@@ -187,8 +187,7 @@ std::optional<ProxyPage> vncPage(const SessionProxy::Impl& proxy, ClientContext&
                                  const ProxyAuthRequest& auth, const ProxyTarget& target,
                                  std::string_view cookie_token);
 // Writes a page the proxy answers itself.
-Awaitable<bool> answerPage(SessionProxy::Impl& proxy, ClientContext& client, unsigned version, bool keep,
-                           ProxyPage page);
+Awaitable<bool> answerPage(ClientContext& client, unsigned version, bool keep, ProxyPage page);
 
 // A path below the session must stay below it (proxy_headers.cpp).
 bool isSafeRest(std::string_view rest);

@@ -269,9 +269,7 @@ std::optional<ProxyPage> vncPage(const SessionProxy::Impl& proxy, ClientContext&
   return page;
 }
 
-Awaitable<bool> answerPage(SessionProxy::Impl& proxy, ClientContext& client, unsigned version, bool keep,
-                           ProxyPage page) {
-  (void)proxy;
+Awaitable<bool> answerPage(ClientContext& client, unsigned version, bool keep, ProxyPage page) {
   keep = keep && !client.stopping.load();
   client.transport.tcp().expires_after(std::chrono::seconds(5));
   HttpHeaders extra;

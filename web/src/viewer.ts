@@ -7,7 +7,8 @@
 // The server puts what the page needs into <meta name="kasm-viewer"> (the session id, the token
 // for the WebSocket, the desktop's VNC password); the token is taken out of the address bar at once
 // and the page sends no Referer, so it never leaks to another site. Kasm's page flags are read from
-// the URL: disable_control_panel, disable_chat, disable_tips, disable_fixed_res.
+// the URL: disable_control_panel hides the buttons; the page has no chat or tips to disable yet, and
+// it always asks the desktop to fit the window (scaling the picture when it cannot resize).
 
 import RFB from '@novnc/novnc';
 
@@ -56,7 +57,6 @@ function start(): void {
     return;
   }
   if (flag(params, 'disable_control_panel')) panel.hidden = true;
-  const fixedResolution = flag(params, 'disable_fixed_res') === false && flag(params, 'fixed_res');
 
   let rfb: RFB | null = null;
   let attempt = 0;
@@ -92,7 +92,7 @@ function start(): void {
     });
     rfb = client;
     client.scaleViewport = true;
-    client.resizeSession = !fixedResolution;
+    client.resizeSession = true;
     client.background = '#1f2937';
     let connected = false;
     const timer = window.setTimeout(() => {
