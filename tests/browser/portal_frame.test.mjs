@@ -8,16 +8,13 @@
 // KASM_PORTAL_PORT (a free loopback port that kasm-server allows as a frame ancestor),
 // KASM_ARTIFACTS_DIR, KASM_WEB_DIR, KASM_CHROMIUM.
 
-import { createRequire } from 'node:module';
 import { createServer } from 'node:http';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { launchChromium, waitFor } from './support.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const webDir = resolve(process.env.KASM_WEB_DIR ?? join(here, '..', '..', 'web'));
-const require = createRequire(join(webDir, 'package.json'));
-const { chromium } = require('playwright-core');
 
 const baseUrl = (process.env.KASM_URL ?? '').replace(/\/$/, '');
 const apiKey = process.env.KASM_API_KEY ?? '';
@@ -41,20 +38,6 @@ async function developerApi(verb, body) {
   return json;
 }
 
-async function waitFor(what, probe, timeoutMs, intervalMs = 250) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (${last.message})` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
 
 async function main() {
   // The integrator's side: a session for a user, through the developer API.
@@ -65,12 +48,7 @@ async function main() {
   const kasmId = started.kasm_id;
   console.log(`portal_frame: kasm ${kasmId}, status ${started.status}`);
   let server;
-  const browser = await chromium.launch({
-    executablePath: process.env.KASM_CHROMIUM ?? '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   try {
     await waitFor('the session to run', async () =>
       (await developerApi('get_kasm_status', { kasm_id: kasmId })).operational_status === 'running', 240_000, 1000);

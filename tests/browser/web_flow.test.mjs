@@ -14,15 +14,9 @@
 //   KASM_BROWSER_SKIP_DESKTOP=1  skip the steps that need a real desktop (for a run against
 //                          web/dev/mock-server.mjs, which has no VNC behind its sessions)
 
-import { createRequire } from 'node:module';
 import { mkdirSync, writeFileSync, appendFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const webDir = resolve(process.env.KASM_WEB_DIR ?? join(here, '..', '..', 'web'));
-const require = createRequire(join(webDir, 'package.json'));
-const { chromium } = require('playwright-core');
+import { join, resolve } from 'node:path';
+import { launchChromium, waitFor } from './support.mjs';
 
 const baseUrl = (process.env.KASM_URL ?? '').replace(/\/$/, '');
 const username = process.env.KASM_USERNAME ?? 'admin@kasm.local';
@@ -65,23 +59,6 @@ async function step(page, name, fn) {
   }
 }
 
-// Polls `probe` (returns a truthy value when done) until `timeoutMs`; the error names `what`.
-async function waitFor(what, probe, timeoutMs, intervalMs = 250) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
 
 // Fraction of non-black pixels and a checksum of the noVNC canvas (sampled on a grid).
 async function canvasStats(page) {
@@ -119,13 +96,7 @@ async function visibleAlert(page) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.KASM_CHROMIUM ?? '/usr/bin/chromium',
-    headless: true,
-    timeout: 30_000,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   context.setDefaultTimeout(15_000);
   const page = await context.newPage();
