@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -178,6 +179,22 @@ inline http::response<http::string_body> httpGet(std::uint16_t port, std::string
   http::request<http::string_body> req{http::verb::get, target, 11};
   for (auto& [k, v] : headers) req.set(k, v);
   return httpRequest(port, std::move(req));
+}
+
+// For hand-written upstreams: the next request head on `socket` (through the blank line), taken
+// from the front of `in`, which keeps what was read beyond it; nullopt once the peer is gone.
+inline std::optional<std::string> readRequestHead(tcp::socket& socket, std::string& in) {
+  char buf[4096];
+  std::size_t end;
+  while ((end = in.find("\r\n\r\n")) == std::string::npos) {
+    beast::error_code ec;
+    const std::size_t n = socket.read_some(asio::buffer(buf), ec);
+    if (ec) return std::nullopt;
+    in.append(buf, n);
+  }
+  std::string head = in.substr(0, end + 4);
+  in.erase(0, end + 4);
+  return head;
 }
 
 // Writes raw bytes and reads whatever comes back until the server closes (bounded).

@@ -57,15 +57,9 @@ class HostileUpstream {
     std::string in;
     char buf[4096];
     for (;;) {
-      std::size_t end;
-      while ((end = in.find("\r\n\r\n")) == std::string::npos) {
-        beast::error_code ec;
-        const std::size_t n = socket.read_some(asio::buffer(buf), ec);
-        if (ec) return;
-        in.append(buf, n);
-      }
-      const std::string head = in.substr(0, end + 4);
-      in.erase(0, end + 4);
+      const auto next = readRequestHead(socket, in);
+      if (!next) return;
+      const std::string& head = *next;
       const std::string length = fieldOf(head, "Content-Length");
       std::size_t body = length.empty() ? 0 : std::stoul(length);
       while (in.size() < body) {

@@ -308,17 +308,10 @@ TEST_F(SessionProxyTest, CloseSessionDropsItsOpenWebSockets) {
 // to Beast and to see the exact head the proxy sent: /head echoes the request head as the body.
 void serveCannedResponses(tcp::socket& socket) {
   std::string in;
-  char buf[4096];
   for (;;) {
-    std::size_t end;
-    while ((end = in.find("\r\n\r\n")) == std::string::npos) {
-      beast::error_code ec;
-      std::size_t n = socket.read_some(asio::buffer(buf), ec);
-      if (ec) return;
-      in.append(buf, n);
-    }
-    const std::string head = in.substr(0, end + 4);
-    in.erase(0, end + 4);
+    const auto next = readRequestHead(socket, in);
+    if (!next) return;
+    const std::string& head = *next;
     const auto sp = head.find(' ');
     std::string target = head.substr(sp + 1, head.find(' ', sp + 1) - sp - 1);
     target = target.substr(0, target.find('?'));
