@@ -11,6 +11,7 @@
 #include "api/authorization.hpp"
 #include "api/developer_api_impl.hpp"
 #include "api/session_start.hpp"
+#include "kasm/share/sharing.hpp"
 
 namespace kasm::api {
 
@@ -88,7 +89,7 @@ struct VerbEntry {
   RawHandler raw = nullptr;
 };
 
-constexpr std::size_t kVerbCount = 18;
+constexpr std::size_t kVerbCount = 25;
 
 // The verb table: what each verb needs, and who serves it. Session verbs act on any user's
 // sessions, hence sessions:manage; user verbs need users:manage.
@@ -113,6 +114,13 @@ const std::array<VerbEntry, kVerbCount>& verbTable() {
       {{"remove_user_group", permissions::kUsersManage, false}, &I::removeUserGroup},
       {{"get_attributes", permissions::kUsersManage, true}, &I::getAttributes},
       {{"update_user_attributes", permissions::kUsersManage, false}, &I::updateUserAttributes},
+      {{"join_kasm", permissions::kSessionsManage, false}, &I::joinKasm},
+      {{"create_kasm_share_id", permissions::kSessionsManage, false}, &I::createKasmShareId},
+      {{"get_kasm_share_id", permissions::kSessionsManage, true}, &I::getKasmShareId},
+      {{"delete_kasm_share_id", permissions::kSessionsManage, false}, &I::deleteKasmShareId},
+      {{"get_session_permissions", permissions::kSessionsManage, true}, &I::getSessionPermissions},
+      {{"set_session_permissions", permissions::kSessionsManage, false}, &I::setSessionPermissions},
+      {{"delete_session_permissions", permissions::kSessionsManage, false}, &I::deleteSessionPermissions},
   }};
   return kVerbs;
 }
@@ -124,13 +132,6 @@ struct PlannedVerb {
   std::string_view why;
 };
 constexpr PlannedVerb kPlannedVerbs[] = {
-    {"join_kasm", "session sharing is not available yet"},
-    {"create_kasm_share_id", "session sharing is not available yet"},
-    {"get_kasm_share_id", "session sharing is not available yet"},
-    {"delete_kasm_share_id", "session sharing is not available yet"},
-    {"set_session_permissions", "session sharing is not available yet"},
-    {"get_session_permissions", "session sharing is not available yet"},
-    {"delete_session_permissions", "session sharing is not available yet"},
     {"assign_user_server", "fixed servers are not available yet"},
     {"unassign_user_server", "fixed servers are not available yet"},
     {"get_kasm_frame_stats", "the desktops' VNC server (TigerVNC) does not report frame statistics"},
@@ -212,7 +213,9 @@ json::object DeveloperApi::Impl::kasmJson(const Session& s) {
   k["server_id"] = s.agent_id ? s.agent_id->str() : "";
   k["zone_id"] = s.zone_id ? s.zone_id->str() : "";
   k["container_id"] = s.container_id;
-  k["share_id"] = s.share_id.empty() ? json::value(nullptr) : json::value(s.share_id);
+  std::optional<std::string> share_id;
+  if (options.sharing) share_id = options.sharing->shareIdOf(s);
+  k["share_id"] = share_id ? json::value(*share_id) : json::value(nullptr);
   k["operational_status"] = operationalStatus(s.state);
   k["operational_message"] = s.operational_message;
   k["operational_progress"] = s.progress;
@@ -350,16 +353,26 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o, cons
   }
   req.environment = std::move(environment);
 
-  if (sharing && *sharing) {
-    KASM_ASSIGN_OR_RETURN(GroupSettings settings, manager.effectiveSettings(user.id));
-    if (!settings.allow_sharing) return permissionDenied("sharing is not allowed for user '" + user.username + "'");
+  const bool share = sharing && *sharing;
+  if (share) {
+    KASM_ASSIGN_OR_RETURN(share::Sharing * sharing_service, this->sharing());
+    KASM_RETURN_IF_ERROR(sharing_service->mayShare(user.id));
   }
   KASM_ASSIGN_OR_RETURN(Session s, detail::startSession(manager, options.background, std::move(req)));
   json::object out;
   const std::string url = kasmUrl(s);
   out["kasm_id"] = s.id.str();
   out["status"] = operationalStatus(s.state);
-  out["share_id"] = s.share_id.empty() ? json::value(nullptr) : json::value(s.share_id);
+  std::optional<std::string> share_id;
+  if (share) {
+    // The session exists whatever happens here: a share that cannot be made is reported, not fatal.
+    auto made = options.sharing->createShare(s.id, std::nullopt);
+    if (made.ok())
+      share_id = std::move(*made);
+    else
+      out["share_error"] = made.error().message();
+  }
+  out["share_id"] = share_id ? json::value(*share_id) : json::value(nullptr);
   out["username"] = user.username;
   out["user_id"] = user.id.str();
   out["session_token"] = url.substr(url.find("token=") + 6);

@@ -66,6 +66,14 @@ struct DeveloperApi::Impl {
   Result<boost::json::object> updateUserAttributes(const boost::json::object& o, const ApiKey& key);
   Result<boost::json::object> addUserGroup(const boost::json::object& o, const ApiKey& key);
   Result<boost::json::object> removeUserGroup(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> joinKasm(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> createKasmShareId(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> getKasmShareId(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> deleteKasmShareId(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> getSessionPermissions(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> setSessionPermissions(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> deleteSessionPermissions(const boost::json::object& o, const ApiKey& key);
+  Result<share::Sharing*> sharing();
   Result<User> createAnonymousUser();
   Result<Versioned<User>> targetUser(const boost::json::object& o);
   Result<boost::json::object> userJson(const User& u);

@@ -169,5 +169,8 @@ RouteResult sessionsRoute(RestApi::Impl& im, const RouteCall& call, std::string_
 RouteResult usersRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
 RouteResult groupsRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
 RouteResult apiKeysRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
+// rest_shares.cpp
+RouteResult sessionShareRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method, const Session& s);
+RouteResult sharesRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
 
 }  // namespace kasm::api::rest

@@ -133,6 +133,7 @@ std::string buildOpenApi() {
   }
   schemas["StagingConfig"] = entitySchema<StagingConfig>();
   schemas["LicenseRecord"] = entitySchema<LicenseRecord>();
+  schemas["SessionPermission"] = json::parse(jsonSchema<SessionPermission>()).as_object();
   {
     json::object s = json::parse(jsonSchema<Setting>()).as_object();
     s["required"] = json::array{"key", "value"};
@@ -142,6 +143,9 @@ std::string buildOpenApi() {
     json::object s = entitySchema<Session>();
     auto& props = s["properties"].as_object();
     props.erase("upstream");
+    props.erase("share");
+    props["share_id"] = json::object{{"type", json::array{"string", "null"}},
+                                     {"description", "the share link's id while the session is shared"}};
     props["protocol"] = json::object{{"type", "string"}};
     props["url"] = json::object{{"type", "string"}, {"description", "the session page, with an access token"}};
     props["ws_url"] =
@@ -249,6 +253,32 @@ std::string buildOpenApi() {
     addPath(paths, p + "/sessions/{id}/" + action,
             {{"POST", std::string("Session action: ") + action, "sessions:manage", 200, ref("Session")}}, true);
   }
+  // Sharing: the owner (or sessions:manage) shares and says who may do what; anyone joins by id.
+  const json::object share_schema = {{"type", "object"}};
+  addPath(paths, p + "/sessions/{id}/share",
+          {{"GET", "The session's share link and who it is shared with", "sessions:manage", 200, share_schema},
+           {"POST", "Share the session (or get its link); body {expires_at?}", "sessions:manage", 200, share_schema,
+            json::object{{"type", "object"}}},
+           {"DELETE", "Revoke the share link and everyone who joined by it", "sessions:manage", 204}},
+          true);
+  addPath(paths, p + "/sessions/{id}/permissions",
+          {{"GET", "Who else may open the session, and how (r: watch, rw: control)", "sessions:manage", 200,
+            listSchema("SessionPermission")}},
+          true);
+  addPath(
+      paths, p + "/sessions/{id}/permissions/{user_id}",
+      {{"PUT", "Give a user access r or rw", "sessions:manage", 200, ref("SessionPermission"),
+        json::object{{"type", "object"},
+                     {"properties",
+                      json::object{{"access", json::object{{"type", "string"}, {"enum", json::array{"r", "rw"}}}}}}}},
+       {"DELETE", "Take a user's access away (their connections close at once)", "sessions:manage", 204}},
+      true);
+  paths[p + "/sessions/{id}/permissions/{user_id}"].as_object()["parameters"] = json::array{json::object{
+      {"name", "user_id"}, {"in", "path"}, {"required", true}, {"schema", json::object{{"type", "string"}}}}};
+  addPath(paths, p + "/shares/{share_id}/join",
+          {{"POST", "Join a shared session; answers the viewer's url, ws_url and chat_url", "sessions:manage", 200,
+            json::object{{"type", "object"}}, json::object{{"type", "object"}}}},
+          true, "share_id");
   // One's own things: a login needs nothing more, an API key acting for its owner the permission
   // named here (a key acts within its own permission set).
   for (const auto& [path, method, owner] : std::vector<std::tuple<std::string, std::string, std::string>>{
@@ -259,6 +289,13 @@ std::string buildOpenApi() {
            {"/sessions/{id}/pause", "post", "sessions:launch"},
            {"/sessions/{id}/resume", "post", "sessions:launch"},
            {"/sessions/{id}/stop", "post", "sessions:launch"},
+           {"/sessions/{id}/share", "get", "sessions:launch"},
+           {"/sessions/{id}/share", "post", "sessions:launch"},
+           {"/sessions/{id}/share", "delete", "sessions:launch"},
+           {"/sessions/{id}/permissions", "get", "sessions:launch"},
+           {"/sessions/{id}/permissions/{user_id}", "put", "sessions:launch"},
+           {"/sessions/{id}/permissions/{user_id}", "delete", "sessions:launch"},
+           {"/shares/{share_id}/join", "post", "sessions:launch"},
            {"/users/{id}", "get", ""},
            {"/users/{id}", "patch", "users:manage"},
            {"/users/{id}", "put", "users:manage"}}) {

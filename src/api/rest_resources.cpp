@@ -247,9 +247,10 @@ RouteResult RestApi::Impl::dispatch(const RouteCall& call0, std::string_view met
     KASM_ASSIGN_OR_RETURN(auto id, manager.licensing().installationId());
     return rest::reply(200, json::object{{"installation_id", id}, {"version", std::string(kasm::version())}});
   }
-  const std::size_t max_params = root == "sessions" ? 2 : root == "groups" ? 3 : 1;
+  const std::size_t max_params = root == "sessions" || root == "groups" ? 3 : root == "shares" ? 2 : 1;
   if (call.params.size() > max_params) return notFound("no such route");
   if (root == "sessions") return sessionsRoute(*this, call, method);
+  if (root == "shares") return sharesRoute(*this, call, method);
   if (root == "workspaces") return workspaces(*this, call, method);
   if (root == "zones") return zones(*this, call, method);
   if (root == "agents") return agents(*this, call, method);

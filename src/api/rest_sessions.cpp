@@ -3,6 +3,7 @@
 #include "api/authorization.hpp"
 #include "api/rest_collections.hpp"
 #include "api/session_start.hpp"
+#include "kasm/share/sharing.hpp"
 
 namespace kasm::api {
 
@@ -11,6 +12,12 @@ using namespace rest;
 Result<json::object> RestApi::Impl::sessionJson(const Session& s, const Principal& p, ProtocolCache* protocols) {
   KASM_ASSIGN_OR_RETURN(auto o, toObject(s));
   o.erase("upstream");  // Where the container listens is the proxy's business.
+  // The share link in clear (for those who may see the session), never its sealed form or hash.
+  o.erase("share");
+  if (options.sharing) {
+    auto share_id = options.sharing->shareIdOf(s);
+    o["share_id"] = share_id ? json::value(*share_id) : json::value(nullptr);
+  }
   // The protocol comes from the workspace: read once per workspace when a list shares a cache.
   auto lookup = [&]() -> std::optional<SessionProtocol> {
     auto ws = repo.get<Workspace>(s.workspace_id.str());
@@ -133,6 +140,10 @@ RouteResult rest::sessionsRoute(RestApi::Impl& im, const RouteCall& call, std::s
     }
     return methodNotAllowed(method, "/sessions/{id}");
   }
+  if (call.params[1] == "share" || call.params[1] == "permissions") {
+    return sessionShareRoute(im, call, method, s.value);
+  }
+  if (call.params.size() > 2) return notFound("no such route");
   if (method != "POST") return methodNotAllowed(method, "/sessions/{id}/" + call.params[1]);
   const std::string& action = call.params[1];
   Result<Session> r = notFound("no session action '" + action + "'");

@@ -10,7 +10,12 @@ Result<SessionAccess> authorizeSessionAccess(Manager& manager, spi::Store& store
   KASM_ASSIGN_OR_RETURN(auth::AccessClaims claims, signer.verifyFor(token, session));
   auto s = manager.getSession(session);
   if (!s.ok()) return notFound("session " + session.str() + " does not exist");
-  if (s->user_id != claims.user_id) return permissionDenied("the token's user does not own this session");
+  bool view_only = false;
+  if (s->user_id != claims.user_id) {
+    const auto* granted = s->permissionOf(claims.user_id);
+    if (!granted) return permissionDenied("the token's user does not own this session and it was not shared with them");
+    view_only = granted->access == ShareAccess::kRead;
+  }
   if (s->state != SessionState::kRunning) {
     return failedPrecondition("session " + session.str() + " is " + std::string(enumName(s->state)));
   }
@@ -27,7 +32,8 @@ Result<SessionAccess> authorizeSessionAccess(Manager& manager, spi::Store& store
     return unauthenticated("this access token was revoked; reopen the session");
   auto ws = repo.get<Workspace>(s->workspace_id.str());
   if (!ws.ok()) return ws.error();
-  return SessionAccess{session, s->user_id, s->upstream, ws->value.protocol, user->value.sessions_valid_after};
+  return SessionAccess{
+      session, claims.user_id, s->upstream, ws->value.protocol, view_only, user->value.sessions_valid_after};
 }
 
 }  // namespace kasm::api

@@ -130,7 +130,8 @@ void describe(Session& s, V& v) {
   v("container_id", s.container_id);
   v("container_name", s.container_name);
   v("upstream", s.upstream);
-  v("share_id", s.share_id);
+  v("share", s.share);
+  v("permissions", s.permissions);
   v("launch_environment", s.launch_environment);
   v("created_at", s.created_at);
   v("state_changed_at", s.state_changed_at);
@@ -141,6 +142,27 @@ void describe(Session& s, V& v) {
   v("hard_expires_at", s.hard_expires_at);
 }
 template <class V>
+void describe(SessionShare& s, V& v) {
+  v("sealed_id", s.sealed_id);
+  v("lookup", s.lookup);
+  v("created_by", s.created_by);
+  v("created_at", s.created_at);
+  v("expires_at", s.expires_at);
+}
+template <class V>
+void describe(SessionPermission& p, V& v) {
+  v("user_id", p.user_id);
+  v("username", p.username);
+  v("access", p.access);
+  v("granted_at", p.granted_at);
+}
+template <class V>
+void describe(ShareIndex& s, V& v) {
+  v("lookup", s.lookup);
+  v("session_id", s.session_id);
+  v("created_at", s.created_at);
+}
+template <class V>
 void describe(GroupSettings& g, V& v) {
   v("max_sessions_per_user", g.max_sessions_per_user);
   v("keepalive_expiration", g.keepalive_expiration);
@@ -148,6 +170,7 @@ void describe(GroupSettings& g, V& v) {
   v("session_time_limit", g.session_time_limit);
   v("idle_disconnect", g.idle_disconnect);
   v("allow_sharing", g.allow_sharing);
+  v("shared_session_full_control", g.shared_session_full_control);
   v("allow_clipboard_down", g.allow_clipboard_down);
   v("allow_clipboard_up", g.allow_clipboard_up);
   v("allow_downloads", g.allow_downloads);

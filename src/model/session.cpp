@@ -50,10 +50,27 @@ Result<void> Session::validate() const {
   if (progress < 0 || progress > 100) return invalidArgument("session.progress must be 0-100");
   KASM_RETURN_IF_ERROR(detail::requireText(state_reason, "session.state_reason", 4096));
   KASM_RETURN_IF_ERROR(detail::requireText(operational_message, "session.operational_message", 4096));
+  if (share) {
+    KASM_RETURN_IF_ERROR(detail::requireText(share->sealed_id, "session.share.sealed_id", 256));
+    KASM_RETURN_IF_ERROR(detail::requireId(share->lookup, "session.share.lookup"));
+  }
+  if (permissions.size() > kMaxSessionPermissions) {
+    return invalidArgument("session.permissions: at most " + std::to_string(kMaxSessionPermissions) +
+                           " people per session");
+  }
+  for (const auto& p : permissions) {
+    KASM_RETURN_IF_ERROR(detail::requireId(p.user_id.str(), "session.permissions.user_id"));
+    KASM_RETURN_IF_ERROR(detail::requireText(p.username, "session.permissions.username", 256));
+  }
   if (holdsReservation(state) && state != SessionState::kStopping && !agent_id) {
     return invalidArgument("session.agent_id is required in state " + std::string(enumName(state)));
   }
   return {};
+}
+
+Result<void> ShareIndex::validate() const {
+  KASM_RETURN_IF_ERROR(detail::requireId(lookup, "share_index.lookup"));
+  return detail::requireId(session_id.str(), "share_index.session_id");
 }
 
 }  // namespace kasm

@@ -89,5 +89,11 @@ std::string EntityTraits<Setting>::id(const Setting& v) {
 std::map<std::string, std::string> EntityTraits<Setting>::columns(const Setting&) {
   return {};
 }
+std::string EntityTraits<ShareIndex>::id(const ShareIndex& v) {
+  return v.lookup;
+}
+std::map<std::string, std::string> EntityTraits<ShareIndex>::columns(const ShareIndex& v) {
+  return {{"session_id", v.session_id.str()}};
+}
 
 }  // namespace kasm

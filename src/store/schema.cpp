@@ -17,6 +17,7 @@ const std::vector<TableSchema>& allTableSchemas() {
       {Table::kAutoscaleConfigs, "autoscale_configs", {"zone_id"}, {}},
       {Table::kLicenses, "licenses", {}, {}},
       {Table::kSettings, "settings", {}, {}},
+      {Table::kShareIndex, "share_index", {"session_id"}, {}},
   };
   return kSchemas;
 }

@@ -57,7 +57,7 @@ std::vector<std::string> columnValues(spi::Table table, const spi::Record& recor
   return out;
 }
 
-std::vector<std::string> schemaV1(Dialect d) {
+std::vector<std::string> schemaStatements(Dialect d) {
   std::vector<std::string> out;
   const char* data_type = d == Dialect::kPostgres ? "JSONB" : "TEXT";
   for (const auto& s : spi::allTableSchemas()) {

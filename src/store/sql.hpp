@@ -19,8 +19,8 @@ Result<void> checkQuery(spi::Table table, const spi::Query& query);
 // The record's column values in schema order, "" for missing ones.
 std::vector<std::string> columnValues(spi::Table table, const spi::Record& record);
 
-// Statements for migration 1 (all tables and indexes), in order.
-std::vector<std::string> schemaV1(Dialect dialect);
+// Every table and index of the current schema, each created only when missing, in order.
+std::vector<std::string> schemaStatements(Dialect dialect);
 
 // A SELECT for `query` plus the parameter values in placeholder order. Columns returned:
 // id, version, data, then the table's columns in schema order.

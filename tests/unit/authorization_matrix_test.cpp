@@ -20,6 +20,7 @@
 #include "kasm/auth/password.hpp"
 #include "kasm/auth/secret.hpp"
 #include "kasm/kasm.hpp"
+#include "kasm/share/sharing.hpp"
 
 namespace kasm::api {
 namespace {
@@ -65,7 +66,9 @@ struct World {
   auth::WebSessionSigner web_signer = *auth::WebSessionSigner::create(std::string(40, 'w'), clock);
   std::unique_ptr<RestApi> rest;
   std::unique_ptr<DeveloperApi> developer;
-  std::string session;  // Alice's.
+  std::unique_ptr<share::Sharing> sharing;
+  std::string session;   // Alice's.
+  std::string share_id;  // Alice's session is shared as this.
 
   static const std::string& passwordHash() {
     static const std::string kHash = *auth::hashPassword("alice-password", {.log2_n = 10});
@@ -90,6 +93,8 @@ struct World {
       g.name = name;
       g.permissions = std::move(perms);
       g.settings.max_sessions_per_user = 0;
+      g.settings.allow_sharing = true;
+      g.settings.shared_session_full_control = true;
       EXPECT_TRUE(repo.insert(g).ok());
     };
     group("all", "All Users", {"sessions:launch"});
@@ -132,9 +137,15 @@ struct World {
     for (const auto& who : principals()) {
       if (who.kind == Who::kKey) addKey(who);
     }
+    sharing = std::move(*share::Sharing::create(*manager, *store, clock, {.secret_key = std::string(40, 'k')}));
+    auto shared = sharing->createShare(SessionId(session), std::nullopt);
+    EXPECT_TRUE(shared.ok()) << shared.error().toString();
+    if (shared.ok()) share_id = *shared;
     RestApiOptions ro;
+    ro.sharing = sharing.get();
     rest = std::make_unique<RestApi>(*manager, *store, clock, signer, web_signer, ro);
     DeveloperApiOptions dopts;
+    dopts.sharing = sharing.get();
     // A stand-in picture: what is checked here is who may ask for it.
     dopts.screenshot = [](const Session&, int) -> Result<std::string> { return std::string("\x89PNG stand-in"); };
     developer = std::make_unique<DeveloperApi>(*manager, *store, clock, signer, std::move(dopts));
@@ -200,6 +211,9 @@ struct RouteRow {
 const std::map<std::string, RouteRow>& routeRows() {
   using R = RouteRow;
   const auto pause = [](World& w) { ASSERT_TRUE(w.manager->pauseSession(SessionId(w.session)).ok()); };
+  const auto share_with_carol = [](World& w) {
+    ASSERT_TRUE(w.sharing->setPermission(SessionId(w.session), UserId("carol"), ShareAccess::kRead).ok());
+  };
   static const std::map<std::string, RouteRow> kRows = {
       {"POST /api/v1/auth/login", {"/api/v1/auth/login", R"({"username":"alice","password":"alice-password"})"}},
       {"POST /api/v1/auth/logout", {"/api/v1/auth/logout", ""}},
@@ -251,6 +265,16 @@ const std::map<std::string, RouteRow>& routeRows() {
       {"POST /api/v1/sessions/{id}/pause", {"/api/v1/sessions/{session}/pause", "", R::kAlice, 404}},
       {"POST /api/v1/sessions/{id}/resume", {"/api/v1/sessions/{session}/resume", "", R::kAlice, 404, 0, pause}},
       {"POST /api/v1/sessions/{id}/stop", {"/api/v1/sessions/{session}/stop", "", R::kAlice, 404}},
+      {"GET /api/v1/sessions/{id}/share", {"/api/v1/sessions/{session}/share", "", R::kAlice, 404}},
+      {"POST /api/v1/sessions/{id}/share", {"/api/v1/sessions/{session}/share", "{}", R::kAlice, 404}},
+      {"DELETE /api/v1/sessions/{id}/share", {"/api/v1/sessions/{session}/share", "", R::kAlice, 404}},
+      {"GET /api/v1/sessions/{id}/permissions", {"/api/v1/sessions/{session}/permissions", "", R::kAlice, 404}},
+      {"PUT /api/v1/sessions/{id}/permissions/{user_id}",
+       {"/api/v1/sessions/{session}/permissions/carol", R"({"access":"rw"})", R::kAlice, 404}},
+      {"DELETE /api/v1/sessions/{id}/permissions/{user_id}",
+       {"/api/v1/sessions/{session}/permissions/carol", "", R::kAlice, 404, 0, share_with_carol}},
+      // Joining as oneself: a login, or a key acting for its owner with sessions:launch.
+      {"POST /api/v1/shares/{share_id}/join", {"/api/v1/shares/{share}/join", "{}", R::kCaller}},
       {"GET /api/v1/api-keys", {"/api/v1/api-keys", ""}},
       {"POST /api/v1/api-keys", {"/api/v1/api-keys", R"({"name":"new","permissions":["sessions:launch"]})"}},
       {"GET /api/v1/api-keys/{id}", {"/api/v1/api-keys/existing", ""}},
@@ -314,6 +338,7 @@ TEST(AuthorizationMatrix, EveryRouteAgainstEveryPrincipal) {
         if (row.prepare) row.prepare(world);
         std::string concrete = row.path;
         if (auto at = concrete.find("{session}"); at != std::string::npos) concrete.replace(at, 9, world.session);
+        if (auto at = concrete.find("{share}"); at != std::string::npos) concrete.replace(at, 7, world.share_id);
         const RestResponse r = world.callRest(who, method, concrete, row.body);
         const int expected = expectedRestStatus(op, row, who, write, is_public);
         ++cells;
@@ -365,6 +390,15 @@ const std::map<std::string, std::vector<VerbRow>>& verbRows() {
       {"remove_user_group", {{{{"target_user", carol}, {"target_group", {{"group_id", "staff"}}}}}}},
       {"get_attributes", {{{{"target_user", carol}}}}},
       {"update_user_attributes", {{{{"target_user_attributes", {{"user_id", "carol"}, {"show_tips", false}}}}}}},
+      {"join_kasm", {{{{"share_id", "{share}"}, {"user_id", "carol"}}}}},
+      {"create_kasm_share_id", {{{{"kasm_id", "{session}"}}}}},
+      {"get_kasm_share_id", {{{{"kasm_id", "{session}"}}}}},
+      {"delete_kasm_share_id", {{{{"kasm_id", "{session}"}}}}},
+      {"get_session_permissions", {{{{"kasm_id", "{session}"}}}}},
+      {"set_session_permissions",
+       {{{{"kasm_id", "{session}"},
+          {"session_permissions", json::array{json::object{{"user_id", "carol"}, {"access", "r"}}}}}}}},
+      {"delete_session_permissions", {{{{"kasm_id", "{session}"}}}}},
   };
   return kRows;
 }
@@ -394,6 +428,7 @@ TEST(AuthorizationMatrix, EveryDeveloperApiVerbAgainstEveryPrincipal) {
         World world;
         json::object body = row.body;
         if (auto* id = body.if_contains("kasm_id"); id && id->as_string() == "{session}") *id = world.session;
+        if (auto* id = body.if_contains("share_id"); id && id->as_string() == "{share}") *id = world.share_id;
         const ApiResponse r = world.callVerb(who, verb.name, body);
         EXPECT_EQ(r.status, expectedVerbStatus(verb, row, who))
             << name << " " << json::serialize(row.body) << " as " << who.name << ": " << r.body;

@@ -481,9 +481,7 @@ TEST_F(DeveloperApiTest, UserAttributesReadAndWrite) {
 // authenticated caller, 401 to anyone else; never an unknown-call 404.
 TEST_F(DeveloperApiTest, PlannedVerbsAnswerNotSupported) {
   for (const char* verb :
-       {"join_kasm", "create_kasm_share_id", "get_kasm_share_id", "delete_kasm_share_id", "set_session_permissions",
-        "get_session_permissions", "delete_session_permissions", "assign_user_server", "unassign_user_server",
-        "get_kasm_screenshot", "get_kasm_frame_stats"}) {
+       {"assign_user_server", "unassign_user_server", "get_kasm_screenshot", "get_kasm_frame_stats"}) {
     auto [s, e] = call(verb, {});
     EXPECT_EQ(s, 501) << verb;
     EXPECT_NE(std::string(e["error_message"].as_string()).find("not supported"), std::string::npos) << verb;

@@ -11,6 +11,10 @@
 #include "kasm/manager/manager.hpp"
 #include "kasm/spi/store.hpp"
 
+namespace kasm::share {
+class Sharing;
+}
+
 namespace kasm::api {
 
 // A response of the API layer, independent of the HTTP library: a status code and a JSON body.
@@ -41,6 +45,9 @@ struct DeveloperApiOptions {
   // Takes a PNG of a running session's screen, `width` pixels wide (get_kasm_screenshot). Unset:
   // the verb answers 501. kasm-server: kasm::net::captureVncSnapshot on the session's upstream.
   std::function<Result<std::string>(const Session&, int width)> screenshot;
+  // Session sharing (join_kasm, the share-id and session-permission verbs, request_kasm's
+  // enable_sharing). Unset: those verbs answer 501. Not owned; outlives the API.
+  share::Sharing* sharing = nullptr;
 };
 
 // One verb of the developer API and what its key needs: `permission` (admin grants all; empty: any
@@ -57,10 +64,11 @@ struct DeveloperApiVerb {
 // existing Kasm API client works unchanged. Verbs: request_kasm, get_kasm_status, destroy_kasm,
 // keepalive, get_kasms, exec_command_kasm, get_user, get_users, create_user, update_user,
 // delete_user, logout_user, get_images, add_user_group, remove_user_group, get_attributes,
-// update_user_attributes. The verbs that come with sharing and fixed servers (join_kasm, the share
-// and session-permission verbs, assign_user_server, ...) and get_kasm_frame_stats answer 501
-// "not supported" to an authenticated caller; get_kasm_screenshot answers image/png through
-// DeveloperApiOptions::screenshot (501 when unset).
+// update_user_attributes, and with DeveloperApiOptions::sharing join_kasm, create_kasm_share_id,
+// get_kasm_share_id, delete_kasm_share_id, get_session_permissions, set_session_permissions and
+// delete_session_permissions. The verbs of fixed servers (assign_user_server, ...) and
+// get_kasm_frame_stats answer 501 "not supported" to an authenticated caller; get_kasm_screenshot answers image/png
+// through DeveloperApiOptions::screenshot (501 when unset).
 //
 // Authorisation: the key must exist, be enabled and unexpired, its secret must verify and its owner
 // (if any) must exist and be neither disabled nor locked; then the verb needs the permission of

@@ -46,6 +46,9 @@ struct RestApiOptions {
   std::string session_path_prefix = "/desktop/";
   std::size_t max_body_bytes = 1024 * 1024;
   std::size_t max_page = 1000;
+  // Session sharing (/sessions/{id}/share, /sessions/{id}/permissions, /shares/{id}/join). Unset:
+  // those routes answer 412. Not owned; outlives the API.
+  share::Sharing* sharing = nullptr;
   std::string default_group_name = "All Users";
   auth::LoginRateLimiter::Options login_limits;
   // Runs a task on another thread (false when it cannot be queued). When set, POST /sessions

@@ -19,6 +19,9 @@ struct SessionAccess {
   UserId user;
   std::string upstream;
   SessionProtocol protocol = SessionProtocol::kHttp;
+  // What `user` may do: the owner and joiners given control (rw) have full control; other joiners
+  // only watch (r), which the proxy enforces.
+  bool view_only = false;
   // The user's sessions_valid_after when this was decided: tokens issued before it are revoked,
   // so a remembered grant still refuses them.
   std::optional<TimePoint> valid_after;
@@ -31,9 +34,9 @@ struct SessionAccess {
 
 // Decides whether `token` opens `session` now. The token must verify for the session
 // (Unauthenticated / PermissionDenied from the signer); the session must exist (NotFound), belong to
-// the token's user (PermissionDenied) and run (FailedPrecondition); the user must exist and be
-// neither disabled nor locked (PermissionDenied), and must not have revoked the token by logging
-// out everywhere or changing their password since it was issued (Unauthenticated).
+// the token's user or have been shared with them (PermissionDenied) and run (FailedPrecondition); the user must exist
+// and be neither disabled nor locked (PermissionDenied), and must not have revoked the token by logging out everywhere
+// or changing their password since it was issued (Unauthenticated).
 Result<SessionAccess> authorizeSessionAccess(Manager& manager, spi::Store& store, const auth::AccessTokenSigner& signer,
                                              std::string_view token, const SessionId& session);
 

@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "kasm/core/clock.hpp"
 #include "kasm/core/enum_names.hpp"
@@ -40,6 +41,9 @@ enum class SessionState {
 // What an expiring or idle session turns into.
 enum class ExpirationAction { kDelete, kStop, kPause };
 
+// What someone the owner shared a session with may do on its desktop (Kasm's "r" and "rw").
+enum class ShareAccess { kRead, kReadWrite };
+
 }  // namespace kasm
 
 KASM_ENUM_NAMES(kasm::SessionState, 8, {kasm::SessionState::kRequested, "requested"},
@@ -49,6 +53,7 @@ KASM_ENUM_NAMES(kasm::SessionState, 8, {kasm::SessionState::kRequested, "request
                 {kasm::SessionState::kFailed, "failed"});
 KASM_ENUM_NAMES(kasm::ExpirationAction, 3, {kasm::ExpirationAction::kDelete, "delete"},
                 {kasm::ExpirationAction::kStop, "stop"}, {kasm::ExpirationAction::kPause, "pause"});
+KASM_ENUM_NAMES(kasm::ShareAccess, 2, {kasm::ShareAccess::kRead, "r"}, {kasm::ShareAccess::kReadWrite, "rw"});
 
 namespace kasm {
 
@@ -60,6 +65,43 @@ bool holdsReservation(SessionState state) noexcept;
 constexpr bool isTerminal(SessionState state) noexcept {
   return state == SessionState::kDestroyed;
 }
+
+// A session's share link. The share id itself (128 bits from the OS CSPRNG) is never stored in
+// clear: `sealed_id` is it encrypted under the installation's key (so the owner can be shown it
+// again) and `lookup` its SHA-256, the key of the share index (ShareIndex) through which joiners
+// find the session.
+struct SessionShare {
+  std::string sealed_id;
+  std::string lookup;
+  UserId created_by;
+  TimePoint created_at;
+  std::optional<TimePoint> expires_at;  // None: until revoked or the session ends.
+
+  friend bool operator==(const SessionShare&, const SessionShare&) = default;
+};
+
+// How many people a session may be shared with at once.
+inline constexpr std::size_t kMaxSessionPermissions = 100;
+
+// Someone besides the owner who may open the session's desktop, and how.
+struct SessionPermission {
+  UserId user_id;
+  std::string username;  // When granted, for display.
+  ShareAccess access = ShareAccess::kRead;
+  TimePoint granted_at;
+
+  friend bool operator==(const SessionPermission&, const SessionPermission&) = default;
+};
+
+// The share index: a share id's hash -> its session (the row's id is SessionShare::lookup).
+struct ShareIndex {
+  std::string lookup;
+  SessionId session_id;
+  TimePoint created_at;
+
+  Result<void> validate() const;
+  friend bool operator==(const ShareIndex&, const ShareIndex&) = default;
+};
 
 // A user's running (or starting, or stopped) instance of a workspace.
 struct Session {
@@ -79,8 +121,9 @@ struct Session {
   Resources resources;  // Reserved on the agent while holdsReservation(state).
   std::string container_id;
   std::string container_name;
-  std::string upstream;  // "host:port" the proxy forwards to.
-  std::string share_id;  // Non-empty while shared.
+  std::string upstream;                        // "host:port" the proxy forwards to.
+  std::optional<SessionShare> share;           // Set while the session has a share link.
+  std::vector<SessionPermission> permissions;  // Who else may open it (joiners), and how.
   // Extra container variables the launch asked for (request_kasm `environment`), kept so that a
   // launch interrupted by a crash finishes with them.
   std::map<std::string, std::string> launch_environment;
@@ -98,6 +141,12 @@ struct Session {
   Result<void> transitionTo(SessionState next, std::string reason, TimePoint now);
 
   bool isStaged() const noexcept { return staging_config_id.has_value() && user_id.empty(); }
+  // The permission of `user`, if the owner shared the session with them.
+  const SessionPermission* permissionOf(const UserId& user) const noexcept {
+    for (const auto& p : permissions)
+      if (p.user_id == user) return &p;
+    return nullptr;
+  }
 
   Result<void> validate() const;
   friend bool operator==(const Session&, const Session&) = default;

@@ -45,7 +45,10 @@ struct GroupSettings {
   ExpirationAction keepalive_expiration_action = ExpirationAction::kDelete;
   std::optional<Duration> session_time_limit;  // Hard cap on a session's age.
   std::optional<Duration> idle_disconnect;     // Disconnect viewers after this long without input.
-  bool allow_sharing = false;
+  bool allow_sharing = false;                  // Owners may share their sessions (a licensed feature).
+  // Owners may give the people they share with control of the desktop ("rw"); without it joiners
+  // only watch.
+  bool shared_session_full_control = false;
   bool allow_clipboard_down = true;
   bool allow_clipboard_up = true;
   bool allow_downloads = false;

@@ -28,8 +28,9 @@ enum class Table {
   kAutoscaleConfigs,
   kLicenses,
   kSettings,
+  kShareIndex,
 };
-inline constexpr int kTableCount = 13;
+inline constexpr int kTableCount = 14;
 
 // The fixed shape of a table: its SQL name, the columns that can be queried, and which of those are
 // unique among rows where they are non-empty.
@@ -136,6 +137,6 @@ class Store {
 
 // The newest schema version this build knows. Opening a database whose schema is newer fails with
 // FailedPrecondition rather than risking corrupting it.
-inline constexpr std::int32_t kSchemaVersion = 1;
+inline constexpr std::int32_t kSchemaVersion = 2;
 
 }  // namespace kasm::spi

@@ -44,6 +44,7 @@ KASM_ENTITY(StagingConfig, kStagingConfigs);
 KASM_ENTITY(AutoscaleConfig, kAutoscaleConfigs);
 KASM_ENTITY(LicenseRecord, kLicenses);
 KASM_ENTITY(Setting, kSettings);
+KASM_ENTITY(ShareIndex, kShareIndex);
 #undef KASM_ENTITY
 
 // Typed access to a Store: validates on write, encodes to JSON, fills the indexed columns, and

@@ -69,11 +69,13 @@ class PostgresStore final : public spi::Store {
       w.exec0("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)");
       const auto current = w.exec1("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")[0].as<int>();
       if (current > spi::kSchemaVersion) return sql::futureSchemaError(current);
-      if (current < 1) {
-        for (const auto& stmt : sql::schemaV1(kDialect)) w.exec0(stmt);
-        w.exec0(
-            "INSERT INTO schema_migrations (version, applied_at) VALUES (1, (EXTRACT(EPOCH FROM now()) * "
-            "1000)::bigint)");
+      if (current < spi::kSchemaVersion) {
+        // Every version so far only adds tables and indexes, created only when missing.
+        for (const auto& stmt : sql::schemaStatements(kDialect)) w.exec0(stmt);
+        for (int v = current + 1; v <= spi::kSchemaVersion; ++v) {
+          w.exec0("INSERT INTO schema_migrations (version, applied_at) VALUES (" + std::to_string(v) +
+                  ", (EXTRACT(EPOCH FROM now()) * 1000)::bigint)");
+        }
       }
       w.commit();
       schema_version_ = spi::kSchemaVersion;

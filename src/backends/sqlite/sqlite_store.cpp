@@ -237,12 +237,15 @@ class SqliteStore final : public spi::Store {
       current = static_cast<std::int32_t>(sqlite3_column_int(st, 0));
     }
     if (current > spi::kSchemaVersion) return sql::futureSchemaError(current);
-    if (current < 1) {
-      for (const auto& stmt : sql::schemaV1(kDialect)) KASM_RETURN_IF_ERROR(execLocked(stmt, "migration 1"));
-      KASM_RETURN_IF_ERROR(
-          execLocked("INSERT INTO schema_migrations (version, applied_at) VALUES (1, CAST(strftime('%s','now') AS "
-                     "INTEGER) * 1000)",
-                     "recording migration 1"));
+    if (current < spi::kSchemaVersion) {
+      // Every version so far only adds tables and indexes, and the statements create only what is
+      // missing: one pass brings any older database up to date.
+      for (const auto& stmt : sql::schemaStatements(kDialect)) KASM_RETURN_IF_ERROR(execLocked(stmt, "migration"));
+      for (std::int32_t v = current + 1; v <= spi::kSchemaVersion; ++v) {
+        KASM_RETURN_IF_ERROR(execLocked("INSERT INTO schema_migrations (version, applied_at) VALUES (" +
+                                            std::to_string(v) + ", CAST(strftime('%s','now') AS INTEGER) * 1000)",
+                                        "recording a migration"));
+      }
     }
     schema_version_ = spi::kSchemaVersion;
     return {};
