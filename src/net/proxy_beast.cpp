@@ -291,6 +291,9 @@ Awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, b
   ExchangeGuard& guard = attachExchange(proxy, client, route.session, target->user);
   auto& state = *static_cast<ConnectionState*>(client.proxy_state.get());
 
+  if (upgrade && proxy.options.app_socket && route.rest == proxy.options.app_socket_path) {
+    co_return co_await serveAppSocket(proxy, client, parser, guard, auth, *target);
+  }
   switch (target->protocol) {
     case SessionProtocol::kVnc:
       if (!upgrade) {

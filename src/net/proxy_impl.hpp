@@ -294,6 +294,9 @@ Awaitable<beast::error_code> readFinalHeader(SessionProxy::Impl& proxy, ClientCo
 // ways until either side closes.
 Awaitable<> tunnelUpgraded(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
                            ConnectionState& state, ExchangeGuard& guard);
+// An upgrade to ProxyOptions::app_socket_path: the proxy's own WebSocket (proxy_socket.cpp).
+Awaitable<bool> serveAppSocket(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
+                               ExchangeGuard& guard, const ProxyAuthRequest& auth, const ProxyTarget& target);
 // A VNC session: accepts the client's WebSocket and bridges its binary messages to the raw TCP port.
 Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
                           ConnectionState& state, ExchangeGuard& guard, const ProxyTarget& target);

@@ -6,24 +6,9 @@
 
 #include "net/proxy_impl.hpp"
 #include "net/stream_io.hpp"
+#include "net/ws_transport.hpp"
 
 namespace kasm::net::detail {
-
-// Beast's WebSocket timeout and teardown paths close the lowest layer through these (ADL).
-void beast_close_socket(Transport& t) {
-  t.close();
-}
-
-// WebSocket closing handshake on our Transport: close the socket (Beast finds these through ADL).
-void teardown(beast::role_type, Transport& t, beast::error_code& ec) {
-  t.close();
-  ec = {};
-}
-template <class Handler>
-void async_teardown(beast::role_type, Transport& t, Handler&& handler) {
-  t.close();
-  asio::post(t.get_executor(), beast::bind_front_handler(std::forward<Handler>(handler), beast::error_code{}));
-}
 
 namespace {
 using namespace asio::experimental::awaitable_operators;

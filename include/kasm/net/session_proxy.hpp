@@ -80,6 +80,28 @@ struct ProxyPage {
 // falls back to 400.
 using ProxyPageMaker = std::function<std::optional<ProxyPage>(const ProxyAuthRequest&, const ProxyTarget&)>;
 
+// A WebSocket the proxy serves itself instead of passing it to the session (ProxyOptions::
+// app_socket): in kasm-server, the chat of a shared session. It is authorized like the desktop (the
+// same token, the same user and rights) and closed with it (closeSession, a revoked user).
+class ProxySocket {
+ public:
+  virtual ~ProxySocket() = default;
+  // Queues one text message to the client. Thread-safe; never blocks. False once the socket is
+  // closed, or when the client fell so far behind (app_socket_queue_bytes) that it was closed.
+  virtual bool send(std::string text) = 0;
+  // Closes the socket. Thread-safe, idempotent.
+  virtual void close() = 0;
+};
+struct ProxySocketHandlers {
+  std::function<void(std::string_view text)> on_message;  // Each text message; on the I/O thread, must not block.
+  std::function<void()> on_close;                         // Once, after the socket is gone.
+};
+// Opens an app socket for an authorized upgrade. Called on the I/O thread: must not block. An error
+// refuses the upgrade with its status (as the authorizer's do). `socket` may be used at once; what
+// it sends goes out once the handshake is done.
+using ProxySocketOpener = std::function<Result<ProxySocketHandlers>(const ProxyAuthRequest&, const ProxyTarget&,
+                                                                    std::shared_ptr<ProxySocket>)>;
+
 struct ProxyOptions {
   std::string prefix = "/desktop/";      // Must start and end with '/'.
   ProxyAuthorizer authorize;             // Required.
@@ -118,6 +140,12 @@ struct ProxyOptions {
   // token came in the query, the response also sets the token cookie, so a reload works once the
   // page has taken the token out of its address.
   ProxyPageMaker vnc_page;
+  // WebSocket upgrades to <prefix><session><app_socket_path> go to `app_socket` (when set) after
+  // the usual authorization, whatever the session's protocol. Each counts as a tunnel.
+  std::string app_socket_path = "/kasm/chat";
+  ProxySocketOpener app_socket;
+  std::size_t app_socket_max_message = 16 * 1024;    // Larger client messages close the socket.
+  std::size_t app_socket_queue_bytes = 1024 * 1024;  // Unsent bytes per socket before it is closed.
 };
 
 // Counters since creation, for /metrics. Read while traffic flows; each field is exact, the set is

@@ -1,0 +1,175 @@
+// The proxy's own WebSockets (ProxyOptions::app_socket): text messages in, text messages out
+// through a bounded queue, closed with the session or the viewer like any tunnel.
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <deque>
+
+#include "net/proxy_impl.hpp"
+#include "net/ws_transport.hpp"
+
+namespace kasm::net::detail {
+
+namespace {
+using namespace asio::experimental::awaitable_operators;
+namespace websocket = beast::websocket;
+
+// Lives as long as anyone holds it (the application keeps it to send); touches the connection only
+// on its executor and only until the exchange finished.
+class AppSocket final : public ProxySocket, public std::enable_shared_from_this<AppSocket> {
+ public:
+  AppSocket(Executor ex, Transport& transport, std::size_t max_queue)
+      : executor_(ex), transport_(transport), wake_(ex, asio::steady_timer::time_point::max()), max_queue_(max_queue) {}
+
+  bool send(std::string text) override {
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_) return false;
+      if (queued_bytes_ + text.size() > max_queue_) {
+        // A client that does not read is not allowed to grow our memory: it goes.
+        closed_ = true;
+      } else {
+        queued_bytes_ += text.size();
+        queue_.push_back(std::move(text));
+      }
+    }
+    poke();
+    return !isClosed();
+  }
+
+  void close() override {
+    {
+      std::lock_guard lock(mutex_);
+      closed_ = true;
+    }
+    poke();
+  }
+
+  // On the executor.
+  Awaitable<> writer(websocket::stream<Transport&>& ws) {
+    for (;;) {
+      std::optional<std::string> next;
+      bool closed = false;
+      {
+        std::lock_guard lock(mutex_);
+        if (!queue_.empty()) {
+          next = std::move(queue_.front());
+          queue_.pop_front();
+          queued_bytes_ -= next->size();
+        }
+        closed = closed_;
+      }
+      if (closed) break;
+      if (!next) {
+        wake_.expires_at(asio::steady_timer::time_point::max());
+        co_await wake_.async_wait(kAwaitTuple);
+        continue;
+      }
+      ws.text(true);
+      auto [ec, n] = co_await ws.async_write(asio::buffer(*next), kAwaitTuple);
+      if (ec) break;
+    }
+    close();
+    transport_.close();
+  }
+
+  void finish() {
+    {
+      std::lock_guard lock(mutex_);
+      closed_ = true;
+      finished_ = true;
+    }
+  }
+  bool isClosed() {
+    std::lock_guard lock(mutex_);
+    return closed_;
+  }
+
+ private:
+  // Wakes the writer (on the executor: timers are not thread-safe), and closes the socket when
+  // the socket was closed from elsewhere.
+  void poke() {
+    asio::post(executor_, [self = shared_from_this()] {
+      bool closed = false;
+      {
+        std::lock_guard lock(self->mutex_);
+        if (self->finished_) return;
+        closed = self->closed_;
+      }
+      if (closed) self->transport_.close();
+      self->wake_.cancel();
+    });
+  }
+
+  Executor executor_;
+  Transport& transport_;
+  asio::steady_timer wake_;
+  std::size_t max_queue_;
+  std::mutex mutex_;
+  std::deque<std::string> queue_;
+  std::size_t queued_bytes_ = 0;
+  bool closed_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+Awaitable<bool> serveAppSocket(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
+                               ExchangeGuard& guard, const ProxyAuthRequest& auth, const ProxyTarget& target) {
+  auto socket = std::make_shared<AppSocket>(client.transport.get_executor(), client.transport,
+                                            proxy.options.app_socket_queue_bytes);
+  Result<ProxySocketHandlers> handlers = internalError("proxy: the app socket failed to open");
+  try {
+    handlers = proxy.options.app_socket(auth, target, socket);
+  } catch (...) {
+  }
+  if (!handlers.ok()) {
+    socket->finish();
+    auto refusal = authRefusal(handlers.error());
+    co_return co_await reject(proxy, client, parser, refusal.status, std::move(refusal.message), &refusal.extra);
+  }
+  client.transport.tcp().expires_never();
+  websocket::stream<Transport&> ws(client.transport);
+  ws.read_message_max(proxy.options.app_socket_max_message);
+  ws.auto_fragment(false);
+  // Pings keep the socket alive through proxies and find dead peers.
+  auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
+  timeouts.keep_alive_pings = true;
+  ws.set_option(timeouts);
+  auto [aec] = co_await ws.async_accept(parser.get(), kAwaitTuple);
+  if (aec) {
+    socket->finish();
+    if (handlers->on_close) handlers->on_close();
+    co_return false;
+  }
+  proxy.tunnels.fetch_add(1);
+  auto reader = [&]() -> Awaitable<> {
+    beast::flat_buffer buffer;
+    for (;;) {
+      auto [ec, n] = co_await ws.async_read(buffer, kAwaitTuple);
+      if (ec) break;
+      guard.clientTraffic(n);
+      if (ws.got_text() && handlers->on_message) {
+        const auto data = buffer.cdata();
+        try {
+          handlers->on_message(std::string_view(static_cast<const char*>(data.data()), data.size()));
+        } catch (...) {
+          break;
+        }
+      }
+      buffer.consume(buffer.size());
+    }
+    socket->close();
+  };
+  co_await (reader() && socket->writer(ws));
+  socket->finish();
+  proxy.tunnels.fetch_sub(1);
+  if (handlers->on_close) {
+    try {
+      handlers->on_close();
+    } catch (...) {
+    }
+  }
+  co_return false;
+}
+
+}  // namespace kasm::net::detail
