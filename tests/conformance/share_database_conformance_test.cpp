@@ -49,6 +49,8 @@ struct RedisBackend {
       return unavailable(*why_not);
     }
     options = {.url = *url, .limits = limits, .key_prefix = testing::uniqueRedisPrefix()};
+    // For a rediss:// URL: the CA that signed the test server's certificate.
+    if (const char* ca = std::getenv("KASM_TEST_REDIS_CA"); ca && *ca) options.tls_ca_file = ca;
     clock = &c;
     return openRedisShareDatabase(options, c);
   }
