@@ -3,8 +3,8 @@ own CMake build and install rules, exposing the same targets as find_package(kas
 
     conan create conan/ --build=missing -o "kasm/*:postgres=False"
 
-Consumers use find_package(kasm) and link kasm::kasm, kasm::sqlite, kasm::postgres, kasm::docker or
-kasm::net. conan/check_recipe.py (ctest unit.conan_recipe) keeps COMPONENTS in step with what
+Consumers use find_package(kasm) and link kasm::kasm, kasm::sqlite, kasm::postgres, kasm::redis,
+kasm::docker or kasm::net. conan/check_recipe.py (ctest unit.conan_recipe) keeps COMPONENTS in step with what
 `cmake --install --component development` produces.
 """
 
@@ -21,9 +21,9 @@ COMPONENTS = {
     "postgres": ("postgres", "kasm::postgres", "kasm_postgres", ["core", "libpqxx::pqxx"]),
     "docker": ("docker", "kasm::docker", "kasm_docker", ["core", "libcurl::libcurl", "boost::json"]),
     "net": ("net", "kasm::net", "kasm_net", ["core", "boost::headers", "openssl::ssl", "openssl::crypto"]),
-    # A Redis-backed component is planned; the option maps to KASM_WITH_REDIS and stays off until
-    # the CMake build exports kasm::redis.
-    "redis": ("redis", "kasm::redis", "kasm_redis", ["core", "hiredis::hiredis"]),
+    # The share database on Redis: hiredis for RESP only, OpenSSL for rediss://.
+    "redis": ("redis", "kasm::redis", "kasm_redis",
+              ["core", "hiredis::hiredis", "boost::json", "openssl::ssl", "openssl::crypto"]),
 }
 
 # Where the python option installs the `kasm` package, relative to the package folder.
@@ -51,7 +51,7 @@ class KasmConan(ConanFile):
         "fPIC": True,
         "sqlite": True,
         "postgres": True,
-        "redis": False,
+        "redis": True,
         "docker": True,
         "net": True,
         "python": False,

@@ -48,6 +48,40 @@ stop_postgres() {
   fi
 }
 
+# Starts a redis-server with a password on a free loopback port (no persistence) and exports
+# KASM_TEST_REDIS_URL. The tests that stop and restart Redis start a private one of their own.
+start_redis() {
+  command -v redis-server >/dev/null 2>&1 || { echo "redis-server not installed (apt-get install redis-server)" >&2; return 1; }
+  local port dir pw i
+  port=$(free_port)
+  dir="$KASM_SERVICES_DIR/redis"
+  pw="kasm-test-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  mkdir -p "$dir"
+  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --dir "$dir" \
+    --requirepass "$pw" --logfile "$dir/redis.log" >/dev/null 2>&1 &
+  KASM_REDIS_PID=$!
+  for i in $(seq 1 60); do
+    if [ "$(REDISCLI_AUTH="$pw" redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = "PONG" ]; then
+      export KASM_TEST_REDIS_URL="redis://:${pw}@127.0.0.1:${port}/0"
+      echo "services: Redis on 127.0.0.1:$port"
+      return 0
+    fi
+    kill -0 "$KASM_REDIS_PID" 2>/dev/null || break
+    sleep 0.25
+  done
+  cat "$dir/redis.log" >&2 2>/dev/null || true
+  stop_redis
+  return 1
+}
+
+stop_redis() {
+  if [ -n "${KASM_REDIS_PID:-}" ]; then
+    kill "$KASM_REDIS_PID" 2>/dev/null || true
+    wait "$KASM_REDIS_PID" 2>/dev/null || true
+    KASM_REDIS_PID=""
+  fi
+}
+
 # ---- docker: dockerd, a local registry and the test images (begin) ----------------------------
 KASM_DOCKER_SOCK="${KASM_DOCKER_SOCK:-/var/run/docker.sock}"
 
@@ -292,6 +326,7 @@ stop_docker_services() {
 
 stop_services() {
   stop_docker_services
+  stop_redis
   stop_postgres
   rm -rf "$KASM_SERVICES_DIR"
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, starts the services the tests need (PostgreSQL on
-# loopback, dockerd and a registry), builds everything and runs the whole test suite. Extra arguments go to ctest, e.g.
+# The test command: installs what is missing, starts the services the tests need (PostgreSQL and
+# Redis on loopback, dockerd and a registry), builds everything and runs the whole test suite. Extra arguments go to ctest, e.g.
 # `scripts/test.sh -L unit`. Set KASM_REQUIRE_SERVICES=1 to fail instead of skipping when a
 # service cannot be started.
 set -euo pipefail
@@ -13,6 +13,10 @@ root=$(pwd)
 trap stop_services EXIT
 if ! start_postgres; then
   echo "test: PostgreSQL could not be started" >&2
+  if [ "${KASM_REQUIRE_SERVICES:-0}" = "1" ]; then exit 1; fi
+fi
+if ! start_redis; then
+  echo "test: Redis could not be started" >&2
   if [ "${KASM_REQUIRE_SERVICES:-0}" = "1" ]; then exit 1; fi
 fi
 if ! start_docker_services; then
