@@ -3,8 +3,9 @@
 // Internal to kasm::net: the session proxy's shared state and the steps its translation units share.
 // session_proxy.cpp routes, authorizes and keeps the public object; proxy_fast.cpp is the fast
 // path for plain requests; proxy_beast.cpp relays everything else through Beast's parser;
-// proxy_tunnel.cpp carries upgraded connections and the VNC bridge; proxy_headers.cpp rewrites
-// what crosses the proxy (tokens, cookies).
+// proxy_tunnel.cpp carries upgraded connections and the VNC bridge, whose RFB side (handshakes,
+// filtered relay) is proxy_rfb.cpp; proxy_headers.cpp rewrites what crosses the proxy (tokens,
+// cookies).
 
 #include <atomic>
 #include <cstdint>
@@ -25,13 +26,32 @@ namespace kasm::net::detail {
 
 // One proxied exchange, registered under its session so closeSession can cut it. The pointers are
 // only dereferenced on the connection's strand while `alive`.
+// Exchange::access and Exchange::bridge values.
+inline constexpr std::uint8_t kAccessUnset = 0;
+inline constexpr std::uint8_t kAccessFull = 1;
+inline constexpr std::uint8_t kAccessViewOnly = 2;
+inline constexpr std::uint8_t kNoBridge = 0;
+inline constexpr std::uint8_t kOpaqueBridge = 1;
+inline constexpr std::uint8_t kRfbBridge = 2;
+inline std::uint8_t accessCode(ViewerAccess a) {
+  return a == ViewerAccess::kViewOnly ? kAccessViewOnly : kAccessFull;
+}
+
+// closeViewer and setViewerAccess find a user's exchanges by `user`.
 struct Exchange {
-  explicit Exchange(Executor ex) : executor(std::move(ex)) {}
+  Exchange(Executor ex, UserId u) : executor(std::move(ex)), user(std::move(u)) {}
   Executor executor;
+  UserId user;
   Transport* client = nullptr;
   std::unique_ptr<Transport>* kept_upstream = nullptr;  // The connection's kept upstream slot.
   Transport* bridge_upstream = nullptr;                 // A VNC bridge's own upstream, while it runs.
   std::atomic<bool> alive{true};
+  // A VNC bridge's viewer rights (kAccess* above): the target's when the bridge starts,
+  // unless setViewerAccess spoke first; changed by setViewerAccess from any thread, read by the
+  // bridge at each read of the browser.
+  std::atomic<std::uint8_t> access{0};
+  // The kind of VNC bridge running on this exchange (kNoBridge, kOpaqueBridge, kRfbBridge).
+  std::atomic<std::uint8_t> bridge{0};
 };
 
 class ExchangeGuard;
@@ -67,7 +87,7 @@ struct SessionProxy::Impl {
   bool sandboxed_content = false;  // The policy sandboxes proxied pages.
   detail::asio::ssl::context upstream_tls{detail::asio::ssl::context::tls_client};
 
-  std::atomic<std::uint64_t> requests{0}, rejected{0}, bytes_up{0}, bytes_down{0}, tunnels{0};
+  std::atomic<std::uint64_t> requests{0}, rejected{0}, bytes_up{0}, bytes_down{0}, tunnels{0}, input_dropped{0};
 
   struct SessionEntry {
     std::unordered_map<std::uint64_t, std::shared_ptr<detail::Exchange>> open;
@@ -78,6 +98,18 @@ struct SessionProxy::Impl {
   // Last activity report per session. Kept apart from `sessions` (which forgets a session between
   // two keep-alive requests) so the rate limit holds across requests; pruned when it grows.
   std::unordered_map<SessionId, std::int64_t> reported_at;
+
+  // The open exchanges of `session`, of `user` only when it is set.
+  std::vector<std::shared_ptr<detail::Exchange>> exchangesOf(const SessionId& session, const UserId* user) {
+    std::vector<std::shared_ptr<detail::Exchange>> out;
+    std::lock_guard lock(mutex);
+    auto it = sessions.find(session);
+    if (it == sessions.end()) return out;
+    for (auto& [id, e] : it->second.open) {
+      if (!user || e->user == *user) out.push_back(e);
+    }
+    return out;
+  }
 
   std::uint64_t track(const SessionId& session, std::shared_ptr<detail::Exchange> exchange) {
     std::lock_guard lock(mutex);
@@ -148,6 +180,8 @@ class ExchangeGuard {
   }
   void upstreamTraffic(std::size_t n) { proxy_.bytes_down.fetch_add(n, std::memory_order_relaxed); }
   Exchange& exchange() { return *exchange_; }
+  const SessionId& session() const { return session_; }
+  const UserId& user() const { return user_; }
   bool isFor(const SessionId& session, const UserId& user) const { return session == session_ && user == user_; }
 
  private:

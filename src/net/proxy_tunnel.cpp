@@ -1,10 +1,11 @@
 // Connections that stop being HTTP: an upgrade the upstream accepted (bytes copied both ways) and
-// the VNC bridge (WebSocket messages on the client side, raw RFB on the session's port).
+// the VNC bridge (WebSocket messages on the client side, raw RFB on the session's port), opaque or
+// speaking RFB itself (proxy_rfb.cpp).
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/beast/websocket.hpp>
 
 #include "net/proxy_impl.hpp"
+#include "net/proxy_rfb.hpp"
 #include "net/stream_io.hpp"
 #include "net/ws_transport.hpp"
 
@@ -12,18 +13,6 @@ namespace kasm::net::detail {
 
 namespace {
 using namespace asio::experimental::awaitable_operators;
-namespace websocket = beast::websocket;
-
-// A tunnel's sockets each carry the idle deadline: every operation on a socket moves it, so a
-// socket times out only when nothing moved on it either way (a one-way stream keeps both alive:
-// reads keep its source, writes its destination).
-void armIdle(Transport& t, Duration idle) {
-  if (idle > Duration::zero()) {
-    t.tcp().expires_after(idle);
-  } else {
-    t.tcp().expires_never();
-  }
-}
 
 // Copies `in` to `out` until either side ends or idles out, then closes both.
 template <class CountFn>
@@ -87,21 +76,41 @@ Awaitable<> tunnelUpgraded(SessionProxy::Impl& proxy, ClientContext& client, bea
 
 Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
                           ConnectionState& state, ExchangeGuard& guard, const ProxyTarget& target) {
+  Exchange& exchange = guard.exchange();
   Transport upstream(client.transport.get_executor());
   // closeSession may cut the bridge while it runs; never after `upstream` is gone.
   struct BridgeRegistration {
     Exchange& exchange;
-    ~BridgeRegistration() { exchange.bridge_upstream = nullptr; }
-  } registration{guard.exchange()};
-  guard.exchange().bridge_upstream = &upstream;
+    ~BridgeRegistration() {
+      exchange.bridge_upstream = nullptr;
+      exchange.bridge = kNoBridge;
+    }
+  } registration{exchange};
+  exchange.bridge_upstream = &upstream;
+  // The target's access, unless setViewerAccess already spoke for this connection (it is newer
+  // than the authorizer's answer, which may have been read before the change).
+  std::uint8_t unset = kAccessUnset;
+  exchange.access.compare_exchange_strong(unset, accessCode(target.access));
+  // Publish the bridge's kind before reading the access again: setViewerAccess stores the access
+  // before it reads the kind, so a change made now is seen by one side or the other.
+  const bool speaks_rfb = target.vnc_password.has_value() || exchange.access.load() == kAccessViewOnly;
+  exchange.bridge = speaks_rfb ? kRfbBridge : kOpaqueBridge;
+  if (!speaks_rfb && exchange.access.load() == kAccessViewOnly) {
+    co_return co_await reject(proxy, client, parser, 403, "proxy: view-only access needs the desktop's VNC password");
+  }
   if (auto ec = co_await connectUpstream(proxy, upstream, target); ec) {
     co_return co_await reject(proxy, client, parser, 502,
                               "proxy: the session's VNC port does not answer: " + ec.message());
   }
-  upstream.tcp().expires_never();
+  std::string desktop_failure;
+  if (speaks_rfb) {
+    desktop_failure = co_await greetDesktop(proxy, upstream, target.vnc_password.value_or(""));
+    if (!desktop_failure.empty()) reportVncError(proxy, guard, desktop_failure);
+  }
+  if (!speaks_rfb) upstream.tcp().expires_never();
   client.transport.tcp().expires_never();
 
-  websocket::stream<Transport&> ws(client.transport);
+  VncWebSocket ws(client.transport);
   const bool binary = offersBinary(parser.get());
   ws.set_option(websocket::stream_base::decorator([binary](websocket::response_type& res) {
     if (binary) res.set(http::field::sec_websocket_protocol, "binary");
@@ -111,34 +120,27 @@ Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, Head
   auto [aec] = co_await ws.async_accept(parser.get(), kAwaitTuple);
   if (aec) co_return false;
 
-  const Duration idle = proxy.options.tunnel_idle_timeout;
   proxy.tunnels.fetch_add(1);
-  auto browser_to_vnc = [&]() -> Awaitable<> {
-    for (;;) {
-      armIdle(client.transport, idle);
-      auto [ec, n] = co_await ws.async_read_some(asio::buffer(state.to_upstream), kAwaitTuple);
-      if (ec) break;
-      guard.clientTraffic(n);
-      armIdle(upstream, idle);
-      if (auto wec = co_await writeAll(upstream, asio::buffer(state.to_upstream.data(), n)); wec) break;
-    }
+  if (speaks_rfb) {
+    co_await serveRfbViewer(proxy, client, ws, upstream, state, guard, desktop_failure);
     upstream.close();
     client.transport.close();
-  };
-  auto vnc_to_browser = [&]() -> Awaitable<> {
-    for (;;) {
-      armIdle(upstream, idle);
-      auto [ec, n] = co_await upstream.async_read_some(asio::buffer(state.to_client), kAwaitTuple);
-      if (ec) break;
-      guard.upstreamTraffic(n);
-      armIdle(client.transport, idle);
-      auto [wec, w] = co_await ws.async_write(asio::buffer(state.to_client.data(), n), kAwaitTuple);
-      if (wec) break;
-    }
-    upstream.close();
-    client.transport.close();
-  };
-  co_await (browser_to_vnc() && vnc_to_browser());
+  } else {
+    const Duration idle = proxy.options.tunnel_idle_timeout;
+    auto browser_to_vnc = [&]() -> Awaitable<> {
+      for (;;) {
+        armIdle(client.transport, idle);
+        auto [ec, n] = co_await ws.async_read_some(asio::buffer(state.to_upstream), kAwaitTuple);
+        if (ec) break;
+        guard.clientTraffic(n);
+        armIdle(upstream, idle);
+        if (auto wec = co_await writeAll(upstream, asio::buffer(state.to_upstream.data(), n)); wec) break;
+      }
+      upstream.close();
+      client.transport.close();
+    };
+    co_await (browser_to_vnc() && relayDesktopToBrowser(proxy, client, ws, upstream, state, guard));
+  }
   proxy.tunnels.fetch_sub(1);
   co_return false;
 }

@@ -3,7 +3,7 @@
 // a 101, or a WebSocket<->TCP bridge for VNC). Every copy of data goes through one fixed buffer per
 // direction, and a direction reads again only once its previous chunk has been written
 // (backpressure). This file routes, authorizes, connects upstreams and holds the public object; the
-// paths themselves are in proxy_fast.cpp, proxy_beast.cpp and proxy_tunnel.cpp.
+// paths themselves are in proxy_fast.cpp, proxy_beast.cpp, proxy_tunnel.cpp and proxy_rfb.cpp.
 
 #include "kasm/net/session_proxy.hpp"
 
@@ -233,7 +233,7 @@ ExchangeGuard& attachExchange(SessionProxy::Impl& proxy, ClientContext& client, 
   auto& state = *static_cast<ConnectionState*>(client.proxy_state.get());
   if (!state.guard || !state.guard->isFor(session, user)) {
     state.guard.reset();
-    auto exchange = std::make_shared<Exchange>(client.transport.get_executor());
+    auto exchange = std::make_shared<Exchange>(client.transport.get_executor(), user);
     exchange->client = &client.transport;
     state.guard = std::make_unique<ExchangeGuard>(proxy, session, user, std::move(exchange));
   }
@@ -319,27 +319,55 @@ const std::string& SessionProxy::prefix() const noexcept {
   return impl_->options.prefix;
 }
 
+namespace {
+// Cuts one exchange on its own thread: its bridge's upstream, its kept upstream, its client.
+void closeExchange(const std::shared_ptr<Exchange>& e) {
+  asio::post(e->executor, [e] {
+    if (!e->alive) return;
+    if (e->bridge_upstream) e->bridge_upstream->close();
+    if (e->kept_upstream && *e->kept_upstream) (*e->kept_upstream)->close();
+    e->client->close();
+  });
+}
+}  // namespace
+
 std::size_t SessionProxy::closeSession(const SessionId& session) {
-  std::vector<std::shared_ptr<Exchange>> open;
-  {
-    std::lock_guard lock(impl_->mutex);
-    auto it = impl_->sessions.find(session);
-    if (it == impl_->sessions.end()) return 0;
-    for (auto& [id, e] : it->second.open) open.push_back(e);
-  }
+  auto open = impl_->exchangesOf(session, nullptr);
+  if (open.empty()) return 0;
   {
     std::lock_guard lock(impl_->mutex);
     impl_->reported_at.erase(session);
   }
-  for (auto& e : open) {
-    asio::post(e->executor, [e] {
-      if (!e->alive) return;
-      if (e->bridge_upstream) e->bridge_upstream->close();
-      if (e->kept_upstream && *e->kept_upstream) (*e->kept_upstream)->close();
-      e->client->close();
-    });
-  }
+  for (auto& e : open) closeExchange(e);
   return open.size();
+}
+
+std::size_t SessionProxy::closeViewer(const SessionId& session, const UserId& user) {
+  auto open = impl_->exchangesOf(session, &user);
+  for (auto& e : open) closeExchange(e);
+  return open.size();
+}
+
+std::size_t SessionProxy::setViewerAccess(const SessionId& session, const UserId& user, ViewerAccess access) {
+  std::size_t changed = 0;
+  for (auto& e : impl_->exchangesOf(session, &user)) {
+    // Store first, then look at the bridge: a bridge that starts meanwhile publishes its kind
+    // before it reads the access (proxy_tunnel.cpp), so one of the two sees the other.
+    const std::uint8_t before = e->access.exchange(accessCode(access));
+    switch (e->bridge.load()) {
+      case kRfbBridge:
+        if (before != accessCode(access)) ++changed;
+        break;
+      case kOpaqueBridge:
+        if (access == ViewerAccess::kViewOnly) {
+          closeExchange(e);
+          ++changed;
+        }
+        break;
+      default: break;
+    }
+  }
+  return changed;
 }
 
 ProxyStats SessionProxy::stats() const {
@@ -349,6 +377,7 @@ ProxyStats SessionProxy::stats() const {
   s.bytes_to_upstream = impl_->bytes_up.load();
   s.bytes_to_client = impl_->bytes_down.load();
   s.open_tunnels = impl_->tunnels.load();
+  s.input_dropped = impl_->input_dropped.load();
   return s;
 }
 

@@ -7,14 +7,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define OPENSSL_SUPPRESS_DEPRECATED  // VncAuth is single DES, which only the low-level API offers.
-#include <openssl/des.h>
-
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
 #include <vector>
+
+#include "net/vnc_auth.hpp"
 
 namespace kasm::net {
 namespace {
@@ -122,28 +121,6 @@ Result<int> connectTo(const std::string& upstream, Clock::time_point deadline) {
   return fd;
 }
 
-// VncAuth: the challenge encrypted with DES under the password's first 8 bytes, each byte's bits
-// reversed (a quirk of the original VNC implementation that every server follows).
-std::array<unsigned char, 16> vncAuthResponse(const std::string& password, const unsigned char challenge[16]) {
-  unsigned char key[8] = {};
-  for (std::size_t i = 0; i < 8 && i < password.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(password[i]), r = 0;
-    for (int b = 0; b < 8; ++b) r = static_cast<unsigned char>(r | (((c >> b) & 1) << (7 - b)));
-    key[i] = r;
-  }
-  DES_key_schedule schedule;
-  DES_set_key_unchecked(reinterpret_cast<const_DES_cblock*>(key), &schedule);
-  std::array<unsigned char, 16> out{};
-  for (int block = 0; block < 2; ++block) {
-    DES_cblock in;
-    std::memcpy(in, challenge + 8 * block, 8);
-    DES_cblock enc;
-    DES_ecb_encrypt(&in, &enc, &schedule, DES_ENCRYPT);
-    std::memcpy(out.data() + 8 * block, enc, 8);
-  }
-  return out;
-}
-
 void putBig(std::string& out, std::uint32_t v) {
   for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<char>((v >> s) & 0xFF));
 }
@@ -237,7 +214,7 @@ Result<std::string> captureVncSnapshot(const VncSnapshotOptions& options) {
     KASM_RETURN_IF_ERROR(c.write(&choice, 1));
     unsigned char challenge[16];
     KASM_RETURN_IF_ERROR(c.read(challenge, 16));
-    const auto response = vncAuthResponse(*options.password, challenge);
+    const auto response = detail::vncAuthResponse(*options.password, challenge);
     KASM_RETURN_IF_ERROR(c.write(response.data(), response.size()));
   } else if (offers_none) {
     const unsigned char choice = 1;

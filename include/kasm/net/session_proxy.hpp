@@ -3,6 +3,14 @@
 // The session proxy: forwards /desktop/<session>/<rest> to the session's container, checking the
 // session access token on every request and WebSocket upgrade. Mount it on an HttpServer
 // (HttpServer::start(options, handler, proxy)).
+//
+// VNC sessions are bridged from the browser's WebSocket to the desktop's RFB port. When the
+// target carries the desktop's password (ProxyTarget::vnc_password) or is view-only, the proxy
+// speaks RFB itself: it authenticates to the desktop, offers the browser only "no security", and
+// always asks the desktop to share (ClientInit shared-flag 1), so no browser ever holds the
+// password and several viewers watch one desktop without pushing each other off. It then reads
+// every message the browser sends and drops a view-only viewer's input (keys, pointer, clipboard,
+// resizing, power actions), which setViewerAccess can grant or take back on live connections.
 
 #include <atomic>
 #include <cstddef>
@@ -23,6 +31,12 @@ namespace kasm::net {
 
 class BlockingPool;
 
+// What a viewer may do on a VNC desktop.
+enum class ViewerAccess {
+  kFull,      // Watch and control: every message passes.
+  kViewOnly,  // Watch only: the bridge drops keyboard, pointer, clipboard, resize and power input.
+};
+
 // Where an authorized request goes.
 struct ProxyTarget {
   std::string upstream;  // "127.0.0.1:port", "[::1]:port" or "host:port".
@@ -32,6 +46,18 @@ struct ProxyTarget {
   // Other protocols are refused with 501.
   SessionProtocol protocol = SessionProtocol::kHttp;
   UserId user;  // Who the token belongs to; for logs and the activity callback.
+
+  // kVnc only. When vnc_password has a value (an empty one: the desktop asks for none) or access is
+  // kViewOnly, the bridge terminates RFB: it authenticates to the desktop with the password (VNC
+  // Authentication, or None when offered and no password is needed), offers the browser security
+  // type None only, sends the desktop a shared ClientInit, and filters the browser's messages
+  // (view-only input dropped; an unknown message closes the bridge). A desktop that refuses the
+  // credentials or does not speak RFB gives the browser an RFB failure with the reason. The whole
+  // handshake is bounded by ProxyOptions::upstream_timeout.
+  // When neither is set, the bridge relays opaque bytes and the browser's page does the RFB
+  // handshake itself (embedders that hand the password to their own viewer).
+  ViewerAccess access = ViewerAccess::kFull;
+  std::optional<std::string> vnc_password;
 };
 
 // What the authorizer sees of one request.
@@ -57,6 +83,11 @@ using ProxyQuickAuthorizer = std::function<std::optional<Result<ProxyTarget>>(co
 // Client->upstream traffic for a session, at most once per activity_interval per session (for idle
 // timeouts: Manager::recordActivity). Same thread rules as the authorizer.
 using ProxyActivity = std::function<void(const SessionId&, const UserId&)>;
+
+// Why a VNC bridge that speaks RFB itself gave up: the desktop refused the proxy's credentials or
+// spoke no RFB, or the viewer sent a message the proxy cannot measure. For a log line; called on
+// the I/O thread, so it must not block.
+using ProxyVncError = std::function<void(const SessionId&, const UserId&, std::string_view why)>;
 
 // The default Content-Security-Policy of proxied HTTP content: a sandbox without
 // allow-same-origin, so a session's page runs in an opaque origin wherever it is opened (in the
@@ -107,6 +138,7 @@ struct ProxyOptions {
   ProxyAuthorizer authorize;             // Required.
   ProxyQuickAuthorizer authorize_quick;  // Optional.
   ProxyActivity on_activity;             // Optional.
+  ProxyVncError on_vnc_error;            // Optional.
   Duration activity_interval = std::chrono::seconds(1);
   // When set, the authorizer and the activity callback run here (they may block on a store).
   BlockingPool* blocking_pool = nullptr;
@@ -155,7 +187,8 @@ struct ProxyStats {
   std::uint64_t rejected = 0;  // Refused before reaching an upstream (4xx/5xx by us).
   std::uint64_t bytes_to_upstream = 0;
   std::uint64_t bytes_to_client = 0;
-  std::uint64_t open_tunnels = 0;  // WebSocket tunnels and VNC bridges open now.
+  std::uint64_t open_tunnels = 0;   // WebSocket tunnels and VNC bridges open now.
+  std::uint64_t input_dropped = 0;  // RFB input messages of view-only viewers dropped by VNC bridges.
 };
 
 // Thread-safe. Lives as long as the servers it is mounted on (they hold a shared_ptr).
@@ -172,6 +205,21 @@ class SessionProxy {
   // Closes every open connection of the session (tunnels, requests in flight) now, e.g. when it is
   // destroyed; new requests are refused by the authorizer from then on. Returns how many were closed.
   std::size_t closeSession(const SessionId& session);
+
+  // Closes every connection of `user` to `session` now (VNC bridges, WebSocket tunnels, requests in
+  // flight and kept keep-alive connections); other users' connections to the session stay open.
+  // For taking a viewer off a shared desktop; the authorizer must refuse them from then on.
+  // Returns how many were closed.
+  std::size_t closeViewer(const SessionId& session, const UserId& user);
+
+  // Changes what `user` may do on the live VNC bridges to `session`, at once and without
+  // reconnecting: a view-only bridge made kFull passes input from its next message on, and a full
+  // one made kViewOnly drops it. An opaque bridge (a target without vnc_password and with kFull)
+  // cannot filter, so kViewOnly closes it instead (the browser reconnects and the authorizer
+  // decides anew). A bridge being set up right now takes the new access too. The authorizer must
+  // answer with the new access from then on. Returns how many live bridges changed (those that
+  // already had `access` do not count) or were closed.
+  std::size_t setViewerAccess(const SessionId& session, const UserId& user, ViewerAccess access);
 
   ProxyStats stats() const;
 

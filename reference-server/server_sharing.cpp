@@ -1,0 +1,138 @@
+// kasm-server: session sharing. The share database (Redis with --redis, else in this process),
+// kasm::share::Sharing for the rules, the chat served by the proxy at /desktop/<session>/kasm/chat,
+// and viewer changes applied to the proxy here and, through the share database's events, on every
+// other server of the installation.
+
+#include <boost/json.hpp>
+#include <iostream>
+
+#include "kasm/auth/secret.hpp"
+#include "kasm/share/memory_share_database.hpp"
+#include "kasm/share/redis_share_database.hpp"
+#include "server_app.hpp"
+
+namespace kasm::server {
+
+namespace json = boost::json;
+
+namespace {
+
+void logLine(std::string_view event, std::string_view detail) {
+  std::cerr << "kasm-server: " << event << ": " << detail << "\n";
+}
+
+std::string viewerEvent(const std::string& origin, const share::ViewerChange& c) {
+  json::object o;
+  o["type"] = "viewer";
+  o["origin"] = origin;
+  o["session"] = c.session.str();
+  o["user"] = c.user.str();
+  o["access"] = c.access ? json::value(std::string(enumName(*c.access))) : json::value(nullptr);
+  return json::serialize(o);
+}
+
+std::optional<share::ViewerChange> parseViewerEvent(std::string_view text, const std::string& own_origin) {
+  boost::system::error_code ec;
+  auto v = json::parse(text, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  const auto& o = v.get_object();
+  auto str = [&](std::string_view k) -> std::string {
+    auto* f = o.if_contains(k);
+    return f && f->is_string() ? std::string(f->get_string()) : std::string();
+  };
+  if (str("type") != "viewer" || str("origin") == own_origin) return std::nullopt;
+  auto session = SessionId::parse(str("session"), "session");
+  auto user = UserId::parse(str("user"), "user");
+  if (!session.ok() || !user.ok()) return std::nullopt;
+  share::ViewerChange c{*session, *user, std::nullopt};
+  if (auto* a = o.if_contains("access"); a && a->is_string()) c.access = enumFromName<ShareAccess>(a->get_string());
+  return c;
+}
+
+}  // namespace
+
+Result<void> ServerApp::setUpSharing(const std::string& key) {
+  instance_id_ = auth::generateToken(8);
+  if (config_.redis_url.empty()) {
+    share_db_ = std::make_unique<share::MemoryShareDatabase>(clock_);
+  } else {
+    share::RedisShareDatabaseOptions ro;
+    ro.url = config_.redis_url;
+    KASM_ASSIGN_OR_RETURN(share_db_, share::openRedisShareDatabase(ro, clock_));
+  }
+  KASM_ASSIGN_OR_RETURN(sharing_, share::Sharing::create(*manager_, *store_, clock_,
+                                                         {.secret_key = auth::hmacSha256(key, "kasm share key")}));
+  chat_ = std::make_unique<share::ChatService>(*share_db_, clock_);
+  // A change made through this server's APIs is applied here at once and told to the others.
+  sharing_->setListener([this](const share::ViewerChange& c) {
+    applyViewerChange(c);
+    if (auto r = share_db_->publishEvent(viewerEvent(instance_id_, c)); !r.ok()) {
+      logLine("share_event_lost", r.error().message());
+    }
+  });
+  auto events = share_db_->subscribeEvents([this](std::string_view text) {
+    if (auto c = parseViewerEvent(text, instance_id_)) applyViewerChange(*c);
+  });
+  if (!events.ok()) return events.error().withContext("the share database's events");
+  events_ = std::move(*events);
+  return {};
+}
+
+void ServerApp::applyViewerChange(const share::ViewerChange& c) {
+  {
+    std::lock_guard lock(proxy_cache_mutex_);
+    if (auto it = proxy_cache_.find(c.session); it != proxy_cache_.end()) it->second.erase(c.user);
+  }
+  if (!proxy_) return;
+  if (!c.access) {
+    proxy_->closeViewer(c.session, c.user);
+  } else {
+    proxy_->setViewerAccess(c.session, c.user,
+                            *c.access == ShareAccess::kReadWrite ? net::ViewerAccess::kFull : net::ViewerAccess::kViewOnly);
+  }
+}
+
+net::ProxyTarget ServerApp::proxyTargetOf(const api::SessionAccess& access) {
+  net::ProxyTarget target{access.upstream, access.protocol, access.user};
+  target.access = access.view_only ? net::ViewerAccess::kViewOnly : net::ViewerAccess::kFull;
+  // The proxy answers the desktop's VNC authentication itself: no browser holds the password.
+  if (access.protocol == SessionProtocol::kVnc) target.vnc_password = manager_->vncPassword(access.session).value_or("");
+  return target;
+}
+
+Result<net::ProxySocketHandlers> ServerApp::openChat(const net::ProxyAuthRequest& request,
+                                                    const net::ProxyTarget& target,
+                                                    std::shared_ptr<net::ProxySocket> socket) {
+  spi::ChatMember member;
+  member.member_id = auth::generateToken(8);
+  member.user_id = target.user.str();
+  member.username = target.user.str();
+  member.access = target.access == net::ViewerAccess::kViewOnly ? "r" : "rw";
+  {
+    // The authorizer read the user a moment ago (on the pool): their name is remembered with it.
+    std::lock_guard lock(proxy_cache_mutex_);
+    if (auto s = proxy_cache_.find(request.session); s != proxy_cache_.end()) {
+      if (auto u = s->second.find(target.user); u != s->second.end()) {
+        member.username = u->second.access.username;
+        if (u->second.access.owner) member.access = "owner";
+      }
+    }
+  }
+  auto conn = chat_->connect(request.session, std::move(member),
+                             [socket](std::string text) { (void)socket->send(std::move(text)); });
+  net::ProxySocketHandlers h;
+  h.on_message = [conn](std::string_view text) { conn->receive(text); };
+  h.on_close = [conn] { conn->leave(); };
+  return h;
+}
+
+void ServerApp::endSharing(const Session& s) {
+  if (!s.share && s.permissions.empty()) return;
+  if (auto r = sharing_->endSession(s.id); !r.ok()) {
+    logLine("share_end_failed", "session " + s.id.str() + ": " + r.error().toString());
+    return;
+  }
+  chat_->endSession(s.id);
+}
+
+}  // namespace kasm::server
