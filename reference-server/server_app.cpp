@@ -128,6 +128,7 @@ Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config)
     mo.license.verifying_keys.push_back(*key);
   }
   app->manager_ = std::make_unique<Manager>(*app->store_, app->clock_, app->random_, mo);
+  KASM_RETURN_IF_ERROR(app->setUpSharing(key));
   KASM_RETURN_IF_ERROR(app->bootstrap(key));
   return app;
 }
@@ -208,6 +209,7 @@ Result<void> ServerApp::bootstrap(const std::string& key) {
     }
     return net::captureVncSnapshot({.upstream = s.upstream, .password = manager_->vncPassword(s.id), .width = width});
   };
+  developer_options.sharing = sharing_.get();
   developer_api_ = std::make_unique<api::DeveloperApi>(*manager_, *store_, clock_, *signer_, developer_options);
   // Login cookies get a key of their own, derived from the shared one, so no token of one kind
   // can pass for the other.
@@ -218,6 +220,7 @@ Result<void> ServerApp::bootstrap(const std::string& key) {
   rest_options.background = background;
   rest_options.on_access_revoked = revoked;
   rest_options.session_path_prefix = session_prefix;
+  rest_options.sharing = sharing_.get();
   rest_api_ = std::make_unique<api::RestApi>(*manager_, *store_, clock_, *signer_, *web_signer_, rest_options);
   return {};
 }
@@ -344,10 +347,13 @@ Result<void> ServerApp::start() {
   popts.on_activity = [this](const SessionId& s, const UserId&) { (void)manager_->recordActivity(s); };
   popts.blocking_pool = pool_.get();
   popts.allowed_origins = config_.allowed_origins;
+  // The chat of a shared session: /desktop/<session>/kasm/chat, authorized like the desktop.
+  popts.app_socket = [this](const net::ProxyAuthRequest& r, const net::ProxyTarget& t,
+                            std::shared_ptr<net::ProxySocket> socket) { return openChat(r, t, std::move(socket)); };
   if (viewer_) {
     // kasm_url of a desktop opens the viewer page, in a tab or a portal's frame.
-    popts.vnc_page = [this](const net::ProxyAuthRequest& r, const net::ProxyTarget&) -> std::optional<net::ProxyPage> {
-      return viewer_->render(r.session, r.token, manager_->vncPassword(r.session), config_.frame_ancestors);
+    popts.vnc_page = [this](const net::ProxyAuthRequest& r, const net::ProxyTarget& t) -> std::optional<net::ProxyPage> {
+      return viewer_->render(r.session, r.token, t.access == net::ViewerAccess::kViewOnly, config_.frame_ancestors);
     };
   }
   // Session pages may be framed by the viewer page, which portals may frame in turn.
@@ -433,11 +439,15 @@ void ServerApp::backgroundLoop() {
     // Close proxy connections of sessions that ended.
     auto ended = manager_->listSessions(spi::Query().whereIn("state", {"destroyed", "failed", "stopped", "paused"}));
     if (ended.ok()) {
-      std::lock_guard lock(proxy_cache_mutex_);
-      for (const auto& s : *ended) {
-        proxy_cache_.erase(s.id);
-        proxy_->closeSession(s.id);
+      {
+        std::lock_guard lock(proxy_cache_mutex_);
+        for (const auto& s : *ended) {
+          proxy_cache_.erase(s.id);
+          proxy_->closeSession(s.id);
+        }
       }
+      // When a session ends, so do its share, the permissions given on it and its chat.
+      for (const auto& s : *ended) endSharing(s);
     }
     ++ticks;
     for (int i = 0; i < config_.tick_seconds * 10 && !stopping_.load(); ++i) {
@@ -505,11 +515,10 @@ std::optional<Result<net::ProxyTarget>> ServerApp::authorizeProxyQuick(const net
   auto claims = signer_->verifyFor(r.token, r.session);
   if (!claims.ok()) return Result<net::ProxyTarget>(claims.error());
   std::lock_guard lock(proxy_cache_mutex_);
-  auto it = proxy_cache_.find(r.session);
-  if (it == proxy_cache_.end() || it->second.until <= std::chrono::steady_clock::now()) return std::nullopt;
-  if (it->second.access.user != claims->user_id) {
-    return Result<net::ProxyTarget>(permissionDenied("the token's user does not own this session"));
-  }
+  auto session = proxy_cache_.find(r.session);
+  if (session == proxy_cache_.end()) return std::nullopt;
+  auto it = session->second.find(claims->user_id);
+  if (it == session->second.end() || it->second.until <= std::chrono::steady_clock::now()) return std::nullopt;
   if (!it->second.access.admits(*claims)) {
     return Result<net::ProxyTarget>(unauthenticated("this access token was revoked; reopen the session"));
   }
@@ -522,11 +531,13 @@ Result<net::ProxyTarget> ServerApp::authorizeProxy(const net::ProxyAuthRequest& 
   const auto now = std::chrono::steady_clock::now();
   KASM_ASSIGN_OR_RETURN(api::SessionAccess access,
                         api::authorizeSessionAccess(*manager_, *store_, *signer_, r.token, r.session));
-  net::ProxyTarget target{access.upstream, access.protocol, access.user};
+  net::ProxyTarget target = proxyTargetOf(access);
   {
     std::lock_guard lock(proxy_cache_mutex_);
     if (proxy_cache_.size() > 10000) proxy_cache_.clear();
-    proxy_cache_[r.session] = {target, std::move(access), now + std::chrono::seconds(1)};
+    auto& viewers = proxy_cache_[r.session];
+    if (viewers.size() > 1000) viewers.clear();
+    viewers[access.user] = {target, std::move(access), now + std::chrono::seconds(1)};
   }
   return target;
 }
@@ -542,6 +553,9 @@ void ServerApp::revokeUserAccess(const UserId& user) {
     proxy_cache_.erase(s.id);
     if (proxy_) proxy_->closeSession(s.id);
   }
+  // And whatever they were watching of other people's sessions.
+  for (auto& [session, viewers] : proxy_cache_) viewers.erase(user);
+  if (proxy_) proxy_->closeUser(user);
 }
 
 namespace {

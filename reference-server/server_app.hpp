@@ -20,6 +20,9 @@
 #include "kasm/net/http_server.hpp"
 #include "kasm/net/session_proxy.hpp"
 #include "kasm/net/static_files.hpp"
+#include "kasm/share/chat.hpp"
+#include "kasm/share/sharing.hpp"
+#include "kasm/spi/share_database.hpp"
 #include "kasm/store/repository.hpp"
 #include "latency_histogram.hpp"
 #include "server_config.hpp"
@@ -78,6 +81,20 @@ class ServerApp {
   // session of theirs, so the next request is authorized afresh (and refused).
   void revokeUserAccess(const UserId& user);
 
+  // ---- sharing (server_sharing.cpp) ----
+  // The share database (Redis or in-process), the sharing rules, the chat, and the events that
+  // carry viewer changes to every server of the installation.
+  Result<void> setUpSharing(const std::string& key);
+  // A viewer's rights changed or ended (here or on another server): forget what the proxy
+  // remembered and change or close their live connections.
+  void applyViewerChange(const share::ViewerChange& change);
+  Result<net::ProxySocketHandlers> openChat(const net::ProxyAuthRequest& request, const net::ProxyTarget& target,
+                                            std::shared_ptr<net::ProxySocket> socket);
+  // A session ended: its share, permissions and chat go.
+  void endSharing(const Session& session);
+  // The proxy's rights for an authorized viewer.
+  net::ProxyTarget proxyTargetOf(const api::SessionAccess& access);
+
   ServerConfig config_;
   SystemClock clock_;
   SeededRandom random_;
@@ -109,7 +126,13 @@ class ServerApp {
     std::chrono::steady_clock::time_point until;
   };
   std::mutex proxy_cache_mutex_;
-  std::unordered_map<SessionId, CachedTarget> proxy_cache_;
+  // By session, then by viewer (the owner and the people it is shared with).
+  std::unordered_map<SessionId, std::unordered_map<UserId, CachedTarget>> proxy_cache_;
+  std::unique_ptr<spi::ShareDatabase> share_db_;
+  std::unique_ptr<share::Sharing> sharing_;
+  std::unique_ptr<share::ChatService> chat_;
+  std::unique_ptr<spi::Subscription> events_;
+  std::string instance_id_;  // Tells this server's own events from the others'.
   std::shared_ptr<net::SessionProxy> proxy_;
   std::unique_ptr<net::HttpServer> http_;
   std::atomic<bool> stopping_{false};

@@ -52,7 +52,7 @@ Result<std::string> parseOrigin(std::string v, std::string_view what) {
 std::string usage() {
   return "usage: kasm-server [--data-dir DIR] [--database postgresql://...] [--listen ADDR] [--port N]\n"
          "                   [--http] [--no-local-agent] [--zone NAME] [--license-public-key PEM]\n"
-         "                   [--web-root DIR] [--session-origin URL] [--allowed-origin URL]...\n"
+         "                   [--redis redis://...] [--web-root DIR] [--session-origin URL] [--allowed-origin URL]...\n"
          "                   [--frame-ancestor URL]... [--ops-access loopback|token|open] "
          "[--allow-loopback-upstreams]\n"
          "       kasm-server api-key create --name NAME [--data-dir DIR | --database URL]\n"
@@ -60,6 +60,7 @@ std::string usage() {
          "With no options: SQLite in ./kasm-data, the local Docker socket, HTTPS on 127.0.0.1:8443.\n"
          "Environment: KASM_DATA_DIR, KASM_DATABASE_URL, KASM_LISTEN, KASM_PORT, KASM_HTTP=1,\n"
          "KASM_ADMIN_PASSWORD (the first admin's password instead of a generated one), KASM_LICENSE_PUBLIC_KEY,\n"
+         "KASM_REDIS_URL (the share database: chat of shared sessions; default in-process),\n"
          "KASM_WEB_ROOT, KASM_SESSION_ORIGIN, KASM_ALLOWED_ORIGINS and KASM_FRAME_ANCESTORS (comma-separated),\n"
          "KASM_OPS_ACCESS, KASM_OPS_TOKEN (a bearer token that may read /metrics from anywhere),\n"
          "KASM_ALLOW_LOOPBACK_UPSTREAMS=1, DOCKER_HOST.\n";
@@ -76,6 +77,7 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
   if (auto v = env("KASM_HTTP")) c.plain_http = *v == "1" || *v == "true";
   if (auto v = env("KASM_LICENSE_PUBLIC_KEY")) c.license_public_key_file = *v;
   if (auto v = env("KASM_WEB_ROOT")) c.web_root = *v;
+  if (auto v = env("KASM_REDIS_URL")) c.redis_url = *v;
   if (auto v = env("KASM_SESSION_ORIGIN")) c.session_origin = *v;
   if (auto v = env("KASM_ALLOWED_ORIGINS")) c.allowed_origins = commaList(*v);
   if (auto v = env("KASM_FRAME_ANCESTORS")) c.frame_ancestors = commaList(*v);
@@ -112,6 +114,8 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
       KASM_ASSIGN_OR_RETURN(c.zone_name, value(a));
     } else if (a == "--license-public-key") {
       KASM_ASSIGN_OR_RETURN(c.license_public_key_file, value(a));
+    } else if (a == "--redis") {
+      KASM_ASSIGN_OR_RETURN(c.redis_url, value(a));
     } else if (a == "--web-root") {
       KASM_ASSIGN_OR_RETURN(c.web_root, value(a));
     } else if (a == "--session-origin") {

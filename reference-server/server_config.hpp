@@ -27,6 +27,10 @@ struct ServerConfig {
   // PEM file of the public key licences are verified with (KASM_LICENSE_PUBLIC_KEY,
   // --license-public-key); without one the community limits apply and no licence can be added.
   std::string license_public_key_file;
+  // The share database (chat of shared sessions, events between servers):
+  // redis://[:password@]host:port/db or rediss:// (KASM_REDIS_URL, --redis). Empty: in this
+  // process only, which is enough for one server.
+  std::string redis_url;
   // Directory of the web application's built assets (KASM_WEB_ROOT, --web-root).
   std::string web_root;
 

@@ -54,11 +54,11 @@ std::optional<share::ViewerChange> parseViewerEvent(std::string_view text, const
 Result<void> ServerApp::setUpSharing(const std::string& key) {
   instance_id_ = auth::generateToken(8);
   if (config_.redis_url.empty()) {
-    share_db_ = std::make_unique<share::MemoryShareDatabase>(clock_);
+    share_db_ = std::make_unique<MemoryShareDatabase>(clock_);
   } else {
-    share::RedisShareDatabaseOptions ro;
+    RedisShareDatabaseOptions ro;
     ro.url = config_.redis_url;
-    KASM_ASSIGN_OR_RETURN(share_db_, share::openRedisShareDatabase(ro, clock_));
+    KASM_ASSIGN_OR_RETURN(share_db_, openRedisShareDatabase(ro, clock_));
   }
   KASM_ASSIGN_OR_RETURN(sharing_, share::Sharing::create(*manager_, *store_, clock_,
                                                          {.secret_key = auth::hmacSha256(key, "kasm share key")}));

@@ -41,20 +41,21 @@ Result<SessionViewer> SessionViewer::load(const std::string& web_root) {
   return v;
 }
 
-net::ProxyPage SessionViewer::render(const SessionId& session, std::string_view token,
-                                     const std::optional<std::string>& vnc_password,
+net::ProxyPage SessionViewer::render(const SessionId& session, std::string_view token, bool view_only,
                                      const std::vector<std::string>& frame_ancestors) const {
+  // No VNC password: the proxy answers the desktop's authentication itself. view_only only tells
+  // the page what to show; the proxy drops a watcher's input whatever the page sends.
   boost::json::object cfg;
   cfg["session"] = session.str();
   cfg["token"] = std::string(token);
-  if (vnc_password) cfg["vnc_password"] = *vnc_password;
+  cfg["view_only"] = view_only;
   net::ProxyPage page;
   page.body = head_ + "\n    <meta name=\"kasm-viewer\" content=\"" + escapeAttribute(boost::json::serialize(cfg)) +
               "\" />" + tail_;
   std::string ancestors = "'self'";
   for (const auto& o : frame_ancestors) ancestors += " " + o;
   page.headers = {
-      // The page holds a token and a password: never stored by a cache, never named in a Referer.
+      // The page holds a token: never stored by a cache, never named in a Referer.
       {"Cache-Control", "no-store"},
       {"Referrer-Policy", "no-referrer"},
       {"X-Content-Type-Options", "nosniff"},

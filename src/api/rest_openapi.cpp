@@ -150,8 +150,6 @@ std::string buildOpenApi() {
     props["url"] = json::object{{"type", "string"}, {"description", "the session page, with an access token"}};
     props["ws_url"] =
         json::object{{"type", "string"}, {"description", "WebSocket path bridged to the session's VNC server"}};
-    props["vnc_password"] =
-        json::object{{"type", "string"}, {"description", "the desktop's VNC password (owner only)"}};
     s["required"] = json::array{"id", "user_id", "workspace_id", "state"};
     schemas["Session"] = std::move(s);
   }

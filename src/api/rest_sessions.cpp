@@ -40,9 +40,6 @@ Result<json::object> RestApi::Impl::sessionJson(const Session& s, const Principa
     const std::string base = options.session_path_prefix + s.id.str() + "/";
     o["url"] = base + "?token=" + token;
     o["ws_url"] = base + "websockify?token=" + token;
-    if (auto pw = manager.vncPassword(s.id); pw && protocol == SessionProtocol::kVnc) {
-      o["vnc_password"] = *pw;
-    }
   }
   return o;
 }

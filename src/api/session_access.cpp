@@ -32,8 +32,16 @@ Result<SessionAccess> authorizeSessionAccess(Manager& manager, spi::Store& store
     return unauthenticated("this access token was revoked; reopen the session");
   auto ws = repo.get<Workspace>(s->workspace_id.str());
   if (!ws.ok()) return ws.error();
-  return SessionAccess{
-      session, claims.user_id, s->upstream, ws->value.protocol, view_only, user->value.sessions_valid_after};
+  // The proxy can only keep a watcher's hands off a desktop (VNC); web content cannot be shown
+  // read-only.
+  if (view_only && ws->value.protocol != SessionProtocol::kVnc) {
+    return permissionDenied("this session can only be shared with people who may control it");
+  }
+  SessionAccess out{session, claims.user_id, s->upstream, ws->value.protocol, view_only};
+  out.owner = s->user_id == claims.user_id;
+  out.username = user->value.username;
+  out.valid_after = user->value.sessions_valid_after;
+  return out;
 }
 
 }  // namespace kasm::api

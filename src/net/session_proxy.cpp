@@ -348,6 +348,20 @@ std::size_t SessionProxy::closeViewer(const SessionId& session, const UserId& us
   return open.size();
 }
 
+std::size_t SessionProxy::closeUser(const UserId& user) {
+  std::vector<std::shared_ptr<Exchange>> open;
+  {
+    std::lock_guard lock(impl_->mutex);
+    for (auto& [session, entry] : impl_->sessions) {
+      for (auto& [id, e] : entry.open) {
+        if (e->user == user) open.push_back(e);
+      }
+    }
+  }
+  for (auto& e : open) closeExchange(e);
+  return open.size();
+}
+
 std::size_t SessionProxy::setViewerAccess(const SessionId& session, const UserId& user, ViewerAccess access) {
   std::size_t changed = 0;
   for (auto& e : impl_->exchangesOf(session, &user)) {

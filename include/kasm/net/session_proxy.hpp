@@ -211,6 +211,9 @@ class SessionProxy {
   // For taking a viewer off a shared desktop; the authorizer must refuse them from then on.
   // Returns how many were closed.
   std::size_t closeViewer(const SessionId& session, const UserId& user);
+  // Closes every connection of `user`, to any session (they lost access: disabled, logged out
+  // everywhere, deleted). Returns how many were closed.
+  std::size_t closeUser(const UserId& user);
 
   // Changes what `user` may do on the live VNC bridges to `session`, at once and without
   // reconnecting: a view-only bridge made kFull passes input from its next message on, and a full
