@@ -14,6 +14,7 @@
 #include "kasm/kasm.hpp"
 #include "kasm/store/postgres_store.hpp"
 #include "kasm/store/sqlite_store.hpp"
+#include "e2e/e2e_support.hpp"
 #include "support/openapi_validator.hpp"
 
 namespace kasm {
@@ -21,113 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace json = boost::json;
-
-struct HttpReply {
-  int status = 0;
-  std::string head;  // Status line and header fields.
-  std::string body;
-  std::string header(const std::string& name) const {
-    std::string lower = head;
-    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    const auto at = lower.find("\r\n" + name + ":");
-    if (at == std::string::npos) return {};
-    const auto start = head.find_first_not_of(' ', at + 3 + name.size());
-    return head.substr(start, head.find("\r\n", start) - start);
-  }
-};
-
-int connectLoopback(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{30, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// One HTTP/1.0 request to 127.0.0.1:port (loopback only).
-HttpReply httpRequest(int port, const std::string& method, const std::string& target, const std::string& body = {},
-                      const std::string& extra_headers = {}) {
-  HttpReply reply;
-  const int fd = connectLoopback(port);
-  if (fd < 0) return reply;
-  std::string req = method + " " + target + " HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
-                    extra_headers + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  (void)::send(fd, req.data(), req.size(), 0);
-  std::string raw;
-  char buf[8192];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) raw.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  if (raw.size() > 12) reply.status = std::atoi(raw.substr(9, 3).c_str());
-  const auto split = raw.find("\r\n\r\n");
-  if (split != std::string::npos) {
-    reply.head = raw.substr(0, split);
-    reply.body = raw.substr(split + 4);
-  }
-  return reply;
-}
-
-// A WebSocket client just big enough for the test: handshake, one masked binary frame out, one
-// frame in (payloads under 126 bytes).
-struct WebSocketProbe {
-  int fd = -1;
-  ~WebSocketProbe() {
-    if (fd >= 0) ::close(fd);
-  }
-  int open(int port, const std::string& target) {
-    fd = connectLoopback(port);
-    if (fd < 0) return 0;
-    const std::string req = "GET " + target +
-                            " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                            "Sec-WebSocket-Protocol: binary\r\n\r\n";
-    (void)::send(fd, req.data(), req.size(), 0);
-    std::string head;
-    char c;
-    while (head.find("\r\n\r\n") == std::string::npos && ::recv(fd, &c, 1, 0) == 1) head.push_back(c);
-    return head.size() > 12 ? std::atoi(head.substr(9, 3).c_str()) : 0;
-  }
-  bool send(const std::string& payload) {
-    std::string frame{static_cast<char>(0x82), static_cast<char>(0x80 | payload.size())};
-    const char mask[4] = {0x11, 0x22, 0x33, 0x44};
-    frame.append(mask, 4);
-    for (std::size_t i = 0; i < payload.size(); ++i) frame.push_back(static_cast<char>(payload[i] ^ mask[i % 4]));
-    return ::send(fd, frame.data(), frame.size(), 0) == static_cast<ssize_t>(frame.size());
-  }
-  std::string receive() {
-    unsigned char h[2];
-    if (::recv(fd, h, 2, MSG_WAITALL) != 2 || (h[1] & 0x7f) >= 126) return {};
-    std::string payload(h[1] & 0x7f, '\0');
-    if (!payload.empty() &&
-        ::recv(fd, payload.data(), payload.size(), MSG_WAITALL) != static_cast<ssize_t>(payload.size()))
-      return {};
-    return payload;
-  }
-};
-
-// Starts args[0] with args; stdout goes to the write end of `out_pipe` when given (the read end is
-// closed in the child), and `env` is added to the environment. Returns the pid (-1 on failure).
-pid_t spawn(std::vector<std::string> args, const int* out_pipe = nullptr,
-            const std::vector<std::pair<std::string, std::string>>& env = {}) {
-  const pid_t pid = ::fork();
-  if (pid != 0) return pid;
-  if (out_pipe) {
-    ::dup2(out_pipe[1], 1);
-    ::close(out_pipe[0]);
-  }
-  for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  ::execv(argv[0], argv.data());
-  ::_exit(127);
-}
+using namespace e2e;
 
 class ServerProcess : public testing::DockerTest, public ::testing::WithParamInterface<std::string> {
  protected:
@@ -155,12 +50,12 @@ class ServerProcess : public testing::DockerTest, public ::testing::WithParamInt
       ASSERT_TRUE(store.ok()) << store.error().toString();
       Workspace echo;
       echo.id = WorkspaceId("tcp-echo");
-      echo.friendly_name = "A TCP echo on the VNC port";
+      echo.friendly_name = "A stand-in desktop: RFB, then an echo";
       echo.image = image_;
       echo.port = 5901;
       echo.protocol = SessionProtocol::kVnc;
       echo.resources = Resources::fromCores(0.5, 64 * Resources::kMiB);
-      echo.run_config_json = R"({"Cmd":["/bin/nc","-ll","-p","5901","-e","/bin/cat"]})";
+      echo.run_config_json = fakeRfbDesktopRunConfig();
       ASSERT_TRUE(Repository(**store).insert(echo).ok());
       Workspace w;
       w.id = WorkspaceId("busybox");
@@ -328,12 +223,14 @@ TEST_P(ServerProcess, RestApiLaunchesAndTheVncBridgeCarriesBytes) {
   }
   ASSERT_EQ(session["state"].as_string(), "running") << json::serialize(session);
   ASSERT_TRUE(session.contains("ws_url"));
-  ASSERT_TRUE(session.contains("vnc_password")) << "each desktop gets its own password";
+  EXPECT_FALSE(session.contains("vnc_password")) << "the proxy answers the desktop's VNC authentication itself";
 
   WebSocketProbe ws;
   ASSERT_EQ(ws.open(port_, std::string(session["ws_url"].as_string())), 101);
-  ASSERT_TRUE(ws.send("RFB bytes through the bridge"));
-  EXPECT_EQ(ws.receive(), "RFB bytes through the bridge");
+  ASSERT_EQ(rfbHandshake(ws), "");
+  // The owner's input reaches the desktop (which echoes it).
+  ASSERT_TRUE(ws.send(rfbKeyEvent(0x61, true) + rfbUpdateRequest()));
+  EXPECT_EQ(ws.receiveBytes(18), rfbKeyEvent(0x61, true) + rfbUpdateRequest());
   WebSocketProbe forged;
   EXPECT_EQ(forged.open(port_, "/desktop/" + id + "/websockify?token=v1~" + id + "~x~9999999999999~AAAA"), 401);
 

@@ -89,8 +89,37 @@ export interface Session {
   hard_expires_at?: number | null;
   url?: string;
   ws_url?: string;
-  vnc_password?: string;
   protocol?: string;
+  // The share link's id while the session is shared, and who else may open it.
+  share_id?: string | null;
+  permissions?: SharePermission[];
+}
+
+// Who may open someone else's session: "r" watches, "rw" controls keyboard and mouse too.
+export type ShareAccess = 'r' | 'rw';
+
+export interface SharePermission {
+  user_id: string;
+  username: string;
+  access: ShareAccess;
+  granted_at: number;
+}
+
+export interface ShareInfo {
+  session_id: string;
+  share_id: string | null;
+  expires_at: number | null;
+  permissions: SharePermission[];
+}
+
+// What joining a shared session answers: `url` is the viewer page (with its token).
+export interface JoinedShare {
+  session_id: string;
+  state: SessionState;
+  access: ShareAccess;
+  url: string;
+  ws_url: string;
+  chat_url: string;
 }
 
 export interface Agent {
@@ -111,6 +140,10 @@ export interface Agent {
 export interface GroupSettings {
   max_sessions_per_user?: number;
   keepalive_expiration?: number;
+  // Members may share their sessions (needs the licence's "sharing" feature).
+  allow_sharing?: boolean;
+  // Members may give the people they share with control of keyboard and mouse.
+  shared_session_full_control?: boolean;
   [extra: string]: unknown;
 }
 
@@ -396,12 +429,35 @@ export const pauseSession = (id: string) => sessionAction(id, 'pause');
 export const resumeSession = (id: string) => sessionAction(id, 'resume');
 export const stopSession = (id: string) => sessionAction(id, 'stop');
 
+// ---- sharing ---------------------------------------------------------------------------------------
+
+export const getShare = (id: string) => data(call<ShareInfo>('GET', `/sessions/${enc(id)}/share`));
+// Makes the share link, or answers the one that exists.
+export const createShare = (id: string) => data(call<ShareInfo>('POST', `/sessions/${enc(id)}/share`, { body: {} }));
+// Ends the link and every joiner's access (their views close at once).
+export const deleteShare = (id: string) => data(call<void>('DELETE', `/sessions/${enc(id)}/share`));
+export const setSharePermission = (id: string, userId: string, access: ShareAccess) =>
+  data(call<SharePermission>('PUT', `/sessions/${enc(id)}/permissions/${enc(userId)}`, { body: { access } }));
+export const removeSharePermission = (id: string, userId: string) =>
+  data(call<void>('DELETE', `/sessions/${enc(id)}/permissions/${enc(userId)}`));
+export const joinShare = (shareId: string) => data(call<JoinedShare>('POST', `/shares/${enc(shareId)}/join`, { body: {} }));
+
 // The WebSocket URL noVNC connects to: same host as the page, ws: or wss: to match it.
 export function desktopWebSocketUrl(session: Session): string | null {
   if (!session.ws_url) return null;
   if (/^wss?:\/\//.test(session.ws_url)) return session.ws_url;
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
   return `${scheme}//${location.host}${session.ws_url.startsWith('/') ? '' : '/'}${session.ws_url}`;
+}
+
+// The chat socket of a session, beside its viewer page: `<viewer page directory>kasm/chat`, with the
+// viewer page's token. Null when the session has no viewer URL (not the caller's own session).
+export function chatWebSocketUrl(session: Session): string | null {
+  if (!session.url) return null;
+  const page = new URL(session.url, location.href);
+  const dir = page.pathname.endsWith('/') ? page.pathname : page.pathname.replace(/[^/]*$/, '');
+  const scheme = page.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${page.host}${dir}kasm/chat${page.search}`;
 }
 
 // ---- agents ----------------------------------------------------------------------------------------
