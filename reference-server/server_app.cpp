@@ -352,7 +352,8 @@ Result<void> ServerApp::start() {
                             std::shared_ptr<net::ProxySocket> socket) { return openChat(r, t, std::move(socket)); };
   if (viewer_) {
     // kasm_url of a desktop opens the viewer page, in a tab or a portal's frame.
-    popts.vnc_page = [this](const net::ProxyAuthRequest& r, const net::ProxyTarget& t) -> std::optional<net::ProxyPage> {
+    popts.vnc_page = [this](const net::ProxyAuthRequest& r,
+                            const net::ProxyTarget& t) -> std::optional<net::ProxyPage> {
       return viewer_->render(r.session, r.token, t.access == net::ViewerAccess::kViewOnly, config_.frame_ancestors);
     };
   }
@@ -537,7 +538,9 @@ Result<net::ProxyTarget> ServerApp::authorizeProxy(const net::ProxyAuthRequest& 
     if (proxy_cache_.size() > 10000) proxy_cache_.clear();
     auto& viewers = proxy_cache_[r.session];
     if (viewers.size() > 1000) viewers.clear();
-    viewers[access.user] = {target, std::move(access), now + std::chrono::seconds(1)};
+    // The key first: in `a[k] = v` the right side is evaluated before the left.
+    const UserId user = access.user;
+    viewers[user] = {target, std::move(access), now + std::chrono::seconds(1)};
   }
   return target;
 }

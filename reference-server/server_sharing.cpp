@@ -87,8 +87,9 @@ void ServerApp::applyViewerChange(const share::ViewerChange& c) {
   if (!c.access) {
     proxy_->closeViewer(c.session, c.user);
   } else {
-    proxy_->setViewerAccess(c.session, c.user,
-                            *c.access == ShareAccess::kReadWrite ? net::ViewerAccess::kFull : net::ViewerAccess::kViewOnly);
+    proxy_->setViewerAccess(
+        c.session, c.user,
+        *c.access == ShareAccess::kReadWrite ? net::ViewerAccess::kFull : net::ViewerAccess::kViewOnly);
   }
 }
 
@@ -96,13 +97,14 @@ net::ProxyTarget ServerApp::proxyTargetOf(const api::SessionAccess& access) {
   net::ProxyTarget target{access.upstream, access.protocol, access.user};
   target.access = access.view_only ? net::ViewerAccess::kViewOnly : net::ViewerAccess::kFull;
   // The proxy answers the desktop's VNC authentication itself: no browser holds the password.
-  if (access.protocol == SessionProtocol::kVnc) target.vnc_password = manager_->vncPassword(access.session).value_or("");
+  if (access.protocol == SessionProtocol::kVnc)
+    target.vnc_password = manager_->vncPassword(access.session).value_or("");
   return target;
 }
 
 Result<net::ProxySocketHandlers> ServerApp::openChat(const net::ProxyAuthRequest& request,
-                                                    const net::ProxyTarget& target,
-                                                    std::shared_ptr<net::ProxySocket> socket) {
+                                                     const net::ProxyTarget& target,
+                                                     std::shared_ptr<net::ProxySocket> socket) {
   spi::ChatMember member;
   member.member_id = auth::generateToken(8);
   member.user_id = target.user.str();

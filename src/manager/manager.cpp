@@ -373,14 +373,21 @@ Result<Session> Manager::Impl::finishTeardown(Versioned<Session> s) {
                        s.value.id.str() + " will be retried");
   }
   const SessionState end = destroy ? SessionState::kDestroyed : SessionState::kStopped;
-  KASM_RETURN_IF_ERROR(s.value.transitionTo(end, s.value.state_reason, clock.now()));
-  s.value.operational_message = std::string(enumName(end));
-  if (s.value.agent_id) {
-    KASM_RETURN_IF_ERROR(commitWithReservation(s.value, s.version, *s.value.agent_id, s.value.resources, -1, false));
-  } else {
-    KASM_RETURN_IF_ERROR(repo.update(s.value, s.version));
+  // The container is gone; the row may have changed meanwhile (activity, a share, another
+  // server): commit the end on the current version, unless someone else already did.
+  for (int attempt = 0;; ++attempt) {
+    Session done = s.value;
+    KASM_RETURN_IF_ERROR(done.transitionTo(end, done.state_reason, clock.now()));
+    done.operational_message = std::string(enumName(end));
+    auto committed = done.agent_id ? commitWithReservation(done, s.version, *done.agent_id, done.resources, -1, false)
+                                   : repo.update(done, s.version);
+    if (committed.ok()) return done;
+    if (committed.error().code() != ErrorCode::kAborted || attempt + 1 >= options.max_cas_retries) {
+      return committed.error();
+    }
+    KASM_ASSIGN_OR_RETURN(s, repo.get<Session>(s.value.id.str()));
+    if (s.value.state != SessionState::kStopping) return s.value;
   }
-  return s.value;
 }
 
 Result<Session> Manager::getSession(const SessionId& id) {

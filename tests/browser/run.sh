@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Runs the browser test (tests/browser/web_flow.test.mjs) against a real kasm-server:
+# Runs the browser tests (tests/browser/*.test.mjs) against a real kasm-server:
 #   tests/browser/run.sh <path/to/kasm-server> [web/dist directory]
 # Starts the server on a free loopback port with a temporary data directory and a known admin
-# password, waits for /readyz, runs the test in headless Chromium, then stops the server and
-# removes the temporary directory. Screenshots go to $KASM_ARTIFACTS_DIR (default
+# password, waits for /readyz, runs the tests in headless Chromium (web_flow, portal_frame, the
+# integration guide's Python, then share_flow), then stops the server and removes the temporary
+# directory. share_flow needs a licence with the "sharing" feature: a key pair and a licence are
+# made with the vendor tool kasm-license ($KASM_LICENSE_TOOL, default: beside the server binary's
+# build directory, build/tools/kasm-license/kasm-license), the server trusts the public key, and
+# the licence is added after the other tests (web_flow checks the unlicensed state). Screenshots go to $KASM_ARTIFACTS_DIR (default
 # build/browser-artifacts), with the server log beside them.
 # Exit 77 (ctest SKIP_RETURN_CODE) when chromium, node or web/node_modules is missing, unless
 # KASM_REQUIRE_SERVICES=1, when that is a failure.
@@ -53,10 +57,22 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# The vendor's side of licensing, for share_flow: a key pair now (the server trusts the public key
+# from the start) and an activation key, activated for this installation once the server runs.
+license_tool="${KASM_LICENSE_TOOL:-$(cd "$(dirname "$server")/.." && pwd)/tools/kasm-license/kasm-license}"
+license_args=()
+if [ -x "$license_tool" ]; then
+  mkdir -p "$tmp/license"
+  "$license_tool" keygen --private-key "$tmp/license/private.pem" --public-key "$tmp/license/public.pem" >/dev/null
+  "$license_tool" issue --private-key "$tmp/license/private.pem" --customer Test --type concurrent_sessions \
+    --limit 10 --days 30 --features sharing --out "$tmp/license/activation.txt" >/dev/null
+  license_args=(--license-public-key "$tmp/license/public.pem")
+fi
+
 echo "browser test: starting $server on 127.0.0.1:$port (web root $web_dist)"
 KASM_ADMIN_PASSWORD="$password" KASM_WEB_ROOT="$web_dist" \
   "$server" --http --port "$port" --data-dir "$tmp/data" --frame-ancestor "http://127.0.0.1:$portal_port" \
-  >"$artifacts/server.log" 2>&1 &
+  "${license_args[@]}" >"$artifacts/server.log" 2>&1 &
 server_pid=$!
 
 base="http://127.0.0.1:$port"
@@ -97,3 +113,29 @@ KASM_URL="$base" KASM_API_KEY="$api_key" KASM_API_SECRET="$api_secret" KASM_PORT
 # The integration guide's Python (docs/integrating.md) against this server, as written.
 KASM_URL="$base" KASM_API_KEY="$api_key" KASM_API_SECRET="$api_secret" PYTHONPATH="${KASM_PYTHONPATH:-}" \
   timeout 300 "${KASM_PYTHON:-python3}" "$repo/tests/docs/doc_examples.py" python-with-server
+
+# Session sharing: the licence for this installation (the admin's REST login reads its id), then
+# two users sharing a desktop in two browsers.
+if [ "${#license_args[@]}" -eq 0 ]; then
+  if [ "${KASM_REQUIRE_SERVICES:-0}" = "1" ]; then
+    echo "browser test: share_flow needs the licence tool, not found at $license_tool (KASM_REQUIRE_SERVICES=1, so this is a failure)" >&2
+    exit 1
+  fi
+  echo "browser test: share_flow SKIPPED: no licence tool at $license_tool (set KASM_LICENSE_TOOL)" >&2
+  exit 0
+fi
+json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+jar="$tmp/admin.cookies"
+csrf="$(curl -fsS -m 10 -c "$jar" -H 'Content-Type: application/json' \
+  -d "$(python3 -c 'import json,sys; print(json.dumps({"username": "admin@kasm.local", "password": sys.argv[1]}))' "$password")" \
+  "$base/api/v1/auth/login" | json_field csrf_token)"
+installation="$(curl -fsS -m 10 -b "$jar" "$base/api/v1/installation" | json_field installation_id)"
+"$license_tool" activate --private-key "$tmp/license/private.pem" --activation-key "$tmp/license/activation.txt" \
+  --installation-id "$installation" --out "$tmp/license/license.txt" >/dev/null
+python3 -c 'import json,sys; print(json.dumps({"license": open(sys.argv[1]).read()}))' "$tmp/license/license.txt" |
+  curl -fsS -m 10 -b "$jar" -H "X-CSRF-Token: $csrf" -H 'Content-Type: application/json' --data-binary @- \
+    -o /dev/null "$base/api/v1/licenses"
+echo "browser test: licence with the sharing feature added for installation $installation"
+KASM_URL="$base" KASM_PASSWORD="$password" KASM_USERNAME="admin@kasm.local" KASM_API_KEY="$api_key" \
+  KASM_API_SECRET="$api_secret" KASM_ARTIFACTS_DIR="$artifacts" KASM_WEB_DIR="$repo/web" KASM_CHROMIUM="$chromium" \
+  timeout 540 node "$here/share_flow.test.mjs"

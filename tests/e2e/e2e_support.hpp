@@ -47,8 +47,8 @@ inline int connectLoopback(int port) {
 }
 
 // One HTTP/1.0 request to 127.0.0.1:port (loopback only).
-inline HttpReply httpRequest(int port, const std::string& method, const std::string& target, const std::string& body = {},
-                      const std::string& extra_headers = {}) {
+inline HttpReply httpRequest(int port, const std::string& method, const std::string& target,
+                             const std::string& body = {}, const std::string& extra_headers = {}) {
   HttpReply reply;
   const int fd = connectLoopback(port);
   if (fd < 0) return reply;
@@ -119,7 +119,7 @@ struct WebSocketProbe {
       std::string payload(n, '\0');
       if (n > 0 && ::recv(fd, payload.data(), n, MSG_WAITALL) != static_cast<ssize_t>(n)) return {};
       const int opcode = h[0] & 0x0f;
-      if (opcode == 0x8) return {};        // Close.
+      if (opcode == 0x8) return {};                  // Close.
       if (opcode == 0x9 || opcode == 0xA) continue;  // Ping, pong.
       return payload;
     }
@@ -140,7 +140,7 @@ struct WebSocketProbe {
 // Starts args[0] with args; stdout goes to the write end of `out_pipe` when given (the read end is
 // closed in the child), and `env` is added to the environment. Returns the pid (-1 on failure).
 inline pid_t spawn(std::vector<std::string> args, const int* out_pipe = nullptr,
-            const std::vector<std::pair<std::string, std::string>>& env = {}) {
+                   const std::vector<std::pair<std::string, std::string>>& env = {}) {
   const pid_t pid = ::fork();
   if (pid != 0) return pid;
   if (out_pipe) {
@@ -154,7 +154,6 @@ inline pid_t spawn(std::vector<std::string> args, const int* out_pipe = nullptr,
   ::execv(argv[0], argv.data());
   ::_exit(127);
 }
-
 
 // The run configuration of a stand-in desktop on port 5901 in the busybox test image: it speaks
 // just enough RFB 3.8 (security None, an 8x8 ServerInit named "echo"), then echoes every byte it
@@ -191,8 +190,12 @@ inline std::string rfbKeyEvent(std::uint32_t keysym, bool down) {
   return m;
 }
 inline std::string rfbPointerEvent(std::uint16_t x, std::uint16_t y, std::uint8_t buttons) {
-  return std::string{'\x05', static_cast<char>(buttons), static_cast<char>(x >> 8), static_cast<char>(x & 0xff),
-                     static_cast<char>(y >> 8), static_cast<char>(y & 0xff)};
+  return std::string{'\x05',
+                     static_cast<char>(buttons),
+                     static_cast<char>(x >> 8),
+                     static_cast<char>(x & 0xff),
+                     static_cast<char>(y >> 8),
+                     static_cast<char>(y & 0xff)};
 }
 inline std::string rfbUpdateRequest() {
   return std::string("\x03\x01\x00\x00\x00\x00\x00\x08\x00\x08", 10);

@@ -11,10 +11,10 @@
 #include <thread>
 
 #include "docker/docker_test_support.hpp"
+#include "e2e/e2e_support.hpp"
 #include "kasm/kasm.hpp"
 #include "kasm/store/postgres_store.hpp"
 #include "kasm/store/sqlite_store.hpp"
-#include "e2e/e2e_support.hpp"
 #include "support/openapi_validator.hpp"
 
 namespace kasm {

@@ -53,6 +53,8 @@ function route(path: string, page: Route['page'], extra: Partial<Route> = {}): R
 const routes: Route[] = [
   route('/', async () => (await import('./pages/dashboard')).dashboardPage),
   route('/session/:id', async () => (await import('./pages/session')).sessionPage, { bare: true }),
+  // A share link; the login page sends the visitor back here.
+  route('/join/:share_id', async () => (await import('./pages/join')).joinPage),
   route('/admin', async () => (await import('./pages/admin/index')).adminHomePage, { anyOf: ADMIN_PERMISSIONS }),
   route('/admin/workspaces', async () => (await import('./pages/admin/workspaces')).workspacesAdminPage, {
     anyOf: ['workspaces:manage'],

@@ -76,7 +76,7 @@ export class ChatPanel {
     members.addEventListener('toggle', () => {
       if (members.open) this.requestMembers();
     });
-    this.log = h('ol', { class: 'chat-log', 'aria-label': 'Chat messages', 'aria-live': 'polite' });
+    this.log = h('ol', { class: 'chat-log', 'aria-label': 'Chat history', 'aria-live': 'polite' });
     this.input = h('input', { id: inputId, type: 'text', maxlength: 2000, autocomplete: 'off', placeholder: 'Write a message' });
     this.sendBtn = h('button', { type: 'submit' }, 'Send');
     const form = h('form', { class: 'chat-form' },
@@ -107,6 +107,9 @@ export class ChatPanel {
     const ws = this.ws;
     this.ws = null;
     ws?.close();
+    // Who was here is no longer known; the messages stay readable.
+    this.membersSummary.textContent = 'People here';
+    replaceChildren(this.membersEl);
     this.setState('closed', reason);
   }
 

@@ -1,39 +1,75 @@
 // The session viewer that `kasm_url` opens: a page of its own (no login, no control plane), served
 // by the session proxy at /desktop/<session>/ to whoever holds the session's access token, in a tab
-// or in an <iframe> on an integrator's portal. It shows the desktop with noVNC, fits it to the
-// window (the desktop resizes, or the picture scales when it cannot), keeps the clipboard in step,
-// and reconnects after a network drop.
+// or in an <iframe> on an integrator's portal, and to people a session is shared with. It shows the
+// desktop with noVNC, fits it to the window (the desktop resizes, or the picture scales when it
+// cannot), keeps the clipboard in step, reconnects after a network drop, and has the session's chat.
 //
 // The server puts what the page needs into <meta name="kasm-viewer"> (the session id, the token
-// for the WebSocket, the desktop's VNC password); the token is taken out of the address bar at once
-// and the page sends no Referer, so it never leaks to another site. Kasm's page flags are read from
-// the URL: disable_control_panel hides the buttons; the page has no chat or tips to disable yet, and
-// it always asks the desktop to fit the window (scaling the picture when it cannot resize).
+// for the WebSocket, whether this viewer may only watch); the token is taken out of the address bar
+// at once and the page sends no Referer, so it never leaks to another site. The proxy answers the
+// desktop's VNC authentication itself, so noVNC connects without credentials, and it drops a
+// watcher's input whatever the page sends: view_only here only says what to show.
+//
+// Whether this viewer may still watch, or control, can change while the page is open (the owner
+// gives or takes control, removes them, stops sharing). The page re-reads its own address now and
+// then (the cookie of this session carries the token): a refusal means the access ended, a fresh
+// view_only is applied to noVNC and the badge.
+//
+// Kasm's page flags are read from the URL: disable_control_panel hides the buttons, disable_chat
+// leaves the chat out; the page always asks the desktop to fit the window.
 
 import RFB from '@novnc/novnc';
+import { ChatPanel } from './chat';
 
 interface ViewerConfig {
   session: string;
   token: string;
-  vnc_password?: string;
+  view_only?: boolean;
 }
 
 const RECONNECT_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 15_000];
 const CONNECT_TIMEOUT_MS = 30_000;
+// How often a connected page re-reads its own access (view only or not, or ended).
+const ACCESS_CHECK_MS = 10_000;
+const ACCESS_ENDED = 'Your access to this session ended.';
 
-function config(): ViewerConfig | null {
-  const meta = document.querySelector('meta[name="kasm-viewer"]');
-  if (!meta) return null;
+function parseConfig(content: string | null | undefined): ViewerConfig | null {
   try {
-    return JSON.parse(meta.getAttribute('content') ?? '') as ViewerConfig;
+    const cfg = JSON.parse(content ?? '') as ViewerConfig;
+    return cfg && typeof cfg.token === 'string' ? cfg : null;
   } catch {
     return null;
   }
 }
 
+function config(): ViewerConfig | null {
+  return parseConfig(document.querySelector('meta[name="kasm-viewer"]')?.getAttribute('content'));
+}
+
 function flag(params: URLSearchParams, name: string): boolean {
   const v = params.get(name);
   return v !== null && v !== '0' && v.toLowerCase() !== 'false';
+}
+
+// What the proxy says about this viewer now, read from the viewer page's own address: "ok" with
+// the page's current view_only, "ended" (refused: the token's user may no longer open the
+// session), "gone" (the session no longer exists), or "unknown" (unreachable, not running).
+type Access = { kind: 'ok'; viewOnly: boolean } | { kind: 'ended' | 'gone' | 'unknown' };
+
+async function checkAccess(): Promise<Access> {
+  let r: Response;
+  try {
+    r = await fetch(location.pathname, { cache: 'no-store', credentials: 'same-origin', redirect: 'manual' });
+  } catch {
+    return { kind: 'unknown' };
+  }
+  if (r.status === 401 || r.status === 403) return { kind: 'ended' };
+  if (r.status === 404) return { kind: 'gone' };
+  if (!r.ok) return { kind: 'unknown' };
+  // DOMParser builds an inert document: nothing in it runs or loads.
+  const doc = new DOMParser().parseFromString(await r.text(), 'text/html');
+  const cfg = parseConfig(doc.querySelector('meta[name="kasm-viewer"]')?.getAttribute('content'));
+  return cfg ? { kind: 'ok', viewOnly: Boolean(cfg.view_only) } : { kind: 'unknown' };
 }
 
 const el = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -42,8 +78,12 @@ function start(): void {
   const screen = el<HTMLDivElement>('screen');
   const status = el<HTMLDivElement>('status');
   const panel = el<HTMLDivElement>('panel');
+  const badge = el<HTMLDivElement>('badge');
   const clip = el<HTMLDivElement>('clip');
   const clipText = el<HTMLTextAreaElement>('clip-text');
+  const clipToggle = el<HTMLButtonElement>('clip-toggle');
+  const chatBox = el<HTMLDivElement>('chat-box');
+  const chatToggle = el<HTMLButtonElement>('chat-toggle');
   const cfg = config();
   const params = new URLSearchParams(location.search);
   // The token has done its work in the address bar: drop it (and keep the page flags).
@@ -61,6 +101,17 @@ function start(): void {
   let rfb: RFB | null = null;
   let attempt = 0;
   let ended = false;
+  let viewOnly = Boolean(cfg.view_only);
+  let chat: ChatPanel | null = null;
+
+  function setViewOnly(v: boolean): void {
+    viewOnly = v;
+    badge.hidden = !v;
+    badge.title = v ? 'You are watching: your keyboard and mouse do not reach this desktop.' : '';
+    document.documentElement.dataset.viewOnly = String(v);
+    if (rfb) rfb.viewOnly = v;
+  }
+  setViewOnly(viewOnly);
 
   function show(text: string, retry = false): void {
     status.hidden = false;
@@ -77,6 +128,29 @@ function start(): void {
     }
   }
 
+  // The end of this viewer's access (or of the session): no more reconnecting, chat closed.
+  function end(text: string): void {
+    ended = true;
+    const old = rfb;
+    rfb = null;
+    old?.disconnect();
+    chat?.stop(text);
+    document.documentElement.dataset.connection = 'ended';
+    show(text);
+  }
+
+  // One check at a time; the desktop and the chat dropping together ask once.
+  let checking: Promise<Access> | null = null;
+  async function recheck(): Promise<Access> {
+    if (!checking) checking = checkAccess().finally(() => (checking = null));
+    const a = await checking;
+    if (ended) return a;
+    if (a.kind === 'ended') end(ACCESS_ENDED);
+    else if (a.kind === 'gone') end('This session has ended.');
+    else if (a.kind === 'ok' && a.viewOnly !== viewOnly) setViewOnly(a.viewOnly);
+    return a;
+  }
+
   function wsUrl(): string {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const base = location.pathname.endsWith('/') ? location.pathname : `${location.pathname}/`;
@@ -86,11 +160,10 @@ function start(): void {
   function connect(): void {
     if (ended) return;
     show(attempt === 0 ? 'Connecting to the desktop…' : 'Reconnecting…');
-    const client = new RFB(screen, wsUrl(), {
-      shared: true,
-      credentials: cfg!.vnc_password ? { password: cfg!.vnc_password } : undefined,
-    });
+    // No credentials: the proxy authenticates to the desktop's VNC server itself.
+    const client = new RFB(screen, wsUrl(), { shared: true });
     rfb = client;
+    client.viewOnly = viewOnly;
     client.scaleViewport = true;
     client.resizeSession = true;
     client.background = '#1f2937';
@@ -108,38 +181,86 @@ function start(): void {
     });
     client.addEventListener('disconnect', () => {
       window.clearTimeout(timer);
-      document.documentElement.dataset.connection = 'disconnected';
       if (rfb !== client) return;
       rfb = null;
-      if (attempt >= RECONNECT_DELAYS_MS.length) {
-        show('The connection to the desktop was lost.', true);
-        return;
-      }
-      const delay = RECONNECT_DELAYS_MS[attempt++];
-      show(`The connection to the desktop was lost. Reconnecting in ${Math.round(delay / 1000)} s…`);
-      window.setTimeout(connect, delay);
+      document.documentElement.dataset.connection = 'disconnected';
+      show('The connection to the desktop was lost. Checking…');
+      void recheck().then(() => {
+        if (ended) return;
+        if (attempt >= RECONNECT_DELAYS_MS.length) {
+          show('The connection to the desktop was lost.', true);
+          return;
+        }
+        const delay = RECONNECT_DELAYS_MS[attempt++];
+        show(`The connection to the desktop was lost. Reconnecting in ${Math.round(delay / 1000)} s…`);
+        window.setTimeout(connect, delay);
+      });
     });
     client.addEventListener('securityfailure', () => {
-      ended = true;
-      show('The desktop refused the connection.');
+      end('The desktop refused the connection.');
     });
     client.addEventListener('clipboard', (e: Event) => {
       clipText.value = (e as CustomEvent<{ text: string }>).detail.text;
     });
   }
 
-  el<HTMLButtonElement>('clip-toggle').addEventListener('click', (e) => {
+  // ---- chat ----
+  if (!flag(params, 'disable_chat')) {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const base = location.pathname.endsWith('/') ? location.pathname : `${location.pathname}/`;
+    const chatUrl = `${scheme}//${location.host}${base}kasm/chat?token=${encodeURIComponent(cfg.token)}`;
+    const panelChat = new ChatPanel({
+      url: () => chatUrl,
+      // The chat closes when the access ends: find out at once rather than at the next check.
+      onDrop: () => void recheck(),
+      onUnread: (n) => {
+        chatToggle.replaceChildren('Chat');
+        if (n > 0) {
+          const count = document.createElement('span');
+          count.className = 'unread';
+          count.textContent = String(n);
+          count.setAttribute('aria-label', `${n} unread`);
+          chatToggle.append(count);
+        }
+      },
+    });
+    chat = panelChat;
+    chatBox.append(panelChat.root);
+    chatToggle.hidden = false;
+    chatToggle.addEventListener('click', () => {
+      chatBox.hidden = !chatBox.hidden;
+      chatToggle.setAttribute('aria-expanded', String(!chatBox.hidden));
+      panelChat.setOpen(!chatBox.hidden);
+      if (!chatBox.hidden) {
+        clip.hidden = true;
+        clipToggle.setAttribute('aria-expanded', 'false');
+        chatBox.querySelector('input')?.focus();
+      }
+    });
+    panelChat.start();
+  }
+
+  clipToggle.addEventListener('click', () => {
     clip.hidden = !clip.hidden;
-    (e.currentTarget as HTMLElement).setAttribute('aria-expanded', String(!clip.hidden));
+    clipToggle.setAttribute('aria-expanded', String(!clip.hidden));
+    if (!clip.hidden && !chatBox.hidden) {
+      chatBox.hidden = true;
+      chatToggle.setAttribute('aria-expanded', 'false');
+      chat?.setOpen(false);
+    }
   });
-  el<HTMLButtonElement>('clip-send').addEventListener('click', () => rfb?.clipboardPasteFrom(clipText.value));
+  el<HTMLButtonElement>('clip-send').addEventListener('click', () => {
+    if (!viewOnly) rfb?.clipboardPasteFrom(clipText.value);
+  });
   el<HTMLButtonElement>('fullscreen').addEventListener('click', () => {
     void document.documentElement.requestFullscreen?.().catch(() => undefined);
   });
-  // Paste into the desktop what is pasted onto the page (keyboard users, no panel needed).
+  // Paste into the desktop what is pasted onto the page (keyboard users, no panel needed), unless
+  // it was pasted into the chat.
   window.addEventListener('paste', (e) => {
+    if ((e.target as Element | null)?.closest?.('.chat')) return;
     const text = e.clipboardData?.getData('text/plain');
-    if (text && rfb) rfb.clipboardPasteFrom(text);
+    if (text && rfb && !viewOnly) rfb.clipboardPasteFrom(text);
   });
   window.addEventListener('online', () => {
     if (!rfb && !ended) {
@@ -147,6 +268,9 @@ function start(): void {
       connect();
     }
   });
+  window.setInterval(() => {
+    if (!ended && rfb && document.visibilityState === 'visible') void recheck();
+  }, ACCESS_CHECK_MS);
   connect();
 }
 

@@ -1,5 +1,6 @@
 // The session view: the remote desktop (noVNC, scaled to the window) or an HTTP workspace's page,
-// and a side panel with the time left, clipboard, and pause/resume/delete. Keepalives are sent while
+// and a side panel with the time left, clipboard, pause/resume/delete, and sharing with its chat
+// (session-share.ts). Keepalives are sent while
 // the tab is visible and in use. Whatever ends the session (deleted elsewhere, expired, the server
 // restarting) is shown with a way back to the dashboard.
 
@@ -9,6 +10,7 @@ import type { PageContext } from '../app';
 import { h, messageBox, replaceChildren } from '../dom';
 import { formatRemaining } from '../format';
 import { describe, isGone, waitUntilRunning } from '../launch';
+import { shareSection } from './session-share';
 
 const KEEPALIVE_INTERVAL_MS = 60_000;
 // Input within this window counts as "in use" for keepalives.
@@ -57,6 +59,8 @@ export async function sessionPage(ctx: PageContext): Promise<void> {
   const remoteClip = h('textarea', { id: 'remote-clipboard', readonly: true, rows: 4 });
   const localClip = h('textarea', { id: 'send-clipboard', rows: 4, placeholder: 'Text to send to the remote clipboard' });
   const sendClip = h('button', { type: 'button', class: 'secondary' }, 'Send to remote clipboard');
+  // The chat uses the viewer page's token, which comes with every fresh read of the session.
+  const share = shareSection(id, () => (session ? api.chatWebSocketUrl(session) : null));
   const togglePanel = h('button', { type: 'button', class: 'panel-toggle', 'aria-expanded': 'true', 'aria-controls': 'side-panel' }, 'Hide panel');
 
   const panel = h(
@@ -67,6 +71,7 @@ export async function sessionPage(ctx: PageContext): Promise<void> {
     h('dl', { class: 'facts' }, h('dt', {}, 'State'), h('dd', {}, stateEl), h('dt', {}, 'Time left'), h('dd', {}, remainingEl)),
     message.el,
     h('div', { class: 'actions' }, pauseBtn, resumeBtn, deleteBtn),
+    share.root,
     h('section', { class: 'clipboard', 'aria-labelledby': 'clipboard-title' },
       h('h2', { id: 'clipboard-title' }, 'Clipboard'),
       h('label', { for: 'remote-clipboard' }, 'Remote clipboard'),
@@ -102,6 +107,7 @@ export async function sessionPage(ctx: PageContext): Promise<void> {
     abort.abort();
     timers.forEach((t) => window.clearInterval(t));
     disconnect();
+    share.stop();
     document.removeEventListener('visibilitychange', onVisibility);
     for (const ev of ACTIVITY_EVENTS) window.removeEventListener(ev, onActivity, true);
   });
@@ -116,6 +122,7 @@ export async function sessionPage(ctx: PageContext): Promise<void> {
 
   function showEnded(text: string): void {
     disconnect();
+    share.stop();
     setConnection('ended');
     replaceChildren(
       overlay,
@@ -132,6 +139,7 @@ export async function sessionPage(ctx: PageContext): Promise<void> {
     stateEl.className = `state state-${session.state}`;
     pauseBtn.hidden = session.state !== 'running';
     resumeBtn.hidden = session.state !== 'paused';
+    if (connection !== 'ended') share.update(session);
     tickRemaining();
   }
 
@@ -186,11 +194,8 @@ export async function sessionPage(ctx: PageContext): Promise<void> {
     const url = api.desktopWebSocketUrl(session);
     if (!url) return;
     setConnection('connecting', 'Connecting to the desktop…');
-    // The server hands the owner the desktop's own VNC password with the session.
-    const client = new RFB(screen, url, {
-      shared: true,
-      credentials: session.vnc_password ? { password: session.vnc_password } : undefined,
-    });
+    // No credentials: the proxy answers the desktop's VNC authentication itself.
+    const client = new RFB(screen, url, { shared: true });
     rfb = client;
     client.scaleViewport = true;
     client.resizeSession = true;

@@ -1,4 +1,5 @@
-// Admin: groups with their permissions, settings (session limit, keepalive expiration) and members.
+// Admin: groups with their permissions, settings (session limit, keepalive expiration, session
+// sharing) and members.
 
 import * as api from '../../api';
 import type { PageContext } from '../../app';
@@ -24,7 +25,7 @@ export async function groupsAdminPage(ctx: PageContext): Promise<void> {
     groups.sort((a, b) => (a.priority ?? 0) - (b.priority ?? 0) || a.name.localeCompare(b.name));
     replaceChildren(
       page.content,
-      table('Groups', ['Name', 'Priority', 'Permissions', 'Sessions per user', 'Keepalive expiration', 'Members', 'Actions'],
+      table('Groups', ['Name', 'Priority', 'Permissions', 'Sessions per user', 'Keepalive expiration', 'Sharing', 'Members', 'Actions'],
         groups.map((g) => {
           const members = users.filter((u) => (u.group_ids ?? []).includes(g.id));
           return row(g.name, [
@@ -33,6 +34,7 @@ export async function groupsAdminPage(ctx: PageContext): Promise<void> {
             (g.permissions ?? []).join(', ') || '–',
             g.settings?.max_sessions_per_user === 0 ? 'unlimited' : String(g.settings?.max_sessions_per_user ?? '–'),
             formatDurationMs(g.settings?.keepalive_expiration),
+            sharingText(g.settings),
             members.map((m) => m.username).join(', ') || '–',
             h('div', { class: 'actions' },
               button('Edit', `Edit ${g.name}`, () => edit(g)),
@@ -53,6 +55,8 @@ export async function groupsAdminPage(ctx: PageContext): Promise<void> {
       { name: 'permissions', label: 'Permissions', type: 'checkboxes', value: g?.permissions ?? ['sessions:launch'], options: PERMISSIONS.map((p) => ({ value: p, label: p })) },
       { name: 'max_sessions_per_user', label: 'Sessions per user', type: 'number', value: g?.settings?.max_sessions_per_user ?? 1, min: 0, hint: '0 = unlimited.' },
       { name: 'keepalive_minutes', label: 'Keepalive expiration (minutes)', type: 'number', value: Math.round((g?.settings?.keepalive_expiration ?? 3_600_000) / 60_000), min: 1 },
+      { name: 'allow_sharing', label: 'Members may share their sessions', type: 'checkbox', value: Boolean(g?.settings?.allow_sharing), hint: 'Needs a licence with the sharing feature.' },
+      { name: 'shared_session_full_control', label: 'Members may give the people they share with control', type: 'checkbox', value: Boolean(g?.settings?.shared_session_full_control), hint: 'Without it, people a session is shared with only watch.' },
     ], async (v: FormValues) => {
       const body: Partial<api.Group> = {
         ...(g ?? {}),
@@ -60,7 +64,13 @@ export async function groupsAdminPage(ctx: PageContext): Promise<void> {
         description: str(v.description),
         priority: num(v.priority, 100),
         permissions: v.permissions as string[],
-        settings: { ...(g?.settings ?? {}), max_sessions_per_user: num(v.max_sessions_per_user, 1), keepalive_expiration: num(v.keepalive_minutes, 60) * 60_000 },
+        settings: {
+          ...(g?.settings ?? {}),
+          max_sessions_per_user: num(v.max_sessions_per_user, 1),
+          keepalive_expiration: num(v.keepalive_minutes, 60) * 60_000,
+          allow_sharing: v.allow_sharing === true,
+          shared_session_full_control: v.shared_session_full_control === true,
+        },
       };
       if (g) await api.updateGroup(g.id, body);
       else await api.createGroup(body);
@@ -94,4 +104,9 @@ export async function groupsAdminPage(ctx: PageContext): Promise<void> {
   }
 
   await load();
+}
+
+function sharingText(settings: api.GroupSettings | undefined): string {
+  if (!settings?.allow_sharing) return 'off';
+  return settings.shared_session_full_control ? 'watch or control' : 'watch only';
 }
