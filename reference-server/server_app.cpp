@@ -354,7 +354,9 @@ Result<void> ServerApp::start() {
     // kasm_url of a desktop opens the viewer page, in a tab or a portal's frame.
     popts.vnc_page = [this](const net::ProxyAuthRequest& r,
                             const net::ProxyTarget& t) -> std::optional<net::ProxyPage> {
-      return viewer_->render(r.session, r.token, t.access == net::ViewerAccess::kViewOnly, config_.frame_ancestors);
+      const auto access = rememberedAccess(r.session, t.user);
+      return viewer_->render(r.session, r.token, t.access == net::ViewerAccess::kViewOnly, access && access->owner,
+                             config_.frame_ancestors);
     };
   }
   // Session pages may be framed by the viewer page, which portals may frame in turn.

@@ -92,6 +92,8 @@ class ServerApp {
                                             std::shared_ptr<net::ProxySocket> socket);
   // A session ended: its share, permissions and chat go.
   void endSharing(const Session& session);
+  // What the authorizer decided a moment ago about `user` on `session` (owner, name), if remembered.
+  std::optional<api::SessionAccess> rememberedAccess(const SessionId& session, const UserId& user);
   // The proxy's rights for an authorized viewer.
   net::ProxyTarget proxyTargetOf(const api::SessionAccess& access);
 

@@ -83,6 +83,7 @@ void ServerApp::applyViewerChange(const share::ViewerChange& c) {
     std::lock_guard lock(proxy_cache_mutex_);
     if (auto it = proxy_cache_.find(c.session); it != proxy_cache_.end()) it->second.erase(c.user);
   }
+  if (c.access && chat_) chat_->setAccess(c.session, c.user.str(), std::string(enumName(*c.access)));
   if (!proxy_) return;
   if (!c.access) {
     proxy_->closeViewer(c.session, c.user);
@@ -91,6 +92,15 @@ void ServerApp::applyViewerChange(const share::ViewerChange& c) {
         c.session, c.user,
         *c.access == ShareAccess::kReadWrite ? net::ViewerAccess::kFull : net::ViewerAccess::kViewOnly);
   }
+}
+
+std::optional<api::SessionAccess> ServerApp::rememberedAccess(const SessionId& session, const UserId& user) {
+  std::lock_guard lock(proxy_cache_mutex_);
+  auto s = proxy_cache_.find(session);
+  if (s == proxy_cache_.end()) return std::nullopt;
+  auto u = s->second.find(user);
+  if (u == s->second.end()) return std::nullopt;
+  return u->second.access;
 }
 
 net::ProxyTarget ServerApp::proxyTargetOf(const api::SessionAccess& access) {
@@ -110,15 +120,10 @@ Result<net::ProxySocketHandlers> ServerApp::openChat(const net::ProxyAuthRequest
   member.user_id = target.user.str();
   member.username = target.user.str();
   member.access = target.access == net::ViewerAccess::kViewOnly ? "r" : "rw";
-  {
-    // The authorizer read the user a moment ago (on the pool): their name is remembered with it.
-    std::lock_guard lock(proxy_cache_mutex_);
-    if (auto s = proxy_cache_.find(request.session); s != proxy_cache_.end()) {
-      if (auto u = s->second.find(target.user); u != s->second.end()) {
-        member.username = u->second.access.username;
-        if (u->second.access.owner) member.access = "owner";
-      }
-    }
+  // The authorizer read the user a moment ago (on the pool): their name is remembered with it.
+  if (auto access = rememberedAccess(request.session, target.user)) {
+    member.username = access->username;
+    if (access->owner) member.access = "owner";
   }
   auto conn = chat_->connect(request.session, std::move(member),
                              [socket](std::string text) { (void)socket->send(std::move(text)); });

@@ -41,7 +41,7 @@ Result<SessionViewer> SessionViewer::load(const std::string& web_root) {
   return v;
 }
 
-net::ProxyPage SessionViewer::render(const SessionId& session, std::string_view token, bool view_only,
+net::ProxyPage SessionViewer::render(const SessionId& session, std::string_view token, bool view_only, bool owner,
                                      const std::vector<std::string>& frame_ancestors) const {
   // No VNC password: the proxy answers the desktop's authentication itself. view_only only tells
   // the page what to show; the proxy drops a watcher's input whatever the page sends.
@@ -49,6 +49,7 @@ net::ProxyPage SessionViewer::render(const SessionId& session, std::string_view 
   cfg["session"] = session.str();
   cfg["token"] = std::string(token);
   cfg["view_only"] = view_only;
+  cfg["owner"] = owner;
   net::ProxyPage page;
   page.body = head_ + "\n    <meta name=\"kasm-viewer\" content=\"" + escapeAttribute(boost::json::serialize(cfg)) +
               "\" />" + tail_;

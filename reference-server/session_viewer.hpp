@@ -22,7 +22,7 @@ class SessionViewer {
 
   // The page for one viewer. `frame_ancestors`: the portal origins that may frame it (besides the
   // server's own pages). Never cached, never sends a Referer, scripts only from this server.
-  net::ProxyPage render(const SessionId& session, std::string_view token, bool view_only,
+  net::ProxyPage render(const SessionId& session, std::string_view token, bool view_only, bool owner,
                         const std::vector<std::string>& frame_ancestors) const;
 
  private:

@@ -162,8 +162,8 @@ struct Conn final : ChatConnection {
       std::string body(m->get_string());
       if (body.empty()) return;
       if (body.size() > svc->options.max_message_bytes) {
-        reply(errorText("a chat message may have at most " + std::to_string(svc->options.max_message_bytes) +
-                               " bytes"));
+        reply(
+            errorText("a chat message may have at most " + std::to_string(svc->options.max_message_bytes) + " bytes"));
         return;
       }
       if (!acceptableText(body)) {
@@ -325,7 +325,10 @@ void ChatService::Impl::leave(Conn& c) {
     }
   }
   auto session = c.session;
-  auto member = c.member;
+  // Only what never changes after connect(): access may be changing on the worker.
+  struct Leaving {
+    std::string member_id, username;
+  } member{c.member.member_id, c.member.username};
   auto self = shared_from_this();
   // Cancelling may talk to the share database: on the worker, in order with the room's next subscribe.
   std::shared_ptr<spi::Subscription> sub(ended.release());
@@ -416,6 +419,25 @@ std::shared_ptr<ChatConnection> ChatService::connect(const SessionId& session, s
   });
   if (!queued) c->reply(R"({"status":"unavailable","reason":"the chat is too busy"})");
   return c;
+}
+
+void ChatService::setAccess(const SessionId& session, std::string_view user_id, std::string access) {
+  auto svc = impl_;
+  (void)impl_->post([svc, session, user = std::string(user_id), access = std::move(access)] {
+    std::vector<std::shared_ptr<Conn>> targets;
+    {
+      std::lock_guard lock(svc->mutex);
+      auto it = svc->rooms.find(session);
+      if (it == svc->rooms.end()) return;
+      for (auto& [id, w] : it->second.conns) {
+        if (auto c = w.lock(); c && c->member.user_id == user) targets.push_back(std::move(c));
+      }
+    }
+    for (auto& c : targets) {
+      c->member.access = access;
+      (void)svc->db.touchMember(session, c->member, svc->options.presence_ttl);
+    }
+  });
 }
 
 void ChatService::endSession(const SessionId& session) {

@@ -25,6 +25,8 @@ interface ViewerConfig {
   session: string;
   token: string;
   view_only?: boolean;
+  // The session's owner: only their window resizes the desktop (a joiner's follows it, scaled).
+  owner?: boolean;
 }
 
 const RECONNECT_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 15_000];
@@ -165,7 +167,7 @@ function start(): void {
     rfb = client;
     client.viewOnly = viewOnly;
     client.scaleViewport = true;
-    client.resizeSession = true;
+    client.resizeSession = Boolean(cfg.owner);
     client.background = '#1f2937';
     let connected = false;
     const timer = window.setTimeout(() => {

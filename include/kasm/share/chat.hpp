@@ -33,10 +33,10 @@
 namespace kasm::share {
 
 struct ChatOptions {
-  std::size_t history_on_join = 100;     // Messages replayed to a viewer who joins.
+  std::size_t history_on_join = 100;                 // Messages replayed to a viewer who joins.
   Duration presence_ttl = std::chrono::seconds(30);  // Refreshed every third of it.
-  std::size_t max_message_bytes = 4096;  // Longer chat lines are refused.
-  std::size_t max_queue = 10000;         // Share database calls waiting at most; beyond: refused.
+  std::size_t max_message_bytes = 4096;              // Longer chat lines are refused.
+  std::size_t max_queue = 10000;                     // Share database calls waiting at most; beyond: refused.
 };
 
 // One viewer's connection to a session's chat. Destroying it (or leave()) takes them out.
@@ -61,6 +61,9 @@ class ChatService {
   // Connects a viewer to the chat of `session`. `send` delivers one text message to them.
   std::shared_ptr<ChatConnection> connect(const SessionId& session, spi::ChatMember member,
                                           std::function<void(std::string)> send);
+
+  // `user_id`'s access changed ("rw" or "r"): the member list shows it from now on.
+  void setAccess(const SessionId& session, std::string_view user_id, std::string access);
 
   // Forgets a session that ended: its history and presence (local viewers are cut by the proxy).
   void endSession(const SessionId& session);
