@@ -167,7 +167,7 @@ function start(): void {
     rfb = client;
     client.viewOnly = viewOnly;
     client.scaleViewport = true;
-    client.resizeSession = Boolean(cfg.owner);
+    client.resizeSession = Boolean(cfg?.owner);
     client.background = '#1f2937';
     let connected = false;
     const timer = window.setTimeout(() => {
