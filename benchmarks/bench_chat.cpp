@@ -153,9 +153,9 @@ class RedisProcess {
     if (port_ == 0) return false;
     dir_ = std::filesystem::temp_directory_path() / ("bench_chat_redis." + std::to_string(getpid()));
     std::filesystem::create_directories(dir_);
-    std::vector<std::string> args{binary,         "--bind",      "127.0.0.1", "--port", std::to_string(port_),
-                                  "--save",       "",            "--appendonly", "no", "--dir",
-                                  dir_.string(), "--logfile",   (dir_ / "redis.log").string()};
+    std::vector<std::string> args{
+        binary, "--bind", "127.0.0.1",   "--port",    std::to_string(port_),        "--save", "", "--appendonly",
+        "no",   "--dir",  dir_.string(), "--logfile", (dir_ / "redis.log").string()};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -322,8 +322,7 @@ void print(const char* backend, const char* phase, const PhaseResult& r) {
 
 void header() {
   std::printf("%-7s %-6s %6s %10s %10s %12s %10s %10s %10s %9s %10s %s\n", "backend", "phase", "msgs", "sent/s",
-              "msgs/s", "deliveries/s", "p50 us", "p99 us", "max us", "cpu/dlv us", "redis/msg us",
-              "delivered");
+              "msgs/s", "deliveries/s", "p50 us", "p99 us", "max us", "cpu/dlv us", "redis/msg us", "delivered");
 }
 
 bool runBackend(const char* name, std::vector<share::ChatService*> services, pid_t redis_pid) {
@@ -342,12 +341,18 @@ bool runBackend(const char* name, std::vector<share::ChatService*> services, pid
 int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--messages") g_messages = std::atoi(argv[i + 1]);
-    else if (a == "--paced") g_paced = std::atoi(argv[i + 1]);
-    else if (a == "--rate") g_rate = std::atof(argv[i + 1]);
-    else if (a == "--members") g_members = std::atoi(argv[i + 1]);
-    else if (a == "--redis-server") g_redis_server = argv[i + 1];
-    else if (a == "--backend") g_backend = argv[i + 1];
+    if (a == "--messages")
+      g_messages = std::atoi(argv[i + 1]);
+    else if (a == "--paced")
+      g_paced = std::atoi(argv[i + 1]);
+    else if (a == "--rate")
+      g_rate = std::atof(argv[i + 1]);
+    else if (a == "--members")
+      g_members = std::atoi(argv[i + 1]);
+    else if (a == "--redis-server")
+      g_redis_server = argv[i + 1];
+    else if (a == "--backend")
+      g_backend = argv[i + 1];
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;

@@ -4,7 +4,8 @@
 Starts kasm-server (plain HTTP on a free loopback port, a temporary data directory), makes an API
 key with `kasm-server api-key create`, launches the Desktop workspace (kasm/desktop:latest) with
 the developer API's request_kasm, and starts an xterm that prints a line every 50 ms on the
-desktop (exec_command_kasm), so the screen keeps changing a little, like someone typing. Then, for
+desktop (exec_command_kasm), so the screen keeps changing a little, like someone typing (--scene
+busy: a full-screen xterm printing 4 KiB of random hex every 20 ms). Then, for
 each viewer count, connects that many raw RFB viewers through the session proxy's WebSocket
 (<kasm_url path>websockify?token=...; the proxy offers security None and sends ServerInit), each
 asking for an incremental FramebufferUpdate every 50 ms with the encodings noVNC asks for (Tight,
@@ -16,7 +17,7 @@ Only 127.0.0.1. Needs dockerd and the image. Every wait is bounded; the session 
 ended on exit.
 
 Usage: scripts/bench_viewers.py [--server build/reference-server/kasm-server] [--window 10]
-                                [--counts 1,2,4,8] [--rate 20]
+                                [--counts 0,1,2,4,8] [--rate 20] [--scene text|busy]
 """
 
 import argparse
@@ -225,6 +226,7 @@ def main():
     ap.add_argument("--server", default=os.path.join(repo, "build/reference-server/kasm-server"))
     ap.add_argument("--window", type=float, default=10.0, help="seconds measured per viewer count")
     ap.add_argument("--counts", default="0,1,2,4,8")
+    ap.add_argument("--scene", choices=["text", "busy"], default="text", help="what changes on the desktop")
     ap.add_argument("--rate", type=float, default=20.0, help="update requests per viewer per second")
     args = ap.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
@@ -277,15 +279,19 @@ def main():
         if len(xvnc) != 1:
             sys.exit(f"expected one Xvnc in container {container[:12]}, found {xvnc}")
         xvnc = xvnc[0]
-        # Something that changes on the screen: an xterm printing a line every 50 ms.
+        # Something that changes on the screen: an xterm printing a line every 50 ms ("text"), or a
+        # full-screen one printing 4 KiB of random hex every 20 ms ("busy": most of the screen changes).
+        loops = {
+            "text": "-geometry 100x30+40+40 -e sh -c "
+                    "'i=0; while :; do i=$((i+1)); echo \"line $i $(date +%T.%N)\"; sleep 0.05; done'",
+            "busy": "-geometry 200x60+0+0 -e sh -c 'while :; do od -An -tx1 -N4096 /dev/urandom; sleep 0.02; done'",
+        }
         api.call("exec_command_kasm", kasm_id=kasm_id, user_id=user_id, exec_config={
-            "cmd": "DISPLAY=:1 nohup xterm -geometry 100x30+40+40 -e sh -c "
-                   "'i=0; while :; do i=$((i+1)); echo \"line $i $(date +%T.%N)\"; sleep 0.05; done' "
-                   ">/dev/null 2>&1 &"})
+            "cmd": f"DISPLAY=:1 nohup xterm {loops[args.scene]} >/dev/null 2>&1 &"})
         time.sleep(3)
 
         print(f"kasm-server pid {server.pid}, Xvnc pid {xvnc} (container {container[:12]}), "
-              f"{args.window:.0f} s per count, {args.rate:.0f} update requests/s per viewer")
+              f"scene {args.scene}, {args.window:.0f} s per count, {args.rate:.0f} update requests/s per viewer")
         print(f"{'viewers':>7} {'kasm-server CPU%':>17} {'Xvnc CPU%':>10} {'MB/s to viewers':>16}")
         rows = []
         for n in counts:
