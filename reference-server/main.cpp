@@ -1,6 +1,7 @@
 // kasm-server: the reference server on the kasm library.
 
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <csignal>
@@ -12,6 +13,12 @@ int main(int argc, char** argv) {
   // Everything kasm-server writes (the database, its WAL, keys, certificates, the first admin's
   // password) is private to the account that runs it.
   ::umask(077);
+  // Every viewer holds a socket to us and one to a desktop: take every descriptor the system
+  // allows this process (the soft limit is often 1,024; the hard one much more).
+  if (rlimit fds{}; ::getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur < fds.rlim_max) {
+    fds.rlim_cur = fds.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &fds);
+  }
   std::vector<std::string> args(argv + 1, argv + argc);
   auto config = kasm::server::parseConfig(args);
   if (!config.ok()) {
