@@ -63,9 +63,9 @@ for t in "${targets[@]}"; do
     -print_final_stats=1 -artifact_prefix="$run/" "${fork[@]}" corpus >"$run/log" 2>&1)
   rc=$?
   set -e
-  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$run/log" | grep -o '[0-9]*$' | tail -1)
-  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$run/log" | grep -o '[0-9]*$' | tail -1)
-  crash=$(grep -o "Test unit written to .*" "$run/log" | head -1 | sed 's/Test unit written to //')
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$run/log" | grep -o '[0-9]*$' | tail -1 || true)
+  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$run/log" | grep -o '[0-9]*$' | tail -1 || true)
+  crash=$(grep -o "Test unit written to .*" "$run/log" | head -1 | sed 's/Test unit written to //' || true)
   if [ $rc -eq 0 ] && [ -z "$crash" ]; then
     result="no crash"
   else
