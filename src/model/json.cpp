@@ -124,7 +124,8 @@ Result<void> readInteger(const json::value& jv, I& out, const std::string& path)
     v = jv.get_int64();
   else if (jv.is_uint64() && jv.get_uint64() <= static_cast<std::uint64_t>(INT64_MAX))
     v = static_cast<std::int64_t>(jv.get_uint64());
-  else if (jv.is_double() && jv.get_double() == static_cast<double>(static_cast<std::int64_t>(jv.get_double())))
+  else if (jv.is_double() && jv.get_double() >= -0x1p63 && jv.get_double() < 0x1p63 &&  // Else the cast is UB.
+           jv.get_double() == static_cast<double>(static_cast<std::int64_t>(jv.get_double())))
     v = static_cast<std::int64_t>(jv.get_double());
   else
     return typeError(path, "an integer");
