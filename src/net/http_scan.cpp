@@ -51,6 +51,38 @@ bool parseVersion(std::string_view v, int& version) {
   return false;
 }
 
+// A comma-separated list of tokens (optional whitespace around items, empty items allowed), as
+// Beast requires of the fields it interprets.
+bool isTokenList(std::string_view v) {
+  bool in_token = false, after_token = false;
+  for (char c : v) {
+    if (kTchar[static_cast<unsigned char>(c)]) {
+      if (after_token) return false;  // "a b": two tokens without a comma.
+      in_token = true;
+    } else if (c == ' ' || c == '\t') {
+      if (in_token) after_token = true;
+      in_token = false;
+    } else if (c == ',') {
+      in_token = after_token = false;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Fields whose value Beast parses and refuses when malformed: the scanner must not call a head
+// plain when Beast would refuse it.
+bool wellFormedSpecialField(std::string_view name, std::string_view value) {
+  if (name.size() == 10 && equalsIgnoreCase(name, "Connection")) return isTokenList(value);
+  if (name.size() == 17 && equalsIgnoreCase(name, "Transfer-Encoding")) return isTokenList(value);
+  if (name.size() == 14 && equalsIgnoreCase(name, "Content-Length")) {
+    std::size_t n = 0;
+    return parseLength(value, n);
+  }
+  return true;
+}
+
 // The fields from `pos` through the blank line, in one pass.
 ScanResult scanFields(std::string_view b, std::size_t pos, MessageHead& head) {
   head.field_count = 0;
@@ -74,6 +106,7 @@ ScanResult scanFields(std::string_view b, std::size_t pos, MessageHead& head) {
     }
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    if (!wellFormedSpecialField(name, value)) return ScanResult::kComplex;
     if (head.field_count == MessageHead::kMaxFields) return ScanResult::kComplex;
     head.fields[head.field_count++] = {name, value};
   }

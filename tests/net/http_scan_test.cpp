@@ -36,9 +36,15 @@ TEST(HttpScan, LeavesAnythingUnusualToBeast) {
            "GET /a b HTTP/1.1\r\n\r\n",   // space in the target
            "\r\nGET / HTTP/1.1\r\n\r\n",  // leading empty line
            ": x\r\n\r\n",
+           // Fields Beast interprets and refuses when malformed (found by the http_scan fuzz target).
+           "GET / HTTP/1.1\r\nConnection: Upgrn: 36\r\n\r\n",
+           "GET / HTTP/1.1\r\nConnection: keep alive\r\n\r\n",
+           "GET / HTTP/1.1\r\nTransfer-Encoding: chunked;\r\n\r\n",
+           "GET / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
        }) {
     EXPECT_EQ(scanRequestHead(bytes, head), ScanResult::kComplex) << bytes;
   }
+  EXPECT_EQ(scanRequestHead("GET / HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\n\r\n", head), ScanResult::kSimple);
   std::string many = "GET / HTTP/1.1\r\n";
   for (int i = 0; i < 65; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
   EXPECT_EQ(scanRequestHead(many + "\r\n", head), ScanResult::kComplex);

@@ -162,3 +162,17 @@ TEST(Version, MatchesTheHeaderConstants) {
 
 }  // namespace
 }  // namespace kasm
+
+namespace kasm {
+namespace {
+// Error messages quote client input; every API puts them in JSON as they are (found by the
+// rest_api fuzz target: a path with a byte that is not UTF-8 made an invalid JSON answer).
+TEST(ErrorMessages, AreAlwaysValidUtf8) {
+  EXPECT_EQ(notFound("no such route: /a\x8e/b").message(), "no such route: /a\xEF\xBF\xBD/b");
+  EXPECT_EQ(notFound("caf\xC3\xA9 \xF0\x9F\x99\x82").message(), "caf\xC3\xA9 \xF0\x9F\x99\x82") << "valid text is kept";
+  EXPECT_EQ(validUtf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD") << "an overlong encoding is invalid";
+  EXPECT_EQ(validUtf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD") << "a surrogate is invalid";
+  EXPECT_EQ(validUtf8("end\xE2\x82"), "end\xEF\xBF\xBD\xEF\xBF\xBD") << "a cut sequence is invalid";
+}
+}  // namespace
+}  // namespace kasm

@@ -31,9 +31,14 @@ std::string_view errorCodeName(ErrorCode code) noexcept;
 // Unavailable 503, ...).
 int httpStatusOf(ErrorCode code) noexcept;
 
+// `s` when it is valid UTF-8, else a copy with each invalid byte replaced by U+FFFD.
+std::string validUtf8(std::string s);
+
 class [[nodiscard]] Error {
  public:
-  Error(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
+  // Messages often quote what a client sent; they are kept valid UTF-8 (each invalid byte becomes
+  // U+FFFD), so that every API can put them in JSON as they are.
+  Error(ErrorCode code, std::string message) : code_(code), message_(validUtf8(std::move(message))) {}
 
   ErrorCode code() const noexcept { return code_; }
   const std::string& message() const noexcept { return message_; }
