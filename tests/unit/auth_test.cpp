@@ -76,7 +76,9 @@ TEST_F(AccessTokenTest, AnyChangedByteIsRejected) {
   auto other = *AccessTokenSigner::create(std::string(32, 'z'), clock_);
   EXPECT_EQ(signer_.verify(other.issue(SessionId("s1"), UserId("alice"), std::chrono::minutes(5))).error().code(),
             ErrorCode::kUnauthenticated);
-  for (auto junk : {"", "v1", "v1~~~~", "v2~s~u~1~mac", std::string(600, 'a').c_str()}) {
+  const std::string long_junk(600, 'a');  // Named: a temporary's c_str() would dangle in the list.
+  for (std::string_view junk : {std::string_view(""), std::string_view("v1"), std::string_view("v1~~~~"),
+                                std::string_view("v2~s~u~1~mac"), std::string_view(long_junk)}) {
     EXPECT_EQ(signer_.verify(junk).error().code(), ErrorCode::kUnauthenticated) << junk;
   }
   EXPECT_FALSE(AccessTokenSigner::create("short", clock_).ok());
