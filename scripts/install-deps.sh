@@ -10,6 +10,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev pybind11-dev python3-dev python3-pytest
   doxygen  # API reference (target kasm_docs)
   googletest libgtest-dev libgmock-dev libbenchmark-dev
+  clang-14 libclang-rt-14-dev  # fuzz targets (libFuzzer, scripts/fuzz.sh)
   postgresql redis-server
   docker.io docker-registry busybox-static curl socat openssl
   debootstrap  # workspace images (scripts/build-images.sh)

@@ -36,3 +36,10 @@ build_dir="${KASM_BUILD_DIR:-$root/build}"
 cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build_dir"
 ctest --test-dir "$build_dir" --output-on-failure -j2 "$@"
+
+# Every parser of untrusted input under libFuzzer (clang-14, ASan+UBSan) for a few seconds each, on
+# its seed corpus and the inputs that once found bugs (scripts/fuzz.sh; docs/robustness.md). Only
+# for a whole run: a run of chosen tests (arguments) skips it.
+if [ $# -eq 0 ] && [ "${KASM_SKIP_FUZZ:-0}" != "1" ]; then
+  "$root/scripts/fuzz.sh" "${KASM_FUZZ_SECONDS:-10}"
+fi
