@@ -94,6 +94,31 @@ TEST_F(SqliteStoreTest, SchemaFromTheFutureIsRefusedWithoutChanges) {
   EXPECT_NE(store.error().message().find("newer"), std::string::npos);
 }
 
+// A database of schema version 1 (before session sharing) gains the share index on open, keeps its
+// rows, and records version 2.
+TEST_F(SqliteStoreTest, AVersionOneDatabaseIsMigratedOnOpen) {
+  const auto path = (dir_ / "kasm.db").string();
+  {
+    auto store = openSqliteStore({.path = path});
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE(Repository(**store).insert(Setting{"kept", "yes", fromUnixMillis(1)}).ok());
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE share_index; DELETE FROM schema_migrations WHERE version = 2", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto store = openSqliteStore({.path = path});
+  ASSERT_TRUE(store.ok()) << store.error().toString();
+  EXPECT_EQ((*store)->schemaVersion(), 2);
+  Repository repo(**store);
+  EXPECT_EQ(repo.get<Setting>("kept")->value.value, "yes");
+  ShareIndex index{"ab12", SessionId("s1"), fromUnixMillis(1)};
+  ASSERT_TRUE(repo.insert(index).ok());
+  EXPECT_EQ(repo.get<ShareIndex>("ab12")->value.session_id, SessionId("s1"));
+}
+
 TEST_F(SqliteStoreTest, EmptyPathIsInvalid) {
   auto store = openSqliteStore({.path = ""});
   ASSERT_FALSE(store.ok());
