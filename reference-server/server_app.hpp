@@ -35,6 +35,9 @@ class RemoteAgentLink;
 
 namespace kasm::server {
 
+// One log line on stdout: {"event": ..., "detail": ...}.
+void logLine(const std::string& event, const std::string& detail);
+
 // Opens the store the configuration names: PostgreSQL for a URL, else SQLite in the data directory.
 Result<std::unique_ptr<spi::Store>> openStore(const ServerConfig& config);
 

@@ -4,7 +4,6 @@
 // other server of the installation.
 
 #include <boost/json.hpp>
-#include <iostream>
 
 #include "kasm/auth/secret.hpp"
 #include "kasm/share/memory_share_database.hpp"
@@ -16,10 +15,6 @@ namespace kasm::server {
 namespace json = boost::json;
 
 namespace {
-
-void logLine(std::string_view event, std::string_view detail) {
-  std::cerr << "kasm-server: " << event << ": " << detail << "\n";
-}
 
 std::string viewerEvent(const std::string& origin, const share::ViewerChange& c) {
   json::object o;
