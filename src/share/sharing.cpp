@@ -144,8 +144,7 @@ Result<std::string> Sharing::createShare(const SessionId& session, std::optional
         share.created_at = im.clock.now();
         share.expires_at = expires_at;
         s.share = share;
-        KASM_ASSIGN_OR_RETURN(auto index,
-                              Repository::insertOp(ShareIndex{share.lookup, s.id, share.created_at}));
+        KASM_ASSIGN_OR_RETURN(auto index, Repository::insertOp(ShareIndex{share.lookup, s.id, share.created_at}));
         extra.push_back(std::move(index));
         return true;
       }));
@@ -246,38 +245,36 @@ Result<SessionPermission> Sharing::setPermission(const SessionId& session, const
   }
   SessionPermission granted;
   bool changed = false;
-  KASM_ASSIGN_OR_RETURN(Session s,
-                        im.mutate(session, [&](Session& s, std::vector<spi::Mutation>&) -> Result<bool> {
-                          changed = false;
-                          if (s.user_id == user) {
-                            return invalidArgument("the owner of a session always has full control of it");
-                          }
-                          KASM_RETURN_IF_ERROR(im.mayShare(s));
-                          if (access == ShareAccess::kReadWrite) {
-                            KASM_ASSIGN_OR_RETURN(GroupSettings settings, im.manager.effectiveSettings(s.user_id));
-                            if (!settings.shared_session_full_control) {
-                              return permissionDenied(
-                                  "the owner's group does not allow giving control of a shared session");
-                            }
-                          }
-                          for (auto& p : s.permissions) {
-                            if (p.user_id != user) continue;
-                            granted = p;
-                            if (p.access == access) return false;
-                            p.access = access;
-                            granted = p;
-                            changed = true;
-                            return true;
-                          }
-                          if (s.permissions.size() >= kMaxSessionPermissions) {
-                            return resourceExhausted("this session is already shared with " +
-                                                     std::to_string(kMaxSessionPermissions) + " people");
-                          }
-                          granted = {user, target->value.username, access, im.clock.now()};
-                          s.permissions.push_back(granted);
-                          changed = true;
-                          return true;
-                        }));
+  KASM_ASSIGN_OR_RETURN(Session s, im.mutate(session, [&](Session& s, std::vector<spi::Mutation>&) -> Result<bool> {
+    changed = false;
+    if (s.user_id == user) {
+      return invalidArgument("the owner of a session always has full control of it");
+    }
+    KASM_RETURN_IF_ERROR(im.mayShare(s));
+    if (access == ShareAccess::kReadWrite) {
+      KASM_ASSIGN_OR_RETURN(GroupSettings settings, im.manager.effectiveSettings(s.user_id));
+      if (!settings.shared_session_full_control) {
+        return permissionDenied("the owner's group does not allow giving control of a shared session");
+      }
+    }
+    for (auto& p : s.permissions) {
+      if (p.user_id != user) continue;
+      granted = p;
+      if (p.access == access) return false;
+      p.access = access;
+      granted = p;
+      changed = true;
+      return true;
+    }
+    if (s.permissions.size() >= kMaxSessionPermissions) {
+      return resourceExhausted("this session is already shared with " + std::to_string(kMaxSessionPermissions) +
+                               " people");
+    }
+    granted = {user, target->value.username, access, im.clock.now()};
+    s.permissions.push_back(granted);
+    changed = true;
+    return true;
+  }));
   (void)s;
   if (changed) im.notify({{session, user, access}});
   return granted;
@@ -287,9 +284,9 @@ Result<void> Sharing::removePermission(const SessionId& session, const UserId& u
   auto& im = *impl_;
   bool found = false;
   KASM_ASSIGN_OR_RETURN(Session s, im.mutate(session, [&](Session& s, std::vector<spi::Mutation>&) -> Result<bool> {
-                          found = std::erase_if(s.permissions, [&](const auto& p) { return p.user_id == user; }) > 0;
-                          return found;
-                        }));
+    found = std::erase_if(s.permissions, [&](const auto& p) { return p.user_id == user; }) > 0;
+    return found;
+  }));
   (void)s;
   if (!found) return notFound("user " + user.str() + " has no permission on session " + session.str());
   im.notify({{session, user, std::nullopt}});

@@ -22,8 +22,8 @@ struct SessionAccess {
   // What `user` may do: the owner and joiners given control (rw) have full control; other joiners
   // only watch (r), which the proxy enforces.
   bool view_only = false;
-  bool owner = false;     // `user` owns the session.
-  std::string username;   // `user`'s, for the chat.
+  bool owner = false;    // `user` owns the session.
+  std::string username;  // `user`'s, for the chat.
   // The user's sessions_valid_after when this was decided: tokens issued before it are revoked,
   // so a remembered grant still refuses them.
   std::optional<TimePoint> valid_after;
