@@ -17,17 +17,12 @@
 #include <string_view>
 
 #include "api_world.hpp"
+#include "fuzz_check.hpp"
 #include "kasm/api/developer_api.hpp"
 
 namespace {
 
 namespace json = boost::json;
-
-[[noreturn]] void fail(const char* what, int line) {
-  std::fprintf(stderr, "invariant failed at %s:%d: %s\n", __FILE__, line, what);
-  std::abort();
-}
-#define check(ok) ((ok) ? void() : fail(#ok, __LINE__))
 
 std::string withKey(std::string_view body, const char* key, const char* secret) {
   boost::system::error_code ec;
@@ -58,12 +53,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   kasm::fuzzing::ApiWorld world;
   kasm::api::DeveloperApi api(*world.manager, *world.store, world.clock, world.signer);
   const auto r = api.handle(verb, body, authorization);
-  check(r.status >= 200 && r.status <= 599);
-  check(r.status != 500);
+  FUZZ_CHECK(r.status >= 200 && r.status <= 599);
+  FUZZ_CHECK(r.status != 500);
   if (r.content_type == "application/json") {
     boost::system::error_code ec;
     const json::value v = json::parse(r.body, ec);
-    check(!ec && v.is_object());
+    FUZZ_CHECK(!ec && v.is_object());
   }
   return 0;
 }

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "fuzz_check.hpp"
 #include "kasm/net/http_server.hpp"
 #include "net/http_scan.hpp"
 
@@ -31,12 +32,6 @@ namespace http = boost::beast::http;
 using namespace kasm::net::detail;
 
 // An invariant broke: say which, then abort so that libFuzzer keeps the input.
-[[noreturn]] void fail(const char* what, int line) {
-  std::fprintf(stderr, "invariant failed at %s:%d: %s\n", __FILE__, line, what);
-  std::abort();
-}
-#define check(ok) ((ok) ? void() : fail(#ok, __LINE__))
-
 std::string_view sv(auto s) {
   return {s.data(), s.size()};
 }
@@ -80,17 +75,17 @@ void compareWithBeast(std::string_view bytes, const MessageHead& head) {
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   boost::beast::error_code ec;
   const std::size_t used = parser.put(boost::asio::buffer(bytes.data(), bytes.size()), ec);
-  check(!ec && parser.is_header_done());
-  check(used == head.head_bytes);
+  FUZZ_CHECK(!ec && parser.is_header_done());
+  FUZZ_CHECK(used == head.head_bytes);
   const auto& msg = parser.get();
-  check(static_cast<int>(msg.version()) == head.version);
+  FUZZ_CHECK(static_cast<int>(msg.version()) == head.version);
   if constexpr (isRequest) {
-    check(sv(msg.method_string()) == head.method);
-    check(sv(msg.target()) == head.target);
+    FUZZ_CHECK(sv(msg.method_string()) == head.method);
+    FUZZ_CHECK(sv(msg.target()) == head.target);
   } else {
-    check(static_cast<int>(msg.result_int()) == head.status);
+    FUZZ_CHECK(static_cast<int>(msg.result_int()) == head.status);
     // An empty reason reads back as the standard one from Beast.
-    check(head.reason.empty() || sv(msg.reason()) == head.reason);
+    FUZZ_CHECK(head.reason.empty() || sv(msg.reason()) == head.reason);
   }
   // Beast files a repeated field after the last one of its name, so compare per name, in order.
   std::vector<std::pair<std::string, std::string_view>> theirs, ours;
@@ -100,7 +95,7 @@ void compareWithBeast(std::string_view bytes, const MessageHead& head) {
   auto byName = [](const auto& a, const auto& b) { return a.first < b.first; };
   std::stable_sort(theirs.begin(), theirs.end(), byName);
   std::stable_sort(ours.begin(), ours.end(), byName);
-  check(theirs == ours);
+  FUZZ_CHECK(theirs == ours);
 }
 
 }  // namespace
@@ -117,27 +112,27 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   MessageHead head;
   const ScanResult request = scanRequestHead(bytes, head);
   if (request == ScanResult::kSimple) {
-    check(head.head_bytes >= 4 && head.head_bytes <= size && head.field_count <= MessageHead::kMaxFields);
-    check(bytes.substr(head.head_bytes - 4, 4) == "\r\n\r\n");
-    check(head.version == 10 || head.version == 11);
-    for (std::size_t i = 0; i < head.field_count; ++i) check(head.find(head.fields[i].name) != nullptr);
+    FUZZ_CHECK(head.head_bytes >= 4 && head.head_bytes <= size && head.field_count <= MessageHead::kMaxFields);
+    FUZZ_CHECK(bytes.substr(head.head_bytes - 4, 4) == "\r\n\r\n");
+    FUZZ_CHECK(head.version == 10 || head.version == 11);
+    for (std::size_t i = 0; i < head.field_count; ++i) FUZZ_CHECK(head.find(head.fields[i].name) != nullptr);
     if (fastEligible(head)) compareWithBeast<true>(bytes, head);
   }
 
   MessageHead response;
   if (scanResponseHead(bytes, response) == ScanResult::kSimple) {
-    check(response.status >= 100 && response.status <= 999);
+    FUZZ_CHECK(response.status >= 100 && response.status <= 999);
     if (plainResponseFraming(response)) compareWithBeast<false>(bytes, response);
   }
 
   // The value decoders, on the same bytes.
   std::size_t length = 0;
-  if (parseLength(bytes, length)) check(std::to_string(length) == bytes || bytes.starts_with('0'));
+  if (parseLength(bytes, length)) FUZZ_CHECK(std::to_string(length) == bytes || bytes.starts_with('0'));
   const auto comma = bytes.find(',');
   if (comma != std::string_view::npos) (void)listHasToken(bytes.substr(comma + 1), bytes.substr(0, comma));
   for (bool plus : {false, true}) {
     auto decoded = kasm::net::percentDecode(bytes, plus);
-    if (decoded.ok()) check(decoded.value().size() <= size);
+    if (decoded.ok()) FUZZ_CHECK(decoded.value().size() <= size);
   }
   return 0;
 }

@@ -20,18 +20,13 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz_check.hpp"
 #include "kasm/license/text.hpp"
 #include "license/armor.hpp"
 
 namespace {
 
 using namespace kasm::license;
-
-[[noreturn]] void fail(const char* what, int line) {
-  std::fprintf(stderr, "invariant failed at %s:%d: %s\n", __FILE__, line, what);
-  std::abort();
-}
-#define check(ok) ((ok) ? void() : fail(#ok, __LINE__))
 
 // The vendor key of the seed corpus. Not secret: it only signs fuzz inputs.
 const SigningKey& vendorKey() {
@@ -45,7 +40,7 @@ const SigningKey& vendorKey() {
 
 std::string signAndArmor(std::string_view label, std::string_view payload) {
   const auto sig = vendorKey().sign(std::string(label) + "\n" + std::string(payload));
-  check(sig.ok());
+  FUZZ_CHECK(sig.ok());
   return detail::armor(label, std::string(payload) + sig.value());
 }
 
@@ -60,15 +55,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 0: {
       if (auto doc = readLicense(rest, keys); doc.ok()) {
         const auto again = writeLicense(doc.value(), vendorKey());
-        check(again.ok());
+        FUZZ_CHECK(again.ok());
         const auto back = readLicense(again.value(), keys);
-        check(back.ok() && back.value() == doc.value());
+        FUZZ_CHECK(back.ok() && back.value() == doc.value());
       }
       if (auto key = readActivationKey(rest, keys); key.ok()) {
         const auto again = writeActivationKey(key.value(), vendorKey());
-        check(again.ok());
+        FUZZ_CHECK(again.ok());
         const auto back = readActivationKey(again.value(), keys);
-        check(back.ok() && back.value() == key.value());
+        FUZZ_CHECK(back.ok() && back.value() == key.value());
       }
       break;
     }
@@ -76,27 +71,27 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       const std::string text = signAndArmor(kLicenseLabel, rest);
       if (auto doc = readLicense(text, keys); doc.ok()) {
         const auto again = writeLicense(doc.value(), vendorKey());
-        check(again.ok() && again.value() == text);
+        FUZZ_CHECK(again.ok() && again.value() == text);
       }
-      check(!readActivationKey(text, keys).ok());  // The label says which kind it is.
+      FUZZ_CHECK(!readActivationKey(text, keys).ok());  // The label says which kind it is.
       break;
     }
     case 2: {
       const std::string text = signAndArmor(kActivationKeyLabel, rest);
       if (auto key = readActivationKey(text, keys); key.ok()) {
         const auto again = writeActivationKey(key.value(), vendorKey());
-        check(again.ok() && again.value() == text);
+        FUZZ_CHECK(again.ok() && again.value() == text);
       }
-      check(!readLicense(text, keys).ok());
+      FUZZ_CHECK(!readLicense(text, keys).ok());
       break;
     }
     default: {
-      if (auto bytes = detail::base64Decode(rest); bytes.ok()) check(detail::base64Encode(bytes.value()) == rest);
+      if (auto bytes = detail::base64Decode(rest); bytes.ok()) FUZZ_CHECK(detail::base64Encode(bytes.value()) == rest);
       if (auto bytes = detail::dearmor(rest, kLicenseLabel, "license"); bytes.ok()) {
         const auto back = detail::dearmor(detail::armor(kLicenseLabel, bytes.value()), kLicenseLabel, "license");
-        check(back.ok() && back.value() == bytes.value());
+        FUZZ_CHECK(back.ok() && back.value() == bytes.value());
       }
-      if (auto t = detail::parseTime(rest, "time"); t.ok()) check(detail::formatTime(t.value()) == rest);
+      if (auto t = detail::parseTime(rest, "time"); t.ok()) FUZZ_CHECK(detail::formatTime(t.value()) == rest);
       break;
     }
   }

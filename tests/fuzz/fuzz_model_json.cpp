@@ -9,15 +9,10 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz_check.hpp"
 #include "kasm/kasm.hpp"
 
 namespace {
-
-[[noreturn]] void fail(const char* what, int line) {
-  std::fprintf(stderr, "invariant failed at %s:%d: %s\n", __FILE__, line, what);
-  std::abort();
-}
-#define check(ok) ((ok) ? void() : fail(#ok, __LINE__))
 
 template <class T>
 void roundTrip(std::string_view text) {
@@ -25,9 +20,9 @@ void roundTrip(std::string_view text) {
   if (!value.ok()) return;
   const std::string once = kasm::toJson(value.value());
   auto back = kasm::fromJson<T>(once);
-  check(back.ok());
-  check(back.value() == value.value());
-  check(kasm::toJson(back.value()) == once);
+  FUZZ_CHECK(back.ok());
+  FUZZ_CHECK(back.value() == value.value());
+  FUZZ_CHECK(kasm::toJson(back.value()) == once);
 }
 
 }  // namespace

@@ -17,17 +17,12 @@
 #include <string_view>
 
 #include "api_world.hpp"
+#include "fuzz_check.hpp"
 #include "kasm/api/rest_api.hpp"
 
 namespace {
 
 namespace json = boost::json;
-
-[[noreturn]] void fail(const char* what, int line) {
-  std::fprintf(stderr, "invariant failed at %s:%d: %s\n", __FILE__, line, what);
-  std::abort();
-}
-#define check(ok) ((ok) ? void() : fail(#ok, __LINE__))
 
 constexpr std::string_view kMethods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};
 
@@ -76,13 +71,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   options.verify_password = &kasm::fuzzing::ApiWorld::passwordMatches;
   kasm::api::RestApi api(*world.manager, *world.store, world.clock, world.signer, world.web_signer, options);
   const auto r = api.handle(req);
-  check(r.status >= 200 && r.status <= 599);
-  check(r.status != 500);
+  FUZZ_CHECK(r.status >= 200 && r.status <= 599);
+  FUZZ_CHECK(r.status != 500);
   if (!r.body.empty()) {
     boost::system::error_code ec;
     (void)json::parse(r.body, ec);
     if (ec) std::fprintf(stderr, "status %d, body: %s\n", r.status, r.body.c_str());
-    check(!ec);
+    FUZZ_CHECK(!ec);
   }
   return 0;
 }

@@ -22,6 +22,7 @@
 #include <span>
 #include <vector>
 
+#include "fuzz_check.hpp"
 #include "net/rfb_filter.hpp"
 
 namespace {
@@ -32,12 +33,6 @@ using kasm::net::detail::RfbClientMessage;
 using kasm::net::detail::RfbFilterError;
 
 // An invariant broke: say which, then abort so that libFuzzer keeps the input.
-[[noreturn]] void fail(const char* what, int line) {
-  std::fprintf(stderr, "invariant failed at %s:%d: %s\n", __FILE__, line, what);
-  std::abort();
-}
-#define check(ok) ((ok) ? void() : fail(#ok, __LINE__))
-
 struct Read {
   std::size_t begin = 0;
   std::size_t end = 0;
@@ -59,17 +54,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   RfbClientFilter oracle;
   const auto r = oracle.filter(whole, false, &messages);
   const std::size_t failed_at = r.kept;  // Full access keeps everything it consumed.
-  check(r.dropped == 0);
-  check(r.error != RfbFilterError::kNone || failed_at == n);
-  check(failed_at <= n &&
-        std::equal(stream.begin(), stream.begin() + static_cast<std::ptrdiff_t>(failed_at), whole.begin()));
+  FUZZ_CHECK(r.dropped == 0);
+  FUZZ_CHECK(r.error != RfbFilterError::kNone || failed_at == n);
+  FUZZ_CHECK(failed_at <= n &&
+             std::equal(stream.begin(), stream.begin() + static_cast<std::ptrdiff_t>(failed_at), whole.begin()));
   std::size_t complete = 0;
   for (const auto& m : messages) {
-    check(m.forwarded && m.length >= 1 && complete < n && stream[complete] == m.type);
+    FUZZ_CHECK(m.forwarded && m.length >= 1 && complete < n && stream[complete] == m.type);
     complete += m.length;
   }
-  check(complete <= failed_at);
-  check(oracle.atBoundary() == (r.error == RfbFilterError::kNone && complete == n));
+  FUZZ_CHECK(complete <= failed_at);
+  FUZZ_CHECK(oracle.atBoundary() == (r.error == RfbFilterError::kNone && complete == n));
 
   // The split run. xorshift32 on the seed picks read sizes (mostly small, sometimes large).
   auto next = [&state] {
@@ -102,30 +97,30 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::vector<unsigned char> buf(stream.begin() + static_cast<std::ptrdiff_t>(read.begin),
                                    stream.begin() + static_cast<std::ptrdiff_t>(read.end));
     const auto rr = filter.filter(buf, read.view_only, &seen);
-    check(rr.kept <= buf.size());
+    FUZZ_CHECK(rr.kept <= buf.size());
     forwarded.insert(forwarded.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(rr.kept));
     dropped += rr.dropped;
     if (rr.error != RfbFilterError::kNone) {
-      check(error == RfbFilterError::kNone || error == rr.error);
+      FUZZ_CHECK(error == RfbFilterError::kNone || error == rr.error);
       error = rr.error;
-      check(filter.error() == rr.error);
+      FUZZ_CHECK(filter.error() == rr.error);
     } else {
-      check(error == RfbFilterError::kNone);  // A failed filter stays failed.
+      FUZZ_CHECK(error == RfbFilterError::kNone);  // A failed filter stays failed.
     }
   }
-  check(error == r.error);
-  check(seen.size() == messages.size());
+  FUZZ_CHECK(error == r.error);
+  FUZZ_CHECK(seen.size() == messages.size());
 
   // What must have been forwarded, message by message.
   std::vector<unsigned char> expected;
   std::uint64_t expected_dropped = 0;
   std::size_t at = 0;
   for (std::size_t i = 0; i < seen.size(); ++i) {
-    check(seen[i].type == messages[i].type && seen[i].length == messages[i].length);
+    FUZZ_CHECK(seen[i].type == messages[i].type && seen[i].length == messages[i].length);
     const bool input = isRfbInput(seen[i].type);
     const bool forward = !(input && viewOnlyAt(at));
-    check(seen[i].forwarded == forward);
-    check(forward || input);  // View-only never drops a harmless message...
+    FUZZ_CHECK(seen[i].forwarded == forward);
+    FUZZ_CHECK(forward || input);  // View-only never drops a harmless message...
     if (!forward) ++expected_dropped;
     if (forward) expected.insert(expected.end(), stream.begin() + at, stream.begin() + at + seen[i].length);
     at += seen[i].length;
@@ -135,7 +130,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!forward) ++expected_dropped;
     if (forward) expected.insert(expected.end(), stream.begin() + at, stream.begin() + failed_at);
   }
-  check(dropped == expected_dropped);
-  check(forwarded == expected);  // ...and never forwards a byte of a dropped one.
+  FUZZ_CHECK(dropped == expected_dropped);
+  FUZZ_CHECK(forwarded == expected);  // ...and never forwards a byte of a dropped one.
   return 0;
 }

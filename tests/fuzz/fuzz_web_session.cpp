@@ -13,17 +13,12 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz_check.hpp"
 #include "kasm/auth/web_session.hpp"
 
 namespace {
 
 using namespace kasm;
-
-[[noreturn]] void fail(const char* what, int line) {
-  std::fprintf(stderr, "invariant failed at %s:%d: %s\n", __FILE__, line, what);
-  std::abort();
-}
-#define check(ok) ((ok) ? void() : fail(#ok, __LINE__))
 
 ManualClock& fixedClock() {
   static ManualClock c;
@@ -36,12 +31,6 @@ const auth::WebSessionSigner& signer() {
   return s;
 }
 
-std::string alter(std::string s, const std::uint8_t* data) {
-  const std::uint8_t mask = data[1] == 0 ? 1 : data[1];
-  s[data[0] % s.size()] = static_cast<char>(s[data[0] % s.size()] ^ mask);
-  return s;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -49,21 +38,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view text(reinterpret_cast<const char*>(data) + 2, size - 2);
   static const std::string real_cookie = signer().issue(UserId("alice"), std::chrono::hours(12), "n0");
 
-  check(!signer().verify(text).ok());
-  check(!signer().checkCsrf(real_cookie, text));
+  FUZZ_CHECK(!signer().verify(text).ok());
+  FUZZ_CHECK(!signer().checkCsrf(real_cookie, text));
   (void)signer().checkCsrf(text, text);
 
   auto user = UserId::parse(text);
   if (!user.ok()) return 0;
   const std::string cookie = signer().issue(user.value(), std::chrono::hours(12), "nonce");
   const auto claims = signer().verify(cookie);
-  check(claims.ok() && claims.value().user_id == user.value());
-  check(claims.value().issued_at == fixedClock().now() &&
-        claims.value().expires_at == fixedClock().now() + std::chrono::hours(12));
+  FUZZ_CHECK(claims.ok() && claims.value().user_id == user.value());
+  FUZZ_CHECK(claims.value().issued_at == fixedClock().now() &&
+             claims.value().expires_at == fixedClock().now() + std::chrono::hours(12));
   const std::string csrf = signer().csrfToken(cookie);
-  check(signer().checkCsrf(cookie, csrf));
-  check(!signer().verify(alter(cookie, data)).ok());
-  check(!signer().checkCsrf(cookie, alter(csrf, data)));
-  check(!signer().checkCsrf(alter(cookie, data), csrf));
+  FUZZ_CHECK(signer().checkCsrf(cookie, csrf));
+  FUZZ_CHECK(!signer().verify(fuzz::flipByte(cookie, data)).ok());
+  FUZZ_CHECK(!signer().checkCsrf(cookie, fuzz::flipByte(csrf, data)));
+  FUZZ_CHECK(!signer().checkCsrf(fuzz::flipByte(cookie, data), csrf));
   return 0;
 }
