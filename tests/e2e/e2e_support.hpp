@@ -10,6 +10,7 @@
 
 #include <boost/json.hpp>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -153,6 +154,42 @@ inline pid_t spawn(std::vector<std::string> args, const int* out_pipe = nullptr,
   argv.push_back(nullptr);
   ::execv(argv[0], argv.data());
   ::_exit(127);
+}
+
+// A kasm-server's stdout until its {"event":"listening","detail":"http://127.0.0.1:PORT"} line:
+// the port, or 0 when the output ended first. Every line read is appended to `log`.
+inline int readListeningPort(FILE* out, std::string& log) {
+  char line[1024];
+  while (std::fgets(line, sizeof line, out)) {
+    std::string l(line);
+    log += l;
+    if (l.find("\"listening\"") != std::string::npos) return std::atoi(l.substr(l.rfind(':') + 1).c_str());
+  }
+  return 0;
+}
+
+// An API key made the way an operator makes one: `kasm-server api-key create --name NAME` with the
+// store's flags. Empty fields when the command failed.
+struct CliApiKey {
+  std::string key, secret;
+};
+inline CliApiKey createApiKeyWithCli(const std::string& server, const std::vector<std::string>& store_args,
+                                     const std::string& name = "e2e") {
+  std::string cmd = server + " api-key create --name " + name;
+  for (const auto& a : store_args) cmd += " '" + a + "'";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return {};
+  char line[1024] = {0};
+  const bool read = std::fgets(line, sizeof line, p) != nullptr;
+  if (::pclose(p) != 0 || !read) return {};
+  boost::system::error_code ec;
+  auto v = boost::json::parse(line, ec);
+  if (ec || !v.is_object()) return {};
+  const auto& o = v.as_object();
+  auto* k = o.if_contains("api_key");
+  auto* sct = o.if_contains("api_key_secret");
+  if (!k || !sct || !k->is_string() || !sct->is_string()) return {};
+  return {std::string(k->as_string()), std::string(sct->as_string())};
 }
 
 // The run configuration of a stand-in desktop on port 5901 in the busybox test image: it speaks

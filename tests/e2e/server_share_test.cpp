@@ -74,17 +74,11 @@ class ShareE2E : public testing::DockerTest {
     startServer(b_, {"--data-dir", (dir_ / "b").string(), "--no-local-agent"});
     ASSERT_GT(b_.port, 0) << b_.log;
 
-    std::string cmd = std::string(KASM_SERVER_BINARY) + " api-key create --name e2e --database '" + pg_->url() + "'";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    char line[1024] = {0};
-    ASSERT_NE(std::fgets(line, sizeof line, p), nullptr);
-    ASSERT_EQ(::pclose(p), 0);
-    auto key = json::parse(line).as_object();
-    bearer_ = "Authorization: Bearer " + std::string(key["api_key"].as_string()) + ":" +
-              std::string(key["api_key_secret"].as_string()) + "\r\n";
-    api_key_ = std::string(key["api_key"].as_string());
-    api_secret_ = std::string(key["api_key_secret"].as_string());
+    const auto key = createApiKeyWithCli(KASM_SERVER_BINARY, {"--database", pg_->url()});
+    ASSERT_FALSE(key.key.empty()) << "kasm-server api-key create failed";
+    api_key_ = key.key;
+    api_secret_ = key.secret;
+    bearer_ = "Authorization: Bearer " + key.key + ":" + key.secret + "\r\n";
   }
 
   void TearDown() override {
@@ -119,15 +113,7 @@ class ShareE2E : public testing::DockerTest {
     ASSERT_GE(s.pid, 0);
     ::close(out[1]);
     s.out = ::fdopen(out[0], "r");
-    char line[1024];
-    while (std::fgets(line, sizeof line, s.out)) {
-      std::string l(line);
-      s.log += l;
-      if (l.find("\"listening\"") != std::string::npos) {
-        s.port = std::atoi(l.substr(l.rfind(':') + 1).c_str());
-        break;
-      }
-    }
+    s.port = readListeningPort(s.out, s.log);
   }
 
   json::object verb(const Server& s, const std::string& name, json::object body, int expect = 200) {

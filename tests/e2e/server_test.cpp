@@ -67,16 +67,10 @@ class ServerProcess : public testing::DockerTest, public ::testing::WithParamInt
       ASSERT_TRUE(Repository(**store).insert(w).ok());
     }
     // The API key, created the way an operator would.
-    std::string cmd = std::string(KASM_SERVER_BINARY) + " api-key create --name e2e";
-    for (const auto& a : storeArgs()) cmd += " '" + a + "'";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    char line[1024] = {0};
-    ASSERT_NE(std::fgets(line, sizeof line, p), nullptr);
-    ASSERT_EQ(::pclose(p), 0);
-    auto key = json::parse(line).as_object();
-    api_key_ = std::string(key["api_key"].as_string());
-    api_secret_ = std::string(key["api_key_secret"].as_string());
+    const auto key = createApiKeyWithCli(KASM_SERVER_BINARY, storeArgs());
+    ASSERT_FALSE(key.key.empty()) << "kasm-server api-key create failed";
+    api_key_ = key.key;
+    api_secret_ = key.secret;
 
     int out[2];
     ASSERT_EQ(::pipe(out), 0);
@@ -88,15 +82,7 @@ class ServerProcess : public testing::DockerTest, public ::testing::WithParamInt
     ASSERT_GE(pid_, 0);
     ::close(out[1]);
     output_ = ::fdopen(out[0], "r");
-    // Wait for {"event":"listening","detail":"http://127.0.0.1:PORT"}.
-    while (std::fgets(line, sizeof line, output_)) {
-      std::string l(line);
-      log_ += l;
-      if (l.find("\"listening\"") != std::string::npos) {
-        port_ = std::atoi(l.substr(l.rfind(':') + 1).c_str());
-        break;
-      }
-    }
+    port_ = readListeningPort(output_, log_);
     ASSERT_GT(port_, 0) << "server did not start:\n" << log_;
     cleanupLabels({{"kasm.managed", "true"}, {"kasm.workspace_id", "busybox"}});
     cleanupLabels({{"kasm.managed", "true"}, {"kasm.workspace_id", "tcp-echo"}});
