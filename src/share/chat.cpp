@@ -6,6 +6,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -97,6 +98,10 @@ struct ChatService::Impl : std::enable_shared_from_this<ChatService::Impl> {
     return true;
   }
 
+  // The live connections of `session` (every session when nullopt), taken under the lock so that
+  // messages go out without it.
+  std::vector<std::shared_ptr<Conn>> connections(const std::optional<SessionId>& session);
+
   void run();
   void refreshPresence();
   void subscribeRoom(const SessionId& session);
@@ -106,7 +111,7 @@ struct ChatService::Impl : std::enable_shared_from_this<ChatService::Impl> {
   void leave(Conn& c);
 };
 
-struct Conn final : ChatConnection {
+struct Conn final : ChatConnection, std::enable_shared_from_this<Conn> {
   std::weak_ptr<ChatService::Impl> service;
   SessionId session;
   spi::ChatMember member;
@@ -133,7 +138,7 @@ struct Conn final : ChatConnection {
     }
     const auto& o = parsed.get_object();
     if (auto m = o.if_contains("members"); m && m->is_bool() && m->get_bool()) {
-      auto self = std::static_pointer_cast<Conn>(shared_from_this_());
+      auto self = shared_from_this();
       if (!svc->post([svc, self] {
             auto list = svc->db.members(self->session);
             if (!list.ok()) {
@@ -176,7 +181,7 @@ struct Conn final : ChatConnection {
       msg.username = member.username;  // The authenticated viewer, whatever the message claims.
       msg.body = std::move(body);
       msg.at_ms = toUnixMillis(svc->clock.now());
-      auto self = std::static_pointer_cast<Conn>(shared_from_this_());
+      auto self = shared_from_this();
       if (!svc->post([svc, self, msg = std::move(msg)]() mutable {
             auto r = svc->db.append(self->session, std::move(msg));
             if (!r.ok()) self->reply(errorText("chat is unavailable: " + r.error().message()));
@@ -194,10 +199,6 @@ struct Conn final : ChatConnection {
   }
 
   ~Conn() override { leave(); }
-
-  // The connection owns itself through the service's weak map; callers hold the shared_ptr.
-  std::weak_ptr<Conn> weak_self;
-  std::shared_ptr<ChatConnection> shared_from_this_() { return weak_self.lock(); }
 };
 
 void ChatService::Impl::run() {
@@ -228,19 +229,31 @@ void ChatService::Impl::run() {
   }
 }
 
+std::vector<std::shared_ptr<Conn>> ChatService::Impl::connections(const std::optional<SessionId>& session) {
+  std::vector<std::shared_ptr<Conn>> out;
+  std::lock_guard lock(mutex);
+  auto collect = [&](const Room& room) {
+    for (const auto& [id, w] : room.conns) {
+      if (auto c = w.lock()) out.push_back(std::move(c));
+    }
+  };
+  if (!session) {
+    for (const auto& [s, room] : rooms) collect(room);
+  } else if (auto it = rooms.find(*session); it != rooms.end()) {
+    collect(it->second);
+  }
+  return out;
+}
+
 void ChatService::Impl::refreshPresence() {
-  std::vector<std::shared_ptr<Conn>> live;
+  for (const auto& c : connections(std::nullopt)) (void)db.touchMember(c->session, c->member, options.presence_ttl);
   std::vector<SessionId> unsubscribed;
   {
     std::lock_guard lock(mutex);
-    for (auto& [session, room] : rooms) {
-      for (auto& [id, w] : room.conns) {
-        if (auto c = w.lock()) live.push_back(std::move(c));
-      }
+    for (const auto& [session, room] : rooms) {
       if (!room.sub && !room.subscribing) unsubscribed.push_back(session);
     }
   }
-  for (const auto& c : live) (void)db.touchMember(c->session, c->member, options.presence_ttl);
   // A room whose subscription failed (the share database was down) tries again.
   for (const auto& s : unsubscribed) subscribeRoom(s);
 }
@@ -272,29 +285,11 @@ void ChatService::Impl::subscribeRoom(const SessionId& session) {
 }
 
 void ChatService::Impl::deliver(const SessionId& session, const std::string& text) {
-  std::vector<std::shared_ptr<Conn>> targets;
-  {
-    std::lock_guard lock(mutex);
-    auto it = rooms.find(session);
-    if (it == rooms.end()) return;
-    for (auto& [id, w] : it->second.conns) {
-      if (auto c = w.lock()) targets.push_back(std::move(c));
-    }
-  }
-  for (const auto& c : targets) c->reply(text);
+  for (const auto& c : connections(session)) c->reply(text);
 }
 
 void ChatService::Impl::broadcastLocal(const std::string& text) {
-  std::vector<std::shared_ptr<Conn>> targets;
-  {
-    std::lock_guard lock(mutex);
-    for (auto& [session, room] : rooms) {
-      for (auto& [id, w] : room.conns) {
-        if (auto c = w.lock()) targets.push_back(std::move(c));
-      }
-    }
-  }
-  for (const auto& c : targets) c->reply(text);
+  for (const auto& c : connections(std::nullopt)) c->reply(text);
 }
 
 void ChatService::Impl::sendHistory(const SessionId& session, const std::function<void(std::string)>& send) {
@@ -356,14 +351,7 @@ ChatService::ChatService(spi::ShareDatabase& db, const Clock& clock, ChatOptions
     svc->broadcastLocal(json::serialize(o));
     if (!available) return;
     // Back: what was missed is in the history.
-    std::vector<std::shared_ptr<Conn>> live;
-    {
-      std::lock_guard lock(svc->mutex);
-      for (auto& [session, room] : svc->rooms)
-        for (auto& [id, w] : room.conns)
-          if (auto c = w.lock()) live.push_back(std::move(c));
-    }
-    for (auto& c : live) {
+    for (auto& c : svc->connections(std::nullopt)) {
       (void)svc->post([svc, c] {
         (void)svc->db.touchMember(c->session, c->member, svc->options.presence_ttl);
         svc->sendHistory(c->session, [c](std::string t) { c->reply(std::move(t)); });
@@ -397,7 +385,6 @@ std::shared_ptr<ChatConnection> ChatService::connect(const SessionId& session, s
   c->session = session;
   c->member = std::move(member);
   c->send = std::move(send);
-  c->weak_self = c;
   {
     std::lock_guard lock(impl_->mutex);
     c->id = ++impl_->next_id;
@@ -424,16 +411,8 @@ std::shared_ptr<ChatConnection> ChatService::connect(const SessionId& session, s
 void ChatService::setAccess(const SessionId& session, std::string_view user_id, std::string access) {
   auto svc = impl_;
   (void)impl_->post([svc, session, user = std::string(user_id), access = std::move(access)] {
-    std::vector<std::shared_ptr<Conn>> targets;
-    {
-      std::lock_guard lock(svc->mutex);
-      auto it = svc->rooms.find(session);
-      if (it == svc->rooms.end()) return;
-      for (auto& [id, w] : it->second.conns) {
-        if (auto c = w.lock(); c && c->member.user_id == user) targets.push_back(std::move(c));
-      }
-    }
-    for (auto& c : targets) {
+    for (auto& c : svc->connections(session)) {
+      if (c->member.user_id != user) continue;
       c->member.access = access;
       (void)svc->db.touchMember(session, c->member, svc->options.presence_ttl);
     }
