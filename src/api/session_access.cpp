@@ -1,5 +1,6 @@
 #include "kasm/api/session_access.hpp"
 
+#include "kasm/share/sharing.hpp"
 #include "kasm/store/repository.hpp"
 
 namespace kasm::api {
@@ -10,12 +11,10 @@ Result<SessionAccess> authorizeSessionAccess(Manager& manager, spi::Store& store
   KASM_ASSIGN_OR_RETURN(auth::AccessClaims claims, signer.verifyFor(token, session));
   auto s = manager.getSession(session);
   if (!s.ok()) return notFound("session " + session.str() + " does not exist");
-  bool view_only = false;
-  if (s->user_id != claims.user_id) {
-    const auto* granted = s->permissionOf(claims.user_id);
-    if (!granted) return permissionDenied("the token's user does not own this session and it was not shared with them");
-    view_only = granted->access == ShareAccess::kRead;
-  }
+  // The owner, or someone the owner shared the session with (the rules are Sharing's).
+  auto role = share::Sharing::roleOf(*s, claims.user_id);
+  if (!role.ok()) return permissionDenied("the token's user does not own this session and it was not shared with them");
+  const bool view_only = *role == share::Role::kWatch;
   if (s->state != SessionState::kRunning) {
     return failedPrecondition("session " + session.str() + " is " + std::string(enumName(s->state)));
   }
@@ -38,7 +37,7 @@ Result<SessionAccess> authorizeSessionAccess(Manager& manager, spi::Store& store
     return permissionDenied("this session can only be shared with people who may control it");
   }
   SessionAccess out{session, claims.user_id, s->upstream, ws->value.protocol, view_only};
-  out.owner = s->user_id == claims.user_id;
+  out.owner = *role == share::Role::kOwner;
   out.username = user->value.username;
   out.valid_after = user->value.sessions_valid_after;
   return out;
