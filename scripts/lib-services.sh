@@ -324,7 +324,32 @@ stop_docker_services() {
 }
 # ---- docker (end) ------------------------------------------------------------------------------
 
+# Fixed servers for the gateway and server tests (xrdp, sshd, a fixed Xvnc): one file each in
+# scripts/services/, each defining start_<name> and stop_<name> and adding <name> to
+# KASM_FIXED_SERVICES. start_fixed_services starts them all.
+KASM_FIXED_SERVICES=()
+for f in "$(dirname "${BASH_SOURCE[0]}")"/services/*.sh; do
+  [ -f "$f" ] && . "$f"
+done
+
+start_fixed_services() {
+  local name ok=0
+  for name in "${KASM_FIXED_SERVICES[@]}"; do
+    if ! "start_$name"; then
+      echo "services: $name could not be started" >&2
+      ok=1
+    fi
+  done
+  return $ok
+}
+
+stop_fixed_services() {
+  local name
+  for name in "${KASM_FIXED_SERVICES[@]}"; do "stop_$name" || true; done
+}
+
 stop_services() {
+  stop_fixed_services
   stop_docker_services
   stop_redis
   stop_postgres

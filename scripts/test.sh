@@ -19,6 +19,10 @@ if ! start_redis; then
   echo "test: Redis could not be started" >&2
   if [ "${KASM_REQUIRE_SERVICES:-0}" = "1" ]; then exit 1; fi
 fi
+if ! start_fixed_services; then
+  echo "test: a fixed server (xrdp, sshd, Xvnc) could not be started" >&2
+  if [ "${KASM_REQUIRE_SERVICES:-0}" = "1" ]; then exit 1; fi
+fi
 if ! start_docker_services; then
   echo "test: dockerd or the docker test images could not be set up" >&2
   if [ "${KASM_REQUIRE_SERVICES:-0}" = "1" ]; then exit 1; fi

@@ -152,15 +152,18 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
     return ws.error();
   }
   if (!ws->value.enabled) return failedPrecondition("workspace '" + ws->value.friendly_name + "' is disabled");
-  if (ws->value.type != WorkspaceType::kContainer) {
-    return failedPrecondition("workspace '" + ws->value.friendly_name + "' is a " +
-                              std::string(enumName(ws->value.type)) +
-                              " workspace; only container workspaces start sessions here");
+  if (ws->value.type == WorkspaceType::kLink) {
+    return failedPrecondition("workspace '" + ws->value.friendly_name +
+                              "' is a link: it opens its URL and starts no session");
   }
-  KASM_ASSIGN_OR_RETURN(ZoneId zone,
-                        im.resolveZone(ws->value.restrict_to_zone ? ws->value.restrict_to_zone : req.zone_id));
+  const bool on_server = ws->value.type == WorkspaceType::kServer || ws->value.type == WorkspaceType::kServerPool;
+  std::optional<ZoneId> zone_or;
+  if (!on_server) {
+    KASM_ASSIGN_OR_RETURN(zone_or,
+                          im.resolveZone(ws->value.restrict_to_zone ? ws->value.restrict_to_zone : req.zone_id));
+  }
+  const ZoneId zone = zone_or.value_or(ZoneId());
   KASM_ASSIGN_OR_RETURN(GroupSettings settings, effectiveSettings(req.user_id));
-
   if (settings.max_sessions_per_user > 0) {
     KASM_ASSIGN_OR_RETURN(auto mine, im.repo.list<Session>(spi::Query().where("user_id", req.user_id.str())));
     const auto live = std::count_if(mine.begin(), mine.end(), [](const auto& s) { return isLive(s.value.state); });
@@ -174,6 +177,8 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
   // again atomically with the session's insert (commitWithReservation).
   KASM_ASSIGN_OR_RETURN(license::Grant grant, im.licensing.impl().grant());
   if (!grant.allowsNewSessions()) return *grant.refusal;
+
+  if (on_server) return im.startServerSession(req, user->value, ws->value, settings, grant);
 
   KASM_ASSIGN_OR_RETURN(auto staged, im.claimStaged(req, ws->value, zone, settings, grant));
   if (staged) return staged->value;
@@ -353,6 +358,8 @@ Result<Session> Manager::Impl::failSession(Versioned<Session> s, std::string rea
   s.value.operational_message = s.value.state_reason;
   if (held && s.value.agent_id) {
     KASM_RETURN_IF_ERROR(commitWithReservation(s.value, s.version, *s.value.agent_id, s.value.resources, -1, false));
+  } else if (held && s.value.server_id) {
+    KASM_RETURN_IF_ERROR(commitServerEnd(s.value, s.version));
   } else {
     KASM_RETURN_IF_ERROR(repo.update(s.value, s.version));
   }
@@ -380,7 +387,8 @@ Result<Session> Manager::Impl::finishTeardown(Versioned<Session> s) {
     KASM_RETURN_IF_ERROR(done.transitionTo(end, done.state_reason, clock.now()));
     done.operational_message = std::string(enumName(end));
     auto committed = done.agent_id ? commitWithReservation(done, s.version, *done.agent_id, done.resources, -1, false)
-                                   : repo.update(done, s.version);
+                     : done.server_id ? commitServerEnd(done, s.version)
+                                      : repo.update(done, s.version);
     if (committed.ok()) return done;
     if (committed.error().code() != ErrorCode::kAborted || attempt + 1 >= options.max_cas_retries) {
       return committed.error();
@@ -411,6 +419,8 @@ Result<Session> Manager::Impl::teardownAs(const SessionId& id, ExpirationAction 
     KASM_ASSIGN_OR_RETURN(auto v, im.transition(id, SessionState::kDestroyed, reason));
     return v.value;
   }
+  // A fixed server's session has no container to keep: stopping it ends it.
+  if (cur.value.server_id) action = ExpirationAction::kDelete;
   if (cur.value.state == SessionState::kStopped && action == ExpirationAction::kStop) return cur.value;
   if (cur.value.state == SessionState::kStopped || cur.value.state == SessionState::kFailed) {
     // Nothing reserved: remove what may remain of the container, then end.

@@ -113,6 +113,17 @@ struct Manager::Impl {
   void applyLifetimes(Session& s, const Workspace& ws, const GroupSettings& settings);
 
   Result<Session> teardownAs(const SessionId& id, ExpirationAction action, std::string reason);
+
+  // Fixed servers (manager_servers.cpp). A session on a server starts running at once: the server
+  // is up already. The session's insert, the server's slot and the licence usage are one batch,
+  // compare-and-set on the server row, so limits hold across managers.
+  Result<Session> startServerSession(const SessionRequest& req, const User& user, const Workspace& ws,
+                                     const GroupSettings& settings, const license::Grant& grant);
+  // Writes the end of a server session (`session` at `version`) with its slot freed and the licence
+  // usage released, in one batch. Returns the session's new version.
+  Result<std::int64_t> commitServerEnd(const Session& session, std::int64_t version);
+  Result<std::string> sealSecret(std::string_view plain) const;
+  Result<std::string> unsealSecret(std::string_view sealed) const;
   Result<ZoneId> resolveZone(const std::optional<ZoneId>& requested);
 };
 

@@ -120,6 +120,7 @@ void describe(Session& s, V& v) {
   v("workspace_id", s.workspace_id);
   v("zone_id", s.zone_id);
   v("agent_id", s.agent_id);
+  v("server_id", s.server_id);
   v("staging_config_id", s.staging_config_id);
   v("state", s.state);
   v("state_reason", s.state_reason);
@@ -130,6 +131,7 @@ void describe(Session& s, V& v) {
   v("container_id", s.container_id);
   v("container_name", s.container_name);
   v("upstream", s.upstream);
+  v("connection_sealed", s.connection_sealed);
   v("share", s.share);
   v("permissions", s.permissions);
   v("launch_environment", s.launch_environment);
@@ -234,18 +236,34 @@ void describe(ApiKey& k, V& v) {
   v("last_used_at", k.last_used_at);
 }
 template <class V>
+void describe(ServerSlot& s, V& v) {
+  v("session_id", s.session_id);
+  v("user_id", s.user_id);
+}
+template <class V>
 void describe(Server& s, V& v) {
   v("id", s.id);
   v("friendly_name", s.friendly_name);
   v("hostname", s.hostname);
   v("port", s.port);
-  v("protocol", s.protocol);
+  v("connection_type", s.connection_type);
   v("zone_id", s.zone_id);
   v("pool_id", s.pool_id);
-  v("connection_username", s.connection_username);
-  v("connection_secret_ref", s.connection_secret_ref);
-  v("max_simultaneous_sessions", s.max_simultaneous_sessions);
   v("enabled", s.enabled);
+  v("max_simultaneous_sessions", s.max_simultaneous_sessions);
+  v("connection_username", s.connection_username);
+  v("connection_domain", s.connection_domain);
+  v("connection_password_sealed", s.connection_password_sealed);
+  v("connection_private_key_sealed", s.connection_private_key_sealed);
+  v("rdp_security", s.rdp_security);
+  v("certificate_policy", s.certificate_policy);
+  v("keyboard_layout", s.keyboard_layout);
+  v("assigned_user_id", s.assigned_user_id);
+  v("slots", s.slots);
+  v("status", s.status);
+  v("status_reason", s.status_reason);
+  v("last_checked_at", s.last_checked_at);
+  v("last_seen_at", s.last_seen_at);
   v("created_at", s.created_at);
 }
 template <class V>

@@ -1,9 +1,21 @@
 #include "kasm/model/server.hpp"
 
+#include <cctype>
+
 #include "model/json_util.hpp"
 #include "model/validation.hpp"
 
 namespace kasm {
+
+SessionProtocol Server::protocol() const noexcept {
+  switch (connection_type) {
+    case ServerConnectionType::kKasmVnc: return SessionProtocol::kHttps;
+    case ServerConnectionType::kVnc: return SessionProtocol::kVnc;
+    case ServerConnectionType::kSsh: return SessionProtocol::kSsh;
+    case ServerConnectionType::kRdp: break;
+  }
+  return SessionProtocol::kRdp;
+}
 
 Result<void> Server::validate() const {
   KASM_RETURN_IF_ERROR(detail::requireId(id.str(), "server.id"));
@@ -11,13 +23,25 @@ Result<void> Server::validate() const {
   KASM_RETURN_IF_ERROR(detail::requireText(friendly_name, "server.friendly_name", 256));
   KASM_RETURN_IF_ERROR(detail::requireNonEmpty(hostname, "server.hostname"));
   KASM_RETURN_IF_ERROR(detail::requireText(hostname, "server.hostname", 253));
-  if (port == 0) return invalidArgument("server.port must be 1-65535");
-  if (protocol != SessionProtocol::kRdp && protocol != SessionProtocol::kVnc && protocol != SessionProtocol::kSsh) {
-    return invalidArgument("server.protocol must be rdp, vnc or ssh");
+  // A host name or address only: no scheme, path, user or spaces (it becomes "host:port").
+  for (char c : hostname) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' || c == '_' || c == '[' ||
+          c == ']')) {
+      return invalidArgument("server.hostname must be a host name or an address");
+    }
   }
+  if (port == 0) return invalidArgument("server.port must be 1-65535");
   KASM_RETURN_IF_ERROR(detail::requireId(zone_id.str(), "server.zone_id"));
   if (pool_id) KASM_RETURN_IF_ERROR(detail::requireId(pool_id->str(), "server.pool_id"));
-  if (max_simultaneous_sessions < 1) return invalidArgument("server.max_simultaneous_sessions must be at least 1");
+  if (max_simultaneous_sessions < 1 || max_simultaneous_sessions > 10000)
+    return invalidArgument("server.max_simultaneous_sessions must be 1-10000");
+  KASM_RETURN_IF_ERROR(detail::requireText(connection_username, "server.connection_username", 256));
+  KASM_RETURN_IF_ERROR(detail::requireText(connection_domain, "server.connection_domain", 256));
+  KASM_RETURN_IF_ERROR(detail::requireText(keyboard_layout, "server.keyboard_layout", 32));
+  if (connection_type == ServerConnectionType::kSsh && certificate_policy == CertificatePolicy::kIgnore)
+    return invalidArgument("server.certificate_policy: SSH host keys are always pinned");
+  if (!connection_private_key_sealed.empty() && connection_type != ServerConnectionType::kSsh)
+    return invalidArgument("server.connection_private_key is for SSH servers only");
   return {};
 }
 

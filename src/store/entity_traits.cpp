@@ -31,6 +31,7 @@ std::string EntityTraits<Session>::id(const Session& v) {
 std::map<std::string, std::string> EntityTraits<Session>::columns(const Session& v) {
   return {{"user_id", v.user_id.str()},
           {"agent_id", opt(v.agent_id)},
+          {"server_id", opt(v.server_id)},
           {"workspace_id", v.workspace_id.str()},
           {"state", std::string(enumName(v.state))},
           {"staging_config_id", opt(v.staging_config_id)}};

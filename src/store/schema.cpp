@@ -7,7 +7,7 @@ const std::vector<TableSchema>& allTableSchemas() {
       {Table::kWorkspaces, "workspaces", {"enabled", "image"}, {}},
       {Table::kZones, "zones", {"name"}, {"name"}},
       {Table::kAgents, "agents", {"zone_id", "status"}, {}},
-      {Table::kSessions, "sessions", {"user_id", "agent_id", "workspace_id", "state", "staging_config_id"}, {}},
+      {Table::kSessions, "sessions", {"user_id", "agent_id", "workspace_id", "state", "staging_config_id", "server_id"}, {}},
       {Table::kUsers, "users", {"username"}, {"username"}},
       {Table::kGroups, "groups_", {"name"}, {"name"}},
       {Table::kApiKeys, "api_keys", {"key", "owner"}, {"key"}},

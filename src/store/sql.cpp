@@ -57,6 +57,13 @@ std::vector<std::string> columnValues(spi::Table table, const spi::Record& recor
   return out;
 }
 
+std::vector<std::string> upgradeStatements(Dialect, int from) {
+  std::vector<std::string> out;
+  // Version 3: sessions on fixed servers.
+  if (from >= 1 && from < 3) out.push_back("ALTER TABLE sessions ADD COLUMN server_id TEXT NOT NULL DEFAULT ''");
+  return out;
+}
+
 std::vector<std::string> schemaStatements(Dialect d) {
   std::vector<std::string> out;
   const char* data_type = d == Dialect::kPostgres ? "JSONB" : "TEXT";

@@ -20,6 +20,9 @@ Result<void> checkQuery(spi::Table table, const spi::Query& query);
 std::vector<std::string> columnValues(spi::Table table, const spi::Record& record);
 
 // Every table and index of the current schema, each created only when missing, in order.
+// What a database at schema version `from` (1 or more) needs before schemaStatements() brings it
+// to kSchemaVersion: columns added to existing tables (CREATE TABLE IF NOT EXISTS adds none).
+std::vector<std::string> upgradeStatements(Dialect dialect, int from);
 std::vector<std::string> schemaStatements(Dialect dialect);
 
 // A SELECT for `query` plus the parameter values in placeholder order. Columns returned:

@@ -94,8 +94,8 @@ TEST_F(SqliteStoreTest, SchemaFromTheFutureIsRefusedWithoutChanges) {
   EXPECT_NE(store.error().message().find("newer"), std::string::npos);
 }
 
-// A database of schema version 1 (before session sharing) gains the share index on open, keeps its
-// rows, and records version 2.
+// A database of schema version 1 (before session sharing and fixed servers) gains the share index
+// and the sessions' server_id column on open, keeps its rows, and records version 3.
 TEST_F(SqliteStoreTest, AVersionOneDatabaseIsMigratedOnOpen) {
   const auto path = (dir_ / "kasm.db").string();
   {
@@ -105,18 +105,30 @@ TEST_F(SqliteStoreTest, AVersionOneDatabaseIsMigratedOnOpen) {
   }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE share_index; DELETE FROM schema_migrations WHERE version = 2", nullptr,
-                         nullptr, nullptr),
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP TABLE share_index; DROP INDEX sessions_server_id_idx; "
+                         "ALTER TABLE sessions DROP COLUMN server_id; DELETE FROM schema_migrations WHERE version > 1",
+                         nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
   auto store = openSqliteStore({.path = path});
   ASSERT_TRUE(store.ok()) << store.error().toString();
-  EXPECT_EQ((*store)->schemaVersion(), 2);
+  EXPECT_EQ((*store)->schemaVersion(), 3);
   Repository repo(**store);
   EXPECT_EQ(repo.get<Setting>("kept")->value.value, "yes");
   ShareIndex index{"ab12", SessionId("s1"), fromUnixMillis(1)};
   ASSERT_TRUE(repo.insert(index).ok());
   EXPECT_EQ(repo.get<ShareIndex>("ab12")->value.session_id, SessionId("s1"));
+  Session s;
+  s.id = SessionId("s2");
+  s.user_id = UserId("u1");
+  s.workspace_id = WorkspaceId("w1");
+  s.server_id = ServerId("srv1");
+  s.created_at = s.state_changed_at = fromUnixMillis(1);
+  ASSERT_TRUE(repo.insert(s).ok());
+  auto on_server = repo.list<Session>(spi::Query().where("server_id", "srv1"));
+  ASSERT_TRUE(on_server.ok()) << on_server.error().toString();
+  ASSERT_EQ(on_server->size(), 1u);
 }
 
 TEST_F(SqliteStoreTest, EmptyPathIsInvalid) {

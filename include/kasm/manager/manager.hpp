@@ -42,6 +42,9 @@ struct ManagerOptions {
   // returns a policy for a zone, that policy ranks the zone's agents instead of its load_strategy;
   // nullptr keeps the built-in one. Called with the manager's lock held: it must not call back.
   std::function<std::shared_ptr<const sched::PlacementPolicy>(const Zone&)> placement_policy_for;
+  // A fixed server that has not answered a connection check for this long is dead (until then,
+  // missing); neither takes new sessions.
+  Duration server_dead_after = std::chrono::minutes(3);
 };
 
 // What an agent reports at check-in.
@@ -60,11 +63,39 @@ struct SessionRequest {
   WorkspaceId workspace_id;
   std::optional<ZoneId> zone_id;  // Default: the installation's default zone setting, else the only zone.
   std::map<std::string, std::string> environment;
+  // For a fixed server that asks its users for credentials (blank user name and password): what
+  // the user typed at launch. Kept sealed on the session, never returned.
+  std::string connection_username;
+  std::string connection_password;
   // Called once the new session is stored and placed (state provisioning, with its id), before
   // its container starts; requestSession() goes on until the session runs or fails. A server
   // answers the client from here and lets the start finish in the background (clients then
   // poll getSession() for progress). Not called for a session served from a staging pool.
   std::function<void(const Session&)> on_stored;
+};
+
+// A fixed server's secrets as an administrator writes them. nullopt keeps what is stored; an empty
+// value clears it. Sealed before they are stored (Manager::upsertServer).
+struct ServerSecrets {
+  std::optional<std::string> password;
+  std::optional<std::string> private_key;  // SSH.
+};
+
+// Everything needed to connect a session to its fixed server, secrets unsealed and placeholders
+// resolved: for the proxy and the desktop gateway only, never for an API.
+struct ServerConnection {
+  ServerId server_id;
+  std::string server_name;
+  ServerConnectionType type = ServerConnectionType::kRdp;
+  std::string host;
+  std::uint16_t port = 0;
+  std::string username;
+  std::string password;
+  std::string domain;
+  std::string private_key;
+  RdpSecurity security = RdpSecurity::kAny;
+  CertificatePolicy certificate_policy = CertificatePolicy::kPin;
+  std::string keyboard_layout;
 };
 
 // The manager: agent registry, placement, session life cycle, keepalive and expiry, staging pools and
@@ -115,6 +146,26 @@ class Manager {
   // Compares what the agent holds with the store: sessions whose container vanished are failed,
   // containers the store does not know as live are destroyed.
   Result<void> reconcileAgent(const AgentId& id);
+
+  // ---- fixed servers (RDP, VNC, SSH, KasmVNC) and server pools ----
+  // Creates or updates a server. Secrets are sealed under session_secret_key (FailedPrecondition
+  // without one); the caller cannot set the sealed fields, slots or status (they are kept from the
+  // stored row). The zone and pool must exist.
+  Result<Server> upsertServer(Server server, const ServerSecrets& secrets = {});
+  // FailedPrecondition while the server serves sessions (disable it first: it drains).
+  Result<void> removeServer(const ServerId& id);
+  Result<ServerPool> upsertServerPool(ServerPool pool);
+  // FailedPrecondition while servers or workspaces still use it.
+  Result<void> removeServerPool(const ServerPoolId& id);
+  // Kasm's assign_user_server / unassign_user_server: only `user` is placed on the server (nullopt:
+  // anyone).
+  Result<Server> assignUserServer(const ServerId& id, std::optional<UserId> user);
+  // Records a connection check of a server (ServerMonitor): answered -> running; silent -> missing,
+  // and dead once it has not answered for server_dead_after.
+  Result<Server> recordServerCheck(const ServerId& id, bool answered, std::string reason);
+  // How to connect `session` (a session on a fixed server) now. NotFound / FailedPrecondition when
+  // it is not such a session or its server is gone; DataLoss when a secret does not unseal.
+  Result<ServerConnection> serverConnection(const SessionId& session);
 
   // ---- sessions ----
   // Licence -> limits -> a staged session if one fits -> placement -> provision -> running. Returns

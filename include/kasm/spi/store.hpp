@@ -137,6 +137,6 @@ class Store {
 
 // The newest schema version this build knows. Opening a database whose schema is newer fails with
 // FailedPrecondition rather than risking corrupting it.
-inline constexpr std::int32_t kSchemaVersion = 2;
+inline constexpr std::int32_t kSchemaVersion = 3;
 
 }  // namespace kasm::spi

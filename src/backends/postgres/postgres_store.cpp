@@ -70,7 +70,8 @@ class PostgresStore final : public spi::Store {
       const auto current = w.exec1("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")[0].as<int>();
       if (current > spi::kSchemaVersion) return sql::futureSchemaError(current);
       if (current < spi::kSchemaVersion) {
-        // Every version so far only adds tables and indexes, created only when missing.
+        // Columns added to existing tables first; then tables and indexes, created only when missing.
+        for (const auto& stmt : sql::upgradeStatements(kDialect, current)) w.exec0(stmt);
         for (const auto& stmt : sql::schemaStatements(kDialect)) w.exec0(stmt);
         for (int v = current + 1; v <= spi::kSchemaVersion; ++v) {
           w.exec0("INSERT INTO schema_migrations (version, applied_at) VALUES (" + std::to_string(v) +

@@ -238,8 +238,10 @@ class SqliteStore final : public spi::Store {
     }
     if (current > spi::kSchemaVersion) return sql::futureSchemaError(current);
     if (current < spi::kSchemaVersion) {
-      // Every version so far only adds tables and indexes, and the statements create only what is
-      // missing: one pass brings any older database up to date.
+      // Columns added to existing tables first; then tables and indexes, which the statements create
+      // only when missing: one pass brings any older database up to date.
+      for (const auto& stmt : sql::upgradeStatements(kDialect, current))
+        KASM_RETURN_IF_ERROR(execLocked(stmt, "migration"));
       for (const auto& stmt : sql::schemaStatements(kDialect)) KASM_RETURN_IF_ERROR(execLocked(stmt, "migration"));
       for (std::int32_t v = current + 1; v <= spi::kSchemaVersion; ++v) {
         KASM_RETURN_IF_ERROR(execLocked("INSERT INTO schema_migrations (version, applied_at) VALUES (" +
