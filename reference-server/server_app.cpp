@@ -130,6 +130,7 @@ Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config)
   }
   app->manager_ = std::make_unique<Manager>(*app->store_, app->clock_, app->random_, mo);
   KASM_RETURN_IF_ERROR(app->setUpSharing(key));
+  KASM_RETURN_IF_ERROR(app->setUpGateway(key));
   KASM_RETURN_IF_ERROR(app->bootstrap(key));
   return app;
 }
@@ -334,6 +335,13 @@ Result<void> ServerApp::start() {
       } else {
         logLine("session_viewer_disabled", viewer.error().message());
       }
+      // The web terminal of SSH servers, shown the same way.
+      auto terminal = SessionViewer::load(root, "terminal.html");
+      if (terminal.ok()) {
+        terminal_.emplace(std::move(*terminal));
+      } else {
+        logLine("session_terminal_disabled", terminal.error().message());
+      }
     } else {
       logLine("web_ui_disabled", web.error().message() + " (build it with scripts/build-web.sh)");
     }
@@ -351,13 +359,16 @@ Result<void> ServerApp::start() {
   // The chat of a shared session: /desktop/<session>/kasm/chat, authorized like the desktop.
   popts.app_socket = [this](const net::ProxyAuthRequest& r, const net::ProxyTarget& t,
                             std::shared_ptr<net::ProxySocket> socket) { return openChat(r, t, std::move(socket)); };
-  if (viewer_) {
-    // kasm_url of a desktop opens the viewer page, in a tab or a portal's frame.
+  if (viewer_ || terminal_) {
+    // kasm_url of a desktop opens the viewer page (a terminal's, the terminal page), in a tab or a
+    // portal's frame.
     popts.vnc_page = [this](const net::ProxyAuthRequest& r,
                             const net::ProxyTarget& t) -> std::optional<net::ProxyPage> {
+      const auto& page = t.protocol == SessionProtocol::kSsh ? terminal_ : viewer_;
+      if (!page) return std::nullopt;
       const auto access = rememberedAccess(r.session, t.user);
-      return viewer_->render(r.session, r.token, t.access == net::ViewerAccess::kViewOnly, access && access->owner,
-                             config_.frame_ancestors);
+      return page->render(r.session, r.token, t.access == net::ViewerAccess::kViewOnly, access && access->owner,
+                          config_.frame_ancestors);
     };
   }
   // Session pages may be framed by the viewer page, which portals may frame in turn.

@@ -26,6 +26,7 @@
 #include "kasm/store/repository.hpp"
 #include "latency_histogram.hpp"
 #include "server_config.hpp"
+#include "server_gateway.hpp"
 #include "session_viewer.hpp"
 
 namespace kasm::agent {
@@ -97,8 +98,15 @@ class ServerApp {
   void endSharing(const Session& session);
   // What the authorizer decided a moment ago about `user` on `session` (owner, name), if remembered.
   std::optional<api::SessionAccess> rememberedAccess(const SessionId& session, const UserId& user);
-  // The proxy's rights for an authorized viewer.
-  net::ProxyTarget proxyTargetOf(const api::SessionAccess& access);
+  // The proxy's target and rights for an authorized viewer.
+  Result<net::ProxyTarget> proxyTargetOf(const api::SessionAccess& access);
+
+  // ---- fixed servers (server_gateway.cpp) ----
+  // Starts kasm-gateway beside this server (ServerConfig::gateway), or takes the one configured.
+  Result<void> setUpGateway(const std::string& key);
+  // Where a fixed server's session goes: VNC with the server's password, KasmVNC over HTTPS, RDP and
+  // SSH through the gateway with a sealed request.
+  Result<net::ProxyTarget> serverTarget(const api::SessionAccess& access, net::ProxyTarget target);
 
   ServerConfig config_;
   SystemClock clock_;
@@ -111,7 +119,8 @@ class ServerApp {
   std::optional<auth::WebSessionSigner> web_signer_;
   std::unique_ptr<api::RestApi> rest_api_;
   std::optional<net::StaticFiles> web_;
-  std::optional<SessionViewer> viewer_;  // What kasm_url shows for a desktop.
+  std::optional<SessionViewer> viewer_;    // What kasm_url shows for a desktop.
+  std::optional<SessionViewer> terminal_;  // And for an SSH server's session.
   std::unique_ptr<spi::ContainerRuntime> runtime_;
   std::shared_ptr<agent::LocalAgent> local_agent_;
   AgentId local_agent_id_;
@@ -138,6 +147,9 @@ class ServerApp {
   std::unique_ptr<share::ChatService> chat_;
   std::unique_ptr<spi::Subscription> events_;
   std::string instance_id_;  // Tells this server's own events from the others'.
+  std::unique_ptr<GatewayProcess> gateway_process_;
+  std::string gateway_address_;  // A gateway elsewhere (--gateway HOST:PORT).
+  std::string gateway_key_;
   std::shared_ptr<net::SessionProxy> proxy_;
   std::unique_ptr<net::HttpServer> http_;
   std::atomic<bool> stopping_{false};

@@ -55,6 +55,7 @@ std::string usage() {
          "                   [--redis redis://...] [--web-root DIR] [--session-origin URL] [--allowed-origin URL]...\n"
          "                   [--frame-ancestor URL]... [--ops-access loopback|token|open] "
          "[--allow-loopback-upstreams]\n"
+         "                   [--gateway auto|off|HOST:PORT] [--gateway-key-file FILE]\n"
          "       kasm-server api-key create --name NAME [--data-dir DIR | --database URL]\n"
          "\n"
          "With no options: SQLite in ./kasm-data, the local Docker socket, HTTPS on 127.0.0.1:8443.\n"
@@ -63,7 +64,7 @@ std::string usage() {
          "KASM_REDIS_URL (the share database: chat of shared sessions; default in-process),\n"
          "KASM_WEB_ROOT, KASM_SESSION_ORIGIN, KASM_ALLOWED_ORIGINS and KASM_FRAME_ANCESTORS (comma-separated),\n"
          "KASM_OPS_ACCESS, KASM_OPS_TOKEN (a bearer token that may read /metrics from anywhere),\n"
-         "KASM_ALLOW_LOOPBACK_UPSTREAMS=1, DOCKER_HOST.\n";
+         "KASM_ALLOW_LOOPBACK_UPSTREAMS=1, KASM_GATEWAY, KASM_GATEWAY_KEY_FILE, DOCKER_HOST.\n";
 }
 
 Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
@@ -83,6 +84,8 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
   if (auto v = env("KASM_FRAME_ANCESTORS")) c.frame_ancestors = commaList(*v);
   if (auto v = env("KASM_OPS_ACCESS")) c.ops_access = *v;
   if (auto v = env("KASM_OPS_TOKEN")) c.ops_token = *v;
+  if (auto v = env("KASM_GATEWAY")) c.gateway = *v;
+  if (auto v = env("KASM_GATEWAY_KEY_FILE")) c.gateway_key_file = *v;
   if (auto v = env("KASM_ALLOW_LOOPBACK_UPSTREAMS")) c.allow_loopback_upstreams = *v == "1" || *v == "true";
 
   std::size_t i = 0;
@@ -128,6 +131,10 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
       c.frame_ancestors.push_back(o);
     } else if (a == "--ops-access") {
       KASM_ASSIGN_OR_RETURN(c.ops_access, value(a));
+    } else if (a == "--gateway") {
+      KASM_ASSIGN_OR_RETURN(c.gateway, value(a));
+    } else if (a == "--gateway-key-file") {
+      KASM_ASSIGN_OR_RETURN(c.gateway_key_file, value(a));
     } else if (a == "--allow-loopback-upstreams") {
       c.allow_loopback_upstreams = true;
     } else if (a == "--name" && c.command == "api-key-create") {
@@ -152,6 +159,9 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
   }
   if (c.ops_access == "token" && c.ops_token.empty()) {
     return invalidArgument("--ops-access token needs KASM_OPS_TOKEN");
+  }
+  if (c.gateway != "auto" && c.gateway != "off" && c.gateway.rfind(':') == std::string::npos) {
+    return invalidArgument("--gateway must be auto, off or HOST:PORT, not '" + c.gateway + "'");
   }
   if (!c.database_url.empty() && c.database_url.rfind("postgres", 0) != 0) {
     return invalidArgument("--database must be a postgresql:// URL");

@@ -56,6 +56,13 @@ struct ServerConfig {
   // --allow-loopback-upstreams). The in-process agent needs no such permission.
   bool allow_loopback_upstreams = false;
 
+  // The desktop gateway for RDP and SSH servers (KASM_GATEWAY, --gateway): "auto" (default) starts
+  // kasm-gateway beside this server on loopback with a key in the data directory; "off" runs none
+  // (such servers then cannot be opened); HOST:PORT uses one running elsewhere, which must hold the
+  // installation's gateway key (<data-dir>/gateway.key, or KASM_GATEWAY_KEY_FILE / --gateway-key-file).
+  std::string gateway = "auto";
+  std::string gateway_key_file;
+
   // Subcommand "api-key create".
   std::string command;  // "" (serve) or "api-key-create"
   std::string api_key_name;

@@ -84,7 +84,7 @@ Result<net::ProxyTarget> ServerApp::authorizeProxy(const net::ProxyAuthRequest& 
   const auto now = std::chrono::steady_clock::now();
   KASM_ASSIGN_OR_RETURN(api::SessionAccess access,
                         api::authorizeSessionAccess(*manager_, *store_, *signer_, r.token, r.session));
-  net::ProxyTarget target = proxyTargetOf(access);
+  KASM_ASSIGN_OR_RETURN(net::ProxyTarget target, proxyTargetOf(access));
   {
     std::lock_guard lock(proxy_cache_mutex_);
     if (proxy_cache_.size() > 10000) proxy_cache_.clear();

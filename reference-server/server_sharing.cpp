@@ -98,9 +98,10 @@ std::optional<api::SessionAccess> ServerApp::rememberedAccess(const SessionId& s
   return u->second.access;
 }
 
-net::ProxyTarget ServerApp::proxyTargetOf(const api::SessionAccess& access) {
+Result<net::ProxyTarget> ServerApp::proxyTargetOf(const api::SessionAccess& access) {
   net::ProxyTarget target{access.upstream, access.protocol, access.user};
   target.access = access.view_only ? net::ViewerAccess::kViewOnly : net::ViewerAccess::kFull;
+  if (access.server_id) return serverTarget(access, std::move(target));
   // The proxy answers the desktop's VNC authentication itself: no browser holds the password.
   if (access.protocol == SessionProtocol::kVnc)
     target.vnc_password = manager_->vncPassword(access.session).value_or("");

@@ -26,18 +26,18 @@ std::string escapeAttribute(std::string_view s) {
 
 }  // namespace
 
-Result<SessionViewer> SessionViewer::load(const std::string& web_root) {
-  const std::string path = web_root + "/viewer.html";
+Result<SessionViewer> SessionViewer::load(const std::string& web_root, const std::string& page) {
+  const std::string path = web_root + "/" + page;
   std::ifstream in(path);
   if (!in) return notFound("the session viewer " + path + " is missing (build the web application)");
   std::stringstream text;
   text << in.rdbuf();
-  const std::string page = text.str();
-  const auto head = page.find("<head>");
+  const std::string html = text.str();
+  const auto head = html.find("<head>");
   if (head == std::string::npos) return dataLoss(path + " has no <head>");
   SessionViewer v;
-  v.head_ = page.substr(0, head + 6);
-  v.tail_ = page.substr(head + 6);
+  v.head_ = html.substr(0, head + 6);
+  v.tail_ = html.substr(head + 6);
   return v;
 }
 

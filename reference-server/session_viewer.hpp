@@ -17,8 +17,9 @@ namespace kasm::server {
 
 class SessionViewer {
  public:
-  // Reads `web_root`/viewer.html. NotFound when the web application was not built.
-  static Result<SessionViewer> load(const std::string& web_root);
+  // Reads `web_root`/`page` (the desktop viewer, or terminal.html for SSH servers). NotFound when
+  // the web application was not built.
+  static Result<SessionViewer> load(const std::string& web_root, const std::string& page = "viewer.html");
 
   // The page for one viewer. `frame_ancestors`: the portal origins that may frame it (besides the
   // server's own pages). Never cached, never sends a Referer, scripts only from this server.

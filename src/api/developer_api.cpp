@@ -89,7 +89,7 @@ struct VerbEntry {
   RawHandler raw = nullptr;
 };
 
-constexpr std::size_t kVerbCount = 25;
+constexpr std::size_t kVerbCount = 27;
 
 // The verb table: what each verb needs, and who serves it. Session verbs act on any user's
 // sessions, hence sessions:manage; user verbs need users:manage.
@@ -121,6 +121,8 @@ const std::array<VerbEntry, kVerbCount>& verbTable() {
       {{"get_session_permissions", permissions::kSessionsManage, true}, &I::getSessionPermissions},
       {{"set_session_permissions", permissions::kSessionsManage, false}, &I::setSessionPermissions},
       {{"delete_session_permissions", permissions::kSessionsManage, false}, &I::deleteSessionPermissions},
+      {{"assign_user_server", permissions::kAgentsManage, false}, &I::assignUserServer},
+      {{"unassign_user_server", permissions::kAgentsManage, false}, &I::unassignUserServer},
   }};
   return kVerbs;
 }
@@ -132,8 +134,6 @@ struct PlannedVerb {
   std::string_view why;
 };
 constexpr PlannedVerb kPlannedVerbs[] = {
-    {"assign_user_server", "fixed servers are not available yet"},
-    {"unassign_user_server", "fixed servers are not available yet"},
     {"get_kasm_frame_stats", "the desktops' VNC server (TigerVNC) does not report frame statistics"},
 };
 
@@ -269,10 +269,18 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o, cons
   KASM_ASSIGN_OR_RETURN(auto language, optionalString(o, "client_language", ""));
   KASM_ASSIGN_OR_RETURN(auto timezone, optionalString(o, "client_timezone", ""));
   KASM_ASSIGN_OR_RETURN(auto profile_mode, optionalString(o, "persistent_profile_mode", ""));
-  // connection_info overrides how a fixed server is reached; container workspaces have no use for
-  // it, so it is accepted (type-checked) and ignored.
+  // The credentials a fixed server that asks its users for them is opened with: top-level
+  // connection_username / connection_password, or the same in connection_info (username,
+  // password). Container workspaces ignore them.
   KASM_ASSIGN_OR_RETURN(const json::object* connection_info, optionalObject(o, "connection_info", ""));
-  (void)connection_info;
+  KASM_ASSIGN_OR_RETURN(auto connection_username, optionalString(o, "connection_username", ""));
+  KASM_ASSIGN_OR_RETURN(auto connection_password, optionalString(o, "connection_password", ""));
+  if (connection_info) {
+    KASM_ASSIGN_OR_RETURN(auto info_username, optionalString(*connection_info, "username", "connection_info."));
+    KASM_ASSIGN_OR_RETURN(auto info_password, optionalString(*connection_info, "password", "connection_info."));
+    if (!connection_username) connection_username = std::move(info_username);
+    if (!connection_password) connection_password = std::move(info_password);
+  }
   if (language) KASM_RETURN_IF_ERROR(validateLanguageTag(*language, "client_language"));
   if (timezone) KASM_RETURN_IF_ERROR(validateTimeZoneName(*timezone, "client_timezone"));
   if (profile_mode && !profile_mode->empty() && *profile_mode != "Disabled") {
@@ -347,6 +355,19 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o, cons
     return ws.error();
   }
   KASM_RETURN_IF_ERROR(detail::requireMayLaunch(user, ws->value, key.permissions));
+  if (ws->value.type == WorkspaceType::kLink) {
+    // A link opens its URL: no session, nothing to keep alive.
+    if (!ws->value.enabled) return failedPrecondition("workspace '" + ws->value.friendly_name + "' is disabled");
+    json::object out;
+    out["kasm_id"] = nullptr;
+    out["status"] = "link";
+    out["username"] = user.username;
+    out["user_id"] = user.id.str();
+    out["kasm_url"] = ws->value.link_url;
+    return out;
+  }
+  req.connection_username = connection_username.value_or("");
+  req.connection_password = connection_password.value_or("");
   if (zone_id) {
     KASM_ASSIGN_OR_RETURN(auto z, ZoneId::parse(*zone_id, "zone_id"));
     req.zone_id = z;

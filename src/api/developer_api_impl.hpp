@@ -71,6 +71,9 @@ struct DeveloperApi::Impl {
   Result<boost::json::object> getKasmShareId(const boost::json::object& o, const ApiKey& key);
   Result<boost::json::object> deleteKasmShareId(const boost::json::object& o, const ApiKey& key);
   Result<boost::json::object> getSessionPermissions(const boost::json::object& o, const ApiKey& key);
+  // Fixed servers (developer_api_servers.cpp).
+  Result<boost::json::object> assignUserServer(const boost::json::object& o, const ApiKey& key);
+  Result<boost::json::object> unassignUserServer(const boost::json::object& o, const ApiKey& key);
   Result<boost::json::object> setSessionPermissions(const boost::json::object& o, const ApiKey& key);
   Result<boost::json::object> deleteSessionPermissions(const boost::json::object& o, const ApiKey& key);
   Result<share::Sharing*> sharing();

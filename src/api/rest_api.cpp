@@ -41,7 +41,10 @@ Result<json::object> parseObject(std::string_view body) {
 }
 
 json::object redact(json::object o) {
-  for (auto field : {"password_hash", "secret_hash", "token_hash"}) o.erase(field);
+  for (auto field : {"password_hash", "secret_hash", "token_hash", "connection_password_sealed",
+                     "connection_private_key_sealed", "connection_sealed"}) {
+    o.erase(field);
+  }
   return o;
 }
 

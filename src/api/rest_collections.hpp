@@ -40,9 +40,19 @@ inline Result<std::size_t> parseCount(std::string_view text, std::size_t fallbac
 
 // Fields a client may not set through a write: identity, timestamps and secrets.
 inline const std::set<std::string, std::less<>>& protectedFields() {
-  static const std::set<std::string, std::less<>> kFields = {
-      "id",         "created_at", "updated_at",    "password_hash",        "secret_hash",
-      "token_hash", "key",        "registered_at", "sessions_valid_after", "last_login_at"};
+  static const std::set<std::string, std::less<>> kFields = {"id",
+                                                             "created_at",
+                                                             "updated_at",
+                                                             "password_hash",
+                                                             "secret_hash",
+                                                             "token_hash",
+                                                             "key",
+                                                             "registered_at",
+                                                             "sessions_valid_after",
+                                                             "last_login_at",
+                                                             "connection_password_sealed",
+                                                             "connection_private_key_sealed",
+                                                             "connection_sealed"};
   return kFields;
 }
 
@@ -166,6 +176,8 @@ inline RestResponse noContent() {
 
 // The route handlers, one per collection (rest_sessions.cpp, rest_users.cpp, rest_resources.cpp).
 RouteResult sessionsRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
+RouteResult serversRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
+RouteResult serverPoolsRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
 RouteResult usersRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
 RouteResult groupsRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
 RouteResult apiKeysRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);

@@ -22,7 +22,10 @@ json::object entitySchema() {
   json::object s = json::parse(jsonSchema<T>()).as_object();
   // What the API never sends (see redact()).
   auto& props = s["properties"].as_object();
-  for (auto field : {"password_hash", "secret_hash", "token_hash"}) props.erase(field);
+  for (auto field : {"password_hash", "secret_hash", "token_hash", "connection_password_sealed",
+                     "connection_private_key_sealed", "connection_sealed"}) {
+    props.erase(field);
+  }
   s["required"] = json::array{"id"};
   return s;
 }
@@ -132,6 +135,27 @@ std::string buildOpenApi() {
     schemas["ApiKey"] = std::move(s);
   }
   schemas["StagingConfig"] = entitySchema<StagingConfig>();
+  {
+    json::object srv = entitySchema<Server>();
+    auto& props = srv["properties"].as_object();
+    props["has_password"] = json::object{{"type", "boolean"}};
+    props["has_private_key"] = json::object{{"type", "boolean"}};
+    props["prompts_for_credentials"] =
+        json::object{{"type", "boolean"}, {"description", "no stored credentials: users give theirs at launch"}};
+    schemas["Server"] = std::move(srv);
+    // Written, never read: the server's secrets (sealed at rest).
+    json::object write = schemas["Server"].as_object();
+    auto& wprops = write["properties"].as_object();
+    for (auto field : {"has_password", "has_private_key", "prompts_for_credentials", "slots", "status", "status_reason",
+                       "last_checked_at", "last_seen_at"}) {
+      wprops.erase(field);
+    }
+    wprops["connection_password"] = json::object{{"type", json::array{"string", "null"}}, {"writeOnly", true}};
+    wprops["connection_private_key"] = json::object{{"type", json::array{"string", "null"}}, {"writeOnly", true}};
+    write.erase("required");
+    schemas["ServerWrite"] = std::move(write);
+  }
+  schemas["ServerPool"] = entitySchema<ServerPool>();
   schemas["LicenseRecord"] = entitySchema<LicenseRecord>();
   schemas["SessionPermission"] = json::parse(jsonSchema<SessionPermission>()).as_object();
   {
@@ -214,6 +238,29 @@ std::string buildOpenApi() {
   addCollection(paths, p + "/workspaces", "Workspace", "workspace", "", "workspaces:manage");
   addCollection(paths, p + "/zones", "Zone", "zone", "", "agents:manage");
   addCollection(paths, p + "/staging", "StagingConfig", "staging pool", "workspaces:manage", "workspaces:manage");
+  addPath(paths, p + "/servers",
+          {{"GET", "List fixed servers (RDP, VNC, SSH, KasmVNC)", "agents:manage", 200, listSchema("Server"), {}, true},
+           {"POST", "Add a fixed server; secrets are sealed and never returned", "agents:manage", 201, ref("Server"),
+            ref("ServerWrite")}},
+          false);
+  addPath(paths, p + "/servers/{id}",
+          {{"GET", "Get a fixed server", "agents:manage", 200, ref("Server")},
+           {"PATCH", "Change a fixed server (merge patch; disabled = drain)", "agents:manage", 200, ref("Server"),
+            ref("ServerWrite")},
+           {"PUT", "Change a fixed server (same as PATCH)", "agents:manage", 200, ref("Server"), ref("ServerWrite")},
+           {"DELETE", "Remove a fixed server that serves no session", "agents:manage", 204}},
+          true);
+  addPath(paths, p + "/servers/{id}/assigned-users",
+          {{"POST", "Assign a user to the server (Kasm's assign_user_server)", "agents:manage", 200, ref("Server"),
+            json::object{{"type", "object"},
+                         {"required", json::array{"user_id"}},
+                         {"properties", json::object{{"user_id", json::object{{"type", "string"}}}}}}}},
+          true);
+  addPath(paths, p + "/servers/{id}/assigned-users/{user_id}",
+          {{"DELETE", "Unassign the user from the server", "agents:manage", 204}}, true);
+  paths[p + "/servers/{id}/assigned-users/{user_id}"].as_object()["parameters"] = json::array{json::object{
+      {"name", "user_id"}, {"in", "path"}, {"required", true}, {"schema", json::object{{"type", "string"}}}}};
+  addCollection(paths, p + "/server-pools", "ServerPool", "server pool", "agents:manage", "agents:manage");
   addCollection(paths, p + "/users", "User", "user", "users:manage", "users:manage");
   addCollection(paths, p + "/groups", "Group", "group", "users:manage", "admin");
   addPath(paths, p + "/groups/{id}/users/{user_id}",

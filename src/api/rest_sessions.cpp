@@ -20,12 +20,17 @@ Result<json::object> RestApi::Impl::sessionJson(const Session& s, const Principa
   }
   // The protocol comes from the workspace: read once per workspace when a list shares a cache.
   auto lookup = [&]() -> std::optional<SessionProtocol> {
+    if (s.server_id) {
+      auto server = repo.get<Server>(s.server_id->str());
+      if (!server.ok()) return std::nullopt;
+      return server->value.protocol();
+    }
     auto ws = repo.get<Workspace>(s.workspace_id.str());
     if (!ws.ok()) return std::nullopt;
     return ws->value.protocol;
   };
   std::optional<SessionProtocol> protocol;
-  if (protocols) {
+  if (protocols && !s.server_id) {  // A pool's servers may differ: those are read one by one.
     auto [it, fresh] = protocols->try_emplace(s.workspace_id);
     if (fresh) it->second = lookup();
     protocol = it->second;
@@ -92,6 +97,19 @@ RouteResult launch(RestApi::Impl& im, const RouteCall& call) {
   }
   // Kasm's model: a user launches the workspaces assigned to one of their groups.
   if (!detail::mayLaunch(user->value, ws_row->value, p.permissions)) return notFound(unknown);
+  if (ws_row->value.type == WorkspaceType::kLink) {
+    // A link opens its URL; no session is made.
+    return rest::reply(
+        200, json::object{{"link", true}, {"url", ws_row->value.link_url}, {"workspace_id", ws_row->value.id.str()}});
+  }
+  for (auto [field, slot] : {std::pair{"connection_username", &req.connection_username},
+                             std::pair{"connection_password", &req.connection_password}}) {
+    if (auto v = b.if_contains(field); v && !v->is_null()) {
+      if (!v->is_string() || v->get_string().size() > 1024)
+        return invalidArgument(std::string(field) + " must be a short string");
+      *slot = std::string(v->get_string());
+    }
+  }
   KASM_ASSIGN_OR_RETURN(Session s, detail::startSession(im.manager, im.options.background, std::move(req)));
   KASM_ASSIGN_OR_RETURN(auto o, im.sessionJson(s, p));
   return rest::reply(s.state == SessionState::kRunning ? 201 : 202, o);

@@ -29,14 +29,27 @@ Result<SessionAccess> authorizeSessionAccess(Manager& manager, spi::Store& store
   if (!user->value.canAct()) return permissionDenied("user '" + user->value.username + "' is disabled or locked");
   if (user->value.revokedAt(claims.issued_at))
     return unauthenticated("this access token was revoked; reopen the session");
-  auto ws = repo.get<Workspace>(s->workspace_id.str());
-  if (!ws.ok()) return ws.error();
-  // The proxy can only keep a watcher's hands off a desktop (VNC); web content cannot be shown
-  // read-only.
-  if (view_only && ws->value.protocol != SessionProtocol::kVnc) {
+  SessionProtocol protocol = SessionProtocol::kHttp;
+  if (s->server_id) {
+    // A fixed server's session speaks what the server does.
+    auto server = repo.get<Server>(s->server_id->str());
+    if (!server.ok()) {
+      if (server.error().code() == ErrorCode::kNotFound) return failedPrecondition("the session's server was removed");
+      return server.error();
+    }
+    protocol = server->value.protocol();
+  } else {
+    auto ws = repo.get<Workspace>(s->workspace_id.str());
+    if (!ws.ok()) return ws.error();
+    protocol = ws->value.protocol;
+  }
+  // The proxy can only keep a watcher's hands off a desktop (VNC, or RDP shown as VNC); web content
+  // and terminals cannot be shown read-only.
+  if (view_only && protocol != SessionProtocol::kVnc && protocol != SessionProtocol::kRdp) {
     return permissionDenied("this session can only be shared with people who may control it");
   }
-  SessionAccess out{session, claims.user_id, s->upstream, ws->value.protocol, view_only};
+  SessionAccess out{session, claims.user_id, s->upstream, protocol, view_only};
+  out.server_id = s->server_id;
   out.owner = *role == share::Role::kOwner;
   out.username = user->value.username;
   out.valid_after = user->value.sessions_valid_after;

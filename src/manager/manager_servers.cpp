@@ -86,7 +86,6 @@ Result<Server> Manager::upsertServer(Server server, const ServerSecrets& secrets
       next.last_checked_at = cur->value.last_checked_at;
       next.last_seen_at = cur->value.last_seen_at;
       next.created_at = cur->value.created_at;
-      next.assigned_user_id = cur->value.assigned_user_id;
       next.connection_password_sealed = cur->value.connection_password_sealed;
       next.connection_private_key_sealed = cur->value.connection_private_key_sealed;
     } else {
@@ -96,13 +95,16 @@ Result<Server> Manager::upsertServer(Server server, const ServerSecrets& secrets
       next.last_checked_at.reset();
       next.last_seen_at.reset();
       next.created_at = im.clock.now();
-      next.assigned_user_id.reset();
       next.connection_password_sealed.clear();
       next.connection_private_key_sealed.clear();
     }
     if (password) next.connection_password_sealed = *password;
     if (key) next.connection_private_key_sealed = *key;
     KASM_RETURN_IF_ERROR(next.validate());
+    if (next.assigned_user_id && (!cur.ok() || cur->value.assigned_user_id != next.assigned_user_id)) {
+      KASM_ASSIGN_OR_RETURN(bool user_exists, exists<User>(im.repo, next.assigned_user_id->str()));
+      if (!user_exists) return notFound("user " + next.assigned_user_id->str() + " does not exist");
+    }
     auto w = cur.ok() ? im.repo.update(next, cur->version) : im.repo.insert(next);
     if (w.ok()) return next;
     if (w.error().code() != ErrorCode::kAborted && w.error().code() != ErrorCode::kAlreadyExists) return w.error();

@@ -296,6 +296,7 @@ Awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, b
   }
   switch (target->protocol) {
     case SessionProtocol::kVnc:
+    case SessionProtocol::kSsh:
       if (!upgrade) {
         if (auto page = vncPage(proxy, client, route, auth, *target, cookie_token)) {
           const auto& req = parser.get();
@@ -303,7 +304,9 @@ Awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, b
           co_return co_await answerPage(client, req.version(), req.keep_alive() && !has_body, std::move(*page));
         }
         co_return co_await reject(proxy, client, parser, 400,
-                                  "proxy: this session speaks VNC; open it with a WebSocket (noVNC)");
+                                  target->protocol == SessionProtocol::kVnc
+                                      ? "proxy: this session speaks VNC; open it with a WebSocket (noVNC)"
+                                      : "proxy: this session is a terminal; open it with a WebSocket");
       }
       co_return co_await bridgeVnc(proxy, client, parser, state, guard, *target);
     case SessionProtocol::kHttp:

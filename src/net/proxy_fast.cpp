@@ -331,19 +331,20 @@ Awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext& clien
       route.split.from_query ? route.split.token : (!cookie_token.empty() ? cookie_token : bearer);
   ProxyAuthRequest auth{route.session, token, false, client.remote_address};
   auto target = co_await authorize(proxy, auth);
-  if (target.ok() && target->protocol == SessionProtocol::kVnc) {
+  const bool bridged =
+      target.ok() && (target->protocol == SessionProtocol::kVnc || target->protocol == SessionProtocol::kSsh);
+  if (bridged) {
     if (auto page = vncPage(proxy, client, route, auth, *target, cookie_token)) {
       const bool keep = keepAliveOf(head);
       buffer.consume(head.head_bytes);
       co_return co_await answerPage(client, version, keep, std::move(*page));
     }
   }
-  if (!target.ok() || target->protocol == SessionProtocol::kVnc ||
+  if (!target.ok() || bridged ||
       (target->protocol != SessionProtocol::kHttp && target->protocol != SessionProtocol::kHttps)) {
     refusal = !target.ok() ? authRefusal(target.error())
-              : target->protocol == SessionProtocol::kVnc
-                  ? Refusal{400, "proxy: this session speaks VNC; open it with a WebSocket (noVNC)", {}}
-                  : Refusal{501, "proxy: this session's protocol is not proxied here", {}};
+              : bridged    ? Refusal{400, "proxy: this session is bridged; open it with a WebSocket", {}}
+                           : Refusal{501, "proxy: this session's protocol is not proxied here", {}};
     const bool keep = keepAliveOf(head);
     buffer.consume(head.head_bytes);
     co_return co_await refuse(proxy, client, version, keep, refusal.status, std::move(refusal.message), &refusal.extra);

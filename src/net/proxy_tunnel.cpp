@@ -93,14 +93,26 @@ Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, Head
   exchange.access.compare_exchange_strong(unset, accessCode(target.access));
   // Publish the bridge's kind before reading the access again: setViewerAccess stores the access
   // before it reads the kind, so a change made now is seen by one side or the other.
-  const bool speaks_rfb = target.vnc_password.has_value() || exchange.access.load() == kAccessViewOnly;
+  // A terminal (SSH through a gateway) is relayed opaque: only RFB can be filtered.
+  const bool rfb = target.protocol == SessionProtocol::kVnc;
+  const bool speaks_rfb = rfb && (target.vnc_password.has_value() || exchange.access.load() == kAccessViewOnly);
   exchange.bridge = speaks_rfb ? kRfbBridge : kOpaqueBridge;
   if (!speaks_rfb && exchange.access.load() == kAccessViewOnly) {
-    co_return co_await reject(proxy, client, parser, 403, "proxy: view-only access needs the desktop's VNC password");
+    co_return co_await reject(proxy, client, parser, 403,
+                              rfb ? "proxy: view-only access needs the desktop's VNC password"
+                                  : "proxy: a terminal cannot be opened view-only");
   }
   if (auto ec = co_await connectUpstream(proxy, upstream, target); ec) {
     co_return co_await reject(proxy, client, parser, 502,
-                              "proxy: the session's VNC port does not answer: " + ec.message());
+                              std::string(rfb ? "proxy: the session's VNC port does not answer: "
+                                              : "proxy: the session's gateway does not answer: ") +
+                                  ec.message());
+  }
+  // A gateway learns from the preamble where to connect; it comes before any byte of the stream.
+  if (!target.upstream_preamble.empty()) {
+    if (auto ec = co_await writeAll(upstream, asio::buffer(target.upstream_preamble)); ec) {
+      co_return co_await reject(proxy, client, parser, 502, "proxy: the session's gateway closed: " + ec.message());
+    }
   }
   std::string desktop_failure;
   if (speaks_rfb) {

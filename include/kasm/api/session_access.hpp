@@ -27,6 +27,9 @@ struct SessionAccess {
   // The user's sessions_valid_after when this was decided: tokens issued before it are revoked,
   // so a remembered grant still refuses them.
   std::optional<TimePoint> valid_after;
+  // Set for a session on a fixed server: the proxy asks Manager::serverConnection how to reach it
+  // (RDP and SSH through a desktop gateway, VNC with the server's password).
+  std::optional<ServerId> server_id;
 
   // True when `claims` (a token already verified for this session) may still use this grant.
   bool admits(const auth::AccessClaims& claims) const {

@@ -43,6 +43,7 @@ struct ProxyTarget {
   // kHttp: HTTP reverse proxy (WebSocket upgrades tunnelled). kHttps: the same over TLS to the
   // container (its certificate is self-signed and not verified: the hop is host-local).
   // kVnc: the client must open a WebSocket, whose binary messages are bridged to the raw TCP port.
+  // kSsh: the same, always opaque (a desktop gateway's terminal stream; never view-only).
   // Other protocols are refused with 501.
   SessionProtocol protocol = SessionProtocol::kHttp;
   UserId user;  // Who the token belongs to; for logs and the activity callback.
@@ -58,6 +59,9 @@ struct ProxyTarget {
   // handshake itself (embedders that hand the password to their own viewer).
   ViewerAccess access = ViewerAccess::kFull;
   std::optional<std::string> vnc_password;
+  // kVnc / kSsh: bytes written to the upstream as soon as it is connected, before anything else (a
+  // desktop gateway's sealed request, kasm/gateway/gateway.hpp). Empty: none.
+  std::string upstream_preamble;
 };
 
 // What the authorizer sees of one request.
