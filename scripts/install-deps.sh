@@ -13,7 +13,7 @@ PACKAGES=(
   clang-14 libclang-rt-14-dev  # fuzz targets (libFuzzer, scripts/fuzz.sh)
   postgresql redis-server
   freerdp2-dev libssh-dev  # desktop gateway backends (kasm::rdp, kasm::ssh)
-  xrdp xorgxrdp openssh-server tigervnc-standalone-server xfonts-base openbox xterm  # fixed servers for tests
+  xrdp xorgxrdp openssh-server tigervnc-standalone-server tigervnc-tools xfonts-base openbox xterm  # fixed servers for tests
   docker.io docker-registry busybox-static curl socat openssl
   debootstrap  # workspace images (scripts/build-images.sh)
   nginx wrk  # benchmark peers only (bench_proxy)

@@ -46,6 +46,8 @@ Result<void> Session::validate() const {
   }
   if (zone_id) KASM_RETURN_IF_ERROR(detail::requireId(zone_id->str(), "session.zone_id"));
   if (agent_id) KASM_RETURN_IF_ERROR(detail::requireId(agent_id->str(), "session.agent_id"));
+  if (server_id) KASM_RETURN_IF_ERROR(detail::requireId(server_id->str(), "session.server_id"));
+  if (agent_id && server_id) return invalidArgument("session.agent_id and session.server_id exclude each other");
   KASM_RETURN_IF_ERROR(resources.validate("session.resources"));
   if (progress < 0 || progress > 100) return invalidArgument("session.progress must be 0-100");
   KASM_RETURN_IF_ERROR(detail::requireText(state_reason, "session.state_reason", 4096));
@@ -62,7 +64,8 @@ Result<void> Session::validate() const {
     KASM_RETURN_IF_ERROR(detail::requireId(p.user_id.str(), "session.permissions.user_id"));
     KASM_RETURN_IF_ERROR(detail::requireText(p.username, "session.permissions.username", 256));
   }
-  if (holdsReservation(state) && state != SessionState::kStopping && !agent_id) {
+  // A session that holds a place holds it on an agent or on a fixed server.
+  if (holdsReservation(state) && state != SessionState::kStopping && !agent_id && !server_id) {
     return invalidArgument("session.agent_id is required in state " + std::string(enumName(state)));
   }
   return {};

@@ -133,6 +133,16 @@ struct World {
     stage.zone_id = ZoneId("east");
     stage.desired = 0;
     EXPECT_TRUE(repo.insert(stage).ok());
+    ServerPool pool;
+    pool.id = ServerPoolId("pool1");
+    pool.name = "Pool one";
+    EXPECT_TRUE(repo.insert(pool).ok());
+    Server server;
+    server.id = ServerId("srv1");
+    server.friendly_name = "RDP host";
+    server.hostname = "127.0.0.1";
+    server.zone_id = ZoneId("east");
+    EXPECT_TRUE(repo.insert(server).ok());
     addKey({"existing", Who::kKey, "alice", {"sessions:launch"}});
     for (const auto& who : principals()) {
       if (who.kind == Who::kKey) addKey(who);
@@ -233,6 +243,23 @@ const std::map<std::string, RouteRow>& routeRows() {
       {"PATCH /api/v1/zones/{id}", {"/api/v1/zones/east", R"({"name":"East 2"})"}},
       {"PUT /api/v1/zones/{id}", {"/api/v1/zones/east", R"({"name":"East 2"})"}},
       {"DELETE /api/v1/zones/{id}", {"/api/v1/zones/west", ""}},
+      {"GET /api/v1/servers", {"/api/v1/servers", ""}},
+      {"POST /api/v1/servers",
+       {"/api/v1/servers", R"({"friendly_name":"h","hostname":"127.0.0.1","port":3389,"zone_id":"east"})"}},
+      {"GET /api/v1/servers/{id}", {"/api/v1/servers/srv1", ""}},
+      {"PATCH /api/v1/servers/{id}", {"/api/v1/servers/srv1", R"({"enabled":false})"}},
+      {"PUT /api/v1/servers/{id}", {"/api/v1/servers/srv1", R"({"enabled":false})"}},
+      {"DELETE /api/v1/servers/{id}", {"/api/v1/servers/srv1", ""}},
+      {"POST /api/v1/servers/{id}/assigned-users", {"/api/v1/servers/srv1/assigned-users", R"({"user_id":"alice"})"}},
+      {"DELETE /api/v1/servers/{id}/assigned-users/{user_id}",
+       {"/api/v1/servers/srv1/assigned-users/alice", "", R::kNobody, 403, 0,
+        [](World& w) { ASSERT_TRUE(w.manager->assignUserServer(ServerId("srv1"), UserId("alice")).ok()); }}},
+      {"GET /api/v1/server-pools", {"/api/v1/server-pools", ""}},
+      {"POST /api/v1/server-pools", {"/api/v1/server-pools", R"({"name":"Another pool"})"}},
+      {"GET /api/v1/server-pools/{id}", {"/api/v1/server-pools/pool1", ""}},
+      {"PATCH /api/v1/server-pools/{id}", {"/api/v1/server-pools/pool1", R"({"name":"Renamed"})"}},
+      {"PUT /api/v1/server-pools/{id}", {"/api/v1/server-pools/pool1", R"({"name":"Renamed"})"}},
+      {"DELETE /api/v1/server-pools/{id}", {"/api/v1/server-pools/pool1", ""}},
       {"GET /api/v1/staging", {"/api/v1/staging", ""}},
       {"POST /api/v1/staging", {"/api/v1/staging", R"({"workspace_id":"desktop","zone_id":"east","desired":0})"}},
       {"GET /api/v1/staging/{id}", {"/api/v1/staging/stage1", ""}},
@@ -399,6 +426,8 @@ const std::map<std::string, std::vector<VerbRow>>& verbRows() {
        {{{{"kasm_id", "{session}"},
           {"session_permissions", json::array{json::object{{"user_id", "carol"}, {"access", "r"}}}}}}}},
       {"delete_session_permissions", {{{{"kasm_id", "{session}"}}}}},
+      {"assign_user_server", {{{{"target_server", {{"server_id", "srv1"}}}, {"target_user", {{"user_id", "carol"}}}}}}},
+      {"unassign_user_server", {{{{"target_server", {{"server_id", "srv1"}}}}}}},
   };
   return kRows;
 }

@@ -480,8 +480,7 @@ TEST_F(DeveloperApiTest, UserAttributesReadAndWrite) {
 // Verbs of Kasm's API that come with later capabilities answer "not supported" (501) to an
 // authenticated caller, 401 to anyone else; never an unknown-call 404.
 TEST_F(DeveloperApiTest, PlannedVerbsAnswerNotSupported) {
-  for (const char* verb :
-       {"assign_user_server", "unassign_user_server", "get_kasm_screenshot", "get_kasm_frame_stats"}) {
+  for (const char* verb : {"get_kasm_screenshot", "get_kasm_frame_stats"}) {
     auto [s, e] = call(verb, {});
     EXPECT_EQ(s, 501) << verb;
     EXPECT_NE(std::string(e["error_message"].as_string()).find("not supported"), std::string::npos) << verb;

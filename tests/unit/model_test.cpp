@@ -266,8 +266,18 @@ TEST(ServersStagingAutoscaleLicense, Validation) {
   s.hostname = "rdp.local";
   s.zone_id = ZoneId("z");
   EXPECT_TRUE(s.validate().ok());
-  s.protocol = SessionProtocol::kHttp;
-  expectInvalid(s.validate(), "server.protocol");
+  s.hostname = "rdp://host/path";
+  expectInvalid(s.validate(), "server.hostname");
+  s.hostname = "rdp.local";
+  s.connection_type = ServerConnectionType::kSsh;
+  s.certificate_policy = CertificatePolicy::kIgnore;
+  expectInvalid(s.validate(), "server.certificate_policy");  // SSH host keys are always pinned.
+  s.certificate_policy = CertificatePolicy::kPin;
+  EXPECT_EQ(s.protocol(), SessionProtocol::kSsh);
+  s.connection_type = ServerConnectionType::kKasmVnc;
+  EXPECT_EQ(s.protocol(), SessionProtocol::kHttps);
+  s.max_simultaneous_sessions = 0;
+  expectInvalid(s.validate(), "server.max_simultaneous_sessions");
 
   StagingConfig c;
   c.id = StagingConfigId("c");
