@@ -2,16 +2,15 @@
 // (limits, one per user, assignment, licence, teardown), sealed credentials, and the desktop
 // gateway's sealed request and pins.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <thread>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "kasm/gateway/gateway.hpp"
 #include "kasm/kasm.hpp"
@@ -304,7 +303,8 @@ TEST_F(FixedServerTest, AssignmentAndStatusSteerPlacement) {
   EXPECT_EQ(missing->status, ServerStatus::kMissing);
   auto b = launch("bob");
   ASSERT_FALSE(b.ok());
-  EXPECT_EQ(b.error().message(), "pool Finance: 2 servers: 1 assigned to another user, 1 not answering (connection refused)");
+  EXPECT_EQ(b.error().message(),
+            "pool Finance: 2 servers: 1 assigned to another user, 1 not answering (connection refused)");
   clock_.advance(std::chrono::minutes(5));
   EXPECT_EQ(manager_->recordServerCheck(ServerId("s1"), false, "timed out")->status, ServerStatus::kDead);
   ASSERT_TRUE(manager_->recordServerCheck(ServerId("s1"), true, "").ok());
