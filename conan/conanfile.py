@@ -24,6 +24,8 @@ COMPONENTS = {
     # The share database on Redis: hiredis for RESP only, OpenSSL for rediss://.
     "redis": ("redis", "kasm::redis", "kasm_redis",
               ["core", "hiredis::hiredis", "boost::json", "openssl::ssl", "openssl::crypto"]),
+    # The "ssh" desktop gateway backend (the web terminal's SSH client).
+    "ssh": ("ssh", "kasm::ssh", "kasm_ssh", ["core", "libssh::libssh", "boost::json"]),
 }
 
 # Where the python option installs the `kasm` package, relative to the package folder.
@@ -44,6 +46,7 @@ class KasmConan(ConanFile):
         "redis": [True, False],
         "docker": [True, False],
         "net": [True, False],
+        "ssh": [True, False],
         "python": [True, False],
     }
     default_options = {
@@ -54,6 +57,7 @@ class KasmConan(ConanFile):
         "redis": True,
         "docker": True,
         "net": True,
+        "ssh": True,
         "python": False,
     }
     exports_sources = (
@@ -88,6 +92,8 @@ class KasmConan(ConanFile):
             self.requires("hiredis/[>=1]")
         if self.options.docker:
             self.requires("libcurl/[>=7.80]")
+        if self.options.ssh:
+            self.requires("libssh/[>=0.10]")
         if self.options.python:
             self.requires("pybind11/[>=2.10]")
 
@@ -95,8 +101,11 @@ class KasmConan(ConanFile):
         tc = CMakeToolchain(self)
         tc.variables["KASM_BUILD_TESTS"] = False
         tc.variables["KASM_BUILD_BENCHMARKS"] = False
-        for option in ("sqlite", "postgres", "redis", "docker", "net", "python"):
+        for option in ("sqlite", "postgres", "redis", "docker", "net", "ssh", "python"):
             tc.variables["KASM_WITH_" + option.upper()] = bool(getattr(self.options, option))
+        # The RDP gateway backend needs FreeRDP 2, which Conan Center does not carry: it is built
+        # from a system FreeRDP by the project's own build, not by this package.
+        tc.variables["KASM_WITH_RDP"] = False
         tc.variables["KASM_PYTHON_INSTALL_DIR"] = PYTHON_SITE
         tc.generate()
         CMakeDeps(self).generate()

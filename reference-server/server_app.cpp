@@ -451,6 +451,12 @@ void ServerApp::backgroundLoop() {
     }
     auto t = manager_->tick();
     if (!t.ok()) logLine("tick_failed", t.error().toString());
+    // Fixed servers: running, missing or dead, from a connect every other tick.
+    if (ticks % 2 == 0) {
+      if (auto c = manager_->checkServers(std::chrono::seconds(2)); !c.ok()) {
+        logLine("server_checks_failed", c.error().toString());
+      }
+    }
     // Close proxy connections of sessions that ended.
     auto ended = manager_->listSessions(spi::Query().whereIn("state", {"destroyed", "failed", "stopped", "paused"}));
     if (ended.ok()) {

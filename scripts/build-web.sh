@@ -31,7 +31,7 @@ fi
 
 stamp="dist/.kasm-stamp"
 if [ "$force" -eq 0 ] && [ -f "$stamp" ] && [ -f dist/index.html ]; then
-  newer="$(find index.html viewer.html package.json package-lock.json tsconfig.json vite.config.ts src public \
+  newer="$(find index.html viewer.html terminal.html package.json package-lock.json tsconfig.json vite.config.ts src public \
              -newer "$stamp" -print -quit 2>/dev/null || true)"
   if [ -z "$newer" ]; then
     echo "build-web: web/dist is up to date"

@@ -13,7 +13,7 @@ export default defineConfig({
     assetsDir: 'assets',
     emptyOutDir: true,
     // The application, and the session viewer that kasm_url opens (served by the session proxy).
-    rollupOptions: { input: { main: 'index.html', viewer: 'viewer.html' } },
+    rollupOptions: { input: { main: 'index.html', viewer: 'viewer.html', terminal: 'terminal.html' } },
   },
   esbuild: { target: 'es2022' },
   optimizeDeps: { esbuildOptions: { target: 'es2022' } },

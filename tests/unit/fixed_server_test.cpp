@@ -311,6 +311,43 @@ TEST_F(FixedServerTest, AssignmentAndStatusSteerPlacement) {
   EXPECT_TRUE(launch("bob").ok());
 }
 
+TEST_F(FixedServerTest, ConnectionChecksFindWhoAnswers) {
+  // One server that listens (a socket of this test) and one on a port nothing listens on.
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
+  Server up = server("up", 1);
+  up.port = ntohs(a.sin_port);
+  ASSERT_TRUE(manager_->upsertServer(up).ok());
+  const int closed = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in b{};
+  b.sin_family = AF_INET;
+  b.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(closed, reinterpret_cast<sockaddr*>(&b), sizeof b), 0);
+  len = sizeof b;
+  ::getsockname(closed, reinterpret_cast<sockaddr*>(&b), &len);
+  Server down = server("down", 1);
+  down.port = ntohs(b.sin_port);  // Bound, never listening: connections are refused.
+  ASSERT_TRUE(manager_->upsertServer(down).ok());
+  Server off = server("off", 1);
+  off.enabled = false;
+  ASSERT_TRUE(manager_->upsertServer(off).ok());
+  auto n = manager_->checkServers(std::chrono::seconds(2));
+  ASSERT_TRUE(n.ok()) << n.error().toString();
+  EXPECT_EQ(*n, 1);
+  EXPECT_EQ(stored("up").status, ServerStatus::kRunning);
+  EXPECT_EQ(stored("down").status, ServerStatus::kMissing);
+  EXPECT_NE(stored("down").status_reason.find("refused"), std::string::npos) << stored("down").status_reason;
+  EXPECT_EQ(stored("off").status, ServerStatus::kUnknown);  // A disabled server is not checked.
+  ::close(listener);
+  ::close(closed);
+}
+
 TEST_F(FixedServerTest, LinkWorkspacesStartNoSession) {
   Workspace w;
   w.id = WorkspaceId("docs");

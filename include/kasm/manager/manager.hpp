@@ -163,6 +163,9 @@ class Manager {
   // Records a connection check of a server (ServerMonitor): answered -> running; silent -> missing,
   // and dead once it has not answered for server_dead_after.
   Result<Server> recordServerCheck(const ServerId& id, bool answered, std::string reason);
+  // Checks every enabled server now (a TCP connect each, all at once, within `timeout`) and records
+  // the results. Returns how many answered. Blocks up to `timeout`: run it from a background loop.
+  Result<int> checkServers(Duration timeout = std::chrono::seconds(3));
   // How to connect `session` (a session on a fixed server) now. NotFound / FailedPrecondition when
   // it is not such a session or its server is gone; DataLoss when a secret does not unseal.
   Result<ServerConnection> serverConnection(const SessionId& session);
