@@ -205,6 +205,99 @@ TEST_F(FixedServers, VncServerIsOpenedThroughTheProxyWithItsPasswordKeptOnTheSer
   EXPECT_TRUE(c2.contains("kasm_id")) << json::serialize(c2);
 }
 
+// One frame of the gateway's terminal stream (src/backends/ssh/ssh_frames.hpp): type, payload.
+std::pair<int, std::string> readFrame(WebSocketProbe& ws) {
+  const std::string head = ws.receiveBytes(5);
+  if (head.size() != 5) return {-1, {}};
+  const std::size_t n = (static_cast<std::size_t>(static_cast<unsigned char>(head[1])) << 24) |
+                        (static_cast<std::size_t>(static_cast<unsigned char>(head[2])) << 16) |
+                        (static_cast<std::size_t>(static_cast<unsigned char>(head[3])) << 8) |
+                        static_cast<unsigned char>(head[4]);
+  return {static_cast<unsigned char>(head[0]), ws.receiveBytes(n)};
+}
+
+std::string frame(char type, const std::string& payload) {
+  std::string f{type};
+  for (int shift = 24; shift >= 0; shift -= 8) f.push_back(static_cast<char>((payload.size() >> shift) & 0xff));
+  return f + payload;
+}
+
+// Reads frames until one of `type` (returned) or an error / the end (type -1 or 0x84).
+std::pair<int, std::string> frameOfType(WebSocketProbe& ws, int type, const std::string& containing = {}) {
+  std::string output;
+  for (int i = 0; i < 500; ++i) {
+    auto f = readFrame(ws);
+    if (f.first == -1 || f.first == 0x84) return f;
+    if (f.first != type) continue;
+    if (containing.empty()) return f;
+    output += f.second;
+    if (output.find(containing) != std::string::npos) return {type, output};
+  }
+  return {-1, output};
+}
+
+TEST_F(FixedServers, SshServerRunsCommandsThroughTheGateway) {
+  const auto ssh = addressOf("KASM_TEST_SSHD_ADDR");
+  if (!ssh) KASM_SKIP_OR_FAIL("no test sshd (KASM_TEST_SSHD_ADDR; scripts/services/sshd.sh)");
+  const std::string user = envOr("KASM_TEST_SSHD_USER"), password = envOr("KASM_TEST_SSHD_PASSWORD");
+  auto [server_id, workspace_id] = addServer({{"hostname", ssh->first},
+                                              {"port", ssh->second},
+                                              {"connection_type", "ssh"},
+                                              {"connection_username", user},
+                                              {"connection_password", password},
+                                              {"max_simultaneous_sessions", 5}},
+                                             "ssh-host");
+  const std::string alice = createUser("alice-ssh");
+  auto a = verb("request_kasm", {{"user_id", alice}, {"image_id", workspace_id}});
+  ASSERT_TRUE(a.contains("kasm_url")) << json::serialize(a);
+  {
+    WebSocketProbe ws;
+    ASSERT_EQ(openDesktop(ws, a), 101);
+    auto ready = frameOfType(ws, 0x82);
+    ASSERT_EQ(ready.first, 0x82) << ready.second;
+    EXPECT_NE(ready.second.find("sha256:"), std::string::npos) << ready.second;
+    ASSERT_TRUE(ws.send(frame('\x01', "echo kasm-$((6*7))\n")));
+    auto out = frameOfType(ws, 0x81, "kasm-42");
+    EXPECT_EQ(out.first, 0x81) << out.second;
+  }
+  // Terminals are not desktops: the same user may open another one.
+  auto again = verb("request_kasm", {{"user_id", alice}, {"image_id", workspace_id}});
+  EXPECT_TRUE(again.contains("kasm_id")) << json::serialize(again);
+  // A wrong password is told in the terminal, not a silent close.
+  ASSERT_EQ(rest("PATCH", "/api/v1/servers/" + server_id, R"({"connection_password":"wrong-pw"})").status, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  {
+    WebSocketProbe ws;
+    ASSERT_EQ(openDesktop(ws, a), 101);
+    auto refused = frameOfType(ws, 0x82);
+    EXPECT_EQ(refused.first, 0x84) << refused.second;
+    EXPECT_NE(refused.second.find("authentication failed"), std::string::npos) << refused.second;
+    EXPECT_EQ(refused.second.find("wrong-pw"), std::string::npos);
+  }
+}
+
+TEST_F(FixedServers, AServerWithoutCredentialsUsesWhatTheUserGives) {
+  const auto ssh = addressOf("KASM_TEST_SSHD_ADDR");
+  if (!ssh) KASM_SKIP_OR_FAIL("no test sshd (KASM_TEST_SSHD_ADDR; scripts/services/sshd.sh)");
+  auto [server_id, workspace_id] =
+      addServer({{"hostname", ssh->first}, {"port", ssh->second}, {"connection_type", "ssh"}}, "ask-host");
+  auto listed = rest("GET", "/api/v1/servers/" + server_id);
+  EXPECT_NE(listed.body.find("\"prompts_for_credentials\":true"), std::string::npos) << listed.body;
+  const std::string bob = createUser("bob-ssh");
+  auto refused = verb("request_kasm", {{"user_id", bob}, {"image_id", workspace_id}}, 400);
+  EXPECT_NE(json::serialize(refused).find("asks for your credentials"), std::string::npos);
+  auto b = verb("request_kasm",
+                {{"user_id", bob},
+                 {"image_id", workspace_id},
+                 {"connection_info",
+                  {{"username", envOr("KASM_TEST_SSHD_USER")}, {"password", envOr("KASM_TEST_SSHD_PASSWORD")}}}});
+  ASSERT_TRUE(b.contains("kasm_url")) << json::serialize(b);
+  WebSocketProbe ws;
+  ASSERT_EQ(openDesktop(ws, b), 101);
+  auto ready = frameOfType(ws, 0x82);
+  EXPECT_EQ(ready.first, 0x82) << ready.second;
+}
+
 TEST_F(FixedServers, LinkWorkspaceOpensItsUrlWithoutASession) {
   json::object ws{{"type", "link"}, {"friendly_name", "Docs"}, {"link_url", "https://docs.example.com/start"}};
   auto w = rest("POST", "/api/v1/workspaces", json::serialize(ws));
