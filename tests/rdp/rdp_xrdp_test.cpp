@@ -170,6 +170,13 @@ TEST_F(XrdpTest, TypingIntoTheXtermChangesItsPixels) {
     }
   // 19 characters of a 6x13 font draw well over 100 pixels.
   EXPECT_GT(changed, 100) << "the xterm did not show the typed text";
+  // What the incremental updates built must be the desktop itself: a full refresh changes nothing.
+  const auto incremental = c.frame;
+  c.requestUpdate(false);
+  settle(c, 500);
+  std::size_t stale = 0;
+  for (std::size_t i = 0; i < c.frame.size(); ++i) stale += incremental[i] != c.frame[i];
+  EXPECT_EQ(stale, 0u) << "bytes that only a full refresh corrected";
 }
 
 TEST_F(XrdpTest, WrongPasswordIsAnRfbFailureWithAReason) {
@@ -177,6 +184,7 @@ TEST_F(XrdpTest, WrongPasswordIsAnRfbFailureWithAReason) {
   r.password = "definitely-not-the-password";
   Connection conn(r, pins_);
   const std::string reason = conn.client->handshake();
+  RecordProperty("reason", reason);
   EXPECT_NE(reason.find("RDP logon failed"), std::string::npos) << reason;
   auto result = conn.finish();
   ASSERT_FALSE(result.ok());
@@ -192,6 +200,7 @@ TEST_F(XrdpTest, SecurityModes) {
     // xrdp 0.9 has no NLA (CredSSP): the negotiation fails and says which mode was refused.
     Connection nla(request("nla"), pins_);
     const std::string reason = nla.client->handshake();
+    RecordProperty("nla_reason", reason);
     EXPECT_NE(reason.find("\"nla\""), std::string::npos) << reason;
   }
   {
@@ -199,6 +208,7 @@ TEST_F(XrdpTest, SecurityModes) {
     // connection; what matters here is that the viewer is told, not left with a black screen.
     Connection rdp(request("rdp"), pins_);
     const std::string reason = rdp.client->handshake();
+    RecordProperty("rdp_reason", reason);
     if (!reason.empty()) {
       EXPECT_NE(reason.find("RDP"), std::string::npos) << reason;
     } else {
@@ -310,10 +320,11 @@ TEST_F(XrdpTest, ClipboardFromTheServerReachesTheViewer) {
     c.key(static_cast<std::uint8_t>(ch), false);
   }
   settle(c, 500);
-  // The middle of the word on the first line: openbox's title bar puts that line at y 22..35.
+  // Double-click the word: openbox frames the xterm at +10+10 with a title bar about 21 pixels
+  // high, so the first line of text is at y 33..46.
   for (int click = 0; click < 2; ++click) {
-    c.pointer(1, 150, 28);
-    c.pointer(0, 150, 28);
+    c.pointer(1, 150, 40);
+    c.pointer(0, 150, 40);
   }
   std::string text;
   readUntil(c, 10000, [&](const RfbTestClient::Message& m) {
@@ -321,12 +332,6 @@ TEST_F(XrdpTest, ClipboardFromTheServerReachesTheViewer) {
     return m.type == 3;
   });
   EXPECT_EQ(text, word);
-  if (const char* dump = std::getenv("KASM_RDP_TEST_DUMP")) {
-    FILE* f = std::fopen(dump, "wb");
-    std::fprintf(f, "P6 %d %d 255\n", c.width, c.height);
-    for (std::size_t i = 0; i < c.frame.size(); i += 4) std::fwrite(&c.frame[i], 1, 3, f);
-    std::fclose(f);
-  }
 }
 
 }  // namespace

@@ -42,7 +42,7 @@ class RfbTestClient {
     height = readU16(timeout_ms);
     readString(16, timeout_ms);  // The server's pixel format.
     name = readString(readU32(timeout_ms), timeout_ms);
-    frame.assign(std::size_t{width} * height * 4, 0);
+    if (keep_pixels) frame.assign(std::size_t{width} * height * 4, 0);
     return {};
   }
 
@@ -139,6 +139,9 @@ class RfbTestClient {
   std::uint16_t width = 0, height = 0;
   std::string name;
   std::vector<std::uint8_t> frame;  // RGBX.
+  // Off: updates are decoded (to see that they draw something) but no copy of the desktop is kept,
+  // so that a benchmark measures the backend's memory and not its viewers'.
+  bool keep_pixels = true;
 
  private:
   static void putU16(std::string& s, std::uint16_t v) {
@@ -183,12 +186,12 @@ class RfbTestClient {
   }
 
   void putPixel(Message& msg, int x, int y, std::uint8_t r, std::uint8_t g, std::uint8_t b) {
-    if (x >= width || y >= height) return;
+    if (r || g || b) msg.non_black = true;
+    if (!keep_pixels || x >= width || y >= height) return;
     std::uint8_t* p = frame.data() + (std::size_t(y) * width + x) * 4;
     p[0] = r;
     p[1] = g;
     p[2] = b;
-    if (r || g || b) msg.non_black = true;
   }
 
   void readRect(Message& msg, int t) {
@@ -226,7 +229,7 @@ class RfbTestClient {
   void resize(std::uint16_t w, std::uint16_t h) {
     width = w;
     height = h;
-    frame.assign(std::size_t{w} * h * 4, 0);
+    if (keep_pixels) frame.assign(std::size_t{w} * h * 4, 0);
   }
 
   void readZrle(Message& msg, int x, int y, int w, int h, int t) {
