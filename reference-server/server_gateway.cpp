@@ -159,8 +159,9 @@ Result<net::ProxyTarget> ServerApp::serverTarget(const api::SessionAccess& acces
     case ServerConnectionType::kRdp:
     case ServerConnectionType::kSsh: break;
   }
-  std::string address = gateway_address_;
-  if (gateway_process_) {
+  // The zone's own gateway first (run near its servers), else this server's.
+  std::string address = c.zone_gateway.empty() ? gateway_address_ : c.zone_gateway;
+  if (c.zone_gateway.empty() && gateway_process_) {
     KASM_ASSIGN_OR_RETURN(address, gateway_process_->address());
   }
   if (address.empty()) {

@@ -316,6 +316,7 @@ Result<ServerConnection> Manager::serverConnection(const SessionId& id) {
   c.security = v.rdp_security;
   c.certificate_policy = v.certificate_policy;
   c.keyboard_layout = v.keyboard_layout;
+  if (auto zone = im.repo.get<Zone>(v.zone_id.str()); zone.ok()) c.zone_gateway = zone->value.gateway;
   if (!s.value.connection_sealed.empty()) {
     KASM_ASSIGN_OR_RETURN(std::string plain, im.unsealSecret(s.value.connection_sealed));
     boost::system::error_code ec;

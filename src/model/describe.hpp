@@ -80,6 +80,7 @@ void describe(Zone& z, V& v) {
   v("search_alternate_zones", z.search_alternate_zones);
   v("prioritize_static_agents", z.prioritize_static_agents);
   v("proxy", z.proxy);
+  v("gateway", z.gateway);
   v("created_at", z.created_at);
 }
 template <class V>

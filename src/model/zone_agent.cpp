@@ -13,6 +13,14 @@ Result<void> Zone::validate() const {
   KASM_RETURN_IF_ERROR(detail::requireText(name, "zone.name", 256));
   KASM_RETURN_IF_ERROR(detail::requireText(proxy.hostname, "zone.proxy.hostname", 253));
   if (!proxy.path.empty() && proxy.path.front() != '/') return invalidArgument("zone.proxy.path must start with '/'");
+  KASM_RETURN_IF_ERROR(detail::requireText(gateway, "zone.gateway", 260));
+  if (!gateway.empty()) {
+    const auto colon = gateway.rfind(':');
+    const bool port = colon != std::string::npos && colon + 1 < gateway.size() &&
+                      gateway.find_first_not_of("0123456789", colon + 1) == std::string::npos;
+    if (colon == 0 || !port || gateway.find_first_of("/ @?#") != std::string::npos)
+      return invalidArgument("zone.gateway must be host:port");
+  }
   return {};
 }
 

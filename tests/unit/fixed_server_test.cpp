@@ -267,6 +267,12 @@ TEST_F(FixedServerTest, ConnectionResolvesSsoUsernameAndUnsealsThePassword) {
   EXPECT_EQ(c->host, "127.0.0.1");
   EXPECT_EQ(c->port, 3389);
   EXPECT_EQ(c->type, ServerConnectionType::kRdp);
+  EXPECT_TRUE(c->zone_gateway.empty());
+  // A zone can name the gateway near its servers.
+  Zone east = repo_->get<Zone>("east")->value;
+  east.gateway = "10.0.0.9:4822";
+  ASSERT_TRUE(manager_->upsertZone(east).ok());
+  EXPECT_EQ(manager_->serverConnection(s->id)->zone_gateway, "10.0.0.9:4822");
 }
 
 TEST_F(FixedServerTest, AServerWithoutCredentialsAsksTheUser) {

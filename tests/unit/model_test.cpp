@@ -126,6 +126,13 @@ TEST(Zone, Validation) {
   z.name = "East";
   z.proxy.path = "desktop";
   expectInvalid(z.validate(), "zone.proxy.path");
+  z.proxy.path = "/desktop";
+  z.gateway = "10.0.0.9:4822";
+  EXPECT_TRUE(z.validate().ok());
+  for (const char* bad : {"10.0.0.9", "http://10.0.0.9:4822", ":4822", "host:", "host:12a"}) {
+    z.gateway = bad;
+    expectInvalid(z.validate(), "zone.gateway");
+  }
 }
 
 TEST(Agent, CapacityAppliesOverridesAndReservations) {

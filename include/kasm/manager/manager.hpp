@@ -96,6 +96,7 @@ struct ServerConnection {
   RdpSecurity security = RdpSecurity::kAny;
   CertificatePolicy certificate_policy = CertificatePolicy::kPin;
   std::string keyboard_layout;
+  std::string zone_gateway;  // The server's zone's desktop gateway, if it names one (Zone::gateway).
 };
 
 // The manager: agent registry, placement, session life cycle, keepalive and expiry, staging pools and

@@ -44,6 +44,9 @@ struct Zone {
   bool search_alternate_zones = false;
   bool prioritize_static_agents = true;
   ZoneProxySettings proxy;
+  // The desktop gateway (kasm-gateway, "host:port") that reaches this zone's RDP and SSH servers,
+  // run near them; empty: the server's own (kasm-server --gateway).
+  std::string gateway;
   TimePoint created_at;
 
   Result<void> validate() const;
