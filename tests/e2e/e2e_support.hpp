@@ -111,8 +111,13 @@ struct WebSocketProbe {
       unsigned char h[2];
       if (::recv(fd, h, 2, MSG_WAITALL) != 2) return {};
       std::size_t n = h[1] & 0x7f;
-      if (n == 127) return {};
-      if (n == 126) {
+      if (n == 127) {  // A 64-bit length: a desktop's full frame can be megabytes.
+        unsigned char ext[8];
+        if (::recv(fd, ext, 8, MSG_WAITALL) != 8) return {};
+        n = 0;
+        for (unsigned char b : ext) n = n << 8 | b;
+        if (n > 256u * 1024 * 1024) return {};
+      } else if (n == 126) {
         unsigned char ext[2];
         if (::recv(fd, ext, 2, MSG_WAITALL) != 2) return {};
         n = static_cast<std::size_t>(ext[0]) << 8 | ext[1];

@@ -148,6 +148,8 @@ DesktopInit rfbToServerInit(WebSocketProbe& ws) {
   const auto u16 = [&](std::size_t at) {
     return (static_cast<unsigned char>(init[at]) << 8) | static_cast<unsigned char>(init[at + 1]);
   };
+  const std::size_t name_length = (static_cast<std::size_t>(u16(20)) << 16) | static_cast<std::size_t>(u16(22));
+  if (name_length > 4096 || ws.receiveBytes(name_length).size() != name_length) return failed("no desktop name");
   return {true, u16(0), u16(2), {}};
 }
 
@@ -203,6 +205,44 @@ TEST_F(FixedServers, VncServerIsOpenedThroughTheProxyWithItsPasswordKeptOnTheSer
   verb("destroy_kasm", {{"kasm_id", a["kasm_id"]}, {"user_id", alice}});
   auto c2 = verb("request_kasm", {{"user_id", carol}, {"image_id", workspace_id}});
   EXPECT_TRUE(c2.contains("kasm_id")) << json::serialize(c2);
+}
+
+TEST_F(FixedServers, RdpServerIsShownAsADesktopThroughTheGateway) {
+  const auto rdp = addressOf("KASM_TEST_XRDP_ADDR");
+  if (!rdp) KASM_SKIP_OR_FAIL("no test xrdp (KASM_TEST_XRDP_ADDR; scripts/services/xrdp.sh)");
+  auto [server_id, workspace_id] = addServer({{"hostname", rdp->first},
+                                              {"port", rdp->second},
+                                              {"connection_type", "rdp"},
+                                              {"connection_username", envOr("KASM_TEST_XRDP_USER")},
+                                              {"connection_password", envOr("KASM_TEST_XRDP_PASSWORD")},
+                                              {"certificate_policy", "pin"},
+                                              {"max_simultaneous_sessions", 3}},
+                                             "rdp-host");
+  const std::string alice = createUser("alice-rdp");
+  auto a = verb("request_kasm", {{"user_id", alice}, {"image_id", workspace_id}});
+  ASSERT_TRUE(a.contains("kasm_url")) << json::serialize(a);
+  {
+    WebSocketProbe ws;
+    ASSERT_EQ(openDesktop(ws, a), 101);
+    auto init = rfbToServerInit(ws);
+    ASSERT_TRUE(init.ok) << init.why;
+    EXPECT_EQ(init.width, 1280);
+    EXPECT_EQ(init.height, 800);
+    // A full update request is answered with the desktop's pixels (FramebufferUpdate, type 0).
+    ASSERT_TRUE(ws.send(std::string("\x03\x00\x00\x00\x00\x00\x05\x00\x03\x20", 10)));
+    EXPECT_EQ(ws.receiveBytes(1), std::string(1, '\0'));
+  }
+  // Wrong credentials: the viewer is told why instead of a login screen or a black one.
+  ASSERT_EQ(rest("PATCH", "/api/v1/servers/" + server_id, R"({"connection_password":"wrong-pw"})").status, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  {
+    WebSocketProbe ws;
+    ASSERT_EQ(openDesktop(ws, a), 101);
+    auto init = rfbToServerInit(ws);
+    ASSERT_FALSE(init.ok);
+    EXPECT_NE(init.why.find("refused"), std::string::npos) << init.why;
+    EXPECT_NE(init.why.find("RDP"), std::string::npos) << init.why;
+  }
 }
 
 // One frame of the gateway's terminal stream (src/backends/ssh/ssh_frames.hpp): type, payload.
