@@ -98,7 +98,12 @@ Result<Server> Manager::upsertServer(Server server, const ServerSecrets& secrets
       next.connection_password_sealed.clear();
       next.connection_private_key_sealed.clear();
     }
-    if (password) next.connection_password_sealed = *password;
+    if (password) {
+      next.connection_password_sealed = *password;
+      // A new password deserves a new check (a refused one is not retried until it changes).
+      next.status = ServerStatus::kUnknown;
+      next.status_reason.clear();
+    }
     if (key) next.connection_private_key_sealed = *key;
     KASM_RETURN_IF_ERROR(next.validate());
     if (next.assigned_user_id && (!cur.ok() || cur->value.assigned_user_id != next.assigned_user_id)) {

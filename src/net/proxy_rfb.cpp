@@ -16,9 +16,9 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <cstring>
 
+#include "auth/vnc_auth.hpp"
 #include "net/rfb_filter.hpp"
 #include "net/stream_io.hpp"
-#include "net/vnc_auth.hpp"
 
 namespace kasm::net::detail {
 
@@ -192,7 +192,7 @@ Awaitable<std::string> greetDesktop(SessionProxy::Impl& proxy, Transport& up, st
   if (chosen == 2) {
     unsigned char challenge[16];
     if (!co_await readExact(up, challenge, 16)) co_return no_answer;
-    const auto response = vncAuthResponse(password, challenge);
+    const auto response = auth::detail::vncAuthResponse(password, challenge);
     if (!co_await writeExact(up, response.data(), response.size())) co_return no_answer;
   }
   if (chosen == 2 || minor == 8) {

@@ -13,7 +13,7 @@
 #include <cstring>
 #include <vector>
 
-#include "net/vnc_auth.hpp"
+#include "auth/vnc_auth.hpp"
 
 namespace kasm::net {
 namespace {
@@ -214,7 +214,7 @@ Result<std::string> captureVncSnapshot(const VncSnapshotOptions& options) {
     KASM_RETURN_IF_ERROR(c.write(&choice, 1));
     unsigned char challenge[16];
     KASM_RETURN_IF_ERROR(c.read(challenge, 16));
-    const auto response = detail::vncAuthResponse(*options.password, challenge);
+    const auto response = auth::detail::vncAuthResponse(*options.password, challenge);
     KASM_RETURN_IF_ERROR(c.write(response.data(), response.size()));
   } else if (offers_none) {
     const unsigned char choice = 1;

@@ -2,13 +2,17 @@
 # Runs the browser tests (tests/browser/*.test.mjs) against a real kasm-server:
 #   tests/browser/run.sh <path/to/kasm-server> [web/dist directory]
 # Starts the server on a free loopback port with a temporary data directory and a known admin
-# password, waits for /readyz, runs the tests in headless Chromium (web_flow, portal_frame, the
-# integration guide's Python, then share_flow), then stops the server and removes the temporary
-# directory. share_flow needs a licence with the "sharing" feature: a key pair and a licence are
+# password, waits for /readyz, runs the tests in headless Chromium (web_flow, fixed_servers,
+# portal_frame, the integration guide's Python, then share_flow), then stops the server and
+# removes the temporary directory. share_flow needs a licence with the "sharing" feature: a key pair and a licence are
 # made with the vendor tool kasm-license ($KASM_LICENSE_TOOL, default: beside the server binary's
 # build directory, build/tools/kasm-license/kasm-license), the server trusts the public key, and
 # the licence is added after the other tests (web_flow checks the unlicensed state). Screenshots go to $KASM_ARTIFACTS_DIR (default
 # build/browser-artifacts), with the server log beside them.
+# fixed_servers uses the fixed VNC and SSH servers of scripts/services/ (KASM_TEST_VNC_*,
+# KASM_TEST_SSHD_*, from the environment) and skips the parts whose server is not there.
+# KASM_BROWSER_TESTS="fixed_servers share_flow" runs only the tests named (default: all of them:
+# web_flow fixed_servers portal_frame doc_examples share_flow).
 # Exit 77 (ctest SKIP_RETURN_CODE) when chromium, node or web/node_modules is missing, unless
 # KASM_REQUIRE_SERVICES=1, when that is a failure.
 set -euo pipefail
@@ -36,6 +40,9 @@ command -v node >/dev/null || skip "node is not installed"
 [ -d "$repo/web/node_modules/playwright-core" ] || skip "web/node_modules is missing (run scripts/build-web.sh)"
 [ -x "$server" ] || { echo "browser test: kasm-server binary '$server' not found" >&2; exit 1; }
 [ -n "$web_dist" ] && [ -f "$web_dist/index.html" ] || { echo "browser test: no built web application (run scripts/build-web.sh)" >&2; exit 1; }
+
+# True when test $1 is to run (KASM_BROWSER_TESTS unset or naming it).
+selected() { [ -z "${KASM_BROWSER_TESTS:-}" ] || [[ " $KASM_BROWSER_TESTS " == *" $1 "* ]]; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 port="$(free_port)"
@@ -97,22 +104,37 @@ if ! curl -fsS -m 5 "$base/" | grep -qi '<div id="app"'; then
   exit 1
 fi
 
-KASM_URL="$base" KASM_PASSWORD="$password" KASM_USERNAME="admin@kasm.local" KASM_ARTIFACTS_DIR="$artifacts" \
-  KASM_WEB_DIR="$repo/web" KASM_CHROMIUM="$chromium" \
-  timeout 600 node "$here/web_flow.test.mjs"
+if selected web_flow; then
+  KASM_URL="$base" KASM_PASSWORD="$password" KASM_USERNAME="admin@kasm.local" KASM_ARTIFACTS_DIR="$artifacts" \
+    KASM_WEB_DIR="$repo/web" KASM_CHROMIUM="$chromium" \
+    timeout 600 node "$here/web_flow.test.mjs"
+fi
+
+# Fixed servers (VNC, SSH) and a link workspace, made through the admin pages and launched from the
+# dashboard; it removes what it made, so the tests after it see the server as before.
+if selected fixed_servers; then
+  KASM_URL="$base" KASM_PASSWORD="$password" KASM_USERNAME="admin@kasm.local" KASM_ARTIFACTS_DIR="$artifacts" \
+    KASM_WEB_DIR="$repo/web" KASM_CHROMIUM="$chromium" \
+    timeout 600 node "$here/fixed_servers.test.mjs"
+fi
 
 # The integrator's path: a key made by the CLI beside the running server (same database), then a
 # portal on another origin that frames the kasm_url request_kasm returns.
 key_json="$("$server" api-key create --name browser-portal --data-dir "$tmp/data")"
 api_key="$(printf '%s' "$key_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')"
 api_secret="$(printf '%s' "$key_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key_secret"])')"
-KASM_URL="$base" KASM_API_KEY="$api_key" KASM_API_SECRET="$api_secret" KASM_PORTAL_PORT="$portal_port" \
-  KASM_ARTIFACTS_DIR="$artifacts" KASM_WEB_DIR="$repo/web" KASM_CHROMIUM="$chromium" \
-  timeout 400 node "$here/portal_frame.test.mjs"
+if selected portal_frame; then
+  KASM_URL="$base" KASM_API_KEY="$api_key" KASM_API_SECRET="$api_secret" KASM_PORTAL_PORT="$portal_port" \
+    KASM_ARTIFACTS_DIR="$artifacts" KASM_WEB_DIR="$repo/web" KASM_CHROMIUM="$chromium" \
+    timeout 400 node "$here/portal_frame.test.mjs"
+fi
 
 # The integration guide's Python (docs/integrating.md) against this server, as written.
-KASM_URL="$base" KASM_API_KEY="$api_key" KASM_API_SECRET="$api_secret" PYTHONPATH="${KASM_PYTHONPATH:-}" \
-  timeout 300 "${KASM_PYTHON:-python3}" "$repo/tests/docs/doc_examples.py" python-with-server
+if selected doc_examples; then
+  KASM_URL="$base" KASM_API_KEY="$api_key" KASM_API_SECRET="$api_secret" PYTHONPATH="${KASM_PYTHONPATH:-}" \
+    timeout 300 "${KASM_PYTHON:-python3}" "$repo/tests/docs/doc_examples.py" python-with-server
+fi
+selected share_flow || exit 0
 
 # Session sharing: the licence for this installation (the admin's REST login reads its id), then
 # two users sharing a desktop in two browsers.

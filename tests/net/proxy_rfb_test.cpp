@@ -10,11 +10,11 @@
 #include <cstring>
 #include <set>
 
+#include "auth/vnc_auth.hpp"
 #include "kasm/auth/access_token.hpp"
 #include "kasm/net/http_server.hpp"
 #include "kasm/net/session_proxy.hpp"
 #include "net/net_test_support.hpp"
-#include "net/vnc_auth.hpp"
 
 namespace kasm::net {
 namespace {
@@ -105,7 +105,7 @@ class FakeDesktop {
     asio::write(s, asio::buffer(challenge));
     unsigned char response[16];
     asio::read(s, asio::buffer(response));
-    const auto expected = detail::vncAuthResponse(password_, challenge);
+    const auto expected = auth::detail::vncAuthResponse(password_, challenge);
     if (choice != 2 || std::memcmp(response, expected.data(), 16) != 0) {
       asio::write(s, asio::buffer(u32(1) + u32(14) + "wrong password"));
       return;

@@ -8,10 +8,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
+#include "auth/vnc_auth.hpp"
 #include "kasm/gateway/gateway.hpp"
 #include "kasm/kasm.hpp"
 #include "kasm/manager/manager.hpp"
@@ -352,6 +355,89 @@ TEST_F(FixedServerTest, ConnectionChecksFindWhoAnswers) {
   EXPECT_EQ(stored("off").status, ServerStatus::kUnknown);  // A disabled server is not checked.
   ::close(listener);
   ::close(closed);
+}
+
+// A VNC server in a thread: RFB 3.8, VNC Authentication against `password`, one client at a time.
+class FakeVncServer {
+ public:
+  explicit FakeVncServer(std::string password) : password_(std::move(password)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(fd_, 8), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~FakeVncServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  std::uint16_t port() const { return port_; }
+  int logins() const { return logins_.load(); }
+  int failures() const { return failures_.load(); }
+
+ private:
+  void serve() {
+    for (;;) {
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      timeval tv{3, 0};
+      ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      unsigned char buf[64];
+      const unsigned char challenge[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+      bool ok = ::send(c, "RFB 003.008\n\x01\x02", 14, MSG_NOSIGNAL) == 14 && ::recv(c, buf, 12, MSG_WAITALL) == 12 &&
+                ::recv(c, buf, 1, MSG_WAITALL) == 1 && buf[0] == 2 && ::send(c, challenge, 16, MSG_NOSIGNAL) == 16 &&
+                ::recv(c, buf, 16, MSG_WAITALL) == 16;
+      const auto expected = auth::detail::vncAuthResponse(password_, challenge);
+      ok = ok && std::memcmp(buf, expected.data(), 16) == 0;
+      const unsigned char result[4] = {0, 0, 0, static_cast<unsigned char>(ok ? 0 : 1)};
+      (void)::send(c, result, 4, MSG_NOSIGNAL);
+      if (ok && ::recv(c, buf, 1, MSG_WAITALL) == 1 && buf[0] == 1) {
+        const unsigned char init[24] = {0, 8, 0, 8, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0};
+        (void)::send(c, init, 24, MSG_NOSIGNAL);
+        ++logins_;
+      } else {
+        ++failures_;
+      }
+      ::close(c);
+    }
+  }
+
+  std::string password_;
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+  std::atomic<int> logins_{0}, failures_{0};
+};
+
+TEST_F(FixedServerTest, VncChecksLogInSoAServerNeverLocksTheProxyOut) {
+  FakeVncServer vnc("vnc-pw");
+  Server s = server("vnc", 1);
+  s.connection_type = ServerConnectionType::kVnc;
+  s.port = vnc.port();
+  ASSERT_TRUE(manager_->upsertServer(s, {.password = "vnc-pw"}).ok());
+  ASSERT_EQ(*manager_->checkServers(std::chrono::seconds(2)), 1);
+  EXPECT_EQ(vnc.logins(), 1);
+  EXPECT_EQ(stored("vnc").status, ServerStatus::kRunning);
+  // A wrong password is found once and not tried again (each try counts against the proxy's
+  // address), until the password changes.
+  ASSERT_TRUE(manager_->upsertServer(stored("vnc"), {.password = "wrong"}).ok());
+  ASSERT_EQ(*manager_->checkServers(std::chrono::seconds(2)), 0);
+  ASSERT_EQ(*manager_->checkServers(std::chrono::seconds(2)), 0);
+  EXPECT_EQ(vnc.failures(), 1);
+  EXPECT_NE(stored("vnc").status_reason.find("refused the stored VNC password"), std::string::npos);
+  ASSERT_TRUE(manager_->upsertServer(stored("vnc"), {.password = "vnc-pw"}).ok());
+  ASSERT_EQ(*manager_->checkServers(std::chrono::seconds(2)), 1);
+  EXPECT_EQ(vnc.logins(), 2);
+  // A VNC server whose users give their own password is not checked at all.
+  ASSERT_TRUE(manager_->upsertServer(stored("vnc"), {.password = std::string()}).ok());
+  ASSERT_EQ(*manager_->checkServers(std::chrono::seconds(2)), 0);
+  EXPECT_EQ(vnc.logins() + vnc.failures(), 3);
 }
 
 TEST_F(FixedServerTest, LinkWorkspacesStartNoSession) {

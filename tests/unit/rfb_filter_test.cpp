@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "net/vnc_auth.hpp"
+#include "auth/vnc_auth.hpp"
 
 namespace kasm::net::detail {
 namespace {
@@ -266,10 +266,11 @@ TEST(VncAuthResponse, MatchesKnownAnswers) {
     }
     return s;
   };
-  EXPECT_EQ(hex(vncAuthResponse("secret12", challenge)), "adcd997f8e16fee575e973f93c2b62b4");
-  EXPECT_EQ(hex(vncAuthResponse("secret12 and more", challenge)), "adcd997f8e16fee575e973f93c2b62b4")
+  EXPECT_EQ(hex(auth::detail::vncAuthResponse("secret12", challenge)), "adcd997f8e16fee575e973f93c2b62b4");
+  EXPECT_EQ(hex(auth::detail::vncAuthResponse("secret12 and more", challenge)), "adcd997f8e16fee575e973f93c2b62b4")
       << "only the first 8 bytes count";
-  EXPECT_EQ(hex(vncAuthResponse("pw", challenge)), "858600d9af143c9e6541d3dd92a835d0") << "padded with zeros";
+  EXPECT_EQ(hex(auth::detail::vncAuthResponse("pw", challenge)), "858600d9af143c9e6541d3dd92a835d0")
+      << "padded with zeros";
 }
 
 }  // namespace

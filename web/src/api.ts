@@ -55,8 +55,14 @@ export interface Workspace {
   port?: number;
   protocol?: string;
   path?: string;
+  // Server, server pool and link workspaces: what they open instead of a container.
+  server_id?: string | null;
+  server_pool_id?: string | null;
+  link_url?: string;
   [extra: string]: unknown;
 }
+
+export type WorkspaceType = 'container' | 'server' | 'server_pool' | 'link';
 
 export type SessionState =
   | 'requested'
@@ -168,6 +174,57 @@ export interface StagingConfig {
   workspace_id: string;
   desired: number;
   expiration: number;
+}
+
+// How a fixed server is reached: KasmVNC (its own web client over HTTPS), RDP, VNC or SSH.
+export type ServerConnectionType = 'kasmvnc' | 'rdp' | 'vnc' | 'ssh';
+// unknown: never checked; running: answers; missing: stopped answering a moment ago; dead: long gone.
+export type ServerStatus = 'unknown' | 'running' | 'missing' | 'dead';
+
+// A fixed RDP, VNC, SSH or KasmVNC host. Its secrets never come back: only whether it has them.
+export interface Server {
+  id: string;
+  friendly_name: string;
+  hostname: string;
+  port: number;
+  connection_type: ServerConnectionType;
+  zone_id: string;
+  pool_id?: string | null;
+  // False: the server drains (sessions on it go on, no new one starts).
+  enabled: boolean;
+  max_simultaneous_sessions: number;
+  // May contain {sso_username}, the launching user's name.
+  connection_username: string;
+  connection_domain: string;
+  rdp_security: 'any' | 'nla' | 'tls' | 'rdp';
+  certificate_policy: 'pin' | 'ignore';
+  keyboard_layout: string;
+  assigned_user_id?: string | null;
+  slots: { session_id: string; user_id: string }[];
+  status: ServerStatus;
+  status_reason: string;
+  last_checked_at?: number | null;
+  has_password: boolean;
+  has_private_key: boolean;
+  // No user name, password or key: the user is asked for them at launch.
+  prompts_for_credentials: boolean;
+  created_at?: number;
+}
+
+// What a write of a server may carry: its fields, and the secrets (a string sets, null or "" clears,
+// absent keeps).
+export type ServerWrite = Partial<
+  Omit<Server, 'id' | 'slots' | 'status' | 'status_reason' | 'last_checked_at' | 'has_password' | 'has_private_key' | 'prompts_for_credentials' | 'created_at'>
+> & {
+  connection_password?: string | null;
+  connection_private_key?: string | null;
+};
+
+export interface ServerPool {
+  id: string;
+  name: string;
+  type?: string;
+  created_at?: number;
 }
 
 export interface Installation {
@@ -421,6 +478,37 @@ export async function createSession(workspaceId: string, zoneId?: string): Promi
   const r = await call<Session>('POST', '/sessions', { body, timeoutMs: 60_000 });
   return { started: r.status === 201, session: r.data };
 }
+// What launching a workspace answers: a link to open (no session is made) or a session.
+export type LaunchAnswer =
+  | { link: true; url: string; workspace_id: string }
+  | { link: false; started: boolean; session: Session };
+
+// Credentials the user typed for a server that asks for them; sent with this launch only.
+export interface ConnectionCredentials {
+  username: string;
+  password: string;
+}
+
+// Like createSession, for any type of workspace: a link workspace answers its URL.
+export async function launchWorkspace(
+  workspaceId: string,
+  options: { zoneId?: string; credentials?: ConnectionCredentials } = {},
+): Promise<LaunchAnswer> {
+  const body: Record<string, string> = { workspace_id: workspaceId };
+  if (options.zoneId) body.zone_id = options.zoneId;
+  if (options.credentials) {
+    body.connection_username = options.credentials.username;
+    body.connection_password = options.credentials.password;
+  }
+  const r = await call<Session | { link: true; url: string; workspace_id: string }>('POST', '/sessions', { body, timeoutMs: 60_000 });
+  if ('link' in r.data && r.data.link === true) return r.data;
+  return { link: false, started: r.status === 201, session: r.data as Session };
+}
+
+// True for the answer of a launch on a server that has no stored credentials and wants the user's.
+export function asksForCredentials(e: unknown): boolean {
+  return e instanceof ApiError && e.status === 400 && /asks for your credentials/i.test(e.message);
+}
 export const deleteSession = (id: string) => data(call<void>('DELETE', `/sessions/${enc(id)}`));
 const sessionAction = (id: string, action: 'keepalive' | 'pause' | 'resume' | 'stop') =>
   data(call<Session | undefined>('POST', `/sessions/${enc(id)}/${action}`));
@@ -466,6 +554,27 @@ export const listAgents = () => listAll<Agent>('/agents');
 export const getAgent = (id: string) => data(call<Agent>('GET', `/agents/${enc(id)}`));
 export const patchAgent = (id: string, patch: { enabled?: boolean; draining?: boolean; overrides?: unknown }) =>
   data(call<Agent>('PATCH', `/agents/${enc(id)}`, { body: patch }));
+
+// ---- fixed servers and server pools ---------------------------------------------------------------
+
+export const listServers = () => listAll<Server>('/servers');
+export const getServer = (id: string) => data(call<Server>('GET', `/servers/${enc(id)}`));
+export const createServer = (s: ServerWrite) => data(call<Server>('POST', '/servers', { body: s }));
+// Changes only the fields given (secrets too: see ServerWrite).
+export const patchServer = (id: string, s: ServerWrite) => data(call<Server>('PATCH', `/servers/${enc(id)}`, { body: s }));
+export const deleteServer = (id: string) => data(call<void>('DELETE', `/servers/${enc(id)}`));
+// Only this user is placed on the server from now on.
+export const assignServerUser = (id: string, userId: string) =>
+  data(call<Server>('POST', `/servers/${enc(id)}/assigned-users`, { body: { user_id: userId } }));
+export const unassignServerUser = (id: string, userId: string) =>
+  data(call<void>('DELETE', `/servers/${enc(id)}/assigned-users/${enc(userId)}`));
+
+export const listServerPools = () => listAll<ServerPool>('/server-pools');
+export const getServerPool = (id: string) => data(call<ServerPool>('GET', `/server-pools/${enc(id)}`));
+export const createServerPool = (p: Partial<ServerPool>) => data(call<ServerPool>('POST', '/server-pools', { body: p }));
+export const patchServerPool = (id: string, p: Partial<ServerPool>) =>
+  data(call<ServerPool>('PATCH', `/server-pools/${enc(id)}`, { body: p }));
+export const deleteServerPool = (id: string) => data(call<void>('DELETE', `/server-pools/${enc(id)}`));
 
 // ---- users and groups ------------------------------------------------------------------------------
 

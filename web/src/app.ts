@@ -62,6 +62,12 @@ const routes: Route[] = [
   route('/admin/agents', async () => (await import('./pages/admin/agents')).agentsAdminPage, {
     anyOf: ['agents:manage'],
   }),
+  route('/admin/servers', async () => (await import('./pages/admin/servers')).serversAdminPage, {
+    anyOf: ['agents:manage'],
+  }),
+  route('/admin/server-pools', async () => (await import('./pages/admin/server-pools')).serverPoolsAdminPage, {
+    anyOf: ['agents:manage'],
+  }),
   route('/admin/sessions', async () => (await import('./pages/admin/sessions')).sessionsAdminPage, {
     anyOf: ['sessions:manage'],
   }),

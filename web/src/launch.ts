@@ -1,5 +1,7 @@
 // Launching a session: POST /sessions, then poll until it runs, fails, or a bounded time passes.
 // Nothing here waits forever: every wait has a deadline and a message that says what happened.
+// A link workspace answers its URL instead of a session; a server without stored credentials
+// answers that it needs the user's, and the launch is tried again with them.
 
 import * as api from './api';
 
@@ -14,9 +16,15 @@ export interface LaunchProgress {
   progress: number | null;
 }
 
-export type LaunchResult =
-  | { ok: true; session: api.Session }
-  | { ok: false; reason: string; session?: api.Session; cancelled?: boolean };
+// How waiting for a session ended.
+export type SessionLaunchResult =
+  | { ok: true; session: api.Session; link?: undefined }
+  // credentialsRequired: the server asks the user for a user name and password; launch again with them.
+  | { ok: false; reason: string; session?: api.Session; cancelled?: boolean; credentialsRequired?: boolean };
+
+// How a launch ended: a session as above, or a link workspace's URL to open in a new tab (no
+// session was made).
+export type LaunchResult = SessionLaunchResult | { ok: true; link: string; session?: undefined };
 
 const STARTING_MESSAGES: Record<string, string> = {
   requested: 'Waiting for a place to run…',
@@ -43,7 +51,7 @@ export async function waitUntilRunning(
   onProgress: (p: LaunchProgress) => void,
   signal: AbortSignal,
   timeoutMs = LAUNCH_TIMEOUT_MS,
-): Promise<LaunchResult> {
+): Promise<SessionLaunchResult> {
   const deadline = Date.now() + timeoutMs;
   let current = session;
   let errors = 0;
@@ -87,20 +95,41 @@ export async function waitUntilRunning(
   }
 }
 
+// Only absolute http and https links are opened: anything else (javascript:, data:, file:) is
+// refused.
+export function isOpenableLink(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.protocol === 'http:' || u.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
 export async function launch(
   workspaceId: string,
   onProgress: (p: LaunchProgress) => void,
   signal: AbortSignal,
+  credentials?: api.ConnectionCredentials,
 ): Promise<LaunchResult> {
   onProgress({ state: 'requested', message: 'Requesting a session…', progress: 0 });
   let created: { started: boolean; session: api.Session };
   try {
-    created = await api.createSession(workspaceId);
+    const answer = await api.launchWorkspace(workspaceId, { credentials });
+    if (answer.link) {
+      if (!isOpenableLink(answer.url)) return { ok: false, reason: 'This link workspace has an address that cannot be opened (only http and https links are).' };
+      return { ok: true, link: new URL(answer.url).href };
+    }
+    created = answer;
   } catch (e) {
+    if (api.asksForCredentials(e)) {
+      // "server X asks for your credentials: give connection_username and ..." speaks to API callers.
+      const who = (e as api.ApiError).message.replace(/\s*asks for your credentials.*$/is, '');
+      return { ok: false, credentialsRequired: true, reason: `${who.charAt(0).toUpperCase()}${who.slice(1)} asks for your user name and password.` };
+    }
     if (e instanceof api.ApiError) {
-      if (e.code === 'resource_exhausted' || e.status === 429) {
-        return { ok: false, reason: `No session could be started: ${e.message}` };
-      }
+      // Nothing fits ("pool Finance: 3 servers, all at their limit of 2"): the server's own words
+      // say which servers and why, so they are shown as they are.
       return { ok: false, reason: e.message };
     }
     return { ok: false, reason: String(e) };

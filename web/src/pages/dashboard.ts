@@ -1,11 +1,13 @@
 // The dashboard: the workspaces the user may launch (searchable, filterable by category) and the
-// sessions they already have (resume, delete). Launching shows progress until the desktop is ready.
+// sessions they already have (resume, delete). Launching shows progress until the desktop is ready;
+// a link workspace opens its address in a new tab instead, and a server that wants the user's own
+// credentials asks for them first.
 
 import * as api from '../api';
-import type { PageContext } from '../app';
+import { can, type PageContext } from '../app';
 import { field, h, messageBox, replaceChildren } from '../dom';
 import { formatRemaining } from '../format';
-import { launch, type LaunchProgress } from '../launch';
+import { isOpenableLink, launch, type LaunchProgress } from '../launch';
 
 const SESSIONS_REFRESH_MS = 10_000;
 
@@ -34,6 +36,9 @@ export async function dashboardPage(ctx: PageContext): Promise<void> {
 
   let workspaces: api.Workspace[] = [];
   const byId = new Map<string, api.Workspace>();
+  // Fixed servers, for administrators who may list them: their badges then tell a terminal from a
+  // desktop. Others see "Desktop server" for both.
+  let servers: api.Server[] = [];
   let launching: AbortController | null = null;
   ctx.onLeave(() => launching?.abort());
 
@@ -62,6 +67,7 @@ export async function dashboardPage(ctx: PageContext): Promise<void> {
         ? h('img', { class: 'thumb', src: w.thumbnail_url, alt: '', loading: 'lazy', onerror: (e: Event) => ((e.target as HTMLElement).hidden = true) })
         : h('div', { class: 'thumb placeholder', 'aria-hidden': 'true' }, w.friendly_name.slice(0, 1).toUpperCase()),
       h('h3', { id: titleId }, w.friendly_name),
+      typeBadge(w),
       w.description ? h('p', { class: 'description' }, w.description) : null,
       (w.categories ?? []).length
         ? h('ul', { class: 'tags', 'aria-label': 'Categories' }, (w.categories ?? []).map((c) => h('li', {}, c)))
@@ -70,8 +76,76 @@ export async function dashboardPage(ctx: PageContext): Promise<void> {
     );
   }
 
+  function typeBadge(w: api.Workspace): HTMLElement | null {
+    let text: string;
+    if (w.type === 'link') {
+      text = 'Link';
+    } else if (w.type === 'server' || w.type === 'server_pool') {
+      const behind = w.type === 'server'
+        ? servers.filter((s) => s.id === w.server_id)
+        : servers.filter((s) => s.pool_id && s.pool_id === w.server_pool_id);
+      text = behind.length > 0 && behind.every((s) => s.connection_type === 'ssh') ? 'Terminal' : 'Desktop server';
+    } else {
+      return null;
+    }
+    return h('span', { class: `type-badge type-${w.type}`, 'data-testid': 'workspace-type' }, text);
+  }
+
   // ---- launching ----
-  async function startLaunch(w: api.Workspace): Promise<void> {
+  function endLaunch(): void {
+    launching = null;
+    grid.querySelectorAll<HTMLButtonElement>('button.launch').forEach((b) => (b.disabled = false));
+  }
+
+  function launchButtonOf(w: api.Workspace): HTMLButtonElement | null {
+    return grid.querySelector<HTMLButtonElement>(`li[data-workspace-id="${CSS.escape(w.id)}"] button.launch`);
+  }
+
+  // A link workspace: its address in a new tab, with nothing of this page (noopener, noreferrer).
+  function openLink(w: api.Workspace, url: string): void {
+    window.open(url, '_blank', 'noopener,noreferrer');
+    launchPanel.hidden = false;
+    replaceChildren(
+      launchPanel,
+      h('h2', {}, w.friendly_name),
+      h('p', { role: 'status', 'data-testid': 'link-opened' }, `${w.friendly_name} opened in a new tab. `,
+        h('a', { href: url, target: '_blank', rel: 'noopener noreferrer' }, 'Open it again'),
+        ' if your browser blocked it.'),
+      h('button', { type: 'button', class: 'secondary', onclick: () => (launchPanel.hidden = true) }, 'Close'),
+    );
+  }
+
+  // A server without stored credentials: the user's own, sent with this launch only.
+  function askForCredentials(w: api.Workspace, reason: string): void {
+    const titleId = `credentials-${w.id}-title`;
+    const username = h('input', { type: 'text', name: 'connection_username', autocomplete: 'username', autocapitalize: 'off', spellcheck: 'false' });
+    const password = h('input', { type: 'password', name: 'connection_password', autocomplete: 'current-password', required: true });
+    const cancel = h('button', { type: 'button', class: 'secondary' }, 'Cancel');
+    const form = h('form', { class: 'credentials-form', 'aria-labelledby': titleId },
+      h('h2', { id: titleId }, `Log in to ${w.friendly_name}`),
+      h('p', { role: 'status' }, reason),
+      field('User name', username),
+      field('Password', password),
+      h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Connect'), cancel));
+    cancel.addEventListener('click', () => {
+      launchPanel.hidden = true;
+      replaceChildren(launchPanel);
+      launchButtonOf(w)?.focus();
+    });
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      if (!form.reportValidity()) return;
+      const credentials = { username: username.value.trim(), password: password.value };
+      // The password leaves the page's memory with this launch.
+      password.value = '';
+      void startLaunch(w, credentials);
+    });
+    launchPanel.hidden = false;
+    replaceChildren(launchPanel, form);
+    username.focus();
+  }
+
+  async function startLaunch(w: api.Workspace, credentials?: api.ConnectionCredentials): Promise<void> {
     if (launching) return;
     message.clear();
     launching = new AbortController();
@@ -87,11 +161,19 @@ export async function dashboardPage(ctx: PageContext): Promise<void> {
       if (p.progress === null) bar.removeAttribute('value');
       else bar.value = p.progress;
     };
-    const result = await launch(w.id, show, signal);
-    launching = null;
-    grid.querySelectorAll<HTMLButtonElement>('button.launch').forEach((b) => (b.disabled = false));
+    const result = await launch(w.id, show, signal, credentials);
+    endLaunch();
+    if (result.ok && result.link !== undefined) {
+      if (isOpenableLink(result.link)) openLink(w, result.link);
+      else message.error('This link cannot be opened: only http and https addresses are.');
+      return;
+    }
     if (result.ok) {
       ctx.navigate(`/session/${encodeURIComponent(result.session.id)}`);
+      return;
+    }
+    if (result.credentialsRequired) {
+      askForCredentials(w, result.reason);
       return;
     }
     launchPanel.hidden = true;
@@ -166,7 +248,9 @@ export async function dashboardPage(ctx: PageContext): Promise<void> {
   replaceChildren(grid, h('li', { class: 'empty' }, 'Loading workspaces…'));
   const sessionsLoaded = refreshSessions();
   try {
-    workspaces = (await api.listWorkspaces()).sort((a, b) => a.friendly_name.localeCompare(b.friendly_name));
+    const serversLoaded = can(ctx.auth, 'agents:manage') ? api.listServers().catch(() => [] as api.Server[]) : Promise.resolve([]);
+    [workspaces, servers] = await Promise.all([api.listWorkspaces(), serversLoaded]);
+    workspaces.sort((a, b) => a.friendly_name.localeCompare(b.friendly_name));
     workspaces.forEach((w) => byId.set(w.id, w));
     const categories = [...new Set(workspaces.flatMap((w) => w.categories ?? []))].sort();
     for (const c of categories) category.appendChild(h('option', { value: c }, c));

@@ -175,7 +175,9 @@ export async function sessionPage(ctx: PageContext): Promise<void> {
     if (!session || left) return;
     disconnect();
     replaceChildren(screen);
-    const isVnc = (session.protocol ?? 'vnc') === 'vnc' && session.ws_url;
+    // An RDP server is shown as a VNC desktop: the gateway speaks RFB to the proxy.
+    const protocol = session.protocol ?? 'vnc';
+    const isVnc = (protocol === 'vnc' || protocol === 'rdp') && session.ws_url;
     if (!isVnc) {
       if (!session.url) {
         showEnded('This session has no address to open. Ask an administrator to check its workspace.');
@@ -185,7 +187,10 @@ export async function sessionPage(ctx: PageContext): Promise<void> {
         src: session.url,
         title: title.textContent ?? 'Session',
         class: 'app-frame',
-        sandbox: sessionFrameSandbox(session.url),
+        // The SSH terminal is this application's own page (served by the proxy), showing the server's
+        // output as text: sandboxed to an opaque origin it could not load its own scripts. Anything
+        // else a session serves is the session's content and stays sandboxed.
+        sandbox: protocol === 'ssh' ? undefined : sessionFrameSandbox(session.url),
       });
       screen.appendChild(iframe);
       setConnection('connected');

@@ -7,6 +7,8 @@ import { checkbox, field, h, messageBox, replaceChildren } from '../../dom';
 export const SECTIONS: { path: string; label: string; anyOf: string[] }[] = [
   { path: '/admin/workspaces', label: 'Workspaces', anyOf: ['workspaces:manage'] },
   { path: '/admin/agents', label: 'Agents', anyOf: ['agents:manage'] },
+  { path: '/admin/servers', label: 'Servers', anyOf: ['agents:manage'] },
+  { path: '/admin/server-pools', label: 'Server pools', anyOf: ['agents:manage'] },
   { path: '/admin/sessions', label: 'Sessions', anyOf: ['sessions:manage'] },
   { path: '/admin/users', label: 'Users', anyOf: ['users:manage'] },
   { path: '/admin/groups', label: 'Groups', anyOf: ['users:manage'] },
@@ -53,16 +55,20 @@ export function row(label: string, cells: (Node | string | number | null | undef
   return h('tr', { 'aria-label': label, ...attrs }, cells.map((c) => h('td', {}, c ?? '–')));
 }
 
-export type FieldSpec =
-  | { name: string; label: string; type: 'text' | 'password' | 'number' | 'url' | 'textarea'; value?: string | number; hint?: string; required?: boolean; min?: number; step?: string }
+// `showWhen`: the field is shown (and read, and validated) only while the select `field` has one of
+// `values` (the fields of a server's connection type, for instance).
+export type FieldSpec = (
+  | { name: string; label: string; type: 'text' | 'password' | 'number' | 'url' | 'textarea'; value?: string | number; hint?: string; required?: boolean; min?: number; max?: number; step?: string; secret?: boolean }
   | { name: string; label: string; type: 'checkbox'; value?: boolean; hint?: string }
   | { name: string; label: string; type: 'select'; value?: string; options: { value: string; label: string }[]; hint?: string; required?: boolean }
-  | { name: string; label: string; type: 'checkboxes'; value?: string[]; options: { value: string; label: string }[]; hint?: string };
+  | { name: string; label: string; type: 'checkboxes'; value?: string[]; options: { value: string; label: string }[]; hint?: string }
+) & { showWhen?: { field: string; values: string[] } };
 
 export type FormValues = Record<string, string | boolean | string[]>;
 
-// A modal form. `submit` runs on save; its error is shown in the dialog, which stays open.
-export function openForm(title: string, fields: FieldSpec[], submit: (values: FormValues) => Promise<void>): void {
+// A modal form. `submit` runs on save; its error is shown in the dialog, which stays open. Answers
+// the form, for pages that react to its changes.
+export function openForm(title: string, fields: FieldSpec[], submit: (values: FormValues) => Promise<void>): HTMLFormElement {
   const message = messageBox();
   const readers: (() => [string, string | boolean | string[]])[] = [];
   const controls = fields.map((f) => {
@@ -84,19 +90,36 @@ export function openForm(title: string, fields: FieldSpec[], submit: (values: Fo
         return field(f.label, s, f.hint);
       }
       case 'textarea': {
-        const t = h('textarea', { name: f.name, rows: 4, required: f.required });
+        // A secret (a private key) is never checked by a spelling service or remembered.
+        const t = h('textarea', {
+          name: f.name, rows: 4, required: f.required,
+          spellcheck: f.secret ? 'false' : undefined, autocomplete: f.secret ? 'off' : undefined, class: f.secret ? 'secret' : undefined,
+        });
         t.value = f.value !== undefined ? String(f.value) : '';
         readers.push(() => [f.name, t.value]);
         return field(f.label, t, f.hint);
       }
       default: {
-        const i = h('input', { type: f.type, name: f.name, required: f.required, min: f.min, step: f.step, autocomplete: f.type === 'password' ? 'new-password' : 'off' });
+        const i = h('input', { type: f.type, name: f.name, required: f.required, min: f.min, max: f.max, step: f.step, autocomplete: f.type === 'password' ? 'new-password' : 'off' });
         i.value = f.value !== undefined ? String(f.value) : '';
         readers.push(() => [f.name, i.value]);
         return field(f.label, i, f.hint);
       }
     }
   });
+  // Fields shown only for some values of a select: hidden ones are disabled, so the browser neither
+  // validates them nor lets them be focused.
+  const applyVisibility = () => {
+    fields.forEach((f, i) => {
+      if (!f.showWhen) return;
+      const driver = form.elements.namedItem(f.showWhen.field);
+      const value = driver instanceof HTMLSelectElement || driver instanceof HTMLInputElement ? driver.value : '';
+      const shown = f.showWhen.values.includes(value);
+      const el = controls[i];
+      el.hidden = !shown;
+      el.querySelectorAll<HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement>('input, select, textarea').forEach((c) => (c.disabled = !shown));
+    });
+  };
   const save = h('button', { type: 'submit' }, 'Save');
   const cancel = h('button', { type: 'button', class: 'secondary' }, 'Cancel');
   const titleId = `dlg-${Math.random().toString(36).slice(2)}`;
@@ -118,8 +141,11 @@ export function openForm(title: string, fields: FieldSpec[], submit: (values: Fo
       save.disabled = false;
     }
   });
+  form.addEventListener('change', applyVisibility);
+  applyVisibility();
   document.body.appendChild(dialog);
   dialog.showModal();
+  return form;
 }
 
 export function num(v: FormValues[string], fallback = 0): number {

@@ -1,4 +1,4 @@
-#include "net/vnc_auth.hpp"
+#include "auth/vnc_auth.hpp"
 
 #define OPENSSL_SUPPRESS_DEPRECATED  // VncAuth is single DES, which only the low-level API offers.
 #include <openssl/crypto.h>
@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-namespace kasm::net::detail {
+namespace kasm::auth::detail {
 
 std::array<unsigned char, 16> vncAuthResponse(std::string_view password, const unsigned char (&challenge)[16]) {
   unsigned char key[8] = {};
@@ -30,4 +30,4 @@ std::array<unsigned char, 16> vncAuthResponse(std::string_view password, const u
   return out;
 }
 
-}  // namespace kasm::net::detail
+}  // namespace kasm::auth::detail
