@@ -24,13 +24,7 @@ import {
   encodeResize,
   type ReadyInfo,
 } from './terminal-frames';
-
-interface ViewerConfig {
-  session: string;
-  token: string;
-  view_only?: boolean;
-  owner?: boolean;
-}
+import { dropTokenFromAddress, viewerConfig } from './viewer-config';
 
 // The gateway gives up connecting after 15 s and says why; this only covers a gateway that never
 // answers at all.
@@ -39,15 +33,7 @@ const CONNECT_TIMEOUT_MS = 30_000;
 const PING_INTERVAL_MS = 25_000;
 const RESIZE_DEBOUNCE_MS = 120;
 
-function config(): ViewerConfig | null {
-  try {
-    const content = document.querySelector('meta[name="kasm-viewer"]')?.getAttribute('content');
-    const cfg = JSON.parse(content ?? '') as ViewerConfig;
-    return cfg && typeof cfg.token === 'string' ? cfg : null;
-  } catch {
-    return null;
-  }
-}
+
 
 const el = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const encoder = new TextEncoder();
@@ -61,13 +47,8 @@ function start(): void {
   const copyButton = el<HTMLButtonElement>('copy');
   const pasteButton = el<HTMLButtonElement>('paste');
   const readerButton = el<HTMLButtonElement>('reader');
-  const cfg = config();
-  const params = new URLSearchParams(location.search);
-  if (params.has('token')) {
-    params.delete('token');
-    const rest = params.toString();
-    history.replaceState(null, '', location.pathname + (rest ? `?${rest}` : '') + location.hash);
-  }
+  const cfg = viewerConfig();
+  const params = dropTokenFromAddress();
   if (!cfg) {
     showNotice('This page must be opened through a session link.', { error: true });
     return;

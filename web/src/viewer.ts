@@ -20,14 +20,8 @@
 
 import RFB from '@novnc/novnc';
 import { ChatPanel } from './chat';
+import { dropTokenFromAddress, parseViewerConfig as parseConfig, viewerConfig as config } from './viewer-config';
 
-interface ViewerConfig {
-  session: string;
-  token: string;
-  view_only?: boolean;
-  // The session's owner: only their window resizes the desktop (a joiner's follows it, scaled).
-  owner?: boolean;
-}
 
 const RECONNECT_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 15_000];
 const CONNECT_TIMEOUT_MS = 30_000;
@@ -35,18 +29,6 @@ const CONNECT_TIMEOUT_MS = 30_000;
 const ACCESS_CHECK_MS = 10_000;
 const ACCESS_ENDED = 'Your access to this session ended.';
 
-function parseConfig(content: string | null | undefined): ViewerConfig | null {
-  try {
-    const cfg = JSON.parse(content ?? '') as ViewerConfig;
-    return cfg && typeof cfg.token === 'string' ? cfg : null;
-  } catch {
-    return null;
-  }
-}
-
-function config(): ViewerConfig | null {
-  return parseConfig(document.querySelector('meta[name="kasm-viewer"]')?.getAttribute('content'));
-}
 
 function flag(params: URLSearchParams, name: string): boolean {
   const v = params.get(name);
@@ -87,13 +69,7 @@ function start(): void {
   const chatBox = el<HTMLDivElement>('chat-box');
   const chatToggle = el<HTMLButtonElement>('chat-toggle');
   const cfg = config();
-  const params = new URLSearchParams(location.search);
-  // The token has done its work in the address bar: drop it (and keep the page flags).
-  if (params.has('token')) {
-    params.delete('token');
-    const rest = params.toString();
-    history.replaceState(null, '', location.pathname + (rest ? `?${rest}` : '') + location.hash);
-  }
+  const params = dropTokenFromAddress();
   if (!cfg) {
     status.textContent = 'This page must be opened through a session link.';
     return;
