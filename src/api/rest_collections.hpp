@@ -116,6 +116,9 @@ RouteResult listOf(RestApi::Impl& im, const RouteCall& call, spi::Query query,
     } else if constexpr (std::is_same_v<T, Workspace>) {
       KASM_ASSIGN_OR_RETURN(auto o, im.workspaceJson(rows[i].value, call.principal));
       items.push_back(std::move(o));
+    } else if constexpr (std::is_same_v<T, StagingConfig>) {
+      KASM_ASSIGN_OR_RETURN(auto o, im.stagingJson(rows[i].value));
+      items.push_back(std::move(o));
     } else {
       KASM_ASSIGN_OR_RETURN(auto o, toObject(rows[i].value));
       items.push_back(std::move(o));

@@ -82,6 +82,9 @@ struct RestApi::Impl {
   // A workspace as `p` may see it: without workspaces:manage, no container configuration (run
   // config, exec hooks and their environment, host volume paths).
   Result<boost::json::object> workspaceJson(const Workspace& w, const Principal& p);
+  // A staging pool with `active` and, when it cannot fill, `inactive_reason` (disabled, or the
+  // licence lacks the staging feature or allows no new session).
+  Result<boost::json::object> stagingJson(const StagingConfig& c);
 
   // rest_sessions.cpp
   using ProtocolCache = std::unordered_map<WorkspaceId, std::optional<SessionProtocol>>;

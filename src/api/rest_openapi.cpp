@@ -135,6 +135,10 @@ std::string buildOpenApi() {
     schemas["ApiKey"] = std::move(s);
   }
   schemas["StagingConfig"] = entitySchema<StagingConfig>();
+  schemas["StagingConfig"].as_object()["properties"].as_object()["active"] =
+      json::object{{"type", "boolean"}, {"description", "false when the pool cannot fill (see inactive_reason)"}};
+  schemas["StagingConfig"].as_object()["properties"].as_object()["inactive_reason"] =
+      json::object{{"type", json::array{"string", "null"}}};
   {
     json::object srv = entitySchema<Server>();
     auto& props = srv["properties"].as_object();

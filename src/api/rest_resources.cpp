@@ -22,6 +22,19 @@ Result<json::object> RestApi::Impl::workspaceJson(const Workspace& w, const Prin
   return o;
 }
 
+Result<json::object> RestApi::Impl::stagingJson(const StagingConfig& c) {
+  KASM_ASSIGN_OR_RETURN(auto o, toObject(c));
+  std::string why;
+  if (!c.enabled) {
+    why = "disabled";
+  } else if (auto allowed = manager.licensing().requireFeature(license::features::kStaging); !allowed.ok()) {
+    why = allowed.error().message();
+  }
+  o["active"] = why.empty();
+  o["inactive_reason"] = why.empty() ? json::value(nullptr) : json::value(why);
+  return o;
+}
+
 // ---- workspaces, zones, staging, agents -------------------------------------------------------
 
 static RouteResult workspaces(RestApi::Impl& im, const RouteCall& call, std::string_view method) {
@@ -88,14 +101,27 @@ static RouteResult zones(RestApi::Impl& im, const RouteCall& call, std::string_v
 
 static RouteResult staging(RestApi::Impl& im, const RouteCall& call, std::string_view method) {
   KASM_RETURN_IF_ERROR(require(call.principal, permissions::kWorkspacesManage));
-  auto save = [&](StagingConfig c) { return saveInRepo<StagingConfig, StagingConfigId>(im, std::move(c)); };
+  auto save = [&](StagingConfig c) -> Result<StagingConfig> {
+    // A pool the licence would leave empty is refused with the reason, not stored to stay silent.
+    if (c.enabled && c.desired > 0) {
+      if (auto allowed = im.manager.licensing().requireFeature(license::features::kStaging); !allowed.ok()) {
+        return failedPrecondition("staging pools need a licence with the 'staging' feature: " +
+                                  allowed.error().message());
+      }
+    }
+    return saveInRepo<StagingConfig, StagingConfigId>(im, std::move(c));
+  };
   if (call.params.empty()) {
     if (method == "GET") return listOf<StagingConfig>(im, call, {});
     if (method == "POST") return writeOne<StagingConfig>(im, call, std::nullopt, save);
     return methodNotAllowed(method, "/staging");
   }
   const std::string& id = call.params[0];
-  if (method == "GET") return getOne<StagingConfig>(im, id);
+  if (method == "GET") {
+    KASM_ASSIGN_OR_RETURN(auto c, im.repo.get<StagingConfig>(id));
+    KASM_ASSIGN_OR_RETURN(auto o, im.stagingJson(c.value));
+    return rest::reply(200, o);
+  }
   if (method == "PUT" || method == "PATCH") return writeOne<StagingConfig>(im, call, id, save);
   if (method == "DELETE") {
     KASM_RETURN_IF_ERROR(im.repo.remove<StagingConfig>(id));

@@ -74,9 +74,16 @@ AgentEntry AgentEntry::fromAgent(const Agent& a) {
   return e;
 }
 
+// How messages name a zone: by its name, the id beside it when the two differ.
+static std::string zoneLabel(const ZoneRules& z) {
+  if (z.name.empty() || z.name == z.id.str()) return z.id.str();
+  return z.name + " (" + z.id.str() + ")";
+}
+
 ZoneRules ZoneRules::fromZone(const Zone& z) {
   ZoneRules r;
   r.id = z.id;
+  r.name = z.name;
   r.strategy = z.load_strategy;
   r.search_alternate_zones = z.search_alternate_zones;
   r.prioritize_static_agents = z.prioritize_static_agents;
@@ -462,7 +469,7 @@ struct Scheduler::Impl {
         if (free.memory_bytes < r.resources.memory_bytes) ++memory;
         if (free.gpus < r.resources.gpus) ++gpus;
       }
-      msg += (zi ? "; zone " : " zone ") + zones[z].rules.id.str() + " ";
+      msg += (zi ? "; zone " : " zone ") + zoneLabel(zones[z].rules) + " ";
       if (total == 0) {
         msg += "has no agents";
         continue;
@@ -485,7 +492,7 @@ struct Scheduler::Impl {
     if (r.restrict_to_zone) {
       msg += "; the workspace is restricted to this zone";
     } else if (!alternates) {
-      msg += "; alternate zones not searched (zone " + zones[order.front()].rules.id.str() + " does not allow it)";
+      msg += "; alternate zones not searched (zone " + zoneLabel(zones[order.front()].rules) + " does not allow it)";
     }
     return resourceExhausted(std::move(msg));
   }

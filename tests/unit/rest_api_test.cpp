@@ -209,6 +209,35 @@ TEST_F(RestApiTest, BadInputGetsAClearErrorAndChangesNothing) {
   EXPECT_EQ(api_->handle(big).status, 400);
 }
 
+// Operators are told, not left guessing: on the community edition (no staging feature) a staging
+// pool that would fill is refused with the reason, and one stored before is shown inactive, why.
+TEST_F(RestApiTest, StagingPoolsTheLicenceDoesNotAllowAreRefusedOrShownInactive) {
+  Browser root = login("root");
+  StagingConfig old;
+  old.id = StagingConfigId("old");
+  old.workspace_id = WorkspaceId("desktop");
+  old.zone_id = ZoneId("east");
+  old.desired = 2;
+  ASSERT_TRUE(Repository(*store_).insert(old).ok());
+  EXPECT_EQ(call("GET", "/api/v1/staging/old", "", &root).obj().at("active"), true);
+  Manager community(*store_, clock_, random_, ManagerOptions{});
+  ASSERT_TRUE(community.start().ok());
+  auto unlimited = std::move(api_);
+  api_ = std::make_unique<RestApi>(community, *store_, clock_, signer_, web_signer_, RestApiOptions{});
+  auto refused = call("POST", "/api/v1/staging", R"({"workspace_id":"desktop","zone_id":"east","desired":1})", &root);
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_NE(std::string(refused.obj().at("error_message").as_string()).find("'staging' feature"), std::string::npos)
+      << refused.raw.body;
+  // A pool kept empty on purpose (disabled, or nothing desired) may still be written.
+  EXPECT_EQ(call("POST", "/api/v1/staging", R"({"workspace_id":"desktop","zone_id":"east","desired":0})", &root).status,
+            201);
+  auto shown = call("GET", "/api/v1/staging/old", "", &root);
+  EXPECT_EQ(shown.obj().at("active"), false);
+  EXPECT_NE(std::string(shown.obj().at("inactive_reason").as_string()).find("staging"), std::string::npos)
+      << shown.raw.body;
+  api_ = std::move(unlimited);
+}
+
 TEST_F(RestApiTest, WithABackgroundExecutorStartsAnswer202AndFinishInTheBackground) {
   std::vector<std::thread> threads;
   RestApiOptions options;

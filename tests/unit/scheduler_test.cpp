@@ -122,6 +122,16 @@ TEST_F(SchedulerTest, NothingFitsExplainsWhyWithCounts) {
   EXPECT_NE(q.error().message().find("2 lack 4.000 free cores"), std::string::npos) << q.error().message();
 }
 
+TEST_F(SchedulerTest, NothingFitsNamesZonesByTheirNames) {
+  auto rules = zone("e3b686bf0c2d4e1f");
+  rules.name = "East";
+  s_.upsertZone(rules);
+  auto none = s_.choose(request("e3b686bf0c2d4e1f", 1, 1));
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.error().message().find("zone East (e3b686bf0c2d4e1f) has no agents"), std::string::npos)
+      << none.error().message();
+}
+
 TEST_F(SchedulerTest, ZoneRulesAlternatesAndStaticFirst) {
   s_.upsertZone(zone("east"));
   s_.upsertZone(zone("west"));

@@ -174,6 +174,11 @@ export interface StagingConfig {
   workspace_id: string;
   desired: number;
   expiration: number;
+  enabled?: boolean;
+  // False when the pool cannot fill (disabled, or the licence lacks the staging feature): the
+  // server says why in inactive_reason.
+  active?: boolean;
+  inactive_reason?: string | null;
 }
 
 // How a fixed server is reached: KasmVNC (its own web client over HTTPS), RDP, VNC or SSH.

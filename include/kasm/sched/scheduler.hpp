@@ -38,6 +38,7 @@ struct AgentEntry {
 // Placement rules of one zone.
 struct ZoneRules {
   ZoneId id;
+  std::string name;  // For messages; the id when empty.
   LoadStrategy strategy = LoadStrategy::kLeastLoad;
   bool search_alternate_zones = false;
   bool prioritize_static_agents = true;

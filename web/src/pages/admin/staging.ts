@@ -22,12 +22,16 @@ export async function stagingAdminPage(ctx: PageContext): Promise<void> {
     }
     const zoneName = (id: string) => zones.find((z) => z.id === id)?.name ?? id;
     const wsName = (id: string) => workspaces.find((w) => w.id === id)?.friendly_name ?? id;
-    replaceChildren(page.content, table('Staging pools', ['Workspace', 'Zone', 'Desired', 'Expiration', 'Actions'], configs.map((c) =>
+    replaceChildren(page.content, table('Staging pools', ['Workspace', 'Zone', 'Desired', 'Expiration', 'State', 'Actions'], configs.map((c) =>
       row(`${wsName(c.workspace_id)} in ${zoneName(c.zone_id)}`, [
         wsName(c.workspace_id),
         zoneName(c.zone_id),
         String(c.desired),
         formatDurationMs(c.expiration),
+        // An operator is told why a pool stays empty (the licence, or disabled), not left guessing.
+        c.active === false
+          ? h('span', { class: 'status-inactive', 'data-testid': 'staging-inactive' }, `Inactive: ${c.inactive_reason ?? 'unknown reason'}`)
+          : 'Active',
         h('div', { class: 'actions' },
           button('Edit', `Edit staging of ${wsName(c.workspace_id)}`, () => edit(c)),
           button('Delete', `Delete staging of ${wsName(c.workspace_id)}`, async () => {
