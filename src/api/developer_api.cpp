@@ -283,10 +283,11 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o, cons
   }
   if (language) KASM_RETURN_IF_ERROR(validateLanguageTag(*language, "client_language"));
   if (timezone) KASM_RETURN_IF_ERROR(validateTimeZoneName(*timezone, "client_timezone"));
-  if (profile_mode && !profile_mode->empty() && *profile_mode != "Disabled") {
-    return failedPrecondition("persistent_profile_mode '" + profile_mode->substr(0, 32) +
-                              "': persistent profiles are not available on this server; send \"Disabled\" or leave "
-                              "it out");
+  // Kasm's modes; "Reset" (wipe the profile first) is refused: nothing here deletes a user's home.
+  if (profile_mode && *profile_mode == "Reset") {
+    return failedPrecondition(
+        "persistent_profile_mode 'Reset' is not available on this server; an administrator "
+        "removes a profile");
   }
   std::map<std::string, std::string> environment;
   // Kasm clients send the browser's language and time zone; the desktop takes them as LANG and TZ
@@ -366,6 +367,7 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o, cons
     out["kasm_url"] = ws->value.link_url;
     return out;
   }
+  req.persistent_profile_mode = profile_mode.value_or("");
   req.connection_username = connection_username.value_or("");
   req.connection_password = connection_password.value_or("");
   if (zone_id) {

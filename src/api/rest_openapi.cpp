@@ -197,11 +197,17 @@ std::string buildOpenApi() {
                                   {"required", json::array{"username", "password"}},
                                   {"properties", json::object{{"username", json::object{{"type", "string"}}},
                                                               {"password", json::object{{"type", "string"}}}}}};
-  schemas["NewSession"] = json::object{{"type", "object"},
-                                       {"required", json::array{"workspace_id"}},
-                                       {"properties", json::object{{"workspace_id", json::object{{"type", "string"}}},
-                                                                   {"zone_id", json::object{{"type", "string"}}},
-                                                                   {"user_id", json::object{{"type", "string"}}}}}};
+  schemas["NewSession"] = json::object{
+      {"type", "object"},
+      {"required", json::array{"workspace_id"}},
+      {"properties",
+       json::object{{"workspace_id", json::object{{"type", "string"}}},
+                    {"zone_id", json::object{{"type", "string"}}},
+                    {"user_id", json::object{{"type", "string"}}},
+                    {"connection_username", json::object{{"type", "string"}}},
+                    {"connection_password", json::object{{"type", "string"}}},
+                    {"persistent_profile_mode",
+                     json::object{{"type", "string"}, {"enum", json::array{"", "Enabled", "Disabled"}}}}}}};
   schemas["AgentRegistration"] =
       json::object{{"type", "object"},
                    {"required", json::array{"agent", "token"}},

@@ -103,7 +103,8 @@ RouteResult launch(RestApi::Impl& im, const RouteCall& call) {
         200, json::object{{"link", true}, {"url", ws_row->value.link_url}, {"workspace_id", ws_row->value.id.str()}});
   }
   for (auto [field, slot] : {std::pair{"connection_username", &req.connection_username},
-                             std::pair{"connection_password", &req.connection_password}}) {
+                             std::pair{"connection_password", &req.connection_password},
+                             std::pair{"persistent_profile_mode", &req.persistent_profile_mode}}) {
     if (auto v = b.if_contains(field); v && !v->is_null()) {
       if (!v->is_string() || v->get_string().size() > 1024)
         return invalidArgument(std::string(field) + " must be a short string");

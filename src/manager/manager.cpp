@@ -180,8 +180,19 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
 
   if (on_server) return im.startServerSession(req, user->value, ws->value, settings, grant);
 
-  KASM_ASSIGN_OR_RETURN(auto staged, im.claimStaged(req, ws->value, zone, settings, grant));
-  if (staged) return staged->value;
+  KASM_ASSIGN_OR_RETURN(std::string profile, im.profileFor(req, user->value, ws->value, settings));
+  std::optional<ProfileClaim> profile_claim;
+  if (!profile.empty()) {
+    profile_claim.emplace(im, profile);
+    if (!profile_claim->held()) {
+      return failedPrecondition("the persistent profile of workspace '" + ws->value.friendly_name +
+                                "' is being mounted by another launch of user '" + user->value.username + "'");
+    }
+  } else {
+    // A staged session was started before its user was known: it has no profile of theirs.
+    KASM_ASSIGN_OR_RETURN(auto staged, im.claimStaged(req, ws->value, zone, settings, grant));
+    if (staged) return staged->value;
+  }
 
   Session s;
   s.id = SessionId::generate();
@@ -189,6 +200,7 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
   s.workspace_id = ws->value.id;
   s.resources = ws->value.resources;
   s.launch_environment = req.environment;  // Kept so that a launch a crash interrupted can finish.
+  s.profile = profile;
   s.created_at = im.clock.now();
   s.state_changed_at = s.created_at;
   // Lifetimes start when the user gets the session: set in the same write that makes it running.
@@ -280,6 +292,16 @@ Manager::Impl::LaunchClaim::~LaunchClaim() {
 spi::ProvisionRequest Manager::Impl::provisionRequestFor(const Session& s, const Workspace& ws,
                                                          std::map<std::string, std::string> env) const {
   spi::ProvisionRequest preq{s.id, s.user_id, ws, s.resources, std::move(env)};
+  if (!s.profile.empty()) {
+    // The user's home between sessions: a host directory the agent creates for the image's user
+    // (images/CONTRACT.md: uid 1000) or a Docker volume.
+    VolumeMapping home;
+    home.source = s.profile;
+    home.target = ws.persistent_profile_target;
+    home.uid = 1000;
+    home.gid = 1000;
+    preq.workspace.volumes.push_back(std::move(home));
+  }
   if (ws.protocol == SessionProtocol::kVnc && !options.session_secret_key.empty()) {
     // Each desktop gets its own VNC password (images/CONTRACT.md), derived so that no store
     // column holds it and any manager of the installation can hand it to the session's owner.

@@ -53,6 +53,8 @@ void describe(Workspace& w, V& v) {
   v("port", w.port);
   v("protocol", w.protocol);
   v("path", w.path);
+  v("persistent_profile_path", w.persistent_profile_path);
+  v("persistent_profile_target", w.persistent_profile_target);
   v("restrict_to_zone", w.restrict_to_zone);
   v("restrict_to_agent", w.restrict_to_agent);
   v("restrict_to_network", w.restrict_to_network);
@@ -133,6 +135,7 @@ void describe(Session& s, V& v) {
   v("container_name", s.container_name);
   v("upstream", s.upstream);
   v("connection_sealed", s.connection_sealed);
+  v("profile", s.profile);
   v("share", s.share);
   v("permissions", s.permissions);
   v("launch_environment", s.launch_environment);

@@ -1,5 +1,7 @@
 #include "kasm/model/workspace.hpp"
 
+#include <cctype>
+
 #include "model/json_util.hpp"
 #include "model/validation.hpp"
 
@@ -86,6 +88,24 @@ Result<void> Workspace::validate() const {
         if ((v.uid && *v.uid < 0) || (v.gid && *v.gid < 0))
           return invalidArgument(f + ": uid/gid must not be negative");
       }
+      if (!persistent_profile_path.empty()) {
+        // Checked with sample values: what the placeholders become cannot add a separator.
+        const std::string sample = profileFor("user", "id");
+        if (sample.front() == '/') {
+          KASM_RETURN_IF_ERROR(detail::requireAbsolutePath(sample, "workspace.persistent_profile_path"));
+          for (std::string_view rest = sample; !rest.empty();) {
+            const auto slash = rest.find('/');
+            const auto part = rest.substr(0, slash);
+            if (part == "." || part == "..")
+              return invalidArgument("workspace.persistent_profile_path must not contain . or .. segments");
+            rest = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
+          }
+        } else if (!isVolumeName(sample)) {
+          return invalidArgument("workspace.persistent_profile_path must be an absolute host path or a volume name");
+        }
+        KASM_RETURN_IF_ERROR(
+            detail::requireAbsolutePath(persistent_profile_target, "workspace.persistent_profile_target"));
+      }
       if (restrict_to_zone)
         KASM_RETURN_IF_ERROR(detail::requireId(restrict_to_zone->str(), "workspace.restrict_to_zone"));
       if (restrict_to_agent)
@@ -105,6 +125,41 @@ Result<void> Workspace::validate() const {
   }
   if (!path.empty() && path.front() != '/') return invalidArgument("workspace.path must start with '/'");
   return {};
+}
+
+namespace {
+
+// One path segment from any text: safe characters kept, the rest replaced by '_'; "." and ".."
+// (and empty) cannot come out.
+std::string segment(std::string_view v) {
+  std::string out;
+  for (char c : v.substr(0, 128)) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '@' || c == '-';
+    out += ok ? c : '_';
+  }
+  if (out.empty() || out == "." || out == "..") out = "_" + out;
+  return out;
+}
+
+}  // namespace
+
+std::string Workspace::profileFor(std::string_view username, std::string_view user_id) const {
+  std::string out;
+  for (std::size_t i = 0; i < persistent_profile_path.size();) {
+    bool replaced = false;
+    for (auto [name, value] : {std::pair<std::string_view, std::string_view>{"{username}", username},
+                               {"{user_id}", user_id},
+                               {"{image_id}", id.str()}}) {
+      if (std::string_view(persistent_profile_path).substr(i).starts_with(name)) {
+        out += segment(value);
+        i += name.size();
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) out += persistent_profile_path[i++];
+  }
+  return out;
 }
 
 }  // namespace kasm

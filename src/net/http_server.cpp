@@ -3,11 +3,16 @@
 
 #include "kasm/net/http_server.hpp"
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <condition_variable>
 #include <unordered_map>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "net/net_detail.hpp"
 #include "net/stream_io.hpp"
@@ -101,6 +106,12 @@ struct HttpServer::Impl {
   std::condition_variable conns_changed;
   std::uint64_t next_conn_id = 0;
   std::unordered_map<std::uint64_t, std::weak_ptr<Connection>> conns;
+  // Memory given back (see connectionClosed): the most connections open since the last trim.
+  std::size_t conns_peak = 0;
+  std::chrono::steady_clock::time_point last_trim{};
+
+  // Called with conns_mutex held when a connection is gone; true when the heap should be trimmed.
+  bool connectionClosed();
 
   // Declared after everything the connection coroutines use, so they are destroyed (with the
   // coroutine frames still queued in them) first. One io_context per I/O thread, as nginx runs one
@@ -122,9 +133,19 @@ namespace {
 struct Connection {
   Connection(HttpServer::Impl& s, Socket&& socket) : server(s), transport(std::move(socket)) {}
   ~Connection() {
-    std::lock_guard lock(server.conns_mutex);
-    server.conns.erase(id);
-    server.conns_changed.notify_all();
+    bool trim = false;
+    {
+      std::lock_guard lock(server.conns_mutex);
+      server.conns.erase(id);
+      trim = server.connectionClosed();
+      server.conns_changed.notify_all();
+    }
+#if defined(__GLIBC__)
+    // glibc keeps freed memory in its arenas; only a trim unmaps the free pages inside them.
+    if (trim) malloc_trim(0);
+#else
+    (void)trim;
+#endif
   }
   HttpServer::Impl& server;
   Transport transport;
@@ -164,6 +185,21 @@ bool isQuietClose(const beast::error_code& ec) {
 }
 }  // namespace
 
+// Thousands of connections leave thousands of small freed blocks spread over the heap, which glibc
+// keeps for reuse: after a peak the process would stay at its peak size. The heap is trimmed when
+// many connections have gone since the last peak: once the last one closes, or when they fell to
+// half the peak (at most once a second then: a trim walks the whole heap).
+bool HttpServer::Impl::connectionClosed() {
+  constexpr std::size_t kWorthTrimming = 64;  // Connections gone; below this, little to give back.
+  const std::size_t open = conns.size();
+  if (conns_peak < open + kWorthTrimming) return false;
+  const auto now = std::chrono::steady_clock::now();
+  if (open > 0 && (open * 2 > conns_peak || now - last_trim < std::chrono::seconds(1))) return false;
+  conns_peak = open;
+  last_trim = now;
+  return true;
+}
+
 Awaitable<> HttpServer::Impl::acceptLoop() {
   while (!stopping.load()) {
     auto& ctx = *contexts[next_context++ % contexts.size()];
@@ -188,6 +224,7 @@ Awaitable<> HttpServer::Impl::acceptLoop() {
       std::lock_guard lock(conns_mutex);
       conn->id = ++next_conn_id;
       conns.emplace(conn->id, conn);
+      conns_peak = std::max(conns_peak, conns.size());
     }
     auto ex = conn->transport.get_executor();
     asio::co_spawn(ex, serve(std::move(conn)), asio::detached);

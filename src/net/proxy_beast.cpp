@@ -54,7 +54,7 @@ void confineCookies(Fields& fields, const SessionPath& path, const ProxyOptions&
 template <bool isRequest, class CountFn>
 Awaitable<beast::error_code> relayBody(Transport& in, beast::flat_buffer& in_buffer,
                                        http::parser<isRequest, http::buffer_body>& p, Transport& out,
-                                       http::serializer<isRequest, http::buffer_body>& sr, std::vector<char>& buf,
+                                       http::serializer<isRequest, http::buffer_body>& sr, RelayBuffer& buf,
                                        Duration timeout, CountFn count) {
   do {
     if (!p.is_done()) {
@@ -116,16 +116,22 @@ Awaitable<bool> relayResponse(SessionProxy::Impl& proxy, ClientContext& client, 
   }
   if (!switching) res.keep_alive(keep);
 
-  // Response: the header with the first piece of the body (a 101 has none), then the rest.
+  // Response: the header with the first piece of the body (a 101 has none), then the rest. Beast
+  // reads a body in pieces of the buffer's free capacity: a long one gets room for large pieces,
+  // given back with the relay buffer once the response is through.
   http::response_serializer<http::buffer_body> res_sr{res};
   res.body().data = nullptr;
   res.body().more = !resp.is_done();
-  if (auto ec = co_await relayBody(up, state.upstream_buffer, resp, client.transport, res_sr, state.to_client, timeout,
+  RelayBuffer relay = proxy.relayBuffer();
+  if (!resp.is_done()) state.upstream_buffer.reserve(proxy.options.buffer_bytes);
+  if (auto ec = co_await relayBody(up, state.upstream_buffer, resp, client.transport, res_sr, relay, timeout,
                                    [&](std::size_t n) { guard.upstreamTraffic(n); });
       ec) {
     state.upstream.reset();
     co_return false;
   }
+  relay.release();
+  releaseIfEmpty(state.upstream_buffer);
 
   if (switching) {
     co_await tunnelUpgraded(proxy, client, buffer, state, guard);
@@ -198,7 +204,7 @@ Awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& client, be
   }
 
   // The same for an upload's body, read through the client connection's buffer.
-  if (!rp.is_done()) buffer.reserve(proxy.options.buffer_bytes);
+  if (!rp.is_done()) buffer.reserve(proxy.options.buffer_bytes);  // Given back once the body is through.
   const Duration timeout = proxy.options.upstream_timeout;
   // A kept upstream connection may have been closed by the upstream since the last request; a
   // request that is safe to repeat and has no body is then sent once more on a fresh connection
@@ -227,13 +233,16 @@ Awaitable<bool> forwardHttp(SessionProxy::Impl& proxy, ClientContext& client, be
     http::request_serializer<http::buffer_body> req_sr{req};
     req.body().data = nullptr;
     req.body().more = !rp.is_done();
-    if (auto ec = co_await relayBody(client.transport, buffer, rp, up, req_sr, state.to_upstream, timeout,
+    RelayBuffer relay = proxy.relayBuffer();
+    if (auto ec = co_await relayBody(client.transport, buffer, rp, up, req_sr, relay, timeout,
                                      [&](std::size_t n) { guard.clientTraffic(n); });
         ec) {
       state.upstream.reset();
       if (reused && retryable && attempt == 0) continue;
       co_return false;
     }
+    relay.release();
+    releaseIfEmpty(buffer);
     guard.touch();  // The request itself is activity, even without a body.
 
     bool answered = false;
@@ -308,6 +317,7 @@ Awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, b
                                       ? "proxy: this session speaks VNC; open it with a WebSocket (noVNC)"
                                       : "proxy: this session is a terminal; open it with a WebSocket");
       }
+      releaseIfEmpty(buffer);  // The bridge reads the browser through its WebSocket, not this buffer.
       co_return co_await bridgeVnc(proxy, client, parser, state, guard, *target);
     case SessionProtocol::kHttp:
     case SessionProtocol::kHttps: {

@@ -271,16 +271,19 @@ Awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& client, be
     guard.upstreamTraffic(buffered);
     state.upstream_buffer.consume(buffered);
     remaining -= buffered;
+    // The rest of the body goes through a relay buffer held only while it flows.
+    RelayBuffer relay;
+    if (remaining > 0) relay = proxy.relayBuffer();
     while (remaining > 0) {
       up.tcp().expires_after(timeout);
-      auto [ec, n] = co_await up.async_read_some(
-          asio::buffer(state.to_client.data(), std::min(remaining, state.to_client.size())), kAwaitTuple);
+      auto [ec, n] =
+          co_await up.async_read_some(asio::buffer(relay.data(), std::min(remaining, relay.size())), kAwaitTuple);
       if (ec) {
         state.upstream.reset();
         co_return false;  // The client saw a truncated body; only closing tells it.
       }
       client.transport.tcp().expires_after(timeout);
-      if (auto wec = co_await writeAll(client.transport, asio::buffer(state.to_client.data(), n)); wec) {
+      if (auto wec = co_await writeAll(client.transport, asio::buffer(relay.data(), n)); wec) {
         state.upstream.reset();
         co_return false;
       }
@@ -289,6 +292,7 @@ Awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& client, be
     }
     // Bytes after the response would be taken for the next one: never reuse such a connection.
     if (!upstream_keep_alive || state.upstream_buffer.size() > 0) state.upstream.reset();
+    releaseIfEmpty(state.upstream_buffer);
     co_return keep;
   }
 }

@@ -21,6 +21,7 @@
 #include "kasm/net/http_server.hpp"
 #include "kasm/net/session_proxy.hpp"
 #include "net/net_detail.hpp"
+#include "net/relay_buffer.hpp"
 
 namespace kasm::net::detail {
 
@@ -56,11 +57,12 @@ struct Exchange {
 
 class ExchangeGuard;
 
-// Kept on the client connection between keep-alive requests.
+// Kept on the client connection between keep-alive requests. It holds no relay buffer: those are
+// taken while data flows (relay_buffer.hpp), so an idle connection costs a few hundred bytes here.
 struct ConnectionState {
-  std::vector<char> to_upstream;
-  std::vector<char> to_client;
   std::unique_ptr<Transport> upstream;
+  // The upstream's unparsed bytes (response heads, the start of a body); small, and shrunk again
+  // after a large message (releaseIdleMemory).
   beast::flat_buffer upstream_buffer;
   std::string upstream_key;                    // protocol + address of `upstream`.
   std::string head_out;                        // The fast path's head being written.
@@ -70,6 +72,13 @@ struct ConnectionState {
   // registration).
   std::unique_ptr<ExchangeGuard> guard;
 };
+
+// A connection's flat_buffers are given back between messages once empty, so a keep-alive
+// connection waiting for its next request holds none; taking one again costs a malloc, well below
+// what a request costs.
+inline void releaseIfEmpty(beast::flat_buffer& b) {
+  if (b.size() == 0 && b.capacity() > 0) b.shrink_to_fit();
+}
 
 // Activity is rate-limited in whole seconds: the coarse deadline clock is precise enough.
 inline std::int64_t steadyMillis() {
@@ -88,6 +97,10 @@ struct SessionProxy::Impl {
   detail::asio::ssl::context upstream_tls{detail::asio::ssl::context::tls_client};
 
   std::atomic<std::uint64_t> requests{0}, rejected{0}, bytes_up{0}, bytes_down{0}, tunnels{0}, input_dropped{0};
+  std::atomic<std::uint64_t> buffers_in_use{0};
+
+  // A relay buffer of buffer_bytes for one burst of data (relay_buffer.hpp).
+  detail::RelayBuffer relayBuffer() { return detail::RelayBuffer(options.buffer_bytes, buffers_in_use); }
 
   struct SessionEntry {
     std::unordered_map<std::uint64_t, std::shared_ptr<detail::Exchange>> open;

@@ -112,10 +112,9 @@ Awaitable<bool> sendToBrowser(VncWebSocket& ws, const std::string& bytes) {
 
 // Browser to desktop, through the filter: the bytes left over from the handshake first.
 Awaitable<> relayBrowserToDesktop(SessionProxy::Impl& proxy, ClientContext& client, VncWebSocket& ws, Transport& up,
-                                  ConnectionState& state, ExchangeGuard& guard, std::size_t pending) {
+                                  std::vector<char>& buf, ExchangeGuard& guard, std::size_t pending) {
   const Duration idle = proxy.options.tunnel_idle_timeout;
   RfbClientFilter filter;
-  auto& buf = state.to_upstream;
   for (;;) {
     std::size_t n = pending;
     pending = 0;
@@ -204,26 +203,49 @@ Awaitable<std::string> greetDesktop(SessionProxy::Impl& proxy, Transport& up, st
 }
 
 Awaitable<> relayDesktopToBrowser(SessionProxy::Impl& proxy, ClientContext& client, VncWebSocket& ws, Transport& up,
-                                  ConnectionState& state, ExchangeGuard& guard) {
+                                  ExchangeGuard& guard) {
   const Duration idle = proxy.options.tunnel_idle_timeout;
+  RelayBuffer buf;
+  // As in the tunnel's pump: wait for readiness only right after a read found the socket empty.
+  bool drained = false;
   for (;;) {
     armIdle(up, idle);
-    auto [ec, n] = co_await up.async_read_some(asio::buffer(state.to_client), kAwaitTuple);
-    if (ec) break;
+    std::size_t n = 0;
+    if (up.secure()) {
+      buf.take(proxy.options.buffer_bytes, proxy.buffers_in_use);
+      auto [ec, k] = co_await up.async_read_some(asio::buffer(buf.data(), buf.size()), kAwaitTuple);
+      if (ec) break;
+      n = k;
+    } else {
+      if (drained) {
+        buf.release();
+        auto [wec] = co_await up.tcp().async_wait(tcp::socket::wait_read, kAwaitTuple);
+        if (wec) break;
+      }
+      buf.take(proxy.options.buffer_bytes, proxy.buffers_in_use);
+      beast::error_code ec;
+      n = up.tcp().readSomeNow(asio::buffer(buf.data(), buf.size()), ec);
+      if (ec == asio::error::would_block) {
+        drained = true;
+        continue;
+      }
+      if (ec) break;
+    }
     guard.upstreamTraffic(n);
     armIdle(client.transport, idle);
-    auto [wec, w] = co_await ws.async_write(asio::buffer(state.to_client.data(), n), kAwaitTuple);
+    auto [wec, w] = co_await ws.async_write(asio::buffer(buf.data(), n), kAwaitTuple);
     if (wec) break;
+    drained = false;  // The write suspended: try a read before waiting again.
   }
   up.close();
   client.transport.close();
 }
 
 Awaitable<> serveRfbViewer(SessionProxy::Impl& proxy, ClientContext& client, VncWebSocket& ws, Transport& up,
-                           ConnectionState& state, ExchangeGuard& guard, const std::string& desktop_failure) {
+                           std::vector<char>& from_browser, ExchangeGuard& guard, const std::string& desktop_failure) {
   using namespace asio::experimental::awaitable_operators;
   client.transport.tcp().expires_after(proxy.options.upstream_timeout);
-  BrowserBytes in(ws, state.to_upstream);
+  BrowserBytes in(ws, from_browser);
   if (!co_await sendToBrowser(ws, "RFB 003.008\n") || !co_await in.need(12)) co_return;
   const int minor = rfbMinor(in.take(12));
   if (minor == 0) {
@@ -268,8 +290,8 @@ Awaitable<> serveRfbViewer(SessionProxy::Impl& proxy, ClientContext& client, Vnc
   if (!co_await writeExact(up, &shared, 1)) co_return;
 
   const std::size_t pending = in.rest();
-  co_await (relayBrowserToDesktop(proxy, client, ws, up, state, guard, pending) &&
-            relayDesktopToBrowser(proxy, client, ws, up, state, guard));
+  co_await (relayBrowserToDesktop(proxy, client, ws, up, from_browser, guard, pending) &&
+            relayDesktopToBrowser(proxy, client, ws, up, guard));
 }
 
 }  // namespace kasm::net::detail

@@ -6,6 +6,7 @@
 #include <boost/beast/websocket.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "net/proxy_impl.hpp"
 #include "net/ws_transport.hpp"
@@ -26,6 +27,11 @@ inline void armIdle(Transport& t, Duration idle) {
   }
 }
 
+// What a VNC bridge reads from the browser at once. The bridge keeps this one small buffer for its
+// life (a WebSocket stream may hold bytes of a frame, so waiting on the socket says nothing);
+// viewers send small messages (keys, pointer), and a long clipboard simply takes several reads.
+inline constexpr std::size_t kBrowserReadBytes = 4096;
+
 // The proxy's RFB client handshake with the desktop, up to and including its SecurityResult
 // (ClientInit is sent once the browser has sent its own). Bounded by upstream_timeout. Returns an
 // empty string on success, else why it failed, in words for the browser's user.
@@ -35,14 +41,16 @@ Awaitable<std::string> greetDesktop(SessionProxy::Impl& proxy, Transport& up, st
 // by upstream_timeout), then the desktop's shared ClientInit, then the relay both ways with the
 // browser's messages filtered. With `desktop_failure` set, the browser gets it as an RFB failure
 // reason instead and the WebSocket closes.
+// `from_browser` is the bridge's kBrowserReadBytes buffer for the browser's bytes.
 Awaitable<> serveRfbViewer(SessionProxy::Impl& proxy, ClientContext& client, VncWebSocket& ws, Transport& up,
-                           ConnectionState& state, ExchangeGuard& guard, const std::string& desktop_failure);
+                           std::vector<char>& from_browser, ExchangeGuard& guard, const std::string& desktop_failure);
 
 // Hands a reason to ProxyOptions::on_vnc_error, when set.
 void reportVncError(SessionProxy::Impl& proxy, ExchangeGuard& guard, std::string_view why);
 
-// Desktop to browser: each read of the desktop's port goes out as one binary message.
+// Desktop to browser: each read of the desktop's port goes out as one binary message. A silent
+// desktop holds no relay buffer (see the tunnel's pump).
 Awaitable<> relayDesktopToBrowser(SessionProxy::Impl& proxy, ClientContext& client, VncWebSocket& ws, Transport& up,
-                                  ConnectionState& state, ExchangeGuard& guard);
+                                  ExchangeGuard& guard);
 
 }  // namespace kasm::net::detail

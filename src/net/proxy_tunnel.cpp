@@ -14,13 +14,41 @@ namespace kasm::net::detail {
 namespace {
 using namespace asio::experimental::awaitable_operators;
 
-// Copies `in` to `out` until either side ends or idles out, then closes both.
+// Copies `in` to `out` until either side ends or idles out, then closes both. A silent side holds
+// no buffer: the pump waits for readability, takes a relay buffer, reads and forwards until the
+// read would block, and gives the buffer back. A TLS side keeps its buffer for the tunnel's life:
+// its stream may hold decrypted bytes the socket's readiness says nothing about.
 template <class CountFn>
-Awaitable<> pump(Transport& in, Transport& out, std::vector<char>& buf, Duration idle, CountFn count) {
+Awaitable<> pump(SessionProxy::Impl& proxy, Transport& in, Transport& out, Duration idle, CountFn count) {
+  RelayBuffer buf;
+  // Whether the last read found the socket empty with no suspension since: only then is waiting
+  // for readiness safe (an edge that came while nothing waited would otherwise be missed).
+  bool drained = false;
   for (;;) {
     armIdle(in, idle);
-    auto [ec, n] = co_await in.async_read_some(asio::buffer(buf), kAwaitTuple);
-    if (ec) break;
+    std::size_t n = 0;
+    if (in.secure()) {
+      buf.take(proxy.options.buffer_bytes, proxy.buffers_in_use);
+      auto [ec, k] = co_await in.async_read_some(asio::buffer(buf.data(), buf.size()), kAwaitTuple);
+      if (ec) break;
+      n = k;
+    } else {
+      if (drained) {
+        buf.release();
+        auto [wec] = co_await in.tcp().async_wait(tcp::socket::wait_read, kAwaitTuple);
+        if (wec) break;
+      }
+      buf.take(proxy.options.buffer_bytes, proxy.buffers_in_use);
+      beast::error_code ec;
+      n = in.tcp().readSomeNow(asio::buffer(buf.data(), buf.size()), ec);
+      if (ec == asio::error::would_block) {
+        drained = true;
+        continue;
+      }
+      if (ec) break;
+      // A short read emptied the socket: the next bytes raise a new edge.
+      drained = n < buf.size();
+    }
     count(n);
     armIdle(out, idle);
     // Most messages go out whole at once; only the rest, if any, waits for the socket.
@@ -31,6 +59,7 @@ Awaitable<> pump(Transport& in, Transport& out, std::vector<char>& buf, Duration
       if (sec && sec != asio::error::would_block) break;
     }
     if (sent < n) {
+      drained = false;  // The write may suspend: readiness reported meanwhile is not seen again.
       if (auto wec = co_await writeAll(out, asio::buffer(buf.data() + sent, n - sent)); wec) break;
     }
   }
@@ -65,10 +94,13 @@ Awaitable<> tunnelUpgraded(SessionProxy::Impl& proxy, ClientContext& client, bea
     if (co_await writeAll(client_t, state.upstream_buffer.data())) co_return;
     state.upstream_buffer.consume(state.upstream_buffer.size());
   }
+  // Neither HTTP buffer is used again while the tunnel lives (it may live for hours).
+  buffer.shrink_to_fit();
+  state.upstream_buffer.shrink_to_fit();
   const Duration idle = proxy.options.tunnel_idle_timeout;
   proxy.tunnels.fetch_add(1);
-  co_await (pump(client_t, up, state.to_upstream, idle, [&](std::size_t n) { guard.clientTraffic(n); }) &&
-            pump(up, client_t, state.to_client, idle, [&](std::size_t n) { guard.upstreamTraffic(n); }));
+  co_await (pump(proxy, client_t, up, idle, [&](std::size_t n) { guard.clientTraffic(n); }) &&
+            pump(proxy, up, client_t, idle, [&](std::size_t n) { guard.upstreamTraffic(n); }));
   proxy.tunnels.fetch_sub(1);
   state.upstream.reset();
   co_return;
@@ -77,6 +109,7 @@ Awaitable<> tunnelUpgraded(SessionProxy::Impl& proxy, ClientContext& client, bea
 Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
                           ConnectionState& state, ExchangeGuard& guard, const ProxyTarget& target) {
   Exchange& exchange = guard.exchange();
+  releaseIfEmpty(state.upstream_buffer);  // Unused while the bridge lives (it may live for hours).
   Transport upstream(client.transport.get_executor());
   // closeSession may cut the bridge while it runs; never after `upstream` is gone.
   struct BridgeRegistration {
@@ -133,8 +166,9 @@ Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, Head
   if (aec) co_return false;
 
   proxy.tunnels.fetch_add(1);
+  std::vector<char> from_browser(kBrowserReadBytes);
   if (speaks_rfb) {
-    co_await serveRfbViewer(proxy, client, ws, upstream, state, guard, desktop_failure);
+    co_await serveRfbViewer(proxy, client, ws, upstream, from_browser, guard, desktop_failure);
     upstream.close();
     client.transport.close();
   } else {
@@ -142,16 +176,16 @@ Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, Head
     auto browser_to_vnc = [&]() -> Awaitable<> {
       for (;;) {
         armIdle(client.transport, idle);
-        auto [ec, n] = co_await ws.async_read_some(asio::buffer(state.to_upstream), kAwaitTuple);
+        auto [ec, n] = co_await ws.async_read_some(asio::buffer(from_browser), kAwaitTuple);
         if (ec) break;
         guard.clientTraffic(n);
         armIdle(upstream, idle);
-        if (auto wec = co_await writeAll(upstream, asio::buffer(state.to_upstream.data(), n)); wec) break;
+        if (auto wec = co_await writeAll(upstream, asio::buffer(from_browser.data(), n)); wec) break;
       }
       upstream.close();
       client.transport.close();
     };
-    co_await (browser_to_vnc() && relayDesktopToBrowser(proxy, client, ws, upstream, state, guard));
+    co_await (browser_to_vnc() && relayDesktopToBrowser(proxy, client, ws, upstream, guard));
   }
   proxy.tunnels.fetch_sub(1);
   co_return false;

@@ -165,7 +165,6 @@ Awaitable<beast::error_code> ensureUpstream(SessionProxy::Impl& proxy, ClientCon
   if (reused) co_return beast::error_code{};
   state.upstream = std::make_unique<Transport>(client.transport.get_executor());
   state.upstream_buffer.clear();
-  state.upstream_buffer.reserve(proxy.options.buffer_bytes);
   state.upstream_key.assign(protocol).append("|").append(target.upstream);
   auto ec = co_await connectUpstream(proxy, *state.upstream, target);
   if (ec) state.upstream.reset();
@@ -222,13 +221,7 @@ Refusal authRefusal(const Error& error) {
 ExchangeGuard& attachExchange(SessionProxy::Impl& proxy, ClientContext& client, const SessionId& session,
                               const UserId& user) {
   if (!client.proxy_state) {
-    auto s = std::make_shared<ConnectionState>();
-    s->to_upstream.resize(proxy.options.buffer_bytes);
-    s->to_client.resize(proxy.options.buffer_bytes);
-    // Beast reads a body in pieces of the buffer's free capacity (at least 512 bytes): without
-    // room, a large response would be relayed 512 bytes at a time.
-    s->upstream_buffer.reserve(proxy.options.buffer_bytes);
-    client.proxy_state = s;
+    client.proxy_state = std::make_shared<ConnectionState>();
   }
   auto& state = *static_cast<ConnectionState*>(client.proxy_state.get());
   if (!state.guard || !state.guard->isFor(session, user)) {
@@ -392,6 +385,7 @@ ProxyStats SessionProxy::stats() const {
   s.bytes_to_client = impl_->bytes_down.load();
   s.open_tunnels = impl_->tunnels.load();
   s.input_dropped = impl_->input_dropped.load();
+  s.buffers_in_use = impl_->buffers_in_use.load();
   return s;
 }
 

@@ -17,9 +17,11 @@
 
 namespace kasm::net::detail {
 
-// Read size for a flat_buffer: its free room, at least Beast's 512 bytes, at most 64 KiB.
+// Read size for a flat_buffer: its free room, at least 4 KiB, at most 64 KiB. The proxy gives its
+// buffers back between messages (releaseIfEmpty), so a read often starts from nothing: 4 KiB takes
+// a typical head (and a small response) in one read where Beast's 512-byte minimum took several.
 inline std::size_t readRoom(const beast::flat_buffer& b) {
-  return std::clamp<std::size_t>(b.capacity() - b.size(), 512, 64 * 1024);
+  return std::clamp<std::size_t>(b.capacity() - b.size(), 4096, 64 * 1024);
 }
 
 // One step of parsing, as http::async_read_some: feeds `p` from `b`, reading from `in` only when the

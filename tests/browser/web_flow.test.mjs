@@ -166,6 +166,30 @@ async function main() {
         console.log(`\n  canvas ${drawn.width}x${drawn.height}, ${(drawn.litFraction * 100).toFixed(1)}% lit`);
       });
 
+      // The desktop fits its window (issue 22): the viewer asks the desktop to take the size of the
+      // screen area (RFB SetDesktopSize, which the images' Xvnc accepts), and follows the window
+      // and the panel being hidden.
+      const fits = async () => page.evaluate(() => {
+        const screen = document.querySelector('#screen');
+        const canvas = document.querySelector('#screen canvas');
+        if (!screen || !canvas) return null;
+        return { cw: canvas.width, ch: canvas.height, sw: screen.clientWidth, sh: screen.clientHeight };
+      });
+      const fitted = (f) => f && Math.abs(f.cw - f.sw) <= 2 && Math.abs(f.ch - f.sh) <= 2;
+      await step(page, 'desktop-fits-window', async () => {
+        const first = await waitFor('the desktop to take the size of its window', async () => {
+          const f = await fits();
+          return fitted(f) ? f : null;
+        }, 20_000, 300).catch(async (e) => { throw new StepError(`${e.message}: ${JSON.stringify(await fits())}`); });
+        await page.setViewportSize({ width: 1200, height: 760 });
+        const second = await waitFor('the desktop to follow the window', async () => {
+          const f = await fits();
+          return fitted(f) && f.cw !== first.cw ? f : null;
+        }, 20_000, 300).catch(async (e) => { throw new StepError(`${e.message}: ${JSON.stringify(await fits())}`); });
+        console.log(`\n  desktop ${first.cw}x${first.ch}, then ${second.cw}x${second.ch} after the window shrank`);
+        await page.setViewportSize({ width: 1440, height: 900 });
+      });
+
       await step(page, 'typed-in-terminal', async () => {
         // Let the first frames settle so the change we see is ours.
         let before = await canvasStats(page);

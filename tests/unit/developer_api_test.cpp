@@ -425,9 +425,13 @@ TEST_F(DeveloperApiTest, RequestKasmTakesKasmsClientFields) {
   }
   auto [s, e] =
       call("request_kasm", {{"user_id", "alice"}, {"image_id", "desktop"}, {"persistent_profile_mode", "Enabled"}});
-  EXPECT_EQ(s, 409);  // FailedPrecondition: valid, but not what this server can do.
-  EXPECT_NE(std::string(e["error_message"].as_string()).find("persistent profiles are not available"),
-            std::string::npos);
+  EXPECT_EQ(s, 409);  // FailedPrecondition: valid, but this workspace has no persistent profile.
+  EXPECT_NE(std::string(e["error_message"].as_string()).find("has no persistent profile"), std::string::npos)
+      << json::serialize(e);
+  auto [reset, why] =
+      call("request_kasm", {{"user_id", "alice"}, {"image_id", "desktop"}, {"persistent_profile_mode", "Reset"}});
+  EXPECT_EQ(reset, 409);
+  EXPECT_NE(std::string(why["error_message"].as_string()).find("Reset"), std::string::npos);
   EXPECT_EQ(link_->count(), before);  // Nothing was started for a refused request.
 }
 

@@ -527,3 +527,86 @@ TEST_F(ManagerTest, DrainingAndDisabledAgentsTakeNothing) {
 
 }  // namespace
 }  // namespace kasm
+
+namespace kasm {
+namespace {
+
+// Kasm's persistent profiles: the user's home on a host directory or volume, mounted only when the
+// user's group allows it, never into two live sessions at once, its path safe from user names.
+TEST_F(ManagerTest, PersistentProfilesMountOnceWhenTheGroupAllows) {
+  auto ws = repo_->get<Workspace>("desktop")->value;
+  ws.persistent_profile_path = "/srv/profiles/{username}/{image_id}";
+  ASSERT_TRUE(manager_->upsertWorkspace(ws).ok());
+  auto volumesOf = [&](const Session& s) { return links_["a1"]->containers.at(s.id.str()).workspace.volumes; };
+
+  auto off = request("alice");  // The group does not allow profiles yet.
+  ASSERT_TRUE(off.ok()) << off.error().toString();
+  EXPECT_TRUE(off->profile.empty());
+  EXPECT_TRUE(volumesOf(*off).empty());
+  ASSERT_TRUE(manager_->destroySession(off->id).ok());
+
+  auto group = repo_->get<Group>("all");
+  group->value.settings.allow_persistent_profile = true;
+  ASSERT_TRUE(repo_->update(group->value, group->version).ok());
+  auto on = request("alice");
+  ASSERT_TRUE(on.ok()) << on.error().toString();
+  EXPECT_EQ(on->profile, "/srv/profiles/alice/desktop");
+  const auto volumes = volumesOf(*on);
+  ASSERT_EQ(volumes.size(), 1u);
+  EXPECT_EQ(volumes[0].source, "/srv/profiles/alice/desktop");
+  EXPECT_EQ(volumes[0].target, "/home/kasm-user");
+  EXPECT_EQ(volumes[0].uid, 1000);
+
+  // Never two live sessions on one profile; "Disabled" gives a fresh home instead.
+  auto twice = request("alice");
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(twice.error().message().find(on->id.str()), std::string::npos) << twice.error().message();
+  SessionRequest fresh{UserId("alice"), WorkspaceId("desktop"), ZoneId("east"), {}};
+  fresh.persistent_profile_mode = "Disabled";
+  auto without = manager_->requestSession(fresh);
+  ASSERT_TRUE(without.ok()) << without.error().toString();
+  EXPECT_TRUE(without->profile.empty());
+  ASSERT_TRUE(manager_->destroySession(on->id).ok());
+  ASSERT_TRUE(manager_->destroySession(without->id).ok());
+  auto again = request("alice");
+  ASSERT_TRUE(again.ok()) << again.error().toString();
+  EXPECT_EQ(again->profile, "/srv/profiles/alice/desktop");
+
+  // A user name cannot lead the path out of its directory.
+  User sly;
+  sly.id = UserId("sly");
+  sly.username = "../../etc/x";
+  sly.group_ids = {GroupId("all")};
+  ASSERT_TRUE(repo_->insert(sly).ok());
+  auto escaped = request("sly");
+  ASSERT_TRUE(escaped.ok()) << escaped.error().toString();
+  EXPECT_EQ(escaped->profile, "/srv/profiles/.._.._etc_x/desktop");
+  SessionRequest asked{UserId("bob"), WorkspaceId("desktop"), ZoneId("east"), {}};
+  asked.persistent_profile_mode = "Sometimes";
+  EXPECT_EQ(manager_->requestSession(asked).error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(WorkspaceModel, PersistentProfilePathsAreCheckedWithTheirPlaceholdersFilled) {
+  Workspace w;
+  w.id = WorkspaceId("w1");
+  w.friendly_name = "W";
+  w.image = "img:1";
+  w.resources = Resources::fromCores(1, Resources::kGiB);
+  w.persistent_profile_path = "/mnt/profiles/{username}";
+  auto valid = w.validate();
+  EXPECT_TRUE(valid.ok()) << valid.error().toString();
+  EXPECT_EQ(w.profileFor("a/b", "u1"), "/mnt/profiles/a_b");
+  EXPECT_EQ(w.profileFor("..", "u1"), "/mnt/profiles/_..");
+  w.persistent_profile_path = "kasm-profile-{user_id}";  // A Docker volume.
+  valid = w.validate();
+  EXPECT_TRUE(valid.ok()) << valid.error().toString();
+  EXPECT_EQ(w.profileFor("x", "u1"), "kasm-profile-u1");
+  w.persistent_profile_path = "/mnt/../etc/{username}";
+  EXPECT_FALSE(w.validate().ok());
+  w.persistent_profile_path = "relative/{username}";
+  EXPECT_FALSE(w.validate().ok());
+}
+
+}  // namespace
+}  // namespace kasm

@@ -67,6 +67,9 @@ struct SessionRequest {
   // the user typed at launch. Kept sealed on the session, never returned.
   std::string connection_username;
   std::string connection_password;
+  // Kasm's persistent_profile_mode: "" or "Enabled" (the workspace's persistent profile when the
+  // user's group allows it; "Enabled" refuses when it does not), or "Disabled" (a fresh home).
+  std::string persistent_profile_mode;
   // Called once the new session is stored and placed (state provisioning, with its id), before
   // its container starts; requestSession() goes on until the session runs or fails. A server
   // answers the client from here and lets the start finish in the background (clients then

@@ -110,7 +110,7 @@ struct Session {
   WorkspaceId workspace_id;
   std::optional<ZoneId> zone_id;
   std::optional<AgentId> agent_id;
-  std::optional<ServerId> server_id;  // A session on a fixed server (no agent, no container).
+  std::optional<ServerId> server_id;                 // A session on a fixed server (no agent, no container).
   std::optional<StagingConfigId> staging_config_id;  // Set while the session is staged, unclaimed.
 
   SessionState state = SessionState::kRequested;
@@ -122,10 +122,13 @@ struct Session {
   Resources resources;  // Reserved on the agent while holdsReservation(state).
   std::string container_id;
   std::string container_name;
-  std::string upstream;                        // "host:port" the proxy forwards to.
+  std::string upstream;  // "host:port" the proxy forwards to.
   // A fixed server session whose server asks for credentials: what the user gave at launch,
   // sealed like the server's own (never returned by an API).
   std::string connection_sealed;
+  // The persistent profile mounted as the user's home (Workspace::profileFor), empty for none.
+  // Never mounted into two live sessions at once.
+  std::string profile;
   std::optional<SessionShare> share;           // Set while the session has a share link.
   std::vector<SessionPermission> permissions;  // Who else may open it (joiners), and how.
   // Extra container variables the launch asked for (request_kasm `environment`), kept so that a

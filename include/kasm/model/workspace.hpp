@@ -90,6 +90,14 @@ struct Workspace {
   SessionProtocol protocol = SessionProtocol::kHttps;
   std::string path;  // URL path of the session page, e.g. "/vnc.html".
 
+  // Kasm's persistent profile: where the user's home directory lives between sessions, mounted at
+  // the image's home (persistent_profile_target) when the user's group allows_persistent_profile.
+  // An absolute host path on the agent, or a Docker volume name, with the placeholders {username},
+  // {user_id} and {image_id} (made safe as one path segment each): "/mnt/profiles/{username}/{image_id}".
+  // Empty: no profile.
+  std::string persistent_profile_path;
+  std::string persistent_profile_target = "/home/kasm-user";
+
   // Placement restrictions.
   std::optional<ZoneId> restrict_to_zone;
   std::optional<AgentId> restrict_to_agent;           // Kasm calls this "restrict to server".
@@ -111,6 +119,11 @@ struct Workspace {
 
   TimePoint created_at;
   TimePoint updated_at;
+
+  // The profile of `username` / `user_id` on this workspace: persistent_profile_path with its
+  // placeholders filled in. Every value is reduced to one safe path segment ([A-Za-z0-9._@-], never
+  // "." or ".."), so no user name can lead the path out of its directory. Empty when there is none.
+  std::string profileFor(std::string_view username, std::string_view user_id) const;
 
   // Checks every field; the first problem is returned as InvalidArgument naming the field
   // ("workspace.resources.memory_bytes: ...").

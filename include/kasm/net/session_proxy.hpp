@@ -147,9 +147,12 @@ struct ProxyOptions {
   // When set, the authorizer and the activity callback run here (they may block on a store).
   BlockingPool* blocking_pool = nullptr;
   Duration upstream_timeout = std::chrono::seconds(30);  // Connect and response header.
-  std::size_t buffer_bytes = 64 * 1024;                  // Per direction and connection; bounds memory per client.
+  // A relay buffer's size: the most read from one side at once. A connection holds one per
+  // direction only while data flows (taken when a side becomes readable, given back when the read
+  // would block), so an idle connection holds none.
+  std::size_t buffer_bytes = 64 * 1024;
   // WebSocket tunnels and VNC bridges open at once, at most; an upgrade beyond gets 503. Each holds
-  // two sockets and two buffers for as long as it lives.
+  // two sockets for as long as it lives, and relay buffers while data flows.
   std::size_t max_tunnels = 4096;
   // A tunnel in which no byte moved either way for this long is closed (zero: never). Clients
   // such as noVNC reconnect when their user comes back.
@@ -193,6 +196,9 @@ struct ProxyStats {
   std::uint64_t bytes_to_client = 0;
   std::uint64_t open_tunnels = 0;   // WebSocket tunnels and VNC bridges open now.
   std::uint64_t input_dropped = 0;  // RFB input messages of view-only viewers dropped by VNC bridges.
+  // Relay buffers (ProxyOptions::buffer_bytes each) held now: by connections moving data, and by
+  // TLS tunnels for their lifetime. Idle plain connections hold none.
+  std::uint64_t buffers_in_use = 0;
 };
 
 // Thread-safe. Lives as long as the servers it is mounted on (they hold a shared_ptr).
