@@ -173,5 +173,38 @@ TEST_F(ManagerOnDocker, BindMountDirectoriesAreCreatedWithTheWorkspaceOwner) {
   ASSERT_TRUE(manager_->destroySession(s->id).ok());
 }
 
+// Kasm users report losing profile data when a session dies (kasmtech/workspaces-issues #452):
+// what a session wrote to its persistent profile before its container was killed (SIGKILL, no
+// shutdown) is in the user's next session.
+TEST_F(ManagerOnDocker, APersistentProfileKeepsWhatAKilledSessionWrote) {
+  Repository repo(*store_);
+  auto group = repo.get<Group>("all");
+  ASSERT_TRUE(group.ok());
+  group->value.settings.allow_persistent_profile = true;
+  ASSERT_TRUE(repo.update(group->value, group->version).ok());
+  auto ws = repo.get<Workspace>("busybox");
+  ASSERT_TRUE(ws.ok());
+  ws->value.persistent_profile_path = (dir_ / "profiles" / "{username}").string();
+  ws->value.persistent_profile_target = "/home/kasm-user";
+  ASSERT_TRUE(manager_->upsertWorkspace(ws->value).ok());
+
+  auto first = manager_->requestSession(SessionRequest{UserId("alice"), WorkspaceId("busybox"), ZoneId("local"), {}});
+  ASSERT_TRUE(first.ok()) << first.error().toString();
+  EXPECT_EQ(first->profile, (dir_ / "profiles" / "alice").string());
+  auto wrote = manager_->execInSession(
+      first->id, {{"sh", "-c", "echo kept-$((6*7)) > /home/kasm-user/notes && sync"}, "", "", {}, false});
+  ASSERT_TRUE(wrote.ok()) << wrote.error().toString();
+  ASSERT_EQ(wrote->exit_code, 0) << wrote->output;
+  ASSERT_TRUE(runtime_->kill(first->container_id).ok());  // The session dies without a word.
+  ASSERT_TRUE(manager_->destroySession(first->id).ok());
+
+  auto second = manager_->requestSession(SessionRequest{UserId("alice"), WorkspaceId("busybox"), ZoneId("local"), {}});
+  ASSERT_TRUE(second.ok()) << second.error().toString();
+  auto read = manager_->execInSession(second->id, {{"cat", "/home/kasm-user/notes"}, "", "", {}, false});
+  ASSERT_TRUE(read.ok()) << read.error().toString();
+  EXPECT_NE(read->output.find("kept-42"), std::string::npos) << read->output;
+  ASSERT_TRUE(manager_->destroySession(second->id).ok());
+}
+
 }  // namespace
 }  // namespace kasm
