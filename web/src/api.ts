@@ -59,6 +59,9 @@ export interface Workspace {
   server_id?: string | null;
   server_pool_id?: string | null;
   link_url?: string;
+  // Where a user's home lives between sessions (host path or volume, with {username}, {user_id},
+  // {image_id}); empty: none.
+  persistent_profile_path?: string;
   [extra: string]: unknown;
 }
 
@@ -150,6 +153,8 @@ export interface GroupSettings {
   allow_sharing?: boolean;
   // Members may give the people they share with control of keyboard and mouse.
   shared_session_full_control?: boolean;
+  // Members keep their home between sessions on workspaces with a persistent profile.
+  allow_persistent_profile?: boolean;
   [extra: string]: unknown;
 }
 

@@ -57,6 +57,7 @@ export async function groupsAdminPage(ctx: PageContext): Promise<void> {
       { name: 'keepalive_minutes', label: 'Keepalive expiration (minutes)', type: 'number', value: Math.round((g?.settings?.keepalive_expiration ?? 3_600_000) / 60_000), min: 1 },
       { name: 'allow_sharing', label: 'Members may share their sessions', type: 'checkbox', value: Boolean(g?.settings?.allow_sharing), hint: 'Needs a licence with the sharing feature.' },
       { name: 'shared_session_full_control', label: 'Members may give the people they share with control', type: 'checkbox', value: Boolean(g?.settings?.shared_session_full_control), hint: 'Without it, people a session is shared with only watch.' },
+      { name: 'allow_persistent_profile', label: 'Members keep their home between sessions', type: 'checkbox', value: Boolean(g?.settings?.allow_persistent_profile), hint: 'On workspaces that have a persistent profile.' },
     ], async (v: FormValues) => {
       const body: Partial<api.Group> = {
         ...(g ?? {}),
@@ -70,6 +71,7 @@ export async function groupsAdminPage(ctx: PageContext): Promise<void> {
           keepalive_expiration: num(v.keepalive_minutes, 60) * 60_000,
           allow_sharing: v.allow_sharing === true,
           shared_session_full_control: v.shared_session_full_control === true,
+          allow_persistent_profile: v.allow_persistent_profile === true,
         },
       };
       if (g) await api.updateGroup(g.id, body);

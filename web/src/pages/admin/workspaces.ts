@@ -107,6 +107,8 @@ export async function workspacesAdminPage(ctx: PageContext): Promise<void> {
       { name: 'port', label: 'Port', type: 'number', value: w?.port ?? 5901, min: 1, showWhen: only('container') },
       { name: 'protocol', label: 'Protocol', type: 'select', value: w?.protocol ?? 'vnc', options: ['vnc', 'http', 'https'].map((v) => ({ value: v, label: v })), showWhen: only('container') },
       { name: 'path', label: 'Path', type: 'text', value: w?.path ?? '', hint: 'For HTTP workspaces: the path of the application page.', showWhen: only('container') },
+      { name: 'persistent_profile_path', label: 'Persistent profile', type: 'text', value: w?.persistent_profile_path ?? '', showWhen: only('container'),
+        hint: 'Where users keep their home between sessions: a host path on the agent or a Docker volume name, with {username}, {user_id} and {image_id}. Empty: none. Used for members of groups that allow persistent profiles.' },
       { name: 'enabled', label: 'Enabled', type: 'checkbox', value: w?.enabled ?? true },
     ], async (v: FormValues) => {
       const type = str(v.type) as api.WorkspaceType;
@@ -128,6 +130,7 @@ export async function workspacesAdminPage(ctx: PageContext): Promise<void> {
           image: str(v.image),
           resources: { millicores: num(v.millicores), memory_bytes: num(v.memory_mib) * MiB, gpus: num(v.gpus) },
           port: num(v.port),
+          persistent_profile_path: str(v.persistent_profile_path).trim(),
           protocol: str(v.protocol),
           path: str(v.path),
         });
