@@ -428,6 +428,16 @@ async function main() {
           return f > 0.01 ? f : 0;
         }, DRAWN_TIMEOUT_MS, 500);
         console.log(`\n  RDP canvas ${(lit * 100).toFixed(1)}% lit`);
+        // The RDP desktop takes the size of its window (SetDesktopSize -> the Display Control channel).
+        const size = await waitFor('the RDP desktop to fit its window', async () => {
+          const f = await page.evaluate(() => {
+            const screen = document.querySelector('#screen');
+            const c = document.querySelector('#screen canvas');
+            return c && screen ? { cw: c.width, ch: c.height, sw: screen.clientWidth, sh: screen.clientHeight } : null;
+          });
+          return f && Math.abs(f.cw - f.sw) <= 2 && Math.abs(f.ch - f.sh) <= 2 ? f : null;
+        }, 20_000, 300);
+        console.log(`\n  RDP desktop ${size.cw}x${size.ch}`);
         // The test xrdp's desktop is an xterm: typed text changes its pixels.
         const digest = () => page.evaluate(() => {
           const c = document.querySelector('#screen canvas');

@@ -215,6 +215,11 @@ std::string RfbSession::takeOutput(const RdpFrame& frame) {
   if (announce_pending_) {
     // An empty rectangle of a pseudo-encoding tells noVNC the server speaks it.
     if (supports(kEncodingQemuExtendedKey)) update.rectHeader(0, 0, 0, 0, kEncodingQemuExtendedKey);
+    // The desktop's layout, unasked (reason 0): how a viewer learns it may send SetDesktopSize, which
+    // is what lets the desktop fit the browser's window (noVNC resizes only after it).
+    if (supports(kEncodingExtendedDesktopSize) && !resize_pending_) {
+      appendExtendedDesktopSize(update, 0, 0, width_, height_);
+    }
     if (extended_mouse_buttons_ && supports(kEncodingExtendedMouseButtons)) {
       update.rectHeader(0, 0, 0, 0, kEncodingExtendedMouseButtons);
     }
