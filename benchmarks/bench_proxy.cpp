@@ -12,7 +12,13 @@
 // order rotated from round to round, so a slow moment on a shared machine does not land on one
 // path only.
 //
-// Usage: bench_proxy [--seconds S] [--connections C] [--rounds R] [--nginx PATH]
+// Idle connections: N WebSockets opened through each proxy to an in-process upstream and held
+// silent; the proxy's PSS growth per connection, then its RSS once they are all closed. Our proxy
+// runs there in a child process of its own (this binary with --proxy-child: HttpServer +
+// SessionProxy, 2 I/O threads, as an integrator embeds them), so clients and upstream are not
+// counted; nginx's master and workers are counted the same way.
+//
+// Usage: bench_proxy [--seconds S] [--connections C] [--rounds R] [--idle N] [--nginx PATH]
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -61,6 +67,8 @@ double g_seconds = 3.0;
 int g_rounds = 3;
 int g_connections = 4;
 double g_serve_seconds = 0;  // --serve S: only start the servers, print their ports, wait S seconds.
+int g_idle = 2000;           // Idle WebSockets per proxy (0: skip the case).
+constexpr int kMaxIdle = 5000;
 constexpr long kMaxRequestsPerConnection = 2'000'000;  // Bound beside the time limit.
 constexpr int kLatencySamples = 3000;
 
@@ -132,6 +140,46 @@ class WsEchoUpstream {
   std::vector<std::thread> workers_;
 };
 
+// A WebSocket upstream for thousands of silent connections: one thread, one coroutine each.
+class IdleWsUpstream {
+ public:
+  IdleWsUpstream() : acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
+    port_ = acceptor_.local_endpoint().port();
+    asio::co_spawn(ioc_, acceptLoop(), asio::detached);
+    thread_ = std::thread([this] { ioc_.run(); });
+  }
+  ~IdleWsUpstream() {
+    ioc_.stop();
+    thread_.join();
+  }
+  std::uint16_t port() const { return port_; }
+
+ private:
+  asio::awaitable<void> acceptLoop() {
+    for (;;) {
+      auto [ec, s] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;
+      asio::co_spawn(ioc_, hold(std::move(s)), asio::detached);
+    }
+  }
+  static asio::awaitable<void> hold(tcp::socket s) {
+    websocket::stream<tcp::socket> ws(std::move(s));
+    auto [aec] = co_await ws.async_accept(asio::as_tuple(asio::use_awaitable));
+    if (aec) co_return;
+    beast::flat_buffer b;
+    for (;;) {
+      auto [ec, n] = co_await ws.async_read(b, asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;
+      b.clear();
+    }
+  }
+
+  asio::io_context ioc_;
+  tcp::acceptor acceptor_;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+};
+
 // ---- nginx -----------------------------------------------------------------------------------
 
 std::uint16_t freePort() {
@@ -154,14 +202,19 @@ bool waitForPort(std::uint16_t port) {
 
 class Nginx {
  public:
-  Nginx(const std::string& binary, std::uint16_t http_upstream, std::uint16_t ws_upstream) {
+  Nginx(const std::string& binary, std::uint16_t http_upstream, std::uint16_t ws_upstream,
+        std::uint16_t idle_upstream) {
     char tmpl[] = "/tmp/kasm-bench-nginx-XXXXXX";
     dir_ = mkdtemp(tmpl);
     port_ = freePort();
     std::ofstream conf(dir_ + "/nginx.conf");
+    // Room for the idle case: each proxied WebSocket is two connections, and one worker may take
+    // them all.
     conf << "daemon off;\nmaster_process on;\nworker_processes 2;\nuser root;\n"
+         << "worker_rlimit_nofile " << 2 * kMaxIdle + 2048 << ";\n"
          << "pid " << dir_ << "/nginx.pid;\nerror_log " << dir_ << "/error.log warn;\n"
-         << "events { worker_connections 1024; }\n"
+         << "events { worker_connections " << 2 * kMaxIdle + 1024
+         << "; }\n"
          // nginx closes a keep-alive connection after keepalive_requests (1000 by default), client
          // side and upstream side; the benchmark's connections make far more requests than that.
          << "http {\n  access_log off;\n  keepalive_requests 10000000;\n"
@@ -170,8 +223,11 @@ class Nginx {
          << "  scgi_temp_path " << dir_ << "/scgi;\n"
          << "  upstream app { server 127.0.0.1:" << http_upstream << "; keepalive 64; keepalive_requests 10000000; }\n"
          << "  upstream ws { server 127.0.0.1:" << ws_upstream << "; }\n"
+         << "  upstream idle { server 127.0.0.1:" << idle_upstream << "; }\n"
          << "  server {\n    listen 127.0.0.1:" << port_ << ";\n"
          << "    location /desktop/s1/ws { proxy_pass http://ws/ws; proxy_http_version 1.1;\n"
+         << "      proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\"; }\n"
+         << "    location /desktop/s1/idle { proxy_pass http://idle/idle; proxy_http_version 1.1;\n"
          << "      proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\"; }\n"
          << "    location /desktop/s1/ { proxy_pass http://app/; proxy_http_version 1.1;\n"
          << "      proxy_set_header Connection \"\"; proxy_set_header X-Forwarded-For $remote_addr; }\n"
@@ -386,10 +442,183 @@ Latency wsLatency(std::uint16_t port, const std::string& target) {
   return summarize(us);
 }
 
+// ---- idle connections: memory per connection and memory given back ------------------------------
+
+const std::string kSecret(32, 'b');
+
+struct Memory {
+  double pss_kib = 0;
+  double rss_kib = 0;
+};
+
+// Rss and Pss of one process (kB in /proc are KiB).
+Memory memoryOf(pid_t pid) {
+  Memory m;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("Rss:")) m.rss_kib = std::atof(line.c_str() + 4);
+    if (line.starts_with("Pss:")) m.pss_kib = std::atof(line.c_str() + 4);
+  }
+  return m;
+}
+
+int openFds(pid_t pid) {
+  int n = 0;
+  if (DIR* d = opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
+    while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+    closedir(d);
+  }
+  return n;
+}
+
+// nginx's master and its workers.
+std::vector<pid_t> nginxProcesses() {
+  std::vector<pid_t> out;
+  if (g_nginx_master <= 0) return out;
+  DIR* proc = opendir("/proc");
+  if (!proc) return out;
+  while (dirent* e = readdir(proc)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    std::ifstream in(std::string("/proc/") + e->d_name + "/stat");
+    std::string stat;
+    std::getline(in, stat);
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 2));
+    std::string state;
+    long ppid = 0;
+    rest >> state >> ppid;
+    const pid_t pid = static_cast<pid_t>(std::atol(e->d_name));
+    if (ppid == g_nginx_master || pid == g_nginx_master) out.push_back(pid);
+  }
+  closedir(proc);
+  return out;
+}
+
+// Our proxy alone in a process, embedded as an integrator would (--proxy-child): its port on
+// stdout, then it serves until its stdin closes (the parent ended), ten minutes at most.
+int runProxyChild(std::uint16_t idle_upstream) {
+  using namespace kasm;
+  alarm(600);
+  SystemClock clock;
+  auto signer = auth::AccessTokenSigner::create(kSecret, clock);
+  const std::string address = "127.0.0.1:" + std::to_string(idle_upstream);
+  net::ProxyOptions options;
+  options.authorize = [&](const net::ProxyAuthRequest& r) -> Result<net::ProxyTarget> {
+    KASM_RETURN_IF_ERROR(signer->verifyFor(r.token, r.session));
+    return net::ProxyTarget{address, SessionProtocol::kHttp, UserId("bench")};
+  };
+  options.max_tunnels = kMaxIdle + 1000;
+  auto proxy = net::SessionProxy::create(options);
+  net::HttpServerOptions server_options;
+  server_options.io_threads = 2;
+  auto server = net::HttpServer::start(
+      server_options, [](net::HttpRequest, net::Responder r) { r(net::HttpResponse::text(404, "no")); }, *proxy);
+  if (!server.ok()) return 1;
+  std::printf("%u\n", (*server)->port());
+  std::fflush(stdout);
+  char c = 0;
+  while (::read(0, &c, 1) > 0) {
+  }
+  (*server)->stop(std::chrono::seconds(1));
+  return 0;
+}
+
+// The child above, started from this binary.
+class ProxyChild {
+ public:
+  explicit ProxyChild(std::uint16_t idle_upstream) {
+    int out[2], in[2];
+    if (pipe(out) != 0 || pipe(in) != 0) return;
+    std::vector<std::string> args = {"/proc/self/exe", "--proxy-child", std::to_string(idle_upstream)};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
+    posix_spawn_file_actions_addclose(&actions, out[0]);
+    posix_spawn_file_actions_addclose(&actions, in[1]);
+    if (posix_spawn(&pid_, "/proc/self/exe", &actions, nullptr, argv.data(), environ) != 0) pid_ = 0;
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(out[1]);
+    ::close(in[0]);
+    stdin_ = in[1];
+    std::string line;
+    char c = 0;
+    while (pid_ > 0 && ::read(out[0], &c, 1) == 1 && c != '\n') line.push_back(c);
+    ::close(out[0]);
+    port_ = static_cast<std::uint16_t>(std::atoi(line.c_str()));
+  }
+  ~ProxyChild() {
+    if (stdin_ >= 0) ::close(stdin_);
+    if (pid_ > 0) {
+      int status = 0;
+      waitpid(pid_, &status, 0);
+    }
+  }
+  pid_t pid() const { return pid_; }
+  std::uint16_t port() const { return port_; }
+
+ private:
+  pid_t pid_ = 0;
+  int stdin_ = -1;
+  std::uint16_t port_ = 0;
+};
+
+struct IdleResult {
+  int opened = 0;
+  double pss_per_connection_kib = 0;
+  Memory before, peak, after;
+};
+
+// Opens g_idle WebSockets to `port`, holds them silent, closes them; `memory` and `fds` look at
+// the proxy's processes.
+IdleResult idleRun(std::uint16_t port, const std::string& target, const std::function<Memory()>& memory,
+                   const std::function<int()>& fds) {
+  asio::io_context ioc;
+  std::vector<std::unique_ptr<websocket::stream<tcp::socket>>> open;
+  auto openSome = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      try {
+        open.push_back(openWs(ioc, port, target));
+      } catch (const std::exception& e) {
+        std::cerr << "idle client error after " << open.size() << " connections: " << e.what() << "\n";
+        return;
+      }
+    }
+  };
+  // Closed by the client; waits (bounded) until the proxy has closed its sides too.
+  auto closeAll = [&](int settled_fds) {
+    open.clear();
+    const auto until = Clock::now() + std::chrono::seconds(20);
+    while (fds() > settled_fds + 4 && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  };
+  // A first round trip of connections, so one-time allocations (thread caches, the connection
+  // tables) are in the baseline.
+  const int fds0 = fds();
+  openSome(std::min(g_idle, 200));
+  closeAll(fds0);
+  IdleResult r;
+  r.before = memory();
+  openSome(g_idle);
+  r.opened = static_cast<int>(open.size());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  r.peak = memory();
+  if (r.opened > 0) r.pss_per_connection_kib = (r.peak.pss_kib - r.before.pss_kib) / r.opened;
+  closeAll(fds0);
+  r.after = memory();
+  return r;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string nginx_binary = "/usr/sbin/nginx";
+  std::string cases = "all";  // --cases idle | throughput | all
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--seconds")
@@ -402,7 +631,14 @@ int main(int argc, char** argv) {
       nginx_binary = argv[i + 1];
     else if (a == "--serve")
       g_serve_seconds = std::stod(argv[i + 1]);
+    else if (a == "--idle")
+      g_idle = std::stoi(argv[i + 1]);
+    else if (a == "--cases")
+      cases = argv[i + 1];
+    else if (a == "--proxy-child")
+      return runProxyChild(static_cast<std::uint16_t>(std::stoi(argv[i + 1])));
   }
+  g_idle = std::clamp(g_idle, 0, kMaxIdle);
   g_seconds = std::clamp(g_seconds, 0.2, 60.0);
   g_connections = std::clamp(g_connections, 1, 256);
   g_rounds = std::clamp(g_rounds, 1, 15);
@@ -421,9 +657,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   WsEchoUpstream ws_upstream;
+  IdleWsUpstream idle_upstream;
 
   SystemClock clock;
-  auto signer = auth::AccessTokenSigner::create(std::string(32, 'b'), clock);
+  auto signer = auth::AccessTokenSigner::create(kSecret, clock);
   const SessionId session("s1");
   const std::string token = signer->issue(session, UserId("bench"), std::chrono::hours(1));
   const std::string http_address = "127.0.0.1:" + std::to_string((*upstream)->port());
@@ -444,7 +681,7 @@ int main(int argc, char** argv) {
     std::cerr << proxy_server.error().toString() << "\n";
     return 1;
   }
-  Nginx nginx(nginx_binary, (*upstream)->port(), ws_upstream.port());
+  Nginx nginx(nginx_binary, (*upstream)->port(), ws_upstream.port(), idle_upstream.port());
   g_nginx_master = nginx.ok() ? nginx.pid() : 0;
   if (!nginx.ok()) std::cerr << "nginx could not be started from " << nginx_binary << "; its columns are empty\n";
 
@@ -522,6 +759,52 @@ int main(int argc, char** argv) {
   auto p99Of = [](const Latency& l) { return l.p99_us; };
   auto rateOf = [](const Throughput& t) { return t.per_second; };
   const std::array<std::uint16_t, 3> http_ports{up_port, kasm_port, nginx.ok() ? nginx.port() : std::uint16_t{0}};
+
+  if (g_idle > 0 && cases != "throughput") {
+    // Each side of the run needs two descriptors per connection here, and the child inherits ours.
+    rlimit nofile{};
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+      nofile.rlim_cur = nofile.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &nofile);
+    }
+    const std::string target = "/desktop/s1/idle" + q;
+    std::array<IdleResult, 3> idle{};
+    {
+      ProxyChild child(idle_upstream.port());
+      if (child.port() == 0) {
+        std::cerr << "the proxy child did not start\n";
+      } else {
+        const pid_t pid = child.pid();
+        idle[1] = idleRun(
+            child.port(), target, [&] { return memoryOf(pid); }, [&] { return openFds(pid); });
+      }
+    }
+    if (nginx.ok()) {
+      auto sum = [](auto each) {
+        double total = 0;
+        for (pid_t p : nginxProcesses()) total += each(p);
+        return total;
+      };
+      idle[2] = idleRun(
+          nginx.port(), target,
+          [&] {
+            return Memory{sum([](pid_t p) { return memoryOf(p).pss_kib; }),
+                          sum([](pid_t p) { return memoryOf(p).rss_kib; })};
+          },
+          [&] { return static_cast<int>(sum([](pid_t p) { return static_cast<double>(openFds(p)); })); });
+    }
+    std::printf("idle: %d WebSockets held silent through each proxy (kasm: %d opened, nginx: %d)\n", g_idle,
+                idle[1].opened, idle[2].opened);
+    row("idle ws PSS KiB/conn", 0, idle[1].pss_per_connection_kib, idle[2].pss_per_connection_kib, false);
+    row("idle RSS MiB before", 0, idle[1].before.rss_kib / 1024, idle[2].before.rss_kib / 1024, false);
+    row("idle RSS MiB peak", 0, idle[1].peak.rss_kib / 1024, idle[2].peak.rss_kib / 1024, false);
+    row("idle RSS MiB closed", 0, idle[1].after.rss_kib / 1024, idle[2].after.rss_kib / 1024, false);
+  }
+  if (cases == "idle") {
+    (*proxy_server)->stop(std::chrono::seconds(1));
+    (*upstream)->stop(std::chrono::seconds(1));
+    return 0;
+  }
 
   for (auto [label, path] : {std::pair{"small", "/small"}, std::pair{"1MiB", "/large"}}) {
     const std::string name = std::string("http ") + label;

@@ -30,6 +30,6 @@ fi
 # ---- proxy: kasm::net SessionProxy vs Debian nginx on the same upstream (begin) ----------------
 if [ "$which" = "proxy" ] || [ "$which" = "all" ]; then
   cmake --build "$root/build" --target bench_proxy
-  "$root/build/benchmarks/bench_proxy" --seconds 2 --connections 4 --rounds 5 | tee "$root/build/bench-proxy.txt"
+  "$root/build/benchmarks/bench_proxy" --seconds 2 --connections 4 --rounds 5 --idle 5000 | tee "$root/build/bench-proxy.txt"
 fi
 # ---- proxy (end) ---------------------------------------------------------------------------------

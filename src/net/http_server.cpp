@@ -141,8 +141,9 @@ struct Connection {
       server.conns_changed.notify_all();
     }
 #if defined(__GLIBC__)
-    // glibc keeps freed memory in its arenas; only a trim unmaps the free pages inside them.
-    if (trim) malloc_trim(0);
+    // glibc keeps freed memory in its arenas; only a trim unmaps the free pages inside them. Posted,
+    // so that it runs once this connection's members and its coroutine's frame are freed too.
+    if (trim) asio::post(transport.get_executor(), [] { malloc_trim(0); });
 #else
     (void)trim;
 #endif
@@ -280,6 +281,8 @@ Awaitable<> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) {
         }
       }
 
+      // The scanned head is not used on this path, which may turn into a tunnel for hours.
+      conn->head.reset();
       HeaderParser parser;
       parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
       // Body limits are applied after routing: the handler path checks max_body_bytes, the proxy

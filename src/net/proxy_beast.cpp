@@ -134,7 +134,7 @@ Awaitable<bool> relayResponse(SessionProxy::Impl& proxy, ClientContext& client, 
   releaseIfEmpty(state.upstream_buffer);
 
   if (switching) {
-    co_await tunnelUpgraded(proxy, client, buffer, state, guard);
+    state.tunnel_pending = true;
     co_return false;
   }
 
@@ -325,8 +325,15 @@ Awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, b
       addTokenCookie(proxy, client, route, cookie_token, response_extra);
       std::string upstream_target(route.rest);
       if (!route.split.query.empty()) upstream_target += "?" + route.split.query;
-      co_return co_await forwardHttp(proxy, client, buffer, parser, state, guard, *target, std::move(upstream_target),
-                                     upgrade, response_extra, SessionPath{proxy.options.prefix, route.session.str()});
+      const bool keep =
+          co_await forwardHttp(proxy, client, buffer, parser, state, guard, *target, std::move(upstream_target),
+                               upgrade, response_extra, SessionPath{proxy.options.prefix, route.session.str()});
+      if (state.tunnel_pending) {
+        state.tunnel_pending = false;
+        co_await tunnelUpgraded(proxy, client, buffer, state, guard);
+        co_return false;
+      }
+      co_return keep;
     }
     default:
       co_return co_await reject(proxy, client, parser, 501, "proxy: this session's protocol is not proxied here");

@@ -71,6 +71,9 @@ struct ConnectionState {
   // same session and user (so closeSession also cuts idle connections, and a request costs no
   // registration).
   std::unique_ptr<ExchangeGuard> guard;
+  // Set by relayResponse when the upstream accepted an upgrade: serveProxied runs the tunnel once
+  // the request's parsers and serializers are gone, so a tunnel that lives for hours holds none.
+  bool tunnel_pending = false;
 };
 
 // A connection's flat_buffers are given back between messages once empty, so a keep-alive

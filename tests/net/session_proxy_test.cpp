@@ -244,6 +244,33 @@ TEST_F(SessionProxyTest, TunnelsWebSocketsToHttpSessions) {
   EXPECT_FALSE(activity().empty());
 }
 
+// A silent tunnel gives its relay buffers back: it holds none while nothing flows, takes them
+// again when data comes, and the traffic is intact either way.
+TEST_F(SessionProxyTest, IdleTunnelHoldsNoRelayBuffer) {
+  setRoute(kSession, ProxyTarget{ws_upstream_.address(), SessionProtocol::kHttp, kUser});
+  asio::io_context ioc;
+  auto ws = openWebSocket(ioc, "/desktop/sess1/ws?token=" + token(kSession));
+  auto waitForNoBuffers = [&] {
+    // The pumps give buffers back on their own threads, right after the last read would block.
+    for (int i = 0; i < 200 && proxy_->stats().buffers_in_use > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return proxy_->stats().buffers_in_use;
+  };
+  beast::flat_buffer buffer;
+  for (std::string msg : {std::string("first"), std::string(300000, 'x'), std::string("again")}) {
+    EXPECT_EQ(waitForNoBuffers(), 0u);
+    ws->text(true);
+    ws->write(asio::buffer(msg));
+    buffer.clear();
+    ws->read(buffer);
+    EXPECT_EQ(beast::buffers_to_string(buffer.data()), msg);
+  }
+  EXPECT_EQ(proxy_->stats().open_tunnels, 1u);
+  EXPECT_EQ(waitForNoBuffers(), 0u);
+  ws->close(websocket::close_code::normal);
+}
+
 TEST_F(SessionProxyTest, BridgesWebSocketToTheVncTcpPortBothWays) {
   asio::io_context ioc;
   websocket::response_type response;
