@@ -14,6 +14,8 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
+import { restFromPage } from '../../tests/browser/support.mjs';
+
 const base = process.env.KASM_URL;
 const require = createRequire(join(process.env.KASM_WEB_DIR, 'package.json'));
 const { chromium } = require('playwright-core');
@@ -25,15 +27,7 @@ const staged = process.env.KASM_STAGED === '1';
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function rest(page, method, path, body) {
-  return page.evaluate(async ({ method, path, body }) => {
-    const me = await fetch('/api/v1/auth/me').then((r) => r.json());
-    const r = await fetch(`/api/v1${path}`, {
-      method,
-      headers: { 'X-CSRF-Token': me.csrf_token, 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return r.status === 204 ? null : r.json();
-  }, { method, path, body });
+  return (await restFromPage(page, method, path, body)).json;
 }
 
 async function main() {

@@ -18,7 +18,7 @@
 
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { launchChromium, waitFor } from './support.mjs';
+import { launchChromium, restFromPage, waitFor } from './support.mjs';
 
 const baseUrl = (process.env.KASM_URL ?? '').replace(/\/$/, '');
 const username = process.env.KASM_USERNAME ?? 'admin@kasm.local';
@@ -101,17 +101,8 @@ async function visibleAlert(page) {
 
 // The REST API through the page's own login (cookie and CSRF token), for what the UI is not the
 // point of: counting sessions, and cleaning up.
-async function rest(page, method, path, body) {
-  return page.evaluate(async ({ method, path, body }) => {
-    const me = await fetch('/api/v1/auth/me').then((r) => r.json());
-    const r = await fetch(`/api/v1${path}`, {
-      method,
-      headers: { 'X-CSRF-Token': me.csrf_token, 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await r.text();
-    return { status: r.status, json: text ? JSON.parse(text) : null };
-  }, { method, path, body });
+function rest(page, method, path, body) {
+  return restFromPage(page, method, path, body);
 }
 
 // Fraction of non-black pixels on the noVNC canvas (sampled).

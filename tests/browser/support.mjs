@@ -36,3 +36,18 @@ export async function waitFor(what, probe, timeoutMs, intervalMs = 250) {
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+// A REST call from the logged-in page (its cookie, and the CSRF token /auth/me gives): answers the
+// status and the parsed JSON body (null when empty).
+export async function restFromPage(page, method, path, body) {
+  return page.evaluate(async ({ method, path, body }) => {
+    const me = await fetch('/api/v1/auth/me').then((r) => r.json());
+    const r = await fetch(`/api/v1${path}`, {
+      method,
+      headers: { 'X-CSRF-Token': me.csrf_token, 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await r.text();
+    return { status: r.status, json: text ? JSON.parse(text) : null };
+  }, { method, path, body });
+}
