@@ -201,6 +201,7 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
   s.resources = ws->value.resources;
   s.launch_environment = req.environment;  // Kept so that a launch a crash interrupted can finish.
   s.profile = profile;
+  if (!profile.empty()) KASM_RETURN_IF_ERROR(im.lockProfile(profile, s.id, ws->value.friendly_name));
   s.created_at = im.clock.now();
   s.state_changed_at = s.created_at;
   // Lifetimes start when the user gets the session: set in the same write that makes it running.
@@ -385,6 +386,7 @@ Result<Session> Manager::Impl::failSession(Versioned<Session> s, std::string rea
   } else {
     KASM_RETURN_IF_ERROR(repo.update(s.value, s.version));
   }
+  unlockProfile(s.value);
   return s.value;
 }
 
@@ -411,7 +413,10 @@ Result<Session> Manager::Impl::finishTeardown(Versioned<Session> s) {
     auto committed = done.agent_id ? commitWithReservation(done, s.version, *done.agent_id, done.resources, -1, false)
                      : done.server_id ? commitServerEnd(done, s.version)
                                       : repo.update(done, s.version);
-    if (committed.ok()) return done;
+    if (committed.ok()) {
+      if (end == SessionState::kDestroyed) unlockProfile(done);
+      return done;
+    }
     if (committed.error().code() != ErrorCode::kAborted || attempt + 1 >= options.max_cas_retries) {
       return committed.error();
     }

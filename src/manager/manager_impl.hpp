@@ -120,6 +120,11 @@ struct Manager::Impl {
   Result<std::string> profileFor(const SessionRequest& req, const User& user, const Workspace& ws,
                                  const GroupSettings& settings);
   std::set<std::string> profiles_in_flight;  // Guarded by mu: profiles a launch of this process holds.
+  // The store's lock of a profile (a settings row naming the session), so that managers sharing a
+  // store never mount one profile twice: taken before the launch, released when the session ends;
+  // a lock whose session is no longer live is taken over.
+  Result<void> lockProfile(const std::string& profile, const SessionId& session, const std::string& workspace_name);
+  void unlockProfile(const Session& session);
 
   // Fixed servers (manager_servers.cpp). A session on a server starts running at once: the server
   // is up already. The session's insert, the server's slot and the licence usage are one batch,

@@ -97,7 +97,7 @@ bool settings::isSecret(std::string_view key) noexcept {
 
 bool settings::isServerManaged(std::string_view key) noexcept {
   return isSecret(key) || key == kInstallationId || key == kLastSeenTime || key == kLocalAgentId ||
-         key.starts_with(kLicensePrefix);
+         key.starts_with(kLicensePrefix) || key.starts_with(kProfileLockPrefix);
 }
 
 }  // namespace kasm

@@ -8,6 +8,7 @@
 
 #include "fake_agent_link.hpp"
 #include "kasm/kasm.hpp"
+#include "license/armor.hpp"
 
 namespace kasm {
 namespace {
@@ -582,6 +583,28 @@ TEST_F(ManagerTest, PersistentProfilesMountOnceWhenTheGroupAllows) {
   auto escaped = request("sly");
   ASSERT_TRUE(escaped.ok()) << escaped.error().toString();
   EXPECT_EQ(escaped->profile, "/srv/profiles/.._.._etc_x/desktop");
+  // The profile's lock is in the store: a second manager on the same store (another server of the
+  // installation) is refused too, and the lock goes with the session.
+  Manager other(*store_, clock_, random_, options_);
+  ASSERT_TRUE(other.start().ok());
+  other.attachAgentLink(AgentId("a1"), links_["a1"]);
+  auto elsewhere = other.requestSession(SessionRequest{UserId("alice"), WorkspaceId("desktop"), ZoneId("east"), {}});
+  ASSERT_FALSE(elsewhere.ok());
+  EXPECT_NE(elsewhere.error().message().find(again->id.str()), std::string::npos) << elsewhere.error().message();
+  const auto locks = [&] {
+    auto rows = repo_->list<Setting>();
+    return std::count_if(rows->begin(), rows->end(),
+                         [](const auto& r) { return r.value.key.starts_with("profile_lock."); });
+  };
+  EXPECT_EQ(locks(), 2);  // alice's and sly's.
+  ASSERT_TRUE(manager_->destroySession(again->id).ok());
+  EXPECT_EQ(locks(), 1);
+  // A lock left by a session that is gone (a crash) is taken over.
+  const std::string key = "profile_lock." + license::detail::sha256Hex("/srv/profiles/alice/desktop").substr(0, 32);
+  ASSERT_TRUE(repo_->insert(Setting{key, "no-such-session", clock_.now()}).ok());
+  auto taken = other.requestSession(SessionRequest{UserId("alice"), WorkspaceId("desktop"), ZoneId("east"), {}});
+  ASSERT_TRUE(taken.ok()) << taken.error().toString();
+  EXPECT_EQ(repo_->get<Setting>(key)->value.value, taken->id.str());
   SessionRequest asked{UserId("bob"), WorkspaceId("desktop"), ZoneId("east"), {}};
   asked.persistent_profile_mode = "Sometimes";
   EXPECT_EQ(manager_->requestSession(asked).error().code(), ErrorCode::kInvalidArgument);

@@ -195,6 +195,8 @@ inline constexpr std::string_view kLastSeenTime = "last_seen_time";
 inline constexpr std::string_view kLocalAgentId = "local_agent_id";
 // Licence usage counters (license_sessions_in_use, license_user_*, license_users_*).
 inline constexpr std::string_view kLicensePrefix = "license_";
+// Which session holds a persistent profile (profile_lock.<hash> -> session id).
+inline constexpr std::string_view kProfileLockPrefix = "profile_lock.";
 // True for a key that holds a secret (signing keys, passwords): never shown, never written
 // through an API.
 bool isSecret(std::string_view key) noexcept;
