@@ -47,6 +47,10 @@ struct Exchange {
   std::unique_ptr<Transport>* kept_upstream = nullptr;  // The connection's kept upstream slot.
   Transport* bridge_upstream = nullptr;                 // A VNC bridge's own upstream, while it runs.
   std::atomic<bool> alive{true};
+  // Set when closeSession / closeViewer / closeUser asked it to close: the close runs on the
+  // connection's executor and the exchange leaves the index only when the connection unwinds, so
+  // until then it must not be counted (or closed) again.
+  std::atomic<bool> closing{false};
   // A VNC bridge's viewer rights (kAccess* above): the target's when the bridge starts,
   // unless setViewerAccess spoke first; changed by setViewerAccess from any thread, read by the
   // bridge at each read of the browser.
@@ -122,6 +126,7 @@ struct SessionProxy::Impl {
     auto it = sessions.find(session);
     if (it == sessions.end()) return out;
     for (auto& [id, e] : it->second.open) {
+      if (e->closing.load()) continue;
       if (!user || e->user == *user) out.push_back(e);
     }
     return out;

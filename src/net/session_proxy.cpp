@@ -315,6 +315,7 @@ const std::string& SessionProxy::prefix() const noexcept {
 namespace {
 // Cuts one exchange on its own thread: its bridge's upstream, its kept upstream, its client.
 void closeExchange(const std::shared_ptr<Exchange>& e) {
+  e->closing.store(true);
   asio::post(e->executor, [e] {
     if (!e->alive) return;
     if (e->bridge_upstream) e->bridge_upstream->close();
@@ -347,7 +348,7 @@ std::size_t SessionProxy::closeUser(const UserId& user) {
     std::lock_guard lock(impl_->mutex);
     for (auto& [session, entry] : impl_->sessions) {
       for (auto& [id, e] : entry.open) {
-        if (e->user == user) open.push_back(e);
+        if (e->user == user && !e->closing.load()) open.push_back(e);
       }
     }
   }
