@@ -2,6 +2,8 @@
 
 #include "kasm/model/json.hpp"
 
+#include <cmath>
+
 #include <boost/json.hpp>
 #include <concepts>
 #include <limits>
@@ -149,7 +151,11 @@ Result<void> fromValue(const json::value& jv, T& out, const std::string& path) {
     return readInteger(jv, out, path);
   } else if constexpr (std::is_floating_point_v<T>) {
     if (!jv.is_number()) return typeError(path, "a number");
-    out = static_cast<T>(jv.to_number<double>());
+    // JSON has no infinity: a number too large for a double (1e999, or 0e99999, which Boost.JSON
+    // reads as infinity) could not be written back.
+    const double d = jv.to_number<double>();
+    if (!std::isfinite(d)) return invalidArgument(path + " must be a finite number");
+    out = static_cast<T>(d);
   } else if constexpr (NamedEnum<T>) {
     if (!jv.is_string()) return typeError(path, "one of " + enumChoices<T>());
     auto e = enumFromName<T>(std::string_view(jv.get_string()));
