@@ -2,9 +2,8 @@
 
 #include "kasm/model/json.hpp"
 
-#include <cmath>
-
 #include <boost/json.hpp>
+#include <cmath>
 #include <concepts>
 #include <limits>
 #include <type_traits>
