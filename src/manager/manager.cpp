@@ -181,14 +181,7 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
   if (on_server) return im.startServerSession(req, user->value, ws->value, settings, grant);
 
   KASM_ASSIGN_OR_RETURN(std::string profile, im.profileFor(req, user->value, ws->value, settings));
-  std::optional<ProfileClaim> profile_claim;
-  if (!profile.empty()) {
-    profile_claim.emplace(im, profile);
-    if (!profile_claim->held()) {
-      return failedPrecondition("the persistent profile of workspace '" + ws->value.friendly_name +
-                                "' is being mounted by another launch of user '" + user->value.username + "'");
-    }
-  } else {
+  if (profile.empty()) {
     // A staged session was started before its user was known: it has no profile of theirs.
     KASM_ASSIGN_OR_RETURN(auto staged, im.claimStaged(req, ws->value, zone, settings, grant));
     if (staged) return staged->value;
@@ -204,11 +197,20 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
   if (!profile.empty()) KASM_RETURN_IF_ERROR(im.lockProfile(profile, s.id, ws->value.friendly_name));
   s.created_at = im.clock.now();
   s.state_changed_at = s.created_at;
+  const Session launched = s;
   // Lifetimes start when the user gets the session: set in the same write that makes it running.
-  KASM_ASSIGN_OR_RETURN(auto done, im.placeAndProvision(
-                                       std::move(s), ws->value, zone, req.environment, grant,
-                                       [&](Session& x) { im.applyLifetimes(x, ws->value, settings); }, req.on_stored));
-  return done.value;
+  auto done = im.placeAndProvision(
+      std::move(s), ws->value, zone, req.environment, grant,
+      [&](Session& x) { im.applyLifetimes(x, ws->value, settings); }, req.on_stored);
+  if (!done.ok()) {
+    // Refused before its session was stored (nothing fits, the licence): the profile is free again.
+    // A stored session that failed released it itself (failSession).
+    if (!profile.empty() && im.repo.get<Session>(launched.id.str()).error().code() == ErrorCode::kNotFound) {
+      im.unlockProfile(launched);
+    }
+    return done.error();
+  }
+  return done->value;
 }
 
 Result<Versioned<Session>> Manager::Impl::placeAndProvision(Session s, const Workspace& ws, const ZoneId& zone,

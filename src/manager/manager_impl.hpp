@@ -115,14 +115,14 @@ struct Manager::Impl {
   Result<Session> teardownAs(const SessionId& id, ExpirationAction action, std::string reason);
 
   // Persistent profiles (manager_profiles.cpp). The profile a launch mounts ("" for none), after
-  // checking the request's mode and the group's allow_persistent_profile, and that no live session
-  // of the user holds it (FailedPrecondition naming the session).
+  // checking the request's mode and the group's allow_persistent_profile.
   Result<std::string> profileFor(const SessionRequest& req, const User& user, const Workspace& ws,
                                  const GroupSettings& settings);
-  std::set<std::string> profiles_in_flight;  // Guarded by mu: profiles a launch of this process holds.
-  // The store's lock of a profile (a settings row naming the session), so that managers sharing a
-  // store never mount one profile twice: taken before the launch, released when the session ends;
-  // a lock whose session is no longer live is taken over.
+  // The store's lock of a profile (a settings row naming the session), so that no two launches,
+  // in this process or in managers sharing the store, mount one profile: taken before the launch,
+  // released when the session ends (FailedPrecondition naming the session that holds it). A lock
+  // whose session ended, or was never stored and is older than kProfileLaunchGrace (a crash
+  // between lock and launch), is taken over.
   Result<void> lockProfile(const std::string& profile, const SessionId& session, const std::string& workspace_name);
   void unlockProfile(const Session& session);
 
@@ -137,28 +137,6 @@ struct Manager::Impl {
   Result<std::string> sealSecret(std::string_view plain) const;
   Result<std::string> unsealSecret(std::string_view sealed) const;
   Result<ZoneId> resolveZone(const std::optional<ZoneId>& requested);
-};
-
-// Holds a profile for one launch of this process, so two concurrent launches never mount it twice.
-class ProfileClaim {
- public:
-  ProfileClaim(Manager::Impl& im, std::string profile) : im_(im), profile_(std::move(profile)) {
-    std::lock_guard lock(im_.mu);
-    held_ = im_.profiles_in_flight.insert(profile_).second;
-  }
-  ~ProfileClaim() {
-    if (!held_) return;
-    std::lock_guard lock(im_.mu);
-    im_.profiles_in_flight.erase(profile_);
-  }
-  ProfileClaim(const ProfileClaim&) = delete;
-  ProfileClaim& operator=(const ProfileClaim&) = delete;
-  bool held() const noexcept { return held_; }
-
- private:
-  Manager::Impl& im_;
-  std::string profile_;
-  bool held_ = false;
 };
 
 // States that count against a user's session limit and a license.

@@ -15,6 +15,10 @@ std::string lockKey(const std::string& profile) {
   return std::string(settings::kProfileLockPrefix) + license::detail::sha256Hex(profile).substr(0, 32);
 }
 
+// Longer than a launch can take to store its session (placement and the store's write; the
+// container starts after).
+constexpr Duration kProfileLaunchGrace = std::chrono::minutes(2);
+
 }  // namespace
 
 Result<void> Manager::Impl::lockProfile(const std::string& profile, const SessionId& session,
@@ -36,7 +40,13 @@ Result<void> Manager::Impl::lockProfile(const std::string& profile, const Sessio
                                 "; end that session first, or launch with persistent_profile_mode Disabled");
     }
     if (!holder.ok() && holder.error().code() != ErrorCode::kNotFound) return holder.error();
-    // The holder ended (or never got stored: a crash between lock and launch): take it over.
+    // A holder not stored yet is a launch still placing its session, unless the lock is older than
+    // any launch takes (a crash between lock and launch).
+    if (!holder.ok() && clock.now() - cur->value.updated_at < kProfileLaunchGrace) {
+      return failedPrecondition("the persistent profile of workspace '" + workspace_name +
+                                "' is being mounted by another launch");
+    }
+    // The holder ended, or its launch died: take it over.
     auto taken = repo.update(row, cur->version);
     if (taken.ok()) return {};
     if (taken.error().code() != ErrorCode::kAborted) return taken.error();
@@ -71,16 +81,7 @@ Result<std::string> Manager::Impl::profileFor(const SessionRequest& req, const U
     }
     return std::string();
   }
-  std::string profile = ws.profileFor(user.username, user.id.str());
-  KASM_ASSIGN_OR_RETURN(auto mine, repo.list<Session>(spi::Query().where("user_id", user.id.str())));
-  for (const auto& s : mine) {
-    if (isLive(s.value.state) && s.value.profile == profile) {
-      return failedPrecondition("the persistent profile of workspace '" + ws.friendly_name + "' is in use by session " +
-                                s.value.id.str() +
-                                "; end that session first, or launch with persistent_profile_mode Disabled");
-    }
-  }
-  return profile;
+  return ws.profileFor(user.username, user.id.str());
 }
 
 }  // namespace kasm

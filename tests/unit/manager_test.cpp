@@ -601,7 +601,14 @@ TEST_F(ManagerTest, PersistentProfilesMountOnceWhenTheGroupAllows) {
   EXPECT_EQ(locks(), 1);
   // A lock left by a session that is gone (a crash) is taken over.
   const std::string key = "profile_lock." + license::detail::sha256Hex("/srv/profiles/alice/desktop").substr(0, 32);
-  ASSERT_TRUE(repo_->insert(Setting{key, "no-such-session", clock_.now()}).ok());
+  // A launch placing its session right now (its lock has no stored session yet) is respected ...
+  ASSERT_TRUE(repo_->insert(Setting{key, "launching", clock_.now()}).ok());
+  auto placing = other.requestSession(SessionRequest{UserId("alice"), WorkspaceId("desktop"), ZoneId("east"), {}});
+  ASSERT_FALSE(placing.ok());
+  EXPECT_NE(placing.error().message().find("being mounted by another launch"), std::string::npos)
+      << placing.error().message();
+  // ... until it is older than any launch takes: then it died, and its lock is taken over.
+  clock_.advance(std::chrono::minutes(3));
   auto taken = other.requestSession(SessionRequest{UserId("alice"), WorkspaceId("desktop"), ZoneId("east"), {}});
   ASSERT_TRUE(taken.ok()) << taken.error().toString();
   EXPECT_EQ(repo_->get<Setting>(key)->value.value, taken->id.str());
