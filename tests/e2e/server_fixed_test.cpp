@@ -101,6 +101,12 @@ class FixedServers : public ::testing::Test {
     return {sid, std::string(json::parse(w.body).as_object()["id"].as_string())};
   }
 
+  // Gives the server a wrong password, then lets the proxy's memory of targets (1 s) pass.
+  void setWrongPassword(const std::string& server_id) {
+    ASSERT_EQ(rest("PATCH", "/api/v1/servers/" + server_id, R"({"connection_password":"wrong-pw"})").status, 200);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  }
+
   // Opens the session's WebSocket through the proxy, from the kasm_url request_kasm gave.
   int openDesktop(WebSocketProbe& ws, const json::object& launched) {
     const std::string url(launched.at("kasm_url").as_string());
@@ -192,8 +198,7 @@ TEST_F(FixedServers, VncServerIsOpenedThroughTheProxyWithItsPasswordKeptOnTheSer
   auto c = verb("request_kasm", {{"user_id", carol}, {"image_id", workspace_id}}, 429);
   EXPECT_NE(json::serialize(c).find("at its limit of 2"), std::string::npos) << json::serialize(c);
   // A wrong password on the server: the viewer is told why, it does not get a black screen.
-  ASSERT_EQ(rest("PATCH", "/api/v1/servers/" + server_id, R"({"connection_password":"wrong-pw"})").status, 200);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // The proxy remembers a target for 1 s.
+  ASSERT_NO_FATAL_FAILURE(setWrongPassword(server_id));
   {
     WebSocketProbe ws;
     ASSERT_EQ(openDesktop(ws, b), 101);
@@ -233,8 +238,7 @@ TEST_F(FixedServers, RdpServerIsShownAsADesktopThroughTheGateway) {
     EXPECT_EQ(ws.receiveBytes(1), std::string(1, '\0'));
   }
   // Wrong credentials: the viewer is told why instead of a login screen or a black one.
-  ASSERT_EQ(rest("PATCH", "/api/v1/servers/" + server_id, R"({"connection_password":"wrong-pw"})").status, 200);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  ASSERT_NO_FATAL_FAILURE(setWrongPassword(server_id));
   {
     WebSocketProbe ws;
     ASSERT_EQ(openDesktop(ws, a), 101);
@@ -304,8 +308,7 @@ TEST_F(FixedServers, SshServerRunsCommandsThroughTheGateway) {
   auto again = verb("request_kasm", {{"user_id", alice}, {"image_id", workspace_id}});
   EXPECT_TRUE(again.contains("kasm_id")) << json::serialize(again);
   // A wrong password is told in the terminal, not a silent close.
-  ASSERT_EQ(rest("PATCH", "/api/v1/servers/" + server_id, R"({"connection_password":"wrong-pw"})").status, 200);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  ASSERT_NO_FATAL_FAILURE(setWrongPassword(server_id));
   {
     WebSocketProbe ws;
     ASSERT_EQ(openDesktop(ws, a), 101);
