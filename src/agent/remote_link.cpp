@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include "kasm/model/json.hpp"
+#include "license/armor.hpp"
 
 namespace kasm::agent {
 
@@ -255,6 +256,56 @@ Result<std::vector<spi::AgentSessionView>> RemoteAgentLink::sessions() {
   return out;
 }
 
+Result<void> RemoteAgentLink::putFile(const SessionId& s, const std::string& dir, const std::string& name,
+                                      std::string_view data) {
+  json::object cmd{{"op", "put_file"},
+                   {"session_id", s.str()},
+                   {"dir", dir},
+                   {"name", name},
+                   {"data", license::detail::base64Encode(data)}};
+  KASM_ASSIGN_OR_RETURN(std::string raw, call(json::serialize(cmd)));
+  return discardValue(unwrap(raw));
+}
+
+Result<std::string> RemoteAgentLink::getFile(const SessionId& s, const std::string& path, std::int64_t max_bytes) {
+  json::object cmd{{"op", "get_file"}, {"session_id", s.str()}, {"path", path}, {"max_bytes", max_bytes}};
+  KASM_ASSIGN_OR_RETURN(std::string raw, call(json::serialize(cmd)));
+  KASM_ASSIGN_OR_RETURN(json::value v, unwrap(raw));
+  if (!v.is_string()) return internalError("agent sent a malformed file");
+  KASM_ASSIGN_OR_RETURN(std::string data, license::detail::base64Decode(v.as_string()));
+  if (static_cast<std::int64_t>(data.size()) > max_bytes) return internalError("agent sent a file over the limit");
+  return data;
+}
+
+Result<std::vector<spi::FileEntry>> RemoteAgentLink::listFiles(const SessionId& s, const std::string& dir) {
+  KASM_ASSIGN_OR_RETURN(
+      std::string raw,
+      call(json::serialize(json::object{{"op", "list_files"}, {"session_id", s.str()}, {"dir", dir}})));
+  KASM_ASSIGN_OR_RETURN(json::value v, unwrap(raw));
+  if (!v.is_array()) return internalError("agent sent a malformed file list");
+  std::vector<spi::FileEntry> out;
+  for (const auto& item : v.as_array()) {
+    const auto* o = item.if_object();
+    const auto* size = o ? o->if_contains("size") : nullptr;
+    const auto* modified = o ? o->if_contains("modified_ms") : nullptr;
+    if (!size || !size->is_int64() || !modified || !modified->is_int64()) {
+      return internalError("agent sent a malformed file list");
+    }
+    spi::FileEntry e;
+    KASM_ASSIGN_OR_RETURN(e.name, readString(*o, "name"));
+    e.size = size->as_int64();
+    e.modified = TimePoint(std::chrono::milliseconds(modified->as_int64()));
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+Result<void> RemoteAgentLink::removeProfile(const std::string& profile) {
+  KASM_ASSIGN_OR_RETURN(std::string raw,
+                        call(json::serialize(json::object{{"op", "remove_profile"}, {"profile", profile}})));
+  return discardValue(unwrap(raw));
+}
+
 // ---- agent side ---------------------------------------------------------------------------------
 
 namespace {
@@ -275,6 +326,11 @@ Result<json::value> runCommand(spi::AgentLink& local, std::string_view command_j
     }
     return json::value(std::move(arr));
   }
+  if (op == "remove_profile") {
+    KASM_ASSIGN_OR_RETURN(std::string profile, readString(o, "profile"));
+    KASM_RETURN_IF_ERROR(local.removeProfile(profile));
+    return json::value(nullptr);
+  }
   KASM_ASSIGN_OR_RETURN(std::string sid_text, readString(o, "session_id"));
   KASM_ASSIGN_OR_RETURN(SessionId sid, SessionId::parse(sid_text, "session_id"));
   if (op == "provision") {
@@ -292,6 +348,34 @@ Result<json::value> runCommand(spi::AgentLink& local, std::string_view command_j
     KASM_ASSIGN_OR_RETURN(auto out, local.provision(r));
     return json::value(json::object{
         {"container_id", out.container_id}, {"container_name", out.container_name}, {"upstream", out.upstream}});
+  }
+  if (op == "put_file") {
+    KASM_ASSIGN_OR_RETURN(std::string dir, readString(o, "dir"));
+    KASM_ASSIGN_OR_RETURN(std::string name, readString(o, "name"));
+    KASM_ASSIGN_OR_RETURN(std::string data64, readString(o, "data"));
+    KASM_ASSIGN_OR_RETURN(std::string data, license::detail::base64Decode(data64));
+    KASM_RETURN_IF_ERROR(local.putFile(sid, dir, name, data));
+    return json::value(nullptr);
+  }
+  if (op == "get_file") {
+    KASM_ASSIGN_OR_RETURN(std::string path, readString(o, "path"));
+    auto* max = o.if_contains("max_bytes");
+    if (!max || !max->is_int64() || max->as_int64() < 0) return invalidArgument("get_file needs max_bytes");
+    KASM_ASSIGN_OR_RETURN(std::string data, local.getFile(sid, path, max->as_int64()));
+    return json::value(license::detail::base64Encode(data));
+  }
+  if (op == "list_files") {
+    KASM_ASSIGN_OR_RETURN(std::string dir, readString(o, "dir"));
+    KASM_ASSIGN_OR_RETURN(auto files, local.listFiles(sid, dir));
+    json::array arr;
+    for (const auto& f : files) {
+      arr.push_back(
+          json::object{{"name", f.name},
+                       {"size", f.size},
+                       {"modified_ms",
+                        std::chrono::duration_cast<std::chrono::milliseconds>(f.modified.time_since_epoch()).count()}});
+    }
+    return json::value(std::move(arr));
   }
   Result<void> done = invalidArgument("unknown command '" + op + "'");
   if (op == "stop") {

@@ -47,6 +47,18 @@ Result<void> requireHttpUrl(std::string_view value, std::string_view field) {
   return requireText(value, field, 4096);
 }
 
+Result<void> requireFileName(std::string_view value, std::string_view field) {
+  if (value.empty() || value.size() > 255) {
+    return invalidArgument(std::string(field) + " must be 1 to 255 bytes long");
+  }
+  if (value == "." || value == "..") return invalidArgument(std::string(field) + " must not be . or ..");
+  for (unsigned char c : value) {
+    if (c < 0x20 || c == 0x7f) return invalidArgument(std::string(field) + " contains a control character");
+    if (c == '/') return invalidArgument(std::string(field) + " must be a file name, without '/'");
+  }
+  return {};
+}
+
 Result<void> requireAbsolutePath(std::string_view value, std::string_view field) {
   if (value.empty() || value.front() != '/') {
     return invalidArgument(std::string(field) + " must be an absolute path, got '" + std::string(value.substr(0, 200)) +

@@ -18,6 +18,8 @@ Result<void> requireOptionalId(std::string_view value, std::string_view field);
 Result<void> requireHttpUrl(std::string_view value, std::string_view field);
 // An absolute path with no "." or ".." segments and no NUL.
 Result<void> requireAbsolutePath(std::string_view value, std::string_view field);
+// One file name a user chose: 1-255 bytes, no '/', no control character, not "." or "..".
+Result<void> requireFileName(std::string_view value, std::string_view field);
 Result<void> requireLabelKey(std::string_view key, std::string_view field);
 
 }  // namespace kasm::detail

@@ -91,6 +91,14 @@ class LocalAgent final : public spi::AgentLink {
   Result<void> resume(const SessionId& session) override;
   Result<spi::ExecResult> exec(const SessionId& session, const spi::ExecRequest& request) override;
   Result<std::vector<spi::AgentSessionView>> sessions() override;
+  // Files through the engine's archive API (local_agent_files.cpp): no service in the image.
+  Result<void> putFile(const SessionId& session, const std::string& dir, const std::string& name,
+                       std::string_view data) override;
+  Result<std::string> getFile(const SessionId& session, const std::string& path, std::int64_t max_bytes) override;
+  Result<std::vector<spi::FileEntry>> listFiles(const SessionId& session, const std::string& dir) override;
+  // A Docker volume is removed; a host directory is removed only when this agent prepares host
+  // volumes (the engine runs on this host) (local_agent_profiles.cpp).
+  Result<void> removeProfile(const std::string& profile) override;
 
   // Host resources (with overrides), images and labels for the manager.
   Result<AgentReport> checkIn();

@@ -67,6 +67,13 @@ class RemoteAgentLink final : public spi::AgentLink {
   Result<void> resume(const SessionId& session) override;
   Result<spi::ExecResult> exec(const SessionId& session, const spi::ExecRequest& request) override;
   Result<std::vector<spi::AgentSessionView>> sessions() override;
+  // Files travel base64 in the command and its result, so a transfer is held in memory on both
+  // ends: the manager bounds their size.
+  Result<void> putFile(const SessionId& session, const std::string& dir, const std::string& name,
+                       std::string_view data) override;
+  Result<std::string> getFile(const SessionId& session, const std::string& path, std::int64_t max_bytes) override;
+  Result<std::vector<spi::FileEntry>> listFiles(const SessionId& session, const std::string& dir) override;
+  Result<void> removeProfile(const std::string& profile) override;
 
  private:
   Result<std::string> call(std::string command_json);

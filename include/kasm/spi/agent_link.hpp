@@ -1,8 +1,11 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "kasm/core/clock.hpp"
 #include "kasm/core/id.hpp"
 #include "kasm/core/result.hpp"
 #include "kasm/model/session.hpp"
@@ -33,6 +36,13 @@ struct AgentSessionView {
   ContainerStatus status = ContainerStatus::kRunning;
 };
 
+// One file of a session's directory (a download's listing).
+struct FileEntry {
+  std::string name;
+  std::int64_t size = 0;
+  TimePoint modified;
+};
+
 // The manager's handle on one agent: in-process (kasm/agent/local_agent.hpp) or remote over HTTPS.
 //
 // Threading: methods may be called from any thread; they block until the agent answers.
@@ -52,6 +62,34 @@ class AgentLink {
   virtual Result<ExecResult> exec(const SessionId& session, const ExecRequest& request) = 0;
   // Every session container the agent holds, for reconciliation after a restart or an outage.
   virtual Result<std::vector<AgentSessionView>> sessions() = 0;
+
+  // ---- files (optional: the defaults answer FailedPrecondition) ----
+  // Writes `data` as `dir`/`name` in the session's container, owned by the image's user (uid and
+  // gid 1000, images/CONTRACT.md) and creating `dir` when missing; an existing file of that name
+  // is replaced. `dir` is an absolute container path; `name` one path segment.
+  virtual Result<void> putFile(const SessionId& session, const std::string& dir, const std::string& name,
+                               std::string_view data) {
+    (void)session, (void)dir, (void)name, (void)data;
+    return failedPrecondition("this agent cannot copy files into sessions");
+  }
+  // The content of the regular file `path` of the container. PermissionDenied for anything the
+  // image's user could not read itself (not a regular file, or not readable by uid 1000);
+  // ResourceExhausted when it is larger than `max_bytes`; NotFound when it does not exist.
+  virtual Result<std::string> getFile(const SessionId& session, const std::string& path, std::int64_t max_bytes) {
+    (void)session, (void)path, (void)max_bytes;
+    return failedPrecondition("this agent cannot copy files out of sessions");
+  }
+  // The regular files directly in `dir` of the container (an empty list when `dir` is missing).
+  virtual Result<std::vector<FileEntry>> listFiles(const SessionId& session, const std::string& dir) {
+    (void)session, (void)dir;
+    return failedPrecondition("this agent cannot list files of sessions");
+  }
+  // Deletes a persistent profile (Workspace::persistent_profile_path after substitution: a host
+  // directory or a Docker volume on this agent's host). Succeeds when there is none.
+  virtual Result<void> removeProfile(const std::string& profile) {
+    (void)profile;
+    return failedPrecondition("this agent cannot remove persistent profiles");
+  }
 };
 
 }  // namespace kasm::spi

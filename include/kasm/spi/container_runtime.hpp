@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kasm/core/clock.hpp"
@@ -161,6 +162,30 @@ class ContainerRuntime {
   virtual Result<ContainerStats> stats(const std::string& id) {
     (void)id;
     return failedPrecondition("this container runtime cannot report stats");
+  }
+
+  // Files in and out of a container, as tar archives (the Docker archive API). putArchive unpacks
+  // `tar` into the directory `path` of the container, keeping the archive's owners and modes;
+  // NotFound when `path` does not exist there. getArchive returns `path` (a file or a directory)
+  // as a tar archive; NotFound when it does not exist, ResourceExhausted when the archive would
+  // exceed `max_bytes` (nothing more is read). Both follow symbolic links in the parent
+  // directories of `path`, not in its last element.
+  virtual Result<void> putArchive(const std::string& id, const std::string& path, std::string_view tar) {
+    (void)id;
+    (void)path;
+    (void)tar;
+    return failedPrecondition("this container runtime cannot copy files into containers");
+  }
+  virtual Result<std::string> getArchive(const std::string& id, const std::string& path, std::size_t max_bytes) {
+    (void)id;
+    (void)path;
+    (void)max_bytes;
+    return failedPrecondition("this container runtime cannot copy files out of containers");
+  }
+  // Removes a named volume. NotFound when there is none; FailedPrecondition while a container uses it.
+  virtual Result<void> removeVolume(const std::string& name) {
+    (void)name;
+    return failedPrecondition("this container runtime cannot remove volumes");
   }
 };
 

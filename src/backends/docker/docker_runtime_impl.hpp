@@ -35,6 +35,9 @@ class DockerRuntime final : public spi::ContainerRuntime {
   Result<spi::ExecResult> exec(const std::string& id, const spi::ExecRequest& request) override;
   Result<std::string> logs(const std::string& id, int tail_lines) override;
   Result<spi::ContainerStats> stats(const std::string& id) override;
+  Result<void> putArchive(const std::string& id, const std::string& path, std::string_view tar) override;
+  Result<std::string> getArchive(const std::string& id, const std::string& path, std::size_t max_bytes) override;
+  Result<void> removeVolume(const std::string& name) override;
 
   Result<std::vector<spi::ImageInfo>> listImages() override;
   Result<void> pullImage(const std::string& reference, const std::optional<spi::RegistryCredentials>& credentials,

@@ -160,7 +160,9 @@ Result<HttpResponse> HttpTransport::send(const HttpRequest& request) {
   }
 
   struct curl_slist* headers = nullptr;
-  if (has_body) headers = curl_slist_append(headers, "Content-Type: application/json");
+  bool typed = false;
+  for (const auto& h : request.headers) typed = typed || h.rfind("Content-Type:", 0) == 0;
+  if (has_body && !typed) headers = curl_slist_append(headers, "Content-Type: application/json");
   // curl adds "Expect: 100-continue" for larger bodies; the engine does not need the round trip.
   headers = curl_slist_append(headers, "Expect:");
   for (const auto& h : request.headers) headers = curl_slist_append(headers, h.c_str());
