@@ -359,6 +359,11 @@ Result<void> ServerApp::start() {
   // The chat of a shared session: /desktop/<session>/kasm/chat, authorized like the desktop.
   popts.app_socket = [this](const net::ProxyAuthRequest& r, const net::ProxyTarget& t,
                             std::shared_ptr<net::ProxySocket> socket) { return openChat(r, t, std::move(socket)); };
+  // File transfer: /desktop/<session>/kasm/files, on the viewer's origin, authorized like it.
+  popts.app_request_admit = [this](const net::ProxyAuthRequest& r, const net::ProxyTarget& t,
+                                   const net::ProxyAppRequest& req) { return admitFileRequest(t, r.session, req); };
+  popts.app_request = [this](const net::ProxyAuthRequest& r, const net::ProxyTarget& t,
+                             const net::ProxyAppRequest& req) { return serveFileRequest(t, r.session, req); };
   if (viewer_ || terminal_) {
     // kasm_url of a desktop opens the viewer page (a terminal's, the terminal page), in a tab or a
     // portal's frame.
@@ -387,6 +392,8 @@ Result<void> ServerApp::start() {
   hopts.address = config_.listen_address;
   hopts.port = config_.port;
   hopts.io_threads = config_.io_threads;
+  // A remote agent's answer may carry a downloaded file (base64: 4/3 of the largest transfer).
+  hopts.body_limits["/api/agent/v1/result"] = std::size_t{1024} * 1024 * 1024 / 3 * 4 + 64 * 1024;
   if (!config_.plain_http) {
     KASM_ASSIGN_OR_RETURN(auto tls, net::ensureSelfSignedCertificate(config_.data_dir + "/tls"));
     hopts.tls = tls;

@@ -101,6 +101,13 @@ class ServerApp {
   // The proxy's target and rights for an authorized viewer.
   Result<net::ProxyTarget> proxyTargetOf(const api::SessionAccess& access);
 
+  // ---- file transfer (server_files.cpp), served by the proxy at <session>/kasm/files ----
+  // How large an upload's body may be (the owner's group limit), or why it is refused.
+  Result<std::uint64_t> admitFileRequest(const net::ProxyTarget& target, const SessionId& session,
+                                         const net::ProxyAppRequest& request);
+  Result<net::ProxyPage> serveFileRequest(const net::ProxyTarget& target, const SessionId& session,
+                                          const net::ProxyAppRequest& request);
+
   // ---- fixed servers (server_gateway.cpp) ----
   // Starts kasm-gateway beside this server (ServerConfig::gateway), or takes the one configured.
   Result<void> setUpGateway(const std::string& key);

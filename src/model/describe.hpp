@@ -183,6 +183,7 @@ void describe(GroupSettings& g, V& v) {
   v("allow_uploads", g.allow_uploads);
   v("allow_audio", g.allow_audio);
   v("allow_microphone", g.allow_microphone);
+  v("file_transfer_limit_mb", g.file_transfer_limit_mb);
   v("allow_persistent_profile", g.allow_persistent_profile);
   v("default_workspace", g.default_workspace);
 }

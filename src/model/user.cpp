@@ -60,6 +60,9 @@ Result<void> GroupSettings::validate() const {
   }
   if (idle_disconnect && idle_disconnect->count() <= 0)
     return invalidArgument("group.settings.idle_disconnect must be positive");
+  if (file_transfer_limit_mb < 1 || file_transfer_limit_mb > 1024) {
+    return invalidArgument("group.settings.file_transfer_limit_mb must be between 1 and 1024");
+  }
   if (default_workspace)
     KASM_RETURN_IF_ERROR(detail::requireId(default_workspace->str(), "group.settings.default_workspace"));
   return {};

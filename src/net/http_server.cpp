@@ -274,7 +274,7 @@ Awaitable<> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) {
           buffer.commit(n);
         }
         if (scan == ScanResult::kSimple && head.head_bytes <= options.max_header_bytes &&
-            routesToProxy(head.target, proxy->prefix()) && proxyFastEligible(head)) {
+            routesToProxy(head.target, proxy->prefix()) && proxyFastEligible(proxy->impl(), head)) {
           ClientContext ctx{t, conn->remote, stopping, conn->proxy_state};
           if (!co_await serveProxiedFast(proxy->impl(), ctx, buffer, head)) break;
           continue;
@@ -341,7 +341,14 @@ Awaitable<bool> HttpServer::Impl::serveHandler(Connection& conn, beast::flat_buf
   Transport& t = conn.transport;
   const unsigned version = parser.get().version();
   auto length = parser.content_length();
-  if (length && *length > options.max_body_bytes) {
+  std::size_t body_limit = options.max_body_bytes;
+  if (!options.body_limits.empty()) {
+    std::string_view target(parser.get().target().data(), parser.get().target().size());
+    if (auto it = options.body_limits.find(target.substr(0, target.find('?'))); it != options.body_limits.end()) {
+      body_limit = it->second;
+    }
+  }
+  if (length && *length > body_limit) {
     // Refused from the header alone: the body is never read, and the connection is closed
     // because the unread body would otherwise be taken for the next request.
     t.tcp().expires_after(std::chrono::seconds(2));
@@ -349,7 +356,7 @@ Awaitable<bool> HttpServer::Impl::serveHandler(Connection& conn, beast::flat_buf
     co_return false;
   }
   http::request_parser<http::string_body> body_parser{std::move(parser)};
-  body_parser.body_limit(options.max_body_bytes);
+  body_parser.body_limit(body_limit);
   auto& head = body_parser.get();
   if (auto expect = head.find(http::field::expect);
       expect != head.end() && equalsIgnoreCase(expect->value(), "100-continue")) {

@@ -283,7 +283,7 @@ Awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, b
 // The fast path for a request whose head scanned as plain (http_scan.hpp) and that has no body or
 // upgrade (proxyFastEligible): written and read without Beast's field containers. The head's
 // bytes are still at the front of `buffer`.
-bool proxyFastEligible(const MessageHead& head);
+bool proxyFastEligible(const SessionProxy::Impl& proxy, const MessageHead& head);
 Awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
                                  const MessageHead& head);
 

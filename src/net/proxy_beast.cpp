@@ -303,6 +303,9 @@ Awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, b
   if (upgrade && proxy.options.app_socket && route.rest == proxy.options.app_socket_path) {
     co_return co_await serveAppSocket(proxy, client, parser, guard, auth, *target);
   }
+  if (!upgrade && isAppRequest(proxy, route.rest)) {
+    co_return co_await serveAppRequest(proxy, client, buffer, parser, route, auth, *target);
+  }
   switch (target->protocol) {
     case SessionProtocol::kVnc:
     case SessionProtocol::kSsh:

@@ -299,8 +299,12 @@ Awaitable<bool> forwardFast(SessionProxy::Impl& proxy, ClientContext& client, be
 
 }  // namespace
 
-bool proxyFastEligible(const MessageHead& head) {
+bool proxyFastEligible(const SessionProxy::Impl& proxy, const MessageHead& head) {
   if (head.method == "CONNECT") return false;
+  // The proxy's own requests take the full path (they may carry bodies of any size).
+  if (proxy.options.app_request && head.target.find(proxy.options.app_request_path) != std::string_view::npos) {
+    return false;
+  }
   for (std::size_t i = 0; i < head.field_count; ++i) {
     const auto& f = head.fields[i];
     if (equalsIgnoreCase(f.name, "Transfer-Encoding") || equalsIgnoreCase(f.name, "Upgrade")) return false;

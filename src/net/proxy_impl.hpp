@@ -303,6 +303,40 @@ bool routeTarget(const SessionProxy::Impl& proxy, std::string_view target, Route
 Refusal authRefusal(const Error& error);
 // Runs the authorizer, on the blocking pool when one is configured, resuming on our strand.
 Awaitable<Result<ProxyTarget>> authorize(SessionProxy::Impl& proxy, const ProxyAuthRequest& request);
+
+// Runs a copy of `fn` (returning Result<T>) on the blocking pool when one is configured, else right
+// here, and resumes on the calling connection's thread. Unavailable (`busy`) when the pool refuses
+// the work. `fn` must own what it uses: the connection may be gone by the time it runs. Pass a
+// named local: GCC 12 mishandles a temporary closure that lives across the co_await.
+template <class T, class Fn>
+Awaitable<Result<T>> onBlockingPool(SessionProxy::Impl& proxy, const Fn& fn, std::string_view busy) {
+  if (!proxy.options.blocking_pool) co_return fn();
+  struct Box {
+    std::mutex mutex;
+    std::optional<Result<T>> result;
+    std::shared_ptr<asio::steady_timer> timer;
+  };
+  auto box = std::make_shared<Box>();
+  box->timer =
+      std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
+  auto posted = proxy.options.blocking_pool->post([box, fn]() mutable {
+    auto result = fn();
+    {
+      std::lock_guard lock(box->mutex);
+      box->result.emplace(std::move(result));
+    }
+    auto timer = box->timer;
+    asio::post(timer->get_executor(), [timer] { timer->cancel(); });
+  });
+  if (!posted.ok()) co_return unavailable(std::string(busy));
+  for (;;) {
+    {
+      std::lock_guard lock(box->mutex);
+      if (box->result) co_return std::move(*box->result);
+    }
+    co_await box->timer->async_wait(kAwaitTuple);
+  }
+}
 // The connection's proxy state, and its registration under `session` for `user`.
 ExchangeGuard& attachExchange(SessionProxy::Impl& proxy, ClientContext& client, const SessionId& session,
                               const UserId& user);
@@ -349,6 +383,11 @@ Awaitable<beast::error_code> readFinalHeader(SessionProxy::Impl& proxy, ClientCo
 // ways until either side closes.
 Awaitable<> tunnelUpgraded(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
                            ConnectionState& state, ExchangeGuard& guard);
+// A plain request to ProxyOptions::app_request_path, answered by the embedder (proxy_app_request.cpp).
+bool isAppRequest(const SessionProxy::Impl& proxy, std::string_view rest);
+Awaitable<bool> serveAppRequest(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
+                                HeaderParser& parser, const Route& route, const ProxyAuthRequest& auth,
+                                const ProxyTarget& target);
 // An upgrade to ProxyOptions::app_socket_path: the proxy's own WebSocket (proxy_socket.cpp).
 Awaitable<bool> serveAppSocket(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
                                ExchangeGuard& guard, const ProxyAuthRequest& auth, const ProxyTarget& target);

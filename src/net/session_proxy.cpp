@@ -66,36 +66,13 @@ Awaitable<Result<ProxyTarget>> authorize(SessionProxy::Impl& proxy, const ProxyA
     }
     if (quick) co_return std::move(*quick);
   }
-  if (!proxy.options.blocking_pool) co_return guardedAuthorize(proxy, request);
-  struct Box {
-    std::mutex mutex;
-    std::optional<Result<ProxyTarget>> result;
-    std::shared_ptr<asio::steady_timer> timer;
-  };
-  auto box = std::make_shared<Box>();
-  box->timer =
-      std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
   // The pool outlives the call; copy what the request views into owned strings.
-  auto posted =
-      proxy.options.blocking_pool->post([&proxy, box, session = request.session, token = std::string(request.token),
-                                         upgrade = request.upgrade, remote = std::string(request.remote_address)] {
-        ProxyAuthRequest r{session, token, upgrade, remote};
-        auto result = guardedAuthorize(proxy, r);
-        {
-          std::lock_guard lock(box->mutex);
-          box->result.emplace(std::move(result));
-        }
-        auto timer = box->timer;
-        asio::post(timer->get_executor(), [timer] { timer->cancel(); });
-      });
-  if (!posted.ok()) co_return unavailable("proxy: the authorization pool is busy");
-  for (;;) {
-    {
-      std::lock_guard lock(box->mutex);
-      if (box->result) co_return std::move(*box->result);
-    }
-    co_await box->timer->async_wait(kAwaitTuple);
-  }
+  const auto task = [&proxy, session = request.session, token = std::string(request.token), upgrade = request.upgrade,
+                     remote = std::string(request.remote_address)] {
+    return guardedAuthorize(proxy, ProxyAuthRequest{session, token, upgrade, remote});
+  };
+  auto result = co_await onBlockingPool<ProxyTarget>(proxy, task, "proxy: the authorization pool is busy");
+  co_return result;
 }
 
 Awaitable<beast::error_code> connectUpstream(SessionProxy::Impl& proxy, Transport& up, const ProxyTarget& target) {

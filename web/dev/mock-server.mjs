@@ -1,6 +1,9 @@
 // A small stand-in for kasm-server's REST API (/api/v1), for developing the web application
 // without a C++ build: `npm run build && npm run mock` serves web/dist and the API on
 // http://127.0.0.1:8787. Sessions start in three polls and have no desktop (no ws_url answers).
+// A session's viewer page (/desktop/<id>/) is served with its file transfer (kasm/files): what is
+// uploaded also shows in the mock's ~/Downloads; MOCK_FILES_LIMIT sets the size limit (bytes), and
+// PATCH /api/v1/groups/g-admins {"settings": {"allow_uploads": false}} refuses uploads.
 // Not used by the real browser test, which runs against kasm-server (tests/browser/run.sh).
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
@@ -21,7 +24,7 @@ const agents = [
   { id: 'a-local', hostname: 'local-agent', zone_id: 'z-default', enabled: true, draining: false, status: 'ok', reported: { millicores: 2000, memory_bytes: 24 * 2 ** 30, gpus: 0 }, reserved: { millicores: 0, memory_bytes: 0, gpus: 0 }, overrides: null, session_count: 0, images: ['kasm/desktop:latest'], labels: {} },
 ];
 const zones = [{ id: 'z-default', name: 'default' }];
-const groups = [{ id: 'g-admins', name: 'Administrators', priority: 10, permissions: ['admin'], settings: { max_sessions_per_user: 2, keepalive_expiration: 3600000 } }];
+const groups = [{ id: 'g-admins', name: 'Administrators', priority: 10, permissions: ['admin'], settings: { max_sessions_per_user: 2, keepalive_expiration: 3600000, allow_uploads: true, allow_downloads: true } }];
 const users = [admin];
 const staging = [];
 const sessions = new Map();
@@ -112,11 +115,64 @@ async function api(req, res, path) {
   }
   if (path === '/users') return send(res, 200, list(users));
   if (path === '/groups') return send(res, 200, list(groups));
+  if ((m = /^\/groups\/([^/]+)$/.exec(path))) {
+    const g = groups.find((x) => x.id === m[1]);
+    if (!g) return error(res, 404, 'not_found', 'no such group');
+    if (method === 'PATCH' || method === 'PUT') {
+      const b = await body(req);
+      Object.assign(g, { ...b, id: g.id, settings: { ...g.settings, ...(b.settings ?? {}) } });
+    }
+    return send(res, 200, g);
+  }
   if (path === '/zones') return send(res, 200, list(zones));
   if (path === '/staging') return send(res, 200, list(staging));
   if (path === '/installation') return send(res, 200, { installation_id: 'mock-installation', version: '0.0.0-mock' });
   if (path === '/licenses') return send(res, 200, { status: { mode: 'unlicensed' }, items: [] });
   return error(res, 404, 'not_found', `no route ${method} ${path}`);
+}
+
+// The session proxy's file transfer, in memory: ~/Downloads of the desktop, limited like the server.
+const filesLimit = Number(process.env.MOCK_FILES_LIMIT ?? 10 * 2 ** 20);
+const downloads = new Map([['welcome.txt', { data: Buffer.from('Hello from the mock desktop.\n'), modified: new Date().toISOString() }]]);
+async function files(req, res, url, rest) {
+  const settings = groups[0].settings;
+  const refuse = (status, message) => send(res, status, { error: message });
+  if (rest === '' && req.method === 'GET') {
+    if (!settings.allow_uploads && !settings.allow_downloads) return refuse(403, 'your group allows no file transfer');
+    const list = settings.allow_downloads ? [...downloads].map(([name, f]) => ({ name, size: f.data.length, modified: f.modified })) : [];
+    return send(res, 200, { uploads: Boolean(settings.allow_uploads), downloads: Boolean(settings.allow_downloads), limit_bytes: filesLimit, upload_dir: '~/Uploads', download_dir: '~/Downloads', files: list });
+  }
+  if (rest === '/upload' && req.method === 'POST') {
+    if (!settings.allow_uploads) return refuse(403, "your group's settings do not allow uploads");
+    const name = url.searchParams.get('name') ?? '';
+    if (!name || name.includes('/') || name === '.' || name === '..') return refuse(400, `bad file name "${name}"`);
+    if (Number(req.headers['content-length'] ?? 0) > filesLimit) {
+      res.writeHead(413, { 'Content-Type': 'text/plain', Connection: 'close' });
+      return res.end(`the file is larger than the limit of ${filesLimit} bytes`);
+    }
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const data = Buffer.concat(chunks);
+    downloads.set(name, { data, modified: new Date().toISOString() });
+    return send(res, 201, { name, size: data.length, path: `~/Uploads/${name}` });
+  }
+  const m = /^\/download\/(.+)$/.exec(rest);
+  if (m && req.method === 'GET') {
+    if (!settings.allow_downloads) return refuse(403, "your group's settings do not allow downloads");
+    const f = downloads.get(decodeURIComponent(m[1]));
+    if (!f) return refuse(404, 'no such file in ~/Downloads');
+    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Disposition': `attachment; filename*=UTF-8''${m[1]}` });
+    return res.end(f.data);
+  }
+  return refuse(404, 'not found');
+}
+
+// The viewer page as the session proxy serves it: viewer.html with its <meta name="kasm-viewer">.
+async function viewerPage(res, id) {
+  const html = await readFile(join(dist, 'viewer.html'), 'utf8');
+  const cfg = JSON.stringify({ session: id, token: 'mock', view_only: false, owner: true }).replace(/"/g, '&quot;');
+  res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
+  res.end(html.replace('<head>', `<head>\n    <meta name="kasm-viewer" content="${cfg}" />`));
 }
 
 const types = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.map': 'application/json' };
@@ -139,6 +195,9 @@ createServer(async (req, res) => {
   try {
     if (url.pathname === '/readyz') return send(res, 200, 'ready');
     if (url.pathname.startsWith('/api/v1/')) return await api(req, res, url.pathname.slice(7));
+    const d = /^\/desktop\/([^/]+)\/(?:kasm\/files(\/.*)?)?$/.exec(url.pathname);
+    if (d && d[2] === undefined && !url.pathname.includes('/kasm/files')) return await viewerPage(res, d[1]);
+    if (d) return await files(req, res, url, d[2] ?? '');
     return await staticFile(res, url.pathname);
   } catch (e) {
     return error(res, 500, 'internal', String(e));

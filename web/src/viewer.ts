@@ -17,9 +17,13 @@
 //
 // Kasm's page flags are read from the URL: disable_control_panel hides the buttons, disable_chat
 // leaves the chat out; the page always asks the desktop to fit the window.
+//
+// The session's owner may also transfer files (files.ts) when their group allows it: the "Files"
+// button appears only when the proxy's kasm/files says uploads or downloads are allowed.
 
 import RFB from '@novnc/novnc';
 import { ChatPanel } from './chat';
+import { acceptDrops, FilesPanel, loadFiles } from './files';
 import { dropTokenFromAddress, parseViewerConfig as parseConfig, viewerConfig as config } from './viewer-config';
 
 
@@ -68,6 +72,9 @@ function start(): void {
   const clipToggle = el<HTMLButtonElement>('clip-toggle');
   const chatBox = el<HTMLDivElement>('chat-box');
   const chatToggle = el<HTMLButtonElement>('chat-toggle');
+  const filesBox = el<HTMLDivElement>('files-box');
+  const filesToggle = el<HTMLButtonElement>('files-toggle');
+  const dropOverlay = el<HTMLDivElement>('drop-overlay');
   const cfg = config();
   const params = dropTokenFromAddress();
   if (!cfg) {
@@ -182,6 +189,29 @@ function start(): void {
     });
   }
 
+  // The panels under the control panel's buttons (clipboard, chat, files): one open at a time.
+  interface Panel {
+    box: HTMLElement;
+    toggle: HTMLButtonElement;
+    onOpen?: (open: boolean) => void;
+  }
+  const panels: Panel[] = [];
+  function addPanel(box: HTMLElement, toggle: HTMLButtonElement, onOpen?: (open: boolean) => void): Panel {
+    const p = { box, toggle, onOpen };
+    panels.push(p);
+    return p;
+  }
+  function setPanel(p: Panel, open: boolean): void {
+    p.box.hidden = !open;
+    p.toggle.setAttribute('aria-expanded', String(open));
+    p.onOpen?.(open);
+  }
+  function togglePanel(p: Panel): void {
+    const open = p.box.hidden;
+    if (open) for (const other of panels) if (other !== p && !other.box.hidden) setPanel(other, false);
+    setPanel(p, open);
+  }
+
   // ---- chat ----
   if (!flag(params, 'disable_chat')) {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -205,28 +235,37 @@ function start(): void {
     chat = panelChat;
     chatBox.append(panelChat.root);
     chatToggle.hidden = false;
-    chatToggle.addEventListener('click', () => {
-      chatBox.hidden = !chatBox.hidden;
-      chatToggle.setAttribute('aria-expanded', String(!chatBox.hidden));
-      panelChat.setOpen(!chatBox.hidden);
-      if (!chatBox.hidden) {
-        clip.hidden = true;
-        clipToggle.setAttribute('aria-expanded', 'false');
-        chatBox.querySelector('input')?.focus();
-      }
+    const chatPanel = addPanel(chatBox, chatToggle, (open) => {
+      panelChat.setOpen(open);
+      if (open) chatBox.querySelector('input')?.focus();
     });
+    chatToggle.addEventListener('click', () => togglePanel(chatPanel));
     panelChat.start();
   }
 
-  clipToggle.addEventListener('click', () => {
-    clip.hidden = !clip.hidden;
-    clipToggle.setAttribute('aria-expanded', String(!clip.hidden));
-    if (!clip.hidden && !chatBox.hidden) {
-      chatBox.hidden = true;
-      chatToggle.setAttribute('aria-expanded', 'false');
-      chat?.setOpen(false);
-    }
-  });
+  const clipPanel = addPanel(clip, clipToggle);
+  clipToggle.addEventListener('click', () => togglePanel(clipPanel));
+
+  // ---- files (the owner's, when the group allows uploads or downloads) ----
+  if (cfg.owner !== false && !panel.hidden) {
+    const base = location.pathname.endsWith('/') ? location.pathname : `${location.pathname}/`;
+    void loadFiles(base).then((info) => {
+      if (!info || ended) return;
+      const files = new FilesPanel(base, info);
+      filesBox.append(files.root);
+      filesToggle.hidden = false;
+      const filesPanel = addPanel(filesBox, filesToggle, (open) => {
+        if (open && info.downloads) void files.refresh();
+      });
+      filesToggle.addEventListener('click', () => togglePanel(filesPanel));
+      if (info.uploads) {
+        acceptDrops(dropOverlay, (dropped) => {
+          if (filesBox.hidden) togglePanel(filesPanel);
+          files.upload(dropped);
+        });
+      }
+    });
+  }
   el<HTMLButtonElement>('clip-send').addEventListener('click', () => {
     if (!viewOnly) rfb?.clipboardPasteFrom(clipText.value);
   });

@@ -68,7 +68,9 @@ struct SessionRequest {
   std::string connection_username;
   std::string connection_password;
   // Kasm's persistent_profile_mode: "" or "Enabled" (the workspace's persistent profile when the
-  // user's group allows it; "Enabled" refuses when it does not), or "Disabled" (a fresh home).
+  // user's group allows it; "Enabled" refuses when it does not), "Disabled" (a fresh home), or
+  // "Reset" (as "Enabled", but the profile is removed on the session's agent before its container
+  // first starts; only a per-user profile, never again on recovery or retries).
   std::string persistent_profile_mode;
   // Called once the new session is stored and placed (state provisioning, with its id), before
   // its container starts; requestSession() goes on until the session runs or fails. A server
@@ -113,6 +115,15 @@ struct ServerConnection {
 // Consistency: every reservation is written to the store in the same atomic batch as the session it
 // belongs to, with compare-and-set on the agent, so two managers sharing a store never over-book an
 // agent and never both claim a staged session.
+// What a user may transfer in and out of one session (Manager::fileTransferPolicy).
+struct FileTransferPolicy {
+  bool uploads = false;
+  bool downloads = false;
+  std::int64_t limit_bytes = 0;
+  std::string upload_dir;  // Container paths: <home>/Uploads and <home>/Downloads.
+  std::string download_dir;
+};
+
 class Manager {
  public:
   Manager(spi::Store& store, Clock& clock, Random& random, ManagerOptions options = {});
@@ -193,6 +204,42 @@ class Manager {
   // Records user activity (from the proxy) for idle tracking.
   Result<void> recordActivity(const SessionId& id);
   Result<spi::ExecResult> execInSession(const SessionId& id, const spi::ExecRequest& request);
+
+  // ---- files of a session (manager_files.cpp) ----
+  // Only the session's owner transfers files, as their groups allow (allow_uploads,
+  // allow_downloads, file_transfer_limit_mb); PermissionDenied otherwise, with the reason.
+  // Uploads land in ~/Uploads of the session, downloads come from ~/Downloads (the workspace's
+  // persistent_profile_target is the home), through the session's agent.
+  Result<FileTransferPolicy> fileTransferPolicy(const SessionId& session, const UserId& requester);
+  // Writes `data` as ~/Uploads/`name`; returns the file as stored. ResourceExhausted over the limit.
+  Result<spi::FileEntry> uploadFile(const SessionId& session, const UserId& requester, const std::string& name,
+                                    std::string_view data);
+  // The regular files of ~/Downloads, newest first.
+  Result<std::vector<spi::FileEntry>> listDownloads(const SessionId& session, const UserId& requester);
+  // The content of ~/Downloads/`name`. ResourceExhausted over the limit.
+  Result<std::string> downloadFile(const SessionId& session, const UserId& requester, const std::string& name);
+
+  // ---- persistent profiles (manager_profiles.cpp) ----
+  // What removeUserProfiles() did, one entry per profile and agent.
+  struct ProfileRemoval {
+    struct Entry {
+      WorkspaceId workspace_id;
+      std::string workspace_name;
+      std::string profile;
+      std::optional<AgentId> agent_id;  // Empty when the profile was left before any agent was asked.
+      std::string error;                // Why it was left; empty in `removed`.
+    };
+    std::vector<Entry> removed;  // Removed on that agent (or it had none).
+    std::vector<Entry> failed;   // Left in place, with the reason.
+  };
+  // Removes the per-user persistent profiles of `user` (one being deleted: call it once the user's
+  // sessions ended and its row is gone): for every workspace whose persistent_profile_path has
+  // {username} or {user_id}, ws.profileFor(username, id) on every agent connected to this manager
+  // (profiles live on each agent's host, or on storage they share). A profile is left, and listed
+  // in `failed`, while a live session holds it, when removing it would take another profile with
+  // it (another user's with the same path, or one inside it), and on every registered agent that is
+  // not connected here. Errors only for the store.
+  Result<ProfileRemoval> removeUserProfiles(const User& user);
 
   // ---- background work, driven by the caller's timer (or a test's manual clock) ----
   struct TickReport {

@@ -55,6 +55,9 @@ struct GroupSettings {
   bool allow_uploads = false;
   bool allow_audio = true;
   bool allow_microphone = false;
+  // The largest file an upload or a download may move, in MiB (1-1024). A transfer is held in the
+  // server's memory while it passes.
+  std::int32_t file_transfer_limit_mb = 100;
   bool allow_persistent_profile = false;
   std::optional<WorkspaceId> default_workspace;
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -146,8 +147,11 @@ struct HttpServerOptions {
   int io_threads = 2;                 // Threads running the event loop.
   // > 0: the server owns a BlockingPool of that size and every handler call runs on it.
   std::size_t handler_threads = 0;
-  std::size_t max_header_bytes = 16 * 1024;            // Larger request headers get 431.
-  std::size_t max_body_bytes = 1024 * 1024;            // Larger bodies get 413 (never read in full).
+  std::size_t max_header_bytes = 16 * 1024;  // Larger request headers get 431.
+  std::size_t max_body_bytes = 1024 * 1024;  // Larger bodies get 413 (never read in full).
+  // Exact paths whose bodies may be larger (or must be smaller) than max_body_bytes, e.g. an
+  // endpoint that takes files. Keep them few: a body is held in memory until its handler ends.
+  std::map<std::string, std::size_t, std::less<>> body_limits;
   Duration header_timeout = std::chrono::seconds(10);  // Whole request header; then 408 and close.
   Duration idle_timeout = std::chrono::seconds(60);    // Keep-alive wait for the next request.
   Duration body_timeout = std::chrono::seconds(60);    // Reading a request body, writing a response.

@@ -115,6 +115,26 @@ struct ProxyPage {
 // falls back to 400.
 using ProxyPageMaker = std::function<std::optional<ProxyPage>(const ProxyAuthRequest&, const ProxyTarget&)>;
 
+// A plain HTTP request the proxy answers itself (ProxyOptions::app_request): in kasm-server, file
+// transfer in and out of the session. Authorized like the desktop.
+struct ProxyAppRequest {
+  std::string method;
+  std::string path;   // Below app_request_path: "" for the path itself, else "/upload", ...
+  std::string query;  // Without '?' and without the token.
+  std::optional<std::uint64_t> content_length;
+  std::string body;  // Empty when asked for admission.
+};
+// Before a request's body is read: how many bytes of it to accept (more gets 413, unread). An
+// error answers the request at once (InvalidArgument 400, PermissionDenied 403, NotFound 404,
+// ResourceExhausted 413, FailedPrecondition 409, Unavailable 503, others 500) as JSON
+// {"error": message}. Called on the blocking pool when there is one.
+using ProxyAppAdmit =
+    std::function<Result<std::uint64_t>(const ProxyAuthRequest&, const ProxyTarget&, const ProxyAppRequest&)>;
+// The answer, once the body is in; an error is answered as for admission. Called on the blocking
+// pool when there is one.
+using ProxyAppHandler =
+    std::function<Result<ProxyPage>(const ProxyAuthRequest&, const ProxyTarget&, const ProxyAppRequest&)>;
+
 // A WebSocket the proxy serves itself instead of passing it to the session (ProxyOptions::
 // app_socket): in kasm-server, the chat of a shared session. It is authorized like the desktop (the
 // same token, the same user and rights) and closed with it (closeSession, a revoked user).
@@ -185,6 +205,12 @@ struct ProxyOptions {
   ProxySocketOpener app_socket;
   std::size_t app_socket_max_message = 16 * 1024;    // Larger client messages close the socket.
   std::size_t app_socket_queue_bytes = 1024 * 1024;  // Unsent bytes per socket before it is closed.
+  // Plain requests to <prefix><session><app_request_path>[/...] go to `app_request` (when set)
+  // after the usual authorization, whatever the session's protocol; requests with a body are
+  // first admitted by `app_request_admit` (unset: bodies of at most 1 MiB).
+  std::string app_request_path = "/kasm/files";
+  ProxyAppAdmit app_request_admit;
+  ProxyAppHandler app_request;
 };
 
 // Counters since creation, for /metrics. Read while traffic flows; each field is exact, the set is

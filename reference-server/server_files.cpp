@@ -1,0 +1,132 @@
+// kasm-server: file transfer in and out of a session, served by the proxy on the viewer's own
+// origin (/desktop/<session>/kasm/files...), authorized like the desktop; the manager decides who
+// may (the owner, as their groups allow) and moves the bytes through the session's agent.
+//
+//   GET  kasm/files                  what the viewer may do, and ~/Downloads
+//   POST kasm/files/upload?name=N    the body becomes ~/Uploads/N
+//   GET  kasm/files/download/N       ~/Downloads/N as an attachment
+
+#include <boost/json.hpp>
+
+#include "server_app.hpp"
+
+namespace kasm::server {
+
+namespace {
+
+namespace json = boost::json;
+
+// "name" of a query string, decoded; empty when absent.
+Result<std::string> queryParameter(std::string_view query, std::string_view key) {
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const auto eq = pair.find('=');
+    if (pair.substr(0, eq) != key) continue;
+    return net::percentDecode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), true);
+  }
+  return std::string();
+}
+
+std::string iso(TimePoint t) {
+  const std::time_t secs = std::chrono::system_clock::to_time_t(std::chrono::time_point_cast<std::chrono::seconds>(t));
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char out[32];
+  std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return out;
+}
+
+json::object fileJson(const spi::FileEntry& f) {
+  return json::object{{"name", f.name}, {"size", f.size}, {"modified", iso(f.modified)}};
+}
+
+net::ProxyPage jsonPage(int status, const json::value& v) {
+  net::ProxyPage page;
+  page.status = status;
+  page.content_type = "application/json";
+  page.body = json::serialize(v) + "\n";
+  return page;
+}
+
+// RFC 6266 / 8187: the name as typed, percent-encoded, plus an ASCII fallback.
+std::string contentDisposition(std::string_view name) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string ascii, encoded;
+  for (unsigned char c : name) {
+    const bool plain = std::isalnum(c) || c == '.' || c == '-' || c == '_';
+    ascii += plain || c == ' ' ? static_cast<char>(c) : '_';
+    if (plain) {
+      encoded += static_cast<char>(c);
+    } else {
+      encoded += '%';
+      encoded += kHex[c >> 4];
+      encoded += kHex[c & 15];
+    }
+  }
+  return "attachment; filename=\"" + ascii + "\"; filename*=UTF-8''" + encoded;
+}
+
+}  // namespace
+
+Result<std::uint64_t> ServerApp::admitFileRequest(const net::ProxyTarget& target, const SessionId& session,
+                                                  const net::ProxyAppRequest& request) {
+  if (request.method != "POST" || request.path != "/upload") {
+    return invalidArgument("only uploads (POST kasm/files/upload?name=...) carry a body");
+  }
+  KASM_ASSIGN_OR_RETURN(auto policy, manager_->fileTransferPolicy(session, target.user));
+  if (!policy.uploads) {
+    return permissionDenied("uploads are turned off for your group (allow_uploads); ask an administrator");
+  }
+  if (request.content_length && static_cast<std::int64_t>(*request.content_length) > policy.limit_bytes) {
+    return resourceExhausted("the file is larger than the upload limit of " +
+                             std::to_string(policy.limit_bytes / (1024 * 1024)) + " MB");
+  }
+  return static_cast<std::uint64_t>(policy.limit_bytes);
+}
+
+Result<net::ProxyPage> ServerApp::serveFileRequest(const net::ProxyTarget& target, const SessionId& session,
+                                                   const net::ProxyAppRequest& request) {
+  const UserId& user = target.user;
+  if (request.method == "GET" && (request.path.empty() || request.path == "/")) {
+    KASM_ASSIGN_OR_RETURN(auto policy, manager_->fileTransferPolicy(session, user));
+    json::array files;
+    if (policy.downloads) {
+      KASM_ASSIGN_OR_RETURN(auto listed, manager_->listDownloads(session, user));
+      for (const auto& f : listed) files.push_back(fileJson(f));
+    }
+    return jsonPage(200, json::object{{"uploads", policy.uploads},
+                                      {"downloads", policy.downloads},
+                                      {"limit_bytes", policy.limit_bytes},
+                                      {"upload_dir", "~/Uploads"},
+                                      {"download_dir", "~/Downloads"},
+                                      {"files", std::move(files)}});
+  }
+  if (request.method == "POST" && request.path == "/upload") {
+    KASM_ASSIGN_OR_RETURN(std::string name, queryParameter(request.query, "name"));
+    if (name.empty()) return invalidArgument("name the file: kasm/files/upload?name=<file name>");
+    KASM_ASSIGN_OR_RETURN(auto stored, manager_->uploadFile(session, user, name, request.body));
+    logLine("file_uploaded", "session " + session.str() + " by " + user.str() + ": " + std::to_string(stored.size) +
+                                 " bytes to ~/Uploads");
+    json::object out = fileJson(stored);
+    out["path"] = "~/Uploads/" + stored.name;
+    return jsonPage(201, out);
+  }
+  constexpr std::string_view kDownload = "/download/";
+  if (request.method == "GET" && request.path.starts_with(kDownload)) {
+    KASM_ASSIGN_OR_RETURN(std::string name, net::percentDecode(request.path.substr(kDownload.size())));
+    KASM_ASSIGN_OR_RETURN(std::string data, manager_->downloadFile(session, user, name));
+    logLine("file_downloaded", "session " + session.str() + " by " + user.str() + ": " + std::to_string(data.size()) +
+                                   " bytes from ~/Downloads");
+    net::ProxyPage page;
+    page.content_type = "application/octet-stream";
+    page.body = std::move(data);
+    page.headers.emplace_back("Content-Disposition", contentDisposition(name));
+    page.headers.emplace_back("X-Content-Type-Options", "nosniff");
+    return page;
+  }
+  return notFound("no file endpoint " + request.method + " kasm/files" + request.path);
+}
+
+}  // namespace kasm::server

@@ -1,0 +1,102 @@
+// File transfer in and out of sessions: who may, how much, and where (Kasm's allow_uploads and
+// allow_downloads group settings). The bytes go through the session's agent.
+
+#include "manager/manager_impl.hpp"
+#include "model/validation.hpp"
+
+namespace kasm {
+
+namespace {
+
+struct Transfer {
+  Session session;
+  FileTransferPolicy policy;
+  std::shared_ptr<spi::AgentLink> link;
+};
+
+Result<Transfer> transferOn(Manager& manager, Manager::Impl& im, const SessionId& id, const UserId& requester) {
+  KASM_ASSIGN_OR_RETURN(auto s, im.repo.get<Session>(id.str()));
+  if (s.value.user_id != requester) {
+    return permissionDenied("only the owner of session " + id.str() + " transfers files in and out of it");
+  }
+  if (s.value.server_id) {
+    return failedPrecondition("session " + id.str() + " is on a fixed server; files move only in container sessions");
+  }
+  if (s.value.state != SessionState::kRunning) {
+    return failedPrecondition("session " + id.str() + " is " + std::string(enumName(s.value.state)) +
+                              "; files move only while it runs");
+  }
+  KASM_ASSIGN_OR_RETURN(auto settings, manager.effectiveSettings(requester));
+  KASM_ASSIGN_OR_RETURN(auto ws, im.repo.get<Workspace>(s.value.workspace_id.str()));
+  Transfer t{s.value, {}, nullptr};
+  t.policy.uploads = settings.allow_uploads;
+  t.policy.downloads = settings.allow_downloads;
+  t.policy.limit_bytes = std::int64_t{settings.file_transfer_limit_mb} * 1024 * 1024;
+  std::string home = ws.value.persistent_profile_target;
+  while (home.size() > 1 && home.back() == '/') home.pop_back();
+  t.policy.upload_dir = home + "/Uploads";
+  t.policy.download_dir = home + "/Downloads";
+  t.link = s.value.agent_id ? im.linkFor(*s.value.agent_id) : nullptr;
+  return t;
+}
+
+Result<std::shared_ptr<spi::AgentLink>> connected(const Transfer& t) {
+  if (!t.link) return unavailable("the agent of session " + t.session.id.str() + " is not connected; try again soon");
+  return t.link;
+}
+
+std::string megabytes(std::int64_t bytes) {
+  return std::to_string(bytes / (1024 * 1024)) + " MB";
+}
+
+}  // namespace
+
+Result<FileTransferPolicy> Manager::fileTransferPolicy(const SessionId& session, const UserId& requester) {
+  KASM_ASSIGN_OR_RETURN(auto t, transferOn(*this, *impl_, session, requester));
+  return t.policy;
+}
+
+Result<spi::FileEntry> Manager::uploadFile(const SessionId& session, const UserId& requester, const std::string& name,
+                                           std::string_view data) {
+  KASM_RETURN_IF_ERROR(detail::requireFileName(name, "the file name"));
+  KASM_ASSIGN_OR_RETURN(auto t, transferOn(*this, *impl_, session, requester));
+  if (!t.policy.uploads) {
+    return permissionDenied("uploads are turned off for your group (allow_uploads); ask an administrator");
+  }
+  if (static_cast<std::int64_t>(data.size()) > t.policy.limit_bytes) {
+    return resourceExhausted("the file is larger than the upload limit of " + megabytes(t.policy.limit_bytes));
+  }
+  KASM_ASSIGN_OR_RETURN(auto link, connected(t));
+  KASM_RETURN_IF_ERROR(link->putFile(session, t.policy.upload_dir, name, data));
+  (void)recordActivity(session);
+  return spi::FileEntry{name, static_cast<std::int64_t>(data.size()), impl_->clock.now()};
+}
+
+Result<std::vector<spi::FileEntry>> Manager::listDownloads(const SessionId& session, const UserId& requester) {
+  KASM_ASSIGN_OR_RETURN(auto t, transferOn(*this, *impl_, session, requester));
+  if (!t.policy.downloads) {
+    return permissionDenied("downloads are turned off for your group (allow_downloads); ask an administrator");
+  }
+  KASM_ASSIGN_OR_RETURN(auto link, connected(t));
+  return link->listFiles(session, t.policy.download_dir);
+}
+
+Result<std::string> Manager::downloadFile(const SessionId& session, const UserId& requester, const std::string& name) {
+  KASM_RETURN_IF_ERROR(detail::requireFileName(name, "the file name"));
+  KASM_ASSIGN_OR_RETURN(auto t, transferOn(*this, *impl_, session, requester));
+  if (!t.policy.downloads) {
+    return permissionDenied("downloads are turned off for your group (allow_downloads); ask an administrator");
+  }
+  KASM_ASSIGN_OR_RETURN(auto link, connected(t));
+  auto data = link->getFile(session, t.policy.download_dir + "/" + name, t.policy.limit_bytes);
+  if (!data.ok() && data.error().code() == ErrorCode::kResourceExhausted) {
+    return resourceExhausted(name + " is larger than the download limit of " + megabytes(t.policy.limit_bytes));
+  }
+  if (!data.ok() && data.error().code() == ErrorCode::kNotFound) {
+    return notFound(name + " is not in ~/Downloads of the session");
+  }
+  if (data.ok()) (void)recordActivity(session);
+  return data;
+}
+
+}  // namespace kasm
