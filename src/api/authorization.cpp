@@ -1,6 +1,9 @@
 #include "api/authorization.hpp"
 
 #include <algorithm>
+#include <boost/json.hpp>
+
+#include "kasm/core/enum_names.hpp"
 
 namespace kasm::api::detail {
 
@@ -88,6 +91,36 @@ void afterUserChange(Manager& manager, const User& before, const User& after, co
   const bool revoked = (after.disabled && !before.disabled) || (after.locked && !before.locked) ||
                        after.sessions_valid_after != before.sessions_valid_after;
   if (revoked && hook) hook(after.id);
+}
+
+Result<void> requireNoProfileInUse(Repository& repo, const User& user) {
+  KASM_ASSIGN_OR_RETURN(auto sessions, repo.list<Session>(spi::Query().where("user_id", user.id.str())));
+  for (const auto& s : sessions) {
+    // As the deletes count them: a stopped session keeps its container, and the profile in it.
+    const bool ended = s.value.state == SessionState::kDestroyed || s.value.state == SessionState::kFailed;
+    if (ended || s.value.profile.empty()) continue;
+    return failedPrecondition("session " + s.value.id.str() + " of user '" + user.username + "' is still " +
+                              std::string(enumName(s.value.state)) + " with the persistent profile " + s.value.profile +
+                              " (" + s.value.state_reason + "); the user was not deleted: try again once it has ended");
+  }
+  return {};
+}
+
+boost::json::object profileRemovalJson(const Manager::ProfileRemoval& removal) {
+  auto entries = [](const std::vector<Manager::ProfileRemoval::Entry>& list, bool with_error) {
+    boost::json::array out;
+    for (const auto& e : list) {
+      boost::json::object o;
+      o["workspace_id"] = e.workspace_id.str();
+      o["workspace"] = e.workspace_name;
+      o["profile"] = e.profile;
+      o["agent_id"] = e.agent_id ? boost::json::value(e.agent_id->str()) : boost::json::value(nullptr);
+      if (with_error) o["error"] = e.error;
+      out.push_back(std::move(o));
+    }
+    return out;
+  };
+  return boost::json::object{{"removed", entries(removal.removed, false)}, {"failed", entries(removal.failed, true)}};
 }
 
 }  // namespace kasm::api::detail

@@ -4,6 +4,7 @@
 // with a group, who may launch a workspace, and what follows when a user's access is revoked.
 // "held" is the permission set of the caller: a login's groups, or an API key's own permissions.
 
+#include <boost/json/object.hpp>
 #include <functional>
 #include <set>
 #include <string>
@@ -50,5 +51,15 @@ Result<User> revokeLogins(Repository& repo, const Clock& clock, const UserId& us
 // revoked in any way (disabled, locked, a new sessions_valid_after), `hook` is told. Best effort: a
 // session that cannot be ended now is left to the proxy, which refuses a disabled user anyway.
 void afterUserChange(Manager& manager, const User& before, const User& after, const AccessRevokedHook& hook);
+
+// Deleting a user with their persistent profiles (delete_profiles, both APIs): FailedPrecondition
+// while a session of `user` is still live with a profile (ending it did not finish: its agent did
+// not answer), checked after their sessions were ended and before the user is removed, so that
+// the user is kept and the deletion can be tried again.
+Result<void> requireNoProfileInUse(Repository& repo, const User& user);
+// Manager::removeUserProfiles' report as the APIs answer it: {"removed": [...], "failed": [...]},
+// each {"workspace_id", "workspace", "profile", "agent_id" (null when no agent was asked), and in
+// "failed" "error"}.
+boost::json::object profileRemovalJson(const Manager::ProfileRemoval& removal);
 
 }  // namespace kasm::api::detail

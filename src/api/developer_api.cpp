@@ -283,12 +283,6 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o, cons
   }
   if (language) KASM_RETURN_IF_ERROR(validateLanguageTag(*language, "client_language"));
   if (timezone) KASM_RETURN_IF_ERROR(validateTimeZoneName(*timezone, "client_timezone"));
-  // Kasm's modes; "Reset" (wipe the profile first) is refused: nothing here deletes a user's home.
-  if (profile_mode && *profile_mode == "Reset") {
-    return failedPrecondition(
-        "persistent_profile_mode 'Reset' is not available on this server; an administrator "
-        "removes a profile");
-  }
   std::map<std::string, std::string> environment;
   // Kasm clients send the browser's language and time zone; the desktop takes them as LANG and TZ
   // ("en-US" -> "en_US.UTF-8"). Variables named in `environment` win.
@@ -367,6 +361,8 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o, cons
     out["kasm_url"] = ws->value.link_url;
     return out;
   }
+  // Kasm's modes, checked by the manager: Enabled, Disabled, or Reset (the user's own profile is
+  // removed on the session's agent, then mounted empty).
   req.persistent_profile_mode = profile_mode.value_or("");
   req.connection_username = connection_username.value_or("");
   req.connection_password = connection_password.value_or("");

@@ -165,6 +165,9 @@ Result<json::object> DeveloperApi::Impl::updateUser(const json::object& o, const
 Result<json::object> DeveloperApi::Impl::deleteUser(const json::object& o, const ApiKey& key) {
   KASM_ASSIGN_OR_RETURN(auto u, manageableUser(o, key));
   KASM_ASSIGN_OR_RETURN(auto force, optionalBool(o, "force", ""));
+  // delete_profiles: their per-user persistent profiles go too; the answer says what was removed.
+  KASM_ASSIGN_OR_RETURN(auto delete_profiles_field, optionalBool(o, "delete_profiles", ""));
+  const bool delete_profiles = delete_profiles_field.value_or(false);
   KASM_ASSIGN_OR_RETURN(auto sessions, repo.list<Session>(spi::Query().where("user_id", u.value.id.str())));
   std::vector<SessionId> live;
   for (const auto& s : sessions) {
@@ -175,9 +178,16 @@ Result<json::object> DeveloperApi::Impl::deleteUser(const json::object& o, const
                               " session(s); delete them first or pass force=true");
   }
   for (const auto& id : live) KASM_RETURN_IF_ERROR(manager.destroySession(id, "user deleted"));
+  if (delete_profiles) KASM_RETURN_IF_ERROR(detail::requireNoProfileInUse(repo, u.value));
   KASM_RETURN_IF_ERROR(repo.remove<User>(u.value.id.str(), u.version));
   accessRevoked(u.value.id);
-  return json::object{};
+  if (!delete_profiles) return json::object{};
+  auto removal = manager.removeUserProfiles(u.value);
+  if (!removal.ok()) {
+    return removal.error().withContext("user '" + u.value.username +
+                                       "' was deleted, but their persistent profiles were not removed");
+  }
+  return json::object{{"profiles", detail::profileRemovalJson(*removal)}};
 }
 
 Result<json::object> DeveloperApi::Impl::logoutUser(const json::object& o, const ApiKey& key) {

@@ -207,7 +207,26 @@ std::string buildOpenApi() {
                     {"connection_username", json::object{{"type", "string"}}},
                     {"connection_password", json::object{{"type", "string"}}},
                     {"persistent_profile_mode",
-                     json::object{{"type", "string"}, {"enum", json::array{"", "Enabled", "Disabled"}}}}}}};
+                     json::object{{"type", "string"},
+                                  {"enum", json::array{"", "Enabled", "Disabled", "Reset"}},
+                                  {"description", "Reset: the user's own profile is removed, then mounted empty"}}}}}};
+  {
+    // DELETE /users/{id}?delete_profiles=true answers what was removed, and what was not and why.
+    const json::object string_type{{"type", "string"}};
+    json::object entry{{"type", "object"},
+                       {"required", json::array{"workspace_id", "workspace", "profile", "agent_id"}},
+                       {"properties", json::object{{"workspace_id", string_type},
+                                                   {"workspace", string_type},
+                                                   {"profile", string_type},
+                                                   {"agent_id", json::object{{"type", json::array{"string", "null"}}}},
+                                                   {"error", string_type}}}};
+    json::object list{{"type", "array"}, {"items", ref("ProfileRemovalEntry")}};
+    schemas["ProfileRemovalEntry"] = std::move(entry);
+    schemas["ProfileRemoval"] =
+        json::object{{"type", "object"},
+                     {"required", json::array{"removed", "failed"}},
+                     {"properties", json::object{{"user_id", string_type}, {"removed", list}, {"failed", list}}}};
+  }
   schemas["AgentRegistration"] =
       json::object{{"type", "object"},
                    {"required", json::array{"agent", "token"}},
@@ -272,6 +291,17 @@ std::string buildOpenApi() {
       {"name", "user_id"}, {"in", "path"}, {"required", true}, {"schema", json::object{{"type", "string"}}}}};
   addCollection(paths, p + "/server-pools", "ServerPool", "server pool", "agents:manage", "agents:manage");
   addCollection(paths, p + "/users", "User", "user", "users:manage", "users:manage");
+  {
+    json::object del = operation({"DELETE",
+                                  "Delete a user and end their sessions; with delete_profiles=true also their per-user "
+                                  "persistent profiles on every agent (200 with what was and was not removed)",
+                                  "users:manage", 200, ref("ProfileRemoval")},
+                                 true);
+    del["responses"].as_object()["204"] = json::object{{"description", "deleted (without delete_profiles)"}};
+    del["parameters"].as_array().push_back(
+        json::object{{"name", "delete_profiles"}, {"in", "query"}, {"schema", json::object{{"type", "boolean"}}}});
+    paths[p + "/users/{id}"].as_object()["delete"] = std::move(del);
+  }
   addCollection(paths, p + "/groups", "Group", "group", "users:manage", "admin");
   addPath(paths, p + "/groups/{id}/users/{user_id}",
           {{"POST", "Add a user to a group whose permissions the caller holds", "users:manage", 204},

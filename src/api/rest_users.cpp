@@ -86,6 +86,13 @@ RouteResult rest::usersRoute(RestApi::Impl& im, const RouteCall& call, std::stri
   if (method == "DELETE") {
     KASM_RETURN_IF_ERROR(require(p, permissions::kUsersManage));
     if (p.is(UserId(id))) return failedPrecondition("you cannot delete yourself");
+    // ?delete_profiles=true: their per-user persistent profiles go too (answered 200 with what was
+    // removed and what was not); without it, 204 and the profiles stay.
+    const std::string_view flag = call.queryValue("delete_profiles");
+    if (!flag.empty() && flag != "true" && flag != "false") {
+      return invalidArgument("delete_profiles must be true or false");
+    }
+    const bool delete_profiles = flag == "true";
     KASM_ASSIGN_OR_RETURN(auto target, im.repo.get<User>(id));
     KASM_RETURN_IF_ERROR(detail::requireMayManageUser(im.repo, p.permissions, target.value));
     KASM_ASSIGN_OR_RETURN(auto live, im.repo.list<Session>(spi::Query().where("user_id", id)));
@@ -94,9 +101,19 @@ RouteResult rest::usersRoute(RestApi::Impl& im, const RouteCall& call, std::stri
         (void)im.manager.destroySession(s.value.id, "the user was deleted");
       }
     }
+    // A session whose end did not finish still has the profile mounted: keep the user and refuse.
+    if (delete_profiles) KASM_RETURN_IF_ERROR(detail::requireNoProfileInUse(im.repo, target.value));
     KASM_RETURN_IF_ERROR(im.repo.remove<User>(id));
     im.accessRevoked(target.value.id);
-    return noContent();
+    if (!delete_profiles) return noContent();
+    auto removal = im.manager.removeUserProfiles(target.value);
+    if (!removal.ok()) {
+      return removal.error().withContext("user '" + target.value.username +
+                                         "' was deleted, but their persistent profiles were not removed");
+    }
+    boost::json::object report = detail::profileRemovalJson(*removal);
+    report["user_id"] = id;
+    return rest::reply(200, std::move(report));
   }
   return methodNotAllowed(method, "/users/{id}");
 }

@@ -198,26 +198,41 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
   s.created_at = im.clock.now();
   s.state_changed_at = s.created_at;
   const Session launched = s;
+  // Reset: the profile is removed once, by this call, on the agent the session was placed on,
+  // after the session is stored and before its container first starts. Recovery and retries
+  // (completeLaunch) only provision: a crash after the wipe never wipes what the session wrote
+  // since (a crash before it leaves the profile as it was).
+  std::function<Result<void>(spi::AgentLink&, const Session&)> reset;
+  if (!profile.empty() && req.persistent_profile_mode == "Reset") {
+    reset = [&](spi::AgentLink& link, const Session& x) -> Result<void> {
+      auto wiped = link.removeProfile(x.profile);
+      if (wiped.ok()) return {};
+      return Error(wiped.error().code(), "resetting the persistent profile of workspace '" + ws->value.friendly_name +
+                                             "' on agent " + (x.agent_id ? x.agent_id->str() : std::string("?")) +
+                                             " failed: " + wiped.error().message());
+    };
+  }
   // Lifetimes start when the user gets the session: set in the same write that makes it running.
   auto done = im.placeAndProvision(
       std::move(s), ws->value, zone, req.environment, grant,
-      [&](Session& x) { im.applyLifetimes(x, ws->value, settings); }, req.on_stored);
+      [&](Session& x) { im.applyLifetimes(x, ws->value, settings); }, req.on_stored, reset);
   if (!done.ok()) {
     // Refused before its session was stored (nothing fits, the licence): the profile is free again.
     // A stored session that failed released it itself (failSession).
-    if (!profile.empty() && im.repo.get<Session>(launched.id.str()).error().code() == ErrorCode::kNotFound) {
-      im.unlockProfile(launched);
+    if (!profile.empty()) {
+      auto stored = im.repo.get<Session>(launched.id.str());
+      if (!stored.ok() && stored.error().code() == ErrorCode::kNotFound) im.unlockProfile(launched);
     }
     return done.error();
   }
   return done->value;
 }
 
-Result<Versioned<Session>> Manager::Impl::placeAndProvision(Session s, const Workspace& ws, const ZoneId& zone,
-                                                            const std::map<std::string, std::string>& env,
-                                                            const license::Grant& grant,
-                                                            const std::function<void(Session&)>& on_running,
-                                                            const std::function<void(const Session&)>& on_committed) {
+Result<Versioned<Session>> Manager::Impl::placeAndProvision(
+    Session s, const Workspace& ws, const ZoneId& zone, const std::map<std::string, std::string>& env,
+    const license::Grant& grant, const std::function<void(Session&)>& on_running,
+    const std::function<void(const Session&)>& on_committed,
+    const std::function<Result<void>(spi::AgentLink&, const Session&)>& before_provision) {
   auto claim = claimLaunch(s.id);  // A fresh id: nobody else can own it.
   sched::PlacementRequest pr;
   pr.resources = ws.resources;
@@ -263,6 +278,15 @@ Result<Versioned<Session>> Manager::Impl::placeAndProvision(Session s, const Wor
     KASM_ASSIGN_OR_RETURN(auto cur, repo.get<Session>(s.id.str()));
     auto failed = failSession(std::move(cur), "agent " + placement.agent.str() + " is not connected to this manager");
     return unavailable("agent " + placement.agent.str() + " is not connected to this manager");
+  }
+  if (before_provision) {
+    // Only here, on the first launch: the claim above keeps this process's tick() away meanwhile.
+    auto prepared = before_provision(*link, s);
+    if (!prepared.ok()) {
+      KASM_ASSIGN_OR_RETURN(auto cur, repo.get<Session>(s.id.str()));
+      (void)failSession(std::move(cur), prepared.error().message());
+      return prepared.error();
+    }
   }
   auto result = link->provision(provisionRequestFor(s, ws, env));
   if (!result.ok()) {

@@ -102,11 +102,14 @@ struct Manager::Impl {
   Result<Session> finishTeardown(Versioned<Session> s);
 
   // `on_running` (optional) edits the session in the write that makes it running.
-  Result<Versioned<Session>> placeAndProvision(Session session, const Workspace& ws, const ZoneId& zone,
-                                               const std::map<std::string, std::string>& env,
-                                               const license::Grant& grant,
-                                               const std::function<void(Session&)>& on_running = {},
-                                               const std::function<void(const Session&)>& on_committed = {});
+  // `before_provision` (optional) runs once, on the session's agent, after the session is stored
+  // and before its container is first provisioned (a profile reset); when it fails, the session
+  // fails with its message. Recovery and tick() (completeLaunch) never run it.
+  Result<Versioned<Session>> placeAndProvision(
+      Session session, const Workspace& ws, const ZoneId& zone, const std::map<std::string, std::string>& env,
+      const license::Grant& grant, const std::function<void(Session&)>& on_running = {},
+      const std::function<void(const Session&)>& on_committed = {},
+      const std::function<Result<void>(spi::AgentLink&, const Session&)>& before_provision = {});
   Result<std::optional<Versioned<Session>>> claimStaged(const SessionRequest& req, const Workspace& ws,
                                                         const ZoneId& zone, const GroupSettings& settings,
                                                         const license::Grant& grant);

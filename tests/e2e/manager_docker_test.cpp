@@ -9,6 +9,8 @@
 
 #include "docker/docker_test_support.hpp"
 #include "kasm/agent/local_agent.hpp"
+#include "kasm/api/developer_api.hpp"
+#include "kasm/auth/secret.hpp"
 #include "kasm/kasm.hpp"
 #include "kasm/manager/manager.hpp"
 #include "kasm/store/sqlite_store.hpp"
@@ -39,6 +41,7 @@ class ManagerOnDocker : public testing::DockerTest {
   void TearDown() override {
     manager_.reset();
     testing::DockerTest::TearDown();
+    for (const auto& v : volumes_) (void)runtime_->removeVolume(v);  // What a failed test left.
     std::error_code ec;
     if (!dir_.empty()) fs::remove_all(dir_, ec);
   }
@@ -98,6 +101,7 @@ class ManagerOnDocker : public testing::DockerTest {
   std::string token_;
   std::shared_ptr<agent::LocalAgent> local_;
   std::unique_ptr<Manager> manager_;
+  std::vector<std::string> volumes_;  // Docker volumes the test may create.
 };
 
 TEST_F(ManagerOnDocker, RequestServesHttpAndDestroyRemovesTheContainer) {
@@ -204,6 +208,71 @@ TEST_F(ManagerOnDocker, APersistentProfileKeepsWhatAKilledSessionWrote) {
   ASSERT_TRUE(read.ok()) << read.error().toString();
   EXPECT_NE(read->output.find("kept-42"), std::string::npos) << read->output;
   ASSERT_TRUE(manager_->destroySession(second->id).ok());
+}
+
+// persistent_profile_mode Reset on a Docker volume profile: what the first session wrote is gone in
+// the session launched with Reset; deleting the user with delete_profiles removes the volume.
+TEST_F(ManagerOnDocker, ResetEmptiesAVolumeProfileAndDeletingTheUserRemovesIt) {
+  Repository repo(*store_);
+  auto group = repo.get<Group>("all");
+  ASSERT_TRUE(group.ok());
+  group->value.settings.allow_persistent_profile = true;
+  ASSERT_TRUE(repo.update(group->value, group->version).ok());
+  auto ws = repo.get<Workspace>("busybox");
+  ASSERT_TRUE(ws.ok());
+  ws->value.persistent_profile_path = "kasm-e2e-{username}-" + run_id_;
+  ASSERT_TRUE(manager_->upsertWorkspace(ws->value).ok());
+  const std::string volume = "kasm-e2e-alice-" + run_id_;
+  volumes_.push_back(volume);
+  auto shell = [&](const SessionId& id, const std::string& script) {
+    auto r = manager_->execInSession(id, {{"sh", "-c", script}, "", "", {}, false});
+    EXPECT_TRUE(r.ok()) << r.error().toString();
+    return r.ok() ? r->output : std::string();
+  };
+  auto launch = [&](const std::string& mode) {
+    SessionRequest req{UserId("alice"), WorkspaceId("busybox"), ZoneId("local"), {}};
+    req.persistent_profile_mode = mode;
+    return manager_->requestSession(req);
+  };
+  const std::string probe = "test -e /home/kasm-user/notes && echo present || echo absent";
+
+  auto first = launch("Enabled");
+  ASSERT_TRUE(first.ok()) << first.error().toString();
+  EXPECT_EQ(first->profile, volume);
+  EXPECT_EQ(shell(first->id, "echo written > /home/kasm-user/notes && " + probe), "present\n");
+  ASSERT_TRUE(manager_->destroySession(first->id).ok());
+  auto kept = launch("");  // The profile outlives its session ...
+  ASSERT_TRUE(kept.ok()) << kept.error().toString();
+  EXPECT_EQ(shell(kept->id, probe), "present\n");
+  ASSERT_TRUE(manager_->destroySession(kept->id).ok());
+
+  auto reset = launch("Reset");  // ... until a launch resets it.
+  ASSERT_TRUE(reset.ok()) << reset.error().toString();
+  EXPECT_EQ(reset->profile, volume);
+  EXPECT_EQ(shell(reset->id, probe), "absent\n");
+  EXPECT_EQ(shell(reset->id, "echo again > /home/kasm-user/notes && " + probe), "present\n");
+  ASSERT_TRUE(manager_->destroySession(reset->id).ok());
+
+  // The developer API's delete_user with delete_profiles, as an administrator calls it.
+  ApiKey key;
+  key.id = ApiKeyId("e2e-admin");
+  key.name = "e2e";
+  key.key = "e2e-key";
+  key.secret_hash = auth::hashSecret("e2e-secret");
+  key.permissions = {"admin"};
+  ASSERT_TRUE(repo.insert(key).ok());
+  auto signer = auth::AccessTokenSigner::create(std::string(40, 'k'), clock_);
+  ASSERT_TRUE(signer.ok());
+  api::DeveloperApi developer(*manager_, *store_, clock_, *signer);
+  auto deleted = developer.handle("delete_user", R"({"api_key": "e2e-key", "api_key_secret": "e2e-secret",
+      "target_user": {"user_id": "alice"}, "delete_profiles": true})");
+  ASSERT_EQ(deleted.status, 200) << deleted.body;
+  EXPECT_NE(deleted.body.find("\"profile\":\"" + volume + "\""), std::string::npos) << deleted.body;
+  EXPECT_NE(deleted.body.find("\"failed\":[]"), std::string::npos) << deleted.body;
+  EXPECT_EQ(repo.get<User>("alice").error().code(), ErrorCode::kNotFound);
+  auto gone = runtime_->removeVolume(volume);  // The engine no longer has it.
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().code(), ErrorCode::kNotFound) << gone.error().toString();
 }
 
 }  // namespace

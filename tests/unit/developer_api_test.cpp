@@ -394,8 +394,9 @@ namespace kasm::api {
 namespace {
 
 // The request_kasm fields Kasm clients send: the browser's language and time zone reach the
-// container as LANG and TZ (explicit environment wins), connection_info is accepted, persistent
-// profiles are refused with a clear message, and malformed values are refused before anything runs.
+// container as LANG and TZ (explicit environment wins), connection_info is accepted, a profile mode
+// the workspace cannot serve is refused with a clear message, and malformed values are refused
+// before anything runs.
 TEST_F(DeveloperApiTest, RequestKasmTakesKasmsClientFields) {
   auto [status, out] = call("request_kasm", {{"user_id", "alice"},
                                              {"image_id", "desktop"},
@@ -430,9 +431,68 @@ TEST_F(DeveloperApiTest, RequestKasmTakesKasmsClientFields) {
       << json::serialize(e);
   auto [reset, why] =
       call("request_kasm", {{"user_id", "alice"}, {"image_id", "desktop"}, {"persistent_profile_mode", "Reset"}});
-  EXPECT_EQ(reset, 409);
-  EXPECT_NE(std::string(why["error_message"].as_string()).find("Reset"), std::string::npos);
+  EXPECT_EQ(reset, 409);  // Reset is taken, but this workspace has no profile to reset.
+  EXPECT_NE(std::string(why["error_message"].as_string()).find("has no persistent profile"), std::string::npos)
+      << json::serialize(why);
   EXPECT_EQ(link_->count(), before);  // Nothing was started for a refused request.
+  EXPECT_TRUE(link_->removed_profiles.empty());
+}
+
+// persistent_profile_mode Reset wipes the user's profile before the container starts; delete_user
+// with delete_profiles removes the user's profiles too and says what was removed.
+TEST_F(DeveloperApiTest, ResetAndDeleteUserWithProfiles) {
+  Repository repo(*store_);
+  Workspace w = repo.get<Workspace>("desktop")->value;
+  w.persistent_profile_path = "/srv/homes/{username}";
+  ASSERT_TRUE(manager_->upsertWorkspace(w).ok());
+  auto g = repo.get<Group>("all");
+  g->value.settings.allow_persistent_profile = true;
+  ASSERT_TRUE(repo.update(g->value, g->version).ok());
+
+  auto [status, out] =
+      call("request_kasm", {{"user_id", "alice"}, {"image_id", "desktop"}, {"persistent_profile_mode", "Reset"}});
+  ASSERT_EQ(status, 200) << json::serialize(out);
+  const std::string kasm_id(out["kasm_id"].as_string());
+  EXPECT_EQ(link_->events, (std::vector<std::string>{"remove_profile /srv/homes/alice", "provision " + kasm_id}));
+
+  EXPECT_EQ(call("delete_user", {{"target_user", {{"user_id", "alice"}}}, {"delete_profiles", "yes"}}).first, 400);
+  // With a live session: refused without force, as before; with force the session ends first.
+  EXPECT_EQ(call("delete_user", {{"target_user", {{"user_id", "alice"}}}, {"delete_profiles", true}}).first, 409);
+  EXPECT_EQ(link_->removed_profiles.size(), 1u);
+  auto [deleted, report] =
+      call("delete_user", {{"target_user", {{"user_id", "alice"}}}, {"force", true}, {"delete_profiles", true}});
+  ASSERT_EQ(deleted, 200) << json::serialize(report);
+  EXPECT_EQ(repo.get<User>("alice").error().code(), ErrorCode::kNotFound);
+  const auto& profiles = report["profiles"].as_object();
+  ASSERT_EQ(profiles.at("removed").as_array().size(), 1u) << json::serialize(report);
+  const auto& entry = profiles.at("removed").as_array()[0].as_object();
+  EXPECT_EQ(entry.at("profile").as_string(), "/srv/homes/alice");
+  EXPECT_EQ(entry.at("agent_id").as_string(), "a1");
+  EXPECT_EQ(entry.at("workspace").as_string(), "Desktop");
+  EXPECT_TRUE(profiles.at("failed").as_array().empty());
+  EXPECT_EQ(link_->removed_profiles, (std::vector<std::string>{"/srv/homes/alice", "/srv/homes/alice"}));
+
+  // A failing agent is reported, never hidden; without delete_profiles nothing is removed.
+  User bob;
+  bob.id = UserId("bob");
+  bob.username = "bob";
+  ASSERT_TRUE(repo.insert(bob).ok());
+  link_->fail_remove_profile = "read-only file system";
+  auto [s2, failing] = call("delete_user", {{"target_user", {{"user_id", "bob"}}}, {"delete_profiles", true}});
+  ASSERT_EQ(s2, 200) << json::serialize(failing);
+  const auto& failed = failing["profiles"].as_object().at("failed").as_array();
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_NE(std::string(failed[0].as_object().at("error").as_string()).find("read-only file system"),
+            std::string::npos);
+  User carol;
+  carol.id = UserId("carol");
+  carol.username = "carol";
+  ASSERT_TRUE(repo.insert(carol).ok());
+  link_->fail_remove_profile.clear();
+  auto [s3, plain] = call("delete_user", {{"target_user", {{"user_id", "carol"}}}});
+  EXPECT_EQ(s3, 200);
+  EXPECT_FALSE(plain.contains("profiles"));
+  EXPECT_EQ(link_->removed_profiles.size(), 2u);
 }
 
 TEST_F(DeveloperApiTest, UserAttributesReadAndWrite) {

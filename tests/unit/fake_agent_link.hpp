@@ -23,6 +23,7 @@ class FakeAgentLink final : public spi::AgentLink {
   Result<spi::ProvisionResult> provision(const spi::ProvisionRequest& r) override {
     std::lock_guard lock(mu_);
     ++provision_calls;
+    events.push_back("provision " + r.session_id.str());
     if (fail_provision) return unavailable("fake agent refuses: " + fail_reason);
     auto it = containers.find(r.session_id.str());
     if (it == containers.end()) {
@@ -78,6 +79,15 @@ class FakeAgentLink final : public spi::AgentLink {
     return out;
   }
 
+  // Records the call (in `removed_profiles` and `events`); fails with `fail_remove_profile` when set.
+  Result<void> removeProfile(const std::string& profile) override {
+    std::lock_guard lock(mu_);
+    events.push_back("remove_profile " + profile);
+    if (!fail_remove_profile.empty()) return internalError(fail_remove_profile);
+    removed_profiles.push_back(profile);
+    return {};
+  }
+
   std::size_t count() {
     std::lock_guard lock(mu_);
     return containers.size();
@@ -99,6 +109,9 @@ class FakeAgentLink final : public spi::AgentLink {
   bool unreachable = false;
   std::string fail_reason = "out of disk";
   int provision_calls = 0;
+  std::vector<std::string> removed_profiles;  // Profiles removeProfile() removed, in order.
+  std::string fail_remove_profile;            // When set, removeProfile() fails with this message.
+  std::vector<std::string> events;            // "provision <session>", "remove_profile <profile>".
 
  private:
   std::string nextUpstream() { return "127.0.0.1:" + std::to_string(40000 + next_port_++); }

@@ -276,5 +276,49 @@ TEST_F(RestApiTest, TheOpenApiDocumentDescribesEveryEntity) {
   EXPECT_TRUE(doc.at("paths").as_object().contains("/api/v1/sessions/{id}/keepalive"));
 }
 
+// persistent_profile_mode Reset through POST /sessions, and DELETE /users/{id}?delete_profiles=true:
+// refused while a session still holds a profile, then 200 with what was removed (every answer is
+// checked against the OpenAPI document).
+TEST_F(RestApiTest, ResetAndDeletingAUserWithTheirProfiles) {
+  Repository repo(*store_);
+  Workspace w = repo.get<Workspace>("desktop")->value;
+  w.persistent_profile_path = "kasm-home-{username}";
+  ASSERT_TRUE(manager_->upsertWorkspace(w).ok());
+  auto g = repo.get<Group>("all");
+  g->value.settings.allow_persistent_profile = true;
+  ASSERT_TRUE(repo.update(g->value, g->version).ok());
+  Browser alice = login("alice");
+  Browser root = login("root");
+  auto started =
+      call("POST", "/api/v1/sessions",
+           json::serialize(json::object{{"workspace_id", "desktop"}, {"persistent_profile_mode", "Reset"}}), &alice);
+  ASSERT_EQ(started.status, 201) << started.raw.body;
+  EXPECT_EQ(started.obj().at("profile").as_string(), "kasm-home-alice");
+  EXPECT_EQ(link_->removed_profiles, std::vector<std::string>{"kasm-home-alice"});
+
+  EXPECT_EQ(call("DELETE", "/api/v1/users/alice?delete_profiles=maybe", "", &root).status, 400);
+  // The agent does not answer: the session cannot end, so the user is kept and nothing is removed.
+  link_->unreachable = true;
+  auto refused = call("DELETE", "/api/v1/users/alice?delete_profiles=true", "", &root);
+  EXPECT_EQ(refused.status, 409) << refused.raw.body;
+  EXPECT_TRUE(repo.get<User>("alice").ok());
+  EXPECT_EQ(link_->removed_profiles.size(), 1u);
+  link_->unreachable = false;
+  auto deleted = call("DELETE", "/api/v1/users/alice?delete_profiles=true", "", &root);
+  ASSERT_EQ(deleted.status, 200) << deleted.raw.body;
+  EXPECT_EQ(repo.get<User>("alice").error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(deleted.obj().at("user_id").as_string(), "alice");
+  const auto& removed = deleted.obj().at("removed").as_array();
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_EQ(removed[0].at("profile").as_string(), "kasm-home-alice");
+  EXPECT_EQ(removed[0].at("agent_id").as_string(), "a1");
+  EXPECT_TRUE(deleted.obj().at("failed").as_array().empty());
+  EXPECT_EQ(link_->removed_profiles, (std::vector<std::string>{"kasm-home-alice", "kasm-home-alice"}));
+  EXPECT_EQ(link_->count(), 0u);
+  // Without the flag: 204, and the profiles stay.
+  EXPECT_EQ(call("DELETE", "/api/v1/users/bob", "", &root).status, 204);
+  EXPECT_EQ(link_->removed_profiles.size(), 2u);
+}
+
 }  // namespace
 }  // namespace kasm::api

@@ -595,6 +595,23 @@ export const patchUser = (id: string, patch: Partial<User> & { password?: string
   data(call<User>('PATCH', `/users/${enc(id)}`, { body: patch }));
 export const deleteUser = (id: string) => data(call<void>('DELETE', `/users/${enc(id)}`));
 
+// What DELETE /users/{id}?delete_profiles=true removed (per profile and agent), and what it left.
+export interface ProfileRemovalEntry {
+  workspace_id: string;
+  workspace: string;
+  profile: string;
+  agent_id: string | null; // null: left before any agent was asked (in use, or shared with another user).
+  error?: string;
+}
+export interface ProfileRemoval {
+  user_id: string;
+  removed: ProfileRemovalEntry[];
+  failed: ProfileRemovalEntry[];
+}
+// Deletes the user and their per-user persistent profiles on every agent.
+export const deleteUserWithProfiles = (id: string) =>
+  data(call<ProfileRemoval>('DELETE', `/users/${enc(id)}`, { query: { delete_profiles: true } }));
+
 export const listGroups = () => listAll<Group>('/groups');
 export const getGroup = (id: string) => data(call<Group>('GET', `/groups/${enc(id)}`));
 export const createGroup = (g: Partial<Group>) => data(call<Group>('POST', '/groups', { body: g }));
