@@ -155,6 +155,10 @@ export interface GroupSettings {
   shared_session_full_control?: boolean;
   // Members keep their home between sessions on workspaces with a persistent profile.
   allow_persistent_profile?: boolean;
+  // File transfer from the viewer's Files panel: into ~/Uploads, out of ~/Downloads, up to a size.
+  allow_uploads?: boolean;
+  allow_downloads?: boolean;
+  file_transfer_limit_mb?: number;
   [extra: string]: unknown;
 }
 

@@ -58,6 +58,9 @@ export async function groupsAdminPage(ctx: PageContext): Promise<void> {
       { name: 'allow_sharing', label: 'Members may share their sessions', type: 'checkbox', value: Boolean(g?.settings?.allow_sharing), hint: 'Needs a licence with the sharing feature.' },
       { name: 'shared_session_full_control', label: 'Members may give the people they share with control', type: 'checkbox', value: Boolean(g?.settings?.shared_session_full_control), hint: 'Without it, people a session is shared with only watch.' },
       { name: 'allow_persistent_profile', label: 'Members keep their home between sessions', type: 'checkbox', value: Boolean(g?.settings?.allow_persistent_profile), hint: 'On workspaces that have a persistent profile.' },
+      { name: 'allow_uploads', label: 'Members may upload files into their sessions', type: 'checkbox', value: Boolean(g?.settings?.allow_uploads), hint: 'Into ~/Uploads, from the viewer\'s Files panel.' },
+      { name: 'allow_downloads', label: 'Members may download files from their sessions', type: 'checkbox', value: Boolean(g?.settings?.allow_downloads), hint: 'From ~/Downloads.' },
+      { name: 'file_transfer_limit_mb', label: 'Largest file moved (MB)', type: 'number', value: g?.settings?.file_transfer_limit_mb ?? 100, min: 1, hint: '1 to 1024.' },
     ], async (v: FormValues) => {
       const body: Partial<api.Group> = {
         ...(g ?? {}),
@@ -72,6 +75,9 @@ export async function groupsAdminPage(ctx: PageContext): Promise<void> {
           allow_sharing: v.allow_sharing === true,
           shared_session_full_control: v.shared_session_full_control === true,
           allow_persistent_profile: v.allow_persistent_profile === true,
+          allow_uploads: v.allow_uploads === true,
+          allow_downloads: v.allow_downloads === true,
+          file_transfer_limit_mb: num(v.file_transfer_limit_mb, 100),
         },
       };
       if (g) await api.updateGroup(g.id, body);
