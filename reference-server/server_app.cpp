@@ -364,6 +364,10 @@ Result<void> ServerApp::start() {
                                    const net::ProxyAppRequest& req) { return admitFileRequest(t, r.session, req); };
   popts.app_request = [this](const net::ProxyAuthRequest& r, const net::ProxyTarget& t,
                              const net::ProxyAppRequest& req) { return serveFileRequest(t, r.session, req); };
+  popts.app_sockets["/kasm/audio"] = [this](const net::ProxyAuthRequest& r, const net::ProxyTarget& t,
+                                            std::shared_ptr<net::ProxySocket> socket) {
+    return openAudio(r, t, std::move(socket));
+  };
   if (viewer_ || terminal_) {
     // kasm_url of a desktop opens the viewer page (a terminal's, the terminal page), in a tab or a
     // portal's frame.
@@ -406,6 +410,7 @@ Result<void> ServerApp::start() {
 
 void ServerApp::stop() {
   if (stopping_.exchange(true)) return;
+  stopAudio();
   if (http_) http_->stop(std::chrono::seconds(5));
   if (loop_.joinable()) loop_.join();
   if (pool_) pool_->shutdown();

@@ -5,9 +5,11 @@
 // public library API only.
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -108,6 +110,13 @@ class ServerApp {
   Result<net::ProxyPage> serveFileRequest(const net::ProxyTarget& target, const SessionId& session,
                                           const net::ProxyAppRequest& request);
 
+  // The session's sound, a WebSocket at <session>/kasm/audio: a thread per listener streams the
+  // desktop's PCM (Manager::streamAudio) into it.
+  Result<net::ProxySocketHandlers> openAudio(const net::ProxyAuthRequest& request, const net::ProxyTarget& target,
+                                             std::shared_ptr<net::ProxySocket> socket);
+  // Asks every audio stream to end and waits for them a moment (stop()).
+  void stopAudio();
+
   // ---- fixed servers (server_gateway.cpp) ----
   // Starts kasm-gateway beside this server (ServerConfig::gateway), or takes the one configured.
   Result<void> setUpGateway(const std::string& key);
@@ -165,6 +174,10 @@ class ServerApp {
   std::array<LatencyHistogram, 4> latency_;
   std::atomic<std::uint64_t> session_starts_ok_{0}, session_starts_refused_{0};
   std::thread loop_;
+  // Audio streams running now, each with its stop flag.
+  std::mutex audio_mutex_;
+  std::condition_variable audio_done_;
+  std::set<std::shared_ptr<std::atomic<bool>>> audio_streams_;
   std::string csp_;  // controlPlanePolicy(), built in start() before any request.
 };
 

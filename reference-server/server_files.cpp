@@ -5,8 +5,10 @@
 //   GET  kasm/files                  what the viewer may do, and ~/Downloads
 //   POST kasm/files/upload?name=N    the body becomes ~/Uploads/N
 //   GET  kasm/files/download/N       ~/Downloads/N as an attachment
+//   WebSocket kasm/audio             the desktop's sound: {"format","rate","channels"}, then PCM
 
 #include <boost/json.hpp>
+#include <thread>
 
 #include "server_app.hpp"
 
@@ -127,6 +129,53 @@ Result<net::ProxyPage> ServerApp::serveFileRequest(const net::ProxyTarget& targe
     return page;
   }
   return notFound("no file endpoint " + request.method + " kasm/files" + request.path);
+}
+
+Result<net::ProxySocketHandlers> ServerApp::openAudio(const net::ProxyAuthRequest& request,
+                                                      const net::ProxyTarget& target,
+                                                      std::shared_ptr<net::ProxySocket> socket) {
+  auto stop = std::make_shared<std::atomic<bool>>(false);
+  {
+    std::lock_guard lock(audio_mutex_);
+    if (stopping_.load()) return unavailable("the server is stopping");
+    audio_streams_.insert(stop);
+  }
+  const SessionId session = request.session;
+  const UserId user = target.user;
+  // The stream blocks for as long as someone listens: a thread of its own, not the pool's.
+  std::thread([this, session, user, socket, stop] {
+    socket->send(json::serialize(
+        json::object{{"format", "s16le"}, {"rate", Manager::kAudioRate}, {"channels", Manager::kAudioChannels}}));
+    // About half a second of sound waiting for a slow client: later pieces are dropped, so the
+    // sound stays live instead of falling behind.
+    constexpr std::size_t kMaxQueued = Manager::kAudioRate * Manager::kAudioChannels;
+    auto streamed = manager_->streamAudio(session, user, [&](std::string_view pcm) {
+      if (stop->load()) return false;
+      if (socket->queuedBytes() > kMaxQueued) return true;
+      return socket->sendBinary(std::string(pcm));
+    });
+    if (!streamed.ok() && !stop->load()) {
+      std::string message = streamed.error().message();
+      if (message.find("parec") != std::string::npos && message.find("not found") != std::string::npos) {
+        message = "this desktop image has no sound (PulseAudio and parec, images/CONTRACT.md)";
+      }
+      socket->send(json::serialize(json::object{{"error", message}}));
+    }
+    socket->close();
+    std::lock_guard lock(audio_mutex_);
+    audio_streams_.erase(stop);
+    audio_done_.notify_all();
+  }).detach();
+  net::ProxySocketHandlers h;
+  h.on_close = [stop] { stop->store(true); };
+  return h;
+}
+
+void ServerApp::stopAudio() {
+  std::unique_lock lock(audio_mutex_);
+  for (const auto& s : audio_streams_) s->store(true);
+  // A stream notices at its next piece of sound (every ~20 ms while the desktop plays or is silent).
+  audio_done_.wait_for(lock, std::chrono::seconds(5), [this] { return audio_streams_.empty(); });
 }
 
 }  // namespace kasm::server

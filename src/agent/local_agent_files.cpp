@@ -1,6 +1,6 @@
-// Files in and out of session containers through the engine's archive API, so that images need no
-// file service of their own. Whatever comes out of a container is the session's content: only what
-// the image's user could read itself is handed over.
+// Files in and out of session containers through the engine's archive API, and live output of a
+// command (audio), so that images need no service of their own for either. Whatever comes out of a container is the
+// session's content: only what the image's user could read itself is handed over.
 
 #include <algorithm>
 
@@ -33,6 +33,12 @@ constexpr const char* kListScript =
     "done\n";
 
 }  // namespace
+
+Result<void> LocalAgent::execStream(const SessionId& session, const spi::ExecRequest& request,
+                                    const std::function<bool(std::string_view)>& on_stdout) {
+  KASM_ASSIGN_OR_RETURN(auto info, ownContainer(session));
+  return runtime_.execStream(info.id, request, on_stdout);
+}
 
 Result<void> LocalAgent::putFile(const SessionId& session, const std::string& dir, const std::string& name,
                                  std::string_view data) {

@@ -99,4 +99,36 @@ Result<std::string> Manager::downloadFile(const SessionId& session, const UserId
   return data;
 }
 
+Result<void> Manager::streamAudio(const SessionId& session, const UserId& requester,
+                                  const std::function<bool(std::string_view)>& on_pcm) {
+  KASM_ASSIGN_OR_RETURN(auto t, transferOn(*this, *impl_, session, requester));
+  KASM_ASSIGN_OR_RETURN(auto settings, effectiveSettings(requester));
+  if (!settings.allow_audio) {
+    return permissionDenied("sound is turned off for your group (allow_audio); ask an administrator");
+  }
+  KASM_ASSIGN_OR_RETURN(auto link, connected(t));
+  // The monitor of the desktop's output, read as its user (images/CONTRACT.md).
+  spi::ExecRequest parec;
+  parec.command = {"parec",
+                   "--server=unix:/tmp/kasm-pulse/native",
+                   "--device=kasm_output.monitor",
+                   "--format=s16le",
+                   "--rate=" + std::to_string(kAudioRate),
+                   "--channels=" + std::to_string(kAudioChannels),
+                   "--latency-msec=20",
+                   "--raw"};
+  parec.user = "1000";
+  // Whole frames only: a piece may end inside one.
+  constexpr std::size_t kFrame = 2 * kAudioChannels;
+  std::string partial;
+  return link->execStream(session, parec, [&](std::string_view data) {
+    partial.append(data);
+    const std::size_t whole = partial.size() - partial.size() % kFrame;
+    if (whole == 0) return true;
+    const bool more = on_pcm(std::string_view(partial).substr(0, whole));
+    partial.erase(0, whole);
+    return more;
+  });
+}
+
 }  // namespace kasm

@@ -301,7 +301,10 @@ Awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, b
   auto& state = *static_cast<ConnectionState*>(client.proxy_state.get());
 
   if (upgrade && proxy.options.app_socket && route.rest == proxy.options.app_socket_path) {
-    co_return co_await serveAppSocket(proxy, client, parser, guard, auth, *target);
+    co_return co_await serveAppSocket(proxy, client, parser, guard, auth, *target, proxy.options.app_socket);
+  }
+  if (auto it = proxy.options.app_sockets.find(route.rest); upgrade && it != proxy.options.app_sockets.end()) {
+    co_return co_await serveAppSocket(proxy, client, parser, guard, auth, *target, it->second);
   }
   if (!upgrade && isAppRequest(proxy, route.rest)) {
     co_return co_await serveAppRequest(proxy, client, buffer, parser, route, auth, *target);

@@ -390,7 +390,8 @@ Awaitable<bool> serveAppRequest(SessionProxy::Impl& proxy, ClientContext& client
                                 const ProxyTarget& target);
 // An upgrade to ProxyOptions::app_socket_path: the proxy's own WebSocket (proxy_socket.cpp).
 Awaitable<bool> serveAppSocket(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
-                               ExchangeGuard& guard, const ProxyAuthRequest& auth, const ProxyTarget& target);
+                               ExchangeGuard& guard, const ProxyAuthRequest& auth, const ProxyTarget& target,
+                               const ProxySocketOpener& opener);
 // A VNC session: accepts the client's WebSocket and bridges its binary messages to the raw TCP port.
 Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
                           ConnectionState& state, ExchangeGuard& guard, const ProxyTarget& target);

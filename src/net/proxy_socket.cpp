@@ -1,4 +1,4 @@
-// The proxy's own WebSockets (ProxyOptions::app_socket): text messages in, text messages out
+// The proxy's own WebSockets (ProxyOptions::app_socket, app_sockets): text messages in, text and binary out
 // through a bounded queue, closed with the session or the viewer like any tunnel.
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -20,20 +20,11 @@ class AppSocket final : public ProxySocket, public std::enable_shared_from_this<
   AppSocket(Executor ex, Transport& transport, std::size_t max_queue)
       : executor_(ex), transport_(transport), wake_(ex, asio::steady_timer::time_point::max()), max_queue_(max_queue) {}
 
-  bool send(std::string text) override {
-    {
-      std::lock_guard lock(mutex_);
-      if (closed_) return false;
-      if (queued_bytes_ + text.size() > max_queue_) {
-        // A client that does not read is not allowed to grow our memory: it goes.
-        closed_ = true;
-      } else {
-        queued_bytes_ += text.size();
-        queue_.push_back(std::move(text));
-      }
-    }
-    poke();
-    return !isClosed();
+  bool send(std::string text) override { return queue(std::move(text), false); }
+  bool sendBinary(std::string bytes) override { return queue(std::move(bytes), true); }
+  std::size_t queuedBytes() const override {
+    std::lock_guard lock(mutex_);
+    return queued_bytes_;
   }
 
   void close() override {
@@ -47,14 +38,14 @@ class AppSocket final : public ProxySocket, public std::enable_shared_from_this<
   // On the executor.
   Awaitable<> writer(websocket::stream<Transport&>& ws) {
     for (;;) {
-      std::optional<std::string> next;
+      std::optional<Message> next;
       bool closed = false;
       {
         std::lock_guard lock(mutex_);
         if (!queue_.empty()) {
           next = std::move(queue_.front());
           queue_.pop_front();
-          queued_bytes_ -= next->size();
+          queued_bytes_ -= next->data.size();
         }
         closed = closed_;
       }
@@ -64,8 +55,8 @@ class AppSocket final : public ProxySocket, public std::enable_shared_from_this<
         co_await wake_.async_wait(kAwaitTuple);
         continue;
       }
-      ws.text(true);
-      auto [ec, n] = co_await ws.async_write(asio::buffer(*next), kAwaitTuple);
+      ws.text(!next->binary);
+      auto [ec, n] = co_await ws.async_write(asio::buffer(next->data), kAwaitTuple);
       if (ec) break;
     }
     close();
@@ -100,12 +91,33 @@ class AppSocket final : public ProxySocket, public std::enable_shared_from_this<
     });
   }
 
+  struct Message {
+    std::string data;
+    bool binary = false;
+  };
+
+  bool queue(std::string data, bool binary) {
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_) return false;
+      if (queued_bytes_ + data.size() > max_queue_) {
+        // A client that does not read is not allowed to grow our memory: it goes.
+        closed_ = true;
+      } else {
+        queued_bytes_ += data.size();
+        queue_.push_back({std::move(data), binary});
+      }
+    }
+    poke();
+    return !isClosed();
+  }
+
   Executor executor_;
   Transport& transport_;
   asio::steady_timer wake_;
   std::size_t max_queue_;
-  std::mutex mutex_;
-  std::deque<std::string> queue_;
+  mutable std::mutex mutex_;
+  std::deque<Message> queue_;
   std::size_t queued_bytes_ = 0;
   bool closed_ = false;
   bool finished_ = false;
@@ -114,12 +126,13 @@ class AppSocket final : public ProxySocket, public std::enable_shared_from_this<
 }  // namespace
 
 Awaitable<bool> serveAppSocket(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
-                               ExchangeGuard& guard, const ProxyAuthRequest& auth, const ProxyTarget& target) {
+                               ExchangeGuard& guard, const ProxyAuthRequest& auth, const ProxyTarget& target,
+                               const ProxySocketOpener& opener) {
   auto socket = std::make_shared<AppSocket>(client.transport.get_executor(), client.transport,
                                             proxy.options.app_socket_queue_bytes);
   Result<ProxySocketHandlers> handlers = internalError("proxy: the app socket failed to open");
   try {
-    handlers = proxy.options.app_socket(auth, target, socket);
+    handlers = opener(auth, target, socket);
   } catch (...) {
   }
   if (!handlers.ok()) {

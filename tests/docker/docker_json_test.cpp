@@ -295,6 +295,19 @@ TEST(Encodings, ReferencesVersionsBase64AndStreams) {
   EXPECT_EQ(demultiplexStream(framed, 1000), "out\nerr\n");
   EXPECT_EQ(demultiplexStream(framed, 5), "out\ne");
   EXPECT_EQ(demultiplexStream("plain tty text", 1000), "plain tty text");
+
+  // A live stream arrives in pieces that cut headers and payloads anywhere.
+  frame(1, std::string(300, 'x'));
+  for (std::size_t piece : {1u, 3u, 7u, 64u}) {
+    StreamDemux demux;
+    std::string out, err;
+    for (std::size_t i = 0; i < framed.size(); i += piece) {
+      demux.feed(std::string_view(framed).substr(i, piece),
+                 [&](int stream, std::string_view p) { (stream == 1 ? out : err).append(p); });
+    }
+    EXPECT_EQ(out, "out\n" + std::string(300, 'x')) << piece;
+    EXPECT_EQ(err, "err\n") << piece;
+  }
 }
 
 }  // namespace

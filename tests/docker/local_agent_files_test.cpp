@@ -1,6 +1,8 @@
 // LocalAgent's file transfer on the real engine: what an upload writes and with which owner, what a
 // download hands over, and the tricks a session's user could play with symbolic links and modes.
 
+#include <thread>
+
 #include "docker/docker_test_support.hpp"
 #include "kasm/agent/local_agent.hpp"
 
@@ -136,6 +138,42 @@ TEST_F(LocalAgentFilesTest, ListingShowsTheUsersRegularFilesNewestFirst) {
 TEST_F(LocalAgentFilesTest, FilesOfASessionThatIsNotOursAreRefused) {
   EXPECT_EQ(agent_->putFile(SessionId("nobody-" + run_id_), "/tmp", "x", "y").error().code(), ErrorCode::kNotFound);
   EXPECT_EQ(agent_->getFile(SessionId("nobody-" + run_id_), "/tmp/x", 1).error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(LocalAgentFilesTest, AStreamHandsOutputOverLiveAndEndsWhenTheReaderStops) {
+  std::string got;
+  int pieces = 0;
+  const auto started = std::chrono::steady_clock::now();
+  auto streamed = agent_->execStream(session_, {{"sh", "-c", "while :; do echo tick; sleep 0.05; done"}},
+                                     [&](std::string_view data) {
+                                       got.append(data);
+                                       return ++pieces < 4;
+                                     });
+  ASSERT_TRUE(streamed.ok()) << streamed.error().toString();
+  EXPECT_GE(got.size(), 4 * std::string("tick\n").size() - 5);
+  EXPECT_EQ(got.rfind("tick\n", 0), 0u) << got;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  // The loop dies of SIGPIPE at its next write once nobody reads.
+  std::string left;
+  for (int i = 0; i < 50; ++i) {
+    left = root("grep -l 'while [:]' /proc/[0-9]*/cmdline 2>/dev/null | wc -l");
+    if (left == "0\n") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(left, "0\n");
+
+  // A command that ends by itself ends the stream; what it said on stderr is the error.
+  got.clear();
+  auto ended = agent_->execStream(session_, {{"sh", "-c", "echo out; echo 'no sound here' >&2; exit 3"}},
+                                  [&](std::string_view data) {
+                                    got.append(data);
+                                    return true;
+                                  });
+  EXPECT_EQ(got, "out\n");
+  ASSERT_FALSE(ended.ok());
+  EXPECT_NE(ended.error().message().find("no sound here"), std::string::npos) << ended.error().toString();
+  auto missing = agent_->execStream(session_, {{"no-such-program"}}, [](std::string_view) { return true; });
+  EXPECT_FALSE(missing.ok());
 }
 
 }  // namespace

@@ -91,6 +91,8 @@ class LocalAgent final : public spi::AgentLink {
   Result<void> resume(const SessionId& session) override;
   Result<spi::ExecResult> exec(const SessionId& session, const spi::ExecRequest& request) override;
   Result<std::vector<spi::AgentSessionView>> sessions() override;
+  Result<void> execStream(const SessionId& session, const spi::ExecRequest& request,
+                          const std::function<bool(std::string_view)>& on_stdout) override;
   // Files through the engine's archive API (local_agent_files.cpp): no service in the image.
   Result<void> putFile(const SessionId& session, const std::string& dir, const std::string& name,
                        std::string_view data) override;

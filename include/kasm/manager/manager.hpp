@@ -241,6 +241,16 @@ class Manager {
   // not connected here. Errors only for the store.
   Result<ProfileRemoval> removeUserProfiles(const User& user);
 
+  // ---- audio of a session (manager_files.cpp) ----
+  // The session's sound as it plays: 24 kHz stereo s16le PCM from the desktop's PulseAudio
+  // (images/CONTRACT.md), handed to `on_pcm` in pieces of whole frames until it returns false or
+  // the session's stream ends. Only the owner, when their groups allow_audio (PermissionDenied
+  // otherwise). Blocks meanwhile: run it on a thread of its own.
+  static constexpr int kAudioRate = 24000;
+  static constexpr int kAudioChannels = 2;
+  Result<void> streamAudio(const SessionId& session, const UserId& requester,
+                           const std::function<bool(std::string_view)>& on_pcm);
+
   // ---- background work, driven by the caller's timer (or a test's manual clock) ----
   struct TickReport {
     int agents_missing = 0;

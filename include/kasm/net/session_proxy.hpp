@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -144,6 +145,11 @@ class ProxySocket {
   // Queues one text message to the client. Thread-safe; never blocks. False once the socket is
   // closed, or when the client fell so far behind (app_socket_queue_bytes) that it was closed.
   virtual bool send(std::string text) = 0;
+  // Queues one binary message, likewise.
+  virtual bool sendBinary(std::string bytes) = 0;
+  // Bytes queued and not yet written: a producer of a live stream (audio) drops rather than queue
+  // behind a slow client.
+  virtual std::size_t queuedBytes() const = 0;
   // Closes the socket. Thread-safe, idempotent.
   virtual void close() = 0;
 };
@@ -203,6 +209,8 @@ struct ProxyOptions {
   // the usual authorization, whatever the session's protocol. Each counts as a tunnel.
   std::string app_socket_path = "/kasm/chat";
   ProxySocketOpener app_socket;
+  // More of the proxy's own WebSockets, by path below the session (e.g. "/kasm/audio").
+  std::map<std::string, ProxySocketOpener, std::less<>> app_sockets;
   std::size_t app_socket_max_message = 16 * 1024;    // Larger client messages close the socket.
   std::size_t app_socket_queue_bytes = 1024 * 1024;  // Unsent bytes per socket before it is closed.
   // Plain requests to <prefix><session><app_request_path>[/...] go to `app_request` (when set)

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,7 +64,14 @@ class AgentLink {
   // Every session container the agent holds, for reconciliation after a restart or an outage.
   virtual Result<std::vector<AgentSessionView>> sessions() = 0;
 
-  // ---- files (optional: the defaults answer FailedPrecondition) ----
+  // ---- streams and files (optional: the defaults answer FailedPrecondition) ----
+  // Runs a command in the session's container and hands its standard output over as it comes
+  // (ContainerRuntime::execStream), until it ends or `on_stdout` returns false. Blocks meanwhile.
+  virtual Result<void> execStream(const SessionId& session, const ExecRequest& request,
+                                  const std::function<bool(std::string_view)>& on_stdout) {
+    (void)session, (void)request, (void)on_stdout;
+    return failedPrecondition("this agent cannot stream from sessions (an agent that dials in does not yet)");
+  }
   // Writes `data` as `dir`/`name` in the session's container, owned by the image's user (uid and
   // gid 1000, images/CONTRACT.md) and creating `dir` when missing; an existing file of that name
   // is replaced. `dir` is an absolute container path; `name` one path segment.

@@ -164,6 +164,17 @@ class ContainerRuntime {
     return failedPrecondition("this container runtime cannot report stats");
   }
 
+  // Runs a command in the container and hands its standard output over as it comes, until the
+  // process ends or `on_stdout` returns false (the process is then ended with SIGTERM; the Docker
+  // backend needs `sh` in the image for that). FailedPrecondition with the process's status and
+  // standard error when it ends with a failure or having written to standard error.
+  virtual Result<void> execStream(const std::string& id, const ExecRequest& request,
+                                  const std::function<bool(std::string_view)>& on_stdout) {
+    (void)id;
+    (void)request;
+    (void)on_stdout;
+    return failedPrecondition("this container runtime cannot stream a command's output");
+  }
   // Files in and out of a container, as tar archives (the Docker archive API). putArchive unpacks
   // `tar` into the directory `path` of the container, keeping the archive's owners and modes;
   // NotFound when `path` does not exist there. getArchive returns `path` (a file or a directory)

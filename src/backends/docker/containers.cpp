@@ -162,9 +162,9 @@ Result<void> DockerRuntime::remove(const std::string& id) {
   return engineError(response, "remove container " + id);
 }
 
-Result<spi::ExecResult> DockerRuntime::exec(const std::string& id, const spi::ExecRequest& request) {
+Result<std::string> DockerRuntime::createExec(const std::string& id, const spi::ExecRequest& request,
+                                              const std::string& what) {
   if (request.command.empty()) return invalidArgument("exec: command is empty");
-  const std::string what = "exec in container " + id;
   json::object create{
       {"AttachStdout", true}, {"AttachStderr", true}, {"Tty", false}, {"Privileged", request.privileged}};
   json::array cmd;
@@ -183,7 +183,72 @@ Result<spi::ExecResult> DockerRuntime::exec(const std::string& id, const spi::Ex
   KASM_ASSIGN_OR_RETURN(auto created_json, parseEngineJson(created.body, what));
   const json::value* exec_id = created_json.is_object() ? created_json.as_object().if_contains("Id") : nullptr;
   if (!exec_id || !exec_id->is_string()) return internalError(what + ": the answer has no Id");
-  const std::string eid(exec_id->as_string());
+  return std::string(exec_id->as_string());
+}
+
+Result<void> DockerRuntime::execStream(const std::string& id, const spi::ExecRequest& request,
+                                       const std::function<bool(std::string_view)>& on_stdout) {
+  const std::string what = "exec in container " + id;
+  if (request.command.empty()) return invalidArgument("exec: command is empty");
+  // The engine lets an exec'd process run on when its output connection goes: it would block on a
+  // full pipe forever. A shell says its pid first (then becomes the command), so that the process
+  // can be ended when the reader stops.
+  spi::ExecRequest wrapped = request;
+  wrapped.command = {"sh", "-c", "echo $$; exec \"$@\"", "sh"};
+  wrapped.command.insert(wrapped.command.end(), request.command.begin(), request.command.end());
+  KASM_ASSIGN_OR_RETURN(std::string eid, createExec(id, wrapped, what));
+  HttpRequest start;
+  start.method = "POST";
+  start.target = api("/exec/" + eid + "/start");
+  start.body = R"({"Detach":false,"Tty":false})";
+  start.timeout = Duration(-1);  // As long as it streams.
+  StreamDemux demux;
+  std::string pid, error_body;
+  bool have_pid = false, stopped = false;
+  start.on_data = [&](std::string_view chunk) {
+    demux.feed(chunk, [&](int stream, std::string_view payload) {
+      if (stopped) return;
+      if (stream != 1) {
+        if (error_body.size() < 4096) error_body.append(payload.substr(0, 4096 - error_body.size()));
+        return;
+      }
+      if (!have_pid) {
+        const auto nl = payload.find('\n');
+        pid.append(payload.substr(0, nl));
+        if (nl == std::string_view::npos) return;
+        have_pid = true;
+        payload.remove_prefix(nl + 1);
+        if (payload.empty()) return;
+      }
+      stopped = !on_stdout(payload);
+    });
+    return !stopped;
+  };
+  auto started = http_->send(start);
+  if (stopped) {
+    if (!pid.empty() && pid.find_first_not_of("0123456789") == std::string::npos) {
+      spi::ExecRequest kill_it{{"sh", "-c", "kill -TERM " + pid}};
+      (void)exec(id, kill_it);
+    }
+    return okResult();
+  }
+  if (!started.ok()) return started.error().withContext(what);
+  if (started->status == 409) return failedPrecondition(what + ": " + engineMessage(*started));
+  if (started->status != 200) return engineError(*started, what);
+  auto state = callJson("GET", "/exec/" + eid + "/json", {}, what);
+  const json::value* code = state.ok() && state->is_object() ? state->as_object().if_contains("ExitCode") : nullptr;
+  const std::int64_t exit_code = code && code->is_int64() ? code->as_int64() : 0;
+  if (!error_body.empty() || exit_code != 0) {
+    while (!error_body.empty() && error_body.back() == '\n') error_body.pop_back();
+    return failedPrecondition(what + " ended (status " + std::to_string(exit_code) + ")" +
+                              (error_body.empty() ? std::string() : ": " + error_body));
+  }
+  return okResult();
+}
+
+Result<spi::ExecResult> DockerRuntime::exec(const std::string& id, const spi::ExecRequest& request) {
+  const std::string what = "exec in container " + id;
+  KASM_ASSIGN_OR_RETURN(std::string eid, createExec(id, request, what));
 
   // Without "Upgrade: tcp" the engine still hijacks the connection and streams the multiplexed
   // output until the process ends, then closes; curl reads it as the response body.

@@ -355,4 +355,27 @@ std::string demultiplexStream(std::string_view raw, std::size_t cap) {
   return out;
 }
 
+void StreamDemux::feed(std::string_view data, const std::function<void(int, std::string_view)>& out) {
+  while (!data.empty()) {
+    if (payload_left_ > 0) {
+      const std::size_t n = std::min(payload_left_, data.size());
+      out(stream_, data.substr(0, n));
+      payload_left_ -= n;
+      data.remove_prefix(n);
+      continue;
+    }
+    const std::size_t n = std::min(sizeof header_ - header_have_, data.size());
+    std::copy_n(data.data(), n, header_ + header_have_);
+    header_have_ += n;
+    data.remove_prefix(n);
+    if (header_have_ < sizeof header_) break;
+    header_have_ = 0;
+    stream_ = static_cast<unsigned char>(header_[0]);
+    payload_left_ = (static_cast<std::size_t>(static_cast<unsigned char>(header_[4])) << 24) |
+                    (static_cast<std::size_t>(static_cast<unsigned char>(header_[5])) << 16) |
+                    (static_cast<std::size_t>(static_cast<unsigned char>(header_[6])) << 8) |
+                    static_cast<std::size_t>(static_cast<unsigned char>(header_[7]));
+  }
+}
+
 }  // namespace kasm::docker::detail

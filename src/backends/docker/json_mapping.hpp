@@ -5,6 +5,7 @@
 // all of it is unit-tested without an engine.
 
 #include <boost/json.hpp>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -113,6 +114,19 @@ std::string registryAuthValue(const spi::RegistryCredentials& credentials);
 int compareApiVersions(std::string_view a, std::string_view b);
 // Splits a Docker multiplexed stream (8-byte frame headers) into plain text; data that does not
 // look multiplexed (a TTY stream) is returned as it is. At most `cap` bytes are kept.
+// The same, a piece at a time, for a stream that does not end (a live exec): hands each payload
+// piece to `out` with its stream number (1 stdout, 2 stderr) as soon as it arrives.
+class StreamDemux {
+ public:
+  void feed(std::string_view data, const std::function<void(int stream, std::string_view payload)>& out);
+
+ private:
+  char header_[8] = {};
+  std::size_t header_have_ = 0;
+  std::size_t payload_left_ = 0;
+  int stream_ = 0;
+};
+
 std::string demultiplexStream(std::string_view raw, std::size_t cap);
 
 }  // namespace kasm::docker::detail
