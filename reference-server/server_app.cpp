@@ -368,6 +368,10 @@ Result<void> ServerApp::start() {
                                             std::shared_ptr<net::ProxySocket> socket) {
     return openAudio(r, t, std::move(socket));
   };
+  popts.app_sockets["/kasm/microphone"] = [this](const net::ProxyAuthRequest& r, const net::ProxyTarget& t,
+                                                 std::shared_ptr<net::ProxySocket> socket) {
+    return openMicrophone(r, t, std::move(socket));
+  };
   if (viewer_ || terminal_) {
     // kasm_url of a desktop opens the viewer page (a terminal's, the terminal page), in a tab or a
     // portal's frame.

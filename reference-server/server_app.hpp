@@ -114,7 +114,11 @@ class ServerApp {
   // desktop's PCM (Manager::streamAudio) into it.
   Result<net::ProxySocketHandlers> openAudio(const net::ProxyAuthRequest& request, const net::ProxyTarget& target,
                                              std::shared_ptr<net::ProxySocket> socket);
-  // Asks every audio stream to end and waits for them a moment (stop()).
+  // The desktop's microphone, a WebSocket at <session>/kasm/microphone: binary messages of 24 kHz
+  // mono s16le PCM go to the desktop's default source (Manager::openMicrophone), from a thread.
+  Result<net::ProxySocketHandlers> openMicrophone(const net::ProxyAuthRequest& request, const net::ProxyTarget& target,
+                                                  std::shared_ptr<net::ProxySocket> socket);
+  // Asks every audio stream (sound and microphone) to end and waits for them a moment (stop()).
   void stopAudio();
 
   // ---- fixed servers (server_gateway.cpp) ----

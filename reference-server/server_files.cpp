@@ -6,8 +6,11 @@
 //   POST kasm/files/upload?name=N    the body becomes ~/Uploads/N
 //   GET  kasm/files/download/N       ~/Downloads/N as an attachment
 //   WebSocket kasm/audio             the desktop's sound: {"format","rate","channels"}, then PCM
+//   WebSocket kasm/microphone        PCM in, to the desktop's default source
 
 #include <boost/json.hpp>
+#include <condition_variable>
+#include <deque>
 #include <thread>
 
 #include "server_app.hpp"
@@ -168,6 +171,73 @@ Result<net::ProxySocketHandlers> ServerApp::openAudio(const net::ProxyAuthReques
   }).detach();
   net::ProxySocketHandlers h;
   h.on_close = [stop] { stop->store(true); };
+  return h;
+}
+
+Result<net::ProxySocketHandlers> ServerApp::openMicrophone(const net::ProxyAuthRequest& request,
+                                                           const net::ProxyTarget& target,
+                                                           std::shared_ptr<net::ProxySocket> socket) {
+  // What the browser sent and the thread has not written yet: at most a second of sound, so a
+  // stalled desktop never grows it.
+  struct Feed {
+    std::mutex mutex;
+    std::condition_variable ready;
+    std::deque<std::string> chunks;
+    std::size_t bytes = 0;
+  };
+  constexpr std::size_t kMaxQueued = Manager::kMicrophoneRate * 2;
+  auto feed = std::make_shared<Feed>();
+  auto stop = std::make_shared<std::atomic<bool>>(false);
+  {
+    std::lock_guard lock(audio_mutex_);
+    if (stopping_.load()) return unavailable("the server is stopping");
+    audio_streams_.insert(stop);
+  }
+  std::thread([this, session = request.session, user = target.user, socket, stop, feed] {
+    auto input = manager_->openMicrophone(session, user);
+    if (!input.ok()) {
+      socket->send(json::serialize(json::object{{"error", input.error().message()}}));
+    } else {
+      socket->send(json::serialize(
+          json::object{{"ready", true}, {"format", "s16le"}, {"rate", Manager::kMicrophoneRate}, {"channels", 1}}));
+      while (!stop->load()) {
+        std::string chunk;
+        {
+          std::unique_lock lock(feed->mutex);
+          feed->ready.wait_for(lock, std::chrono::milliseconds(100), [&] { return !feed->chunks.empty(); });
+          if (feed->chunks.empty()) continue;
+          chunk = std::move(feed->chunks.front());
+          feed->chunks.pop_front();
+          feed->bytes -= chunk.size();
+        }
+        if (auto written = (*input)->write(chunk); !written.ok()) {
+          std::string message = written.error().message();
+          socket->send(
+              json::serialize(json::object{{"error", "the desktop stopped taking the microphone (" + message +
+                                                         "); does its image have PulseAudio (images/CONTRACT.md)?"}}));
+          break;
+        }
+      }
+      input->reset();  // Ends the desktop's side.
+    }
+    socket->close();
+    std::lock_guard lock(audio_mutex_);
+    audio_streams_.erase(stop);
+    audio_done_.notify_all();
+  }).detach();
+  net::ProxySocketHandlers h;
+  h.on_binary = [feed](std::string_view pcm) {
+    if (pcm.size() % 2 != 0) return;  // Not whole samples: dropped.
+    std::lock_guard lock(feed->mutex);
+    if (feed->bytes + pcm.size() > kMaxQueued) return;  // The desktop lags: drop, stay live.
+    feed->bytes += pcm.size();
+    feed->chunks.emplace_back(pcm);
+    feed->ready.notify_one();
+  };
+  h.on_close = [stop, feed] {
+    stop->store(true);
+    feed->ready.notify_one();
+  };
   return h;
 }
 

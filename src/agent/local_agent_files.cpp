@@ -40,6 +40,12 @@ Result<void> LocalAgent::execStream(const SessionId& session, const spi::ExecReq
   return runtime_.execStream(info.id, request, on_stdout);
 }
 
+Result<std::unique_ptr<spi::ExecInput>> LocalAgent::execWithInput(const SessionId& session,
+                                                                  const spi::ExecRequest& request) {
+  KASM_ASSIGN_OR_RETURN(auto info, ownContainer(session));
+  return runtime_.execWithInput(info.id, request);
+}
+
 Result<void> LocalAgent::putFile(const SessionId& session, const std::string& dir, const std::string& name,
                                  std::string_view data) {
   KASM_RETURN_IF_ERROR(kasm::detail::requireAbsolutePath(dir, "directory"));

@@ -131,4 +131,26 @@ Result<void> Manager::streamAudio(const SessionId& session, const UserId& reques
   });
 }
 
+Result<std::unique_ptr<spi::ExecInput>> Manager::openMicrophone(const SessionId& session, const UserId& requester) {
+  KASM_ASSIGN_OR_RETURN(auto t, transferOn(*this, *impl_, session, requester));
+  KASM_ASSIGN_OR_RETURN(auto settings, effectiveSettings(requester));
+  if (!settings.allow_microphone) {
+    return permissionDenied("the microphone is turned off for your group (allow_microphone); ask an administrator");
+  }
+  KASM_ASSIGN_OR_RETURN(auto link, connected(t));
+  // Played into the sink whose monitor is the desktop's default source (images/CONTRACT.md).
+  spi::ExecRequest pacat;
+  pacat.command = {"pacat",
+                   "--playback",
+                   "--server=unix:/tmp/kasm-pulse/native",
+                   "--device=kasm_mic_sink",
+                   "--format=s16le",
+                   "--rate=" + std::to_string(kMicrophoneRate),
+                   "--channels=1",
+                   "--latency-msec=40",
+                   "--raw"};
+  pacat.user = "1000";
+  return link->execWithInput(session, pacat);
+}
+
 }  // namespace kasm

@@ -161,10 +161,11 @@ Awaitable<bool> serveAppSocket(SessionProxy::Impl& proxy, ClientContext& client,
       auto [ec, n] = co_await ws.async_read(buffer, kAwaitTuple);
       if (ec) break;
       guard.clientTraffic(n);
-      if (ws.got_text() && handlers->on_message) {
+      const auto& handle = ws.got_text() ? handlers->on_message : handlers->on_binary;
+      if (handle) {
         const auto data = buffer.cdata();
         try {
-          handlers->on_message(std::string_view(static_cast<const char*>(data.data()), data.size()));
+          handle(std::string_view(static_cast<const char*>(data.data()), data.size()));
         } catch (...) {
           break;
         }

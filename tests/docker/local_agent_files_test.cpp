@@ -176,5 +176,47 @@ TEST_F(LocalAgentFilesTest, AStreamHandsOutputOverLiveAndEndsWhenTheReaderStops)
   EXPECT_FALSE(missing.ok());
 }
 
+TEST_F(LocalAgentFilesTest, AnInputReachesTheProcessAndClosingItEndsIt) {
+  {
+    auto input = agent_->execWithInput(session_, {{"sh", "-c", "cat > /tmp/fed"}});
+    ASSERT_TRUE(input.ok()) << input.error().toString();
+    ASSERT_TRUE((*input)->write("hello ").ok());
+    const std::string big = everyByte(256 * 1024);  // More than a pipe holds at once.
+    ASSERT_TRUE((*input)->write(big).ok());
+  }  // Dropped: end of file, and the process is gone.
+  std::string size;
+  for (int i = 0; i < 50; ++i) {
+    size = root("wc -c < /tmp/fed");
+    if (size == std::to_string(6 + 256 * 1024) + "\n") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(size, std::to_string(6 + 256 * 1024) + "\n");
+  EXPECT_EQ(root("head -c 6 /tmp/fed"), "hello ");
+
+  // A process that never reads is ended when its input is dropped.
+  {
+    auto input = agent_->execWithInput(session_, {{"sh", "-c", "while [:] || :; do sleep 0.05; done"}});
+    ASSERT_TRUE(input.ok()) << input.error().toString();
+  }
+  std::string left;
+  for (int i = 0; i < 50; ++i) {
+    left = root("grep -l 'while [[]:[]]' /proc/[0-9]*/cmdline 2>/dev/null | wc -l");
+    if (left == "0\n") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(left, "0\n");
+
+  // A program that is not there: the input says so at its first write at the latest.
+  auto missing = agent_->execWithInput(session_, {{"no-such-program"}});
+  if (missing.ok()) {
+    Result<void> w = okResult();
+    for (int i = 0; i < 20 && w.ok(); ++i) {
+      w = (*missing)->write("x");
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_FALSE(w.ok());
+  }
+}
+
 }  // namespace
 }  // namespace kasm::testing

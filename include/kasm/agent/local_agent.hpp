@@ -93,6 +93,8 @@ class LocalAgent final : public spi::AgentLink {
   Result<std::vector<spi::AgentSessionView>> sessions() override;
   Result<void> execStream(const SessionId& session, const spi::ExecRequest& request,
                           const std::function<bool(std::string_view)>& on_stdout) override;
+  Result<std::unique_ptr<spi::ExecInput>> execWithInput(const SessionId& session,
+                                                        const spi::ExecRequest& request) override;
   // Files through the engine's archive API (local_agent_files.cpp): no service in the image.
   Result<void> putFile(const SessionId& session, const std::string& dir, const std::string& name,
                        std::string_view data) override;

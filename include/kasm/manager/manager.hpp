@@ -250,6 +250,11 @@ class Manager {
   static constexpr int kAudioChannels = 2;
   Result<void> streamAudio(const SessionId& session, const UserId& requester,
                            const std::function<bool(std::string_view)>& on_pcm);
+  // The desktop's microphone: what is written to the returned input (24 kHz mono s16le PCM) is
+  // what the desktop's applications record (its PulseAudio's default source, images/CONTRACT.md).
+  // Only the owner, when their groups allow_microphone.
+  static constexpr int kMicrophoneRate = 24000;
+  Result<std::unique_ptr<spi::ExecInput>> openMicrophone(const SessionId& session, const UserId& requester);
 
   // ---- background work, driven by the caller's timer (or a test's manual clock) ----
   struct TickReport {

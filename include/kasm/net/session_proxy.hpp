@@ -155,6 +155,7 @@ class ProxySocket {
 };
 struct ProxySocketHandlers {
   std::function<void(std::string_view text)> on_message;  // Each text message; on the I/O thread, must not block.
+  std::function<void(std::string_view bytes)> on_binary;  // Each binary message; likewise.
   std::function<void()> on_close;                         // Once, after the socket is gone.
 };
 // Opens an app socket for an authorized upgrade. Called on the I/O thread: must not block. An error

@@ -65,6 +65,12 @@ class AgentLink {
   virtual Result<std::vector<AgentSessionView>> sessions() = 0;
 
   // ---- streams and files (optional: the defaults answer FailedPrecondition) ----
+  // Starts a command in the session's container whose standard input the caller feeds
+  // (ContainerRuntime::execWithInput).
+  virtual Result<std::unique_ptr<ExecInput>> execWithInput(const SessionId& session, const ExecRequest& request) {
+    (void)session, (void)request;
+    return failedPrecondition("this agent cannot feed sessions (an agent that dials in does not yet)");
+  }
   // Runs a command in the session's container and hands its standard output over as it comes
   // (ContainerRuntime::execStream), until it ends or `on_stdout` returns false. Blocks meanwhile.
   virtual Result<void> execStream(const SessionId& session, const ExecRequest& request,

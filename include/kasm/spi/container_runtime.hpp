@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -110,6 +111,16 @@ enum class PrunePolicy {
   kAggressive,  // Remove every image not in the keep set and not used by a container.
 };
 
+// The standard input of a process running in a container (ContainerRuntime::execWithInput).
+// Destroying it closes the input (the process sees end of file) and ends the process.
+class ExecInput {
+ public:
+  virtual ~ExecInput() = default;
+  // Writes all of `data`; DeadlineExceeded when the process stopped reading, Unavailable once it
+  // ended. One thread at a time.
+  virtual Result<void> write(std::string_view data) = 0;
+};
+
 // A container engine on one host (Docker Engine API in kasm::docker; a double in tests).
 //
 // Threading: every method may be called from any thread concurrently; calls block on I/O.
@@ -174,6 +185,13 @@ class ContainerRuntime {
     (void)request;
     (void)on_stdout;
     return failedPrecondition("this container runtime cannot stream a command's output");
+  }
+  // Starts a command in the container with its standard input open to the caller (its output is
+  // discarded). The Docker backend needs `sh` in the image.
+  virtual Result<std::unique_ptr<ExecInput>> execWithInput(const std::string& id, const ExecRequest& request) {
+    (void)id;
+    (void)request;
+    return failedPrecondition("this container runtime cannot feed a command's input");
   }
   // Files in and out of a container, as tar archives (the Docker archive API). putArchive unpacks
   // `tar` into the directory `path` of the container, keeping the archive's owners and modes;

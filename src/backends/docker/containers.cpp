@@ -163,10 +163,13 @@ Result<void> DockerRuntime::remove(const std::string& id) {
 }
 
 Result<std::string> DockerRuntime::createExec(const std::string& id, const spi::ExecRequest& request,
-                                              const std::string& what) {
+                                              const std::string& what, bool attach_stdin) {
   if (request.command.empty()) return invalidArgument("exec: command is empty");
-  json::object create{
-      {"AttachStdout", true}, {"AttachStderr", true}, {"Tty", false}, {"Privileged", request.privileged}};
+  json::object create{{"AttachStdout", true},
+                      {"AttachStderr", true},
+                      {"AttachStdin", attach_stdin},
+                      {"Tty", false},
+                      {"Privileged", request.privileged}};
   json::array cmd;
   for (const auto& arg : request.command) cmd.emplace_back(arg);
   create["Cmd"] = std::move(cmd);
@@ -244,6 +247,74 @@ Result<void> DockerRuntime::execStream(const std::string& id, const spi::ExecReq
                               (error_body.empty() ? std::string() : ": " + error_body));
   }
   return okResult();
+}
+
+namespace {
+
+// An exec's input over the upgraded connection; ends the process when dropped.
+class DockerExecInput final : public spi::ExecInput {
+ public:
+  DockerExecInput(DockerRuntime& runtime, std::string container, std::unique_ptr<RawConnection> raw, std::string pid)
+      : runtime_(runtime), container_(std::move(container)), raw_(std::move(raw)), pid_(std::move(pid)) {}
+  ~DockerExecInput() override {
+    raw_.reset();  // The process sees end of file...
+    spi::ExecRequest kill_it{{"sh", "-c", "kill -TERM " + pid_ + " 2>/dev/null"}};
+    (void)runtime_.exec(container_, kill_it);  // ...and goes, should it not stop at that.
+  }
+  Result<void> write(std::string_view data) override {
+    // Drain what the process said meanwhile, so that its output never blocks it.
+    char scratch[4096];
+    for (;;) {
+      auto n = raw_->readSome(scratch, sizeof scratch, Duration(0));
+      if (!n.ok()) return unavailable("the process ended");
+      if (*n == 0) break;
+    }
+    return raw_->write(data, std::chrono::seconds(2));
+  }
+
+ private:
+  DockerRuntime& runtime_;
+  std::string container_;
+  std::unique_ptr<RawConnection> raw_;
+  std::string pid_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<spi::ExecInput>> DockerRuntime::execWithInput(const std::string& id,
+                                                                     const spi::ExecRequest& request) {
+  const std::string what = "exec with input in container " + id;
+  if (request.command.empty()) return invalidArgument("exec: command is empty");
+  spi::ExecRequest wrapped = request;
+  wrapped.command = {"sh", "-c", "echo $$; exec \"$@\"", "sh"};
+  wrapped.command.insert(wrapped.command.end(), request.command.begin(), request.command.end());
+  KASM_ASSIGN_OR_RETURN(std::string eid, createExec(id, wrapped, what, /*attach_stdin=*/true));
+  auto raw = http_->upgrade(api("/exec/" + eid + "/start"), R"({"Detach":false,"Tty":false})");
+  if (!raw.ok()) return raw.error().withContext(what);
+  // The shell's first line is its pid (the command's, once it is exec'd).
+  StreamDemux demux;
+  std::string pid, said;
+  bool have_pid = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  char buf[1024];
+  while (!have_pid) {
+    if (std::chrono::steady_clock::now() > deadline) return deadlineExceeded(what + ": the command did not start");
+    auto n = (*raw)->readSome(buf, sizeof buf, std::chrono::milliseconds(100));
+    if (!n.ok()) return failedPrecondition(what + " ended at once" + (said.empty() ? "" : ": " + said));
+    demux.feed(std::string_view(buf, *n), [&](int stream, std::string_view payload) {
+      if (stream != 1 || have_pid) {
+        said.append(payload.substr(0, 512));
+        return;
+      }
+      const auto nl = payload.find('\n');
+      pid.append(payload.substr(0, nl));
+      have_pid = nl != std::string_view::npos;
+    });
+  }
+  if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) {
+    return internalError(what + ": the command's shell did not say its pid");
+  }
+  return std::unique_ptr<spi::ExecInput>(new DockerExecInput(*this, id, std::move(*raw), pid));
 }
 
 Result<spi::ExecResult> DockerRuntime::exec(const std::string& id, const spi::ExecRequest& request) {

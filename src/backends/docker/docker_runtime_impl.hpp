@@ -35,6 +35,8 @@ class DockerRuntime final : public spi::ContainerRuntime {
   Result<spi::ExecResult> exec(const std::string& id, const spi::ExecRequest& request) override;
   Result<void> execStream(const std::string& id, const spi::ExecRequest& request,
                           const std::function<bool(std::string_view)>& on_stdout) override;
+  Result<std::unique_ptr<spi::ExecInput>> execWithInput(const std::string& id,
+                                                        const spi::ExecRequest& request) override;
   Result<std::string> logs(const std::string& id, int tail_lines) override;
   Result<spi::ContainerStats> stats(const std::string& id) override;
   Result<void> putArchive(const std::string& id, const std::string& path, std::string_view tar) override;
@@ -49,7 +51,8 @@ class DockerRuntime final : public spi::ContainerRuntime {
 
  private:
   // Creates an exec instance; returns its id.
-  Result<std::string> createExec(const std::string& id, const spi::ExecRequest& request, const std::string& what);
+  Result<std::string> createExec(const std::string& id, const spi::ExecRequest& request, const std::string& what,
+                                 bool attach_stdin = false);
   // "/v1.41" + path.
   std::string api(std::string_view path) const { return "/v" + api_version_ + std::string(path); }
   Result<HttpResponse> call(std::string method, std::string path, std::string body = {},

@@ -1,7 +1,9 @@
 #include "backends/docker/http_transport.hpp"
 
 #include <curl/curl.h>
+#include <poll.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 
@@ -114,6 +116,23 @@ void HttpTransport::releaseHandle(void* handle) {
   }
 }
 
+void HttpTransport::applyEndpoint(void* handle) const {
+  CURL* curl = static_cast<CURL*>(handle);
+  if (!unix_path_.empty()) curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, unix_path_.c_str());
+  if (options_.tls) {
+    const auto& tls = *options_.tls;
+    if (!tls.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, tls.ca_file.c_str());
+    if (!tls.cert_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLCERT, tls.cert_file.c_str());
+    if (!tls.key_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLKEY, tls.key_file.c_str());
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, tls.verify_peer ? 1L : 0L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, tls.verify_peer ? 2L : 0L);
+    // Resumed sessions fail against TLS terminators that verify client certificates without a
+    // session id context (socat: "session id context uninitialized"). Connections are pooled,
+    // so full handshakes are rare anyway.
+    curl_easy_setopt(curl, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+  }
+}
+
 Result<HttpResponse> HttpTransport::send(const HttpRequest& request) {
   CURL* curl = static_cast<CURL*>(acquireHandle());
   if (!curl) return internalError("curl_easy_init failed");
@@ -132,19 +151,7 @@ Result<HttpResponse> HttpTransport::send(const HttpRequest& request) {
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
   Duration timeout = request.timeout.count() == 0 ? options_.request_timeout : request.timeout;
   if (timeout.count() > 0) curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-  if (!unix_path_.empty()) curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, unix_path_.c_str());
-  if (options_.tls) {
-    const auto& tls = *options_.tls;
-    if (!tls.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, tls.ca_file.c_str());
-    if (!tls.cert_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLCERT, tls.cert_file.c_str());
-    if (!tls.key_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLKEY, tls.key_file.c_str());
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, tls.verify_peer ? 1L : 0L);
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, tls.verify_peer ? 2L : 0L);
-    // Resumed sessions fail against TLS terminators that verify client certificates without a
-    // session id context (socat: "session id context uninitialized"). Connections are pooled,
-    // so full handshakes are rare anyway.
-    curl_easy_setopt(curl, CURLOPT_SSL_SESSIONID_CACHE, 0L);
-  }
+  applyEndpoint(curl);
 
   if (request.method == "GET") {
     curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
@@ -183,6 +190,103 @@ Result<HttpResponse> HttpTransport::send(const HttpRequest& request) {
   if (content_type) response.content_type = content_type;
   releaseHandle(curl);
   return response;
+}
+
+// ---- raw connections ---------------------------------------------------------------------------
+
+namespace {
+
+// Waits until the connection's socket can be read (or written); false on timeout.
+bool waitSocket(CURL* curl, bool for_write, Duration wait) {
+  curl_socket_t fd = CURL_SOCKET_BAD;
+  if (curl_easy_getinfo(curl, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD) return false;
+  pollfd p{fd, static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
+  return ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(wait.count(), 0))) > 0;
+}
+
+}  // namespace
+
+RawConnection::~RawConnection() {
+  if (handle_) curl_easy_cleanup(static_cast<CURL*>(handle_));
+}
+
+Result<void> RawConnection::write(std::string_view data, Duration timeout) {
+  CURL* curl = static_cast<CURL*>(handle_);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!data.empty()) {
+    size_t sent = 0;
+    const CURLcode rc = curl_easy_send(curl, data.data(), data.size(), &sent);
+    if (rc == CURLE_AGAIN) {
+      const auto left = std::chrono::duration_cast<Duration>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0 || !waitSocket(curl, true, left)) return deadlineExceeded("docker: the input stalled");
+      continue;
+    }
+    if (rc != CURLE_OK) return unavailable(std::string("docker: sending input failed: ") + curl_easy_strerror(rc));
+    data.remove_prefix(sent);
+  }
+  return {};
+}
+
+Result<std::size_t> RawConnection::readSome(char* out, std::size_t size, Duration wait) {
+  if (!pending_.empty()) {
+    const std::size_t n = std::min(size, pending_.size());
+    std::copy_n(pending_.data(), n, out);
+    pending_.erase(0, n);
+    return n;
+  }
+  CURL* curl = static_cast<CURL*>(handle_);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    size_t got = 0;
+    const CURLcode rc = curl_easy_recv(curl, out, size, &got);
+    if (rc == CURLE_OK) {
+      if (got == 0) return unavailable("docker: the connection closed");
+      return got;
+    }
+    if (rc != CURLE_AGAIN) return unavailable(std::string("docker: reading failed: ") + curl_easy_strerror(rc));
+    if (attempt == 0 && !waitSocket(curl, false, wait)) return std::size_t{0};
+  }
+  return std::size_t{0};
+}
+
+Result<std::unique_ptr<RawConnection>> HttpTransport::upgrade(const std::string& target, const std::string& body) {
+  CURL* curl = curl_easy_init();
+  if (!curl) return internalError("curl_easy_init failed");
+  std::unique_ptr<RawConnection> raw(new RawConnection(curl));
+  char error_buffer[CURL_ERROR_SIZE] = {0};
+  const std::string url = base_url_ + target;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_CONNECT_ONLY, 1L);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
+  applyEndpoint(curl);
+  if (CURLcode rc = curl_easy_perform(curl); rc != CURLE_OK) return curlError(rc, error_buffer, options_.endpoint);
+  // The request by hand: the engine answers 101 and the connection carries the process's streams.
+  const std::string request = "POST " + target +
+                              " HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
+                              "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: " +
+                              std::to_string(body.size()) + "\r\n\r\n" + body;
+  KASM_RETURN_IF_ERROR(raw->write(request, options_.request_timeout));
+  std::string head;
+  const auto deadline = std::chrono::steady_clock::now() + options_.request_timeout;
+  char buf[4096];
+  while (head.find("\r\n\r\n") == std::string::npos) {
+    if (head.size() > 64 * 1024 || std::chrono::steady_clock::now() > deadline) {
+      return unavailable("docker: no answer to the upgrade");
+    }
+    KASM_ASSIGN_OR_RETURN(std::size_t n, raw->readSome(buf, sizeof buf, std::chrono::milliseconds(200)));
+    head.append(buf, n);
+  }
+  const std::size_t end = head.find("\r\n\r\n") + 4;
+  if (head.rfind("HTTP/1.1 101", 0) != 0 && head.rfind("HTTP/1.0 101", 0) != 0) {
+    const std::string status = head.substr(0, head.find("\r\n"));
+    const std::string detail = head.substr(end, 300);
+    if (status.find(" 409 ") != std::string::npos) return failedPrecondition("docker: " + status + " " + detail);
+    if (status.find(" 404 ") != std::string::npos) return notFound("docker: " + status + " " + detail);
+    return unavailable("docker: the upgrade was refused: " + status + " " + detail);
+  }
+  raw->pending_ = head.substr(end);
+  return raw;
 }
 
 }  // namespace kasm::docker::detail

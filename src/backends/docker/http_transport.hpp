@@ -33,6 +33,25 @@ struct HttpResponse {
   std::string content_type;
 };
 
+// A connection the engine switched to raw bytes (an exec with its input attached): what is written
+// goes to the process's standard input, what is read is its multiplexed output. One thread at a time.
+class RawConnection {
+ public:
+  ~RawConnection();
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+  // Writes everything within `timeout` (DeadlineExceeded when the process stops reading).
+  Result<void> write(std::string_view data, Duration timeout);
+  // Up to `size` bytes, waiting up to `wait` for some: 0 when none came; Unavailable once closed.
+  Result<std::size_t> readSome(char* out, std::size_t size, Duration wait);
+
+ private:
+  friend class HttpTransport;
+  explicit RawConnection(void* handle) : handle_(handle) {}
+  void* handle_;
+  std::string pending_;  // Bytes that came with the 101's head.
+};
+
 // Thread-safe: each send() uses its own curl handle; idle handles are pooled so that keep-alive
 // connections are reused across calls.
 class HttpTransport {
@@ -47,10 +66,16 @@ class HttpTransport {
   // Unavailable (cannot connect, connection dropped), DeadlineExceeded (timeout), Aborted.
   Result<HttpResponse> send(const HttpRequest& request);
 
+  // POSTs `body` to `target` asking for "Upgrade: tcp" and returns the connection once the engine
+  // answered 101; the engine's error otherwise (NotFound, FailedPrecondition, Unavailable).
+  Result<std::unique_ptr<RawConnection>> upgrade(const std::string& target, const std::string& body);
+
   const std::string& endpoint() const { return options_.endpoint; }
 
  private:
   explicit HttpTransport(DockerOptions options) : options_(std::move(options)) {}
+  // The endpoint's socket path or TLS settings on a curl handle.
+  void applyEndpoint(void* handle) const;
   void* acquireHandle();
   void releaseHandle(void* handle);
 
