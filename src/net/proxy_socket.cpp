@@ -27,10 +27,12 @@ class AppSocket final : public ProxySocket, public std::enable_shared_from_this<
     return queued_bytes_;
   }
 
+  // Sends what is queued, then a close frame, then closes (a refusal's message reaches the
+  // client). A client that does not read is cut by the writer's deadline.
   void close() override {
     {
       std::lock_guard lock(mutex_);
-      closed_ = true;
+      closing_ = true;
     }
     poke();
   }
@@ -39,7 +41,7 @@ class AppSocket final : public ProxySocket, public std::enable_shared_from_this<
   Awaitable<> writer(websocket::stream<Transport&>& ws) {
     for (;;) {
       std::optional<Message> next;
-      bool closed = false;
+      bool closed = false, closing = false;
       {
         std::lock_guard lock(mutex_);
         if (!queue_.empty()) {
@@ -48,8 +50,14 @@ class AppSocket final : public ProxySocket, public std::enable_shared_from_this<
           queued_bytes_ -= next->data.size();
         }
         closed = closed_;
+        closing = closing_;
       }
       if (closed) break;
+      if (!next && closing) {
+        transport_.tcp().expires_after(std::chrono::seconds(5));
+        co_await ws.async_close(websocket::close_code::normal, kAwaitTuple);
+        break;
+      }
       if (!next) {
         wake_.expires_at(asio::steady_timer::time_point::max());
         co_await wake_.async_wait(kAwaitTuple);
@@ -59,7 +67,10 @@ class AppSocket final : public ProxySocket, public std::enable_shared_from_this<
       auto [ec, n] = co_await ws.async_write(asio::buffer(next->data), kAwaitTuple);
       if (ec) break;
     }
-    close();
+    {
+      std::lock_guard lock(mutex_);
+      closed_ = true;
+    }
     transport_.close();
   }
 
@@ -72,7 +83,7 @@ class AppSocket final : public ProxySocket, public std::enable_shared_from_this<
   }
   bool isClosed() {
     std::lock_guard lock(mutex_);
-    return closed_;
+    return closed_ || closing_;
   }
 
  private:
@@ -99,7 +110,7 @@ class AppSocket final : public ProxySocket, public std::enable_shared_from_this<
   bool queue(std::string data, bool binary) {
     {
       std::lock_guard lock(mutex_);
-      if (closed_) return false;
+      if (closed_ || closing_) return false;
       if (queued_bytes_ + data.size() > max_queue_) {
         // A client that does not read is not allowed to grow our memory: it goes.
         closed_ = true;
@@ -119,7 +130,8 @@ class AppSocket final : public ProxySocket, public std::enable_shared_from_this<
   mutable std::mutex mutex_;
   std::deque<Message> queue_;
   std::size_t queued_bytes_ = 0;
-  bool closed_ = false;
+  bool closed_ = false;   // Cut now.
+  bool closing_ = false;  // Closed once the queue is out.
   bool finished_ = false;
 };
 

@@ -3,7 +3,7 @@
 #   tests/browser/run.sh <path/to/kasm-server> [web/dist directory]
 # Starts the server on a free loopback port with a temporary data directory and a known admin
 # password, waits for /readyz, runs the tests in headless Chromium (web_flow, fixed_servers,
-# portal_frame, the integration guide's Python, file_transfer, then share_flow), then stops the server and
+# portal_frame, the integration guide's Python, file_transfer, audio, then share_flow), then stops the server and
 # removes the temporary directory. share_flow needs a licence with the "sharing" feature: a key pair and a licence are
 # made with the vendor tool kasm-license ($KASM_LICENSE_TOOL, default: beside the server binary's
 # build directory, build/tools/kasm-license/kasm-license), the server trusts the public key, and
@@ -12,7 +12,7 @@
 # fixed_servers uses the fixed VNC and SSH servers of scripts/services/ (KASM_TEST_VNC_*,
 # KASM_TEST_SSHD_*, from the environment) and skips the parts whose server is not there.
 # KASM_BROWSER_TESTS="fixed_servers share_flow" runs only the tests named (default: all of them:
-# web_flow fixed_servers portal_frame doc_examples file_transfer share_flow).
+# web_flow fixed_servers portal_frame doc_examples file_transfer audio share_flow).
 # Exit 77 (ctest SKIP_RETURN_CODE) when chromium, node or web/node_modules is missing, unless
 # KASM_REQUIRE_SERVICES=1, when that is a failure.
 set -euo pipefail
@@ -142,6 +142,15 @@ if selected file_transfer; then
   KASM_URL="$base" KASM_PASSWORD="$password" KASM_USERNAME="admin@kasm.local" KASM_API_KEY="$api_key" \
     KASM_API_SECRET="$api_secret" KASM_ARTIFACTS_DIR="$artifacts" KASM_WEB_DIR="$repo/web" KASM_CHROMIUM="$chromium" \
     timeout 480 node "$here/file_transfer.test.mjs"
+fi
+
+# The desktop's sound in the session viewer: the admin's group allows audio for the test (its
+# settings are restored after it); "Sound" plays the session's PulseAudio output, a 440 Hz tone
+# made with exec_command_kasm shows in the page's analyser; then a refusal with audio not allowed.
+if selected audio; then
+  KASM_URL="$base" KASM_PASSWORD="$password" KASM_USERNAME="admin@kasm.local" KASM_API_KEY="$api_key" \
+    KASM_API_SECRET="$api_secret" KASM_ARTIFACTS_DIR="$artifacts" KASM_WEB_DIR="$repo/web" KASM_CHROMIUM="$chromium" \
+    timeout 480 node "$here/audio.test.mjs"
 fi
 selected share_flow || exit 0
 

@@ -3,7 +3,9 @@
 #   1. runs it with RFB published on a loopback port (-p 127.0.0.1::5901) and no password; waits
 #      (bounded) for the "RFB 003.xxx" banner on that port and reports the start-to-ready time;
 #      checks that security type None is offered, that Xvnc, openbox and the application run
-#      (docker exec pgrep), and that Docker's health check turns healthy;
+#      (docker exec pgrep), that the session's sound server answers on /tmp/kasm-pulse/native with
+#      the sink kasm_output and its monitor gives PCM (images with PulseAudio; sound is optional),
+#      and that Docker's health check turns healthy;
 #   2. runs it again with KASM_VNC_PASSWORD set and checks that only VncAuth is offered.
 # Test containers are removed afterwards, also on failure.
 #
@@ -111,6 +113,25 @@ done
 user=$(docker exec "$c" ps -o user= -C Xvnc | head -n1 | tr -d ' ')
 [ "$user" != root ] || fail "Xvnc runs as root"
 say "processes running: Xvnc (as $user), openbox, $process"
+
+# Sound (CONTRACT.md, "Audio"): optional, but an image with PulseAudio must keep the contract.
+if docker exec "$c" sh -c 'command -v pulseaudio' >/dev/null 2>&1; then
+  pulse_ok() { docker exec "$c" pactl --server=unix:/tmp/kasm-pulse/native info 2>/dev/null | grep -qx 'Default Sink: kasm_output'; }
+  wait_until pulse_ok || { show_logs "$c"; fail "no sound server with the default sink kasm_output on /tmp/kasm-pulse/native"; }
+  owner=$(docker exec "$c" stat -c '%U %a' /tmp/kasm-pulse)
+  [ "${owner% *}" != root ] && [ "${owner#* }" = 700 ] || fail "/tmp/kasm-pulse must be the session user's, mode 700; it is: $owner"
+  # The server's recorder, for 0.1 s of sound (24 kHz, stereo, 16 bit: 9600 bytes).
+  bytes=$(docker exec "$c" sh -c 'timeout 10 parec --server=unix:/tmp/kasm-pulse/native --device=kasm_output.monitor --format=s16le --rate=24000 --channels=2 --latency-msec=20 --raw 2>/dev/null | head -c 9600 | wc -c') || true
+  [ "${bytes:-0}" -eq 9600 ] || fail "parec from kasm_output.monitor gave ${bytes:-0} of 9600 bytes within 10 s"
+  docker exec "$c" pactl --server=unix:/tmp/kasm-pulse/native info | grep -qx 'Default Source: kasm_mic_sink.monitor' ||
+    fail "the default source must be kasm_mic_sink.monitor (the microphone)"
+  # The microphone's way in: what pacat plays into kasm_mic_sink is what the default source records.
+  mic=$(docker exec "$c" sh -c 'timeout 10 parec --server=unix:/tmp/kasm-pulse/native --format=s16le --rate=24000 --channels=1 --raw 2>/dev/null | head -c 48000 | tr -d "\000" | wc -c & sleep 0.5; head -c 96000 /dev/urandom | timeout 5 pacat --playback --server=unix:/tmp/kasm-pulse/native --device=kasm_mic_sink --format=s16le --rate=24000 --channels=1 --raw; wait') || true
+  [ "${mic:-0}" -gt 1000 ] || fail "the default source recorded silence while pacat played into kasm_mic_sink"
+  say "sound: PulseAudio on /tmp/kasm-pulse/native ($owner), default sink kasm_output, its monitor records; the microphone sink reaches the default source"
+else
+  say "note: no PulseAudio in the image: no sound (optional)"
+fi
 
 if [ -n "$screenshot" ]; then
   sleep 2 # let the application draw its first window

@@ -4,11 +4,13 @@
 // A session's viewer page (/desktop/<id>/) is served with its file transfer (kasm/files): what is
 // uploaded also shows in the mock's ~/Downloads; MOCK_FILES_LIMIT sets the size limit (bytes), and
 // PATCH /api/v1/groups/g-admins {"settings": {"allow_uploads": false}} refuses uploads.
+// Its sound (the WebSocket kasm/audio) is a 440 Hz tone in the server's format (s16le, 24 kHz,
+// stereo, 20 ms a message); {"settings": {"allow_audio": false}} refuses it as the server does.
 // Not used by the real browser test, which runs against kasm-server (tests/browser/run.sh).
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, normalize } from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
 const port = Number(process.env.MOCK_PORT ?? 8787);
@@ -24,7 +26,7 @@ const agents = [
   { id: 'a-local', hostname: 'local-agent', zone_id: 'z-default', enabled: true, draining: false, status: 'ok', reported: { millicores: 2000, memory_bytes: 24 * 2 ** 30, gpus: 0 }, reserved: { millicores: 0, memory_bytes: 0, gpus: 0 }, overrides: null, session_count: 0, images: ['kasm/desktop:latest'], labels: {} },
 ];
 const zones = [{ id: 'z-default', name: 'default' }];
-const groups = [{ id: 'g-admins', name: 'Administrators', priority: 10, permissions: ['admin'], settings: { max_sessions_per_user: 2, keepalive_expiration: 3600000, allow_uploads: true, allow_downloads: true } }];
+const groups = [{ id: 'g-admins', name: 'Administrators', priority: 10, permissions: ['admin'], settings: { max_sessions_per_user: 2, keepalive_expiration: 3600000, allow_uploads: true, allow_downloads: true, allow_audio: true } }];
 const users = [admin];
 const staging = [];
 const sessions = new Map();
@@ -190,7 +192,52 @@ async function staticFile(res, urlPath) {
   res.end(await readFile(file));
 }
 
-createServer(async (req, res) => {
+// kasm/audio: a WebSocket by hand (server-to-client frames only; what the client sends is read
+// for its close frame and otherwise ignored).
+function wsFrame(opcode, payload) {
+  const n = payload.length;
+  const head = n < 126 ? Buffer.from([0x80 | opcode, n])
+    : n < 65536 ? Buffer.from([0x80 | opcode, 126, n >> 8, n & 255])
+      : (() => { const b = Buffer.alloc(10); b[0] = 0x80 | opcode; b[1] = 127; b.writeBigUInt64BE(BigInt(n), 2); return b; })();
+  return Buffer.concat([head, payload]);
+}
+
+function audioSocket(req, socket) {
+  const key = req.headers['sec-websocket-key'];
+  if (!key) return socket.destroy();
+  const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+  const text = (o) => socket.write(wsFrame(1, Buffer.from(JSON.stringify(o))));
+  if (!groups[0].settings.allow_audio) {
+    text({ error: 'sound is turned off for your group (allow_audio); ask an administrator' });
+    socket.end(wsFrame(8, Buffer.from([0x03, 0xe8])));
+    return;
+  }
+  text({ format: 's16le', rate: 24000, channels: 2 });
+  const rate = 24000, frames = 480;
+  let n = 0;
+  const started = Date.now();
+  let sent = 0;
+  const timer = setInterval(() => {
+    // As many 20 ms messages as the clock says are due (timers drift).
+    while (sent * 20 <= Date.now() - started) {
+      const pcm = Buffer.alloc(frames * 4);
+      for (let i = 0; i < frames; i++, n++) {
+        const v = Math.round(Math.sin((2 * Math.PI * 440 * n) / rate) * 0.25 * 32767);
+        pcm.writeInt16LE(v, i * 4);
+        pcm.writeInt16LE(v, i * 4 + 2);
+      }
+      socket.write(wsFrame(2, pcm));
+      sent++;
+    }
+  }, 10);
+  const stop = () => { clearInterval(timer); socket.destroy(); };
+  socket.on('data', (d) => { if ((d[0] & 0x0f) === 8) stop(); });
+  socket.on('error', stop);
+  socket.on('close', stop);
+}
+
+const server = createServer(async (req, res) => {
   const url = new URL(req.url, 'http://localhost');
   try {
     if (url.pathname === '/readyz') return send(res, 200, 'ready');
@@ -202,4 +249,9 @@ createServer(async (req, res) => {
   } catch (e) {
     return error(res, 500, 'internal', String(e));
   }
-}).listen(port, '127.0.0.1', () => console.log(`mock kasm API on http://127.0.0.1:${port} (admin@kasm.local / ${password})`));
+});
+server.on('upgrade', (req, socket) => {
+  if (/^\/desktop\/[^/]+\/kasm\/audio$/.test(new URL(req.url, 'http://localhost').pathname)) return audioSocket(req, socket);
+  socket.destroy();
+});
+server.listen(port, '127.0.0.1', () => console.log(`mock kasm API on http://127.0.0.1:${port} (admin@kasm.local / ${password})`));

@@ -20,8 +20,12 @@
 //
 // The session's owner may also transfer files (files.ts) when their group allows it: the "Files"
 // button appears only when the proxy's kasm/files says uploads or downloads are allowed.
+//
+// The owner may also hear the desktop (audio.ts): the "Sound" button opens the proxy's kasm/audio
+// WebSocket, which refuses, in words the page shows, when the group does not allow sound.
 
 import RFB from '@novnc/novnc';
+import { SoundControl } from './audio';
 import { ChatPanel } from './chat';
 import { acceptDrops, FilesPanel, loadFiles } from './files';
 import { dropTokenFromAddress, parseViewerConfig as parseConfig, viewerConfig as config } from './viewer-config';
@@ -88,6 +92,7 @@ function start(): void {
   let ended = false;
   let viewOnly = Boolean(cfg.view_only);
   let chat: ChatPanel | null = null;
+  let sound: SoundControl | null = null;
 
   function setViewOnly(v: boolean): void {
     viewOnly = v;
@@ -120,6 +125,7 @@ function start(): void {
     rfb = null;
     old?.disconnect();
     chat?.stop(text);
+    sound?.stop();
     document.documentElement.dataset.connection = 'ended';
     show(text);
   }
@@ -265,6 +271,24 @@ function start(): void {
         });
       }
     });
+  }
+  // ---- sound (the owner's; the server refuses it when the group does not allow audio) ----
+  if (cfg.owner !== false && !panel.hidden) {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const base = location.pathname.endsWith('/') ? location.pathname : `${location.pathname}/`;
+    const audioUrl = new URL(`${base}kasm/audio`, location.href);
+    audioUrl.protocol = scheme;
+    // The token in the address too, as for the chat: a portal's frame may not send the cookie.
+    audioUrl.search = `token=${encodeURIComponent(cfg.token)}`;
+    sound = new SoundControl(
+      el<HTMLButtonElement>('sound-toggle'),
+      el<HTMLSpanElement>('sound-level'),
+      el<HTMLSpanElement>('sound-level-bar'),
+      el<HTMLInputElement>('sound-volume'),
+      el<HTMLDivElement>('sound-error'),
+      { url: () => audioUrl.toString(), onDrop: () => void recheck() },
+    );
+    el<HTMLSpanElement>('sound').hidden = false;
   }
   el<HTMLButtonElement>('clip-send').addEventListener('click', () => {
     if (!viewOnly) rfb?.clipboardPasteFrom(clipText.value);
