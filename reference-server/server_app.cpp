@@ -1,6 +1,7 @@
 #include "server_app.hpp"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -394,12 +395,21 @@ Result<void> ServerApp::start() {
   // A desktop nobody touched and nothing changed on for an hour: noVNC reconnects when its user
   // returns, and an abandoned tab stops holding sockets.
   popts.tunnel_idle_timeout = std::chrono::hours(1);
+  popts.max_tunnels = 20000;  // The server's max_connections bounds them first (set below).
   KASM_ASSIGN_OR_RETURN(proxy_, net::SessionProxy::create(std::move(popts)));
 
   net::HttpServerOptions hopts;
   hopts.address = config_.listen_address;
   hopts.port = config_.port;
   hopts.io_threads = config_.io_threads;
+  // Each viewer holds two descriptors (browser and desktop): as many as the process may open, less
+  // a reserve for the store, the engine and logs, at most 20,000 viewers.
+  std::size_t viewers = 20000;
+  if (rlimit fds{}; ::getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur != RLIM_INFINITY) {
+    viewers = std::min<std::size_t>(viewers, fds.rlim_cur > 512 ? (fds.rlim_cur - 256) / 2 : 128);
+  }
+  hopts.max_connections = viewers;
+  hopts.max_connections_per_address = config_.max_connections_per_address;
   // A remote agent's answer may carry a downloaded file (base64: 4/3 of the largest transfer).
   hopts.body_limits["/api/agent/v1/result"] = std::size_t{1024} * 1024 * 1024 / 3 * 4 + 64 * 1024;
   if (!config_.plain_http) {

@@ -55,6 +55,7 @@ std::string usage() {
          "                   [--redis redis://...] [--web-root DIR] [--session-origin URL] [--allowed-origin URL]...\n"
          "                   [--frame-ancestor URL]... [--ops-access loopback|token|open] "
          "[--allow-loopback-upstreams]\n"
+         "                   [--max-connections-per-address N (default 1000, 0: no limit)]\n"
          "                   [--gateway auto|off|HOST:PORT] [--gateway-key-file FILE]\n"
          "       kasm-server api-key create --name NAME [--data-dir DIR | --database URL]\n"
          "\n"
@@ -135,6 +136,12 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
       KASM_ASSIGN_OR_RETURN(c.gateway, value(a));
     } else if (a == "--gateway-key-file") {
       KASM_ASSIGN_OR_RETURN(c.gateway_key_file, value(a));
+    } else if (a == "--max-connections-per-address") {
+      KASM_ASSIGN_OR_RETURN(std::string n, value(a));
+      if (n.empty() || n.size() > 9 || n.find_first_not_of("0123456789") != std::string::npos) {
+        return invalidArgument("--max-connections-per-address must be a number (0: no limit)");
+      }
+      c.max_connections_per_address = std::stoul(n);
     } else if (a == "--allow-loopback-upstreams") {
       c.allow_loopback_upstreams = true;
     } else if (a == "--name" && c.command == "api-key-create") {

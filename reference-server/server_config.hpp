@@ -21,6 +21,9 @@ struct ServerConfig {
   bool plain_http = false;                   // KASM_HTTP=1, --http
   bool local_agent = true;                   // --no-local-agent turns it off
   std::string zone_name = "default";         // --zone: the zone of the local agent and the default zone
+  // Connections from one client address at most (0: no limit). Behind a load balancer or a
+  // large NAT, raise it or set 0.
+  std::size_t max_connections_per_address = 1000;
   int io_threads = 2;
   int handler_threads = 8;
   int tick_seconds = 5;  // Background loop period.

@@ -14,6 +14,10 @@
 #include <malloc.h>
 #endif
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include "net/net_detail.hpp"
 #include "net/stream_io.hpp"
 
@@ -106,6 +110,8 @@ struct HttpServer::Impl {
   std::condition_variable conns_changed;
   std::uint64_t next_conn_id = 0;
   std::unordered_map<std::uint64_t, std::weak_ptr<Connection>> conns;
+  // Open connections per client address (only with max_connections_per_address).
+  std::unordered_map<std::string, std::size_t> per_address;
   // Memory given back (see connectionClosed): the most connections open since the last trim.
   std::size_t conns_peak = 0;
   std::chrono::steady_clock::time_point last_trim{};
@@ -137,6 +143,11 @@ struct Connection {
     {
       std::lock_guard lock(server.conns_mutex);
       server.conns.erase(id);
+      if (counted) {
+        if (auto it = server.per_address.find(remote); it != server.per_address.end() && --it->second == 0) {
+          server.per_address.erase(it);
+        }
+      }
       trim = server.connectionClosed();
       server.conns_changed.notify_all();
     }
@@ -152,10 +163,27 @@ struct Connection {
   Transport transport;
   std::uint64_t id = 0;
   std::string remote;
+  bool counted = false;  // In server.per_address.
   std::shared_ptr<void> proxy_state;
   std::unique_ptr<MessageHead> head;  // The proxy fast path's scanned request head.
   bool idle = true;                   // Waiting for the next request; touched only on the connection's strand.
 };
+
+// Keep-alive probes after `idle` of silence, every `interval`, three unanswered ones end it.
+void setKeepAlive(Socket& socket, Duration idle, Duration interval) {
+  if (idle.count() <= 0) return;
+  const int fd = socket.native_handle();
+  const int on = 1;
+  const int idle_s =
+      static_cast<int>(std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(idle).count()));
+  const int interval_s =
+      static_cast<int>(std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(interval).count()));
+  const int probes = 3;
+  (void)::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s);
+  (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_s, sizeof interval_s);
+  (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
+}
 
 std::vector<std::pair<std::string, std::string>> parseQuery(std::string_view q) {
   std::vector<std::pair<std::string, std::string>> out;
@@ -217,9 +245,20 @@ Awaitable<> HttpServer::Impl::acceptLoop() {
       }
     }
     socket.set_option(tcp::no_delay(true), ec);
+    setKeepAlive(socket, options.tcp_keepalive_idle, options.tcp_keepalive_interval);
+    std::string address;
+    if (auto remote = socket.remote_endpoint(ec); !ec) address = remote.address().to_string();
+    if (options.max_connections_per_address > 0) {
+      std::lock_guard lock(conns_mutex);
+      if (per_address[address] >= options.max_connections_per_address) {
+        socket.close(ec);
+        continue;
+      }
+      ++per_address[address];
+    }
     auto conn = std::make_shared<Connection>(*this, std::move(socket));
-    auto remote = conn->transport.tcp().socket().remote_endpoint(ec);
-    if (!ec) conn->remote = remote.address().to_string();
+    conn->remote = std::move(address);
+    conn->counted = options.max_connections_per_address > 0;
     if (ssl) conn->transport.enableTls(*ssl);
     {
       std::lock_guard lock(conns_mutex);

@@ -129,10 +129,19 @@ TEST(HttpServer, AThrowingHandlerAnswers500AndTheServerLives) {
   }
 }
 
-// Beyond max_connections, a new connection is closed at once; one freed makes room again.
-TEST(HttpServer, RefusesConnectionsBeyondTheLimit) {
+// Beyond max_connections (in total, or from one address), a new connection is closed at once; one
+// freed makes room again.
+class ConnectionLimit : public ::testing::TestWithParam<bool> {};
+INSTANTIATE_TEST_SUITE_P(HttpServer, ConnectionLimit, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "PerAddress" : "Total"; });
+
+TEST_P(ConnectionLimit, RefusesConnectionsBeyondTheLimit) {
   HttpServerOptions options;
-  options.max_connections = 2;
+  if (GetParam()) {
+    options.max_connections_per_address = 2;
+  } else {
+    options.max_connections = 2;
+  }
   auto server = startServer(options, describeHandler());
   asio::io_context ioc;
   // Two kept-alive connections, each answered once, so the server has surely counted both.

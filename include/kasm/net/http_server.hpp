@@ -158,6 +158,14 @@ struct HttpServerOptions {
   // Open connections (tunnels included) at most; a connection beyond is closed as soon as it is
   // accepted, so a flood of idle sockets cannot exhaust descriptors and memory.
   std::size_t max_connections = 10000;
+  // Open connections from one client address at most (0: no limit); one beyond is closed as soon
+  // as it is accepted. Behind a load balancer every client shares its address: raise or turn off.
+  std::size_t max_connections_per_address = 0;
+  // TCP keep-alive probes on accepted connections, so that a client that vanished (a half-open
+  // connection) is found in about idle + 3 * interval instead of holding its tunnel for hours.
+  // Zero: off.
+  Duration tcp_keepalive_idle = std::chrono::seconds(60);
+  Duration tcp_keepalive_interval = std::chrono::seconds(10);
   std::optional<TlsOptions> tls;  // Set = HTTPS only.
 };
 
