@@ -6,7 +6,13 @@
 import * as api from './api';
 
 export const LAUNCH_TIMEOUT_MS = 180_000;
-const POLL_INTERVAL_MS = 1_000;
+// A desktop usually starts within a second: polls come every 100 ms at first (a 1 s period alone
+// added up to a second to the first pixels), then less often for a slow start (a pull, a busy host).
+function pollIntervalMs(waitedMs: number): number {
+  if (waitedMs < 5_000) return 100;
+  if (waitedMs < 15_000) return 250;
+  return 1_000;
+}
 // Consecutive failed polls (network blips, a restarting server) tolerated before giving up.
 const MAX_POLL_ERRORS = 5;
 
@@ -52,7 +58,8 @@ export async function waitUntilRunning(
   signal: AbortSignal,
   timeoutMs = LAUNCH_TIMEOUT_MS,
 ): Promise<SessionLaunchResult> {
-  const deadline = Date.now() + timeoutMs;
+  const started = Date.now();
+  const deadline = started + timeoutMs;
   let current = session;
   let errors = 0;
   for (;;) {
@@ -75,7 +82,7 @@ export async function waitUntilRunning(
           'It may still start: check "Your sessions", or delete it and try again.',
       };
     }
-    await sleep(POLL_INTERVAL_MS, signal);
+    await sleep(pollIntervalMs(Date.now() - started), signal);
     if (signal.aborted) return { ok: false, reason: 'Launch cancelled.', session: current, cancelled: true };
     try {
       current = await api.getSession(current.id);
