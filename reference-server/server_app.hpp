@@ -40,6 +40,9 @@ namespace kasm::server {
 
 // One log line on stdout: {"event": ..., "detail": ...}.
 void logLine(const std::string& event, const std::string& detail);
+// Reads a setting, or creates it with `make()` when missing (first writer wins across servers).
+Result<std::string> settingOr(Repository& repo, Clock& clock, const std::string& key,
+                              const std::function<std::string()>& make);
 
 // Opens the store the configuration names: PostgreSQL for a URL, else SQLite in the data directory.
 Result<std::unique_ptr<spi::Store>> openStore(const ServerConfig& config);

@@ -1,0 +1,150 @@
+// kasm-server: its agents. The in-process agent on the local Docker engine (set up at start and
+// checked in from the background loop), and the endpoints remote kasm-agents dial into (check-in,
+// long poll for commands, results), each served by a RemoteAgentLink.
+
+#include <boost/json.hpp>
+
+#include "kasm/agent/local_agent.hpp"
+#include "kasm/agent/remote_link.hpp"
+#include "kasm/agent/upstream_policy.hpp"
+#include "kasm/auth/secret.hpp"
+#include "kasm/docker/docker_runtime.hpp"
+#include "server_app.hpp"
+
+namespace kasm::server {
+
+Result<void> ServerApp::setUpLocalAgent() {
+  KASM_ASSIGN_OR_RETURN(runtime_, docker::openDockerRuntime(docker::DockerOptions::fromEnvironment()));
+  KASM_ASSIGN_OR_RETURN(std::string zone_id,
+                        settingOr(*repo_, clock_, std::string(settings::kDefaultZone), [] { return std::string(); }));
+  auto existing = repo_->get<Setting>("local_agent_id");
+  if (existing.ok() && repo_->get<Agent>(existing->value.value).ok()) {
+    local_agent_id_ = AgentId(existing->value.value);
+    // The token is kept only as a hash: an in-process agent simply takes a fresh one each start.
+    KASM_ASSIGN_OR_RETURN(local_agent_token_, manager_->rotateAgentToken(local_agent_id_));
+  } else {
+    char host[256] = {0};
+    ::gethostname(host, sizeof host - 1);
+    Agent a;
+    a.hostname = host[0] ? host : "localhost";
+    a.zone_id = ZoneId(zone_id);
+    KASM_ASSIGN_OR_RETURN(auto reg, manager_->registerAgent(a));
+    local_agent_id_ = reg.agent.id;
+    local_agent_token_ = reg.token;
+    Setting s{"local_agent_id", local_agent_id_.str(), clock_.now()};
+    if (existing.ok()) {
+      KASM_RETURN_IF_ERROR(repo_->update(s, existing->version));
+    } else {
+      KASM_RETURN_IF_ERROR(repo_->insert(s));
+    }
+  }
+  agent::LocalAgentOptions opts;
+  opts.agent_id = local_agent_id_;
+  local_agent_ = std::make_shared<agent::LocalAgent>(*runtime_, clock_, opts);
+  manager_->attachAgentLink(local_agent_id_, local_agent_);
+  return {};
+}
+
+void ServerApp::checkInLocalAgent() {
+  auto report = local_agent_->checkIn();
+  if (!report.ok()) {
+    logLine("checkin_failed", report.error().toString());
+    return;
+  }
+  AgentCheckIn c;
+  c.agent_id = local_agent_id_;
+  c.token = local_agent_token_;
+  c.reported = report->capacity;
+  c.images = report->images;
+  c.cpu_utilization = std::min(1.0, std::max(0.0, report->cpu_utilization));
+  c.memory_used_bytes = report->memory_used_bytes;
+  c.agent_version = report->engine_version;
+  auto in = manager_->checkIn(c);
+  if (!in.ok()) logLine("checkin_failed", in.error().toString());
+}
+
+std::shared_ptr<agent::RemoteAgentLink> ServerApp::remoteLink(const AgentId& id) {
+  std::lock_guard lock(remote_mutex_);
+  auto& link = remote_links_[id];
+  if (!link) {
+    // The agent reports where its sessions listen; the proxy connects only inside the networks
+    // the installation registered for it (read at each report, so a change applies at once).
+    auto check = [this, id](std::string_view upstream) -> Result<void> {
+      KASM_ASSIGN_OR_RETURN(auto a, repo_->get<Agent>(id.str()));
+      return agent::checkUpstream(upstream, {a.value.publish_networks, config_.allow_loopback_upstreams});
+    };
+    link = std::make_shared<agent::RemoteAgentLink>(std::chrono::minutes(5), std::move(check));
+    manager_->attachAgentLink(id, link);
+  }
+  return link;
+}
+
+// The endpoints kasm-agent dials: POST checkin (report resources and images), poll (wait up to
+// 25 s for a command), result (the answer to one). Every call carries the agent's id and token.
+net::HttpResponse ServerApp::agentApi(const net::HttpRequest& req) {
+  auto error = [](const Error& e) {
+    boost::json::object o{{"error_message", e.message()}, {"code", std::string(errorCodeName(e.code()))}};
+    return net::HttpResponse::json(httpStatusOf(e.code()), boost::json::serialize(o));
+  };
+  if (req.method != "POST") return error(invalidArgument("use POST"));
+  boost::system::error_code ec;
+  auto parsed = boost::json::parse(req.body, ec);
+  if (ec || !parsed.is_object()) return error(invalidArgument("the body must be a JSON object"));
+  const auto& b = parsed.as_object();
+  auto str = [&](std::string_view key) -> std::string {
+    auto* v = b.if_contains(key);
+    return v && v->is_string() ? std::string(v->as_string()) : std::string();
+  };
+  auto id = AgentId::parse(str("agent_id"), "agent_id");
+  if (!id.ok()) return error(id.error());
+  const std::string token = str("token");
+  const std::string verb = req.path.substr(std::string_view("/api/agent/v1/").size());
+  if (verb == "checkin") {
+    AgentCheckIn c;
+    c.agent_id = *id;
+    c.token = token;
+    if (auto* r = b.if_contains("reported"); r && r->is_object()) {
+      auto res = fromJson<Resources>(boost::json::serialize(*r));
+      if (!res.ok()) return error(res.error());
+      c.reported = *res;
+    }
+    if (auto* imgs = b.if_contains("images"); imgs && imgs->is_array()) {
+      for (const auto& i : imgs->as_array()) {
+        if (i.is_string()) c.images.emplace_back(i.as_string());
+      }
+    }
+    if (auto* u = b.if_contains("cpu_utilization"); u && u->is_number()) {
+      c.cpu_utilization = std::clamp(u->to_number<double>(), 0.0, 1.0);
+    }
+    if (auto* m = b.if_contains("memory_used_bytes"); m && m->is_int64()) c.memory_used_bytes = m->as_int64();
+    c.agent_version = str("agent_version");
+    auto in = manager_->checkIn(c);
+    if (!in.ok()) return error(in.error());
+    remoteLink(*id);
+    return net::HttpResponse::json(200, R"({"ok":true})");
+  }
+  // poll and result: the same token check as a check-in, without changing anything.
+  auto agent = repo_->get<Agent>(id->str());
+  if (!agent.ok() || token.empty() || !auth::verifySecret(token, agent->value.token_hash)) {
+    return error(unauthenticated("unknown agent or wrong token"));
+  }
+  auto link = remoteLink(*id);
+  if (verb == "poll") {
+    auto command = link->nextCommand(std::chrono::seconds(25));
+    if (!command.ok()) return error(command.error());  // 429: this agent already holds its polls.
+    if (!*command) return net::HttpResponse::text(204, "");
+    boost::json::object o{{"id", (*command)->id}, {"command", (*command)->json}};
+    return net::HttpResponse::json(200, boost::json::serialize(o));
+  }
+  if (verb == "result") {
+    auto* cid = b.if_contains("id");
+    if (!cid || !(cid->is_int64() || cid->is_uint64())) return error(invalidArgument("id must be a number"));
+    const auto n = cid->is_uint64() ? cid->as_uint64() : static_cast<std::uint64_t>(cid->as_int64());
+    auto done = link->complete(n, str("result"));
+    if (!done.ok()) return error(done.error());
+    return net::HttpResponse::json(200, R"({"ok":true})");
+  }
+  return error(notFound("no agent endpoint '" + verb + "'"));
+}
+
+}  // namespace kasm::server
