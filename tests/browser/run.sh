@@ -3,7 +3,7 @@
 #   tests/browser/run.sh <path/to/kasm-server> [web/dist directory]
 # Starts the server on a free loopback port with a temporary data directory and a known admin
 # password, waits for /readyz, runs the tests in headless Chromium (web_flow, fixed_servers,
-# portal_frame, the integration guide's Python, file_transfer, audio, then share_flow), then stops the server and
+# portal_frame, the integration guide's Python, file_transfer, audio, microphone, then share_flow), then stops the server and
 # removes the temporary directory. share_flow needs a licence with the "sharing" feature: a key pair and a licence are
 # made with the vendor tool kasm-license ($KASM_LICENSE_TOOL, default: beside the server binary's
 # build directory, build/tools/kasm-license/kasm-license), the server trusts the public key, and
@@ -12,7 +12,7 @@
 # fixed_servers uses the fixed VNC and SSH servers of scripts/services/ (KASM_TEST_VNC_*,
 # KASM_TEST_SSHD_*, from the environment) and skips the parts whose server is not there.
 # KASM_BROWSER_TESTS="fixed_servers share_flow" runs only the tests named (default: all of them:
-# web_flow fixed_servers portal_frame doc_examples file_transfer audio share_flow).
+# web_flow fixed_servers portal_frame doc_examples file_transfer audio microphone share_flow).
 # Exit 77 (ctest SKIP_RETURN_CODE) when chromium, node or web/node_modules is missing, unless
 # KASM_REQUIRE_SERVICES=1, when that is a failure.
 set -euo pipefail
@@ -151,6 +151,15 @@ if selected audio; then
   KASM_URL="$base" KASM_PASSWORD="$password" KASM_USERNAME="admin@kasm.local" KASM_API_KEY="$api_key" \
     KASM_API_SECRET="$api_secret" KASM_ARTIFACTS_DIR="$artifacts" KASM_WEB_DIR="$repo/web" KASM_CHROMIUM="$chromium" \
     timeout 480 node "$here/audio.test.mjs"
+fi
+
+# The browser's microphone in the desktop: the admin's group allows it for the test (restored
+# after it); Chromium's fake microphone goes through "Mic" into the session's default source,
+# recorded there with parec through exec_command_kasm; then a refusal with it not allowed.
+if selected microphone; then
+  KASM_URL="$base" KASM_PASSWORD="$password" KASM_USERNAME="admin@kasm.local" KASM_API_KEY="$api_key" \
+    KASM_API_SECRET="$api_secret" KASM_ARTIFACTS_DIR="$artifacts" KASM_WEB_DIR="$repo/web" KASM_CHROMIUM="$chromium" \
+    timeout 480 node "$here/microphone.test.mjs"
 fi
 selected share_flow || exit 0
 

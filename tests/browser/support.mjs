@@ -9,13 +9,15 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const webDir = resolve(process.env.KASM_WEB_DIR ?? join(here, '..', '..', 'web'));
 const { chromium } = createRequire(join(webDir, 'package.json'))('playwright-core');
 
-export function launchChromium() {
+// `extraArgs`: more command-line switches for this test's browser (the microphone test's fake
+// media devices, say).
+export function launchChromium(extraArgs = []) {
   return chromium.launch({
     executablePath: process.env.KASM_CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
     timeout: 30_000,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
+      '--disable-component-update', '--disable-sync', ...extraArgs],
   });
 }
 

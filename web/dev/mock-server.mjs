@@ -6,6 +6,8 @@
 // PATCH /api/v1/groups/g-admins {"settings": {"allow_uploads": false}} refuses uploads.
 // Its sound (the WebSocket kasm/audio) is a 440 Hz tone in the server's format (s16le, 24 kHz,
 // stereo, 20 ms a message); {"settings": {"allow_audio": false}} refuses it as the server does.
+// Its microphone (the WebSocket kasm/microphone) says ready and counts the PCM it is sent (logged
+// every 5 s); {"settings": {"allow_microphone": false}} refuses it.
 // Not used by the real browser test, which runs against kasm-server (tests/browser/run.sh).
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
@@ -26,7 +28,7 @@ const agents = [
   { id: 'a-local', hostname: 'local-agent', zone_id: 'z-default', enabled: true, draining: false, status: 'ok', reported: { millicores: 2000, memory_bytes: 24 * 2 ** 30, gpus: 0 }, reserved: { millicores: 0, memory_bytes: 0, gpus: 0 }, overrides: null, session_count: 0, images: ['kasm/desktop:latest'], labels: {} },
 ];
 const zones = [{ id: 'z-default', name: 'default' }];
-const groups = [{ id: 'g-admins', name: 'Administrators', priority: 10, permissions: ['admin'], settings: { max_sessions_per_user: 2, keepalive_expiration: 3600000, allow_uploads: true, allow_downloads: true, allow_audio: true } }];
+const groups = [{ id: 'g-admins', name: 'Administrators', priority: 10, permissions: ['admin'], settings: { max_sessions_per_user: 2, keepalive_expiration: 3600000, allow_uploads: true, allow_downloads: true, allow_audio: true, allow_microphone: true } }];
 const users = [admin];
 const staging = [];
 const sessions = new Map();
@@ -237,6 +239,42 @@ function audioSocket(req, socket) {
   socket.on('close', stop);
 }
 
+// kasm/microphone: ready, then the client's (masked) frames are parsed for their sizes and close.
+function microphoneSocket(req, socket) {
+  const key = req.headers['sec-websocket-key'];
+  if (!key) return socket.destroy();
+  const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+  const text = (o) => socket.write(wsFrame(1, Buffer.from(JSON.stringify(o))));
+  if (!groups[0].settings.allow_microphone) {
+    text({ error: 'the microphone is turned off for your group (allow_microphone); ask an administrator' });
+    socket.end(wsFrame(8, Buffer.from([0x03, 0xe8])));
+    return;
+  }
+  text({ ready: true, format: 's16le', rate: 24000, channels: 1 });
+  let buf = Buffer.alloc(0);
+  let bytes = 0;
+  const timer = setInterval(() => console.log(`mock microphone: ${bytes} bytes of PCM so far`), 5000);
+  const stop = () => { clearInterval(timer); socket.destroy(); };
+  socket.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    for (;;) {
+      if (buf.length < 2) return;
+      let len = buf[1] & 127, at = 2;
+      if (len === 126) { if (buf.length < 4) return; len = buf.readUInt16BE(2); at = 4; }
+      else if (len === 127) { if (buf.length < 10) return; len = Number(buf.readBigUInt64BE(2)); at = 10; }
+      if (buf[1] & 128) at += 4;
+      if (buf.length < at + len) return;
+      const opcode = buf[0] & 15;
+      buf = buf.subarray(at + len);
+      if (opcode === 8) return stop();
+      if (opcode === 2) bytes += len;
+    }
+  });
+  socket.on('error', stop);
+  socket.on('close', stop);
+}
+
 const server = createServer(async (req, res) => {
   const url = new URL(req.url, 'http://localhost');
   try {
@@ -251,7 +289,9 @@ const server = createServer(async (req, res) => {
   }
 });
 server.on('upgrade', (req, socket) => {
-  if (/^\/desktop\/[^/]+\/kasm\/audio$/.test(new URL(req.url, 'http://localhost').pathname)) return audioSocket(req, socket);
+  const path = new URL(req.url, 'http://localhost').pathname;
+  if (/^\/desktop\/[^/]+\/kasm\/audio$/.test(path)) return audioSocket(req, socket);
+  if (/^\/desktop\/[^/]+\/kasm\/microphone$/.test(path)) return microphoneSocket(req, socket);
   socket.destroy();
 });
 server.listen(port, '127.0.0.1', () => console.log(`mock kasm API on http://127.0.0.1:${port} (admin@kasm.local / ${password})`));

@@ -159,6 +159,9 @@ export interface GroupSettings {
   allow_uploads?: boolean;
   allow_downloads?: boolean;
   file_transfer_limit_mb?: number;
+  // The viewer's Sound and Mic buttons.
+  allow_audio?: boolean;
+  allow_microphone?: boolean;
   [extra: string]: unknown;
 }
 

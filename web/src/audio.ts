@@ -18,14 +18,14 @@
 // window.kasmAudio = {analyser, context, stats} is there for tests and diagnostics: stats are
 // updated as messages arrive and on every frame of the level meter while sound is on.
 
-const RECONNECT_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 15_000];
+export const RECONNECT_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 15_000];
 // How far ahead of the context's clock a fresh queue starts (the jitter buffer).
 const LEAD_S = 0.06;
 // More queued than this (latency LEAD_S + ~200 ms): drop the queue and start again.
 const MAX_AHEAD_S = 0.26;
 // Connections in a row that brought no sound (refused at the handshake, or closed before any PCM:
-// the image has no sound server) before the page gives up.
-const MAX_FRUITLESS = 5;
+// the image has no sound server) before the page gives up. microphone.ts uses these too.
+export const MAX_FRUITLESS = 5;
 
 export type AudioState = 'off' | 'connecting' | 'on' | 'reconnecting' | 'error';
 
@@ -79,10 +79,10 @@ const DEFAULT_FORMAT: StreamFormat = { format: 's16le', rate: 24_000, channels: 
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 // The server's refusal text from a text message, or null when it is not one.
-function parseError(text: string): string | null {
+export function parseError(text: string, fallback = 'The server refused the sound.'): string | null {
   try {
     const o = JSON.parse(text) as Record<string, unknown>;
-    if (o && typeof o.error === 'string') return o.error.trim() || 'The server refused the sound.';
+    if (o && typeof o.error === 'string') return o.error.trim() || fallback;
   } catch {
     // Not JSON: not a refusal.
   }

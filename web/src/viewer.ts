@@ -22,12 +22,15 @@
 // button appears only when the proxy's kasm/files says uploads or downloads are allowed.
 //
 // The owner may also hear the desktop (audio.ts): the "Sound" button opens the proxy's kasm/audio
-// WebSocket, which refuses, in words the page shows, when the group does not allow sound.
+// WebSocket, which refuses, in words the page shows, when the group does not allow sound; and
+// "Mic" sends the browser's microphone to the desktop's default source (microphone.ts, the proxy's
+// kasm/microphone, refused likewise when the group does not allow_microphone).
 
 import RFB from '@novnc/novnc';
 import { SoundControl } from './audio';
 import { ChatPanel } from './chat';
 import { acceptDrops, FilesPanel, loadFiles } from './files';
+import { MicrophoneControl } from './microphone';
 import { dropTokenFromAddress, parseViewerConfig as parseConfig, viewerConfig as config } from './viewer-config';
 
 
@@ -93,6 +96,7 @@ function start(): void {
   let viewOnly = Boolean(cfg.view_only);
   let chat: ChatPanel | null = null;
   let sound: SoundControl | null = null;
+  let mic: MicrophoneControl | null = null;
 
   function setViewOnly(v: boolean): void {
     viewOnly = v;
@@ -126,6 +130,7 @@ function start(): void {
     old?.disconnect();
     chat?.stop(text);
     sound?.stop();
+    mic?.stop();
     document.documentElement.dataset.connection = 'ended';
     show(text);
   }
@@ -272,7 +277,7 @@ function start(): void {
       }
     });
   }
-  // ---- sound (the owner's; the server refuses it when the group does not allow audio) ----
+  // ---- sound and microphone (the owner's; the server refuses what the group does not allow) ----
   if (cfg.owner !== false && !panel.hidden) {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const base = location.pathname.endsWith('/') ? location.pathname : `${location.pathname}/`;
@@ -289,6 +294,18 @@ function start(): void {
       { url: () => audioUrl.toString(), onDrop: () => void recheck() },
     );
     el<HTMLSpanElement>('sound').hidden = false;
+    // The microphone likewise (the server refuses it when the group does not allow_microphone).
+    const micUrl = new URL(`${base}kasm/microphone`, location.href);
+    micUrl.protocol = scheme;
+    micUrl.search = audioUrl.search;
+    mic = new MicrophoneControl(
+      el<HTMLButtonElement>('mic-toggle'),
+      el<HTMLSpanElement>('mic-level'),
+      el<HTMLSpanElement>('mic-level-bar'),
+      el<HTMLDivElement>('mic-error'),
+      { url: () => micUrl.toString(), onDrop: () => void recheck() },
+    );
+    el<HTMLSpanElement>('mic').hidden = false;
   }
   el<HTMLButtonElement>('clip-send').addEventListener('click', () => {
     if (!viewOnly) rfb?.clipboardPasteFrom(clipText.value);

@@ -60,6 +60,8 @@ export async function groupsAdminPage(ctx: PageContext): Promise<void> {
       { name: 'allow_persistent_profile', label: 'Members keep their home between sessions', type: 'checkbox', value: Boolean(g?.settings?.allow_persistent_profile), hint: 'On workspaces that have a persistent profile.' },
       { name: 'allow_uploads', label: 'Members may upload files into their sessions', type: 'checkbox', value: Boolean(g?.settings?.allow_uploads), hint: 'Into ~/Uploads, from the viewer\'s Files panel.' },
       { name: 'allow_downloads', label: 'Members may download files from their sessions', type: 'checkbox', value: Boolean(g?.settings?.allow_downloads), hint: 'From ~/Downloads.' },
+      { name: 'allow_audio', label: 'Members hear their desktops', type: 'checkbox', value: g?.settings?.allow_audio !== false, hint: 'The viewer\'s Sound button.' },
+      { name: 'allow_microphone', label: 'Members may use their microphone in their desktops', type: 'checkbox', value: Boolean(g?.settings?.allow_microphone), hint: 'The viewer\'s Mic button.' },
       { name: 'file_transfer_limit_mb', label: 'Largest file moved (MB)', type: 'number', value: g?.settings?.file_transfer_limit_mb ?? 100, min: 1, hint: '1 to 1024.' },
     ], async (v: FormValues) => {
       const body: Partial<api.Group> = {
@@ -78,6 +80,8 @@ export async function groupsAdminPage(ctx: PageContext): Promise<void> {
           allow_uploads: v.allow_uploads === true,
           allow_downloads: v.allow_downloads === true,
           file_transfer_limit_mb: num(v.file_transfer_limit_mb, 100),
+          allow_audio: v.allow_audio === true,
+          allow_microphone: v.allow_microphone === true,
         },
       };
       if (g) await api.updateGroup(g.id, body);
