@@ -152,8 +152,15 @@ Result<Config> parse(int argc, char** argv) {
   return c;
 }
 
+// Who this process is: a new id at every start, so the server fails the commands a killed
+// process took with it at once instead of waiting for their answers.
+const std::string& bootId() {
+  static const std::string id = generateIdString();
+  return id;
+}
+
 json::object credentials(const Config& c) {
-  return json::object{{"agent_id", c.agent_id}, {"token", c.token}};
+  return json::object{{"agent_id", c.agent_id}, {"token", c.token}, {"boot_id", bootId()}};
 }
 
 void checkIn(const Config& c, agent::LocalAgent& local) {

@@ -79,6 +79,16 @@ std::shared_ptr<agent::RemoteAgentLink> ServerApp::remoteLink(const AgentId& id)
   return link;
 }
 
+void ServerApp::noteAgentBoot(const AgentId& id, const std::string& boot_id) {
+  if (!remoteLink(id)->noteBoot(boot_id)) return;
+  // A restarted agent may hold a container of a session that moved on: compare now, off this
+  // request's thread, rather than wait for the agent to be declared missing (it never was).
+  logLine("agent_restarted", id.str());
+  (void)agent_pool_->post([this, id] {
+    if (auto r = manager_->reconcileAgent(id); !r.ok()) logLine("agent_reconcile_failed", r.error().toString());
+  });
+}
+
 // The endpoints kasm-agent dials: POST checkin (report resources and images), poll (wait up to
 // 25 s for a command), result (the answer to one). Every call carries the agent's id and token.
 net::HttpResponse ServerApp::agentApi(const net::HttpRequest& req) {
@@ -120,7 +130,7 @@ net::HttpResponse ServerApp::agentApi(const net::HttpRequest& req) {
     c.agent_version = str("agent_version");
     auto in = manager_->checkIn(c);
     if (!in.ok()) return error(in.error());
-    remoteLink(*id);
+    noteAgentBoot(*id, str("boot_id"));
     return net::HttpResponse::json(200, R"({"ok":true})");
   }
   // poll and result: the same token check as a check-in, without changing anything.
@@ -128,6 +138,7 @@ net::HttpResponse ServerApp::agentApi(const net::HttpRequest& req) {
   if (!agent.ok() || token.empty() || !auth::verifySecret(token, agent->value.token_hash)) {
     return error(unauthenticated("unknown agent or wrong token"));
   }
+  noteAgentBoot(*id, str("boot_id"));
   auto link = remoteLink(*id);
   if (verb == "poll") {
     auto command = link->nextCommand(std::chrono::seconds(25));

@@ -76,6 +76,8 @@ class ServerApp {
   net::HttpResponse dispatch(const net::HttpRequest& req);
   net::HttpResponse agentApi(const net::HttpRequest& req);
   std::shared_ptr<agent::RemoteAgentLink> remoteLink(const AgentId& id);
+  // Tells the agent's link which process speaks; a restart fails its lost commands and reconciles it.
+  void noteAgentBoot(const AgentId& id, const std::string& boot_id);
   net::HttpResponse metrics();
   // Whether a request may see /metrics and /readyz's details (ServerConfig::ops_access).
   bool opsAllowed(const net::HttpRequest& req) const;

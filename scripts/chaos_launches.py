@@ -4,7 +4,10 @@ with SIGKILL every 1-4 s and restarted while launches go through the developer A
 another; every launch that request_kasm acknowledged must end running (none failed, none lost),
 and no container is left once they are destroyed.
 
-    scripts/chaos_launches.py [--launches 60] [--seed 11]
+    scripts/chaos_launches.py [--launches 60] [--seed 11] [--kill server|agent]
+
+With --kill agent the server runs without its in-process agent and a kasm-agent process (dialling
+in, as on another Docker host) is the one killed, every 0.5-2 s.
 
 Needs dockerd and the desktop image (scripts/build-images.sh desktop) and a built kasm-server.
 Connects to 127.0.0.1 only. Prints the outcome of every acknowledged launch, counted by state.
@@ -17,6 +20,8 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--launches", type=int, default=60)
 ap.add_argument("--seed", type=int, default=11)
 ap.add_argument("--server", default=os.path.join(ROOT, "build", "reference-server", "kasm-server"))
+ap.add_argument("--agent", default=os.path.join(ROOT, "build", "reference-server", "kasm-agent"))
+ap.add_argument("--kill", choices=["server", "agent"], default="server")
 args = ap.parse_args()
 random.seed(args.seed)
 SERVER = args.server
@@ -27,17 +32,41 @@ BASE = f"http://127.0.0.1:{PORT}"
 LOG = os.path.join(DATA, "server.log")
 env = dict(os.environ, KASM_ADMIN_PASSWORD="chaos-" + os.urandom(6).hex(), KASM_WEB_ROOT=os.path.join(ROOT, "web", "dist"))
 lock = threading.Lock(); state = {"proc": None, "kills": 0, "stop": False}
-def start():
-    return subprocess.Popen([SERVER, "--http", "--port", str(PORT), "--data-dir", DATA], env=env,
+AGENT_MODE = args.kill == "agent"
+def start_server():
+    extra = ["--no-local-agent", "--allow-loopback-upstreams"] if AGENT_MODE else []
+    return subprocess.Popen([SERVER, "--http", "--port", str(PORT), "--data-dir", DATA] + extra, env=env,
                             stdout=open(LOG, "a"), stderr=subprocess.STDOUT)
-state["proc"] = start(); time.sleep(2)
+server = start_server(); time.sleep(2)
 key = json.loads(subprocess.check_output([SERVER, "api-key", "create", "--name", "chaos", "--data-dir", DATA]))
+def rest(method, path, body=None, headers={}):
+    req = urllib.request.Request(BASE + path, method=method, data=json.dumps(body).encode() if body is not None else None,
+                                 headers=dict({"Content-Type": "application/json"}, **headers))
+    return json.load(urllib.request.urlopen(req, timeout=20))
+if AGENT_MODE:
+    # A remote agent, registered as an administrator would, dialling in on loopback.
+    login = urllib.request.urlopen(urllib.request.Request(
+        BASE + "/api/v1/auth/login", data=json.dumps({"username": "admin@kasm.local",
+                                                      "password": env["KASM_ADMIN_PASSWORD"]}).encode(),
+        headers={"Content-Type": "application/json"}), timeout=20)
+    auth = {"Cookie": login.headers["Set-Cookie"].split(";")[0], "X-CSRF-Token": json.load(login)["csrf_token"]}
+    zone = rest("GET", "/api/v1/zones", headers=auth)["items"][0]["id"]
+    reg = rest("POST", "/api/v1/agents", {"hostname": "chaos-agent", "zone_id": zone,
+                                           "publish_networks": ["127.0.0.1"]}, auth)
+    AGENT_ARGS = [args.agent, "--server", BASE, "--agent-id", reg["agent"]["id"], "--token", reg["token"],
+                  "--checkin-seconds", "1"]
+    def start(): return subprocess.Popen(AGENT_ARGS, stdout=open(LOG + ".agent", "a"), stderr=subprocess.STDOUT)
+    state["proc"] = start()
+else:
+    start = start_server; state["proc"] = server
+T0 = time.monotonic()
 def killer():
     while not state["stop"]:
-        time.sleep(random.uniform(1, 4))
+        time.sleep(random.uniform(0.5, 2) if AGENT_MODE else random.uniform(1, 4))
         if state["stop"]: break
         with lock:
             state["proc"].send_signal(signal.SIGKILL); state["proc"].wait(); state["kills"] += 1
+            print("killed", args.kill, "at", round(time.monotonic() - T0, 1), "s", flush=True)
             state["proc"] = start()
 def call(verb, **body):
     body.update(api_key=key["api_key"], api_key_secret=key["api_key_secret"])
@@ -75,9 +104,18 @@ while len(outcomes) < args.launches and time.monotonic() < deadline:
         except Exception: time.sleep(0.2)
 state["stop"] = True
 with lock:
-    state["proc"].send_signal(signal.SIGTERM); state["proc"].wait()
+    if AGENT_MODE:
+        # Sessions a killed agent left are removed once a live one reconciles: give it a moment.
+        for _ in range(100):
+            if not subprocess.run(["docker", "ps", "-aq", "--filter", "label=kasm.managed=true"],
+                                  capture_output=True, text=True).stdout.split(): break
+            time.sleep(0.3)
+        state["proc"].send_signal(signal.SIGTERM); state["proc"].wait()
+        server.send_signal(signal.SIGTERM); server.wait()
+    else:
+        state["proc"].send_signal(signal.SIGTERM); state["proc"].wait()
 from collections import Counter
-print("server SIGKILLed", state["kills"], "times;", len(outcomes), "acknowledged launches")
+print(args.kill, "SIGKILLed", state["kills"], "times;", len(outcomes), "acknowledged launches")
 for k, v in Counter(outcomes).items(): print(v, k)
 left = subprocess.run(["docker", "ps", "-aq", "--filter", "label=kasm.managed=true"], capture_output=True, text=True).stdout.split()
 print("kasm containers left:", len(left), "; server log:", LOG)

@@ -149,6 +149,20 @@ void RemoteAgentLink::reopen() {
   closed_.reset();
 }
 
+bool RemoteAgentLink::noteBoot(const std::string& boot_id) {
+  std::lock_guard lock(mutex_);
+  if (boot_id.empty() || boot_id == boot_id_) return false;
+  const bool restarted = !boot_id_.empty();
+  boot_id_ = boot_id;
+  if (!restarted) return false;
+  for (auto& [id, p] : pending_) {
+    if (!p->result) p->result = errorJson(unavailable("the agent restarted while the command was in flight"));
+  }
+  queue_.clear();
+  results_ready_.notify_all();
+  return true;
+}
+
 std::chrono::steady_clock::time_point RemoteAgentLink::lastPoll() const {
   std::lock_guard lock(mutex_);
   return last_poll_;

@@ -289,6 +289,12 @@ Result<Versioned<Session>> Manager::Impl::placeAndProvision(
     }
   }
   auto result = link->provision(provisionRequestFor(s, ws, env));
+  if (!result.ok() && result.error().code() == ErrorCode::kUnavailable && on_committed) {
+    // The launch was acknowledged and the agent did not answer (it restarted, or is away): the
+    // session stays provisioning and tick() finishes it when the agent is back, or fails it once
+    // launch_retry_limit has passed (provision is idempotent).
+    return result.error().withContext("session " + s.id.str() + " waits for agent " + placement.agent.str());
+  }
   if (!result.ok()) {
     KASM_ASSIGN_OR_RETURN(auto cur, repo.get<Session>(s.id.str()));
     (void)failSession(std::move(cur), "provisioning failed: " + result.error().message());

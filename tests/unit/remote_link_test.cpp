@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <future>
 #include <thread>
 
 #include "fake_agent_link.hpp"
@@ -156,6 +157,28 @@ TEST(RemoteAgentLink, TakesOnlyUpstreamsTheInstallationAllowsTheAgent) {
   auto refused = bare.provision(req);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code(), ErrorCode::kPermissionDenied);
+}
+
+TEST(RemoteAgentLink, ARestartedAgentFailsTheCallsItTookWithItAtOnce) {
+  RemoteAgentLink link(std::chrono::minutes(5), loopbackAllowed);
+  link.noteBoot("first");
+  // A call whose command the agent fetched, then died: its answer will never come.
+  auto call = std::async(std::launch::async, [&] { return link.stop(SessionId("s1")); });
+  auto fetched = link.nextCommand(std::chrono::seconds(5));
+  ASSERT_TRUE(fetched.ok() && *fetched);
+  link.noteBoot("first");  // The same process: nothing happens.
+  EXPECT_EQ(call.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
+  const auto before = std::chrono::steady_clock::now();
+  link.noteBoot("second");  // A new process polls.
+  auto r = call.get();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(r.error().message().find("restarted"), std::string::npos) << r.error().message();
+  EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::seconds(5));
+  // The link works on with the new process.
+  testing::FakeAgentLink fake;
+  AgentLoop loop(link, fake);
+  EXPECT_EQ(link.stop(SessionId("nope")).error().code(), ErrorCode::kNotFound);
 }
 
 TEST(RemoteAgentLink, OneAgentHoldsAtMostAFewWaitingPolls) {

@@ -56,6 +56,13 @@ class RemoteAgentLink final : public spi::AgentLink {
   // server stops).
   void close(std::string reason);
   void reopen();
+  // The agent's process says who it is at every check-in and poll (a random id per start). A
+  // different one than before means the agent restarted: the calls in flight and the commands it
+  // had not fetched fail at once with Unavailable (their answers will never come), so the manager
+  // retries them now instead of after call_timeout. An empty id changes nothing. True when the
+  // agent restarted (a known id changed): the caller should reconcile it, since a container it
+  // was making may now belong to a session that moved on.
+  bool noteBoot(const std::string& boot_id);
   // The last time the agent fetched commands (for "is anyone polling?").
   std::chrono::steady_clock::time_point lastPoll() const;
 
@@ -94,6 +101,7 @@ class RemoteAgentLink final : public spi::AgentLink {
   std::map<std::uint64_t, std::shared_ptr<Pending>> pending_;
   std::uint64_t next_id_ = 0;
   std::optional<std::string> closed_;
+  std::string boot_id_;
   std::chrono::steady_clock::time_point last_poll_{};
 };
 
