@@ -17,110 +17,27 @@
 // show in its ~/Downloads by themselves.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { launchChromium, waitFor } from './support.mjs';
+import { join } from 'node:path';
+import {
+  adminTestSettings, canvasLit, deleteSession, developerApiClient, DRAWN_TIMEOUT_MS, launchChromium, launchWorkspace,
+  logInToDashboard, logPage, newPageLog, openViewer, overrideGroupSettings, patchGroupSettings, restOfContext,
+  restoreGroupSettings, runTest, stepsWithScreenshots, waitFor,
+} from './support.mjs';
 
-const baseUrl = (process.env.KASM_URL ?? '').replace(/\/$/, '');
-const adminUser = process.env.KASM_USERNAME ?? 'admin@kasm.local';
-const adminPassword = process.env.KASM_PASSWORD ?? '';
-const apiKey = process.env.KASM_API_KEY ?? '';
-const apiSecret = process.env.KASM_API_SECRET ?? '';
-const workspaceName = process.env.KASM_WORKSPACE_NAME ?? 'Desktop';
-const artifacts = resolve(process.env.KASM_ARTIFACTS_DIR ?? 'build/browser-artifacts');
+const { baseUrl, adminUser, adminPassword, apiKey, apiSecret, workspaceName, artifacts } = adminTestSettings('file_transfer');
 const skipDesktop = process.env.KASM_BROWSER_SKIP_DESKTOP === '1';
-if (!baseUrl || !adminPassword || !apiKey || !apiSecret) {
-  console.error('file_transfer: set KASM_URL, KASM_PASSWORD, KASM_API_KEY and KASM_API_SECRET (run.sh does)');
-  process.exit(2);
-}
-mkdirSync(artifacts, { recursive: true });
-const pageLog = join(artifacts, 'files-page.log');
-writeFileSync(pageLog, '');
+const pageLog = newPageLog(artifacts, 'files-page.log');
+const { step, screenshot } = stepsWithScreenshots(artifacts, 'files');
+// Commands run in the desktop's container as its user (HOME=/home/kasm-user).
+const developerApi = developerApiClient(baseUrl, apiKey, apiSecret);
 
-const LAUNCH_TIMEOUT_MS = 240_000;
-const DRAWN_TIMEOUT_MS = 60_000;
 const UPLOAD_TIMEOUT_MS = 30_000;
 const VIEWPORT = { width: 1280, height: 800 };
 const UPLOAD_BYTES = 300 * 1024;
 
-let shot = 0;
-async function screenshot(page, name) {
-  const file = join(artifacts, `files-${String(++shot).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file }).catch((e) => console.error(`screenshot ${name} failed: ${e.message}`));
-}
-
-// A step with a name; its screen is saved after it, passed or failed.
-async function step(page, name, fn) {
-  const started = Date.now();
-  process.stdout.write(`step: ${name} ... `);
-  try {
-    await fn();
-    console.log(`ok (${Date.now() - started} ms)`);
-    if (page) await screenshot(page, name);
-  } catch (e) {
-    console.log('FAILED');
-    if (page) await screenshot(page, `${name}-failed`);
-    throw new Error(`step "${name}" failed: ${e.message}`);
-  }
-}
-
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
-
-async function developerApi(verb, body) {
-  const r = await fetch(`${baseUrl}/api/public/${verb}`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ api_key: apiKey, api_key_secret: apiSecret, ...body }),
-  });
-  const json = await r.json().catch(() => ({}));
-  if (r.status !== 200) throw new Error(`${verb} answered ${r.status}: ${JSON.stringify(json)}`);
-  return json;
-}
-
-// A command in the desktop's container, as its user (HOME=/home/kasm-user): its output, or an
-// error naming the exit code.
-async function inDesktop(sessionId, cmd) {
-  const r = await developerApi('exec_command_kasm', { kasm_id: sessionId, exec_config: { cmd } });
-  if (r.exit_code !== undefined && r.exit_code !== 0) throw new Error(`"${cmd}" exited with ${r.exit_code}: ${r.output}`);
-  return String(r.output ?? '');
-}
-
-async function canvasLit(page) {
-  return page.evaluate(() => {
-    const c = document.querySelector('#screen canvas');
-    if (!c || !c.width) return 0;
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let on = 0, n = 0;
-    for (let i = 0; i < d.length; i += 64) { n++; if (d[i] + d[i + 1] + d[i + 2] > 30) on++; }
-    return on / n > 0.01 ? on / n : 0;
-  });
-}
-
-function logPage(page) {
-  page.on('console', (m) => appendFileSync(pageLog, `[console.${m.type()}] ${m.text()}\n`));
-  page.on('response', (r) => {
-    if (r.status() >= 400) appendFileSync(pageLog, `[http ${r.status()}] ${r.request().method()} ${r.url().replace(/token=[^&]+/, 'token=…')}\n`);
-  });
-  page.on('pageerror', (e) => appendFileSync(pageLog, `[pageerror] ${e.message}\n`));
-}
-
-// The REST API as the logged-in browser: the context's cookie and the CSRF token /auth/me gives.
-function restOf(context) {
-  let csrf = null;
-  return async (method, path, body) => {
-    if (!csrf) csrf = (await (await context.request.get(`${baseUrl}/api/v1/auth/me`)).json()).csrf_token;
-    const res = await context.request.fetch(`${baseUrl}/api/v1${path}`, {
-      method,
-      headers: { 'X-CSRF-Token': csrf },
-      data: body === undefined ? undefined : body,
-    });
-    const text = await res.text();
-    let json = null;
-    try { json = text ? JSON.parse(text) : null; } catch { json = text; }
-    return { status: res.status(), json, text };
-  };
-}
 
 // GET kasm/files from the viewer page itself (its cookie), as the panel does.
 async function filesInfo(page) {
@@ -164,21 +81,6 @@ async function uploadRow(page, name, timeoutMs = UPLOAD_TIMEOUT_MS) {
   return { row, state, status: (await row.locator('.files-status').innerText()).trim() };
 }
 
-async function launchDesktop(rest) {
-  const workspaces = (await rest('GET', '/workspaces?limit=1000')).json?.items ?? [];
-  const ws = workspaces.find((w) => w.friendly_name === workspaceName);
-  if (!ws) throw new Error(`no workspace "${workspaceName}" among ${workspaces.map((w) => w.friendly_name).join(', ')}`);
-  // An earlier test's session may still be stopping: the group's session limit then refuses for a
-  // while (429).
-  const started = await waitFor('the launch to be accepted', async () => {
-    const r = await rest('POST', '/sessions', { workspace_id: ws.id });
-    if (r.status === 201 || r.status === 202) return r.json;
-    if (r.status === 429) return null;
-    throw new Error(`POST /sessions answered ${r.status}: ${r.text}`);
-  }, 90_000, 2_000);
-  return started.id;
-}
-
 async function main() {
   const browser = await launchChromium();
   const stamp = Date.now().toString(36);
@@ -186,58 +88,27 @@ async function main() {
   let page = null;
   let rest = null;
   let sessionId = null;
-  let group = null;
-  let savedSettings = null;
+  let allowed = null; // the admin's group and its settings before the test
   try {
     const context = await browser.newContext({ viewport: VIEWPORT, acceptDownloads: true });
     context.setDefaultTimeout(15_000);
     page = await context.newPage();
-    logPage(page);
+    logPage(pageLog, page);
 
     await step(page, 'login-and-allow-transfer', async () => {
-      await page.goto(`${baseUrl}/`);
-      await page.getByRole('heading', { name: 'Log in to Kasm' }).waitFor({ timeout: 20_000 });
-      await page.getByLabel('Username').fill(adminUser);
-      await page.getByLabel('Password').fill(adminPassword);
-      await page.getByRole('button', { name: 'Log in' }).click();
-      await page.getByRole('heading', { name: 'Workspaces', exact: true }).waitFor({ timeout: 20_000 });
-      rest = restOf(context);
-      // The group whose settings apply: the admin's group with the lowest priority number.
-      const me = (await rest('GET', '/auth/me')).json;
-      for (const id of me?.user?.group_ids ?? []) {
-        const g = await rest('GET', `/groups/${id}`);
-        if (g.status === 200 && (!group || g.json.priority < group.priority)) group = g.json;
-      }
-      if (!group) throw new Error(`the admin belongs to no group: ${JSON.stringify(me?.user)}`);
-      savedSettings = { allow_uploads: Boolean(group.settings?.allow_uploads), allow_downloads: Boolean(group.settings?.allow_downloads) };
-      const r = await rest('PATCH', `/groups/${group.id}`, { settings: { allow_uploads: true, allow_downloads: true } });
-      if (r.status !== 200 || !r.json?.settings?.allow_uploads || !r.json?.settings?.allow_downloads) {
-        throw new Error(`PATCH /groups/${group.id} answered ${r.status}: ${r.text}`);
-      }
-      console.log(`\n  group "${group.name}" (was ${JSON.stringify(savedSettings)}) now allows uploads and downloads`);
+      await logInToDashboard(page, baseUrl, adminUser, adminPassword);
+      rest = restOfContext(context, baseUrl);
+      allowed = await overrideGroupSettings(rest, { allow_uploads: true, allow_downloads: true });
+      console.log(`\n  group "${allowed.group.name}" (was ${JSON.stringify(allowed.saved)}) now allows uploads and downloads`);
     });
 
-    let viewerUrl;
-    const openViewer = async () => {
-      const s = await waitFor('the session to run with a viewer url', async () => {
-        const r = await rest('GET', `/sessions/${sessionId}`);
-        if (r.status !== 200) throw new Error(`GET /sessions/${sessionId} answered ${r.status}: ${r.text}`);
-        if (r.json.state === 'failed' || r.json.state === 'destroyed') throw new Error(`the session ${r.json.state}: ${r.json.state_reason ?? ''}`);
-        return r.json.state === 'running' && r.json.url ? r.json : null;
-      }, LAUNCH_TIMEOUT_MS, 1_000);
-      viewerUrl = new URL(s.url, baseUrl).toString();
-      await page.goto(viewerUrl);
-      await waitFor('the viewer page', async () => new URL(page.url()).pathname === `/desktop/${sessionId}/`, 20_000);
-      if (!skipDesktop) {
-        await waitFor('the desktop connection', async () =>
-          (await page.evaluate(() => document.documentElement.dataset.connection)) === 'connected', DRAWN_TIMEOUT_MS);
-      }
-    };
+    // Without a real desktop behind the session there is no desktop connection to wait for.
+    const openSessionViewer = () => openViewer(page, rest, baseUrl, sessionId, { connected: !skipDesktop });
 
     await step(page, 'desktop-in-viewer', async () => {
-      sessionId = await launchDesktop(rest);
+      sessionId = await launchWorkspace(rest, workspaceName);
       console.log(`\n  session ${sessionId}`);
-      await openViewer();
+      await openSessionViewer();
       if (!skipDesktop) await waitFor('a drawn desktop in the viewer', () => canvasLit(page), DRAWN_TIMEOUT_MS, 500);
     });
 
@@ -272,7 +143,7 @@ async function main() {
       if ((await row.locator('progress').evaluate((p) => p.value)) !== 100) throw new Error('the progress bar does not end full');
       console.log(`\n  states ${states.join(' -> ')}`);
       if (skipDesktop) return;
-      const inside = await inDesktop(sessionId, `sha256sum ~/Uploads/${name}`);
+      const inside = await developerApi.exec(sessionId, `sha256sum ~/Uploads/${name}`);
       if (!inside.startsWith(sha256(data))) throw new Error(`the container's copy differs: ${inside.trim()} (sent ${sha256(data)})`);
       console.log(`  the container has the same ${UPLOAD_BYTES} bytes`);
     });
@@ -321,7 +192,7 @@ async function main() {
     });
 
     await step(page, 'download', async () => {
-      if (!skipDesktop) await inDesktop(sessionId, `mkdir -p ~/Downloads && cp ~/Uploads/${name} ~/Downloads/${name}`);
+      if (!skipDesktop) await developerApi.exec(sessionId, `mkdir -p ~/Downloads && cp ~/Uploads/${name} ~/Downloads/${name}`);
       const panel = page.locator('#files-box');
       await panel.getByRole('button', { name: 'Refresh', exact: true }).click();
       const link = panel.getByRole('link', { name, exact: true });
@@ -343,8 +214,7 @@ async function main() {
     });
 
     await step(page, 'uploads-refused', async () => {
-      const r = await rest('PATCH', `/groups/${group.id}`, { settings: { allow_uploads: false } });
-      if (r.status !== 200 || r.json?.settings?.allow_uploads !== false) throw new Error(`PATCH /groups/${group.id} answered ${r.status}: ${r.text}`);
+      await patchGroupSettings(rest, allowed.group, { allow_uploads: false });
       await waitFor('kasm/files to say uploads are not allowed', async () => (await filesInfo(page)).json?.uploads === false, 15_000, 500);
       // The open panel still offers an upload: the server refuses it and the panel shows its words.
       const refused = `kasm-refused-${stamp}.bin`;
@@ -365,7 +235,7 @@ async function main() {
       const color = await row.locator('.files-status').evaluate((e) => getComputedStyle(e).color);
       console.log(`\n  refused with "${status}" (${color})`);
       // A fresh viewer: Files (downloads are still allowed), but no upload section.
-      await openViewer();
+      await openSessionViewer();
       const toggle = page.getByRole('button', { name: 'Files', exact: true });
       await toggle.waitFor({ state: 'visible', timeout: 15_000 });
       await toggle.click();
@@ -378,35 +248,11 @@ async function main() {
     console.log(`file_transfer: all steps passed; screenshots in ${artifacts}`);
   } finally {
     // Leave the server as it was: the group's settings back, no desktop running.
-    if (group && savedSettings && rest) {
-      const r = await rest('PATCH', `/groups/${group.id}`, { settings: savedSettings }).catch((e) => ({ status: 0, text: e.message }));
-      if (r.status !== 200) console.error(`restoring the group's settings: ${r.status} ${r.text}`);
-    }
-    for (let i = 0; sessionId && rest && i < 5; i++) {
-      const r = await rest('DELETE', `/sessions/${sessionId}`).catch((e) => ({ status: 0, text: e.message }));
-      if (r.status < 300 || r.status === 404) {
-        sessionId = null;
-      } else {
-        console.error(`deleting the session: ${r.status} ${r.text}`);
-        await new Promise((res) => setTimeout(res, 1000));
-      }
-    }
+    await restoreGroupSettings(rest, allowed);
+    await deleteSession(rest, sessionId);
     rmSync(tmp, { recursive: true, force: true });
     await browser.close();
   }
 }
 
-// A global deadline on top of the per-step ones, so nothing can hang ctest.
-const overall = setTimeout(() => {
-  console.error('file_transfer: the whole test exceeded 7 minutes; giving up');
-  process.exit(1);
-}, 7 * 60_000);
-overall.unref();
-
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(`file_transfer: ${e.message}\nscreenshots and files-page.log in ${artifacts}`);
-    process.exit(1);
-  },
-);
+runTest('file_transfer', main, { minutes: 7, whereToLook: `screenshots and files-page.log in ${artifacts}` });

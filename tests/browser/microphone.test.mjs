@@ -14,27 +14,17 @@
 // (default admin@kasm.local), KASM_API_KEY and KASM_API_SECRET (a key with sessions:manage),
 // KASM_WORKSPACE_NAME (default Desktop), KASM_ARTIFACTS_DIR, KASM_WEB_DIR, KASM_CHROMIUM.
 
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { launchChromium, waitFor } from './support.mjs';
+import {
+  adminTestSettings, canvasLit, deleteSession, developerApiClient, DRAWN_TIMEOUT_MS, launchChromium, launchWorkspace,
+  logInToDashboard, logPage, newPageLog, openViewer, overrideGroupSettings, patchGroupSettings, restOfContext,
+  restoreGroupSettings, runTest, stepsWithScreenshots, viewerSocketUrl, waitFor,
+} from './support.mjs';
 
-const baseUrl = (process.env.KASM_URL ?? '').replace(/\/$/, '');
-const adminUser = process.env.KASM_USERNAME ?? 'admin@kasm.local';
-const adminPassword = process.env.KASM_PASSWORD ?? '';
-const apiKey = process.env.KASM_API_KEY ?? '';
-const apiSecret = process.env.KASM_API_SECRET ?? '';
-const workspaceName = process.env.KASM_WORKSPACE_NAME ?? 'Desktop';
-const artifacts = resolve(process.env.KASM_ARTIFACTS_DIR ?? 'build/browser-artifacts');
-if (!baseUrl || !adminPassword || !apiKey || !apiSecret) {
-  console.error('microphone: set KASM_URL, KASM_PASSWORD, KASM_API_KEY and KASM_API_SECRET (run.sh does)');
-  process.exit(2);
-}
-mkdirSync(artifacts, { recursive: true });
-const pageLog = join(artifacts, 'microphone-page.log');
-writeFileSync(pageLog, '');
+const { baseUrl, adminUser, adminPassword, apiKey, apiSecret, workspaceName, artifacts } = adminTestSettings('microphone');
+const pageLog = newPageLog(artifacts, 'microphone-page.log');
+const { step } = stepsWithScreenshots(artifacts, 'microphone');
+const developerApi = developerApiClient(baseUrl, apiKey, apiSecret);
 
-const LAUNCH_TIMEOUT_MS = 240_000;
-const DRAWN_TIMEOUT_MS = 60_000;
 const VIEWPORT = { width: 1280, height: 800 };
 // Chromium's fake microphone (a beep several times a second), granted without a prompt.
 const FAKE_MEDIA = ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'];
@@ -42,128 +32,28 @@ const FAKE_MEDIA = ['--use-fake-device-for-media-stream', '--use-fake-ui-for-med
 // samples". --latency-msec asks the null sink for short blocks (else it renders 2 s at a time).
 const RECORD_BYTES = 72_000;
 const RECORD = 'timeout 6 parec --server=unix:/tmp/kasm-pulse/native --format=s16le --rate=24000 --channels=1 '
-  + `--latency-msec=20 --raw | head -c ${RECORD_BYTES} | od -An -td2 -w2 -v | `
+  + `--latency-msec=20 --raw 2>/dev/null | head -c ${RECORD_BYTES} | od -An -td2 -w2 -v | `
   + 'awk \'{ s += $1 * $1; a = $1 < 0 ? -$1 : $1; if (a > m) m = a } END { if (NR) print int(sqrt(s / NR)), m + 0, NR; else print -1, 0, 0 }\'';
 // The RMS (int16 units) the beeps must reach in the desktop, and what silence must stay under.
 const MIN_VOICE_RMS = 100;
 const MAX_SILENCE_RMS = 20;
 
-let shot = 0;
-async function screenshot(page, name) {
-  const file = join(artifacts, `microphone-${String(++shot).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file }).catch((e) => console.error(`screenshot ${name} failed: ${e.message}`));
-}
-
-// A step with a name; its screen is saved after it, passed or failed.
-async function step(page, name, fn) {
-  const started = Date.now();
-  process.stdout.write(`step: ${name} ... `);
-  try {
-    await fn();
-    console.log(`ok (${Date.now() - started} ms)`);
-    if (page) await screenshot(page, name);
-  } catch (e) {
-    console.log('FAILED');
-    if (page) await screenshot(page, `${name}-failed`);
-    throw new Error(`step "${name}" failed: ${e.message}`);
-  }
-}
-
-async function developerApi(verb, body) {
-  const r = await fetch(`${baseUrl}/api/public/${verb}`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ api_key: apiKey, api_key_secret: apiSecret, ...body }),
-  });
-  const json = await r.json().catch(() => ({}));
-  if (r.status !== 200) throw new Error(`${verb} answered ${r.status}: ${JSON.stringify(json)}`);
-  return json;
-}
-
-// A command in the desktop's container, as its user: its output, or an error naming the exit code.
-async function inDesktop(sessionId, cmd) {
-  const r = await developerApi('exec_command_kasm', { kasm_id: sessionId, exec_config: { cmd } });
-  if (r.exit_code !== undefined && r.exit_code !== 0) throw new Error(`"${cmd}" exited with ${r.exit_code}: ${r.output}`);
-  return String(r.output ?? '');
-}
-
 // What the desktop's applications hear now: the default source's RMS and peak over 1.5 s.
 async function recordInDesktop(sessionId) {
-  const out = (await inDesktop(sessionId, RECORD)).trim();
+  const out = (await developerApi.exec(sessionId, RECORD)).trim();
   const [rms, peak, samples] = out.split(/\s+/).map(Number);
   if (!Number.isFinite(rms) || rms < 0 || samples < RECORD_BYTES / 2) throw new Error(`parec recorded nothing usable: "${out}"`);
   return { rms, peak, samples };
 }
 
-async function canvasLit(page) {
-  return page.evaluate(() => {
-    const c = document.querySelector('#screen canvas');
-    if (!c || !c.width) return 0;
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let on = 0, n = 0;
-    for (let i = 0; i < d.length; i += 64) { n++; if (d[i] + d[i + 1] + d[i + 2] > 30) on++; }
-    return on / n > 0.01 ? on / n : 0;
-  });
-}
-
-function logPage(page) {
-  page.on('console', (m) => appendFileSync(pageLog, `[console.${m.type()}] ${m.text()}\n`));
-  page.on('response', (r) => {
-    if (r.status() >= 400) appendFileSync(pageLog, `[http ${r.status()}] ${r.request().method()} ${r.url().replace(/token=[^&]+/, 'token=…')}\n`);
-  });
-  page.on('websocket', (ws) => {
-    const url = ws.url().replace(/token=[^&]+/, 'token=…');
-    appendFileSync(pageLog, `[websocket] open ${url}\n`);
-    ws.on('close', () => appendFileSync(pageLog, `[websocket] closed ${url}\n`));
-    ws.on('socketerror', (e) => appendFileSync(pageLog, `[websocket] error ${url}: ${e}\n`));
-  });
-  page.on('pageerror', (e) => appendFileSync(pageLog, `[pageerror] ${e.message}\n`));
-}
-
-// The REST API as the logged-in browser: the context's cookie and the CSRF token /auth/me gives.
-function restOf(context) {
-  let csrf = null;
-  return async (method, path, body) => {
-    if (!csrf) csrf = (await (await context.request.get(`${baseUrl}/api/v1/auth/me`)).json()).csrf_token;
-    const res = await context.request.fetch(`${baseUrl}/api/v1${path}`, {
-      method,
-      headers: { 'X-CSRF-Token': csrf },
-      data: body === undefined ? undefined : body,
-    });
-    const text = await res.text();
-    let json = null;
-    try { json = text ? JSON.parse(text) : null; } catch { json = text; }
-    return { status: res.status(), json, text };
-  };
-}
-
-async function launchDesktop(rest) {
-  const workspaces = (await rest('GET', '/workspaces?limit=1000')).json?.items ?? [];
-  const ws = workspaces.find((w) => w.friendly_name === workspaceName);
-  if (!ws) throw new Error(`no workspace "${workspaceName}" among ${workspaces.map((w) => w.friendly_name).join(', ')}`);
-  // An earlier test's session may still be stopping: the group's session limit then refuses for a
-  // while (429).
-  const started = await waitFor('the launch to be accepted', async () => {
-    const r = await rest('POST', '/sessions', { workspace_id: ws.id });
-    if (r.status === 201 || r.status === 202) return r.json;
-    if (r.status === 429) return null;
-    throw new Error(`POST /sessions answered ${r.status}: ${r.text}`);
-  }, 90_000, 2_000);
-  return started.id;
-}
-
 // The kasm/microphone socket opened from the viewer page itself (its cookie and token), as the
 // page does: the text messages the server sends within a moment, and how it ended.
 async function probeMicrophoneSocket(page, timeoutMs = 8_000) {
-  return page.evaluate(({ timeoutMs }) => new Promise((done) => {
-    const base = location.pathname.endsWith('/') ? location.pathname : `${location.pathname}/`;
-    const u = new URL(`${base}kasm/microphone`, location.href);
-    u.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const token = JSON.parse(document.querySelector('meta[name="kasm-viewer"]').content).token;
-    u.search = `token=${encodeURIComponent(token)}`;
+  const url = await viewerSocketUrl(page, 'microphone');
+  return page.evaluate(({ url, timeoutMs }) => new Promise((done) => {
     const out = { texts: [], binaries: 0, closed: null, firstTextMs: null };
     const t0 = performance.now();
-    const ws = new WebSocket(u);
+    const ws = new WebSocket(url);
     ws.binaryType = 'arraybuffer';
     const finish = () => { clearTimeout(timer); try { ws.close(); } catch { /* closed */ } done(out); };
     const timer = setTimeout(finish, timeoutMs);
@@ -175,7 +65,7 @@ async function probeMicrophoneSocket(page, timeoutMs = 8_000) {
       if (out.texts.length === 1) setTimeout(finish, 300);
     };
     ws.onclose = (e) => { out.closed = { code: e.code, reason: e.reason }; finish(); };
-  }), { timeoutMs });
+  }), { url, timeoutMs });
 }
 
 const stats = (page) => page.evaluate(() => ({ ...window.kasmMicrophone.stats }));
@@ -190,8 +80,7 @@ async function main() {
   let page = null;
   let rest = null;
   let sessionId = null;
-  let group = null;
-  let savedSettings = null;
+  let allowed = null; // the admin's group and its settings before the test
   try {
     const context = await browser.newContext({ viewport: VIEWPORT });
     context.setDefaultTimeout(15_000);
@@ -209,46 +98,19 @@ async function main() {
       };
     });
     page = await context.newPage();
-    logPage(page);
+    logPage(pageLog, page, { websockets: true });
 
     await step(page, 'login-and-allow-microphone', async () => {
-      await page.goto(`${baseUrl}/`);
-      await page.getByRole('heading', { name: 'Log in to Kasm' }).waitFor({ timeout: 20_000 });
-      await page.getByLabel('Username').fill(adminUser);
-      await page.getByLabel('Password').fill(adminPassword);
-      await page.getByRole('button', { name: 'Log in' }).click();
-      await page.getByRole('heading', { name: 'Workspaces', exact: true }).waitFor({ timeout: 20_000 });
-      rest = restOf(context);
-      // The group whose settings apply: the admin's group with the lowest priority number.
-      const me = (await rest('GET', '/auth/me')).json;
-      for (const id of me?.user?.group_ids ?? []) {
-        const g = await rest('GET', `/groups/${id}`);
-        if (g.status === 200 && (!group || g.json.priority < group.priority)) group = g.json;
-      }
-      if (!group) throw new Error(`the admin belongs to no group: ${JSON.stringify(me?.user)}`);
-      savedSettings = { allow_microphone: Boolean(group.settings?.allow_microphone) };
-      const r = await rest('PATCH', `/groups/${group.id}`, { settings: { allow_microphone: true } });
-      if (r.status !== 200 || r.json?.settings?.allow_microphone !== true) throw new Error(`PATCH /groups/${group.id} answered ${r.status}: ${r.text}`);
-      console.log(`\n  group "${group.name}" (was ${JSON.stringify(savedSettings)}) now allows the microphone`);
+      await logInToDashboard(page, baseUrl, adminUser, adminPassword);
+      rest = restOfContext(context, baseUrl);
+      allowed = await overrideGroupSettings(rest, { allow_microphone: true });
+      console.log(`\n  group "${allowed.group.name}" (was ${JSON.stringify(allowed.saved)}) now allows the microphone`);
     });
 
-    const openViewer = async () => {
-      const s = await waitFor('the session to run with a viewer url', async () => {
-        const r = await rest('GET', `/sessions/${sessionId}`);
-        if (r.status !== 200) throw new Error(`GET /sessions/${sessionId} answered ${r.status}: ${r.text}`);
-        if (r.json.state === 'failed' || r.json.state === 'destroyed') throw new Error(`the session ${r.json.state}: ${r.json.state_reason ?? ''}`);
-        return r.json.state === 'running' && r.json.url ? r.json : null;
-      }, LAUNCH_TIMEOUT_MS, 1_000);
-      await page.goto(new URL(s.url, baseUrl).toString());
-      await waitFor('the viewer page', async () => new URL(page.url()).pathname === `/desktop/${sessionId}/`, 20_000);
-      await waitFor('the desktop connection', async () =>
-        (await page.evaluate(() => document.documentElement.dataset.connection)) === 'connected', DRAWN_TIMEOUT_MS);
-    };
-
     await step(page, 'desktop-in-viewer', async () => {
-      sessionId = await launchDesktop(rest);
+      sessionId = await launchWorkspace(rest, workspaceName);
       console.log(`\n  session ${sessionId}`);
-      await openViewer();
+      await openViewer(page, rest, baseUrl, sessionId);
       await waitFor('a drawn desktop in the viewer', () => canvasLit(page), DRAWN_TIMEOUT_MS, 500);
     });
 
@@ -349,9 +211,8 @@ async function main() {
     });
 
     await step(page, 'microphone-refused', async () => {
-      const r = await rest('PATCH', `/groups/${group.id}`, { settings: { allow_microphone: false } });
-      if (r.status !== 200 || r.json?.settings?.allow_microphone !== false) throw new Error(`PATCH /groups/${group.id} answered ${r.status}: ${r.text}`);
-      await openViewer();
+      await patchGroupSettings(rest, allowed.group, { allow_microphone: false });
+      await openViewer(page, rest, baseUrl, sessionId);
       // The server's words, from a socket of our own.
       const p = await probeMicrophoneSocket(page);
       const refusal = p.texts.map((t) => { try { return JSON.parse(t).error; } catch { return undefined; } }).find((e) => typeof e === 'string');
@@ -374,34 +235,10 @@ async function main() {
     console.log(`microphone: all steps passed; screenshots in ${artifacts}`);
   } finally {
     // Leave the server as it was: the group's settings back, no desktop running.
-    if (group && savedSettings && rest) {
-      const r = await rest('PATCH', `/groups/${group.id}`, { settings: savedSettings }).catch((e) => ({ status: 0, text: e.message }));
-      if (r.status !== 200) console.error(`restoring the group's settings: ${r.status} ${r.text}`);
-    }
-    for (let i = 0; sessionId && rest && i < 5; i++) {
-      const r = await rest('DELETE', `/sessions/${sessionId}`).catch((e) => ({ status: 0, text: e.message }));
-      if (r.status < 300 || r.status === 404) {
-        sessionId = null;
-      } else {
-        console.error(`deleting the session: ${r.status} ${r.text}`);
-        await new Promise((res) => setTimeout(res, 1000));
-      }
-    }
+    await restoreGroupSettings(rest, allowed);
+    await deleteSession(rest, sessionId);
     await browser.close();
   }
 }
 
-// A global deadline on top of the per-step ones, so nothing can hang ctest.
-const overall = setTimeout(() => {
-  console.error('microphone: the whole test exceeded 7 minutes; giving up');
-  process.exit(1);
-}, 7 * 60_000);
-overall.unref();
-
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(`microphone: ${e.message}\nscreenshots and microphone-page.log in ${artifacts}`);
-    process.exit(1);
-  },
-);
+runTest('microphone', main, { minutes: 7, whereToLook: `screenshots and microphone-page.log in ${artifacts}` });

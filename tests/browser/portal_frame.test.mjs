@@ -12,7 +12,7 @@ import { createServer } from 'node:http';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchChromium, waitFor } from './support.mjs';
+import { canvasLit, developerApiClient, launchChromium, waitFor } from './support.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -27,32 +27,22 @@ if (!baseUrl || !apiKey || !apiSecret || !portalPort) {
 }
 mkdirSync(artifacts, { recursive: true });
 
-async function developerApi(verb, body) {
-  const r = await fetch(`${baseUrl}/api/public/${verb}`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ api_key: apiKey, api_key_secret: apiSecret, ...body }),
-  });
-  const json = await r.json().catch(() => ({}));
-  if (r.status !== 200) throw new Error(`${verb} answered ${r.status}: ${JSON.stringify(json)}`);
-  return json;
-}
-
+const developerApi = developerApiClient(baseUrl, apiKey, apiSecret);
 
 async function main() {
   // The integrator's side: a session for a user, through the developer API.
-  const images = (await developerApi('get_images', {})).images ?? [];
+  const images = (await developerApi.call('get_images', {})).images ?? [];
   const desktop = images.find((i) => i.friendly_name === (process.env.KASM_WORKSPACE_NAME ?? 'Desktop'));
   if (!desktop) throw new Error(`no Desktop among the images: ${JSON.stringify(images.map((i) => i.friendly_name))}`);
-  const started = await developerApi('request_kasm', { image_id: desktop.image_id });
+  const started = await developerApi.call('request_kasm', { image_id: desktop.image_id });
   const kasmId = started.kasm_id;
   console.log(`portal_frame: kasm ${kasmId}, status ${started.status}`);
   let server;
   const browser = await launchChromium();
   try {
     await waitFor('the session to run', async () =>
-      (await developerApi('get_kasm_status', { kasm_id: kasmId })).operational_status === 'running', 240_000, 1000);
-    const status = await developerApi('get_kasm_status', { kasm_id: kasmId });
+      (await developerApi.call('get_kasm_status', { kasm_id: kasmId })).operational_status === 'running', 240_000, 1000);
+    const status = await developerApi.call('get_kasm_status', { kasm_id: kasmId });
     const kasmUrl = new URL(status.kasm_url ?? started.kasm_url, baseUrl).toString();
 
     // The portal: another origin (another port) serving the page of docs/integrating.md, as written
@@ -77,14 +67,7 @@ async function main() {
 
     await waitFor('the viewer to connect (html[data-connection=connected])', async () =>
       (await frame.evaluate(() => document.documentElement.dataset.connection)) === 'connected', 60_000);
-    const lit = await waitFor('a drawn desktop in the frame', async () => frame.evaluate(() => {
-      const c = document.querySelector('#screen canvas');
-      if (!c || !c.width) return 0;
-      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-      let on = 0, n = 0;
-      for (let i = 0; i < d.length; i += 64) { n++; if (d[i] + d[i + 1] + d[i + 2] > 30) on++; }
-      return on / n > 0.01 ? on / n : 0;
-    }), 60_000, 500);
+    const lit = await waitFor('a drawn desktop in the frame', () => canvasLit(frame), 60_000, 500);
     console.log(`portal_frame: desktop drawn in the frame (${(lit * 100).toFixed(1)}% lit)`);
     if (/token=/.test(frame.url())) throw new Error(`the token is still in the frame's address: ${frame.url()}`);
     for (const r of viewerRequests) {
@@ -96,12 +79,8 @@ async function main() {
     await frame.locator('#screen canvas').click({ position: { x: 300, y: 300 } });
     await page.keyboard.type('touch /tmp/typed-in-portal-frame', { delay: 25 });
     await page.keyboard.press('Enter');
-    await waitFor('the typed command to run in the desktop', async () => {
-      const r = await developerApi('exec_command_kasm', {
-        kasm_id: kasmId, exec_config: { cmd: 'test -f /tmp/typed-in-portal-frame && echo present' },
-      });
-      return /present/.test(r.output ?? '');
-    }, 30_000, 1000);
+    await waitFor('the typed command to run in the desktop', async () =>
+      /present/.test(await developerApi.exec(kasmId, 'test -f /tmp/typed-in-portal-frame && echo present')), 30_000, 1000);
     await page.screenshot({ path: join(artifacts, 'portal-frame.png') });
 
     // get_kasm_screenshot: a PNG of the desktop, 300 pixels wide by default (the server logs in to
@@ -122,7 +101,7 @@ async function main() {
     console.log(`portal_frame: get_kasm_screenshot gave a ${png.readUInt32BE(16)}x${png.readUInt32BE(20)} PNG`);
     console.log('portal_frame: typed text ran in the desktop; all checks passed');
   } finally {
-    await developerApi('destroy_kasm', { kasm_id: kasmId }).catch((e) => console.error(`destroy_kasm: ${e.message}`));
+    await developerApi.call('destroy_kasm', { kasm_id: kasmId }).catch((e) => console.error(`destroy_kasm: ${e.message}`));
     await browser.close();
     server?.close();
   }

@@ -13,112 +13,30 @@
 // KASM_WORKSPACE_NAME (default Desktop), KASM_ARTIFACTS_DIR, KASM_WEB_DIR, KASM_CHROMIUM. The server
 // needs a licence with the "sharing" feature (run.sh adds one).
 
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { launchChromium, waitFor } from './support.mjs';
+import {
+  adminTestSettings, canvasLit, deleteSession, developerApiClient, DRAWN_TIMEOUT_MS, LAUNCH_TIMEOUT_MS, launchChromium,
+  logPage, newPageLog, restOfContext, runTest, stepsWithScreenshots, submitLogin, waitFor,
+} from './support.mjs';
 
-const baseUrl = (process.env.KASM_URL ?? '').replace(/\/$/, '');
-const adminUser = process.env.KASM_USERNAME ?? 'admin@kasm.local';
-const adminPassword = process.env.KASM_PASSWORD ?? '';
-const apiKey = process.env.KASM_API_KEY ?? '';
-const apiSecret = process.env.KASM_API_SECRET ?? '';
-const workspaceName = process.env.KASM_WORKSPACE_NAME ?? 'Desktop';
-const artifacts = resolve(process.env.KASM_ARTIFACTS_DIR ?? 'build/browser-artifacts');
-if (!baseUrl || !adminPassword || !apiKey || !apiSecret) {
-  console.error('share_flow: set KASM_URL, KASM_PASSWORD, KASM_API_KEY and KASM_API_SECRET (run.sh does)');
-  process.exit(2);
-}
-mkdirSync(artifacts, { recursive: true });
-const pageLog = join(artifacts, 'share-page.log');
-writeFileSync(pageLog, '');
+const { baseUrl, adminUser, adminPassword, apiKey, apiSecret, workspaceName, artifacts } = adminTestSettings('share_flow');
+const pageLog = newPageLog(artifacts, 'share-page.log');
+// Each step saves both browsers' screens: share-NN-<step>-owner.png and share-NN-<step>-joiner.png.
+const { step } = stepsWithScreenshots(artifacts, 'share');
+const developerApi = developerApiClient(baseUrl, apiKey, apiSecret);
 
-const LAUNCH_TIMEOUT_MS = 240_000;
-const DRAWN_TIMEOUT_MS = 60_000;
 // The viewer must say the access ended within this long of the owner removing them.
 const ACCESS_ENDED_WITHIN_MS = 8_000;
 const VIEWPORT = { width: 1280, height: 800 };
-
-let shot = 0;
-async function screenshot(page, name) {
-  const file = join(artifacts, `share-${String(++shot).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file }).catch((e) => console.error(`screenshot ${name} failed: ${e.message}`));
-}
-
-// A step with a name; on failure both browsers' screens are saved.
-async function step(pages, name, fn) {
-  const started = Date.now();
-  process.stdout.write(`step: ${name} ... `);
-  try {
-    await fn();
-    console.log(`ok (${Date.now() - started} ms)`);
-    for (const [who, p] of Object.entries(pages)) if (p) await screenshot(p, `${name}-${who}`);
-  } catch (e) {
-    console.log('FAILED');
-    for (const [who, p] of Object.entries(pages)) if (p) await screenshot(p, `${name}-${who}-failed`);
-    throw new Error(`step "${name}" failed: ${e.message}`);
-  }
-}
 
 // The REST API as a logged-in user, through a browser context's request (which keeps the cookie).
 async function restLogin(context, username, password) {
   const r = await context.request.post(`${baseUrl}/api/v1/auth/login`, { data: { username, password } });
   if (r.status() !== 200) throw new Error(`login of ${username} answered ${r.status()}: ${await r.text()}`);
-  const csrf = (await r.json()).csrf_token;
-  return async (method, path, body) => {
-    const res = await context.request.fetch(`${baseUrl}/api/v1${path}`, {
-      method,
-      headers: { 'X-CSRF-Token': csrf },
-      data: body === undefined ? undefined : body,
-    });
-    const text = await res.text();
-    let json = null;
-    try { json = text ? JSON.parse(text) : null; } catch { json = text; }
-    if (res.status() >= 300) throw new Error(`${method} ${path} answered ${res.status()}: ${text}`);
-    return json;
-  };
-}
-
-async function developerApi(verb, body) {
-  const r = await fetch(`${baseUrl}/api/public/${verb}`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ api_key: apiKey, api_key_secret: apiSecret, ...body }),
-  });
-  const json = await r.json().catch(() => ({}));
-  if (r.status !== 200) throw new Error(`${verb} answered ${r.status}: ${JSON.stringify(json)}`);
-  return json;
+  return restOfContext(context, baseUrl, (await r.json()).csrf_token);
 }
 
 async function fileInDesktop(sessionId, path) {
-  const r = await developerApi('exec_command_kasm', { kasm_id: sessionId, exec_config: { cmd: `test -e ${path} && echo present || echo absent` } });
-  return /present/.test(r.output ?? '');
-}
-
-async function canvasLit(page) {
-  return page.evaluate(() => {
-    const c = document.querySelector('#screen canvas');
-    if (!c || !c.width) return 0;
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let on = 0, n = 0;
-    for (let i = 0; i < d.length; i += 64) { n++; if (d[i] + d[i + 1] + d[i + 2] > 30) on++; }
-    return on / n > 0.01 ? on / n : 0;
-  });
-}
-
-async function logInThroughPage(page, username, password) {
-  await page.getByRole('heading', { name: 'Log in to Kasm' }).waitFor({ timeout: 20_000 });
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Log in' }).click();
-}
-
-function logPage(page, who) {
-  page.on('console', (m) => appendFileSync(pageLog, `[${who} console.${m.type()}] ${m.text()}\n`));
-  page.on('response', (r) => {
-    if (r.status() >= 400) appendFileSync(pageLog, `[${who} http ${r.status()}] ${r.request().method()} ${r.url().replace(/token=[^&]+/, 'token=…')}\n`);
-  });
-  page.on('pageerror', (e) => appendFileSync(pageLog, `[${who} pageerror] ${e.message}\n`));
-  page.on('dialog', (d) => d.accept()); // "Stop sharing?"
+  return /present/.test(await developerApi.exec(sessionId, `test -e ${path} && echo present || echo absent`));
 }
 
 // Checks of the contract whose failure should not hide the steps after them: reported (and failing
@@ -137,11 +55,17 @@ async function main() {
   const owner = { username: `owner-${stamp}@test.local`, password: `pw-owner-${stamp}-x1` };
   const joiner = { username: `joiner-${stamp}@test.local`, password: `pw-joiner-${stamp}-x1` };
   const pages = { owner: null, joiner: null };
-  let admin;
+  let adminRest = null;
   let sessionId = null;
+  // The administrator's REST calls: the answer's JSON, or an error naming the status.
+  const admin = async (method, path, body) => {
+    const r = await adminRest(method, path, body);
+    if (r.status >= 300) throw new Error(`${method} ${path} answered ${r.status}: ${r.text}`);
+    return r.json;
+  };
   try {
     const adminContext = await browser.newContext();
-    admin = await restLogin(adminContext, adminUser, adminPassword);
+    adminRest = await restLogin(adminContext, adminUser, adminPassword);
 
     await step(pages, 'admin-setup', async () => {
       const groups = (await admin('GET', '/groups?limit=100')).items;
@@ -159,11 +83,12 @@ async function main() {
     const ownerContext = await browser.newContext({ viewport: VIEWPORT });
     ownerContext.setDefaultTimeout(15_000);
     const ownerPage = (pages.owner = await ownerContext.newPage());
-    logPage(ownerPage, 'owner');
+    logPage(pageLog, ownerPage, { who: 'owner' });
+    ownerPage.on('dialog', (d) => d.accept()); // "Stop sharing?"
 
     await step(pages, 'owner-launches', async () => {
       await ownerPage.goto(`${baseUrl}/`);
-      await logInThroughPage(ownerPage, owner.username, owner.password);
+      await submitLogin(ownerPage, owner.username, owner.password);
       const launch = ownerPage.getByRole('button', { name: new RegExp(`^Launch ${workspaceName}$`, 'i') }).first();
       await launch.waitFor({ timeout: 20_000 });
       await launch.click();
@@ -194,14 +119,15 @@ async function main() {
     const joinerContext = await browser.newContext({ viewport: VIEWPORT });
     joinerContext.setDefaultTimeout(15_000);
     const joinerPage = (pages.joiner = await joinerContext.newPage());
-    logPage(joinerPage, 'joiner');
+    logPage(pageLog, joinerPage, { who: 'joiner' });
+    joinerPage.on('dialog', (d) => d.accept()); // "Stop sharing?"
 
     await step(pages, 'joiner-joins-view-only', async () => {
       await joinerPage.goto(link);
       // Not logged in: the login page first, then back to the join link.
       await waitFor('the login page with the join link as next', async () => /^\/login/.test(new URL(joinerPage.url()).pathname) &&
         new URL(joinerPage.url()).searchParams.get('next')?.startsWith('/join/'), 15_000);
-      await logInThroughPage(joinerPage, joiner.username, joiner.password);
+      await submitLogin(joinerPage, joiner.username, joiner.password);
       await waitFor('the viewer page', async () => new URL(joinerPage.url()).pathname === `/desktop/${sessionId}/`, 20_000);
       await waitFor('the joiner\'s desktop connection', async () =>
         (await joinerPage.evaluate(() => document.documentElement.dataset.connection)) === 'connected', DRAWN_TIMEOUT_MS);
@@ -292,30 +218,9 @@ async function main() {
     console.log(`share_flow: all steps passed; screenshots in ${artifacts}`);
   } finally {
     // A failed run must not leave a desktop running.
-    for (let i = 0; sessionId && admin && i < 5; i++) {
-      try {
-        await admin('DELETE', `/sessions/${sessionId}`);
-        sessionId = null;
-      } catch (e) {
-        console.error(`deleting the session: ${e.message}`);
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
+    await deleteSession(adminRest, sessionId);
     await browser.close();
   }
 }
 
-// A global deadline on top of the per-step ones, so nothing can hang ctest.
-const overall = setTimeout(() => {
-  console.error('share_flow: the whole test exceeded 8 minutes; giving up');
-  process.exit(1);
-}, 8 * 60_000);
-overall.unref();
-
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(`share_flow: ${e.message}\nscreenshots and share-page.log in ${artifacts}`);
-    process.exit(1);
-  },
-);
+runTest('share_flow', main, { minutes: 8, whereToLook: `screenshots and share-page.log in ${artifacts}` });

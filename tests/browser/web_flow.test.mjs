@@ -14,9 +14,11 @@
 //   KASM_BROWSER_SKIP_DESKTOP=1  skip the steps that need a real desktop (for a run against
 //                          web/dev/mock-server.mjs, which has no VNC behind its sessions)
 
-import { mkdirSync, writeFileSync, appendFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { launchChromium, waitFor } from './support.mjs';
+import { mkdirSync, appendFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import {
+  DRAWN_TIMEOUT_MS, LAUNCH_TIMEOUT_MS, launchChromium, newPageLog, runTest, stepsWithScreenshots, waitFor,
+} from './support.mjs';
 
 const baseUrl = (process.env.KASM_URL ?? '').replace(/\/$/, '');
 const username = process.env.KASM_USERNAME ?? 'admin@kasm.local';
@@ -30,35 +32,13 @@ if (!baseUrl || !password) {
   process.exit(2);
 }
 mkdirSync(artifacts, { recursive: true });
-const pageLog = join(artifacts, 'page.log');
-writeFileSync(pageLog, '');
+const pageLog = newPageLog(artifacts, 'page.log');
 
-const LAUNCH_TIMEOUT_MS = 240_000;
-const DRAWN_TIMEOUT_MS = 60_000;
+// Screenshots NN-<step>.png in the artifacts directory.
+const { step, screenshot } = stepsWithScreenshots(artifacts, '');
 
-let shot = 0;
-async function screenshot(page, name) {
-  const file = join(artifacts, `${String(++shot).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: false }).catch((e) => console.error(`screenshot ${name} failed: ${e.message}`));
-  return file;
-}
-
+// An error the steps below make themselves (the launch's wait tells it from its own timeout).
 class StepError extends Error {}
-
-async function step(page, name, fn) {
-  const started = Date.now();
-  process.stdout.write(`step: ${name} ... `);
-  try {
-    await fn();
-    console.log(`ok (${Date.now() - started} ms)`);
-    await screenshot(page, name);
-  } catch (e) {
-    console.log('FAILED');
-    await screenshot(page, `${name}-failed`);
-    throw new StepError(`step "${name}" failed: ${e.message}`);
-  }
-}
-
 
 // Fraction of non-black pixels and a checksum of the noVNC canvas (sampled on a grid).
 async function canvasStats(page) {
@@ -291,17 +271,4 @@ async function main() {
   }
 }
 
-// A global deadline on top of the per-step ones, so nothing can hang ctest.
-const overall = setTimeout(() => {
-  console.error('web_flow: the whole test exceeded 9 minutes; giving up');
-  process.exit(1);
-}, 9 * 60_000);
-overall.unref();
-
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(`web_flow: ${e.message}\nscreenshots and page.log in ${artifacts}`);
-    process.exit(1);
-  },
-);
+runTest('web_flow', main, { minutes: 9, whereToLook: `screenshots and page.log in ${artifacts}` });
