@@ -29,6 +29,7 @@ inline bool isValueChar(unsigned char c) {
 // The line starting at `pos`, which must end in CRLF; `pos` moves past it. kSimple when there is
 // one, kComplex for a bare LF (a CR inside a line is caught by the callers' character checks).
 ScanResult nextLine(std::string_view b, std::size_t& pos, std::string_view& line) {
+  if (pos >= b.size()) return ScanResult::kIncomplete;  // Also: memchr must not see a null pointer.
   const char* start = b.data() + pos;
   const void* nl = std::memchr(start, '\n', b.size() - pos);
   if (!nl) return ScanResult::kIncomplete;
