@@ -3,7 +3,7 @@
 // The few tar archives the agent exchanges with the engine's archive API: writing a file (and its
 // directory) to unpack into a container, and reading the one file the engine sends back. Archives
 // read here come from a session's container, so reading is bounds-checked throughout (fuzzed by
-// tests/fuzz/tar_entry.cpp).
+// tests/fuzz/fuzz_tar_entry.cpp).
 
 #include <cstdint>
 #include <string>

@@ -188,9 +188,11 @@ Result<Manager::ProfileRemoval> Manager::removeUserProfiles(const User& user) {
   for (const auto& a : agents) targets.emplace_back(a.value.id, a.value.hostname);
   {
     std::lock_guard lock(im.mu);
-    for (const auto& [id, link] : im.links) {
+    for (const auto& entry : im.links) {
+      // Not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
+      const AgentId& id = entry.first;
       const bool stored = std::any_of(agents.begin(), agents.end(), [&](const auto& a) { return a.value.id == id; });
-      if (!stored && link) targets.emplace_back(id, id.str());
+      if (!stored && entry.second) targets.emplace_back(id, id.str());
     }
   }
   ProfileRemoval out;
