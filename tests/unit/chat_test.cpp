@@ -17,28 +17,30 @@ namespace {
 
 namespace json = boost::json;
 
-// What one viewer received, waited on with a deadline.
+// What one viewer received, waited on with a deadline. The sender shares the inbox's state: the
+// chat's delivery thread may still send to a connection after the test's inbox went (ASan found it).
 class Inbox {
  public:
   std::function<void(std::string)> sender() {
-    return [this](std::string m) {
-      std::lock_guard lock(mutex_);
-      messages_.push_back(std::move(m));
-      wake_.notify_all();
+    return [state = state_](std::string m) {
+      std::lock_guard lock(state->mutex);
+      state->messages.push_back(std::move(m));
+      state->wake.notify_all();
     };
   }
   // The first message (taken, with those before it) that satisfies `want`; nullopt after 5 s.
   std::optional<std::string> take(const std::function<bool(const std::string&)>& want,
                                   std::chrono::milliseconds wait = std::chrono::seconds(5)) {
-    std::unique_lock lock(mutex_);
+    auto& st = *state_;
+    std::unique_lock lock(st.mutex);
     const auto until = std::chrono::steady_clock::now() + wait;
     for (;;) {
-      while (!messages_.empty()) {
-        std::string m = std::move(messages_.front());
-        messages_.pop_front();
+      while (!st.messages.empty()) {
+        std::string m = std::move(st.messages.front());
+        st.messages.pop_front();
         if (want(m)) return m;
       }
-      if (wake_.wait_until(lock, until) == std::cv_status::timeout && messages_.empty()) return std::nullopt;
+      if (st.wake.wait_until(lock, until) == std::cv_status::timeout && st.messages.empty()) return std::nullopt;
     }
   }
   std::optional<json::object> takeJson(const std::function<bool(const json::object&)>& want,
@@ -55,9 +57,12 @@ class Inbox {
   }
 
  private:
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<std::string> messages_;
+  struct State {
+    std::mutex mutex;
+    std::condition_variable wake;
+    std::deque<std::string> messages;
+  };
+  std::shared_ptr<State> state_ = std::make_shared<State>();
 };
 
 bool bodySays(const json::object& o, std::string_view text) {
