@@ -10,6 +10,7 @@ namespace {
 
 struct Transfer {
   Session session;
+  GroupSettings settings;  // The owner's.
   FileTransferPolicy policy;
   std::shared_ptr<spi::AgentLink> link;
 };
@@ -28,7 +29,7 @@ Result<Transfer> transferOn(Manager& manager, Manager::Impl& im, const SessionId
   }
   KASM_ASSIGN_OR_RETURN(auto settings, manager.effectiveSettings(requester));
   KASM_ASSIGN_OR_RETURN(auto ws, im.repo.get<Workspace>(s.value.workspace_id.str()));
-  Transfer t{s.value, {}, nullptr};
+  Transfer t{s.value, settings, {}, nullptr};
   t.policy.uploads = settings.allow_uploads;
   t.policy.downloads = settings.allow_downloads;
   t.policy.limit_bytes = std::int64_t{settings.file_transfer_limit_mb} * 1024 * 1024;
@@ -102,8 +103,7 @@ Result<std::string> Manager::downloadFile(const SessionId& session, const UserId
 Result<void> Manager::streamAudio(const SessionId& session, const UserId& requester,
                                   const std::function<bool(std::string_view)>& on_pcm) {
   KASM_ASSIGN_OR_RETURN(auto t, transferOn(*this, *impl_, session, requester));
-  KASM_ASSIGN_OR_RETURN(auto settings, effectiveSettings(requester));
-  if (!settings.allow_audio) {
+  if (!t.settings.allow_audio) {
     return permissionDenied("sound is turned off for your group (allow_audio); ask an administrator");
   }
   KASM_ASSIGN_OR_RETURN(auto link, connected(t));
@@ -133,8 +133,7 @@ Result<void> Manager::streamAudio(const SessionId& session, const UserId& reques
 
 Result<std::unique_ptr<spi::ExecInput>> Manager::openMicrophone(const SessionId& session, const UserId& requester) {
   KASM_ASSIGN_OR_RETURN(auto t, transferOn(*this, *impl_, session, requester));
-  KASM_ASSIGN_OR_RETURN(auto settings, effectiveSettings(requester));
-  if (!settings.allow_microphone) {
+  if (!t.settings.allow_microphone) {
     return permissionDenied("the microphone is turned off for your group (allow_microphone); ask an administrator");
   }
   KASM_ASSIGN_OR_RETURN(auto link, connected(t));
