@@ -3,6 +3,7 @@
 // long poll for commands, results), each served by a RemoteAgentLink.
 
 #include <boost/json.hpp>
+#include <utility>
 
 #include "kasm/agent/local_agent.hpp"
 #include "kasm/agent/remote_link.hpp"
@@ -45,11 +46,30 @@ Result<void> ServerApp::setUpLocalAgent() {
   return {};
 }
 
+void ServerApp::reconcileAgent(const AgentId& id) {
+  auto r = manager_->reconcileAgent(id);
+  if (!r.ok()) {
+    logLine("agent_reconcile_failed", id.str() + ": " + r.error().toString());
+  } else if (r->changed()) {
+    logLine("agent_reconciled", id.str() + ": " + std::to_string(r->sessions_restarted) + " restarted, " +
+                                    std::to_string(r->sessions_stopped) + " stopped, " +
+                                    std::to_string(r->sessions_failed) + " failed, " +
+                                    std::to_string(r->orphans_removed) + " orphan containers removed");
+  }
+}
+
 void ServerApp::checkInLocalAgent() {
   auto report = local_agent_->checkIn();
   if (!report.ok()) {
     logLine("checkin_failed", report.error().toString());
+    local_engine_failed_ = true;
     return;
+  }
+  if (std::exchange(local_engine_failed_, false)) {
+    // The engine answers again after failing: if it restarted, the sessions' containers stopped
+    // with it; start them again now rather than at the next periodic reconciliation.
+    logLine("engine_back", "the local engine answers again; reconciling");
+    reconcileAgent(local_agent_id_);
   }
   AgentCheckIn c;
   c.agent_id = local_agent_id_;
@@ -84,9 +104,7 @@ void ServerApp::noteAgentBoot(const AgentId& id, const std::string& boot_id) {
   // A restarted agent may hold a container of a session that moved on: compare now, off this
   // request's thread, rather than wait for the agent to be declared missing (it never was).
   logLine("agent_restarted", id.str());
-  (void)agent_pool_->post([this, id] {
-    if (auto r = manager_->reconcileAgent(id); !r.ok()) logLine("agent_reconcile_failed", r.error().toString());
-  });
+  (void)agent_pool_->post([this, id] { reconcileAgent(id); });
 }
 
 // The endpoints kasm-agent dials: POST checkin (report resources and images), poll (wait up to

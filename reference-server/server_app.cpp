@@ -414,7 +414,7 @@ void ServerApp::backgroundLoop() {
   while (!stopping_.load()) {
     if (local_agent_) {
       checkInLocalAgent();
-      if (ticks % 12 == 0) (void)manager_->reconcileAgent(local_agent_id_);
+      if (ticks % 12 == 0) reconcileAgent(local_agent_id_);
     }
     if (ticks % 12 == 6) {
       std::vector<AgentId> remote;
@@ -422,7 +422,7 @@ void ServerApp::backgroundLoop() {
         std::lock_guard lock(remote_mutex_);
         for (const auto& [id, link] : remote_links_) remote.push_back(id);
       }
-      for (const auto& id : remote) (void)manager_->reconcileAgent(id);
+      for (const auto& id : remote) reconcileAgent(id);
     }
     auto t = manager_->tick();
     if (!t.ok()) logLine("tick_failed", t.error().toString());

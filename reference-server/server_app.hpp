@@ -72,6 +72,8 @@ class ServerApp {
   Result<void> registerBuiltInWorkspaces(const GroupId& everyone);
   void backgroundLoop();
   void checkInLocalAgent();
+  // reconcileAgent() with what it did (or why it could not) in the log.
+  void reconcileAgent(const AgentId& id);
   net::HttpHandler routes();
   net::HttpResponse dispatch(const net::HttpRequest& req);
   net::HttpResponse agentApi(const net::HttpRequest& req);
@@ -150,6 +152,7 @@ class ServerApp {
   std::shared_ptr<agent::LocalAgent> local_agent_;
   AgentId local_agent_id_;
   std::string local_agent_token_;
+  bool local_engine_failed_ = false;  // The last check-in of the local agent failed (background loop only).
   std::unique_ptr<net::BlockingPool> pool_;
   // Session starts continue here after the API answered (202); apart from pool_ so a burst of
   // starts can never leave no thread to answer requests.

@@ -301,8 +301,11 @@ build_docker_test_images() {
     local a="$KASM_TEST_REGISTRY/kasm-test/pull:1" b="$KASM_TEST_REGISTRY/kasm-test/prune-b:1"
     import_busybox_image pull-a "$a" && docker push "$a" >/dev/null && docker rmi "$a" >/dev/null || return 1
     import_busybox_image pull-b "$b" && docker push "$b" >/dev/null && docker rmi "$b" >/dev/null || return 1
-    export KASM_TEST_PULL_IMAGE="$a" KASM_TEST_PULL_IMAGE_B="$b"
-    echo "services: pushed $a and $b"
+    # The one a launch pulls (tests/e2e/manager_docker_test.cpp), apart from the image sync's two.
+    local c="$KASM_TEST_REGISTRY/kasm-test/pull-on-launch:1"
+    import_busybox_image pull-c "$c" && docker push "$c" >/dev/null && docker rmi "$c" >/dev/null || return 1
+    export KASM_TEST_PULL_IMAGE="$a" KASM_TEST_PULL_IMAGE_B="$b" KASM_TEST_LAUNCH_PULL_IMAGE="$c"
+    echo "services: pushed $a, $b and $c"
   fi
 }
 

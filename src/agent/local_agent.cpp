@@ -9,6 +9,8 @@
 #include <future>
 #include <thread>
 
+#include "kasm/agent/image_sync.hpp"
+
 namespace kasm::agent {
 
 LocalAgent::LocalAgent(spi::ContainerRuntime& runtime, Clock& clock, LocalAgentOptions options)
@@ -114,6 +116,13 @@ Result<spi::ProvisionResult> LocalAgent::provision(const spi::ProvisionRequest& 
 
   if (options_.prepare_host_volumes) KASM_RETURN_IF_ERROR(prepareHostVolumes(request.workspace));
   auto created = runtime_.createAndStart(specFor(request));
+  if (!created.ok() && created.error().code() == ErrorCode::kNotFound && options_.pull_missing_images) {
+    // The workspace's image is not on this host (a new workspace, an agent that just joined):
+    // pull it now and try again. A pull the engine's restart cut answers Unavailable, so the
+    // launch is tried again later; an image the registry does not have fails it with that reason.
+    KASM_ASSIGN_OR_RETURN(bool pulled, pullIfMissing(request.workspace.image));
+    if (pulled) created = runtime_.createAndStart(specFor(request));
+  }
   if (!created.ok() && created.error().code() == ErrorCode::kAlreadyExists) {
     // A concurrent provision of the same session won the name; answer with its container once
     // that call has started it. The engine reserves the name before the container can be
@@ -131,6 +140,19 @@ Result<spi::ProvisionResult> LocalAgent::provision(const spi::ProvisionRequest& 
   }
   if (!created.ok()) return std::move(created).error().withContext("provision session " + request.session_id.str());
   return finishProvision(*created, request, true);
+}
+
+Result<bool> LocalAgent::pullIfMissing(const std::string& image) {
+  KASM_ASSIGN_OR_RETURN(auto images, runtime_.listImages());
+  const std::string wanted = agent::ImageSync::normalizeReference(image);
+  for (const auto& i : images) {
+    for (const auto& tag : i.tags) {
+      if (tag == image || tag == wanted) return false;  // Present: the NotFound was about something else.
+    }
+  }
+  auto pulled = runtime_.pullImage(image, std::nullopt, {});
+  if (!pulled.ok()) return std::move(pulled).error().withContext("the image " + image + " is not on this host");
+  return true;
 }
 
 Result<spi::ProvisionResult> LocalAgent::finishProvision(const spi::ContainerInfo& info,

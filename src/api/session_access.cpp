@@ -18,6 +18,10 @@ Result<SessionAccess> authorizeSessionAccess(Manager& manager, spi::Store& store
   if (s->state != SessionState::kRunning) {
     return failedPrecondition("session " + session.str() + " is " + std::string(enumName(s->state)));
   }
+  if (s->upstream.empty()) {
+    // Its container is being started again (an engine restart): nowhere to send anyone yet.
+    return unavailable("session " + session.str() + " is restarting; try again in a moment");
+  }
   Repository repo(store);
   // The token alone is not enough: access ends at once when the user is disabled, locked or
   // deleted, or revokes their tokens (logout everywhere, a new password).

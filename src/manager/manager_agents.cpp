@@ -1,6 +1,7 @@
 // Manager: the agent registry, check-ins and reconciliation with what agents hold.
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "kasm/auth/secret.hpp"
@@ -10,6 +11,12 @@
 namespace kasm {
 
 namespace {
+// A container that serves (or is about to, or is paused on purpose).
+bool isUp(spi::ContainerStatus s) {
+  return s == spi::ContainerStatus::kRunning || s == spi::ContainerStatus::kRestarting ||
+         s == spi::ContainerStatus::kPaused;
+}
+
 // Read-modify-write of an agent with compare-and-set retries.
 Result<Agent> updateAgent(Manager::Impl& im, const AgentId& id, const std::function<Result<void>(Agent&)>& mutate) {
   for (int attempt = 0; attempt < im.options.max_cas_retries; ++attempt) {
@@ -150,29 +157,117 @@ void Manager::detachAgentLink(const AgentId& id) {
   impl_->links.erase(id);
 }
 
-Result<void> Manager::reconcileAgent(const AgentId& id) {
+Result<Manager::AgentReconciliation> Manager::reconcileAgent(const AgentId& id) {
   auto& im = *impl_;
   auto link = im.linkFor(id);
   if (!link) return unavailable("agent " + id.str() + " is not connected");
   KASM_ASSIGN_OR_RETURN(auto held, link->sessions());
   KASM_ASSIGN_OR_RETURN(auto stored, im.repo.list<Session>(spi::Query().where("agent_id", id.str())));
-  std::set<std::string> held_ids;
-  for (const auto& h : held) held_ids.insert(h.session_id.str());
+  std::map<std::string, spi::ContainerStatus> held_status;
+  for (const auto& h : held) held_status[h.session_id.str()] = h.status;
+  AgentReconciliation report;
+  // Running sessions whose container stopped get a new address when they start again, and their
+  // old one may already belong to another session's container (all of them started at once):
+  // forget every such address before starting any, so the proxy sends no one there meanwhile.
+  for (auto& s : stored) {
+    auto it = held_status.find(s.value.id.str());
+    if (s.value.state != SessionState::kRunning || it == held_status.end() || isUp(it->second)) continue;
+    auto cleared = im.transition(s.value.id, SessionState::kRunning, "", [](Session& x) {
+      x.upstream.clear();
+      x.operational_message = "restarting: its container stopped";
+    });
+    if (cleared.ok()) s = std::move(*cleared);
+  }
   std::set<std::string> live_ids;
   for (auto& s : stored) {
     const auto state = s.value.state;
-    if (state == SessionState::kRunning || state == SessionState::kPaused || state == SessionState::kProvisioning ||
-        state == SessionState::kStopped) {
-      live_ids.insert(s.value.id.str());
-      if (!held_ids.count(s.value.id.str()) && state != SessionState::kProvisioning) {
-        (void)im.failSession(std::move(s), "its container vanished from agent " + id.str());
+    if (state != SessionState::kRunning && state != SessionState::kPaused && state != SessionState::kProvisioning &&
+        state != SessionState::kStopped) {
+      continue;
+    }
+    live_ids.insert(s.value.id.str());
+    auto it = held_status.find(s.value.id.str());
+    if (it == held_status.end()) {
+      if (state != SessionState::kProvisioning &&
+          im.failSession(std::move(s), "its container vanished from agent " + id.str()).ok()) {
+        ++report.sessions_failed;
+      }
+      continue;
+    }
+    const auto status = it->second;
+    if (state == SessionState::kRunning && !isUp(status)) {
+      // Its engine restarted (or the host rebooted, or something stopped it): start it again.
+      auto restarted = im.restartSession(std::move(s), *link);
+      if (restarted.ok() && *restarted) ++report.sessions_restarted;
+      if (restarted.ok() && !*restarted) ++report.sessions_failed;
+    } else if (state == SessionState::kPaused && status != spi::ContainerStatus::kPaused) {
+      // A paused container that the engine stopped: resuming it is a new start with a new port,
+      // which only the stopped path does.
+      if (im.teardownAs(s.value.id, ExpirationAction::kStop, "its container stopped while the session was paused")
+              .ok()) {
+        ++report.sessions_stopped;
       }
     }
   }
   for (const auto& h : held) {
-    if (!live_ids.count(h.session_id.str())) (void)link->destroy(h.session_id);  // An orphan.
+    if (!live_ids.count(h.session_id.str()) && link->destroy(h.session_id).ok()) ++report.orphans_removed;
   }
-  return {};
+  return report;
+}
+
+Result<bool> Manager::Impl::restartSession(Versioned<Session> s, spi::AgentLink& link) {
+  const SessionId id = s.value.id;
+  auto claim = claimLaunch(id);
+  if (!claim) return unavailable("session " + id.str() + " is being started by another call");
+  const auto now = clock.now();
+  bool exhausted = false;
+  {
+    std::lock_guard lock(mu);
+    if (restarts.size() > 1000) {
+      std::erase_if(restarts,
+                    [&](const auto& e) { return e.second.empty() || now - e.second.back() >= kRestartWindow; });
+    }
+    auto& times = restarts[id];
+    std::erase_if(times, [&](TimePoint t) { return now - t >= kRestartWindow; });
+    exhausted = static_cast<int>(times.size()) >= kMaxRestartsPerWindow;
+    if (exhausted) restarts.erase(id);
+  }
+  if (exhausted) {
+    KASM_RETURN_IF_ERROR(
+        failSession(std::move(s),
+                    "its container stopped " + std::to_string(kMaxRestartsPerWindow + 1) + " times within 10 minutes"));
+    return false;
+  }
+  KASM_ASSIGN_OR_RETURN(auto ws, repo.get<Workspace>(s.value.workspace_id.str()));
+  // Provision is idempotent per session: it starts the container that is there (its disk kept)
+  // and answers with its new published address, which the engine chose again at this start.
+  auto r = link.provision(provisionRequestFor(s.value, ws.value, s.value.launch_environment));
+  if (!r.ok()) {
+    // An engine still starting answers Unavailable: the next reconciliation tries again.
+    if (r.error().code() == ErrorCode::kUnavailable) return r.error();
+    KASM_ASSIGN_OR_RETURN(auto cur, repo.get<Session>(id.str()));
+    KASM_RETURN_IF_ERROR(
+        failSession(std::move(cur), "its container stopped and could not be restarted: " + r.error().message()));
+    return false;
+  }
+  auto written = transition(id, SessionState::kRunning, "restarted: its container had stopped", [&](Session& x) {
+    x.container_id = r->container_id;
+    x.container_name = r->container_name;
+    x.upstream = r->upstream;
+    x.operational_message = "running";
+    x.state_reason = "restarted: its container had stopped";  // Same state: transition() keeps the old reason.
+  });
+  {
+    std::lock_guard lock(mu);
+    restarts[id].push_back(now);
+  }
+  if (!written.ok()) {
+    // Torn down meanwhile: what this call started must not outlive it.
+    auto cur = repo.get<Session>(id.str());
+    if (cur.ok() && !isLive(cur->value.state)) (void)link.destroy(id);
+    return written.error();
+  }
+  return true;
 }
 
 }  // namespace kasm

@@ -7,6 +7,7 @@
 #include <set>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "kasm/manager/manager.hpp"
 #include "kasm/store/repository.hpp"
@@ -88,6 +89,14 @@ struct Manager::Impl {
   // lost answer created, or creates it now. False when it cannot be tried yet (its agent is not
   // connected here or did not answer); a later tick tries again, and a dead agent fails it.
   Result<bool> completeLaunch(Versioned<Session> s, std::string_view why);
+  // Starts again the container of a running session that stopped (reconcileAgent): true when it
+  // runs again, with its new upstream stored; false when the session failed instead (it cannot
+  // start, or it stopped kMaxRestartsPerWindow times within kRestartWindow). Unavailable when its
+  // agent (or the agent's engine) cannot do it yet.
+  Result<bool> restartSession(Versioned<Session> s, spi::AgentLink& link);
+  static constexpr int kMaxRestartsPerWindow = 3;
+  static constexpr Duration kRestartWindow = std::chrono::minutes(10);
+  std::unordered_map<SessionId, std::vector<TimePoint>> restarts;  // Guarded by mu.
   // The settings of the user's group with the lowest priority number (Manager::effectiveSettings).
   Result<GroupSettings> settingsOf(const UserId& user);
 

@@ -157,6 +157,56 @@ TEST_F(ManagerOnDocker, RestartCompletesAHalfLaunchAndReconcileRemovesOrphans) {
   ASSERT_TRUE(manager_->destroySession(half.id).ok());
 }
 
+TEST_F(ManagerOnDocker, ASessionWhoseContainerStoppedRunsAgainWithItsDiskAndNewAddress) {
+  // What an engine restart (or a host reboot) leaves: the container stopped, its disk kept.
+  auto s = manager_->requestSession(SessionRequest{UserId("alice"), WorkspaceId("busybox"), ZoneId("local"), {}});
+  ASSERT_TRUE(s.ok()) << s.error().toString();
+  auto wrote = manager_->execInSession(s->id, {{"sh", "-c", "echo kept > /tmp/kept"}, "", "", {}, false});
+  ASSERT_TRUE(wrote.ok() && wrote->exit_code == 0);
+  ASSERT_TRUE(runtime_->stop(s->container_id, std::chrono::seconds(0)).ok());
+  EXPECT_EQ(testing::httpGet(s->upstream).find("200"), std::string::npos);  // Nothing answers there now.
+
+  auto r = manager_->reconcileAgent(agent_id_);
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->sessions_restarted, 1);
+  auto after = manager_->getSession(s->id);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->state, SessionState::kRunning) << after->state_reason;
+  EXPECT_EQ(after->container_id, s->container_id);  // The same container, started again.
+  auto info = runtime_->inspect(after->container_id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->published, after->upstream);  // The address the engine chose at this start.
+  EXPECT_NE(testing::httpGet(after->upstream).find("200"), std::string::npos);
+  auto kept = manager_->execInSession(s->id, {{"cat", "/tmp/kept"}, "", "", {}, false});
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->output, "kept\n");
+  ASSERT_TRUE(manager_->destroySession(s->id).ok());
+}
+
+TEST_F(ManagerOnDocker, AMissingImageIsPulledWhenASessionOfItStarts) {
+  const char* image = std::getenv("KASM_TEST_LAUNCH_PULL_IMAGE");
+  if (!image) KASM_SKIP_OR_FAIL("no registry image to pull (KASM_TEST_LAUNCH_PULL_IMAGE; scripts/test.sh sets it)");
+  (void)runtime_->removeImage(image);  // Not on the host: the launch has to pull it.
+  auto ws = Repository(*store_).get<Workspace>("busybox");
+  ASSERT_TRUE(ws.ok());
+  ws->value.id = WorkspaceId("pulled");
+  ws->value.image = image;
+  ASSERT_TRUE(manager_->upsertWorkspace(ws->value).ok());
+  auto s = manager_->requestSession(SessionRequest{UserId("alice"), WorkspaceId("pulled"), ZoneId("local"), {}});
+  ASSERT_TRUE(s.ok()) << s.error().toString();
+  EXPECT_EQ(s->state, SessionState::kRunning);
+  EXPECT_NE(testing::httpGet(s->upstream).find("200"), std::string::npos);
+  ASSERT_TRUE(manager_->destroySession(s->id).ok());
+
+  // An image the registry does not have fails the launch with that reason.
+  ws->value.id = WorkspaceId("unpullable");
+  ws->value.image = std::string(image) + "-does-not-exist";
+  ASSERT_TRUE(manager_->upsertWorkspace(ws->value).ok());
+  auto bad = manager_->requestSession(SessionRequest{UserId("alice"), WorkspaceId("unpullable"), ZoneId("local"), {}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("is not on this host"), std::string::npos) << bad.error().toString();
+}
+
 TEST_F(ManagerOnDocker, BindMountDirectoriesAreCreatedWithTheWorkspaceOwner) {
   const auto host_dir = dir_ / "homes" / "alice";
   auto ws = Repository(*store_).get<Workspace>("busybox");

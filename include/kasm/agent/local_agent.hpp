@@ -38,6 +38,8 @@ struct LocalAgentOptions {
   // Create missing bind-mount host directories (owned by the volume's uid/gid) before a container
   // starts. Only meaningful when the engine runs on this host (unix socket); turn off for remote ones.
   bool prepare_host_volumes = true;
+  // Pull a workspace's image that is not on the host when a session of it is provisioned.
+  bool pull_missing_images = true;
 };
 
 // What an agent tells the manager when it checks in.
@@ -118,6 +120,8 @@ class LocalAgent final : public spi::AgentLink {
  private:
   spi::ContainerSpec specFor(const spi::ProvisionRequest& request) const;
   Result<void> prepareHostVolumes(const Workspace& workspace);
+  // Pulls `image` when the host has no tag of that name: true when it pulled, false when present.
+  Result<bool> pullIfMissing(const std::string& image);
   Result<spi::ProvisionResult> finishProvision(const spi::ContainerInfo& info, const spi::ProvisionRequest& request,
                                                bool fresh);
   Result<spi::ContainerInfo> ownContainer(const SessionId& session);

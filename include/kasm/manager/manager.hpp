@@ -159,8 +159,18 @@ class Manager {
   void attachAgentLink(const AgentId& id, std::shared_ptr<spi::AgentLink> link);
   void detachAgentLink(const AgentId& id);
   // Compares what the agent holds with the store: sessions whose container vanished are failed,
-  // containers the store does not know as live are destroyed.
-  Result<void> reconcileAgent(const AgentId& id);
+  // containers the store does not know as live are destroyed, a running session whose container
+  // stopped (its engine restarted, the host rebooted) is started again with its new address (it
+  // fails instead after 3 restarts within 10 minutes), and a paused one whose container stopped
+  // becomes stopped (resuming it starts it again).
+  struct AgentReconciliation {
+    int sessions_failed = 0;
+    int sessions_restarted = 0;
+    int sessions_stopped = 0;
+    int orphans_removed = 0;
+    bool changed() const { return sessions_failed + sessions_restarted + sessions_stopped + orphans_removed > 0; }
+  };
+  Result<AgentReconciliation> reconcileAgent(const AgentId& id);
 
   // ---- fixed servers (RDP, VNC, SSH, KasmVNC) and server pools ----
   // Creates or updates a server. Secrets are sealed under session_secret_key (FailedPrecondition

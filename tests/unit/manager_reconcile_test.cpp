@@ -1,0 +1,114 @@
+// The manager's reconciliation with what its agents hold: containers that vanished, orphans, and
+// containers that stopped under a running or paused session (an engine restart, a host reboot).
+
+#include <gtest/gtest.h>
+
+#include "manager_fixture.hpp"
+
+namespace kasm {
+namespace {
+
+using testing::ManagerTest;
+constexpr std::int64_t kGiB = Resources::kGiB;
+
+TEST_F(ManagerTest, ReconcileFailsSessionsWhoseContainerVanished) {
+  auto s = request("alice");
+  links_["a1"]->containers.clear();
+  ASSERT_TRUE(manager_->reconcileAgent(AgentId("a1")).ok());
+  EXPECT_EQ(manager_->getSession(s->id)->state, SessionState::kFailed);
+  EXPECT_NE(manager_->getSession(s->id)->state_reason.find("vanished"), std::string::npos);
+  EXPECT_EQ(storedAgent("a1").session_count, 0);
+}
+
+TEST_F(ManagerTest, ReconcileRestartsARunningSessionWhoseContainerStopped) {
+  auto s = request("alice");
+  ASSERT_TRUE(s.ok());
+  auto& link = *links_["a1"];
+  const std::string before = link.upstreamOf(s->id);
+  link.containers.at(s->id.str()).status = spi::ContainerStatus::kExited;  // The engine restarted.
+  auto r = manager_->reconcileAgent(AgentId("a1"));
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->sessions_restarted, 1);
+  EXPECT_EQ(link.status(s->id), spi::ContainerStatus::kRunning);
+  auto after = manager_->getSession(s->id);
+  EXPECT_EQ(after->state, SessionState::kRunning);
+  EXPECT_NE(after->state_reason.find("restarted"), std::string::npos);
+  // The engine chose a new port at the start: the session now points there, not at the old one.
+  EXPECT_NE(after->upstream, before);
+  EXPECT_EQ(after->upstream, link.upstreamOf(s->id));
+  EXPECT_EQ(storedAgent("a1").reserved, Resources::fromCores(2, 2 * kGiB));
+  // Nothing else to do the next time.
+  EXPECT_FALSE(manager_->reconcileAgent(AgentId("a1"))->changed());
+}
+
+TEST_F(ManagerTest, ReconcileWaitsForAnEngineThatIsNotBackYet) {
+  auto s = request("alice");
+  auto& link = *links_["a1"];
+  link.containers.at(s->id.str()).status = spi::ContainerStatus::kExited;
+  link.fail_provision = true;  // Unavailable, as an engine that is still starting.
+  auto r = manager_->reconcileAgent(AgentId("a1"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->changed());
+  EXPECT_EQ(manager_->getSession(s->id)->state, SessionState::kRunning);
+  link.fail_provision = false;
+  EXPECT_EQ(manager_->reconcileAgent(AgentId("a1"))->sessions_restarted, 1);
+  EXPECT_EQ(link.status(s->id), spi::ContainerStatus::kRunning);
+}
+
+TEST_F(ManagerTest, ASessionWhoseContainerKeepsStoppingFailsAfterThreeRestarts) {
+  auto s = request("alice");
+  auto& link = *links_["a1"];
+  for (int i = 0; i < 3; ++i) {
+    link.containers.at(s->id.str()).status = spi::ContainerStatus::kExited;
+    EXPECT_EQ(manager_->reconcileAgent(AgentId("a1"))->sessions_restarted, 1) << "restart " << i;
+    clock_.advance(std::chrono::minutes(1));
+  }
+  link.containers.at(s->id.str()).status = spi::ContainerStatus::kExited;
+  EXPECT_EQ(manager_->reconcileAgent(AgentId("a1"))->sessions_failed, 1);
+  auto failed = manager_->getSession(s->id);
+  EXPECT_EQ(failed->state, SessionState::kFailed);
+  EXPECT_NE(failed->state_reason.find("4 times within 10 minutes"), std::string::npos) << failed->state_reason;
+  EXPECT_EQ(storedAgent("a1").reserved, Resources{});
+}
+
+TEST_F(ManagerTest, RestartsOutsideTheWindowDoNotCount) {
+  auto s = request("alice");
+  auto& link = *links_["a1"];
+  for (int i = 0; i < 5; ++i) {
+    link.containers.at(s->id.str()).status = spi::ContainerStatus::kExited;
+    EXPECT_EQ(manager_->reconcileAgent(AgentId("a1"))->sessions_restarted, 1) << "restart " << i;
+    advance(std::chrono::minutes(4));  // Three within any ten minutes at most.
+  }
+  EXPECT_EQ(manager_->getSession(s->id)->state, SessionState::kRunning);
+}
+
+TEST_F(ManagerTest, APausedSessionWhoseContainerStoppedBecomesStoppedAndResumesWithItsNewAddress) {
+  auto s = request("alice");
+  ASSERT_TRUE(manager_->pauseSession(s->id).ok());
+  auto& link = *links_["a1"];
+  const std::string before = link.upstreamOf(s->id);
+  link.containers.at(s->id.str()).status = spi::ContainerStatus::kExited;
+  EXPECT_EQ(manager_->reconcileAgent(AgentId("a1"))->sessions_stopped, 1);
+  auto stopped = manager_->getSession(s->id);
+  EXPECT_EQ(stopped->state, SessionState::kStopped);
+  EXPECT_NE(stopped->state_reason.find("stopped while the session was paused"), std::string::npos);
+  EXPECT_EQ(storedAgent("a1").reserved, Resources{});
+  auto resumed = manager_->resumeSession(s->id);
+  ASSERT_TRUE(resumed.ok()) << resumed.error().toString();
+  EXPECT_EQ(resumed->state, SessionState::kRunning);
+  EXPECT_NE(resumed->upstream, before);
+  EXPECT_EQ(resumed->upstream, link.upstreamOf(s->id));
+}
+
+TEST_F(ManagerTest, ReconcileLeavesAStoppedSessionsContainerAlone) {
+  auto s = request("alice");
+  ASSERT_TRUE(manager_->stopSession(s->id).ok());
+  auto r = manager_->reconcileAgent(AgentId("a1"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->changed());
+  EXPECT_EQ(links_["a1"]->status(s->id), spi::ContainerStatus::kExited);
+  EXPECT_EQ(manager_->getSession(s->id)->state, SessionState::kStopped);
+}
+
+}  // namespace
+}  // namespace kasm
