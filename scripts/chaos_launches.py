@@ -4,7 +4,7 @@ with SIGKILL every 1-4 s and restarted while launches go through the developer A
 another; every launch that request_kasm acknowledged must end running (none failed, none lost),
 and no container is left once they are destroyed.
 
-    scripts/chaos_launches.py [--launches 60] [--seed 11] [--kill server|agent]
+    scripts/chaos_launches.py [--launches 60] [--seed 11] [--kill server|agent] [--max-minutes 7]
 
 With --kill agent the server runs without its in-process agent and a kasm-agent process (dialling
 in, as on another Docker host) is the one killed, every 0.5-2 s.
@@ -22,6 +22,7 @@ ap.add_argument("--seed", type=int, default=11)
 ap.add_argument("--server", default=os.path.join(ROOT, "build", "reference-server", "kasm-server"))
 ap.add_argument("--agent", default=os.path.join(ROOT, "build", "reference-server", "kasm-agent"))
 ap.add_argument("--kill", choices=["server", "agent"], default="server")
+ap.add_argument("--max-minutes", type=float, default=7, help="stop launching after this long")
 args = ap.parse_args()
 random.seed(args.seed)
 SERVER = args.server
@@ -84,7 +85,7 @@ def retry(verb, **body):
 image = next(i for i in retry("get_images")["images"] if i["friendly_name"] == "Desktop")["image_id"]
 threading.Thread(target=killer, daemon=True).start()
 outcomes = []
-deadline = time.monotonic() + 420
+deadline = time.monotonic() + args.max_minutes * 60
 while len(outcomes) < args.launches and time.monotonic() < deadline:
     try:
         r = call("request_kasm", image_id=image)   # acknowledged only when this answers

@@ -48,8 +48,9 @@ if [ $# -eq 0 ] && [ "${KASM_SKIP_FUZZ:-0}" != "1" ]; then
   "$root/scripts/fuzz.sh" "${KASM_FUZZ_SECONDS:-10}"
 fi
 
-# The unit and net tests again under AddressSanitizer and UndefinedBehaviorSanitizer (their own
-# build in build-asan; scripts/sanitize.sh; docs/robustness.md). Only for a whole run.
+# The unit and net tests again under AddressSanitizer and UndefinedBehaviorSanitizer, and the
+# concurrency tests under ThreadSanitizer (their own builds in build-asan and build-tsan;
+# scripts/sanitize.sh; docs/robustness.md). Only for a whole run.
 if [ $# -eq 0 ] && [ "${KASM_SKIP_SANITIZE:-0}" != "1" ]; then
-  "$root/scripts/sanitize.sh" asan
+  "$root/scripts/sanitize.sh" asan tsan
 fi

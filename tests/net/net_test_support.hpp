@@ -3,6 +3,9 @@
 // Loopback peers for the kasm::net tests: tiny upstreams (HTTP echo, WebSocket echo, raw TCP echo)
 // and blocking clients, all on 127.0.0.1 with Beast's synchronous API so the tests read plainly.
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -27,7 +30,7 @@ namespace websocket = boost::beast::websocket;
 using tcp = asio::ip::tcp;
 
 // Accepts on an ephemeral loopback port and runs `serve` on a thread per connection. The
-// destructor closes the listener and every connection, then joins.
+// destructor shuts every connection down, joins the handlers, then closes.
 class LoopbackListener {
  public:
   using Serve = std::function<void(tcp::socket&)>;
@@ -43,14 +46,17 @@ class LoopbackListener {
     tcp::socket poke(ioc_);
     poke.connect({asio::ip::make_address("127.0.0.1"), port_}, ec);
     accept_thread_.join();
+    // Shutting a connection down wakes its handler if it is blocked in a read. The handler owns its
+    // socket object (it may close it meanwhile), so the shutdown goes through a duplicate of the
+    // descriptor taken at accept, which no one else closes or reuses; the sockets are closed once
+    // their handlers are done (touching them from here raced with the handlers: found by TSan).
     {
       std::lock_guard lock(mutex_);
-      for (auto& s : sockets_) {
-        s->shutdown(tcp::socket::shutdown_both, ec);
-        s->close(ec);
-      }
+      for (int fd : wake_fds_) ::shutdown(fd, SHUT_RDWR);
     }
     for (auto& t : threads_) t.join();
+    for (auto& s : sockets_) s->close(ec);
+    for (int fd : wake_fds_) ::close(fd);
   }
   std::uint16_t port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
@@ -66,6 +72,7 @@ class LoopbackListener {
       accepted_++;
       std::lock_guard lock(mutex_);
       sockets_.push_back(socket);
+      wake_fds_.push_back(::dup(socket->native_handle()));
       threads_.emplace_back([this, socket] {
         try {
           serve_(*socket);
@@ -85,6 +92,7 @@ class LoopbackListener {
   std::atomic<int> accepted_{0};
   std::mutex mutex_;
   std::vector<std::shared_ptr<tcp::socket>> sockets_;
+  std::vector<int> wake_fds_;  // dup()s of the accepted descriptors, for shutdown().
   std::vector<std::thread> threads_;
   std::thread accept_thread_;
 };
