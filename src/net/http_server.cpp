@@ -259,6 +259,7 @@ Awaitable<> HttpServer::Impl::acceptLoop() {
     auto conn = std::make_shared<Connection>(*this, std::move(socket));
     conn->remote = std::move(address);
     conn->counted = options.max_connections_per_address > 0;
+    conn->transport.tcp().setWriteStall(options.write_stall_timeout);
     if (ssl) conn->transport.enableTls(*ssl);
     {
       std::lock_guard lock(conns_mutex);

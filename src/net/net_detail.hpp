@@ -104,6 +104,15 @@ class TimedSocket {
   // True when the last deadline passed (what a cancelled operation's operation_aborted meant).
   bool timedOut() const noexcept { return timed_out_; }
 
+  // A write that waits this long for the peer to take bytes (an asynchronous write, or a wait until
+  // writable) times the socket out as a deadline would, whatever the deadline says: a reader that
+  // stopped reading must not keep its buffers until the idle timeout, which the other direction's
+  // traffic may keep pushing back. Zero: no limit. Each such wait starts its own period, so a slow
+  // reader that makes progress is never cut.
+  void setWriteStall(Duration d) {
+    write_stall_ns_ = d.count() <= 0 ? kNever : std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  }
+
   template <class Buffers, class Token>
   auto async_read_some(const Buffers& buffers, Token&& token) {
     return asio::async_initiate<Token, void(beast::error_code, std::size_t)>(
@@ -118,7 +127,8 @@ class TimedSocket {
     return asio::async_initiate<Token, void(beast::error_code, std::size_t)>(
         [this](auto handler, const Buffers& b) {
           if (timed_out_) return failLater(std::move(handler));
-          socket_.async_write_some(b, mapTimeout(std::move(handler)));
+          armWriteStall();
+          socket_.async_write_some(b, mapTimeout</*write=*/true>(std::move(handler)));
         },
         token, buffers);
   }
@@ -128,7 +138,12 @@ class TimedSocket {
     return asio::async_initiate<Token, void(beast::error_code)>(
         [this](auto handler, tcp::socket::wait_type w) {
           if (timed_out_) return failLater</*with_size=*/false>(std::move(handler));
-          socket_.async_wait(w, mapTimeout(std::move(handler)));
+          if (w == tcp::socket::wait_write) {
+            armWriteStall();
+            socket_.async_wait(w, mapTimeout</*write=*/true>(std::move(handler)));
+          } else {
+            socket_.async_wait(w, mapTimeout(std::move(handler)));
+          }
         },
         token, what);
   }
@@ -161,7 +176,11 @@ class TimedSocket {
 
   // Called by the sweeper on this socket's thread.
   void expireIfDue(std::int64_t now_ns) {
-    if (timed_out_ || deadline_ns_.load(std::memory_order_relaxed) > now_ns) return;
+    if (timed_out_) return;
+    if (deadline_ns_.load(std::memory_order_relaxed) > now_ns &&
+        write_deadline_ns_.load(std::memory_order_relaxed) > now_ns) {
+      return;
+    }
     timed_out_ = true;
     beast::error_code ec;
     socket_.cancel(ec);
@@ -169,6 +188,7 @@ class TimedSocket {
 
  private:
   static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+  static constexpr std::int64_t kDefaultWriteStallNs = std::int64_t{60} * 1'000'000'000;
 
   void register_() {
     sweeper_ = &asio::use_service<DeadlineSweeper>(asio::query(socket_.get_executor(), asio::execution::context));
@@ -189,14 +209,23 @@ class TimedSocket {
     return op();
   }
 
+  void armWriteStall() {
+    if (write_stall_ns_ != kNever) {
+      write_deadline_ns_.store(deadlineClockNs() + write_stall_ns_, std::memory_order_relaxed);
+    }
+  }
+
   // Keeps the handler's executor and cancellation slot (coroutines rely on both). Handlers take
-  // (error_code, size_t) or, for async_wait, (error_code).
-  template <class Handler>
+  // (error_code, size_t) or, for async_wait, (error_code). A write's completion ends its stall period.
+  template <bool write = false, class Handler>
   auto mapTimeout(Handler&& handler) {
     auto slot = asio::get_associated_cancellation_slot(handler);
     auto ex = asio::get_associated_executor(handler, socket_.get_executor());
     return asio::bind_cancellation_slot(slot, asio::bind_executor(ex, [this, h = std::forward<Handler>(handler)](
                                                                           beast::error_code ec, auto... n) mutable {
+                                          if constexpr (write) {
+                                            write_deadline_ns_.store(kNever, std::memory_order_relaxed);
+                                          }
                                           if (ec == asio::error::operation_aborted && timed_out_)
                                             ec = beast::error::timeout;
                                           std::move(h)(ec, n...);
@@ -219,6 +248,8 @@ class TimedSocket {
   DeadlineSweeper* sweeper_ = nullptr;
   std::size_t sweep_index_ = 0;  // Position in the sweeper's list, kept by the sweeper.
   std::atomic<std::int64_t> deadline_ns_{kNever};
+  std::atomic<std::int64_t> write_deadline_ns_{kNever};  // While a write waits for the peer.
+  std::int64_t write_stall_ns_ = kDefaultWriteStallNs;
   bool timed_out_ = false;
 };
 

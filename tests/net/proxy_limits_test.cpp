@@ -23,11 +23,11 @@ struct ProxyUnderTest {
   std::uint16_t port() const { return server->port(); }
 };
 
-ProxyUnderTest startProxy(ProxyOptions options) {
+ProxyUnderTest startProxy(ProxyOptions options, HttpServerOptions server_options = {}) {
   auto proxy = SessionProxy::create(std::move(options));
   EXPECT_TRUE(proxy.ok()) << (proxy.ok() ? "" : proxy.error().toString());
   auto server = HttpServer::start(
-      {}, [](HttpRequest, Responder r) { r(HttpResponse::text(200, "app")); }, *proxy);
+      std::move(server_options), [](HttpRequest, Responder r) { r(HttpResponse::text(200, "app")); }, *proxy);
   EXPECT_TRUE(server.ok()) << (server.ok() ? "" : server.error().toString());
   return {*proxy, std::move(server).value()};
 }
@@ -153,6 +153,62 @@ TEST(ProxyLimits, RefusesANegativeIdleTimeoutAndAMalformedAllowedOrigin) {
   EXPECT_EQ(SessionProxy::create(options).error().code(), ErrorCode::kInvalidArgument);
   options.allowed_origins = {"https://portal.example:8443"};
   EXPECT_TRUE(SessionProxy::create(options).ok());
+}
+
+// A viewer that stops reading while the desktop keeps sending is disconnected after the write
+// stall timeout, although it keeps sending itself (its traffic used to keep the tunnel's deadline
+// moving, so the proxy held its buffers until the idle timeout); a slow viewer that keeps reading
+// is not.
+TEST(ProxyLimits, AViewerThatStopsReadingIsCutAndASlowOneIsNot) {
+  std::promise<void> upstream_cut;  // The second viewer's upstream connection ended.
+  std::atomic<int> connections{0};
+  LoopbackListener upstream{[&](tcp::socket& socket) {
+    const int me = ++connections;
+    websocket::stream<tcp::socket&> ws(socket);
+    ws.accept();
+    ws.binary(true);
+    const std::string chunk(64 * 1024, 'd');
+    beast::error_code ec;
+    while (!ec) ws.write(asio::buffer(chunk), ec);  // A desktop that never stops drawing.
+    if (me == 2) upstream_cut.set_value();
+  }};
+  ProxyOptions options;
+  options.authorize = [&](const ProxyAuthRequest&) -> Result<ProxyTarget> {
+    return ProxyTarget{upstream.address(), SessionProtocol::kHttp, kUser};
+  };
+  HttpServerOptions server_options;
+  server_options.write_stall_timeout = std::chrono::seconds(1);
+  auto p = startProxy(std::move(options), std::move(server_options));
+  asio::io_context ioc;
+
+  // Slow but reading: one message every 300 ms for 3 s, never cut.
+  {
+    auto ws = openWebSocket(ioc, p.port());
+    ASSERT_TRUE(ws);
+    beast::flat_buffer buffer;
+    for (int i = 0; i < 10; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      buffer.clear();
+      beast::error_code ec;
+      ws->read(buffer, ec);
+      ASSERT_FALSE(ec) << "a slow reader was cut after " << i << " reads: " << ec.message();
+    }
+  }
+
+  // Not reading at all, but sending: cut. The future bounds the wait (a proxy without the write
+  // stall never cuts it).
+  auto cut = upstream_cut.get_future();
+  auto ws = openWebSocket(ioc, p.port());
+  ASSERT_TRUE(ws);
+  beast::error_code ec;
+  for (int i = 0; i < 300 && cut.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready; ++i) {
+    ws->write(asio::buffer(std::string("keystroke")), ec);  // The viewer's own traffic.
+  }
+  EXPECT_EQ(cut.wait_for(std::chrono::seconds(0)), std::future_status::ready) << "the stalled viewer was never cut";
+  for (int i = 0; i < 100 && p.proxy->stats().open_tunnels > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(p.proxy->stats().open_tunnels, 0u);
 }
 
 }  // namespace

@@ -166,6 +166,11 @@ struct HttpServerOptions {
   // Zero: off.
   Duration tcp_keepalive_idle = std::chrono::seconds(60);
   Duration tcp_keepalive_interval = std::chrono::seconds(10);
+  // A client that takes no byte of what is being sent to it (a response, a tunnel's traffic) for
+  // this long is disconnected, even while it keeps sending: a reader that stopped reading must not
+  // hold its buffers and its tunnel until the idle timeout. A slow reader that makes progress is
+  // never cut. Zero: no limit.
+  Duration write_stall_timeout = std::chrono::seconds(60);
   std::optional<TlsOptions> tls;  // Set = HTTPS only.
 };
 
