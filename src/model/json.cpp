@@ -152,8 +152,19 @@ Result<void> fromValue(const json::value& jv, T& out, const std::string& path) {
     if (!jv.is_number()) return typeError(path, "a number");
     // JSON has no infinity: a number too large for a double (1e999, or 0e99999, which Boost.JSON
     // reads as infinity) could not be written back.
-    const double d = jv.to_number<double>();
+    double d = jv.to_number<double>();
     if (!std::isfinite(d)) return invalidArgument(path + " must be a finite number");
+    // Boost.JSON 1.81 reads some numbers (5E0090) as a neighbour of the nearest double, so the
+    // value written back could read as another one: settle on a value that reads back as itself
+    // (one or two steps), so that a stored row decodes to what was encoded.
+    for (int i = 0; i < 4; ++i) {
+      boost::system::error_code ec;
+      const json::value again = json::parse(json::serialize(json::value(d)), ec);
+      if (ec || !again.is_number()) break;
+      const double e = again.to_number<double>();
+      if (e == d || !std::isfinite(e)) break;
+      d = e;
+    }
     out = static_cast<T>(d);
   } else if constexpr (NamedEnum<T>) {
     if (!jv.is_string()) return typeError(path, "one of " + enumChoices<T>());
