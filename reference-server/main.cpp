@@ -4,20 +4,30 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 
 #include "server_app.hpp"
 
+namespace {
+// Two per viewer for the 20,000 viewers a server serves at most, and a reserve.
+constexpr rlim_t kWantedDescriptors = 2 * 20000 + 1024;
+}  // namespace
+
 int main(int argc, char** argv) {
   // Everything kasm-server writes (the database, its WAL, keys, certificates, the first admin's
   // password) is private to the account that runs it.
   ::umask(077);
-  // Every viewer holds a socket to us and one to a desktop: take every descriptor the system
-  // allows this process (the soft limit is often 1,024; the hard one much more).
-  if (rlimit fds{}; ::getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur < fds.rlim_max) {
-    fds.rlim_cur = fds.rlim_max;
-    (void)::setrlimit(RLIMIT_NOFILE, &fds);
+  // Every viewer holds a socket to us and one to a desktop: take enough descriptors for the
+  // 20,000 viewers a server serves at most, above the hard limit when the system allows it (root),
+  // else every descriptor the hard limit allows (the soft limit is often 1,024).
+  if (rlimit fds{}; ::getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur < kWantedDescriptors) {
+    const rlimit raised{kWantedDescriptors, std::max<rlim_t>(kWantedDescriptors, fds.rlim_max)};
+    if (::setrlimit(RLIMIT_NOFILE, &raised) != 0 && fds.rlim_cur < fds.rlim_max) {
+      fds.rlim_cur = fds.rlim_max;
+      (void)::setrlimit(RLIMIT_NOFILE, &fds);
+    }
   }
   std::vector<std::string> args(argv + 1, argv + argc);
   auto config = kasm::server::parseConfig(args);
