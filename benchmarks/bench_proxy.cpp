@@ -22,6 +22,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -35,6 +36,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -521,6 +523,21 @@ int runProxyChild(std::uint16_t idle_upstream) {
   std::fflush(stdout);
   char c = 0;
   while (::read(0, &c, 1) > 0) {
+  }
+  if (std::getenv("KASM_BENCH_MAPS")) {
+    if (std::getenv("KASM_BENCH_TRIM")) malloc_trim(0);
+    // Where the memory kept after the connections closed lives: the largest mappings by RSS.
+    std::ifstream maps("/proc/self/smaps");
+    std::string line, name;
+    std::vector<std::pair<long, std::string>> rss;
+    while (std::getline(maps, line)) {
+      if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') < 16) name = line;
+      if (line.rfind("Rss:", 0) == 0) rss.emplace_back(std::stol(line.substr(4)), name);
+    }
+    std::sort(rss.rbegin(), rss.rend());
+    for (std::size_t i = 0; i < rss.size() && i < 8; ++i)
+      std::fprintf(stderr, "%8ld kB %s\n", rss[i].first, rss[i].second.c_str());
+    malloc_stats();
   }
   (*server)->stop(std::chrono::seconds(1));
   return 0;

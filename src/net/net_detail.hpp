@@ -65,9 +65,19 @@ class DeadlineSweeper : public asio::detail::execution_context_service_base<Dead
  private:
   void arm();
   void sweep();
+  void growReactorPool();
 
   std::mutex mutex_;
   std::vector<TimedSocket*> sockets_;
+  // Asio's reactor keeps one state object per descriptor it ever watched at once, in a pool it
+  // never frees. Grown one connection at a time, those objects end up scattered among the
+  // connections' other allocations and pin their pages after every connection closed (malloc_trim
+  // cannot return a page that holds one). So the pool is grown ahead of need, kPoolBatch states at
+  // a time allocated together (sockets opened and closed at once): the pages they share hold
+  // nothing else. pool_ counts the states this context's reactor has for TimedSockets.
+  static constexpr std::size_t kPoolBatch = 256;
+  std::size_t pool_ = 0;
+  bool growing_ = false;
   asio::steady_timer timer_;
   bool running_ = false;
   bool shut_down_ = false;

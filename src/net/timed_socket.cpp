@@ -1,5 +1,7 @@
 // DeadlineSweeper: one periodic timer per io_context enforcing the deadlines of its TimedSockets.
 
+#include <algorithm>
+
 #include "net/net_detail.hpp"
 
 namespace kasm::net::detail {
@@ -14,14 +16,43 @@ void DeadlineSweeper::shutdown() {
 }
 
 void DeadlineSweeper::add(TimedSocket* socket) {
-  std::lock_guard lock(mutex_);
-  if (shut_down_) return;
-  socket->sweep_index_ = sockets_.size();
-  sockets_.push_back(socket);
-  if (!running_) {
-    running_ = true;
-    arm();
+  bool grow = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (shut_down_) return;
+    socket->sweep_index_ = sockets_.size();
+    sockets_.push_back(socket);
+    if (!running_) {
+      running_ = true;
+      arm();
+    }
+    // Each TimedSocket may hold one reactor state: keep a batch's worth ahead of them.
+    grow = !growing_ && sockets_.size() + kPoolBatch / 4 > pool_;
+    growing_ = growing_ || grow;
   }
+  if (grow) growReactorPool();
+}
+
+void DeadlineSweeper::growReactorPool() {
+  // Opening registers each socket with this context's reactor; closing them all puts their states
+  // on the reactor's free list, where the next connections take them. A descriptor limit reached
+  // midway grows the pool by less (the states still come in one run).
+  auto& ioc = static_cast<asio::io_context&>(context());
+  std::vector<tcp::socket> batch;
+  batch.reserve(kPoolBatch);
+  for (std::size_t i = 0; i < kPoolBatch; ++i) {
+    tcp::socket s(ioc);
+    beast::error_code ec;
+    s.open(tcp::v4(), ec);
+    if (ec) break;
+    batch.push_back(std::move(s));
+  }
+  const std::size_t grown = batch.size();
+  batch.clear();  // Closes them.
+  std::lock_guard lock(mutex_);
+  // Sockets open meanwhile took states of their own: the pool covers at least what is open now.
+  pool_ = std::max(pool_, sockets_.size()) + grown;
+  growing_ = false;
 }
 
 void DeadlineSweeper::remove(TimedSocket* socket) {
