@@ -12,17 +12,20 @@
 #include <curl/curl.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "image_puller.hpp"
 #include "kasm/agent/local_agent.hpp"
 #include "kasm/agent/remote_link.hpp"
 #include "kasm/docker/docker_runtime.hpp"
@@ -163,7 +166,7 @@ json::object credentials(const Config& c) {
   return json::object{{"agent_id", c.agent_id}, {"token", c.token}, {"boot_id", bootId()}};
 }
 
-void checkIn(const Config& c, agent::LocalAgent& local) {
+void checkIn(const Config& c, agent::LocalAgent& local, server::ImagePuller* puller) {
   auto report = local.checkIn();
   if (!report.ok()) {
     logLine("checkin_failed", report.error().toString());
@@ -180,6 +183,19 @@ void checkIn(const Config& c, agent::LocalAgent& local) {
   auto r = post(c, "/api/agent/v1/checkin", json::serialize(body), 30);
   if (!r.error.empty() || r.status != 200) {
     logLine("checkin_failed", r.error.empty() ? "HTTP " + std::to_string(r.status) + ": " + r.body : r.error);
+    return;
+  }
+  // The answer names the images this host should keep pulled.
+  boost::system::error_code ec;
+  auto answer = json::parse(r.body, ec);
+  const json::value* wanted = !ec && answer.is_object() ? answer.as_object().if_contains("images") : nullptr;
+  if (puller && wanted && wanted->is_array()) {
+    std::vector<std::string> images;
+    for (const auto& i : wanted->as_array()) {
+      if (i.is_string() && i.as_string().size() <= 512) images.emplace_back(i.as_string());
+    }
+    std::sort(images.begin(), images.end());
+    puller->setDesired(std::move(images));
   }
 }
 
@@ -214,9 +230,15 @@ int main(int argc, char** argv) {
   agent::LocalAgent local(**runtime, clock, options);
   logLine("starting", c.server + " as agent " + c.agent_id);
 
+  // Image pulls on a connection of their own (one can take minutes).
+  std::unique_ptr<server::ImagePuller> puller;
+  if (auto pull_runtime = docker::openDockerRuntime(docker::DockerOptions::fromEnvironment()); pull_runtime.ok()) {
+    puller = std::make_unique<server::ImagePuller>(std::shared_ptr<spi::ContainerRuntime>(std::move(*pull_runtime)),
+                                                   [](const std::string& e, const std::string& d) { logLine(e, d); });
+  }
   std::thread checkins([&] {
     while (!g_stop.load()) {
-      checkIn(c, local);
+      checkIn(c, local, puller.get());
       for (int i = 0; i < c.checkin_seconds * 10 && !g_stop.load(); ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
@@ -279,6 +301,7 @@ int main(int argc, char** argv) {
   }
   logLine("stopping", "");
   checkins.join();
+  if (puller) puller->stop();
   reap(true);
   curl_global_cleanup();
   return 0;

@@ -43,6 +43,11 @@ Result<void> ServerApp::setUpLocalAgent() {
   opts.agent_id = local_agent_id_;
   local_agent_ = std::make_shared<agent::LocalAgent>(*runtime_, clock_, opts);
   manager_->attachAgentLink(local_agent_id_, local_agent_);
+  // Pulls run on a connection of their own (one can take minutes).
+  if (auto pull_runtime = docker::openDockerRuntime(docker::DockerOptions::fromEnvironment()); pull_runtime.ok()) {
+    image_puller_ = std::make_unique<ImagePuller>(std::shared_ptr<spi::ContainerRuntime>(std::move(*pull_runtime)),
+                                                  [](const std::string& e, const std::string& d) { logLine(e, d); });
+  }
   return {};
 }
 
@@ -64,6 +69,9 @@ void ServerApp::checkInLocalAgent() {
     logLine("checkin_failed", report.error().toString());
     local_engine_failed_ = true;
     return;
+  }
+  if (image_puller_) {
+    if (auto images = manager_->desiredImages(local_agent_id_); images.ok()) image_puller_->setDesired(*images);
   }
   if (std::exchange(local_engine_failed_, false)) {
     // The engine answers again after failing: if it restarted, the sessions' containers stopped
@@ -149,7 +157,12 @@ net::HttpResponse ServerApp::agentApi(const net::HttpRequest& req) {
     auto in = manager_->checkIn(c);
     if (!in.ok()) return error(in.error());
     noteAgentBoot(*id, str("boot_id"));
-    return net::HttpResponse::json(200, R"({"ok":true})");
+    // The images it should keep pulled, for its ImagePuller.
+    boost::json::array wanted;
+    if (auto images = manager_->desiredImages(*id); images.ok()) {
+      for (auto& i : *images) wanted.emplace_back(i);
+    }
+    return net::HttpResponse::json(200, boost::json::serialize(boost::json::object{{"ok", true}, {"images", wanted}}));
   }
   // poll and result: the same token check as a check-in, without changing anything.
   auto agent = repo_->get<Agent>(id->str());

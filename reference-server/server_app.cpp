@@ -394,6 +394,7 @@ void ServerApp::stop() {
   stopAudio();
   if (http_) http_->stop(std::chrono::seconds(5));
   if (loop_.joinable()) loop_.join();
+  if (image_puller_) image_puller_->stop();
   if (pool_) pool_->shutdown();
   // Starts in progress finish (their sessions are in the store either way; recover() on the next
   // start completes or fails any that a crash interrupts).

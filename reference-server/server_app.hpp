@@ -14,6 +14,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "image_puller.hpp"
 #include "kasm/api/developer_api.hpp"
 #include "kasm/api/rest_api.hpp"
 #include "kasm/api/session_access.hpp"
@@ -150,6 +151,7 @@ class ServerApp {
   std::optional<SessionViewer> terminal_;  // And for an SSH server's session.
   std::unique_ptr<spi::ContainerRuntime> runtime_;
   std::shared_ptr<agent::LocalAgent> local_agent_;
+  std::unique_ptr<ImagePuller> image_puller_;  // Keeps the local engine's workspace images pulled.
   AgentId local_agent_id_;
   std::string local_agent_token_;
   bool local_engine_failed_ = false;  // The last check-in of the local agent failed (background loop only).

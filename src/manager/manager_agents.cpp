@@ -147,6 +147,21 @@ Result<Agent> Manager::setAgentOverrides(const AgentId& id, const ResourceOverri
   });
 }
 
+Result<std::vector<std::string>> Manager::desiredImages(const AgentId& id) {
+  auto& im = *impl_;
+  KASM_ASSIGN_OR_RETURN(auto agent, im.repo.get<Agent>(id.str()));
+  KASM_ASSIGN_OR_RETURN(auto workspaces, im.repo.list<Workspace>());
+  std::set<std::string> images;
+  for (const auto& w : workspaces) {
+    const Workspace& ws = w.value;
+    if (!ws.enabled || ws.type != WorkspaceType::kContainer || ws.image.empty()) continue;
+    if (ws.restrict_to_agent && *ws.restrict_to_agent != id) continue;
+    if (ws.restrict_to_zone && *ws.restrict_to_zone != agent.value.zone_id) continue;
+    images.insert(ws.image);
+  }
+  return std::vector<std::string>(images.begin(), images.end());
+}
+
 void Manager::attachAgentLink(const AgentId& id, std::shared_ptr<spi::AgentLink> link) {
   std::lock_guard lock(impl_->mu);
   impl_->links[id] = std::move(link);

@@ -293,6 +293,41 @@ TEST_P(ServerProcess, ARemoteKasmAgentTakesSessions) {
   EXPECT_TRUE(left->empty()) << "the remote agent removed the container";
 }
 
+// The agent keeps the images of the installation's workspaces pulled: a workspace added while the
+// server runs has its image on the host before anyone launches it.
+TEST_P(ServerProcess, AWorkspacesImageIsPulledBeforeAnyLaunch) {
+  const char* image = std::getenv("KASM_TEST_LAUNCH_PULL_IMAGE");
+  if (!image) KASM_SKIP_OR_FAIL("no registry image to pull (KASM_TEST_LAUNCH_PULL_IMAGE; scripts/test.sh sets it)");
+  (void)runtime_->removeImage(image);
+  auto present = [&] {
+    auto images = runtime_->listImages();
+    if (!images.ok()) return false;
+    for (const auto& i : *images) {
+      for (const auto& t : i.tags) {
+        if (t == image) return true;
+      }
+    }
+    return false;
+  };
+  ASSERT_FALSE(present());
+  {
+    auto store =
+        usePostgres() ? openPostgresStore({.url = pg_->url()}) : openSqliteStore({.path = (dir_ / "kasm.db").string()});
+    ASSERT_TRUE(store.ok()) << store.error().toString();
+    Workspace w;
+    w.id = WorkspaceId("pulled-ahead");
+    w.friendly_name = "Pulled ahead";
+    w.image = image;
+    w.port = 8080;
+    w.protocol = SessionProtocol::kHttp;
+    w.resources = Resources::fromCores(0.5, 64 * Resources::kMiB);
+    ASSERT_TRUE(Repository(**store).insert(w).ok());
+  }
+  bool pulled = false;
+  for (int i = 0; i < 600 && !(pulled = present()); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_TRUE(pulled) << "the image was not pulled within 60 s";
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, ServerProcess, ::testing::Values("sqlite", "postgres"),
                          [](const auto& info) { return info.param; });
 

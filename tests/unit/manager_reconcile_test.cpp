@@ -110,5 +110,29 @@ TEST_F(ManagerTest, ReconcileLeavesAStoppedSessionsContainerAlone) {
   EXPECT_EQ(manager_->getSession(s->id)->state, SessionState::kStopped);
 }
 
+TEST_F(ManagerTest, AnAgentKeepsTheImagesOfTheWorkspacesThatMayRunOnIt) {
+  addAgent("a2", 8, 8);
+  auto add = [&](const std::string& id, const std::string& image, auto&& edit) {
+    Workspace w;
+    w.id = WorkspaceId(id);
+    w.friendly_name = id;
+    w.image = image;
+    w.resources = Resources::fromCores(1, kGiB);
+    edit(w);
+    ASSERT_TRUE(manager_->upsertWorkspace(w).ok());
+  };
+  add("only-a2", "only-a2:1", [](Workspace& w) { w.restrict_to_agent = AgentId("a2"); });
+  Zone west;
+  west.id = ZoneId("west");
+  west.name = "West";
+  ASSERT_TRUE(manager_->upsertZone(west).ok());
+  add("west", "west:1", [](Workspace& w) { w.restrict_to_zone = ZoneId("west"); });
+  add("off", "off:1", [](Workspace& w) { w.enabled = false; });
+  add("again", "desktop:1", [](Workspace&) {});  // The same image as "desktop": listed once.
+  EXPECT_EQ(*manager_->desiredImages(AgentId("a1")), (std::vector<std::string>{"desktop:1"}));
+  EXPECT_EQ(*manager_->desiredImages(AgentId("a2")), (std::vector<std::string>{"desktop:1", "only-a2:1"}));
+  EXPECT_FALSE(manager_->desiredImages(AgentId("nobody")).ok());
+}
+
 }  // namespace
 }  // namespace kasm

@@ -155,6 +155,9 @@ class Manager {
   Result<Agent> checkIn(const AgentCheckIn& report);
   Result<Agent> setAgentAvailability(const AgentId& id, bool enabled, bool draining);
   Result<Agent> setAgentOverrides(const AgentId& id, const ResourceOverrides& overrides);
+  // The images an agent should keep pulled: those of the enabled container workspaces that may run
+  // on it (not restricted to another agent or zone), sorted, each once.
+  Result<std::vector<std::string>> desiredImages(const AgentId& id);
   // Connects the manager to an agent (in-process or remote). Replaces an earlier link.
   void attachAgentLink(const AgentId& id, std::shared_ptr<spi::AgentLink> link);
   void detachAgentLink(const AgentId& id);
