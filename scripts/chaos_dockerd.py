@@ -7,8 +7,9 @@ touched) and restarts twice:
      the engine is down. Afterwards every running session runs again (its container started again,
      its disk kept, answering on the address the server now holds), the paused one is stopped and
      resumes, and the launch made during the outage ends running.
-  2. during a pull: a launch of a workspace whose image (200 MB, in the local registry) is not on the
-     host; the engine is restarted while the image is being pulled. The launch ends running.
+  2. during a pull: a workspace added whose image (200 MB, in the local registry) is not on the
+     host, and a launch of it; the engine is restarted while the image is being pulled (by the
+     agent keeping its images pulled, and the launch). The launch ends running.
 
 Then every session is destroyed. It counts lost sessions (acknowledged, not running when they
 should be), failed acknowledged launches and orphan containers (left on the engine), and exits 1
@@ -194,11 +195,14 @@ try:
 
     everyone = [g["id"] for g in rest("GET", "/api/v1/groups")["items"]]
     ws = {}
-    for name, image in (("chaos-web", WEB), ("chaos-big", BIG)):
+
+    def add_workspace(name, image):
         created = rest("POST", "/api/v1/workspaces", {"friendly_name": name, "image": image, "port": 8080,
                                                       "protocol": "http", "group_ids": everyone,
                                                       "resources": {"millicores": 100, "memory_bytes": 64 << 20}})
         ws[name] = created["id"]
+
+    add_workspace("chaos-web", WEB)
 
     def status(s):
         return call("get_kasm_status", kasm_id=s["kasm_id"], user_id=s["user_id"])["operational_status"]
@@ -294,6 +298,9 @@ try:
     destroy_all()
 
     # ---- 2. the engine restarts during a pull -------------------------------------------------
+    # Only now: the agent pulls a new workspace's image at once (ahead of launches), and this pull
+    # is the one to cut. The launch made right after joins it.
+    add_workspace("chaos-big", BIG)
     big = launch("chaos-big")
     tmpdir = os.path.join(TMP, "root", "tmp")
     cut = False
