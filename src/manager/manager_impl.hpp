@@ -146,8 +146,12 @@ struct Manager::Impl {
   // Writes the end of a server session (`session` at `version`) with its slot freed and the licence
   // usage released, in one batch. Returns the session's new version.
   Result<std::int64_t> commitServerEnd(const Session& session, std::int64_t version);
-  Result<std::string> sealSecret(std::string_view plain) const;
-  Result<std::string> unsealSecret(std::string_view sealed) const;
+  // Sealed under session_secret_key for one purpose: a server's stored credentials (the default)
+  // or what a user typed at launch, so that neither can be passed off as the other.
+  Result<std::string> sealSecret(std::string_view plain, std::string_view purpose = kServerSecretPurpose) const;
+  Result<std::string> unsealSecret(std::string_view sealed, std::string_view purpose = kServerSecretPurpose) const;
+  static constexpr std::string_view kServerSecretPurpose = "server-credentials";
+  static constexpr std::string_view kPromptSecretPurpose = "session-credentials";
   Result<ZoneId> resolveZone(const std::optional<ZoneId>& requested);
 };
 

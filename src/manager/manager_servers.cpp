@@ -11,9 +11,6 @@
 namespace kasm {
 namespace {
 
-constexpr std::string_view kCredentialPurpose = "server-credentials";
-constexpr std::string_view kPromptPurpose = "session-credentials";
-
 std::string hostPort(const std::string& host, std::uint16_t port) {
   const bool v6 = host.find(':') != std::string::npos && !host.starts_with("[");
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
@@ -38,16 +35,16 @@ Result<bool> exists(Repository& repo, const std::string& id) {
 
 }  // namespace
 
-Result<std::string> Manager::Impl::sealSecret(std::string_view plain) const {
+Result<std::string> Manager::Impl::sealSecret(std::string_view plain, std::string_view purpose) const {
   if (options.session_secret_key.size() < 32) {
     return failedPrecondition("fixed server credentials need the manager's session_secret_key to seal them");
   }
-  return auth::seal(options.session_secret_key, kCredentialPurpose, plain);
+  return auth::seal(options.session_secret_key, purpose, plain);
 }
 
-Result<std::string> Manager::Impl::unsealSecret(std::string_view sealed) const {
+Result<std::string> Manager::Impl::unsealSecret(std::string_view sealed, std::string_view purpose) const {
   if (sealed.empty()) return std::string();
-  return auth::unseal(options.session_secret_key, kCredentialPurpose, sealed);
+  return auth::unseal(options.session_secret_key, purpose, sealed);
 }
 
 Result<Server> Manager::upsertServer(Server server, const ServerSecrets& secrets) {
@@ -234,7 +231,7 @@ Result<Session> Manager::Impl::startServerSession(const SessionRequest& req, con
                                " asks for your credentials: give connection_username and connection_password");
       }
       boost::json::object o{{"username", req.connection_username}, {"password", req.connection_password}};
-      KASM_ASSIGN_OR_RETURN(prompted, sealSecret(boost::json::serialize(o)));
+      KASM_ASSIGN_OR_RETURN(prompted, sealSecret(boost::json::serialize(o), kPromptSecretPurpose));
     }
 
     const auto now = clock.now();
@@ -323,7 +320,10 @@ Result<ServerConnection> Manager::serverConnection(const SessionId& id) {
   c.keyboard_layout = v.keyboard_layout;
   if (auto zone = im.repo.get<Zone>(v.zone_id.str()); zone.ok()) c.zone_gateway = zone->value.gateway;
   if (!s.value.connection_sealed.empty()) {
-    KASM_ASSIGN_OR_RETURN(std::string plain, im.unsealSecret(s.value.connection_sealed));
+    // Sessions started before the purposes were told apart carry the servers' purpose.
+    auto unsealed = im.unsealSecret(s.value.connection_sealed, Impl::kPromptSecretPurpose);
+    if (!unsealed.ok()) unsealed = im.unsealSecret(s.value.connection_sealed, Impl::kServerSecretPurpose);
+    KASM_ASSIGN_OR_RETURN(std::string plain, std::move(unsealed));
     boost::system::error_code ec;
     auto j = boost::json::parse(plain, ec);
     if (ec || !j.is_object()) return dataLoss("the credentials of session " + id.str() + " are unreadable");
