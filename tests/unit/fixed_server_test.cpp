@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "auth/vnc_auth.hpp"
+#include "kasm/auth/seal.hpp"
 #include "kasm/gateway/gateway.hpp"
 #include "kasm/kasm.hpp"
 #include "kasm/manager/manager.hpp"
@@ -290,6 +291,9 @@ TEST_F(FixedServerTest, AServerWithoutCredentialsAsksTheUser) {
   ASSERT_TRUE(given.ok()) << given.error().toString();
   const auto row = repo_->get<Session>(given->id.str())->value;
   EXPECT_EQ(toJson(row).find("typed-secret"), std::string::npos);
+  // Sealed for what a user typed, not as a server's stored credentials.
+  EXPECT_TRUE(auth::unseal(std::string(32, 'k'), "session-credentials", row.connection_sealed).ok());
+  EXPECT_FALSE(auth::unseal(std::string(32, 'k'), "server-credentials", row.connection_sealed).ok());
   auto c = manager_->serverConnection(given->id);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->username, "ALICE\\corp");
@@ -395,13 +399,16 @@ class FakeVncServer {
                 ::recv(c, buf, 16, MSG_WAITALL) == 16;
       const auto expected = auth::detail::vncAuthResponse(password_, challenge);
       ok = ok && std::memcmp(buf, expected.data(), 16) == 0;
+      // Counted before the answer that ends the client's check, so the test sees the count once
+      // the check returns.
+      if (!ok) ++failures_;
       const unsigned char result[4] = {0, 0, 0, static_cast<unsigned char>(ok ? 0 : 1)};
       (void)::send(c, result, 4, MSG_NOSIGNAL);
       if (ok && ::recv(c, buf, 1, MSG_WAITALL) == 1 && buf[0] == 1) {
         const unsigned char init[24] = {0, 8, 0, 8, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0};
-        (void)::send(c, init, 24, MSG_NOSIGNAL);
         ++logins_;
-      } else {
+        (void)::send(c, init, 24, MSG_NOSIGNAL);
+      } else if (ok) {
         ++failures_;
       }
       ::close(c);
