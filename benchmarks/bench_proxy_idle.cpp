@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
@@ -99,8 +100,30 @@ int runProxyChild(std::uint16_t idle_upstream) {
   if (!server.ok()) return 1;
   std::printf("%u\n", (*server)->port());
   std::fflush(stdout);
+  // With KASM_BENCH_MAPS: the heap's bytes in use while the most tunnels were open (the last
+  // sample then: the idle hold, after the connections' setup was done).
+  std::atomic<bool> watching{std::getenv("KASM_BENCH_MAPS") != nullptr};
+  std::size_t in_use_at_most = 0, most_tunnels = 0, in_use_before = mallinfo2().uordblks;
+  std::thread watcher([&] {
+    while (watching.load()) {
+      const auto in_use = mallinfo2().uordblks;
+      const auto tunnels = proxy.value()->stats().open_tunnels;
+      if (tunnels >= most_tunnels && tunnels > 0) {
+        most_tunnels = tunnels;
+        in_use_at_most = in_use;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
   char c = 0;
   while (::read(0, &c, 1) > 0) {
+  }
+  watching = false;
+  watcher.join();
+  if (std::getenv("KASM_BENCH_MAPS")) {
+    std::fprintf(stderr, "heap in use: %zu bytes before, %zu with %zu tunnels open (%.0f bytes per tunnel)\n",
+                 in_use_before, in_use_at_most, most_tunnels,
+                 most_tunnels ? static_cast<double>(in_use_at_most - in_use_before) / most_tunnels : 0.0);
   }
   if (std::getenv("KASM_BENCH_MAPS")) {
     if (std::getenv("KASM_BENCH_TRIM")) malloc_trim(0);
