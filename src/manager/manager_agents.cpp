@@ -234,6 +234,10 @@ Result<bool> Manager::Impl::restartSession(Versioned<Session> s, spi::AgentLink&
   const SessionId id = s.value.id;
   auto claim = claimLaunch(id);
   if (!claim) return unavailable("session " + id.str() + " is being started by another call");
+  // Still running? A teardown may have begun since the agent was listed: never start it again then.
+  KASM_ASSIGN_OR_RETURN(auto now_stored, repo.get<Session>(id.str()));
+  if (now_stored.value.state != SessionState::kRunning) return aborted("session " + id.str() + " is no longer running");
+  s = std::move(now_stored);
   const auto now = clock.now();
   bool exhausted = false;
   {
@@ -277,9 +281,12 @@ Result<bool> Manager::Impl::restartSession(Versioned<Session> s, spi::AgentLink&
     restarts[id].push_back(now);
   }
   if (!written.ok()) {
-    // Torn down meanwhile: what this call started must not outlive it.
+    // Torn down meanwhile: what this call started must not outlive it (a teardown in progress
+    // may have removed the container before this call started it again).
     auto cur = repo.get<Session>(id.str());
-    if (cur.ok() && !isLive(cur->value.state)) (void)link.destroy(id);
+    if (cur.ok() && cur->value.state != SessionState::kRunning && cur->value.state != SessionState::kPaused) {
+      (void)link.destroy(id);
+    }
     return written.error();
   }
   return true;

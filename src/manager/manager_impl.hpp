@@ -92,7 +92,7 @@ struct Manager::Impl {
   // Starts again the container of a running session that stopped (reconcileAgent): true when it
   // runs again, with its new upstream stored; false when the session failed instead (it cannot
   // start, or it stopped kMaxRestartsPerWindow times within kRestartWindow). Unavailable when its
-  // agent (or the agent's engine) cannot do it yet.
+  // agent (or the agent's engine) cannot do it yet; Aborted when it is no longer running.
   Result<bool> restartSession(Versioned<Session> s, spi::AgentLink& link);
   static constexpr int kMaxRestartsPerWindow = 3;
   static constexpr Duration kRestartWindow = std::chrono::minutes(10);
