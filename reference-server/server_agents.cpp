@@ -112,7 +112,13 @@ void ServerApp::noteAgentBoot(const AgentId& id, const std::string& boot_id) {
   // A restarted agent may hold a container of a session that moved on: compare now, off this
   // request's thread, rather than wait for the agent to be declared missing (it never was).
   logLine("agent_restarted", id.str());
-  (void)agent_pool_->post([this, id] { reconcileAgent(id); });
+  (void)agent_pool_->post([this, id] {
+    reconcileAgent(id);
+    // Launches its previous process took with it go on now rather than at the next tick.
+    if (auto c = manager_->completeLaunches(id); c.ok() && *c > 0) {
+      logLine("launches_completed", id.str() + ": " + std::to_string(*c));
+    }
+  });
 }
 
 // The endpoints kasm-agent dials: POST checkin (report resources and images), poll (wait up to

@@ -186,6 +186,19 @@ Result<Manager::TickReport> Manager::tick() {
   return report;
 }
 
+Result<int> Manager::completeLaunches(const AgentId& agent) {
+  auto& im = *impl_;
+  KASM_ASSIGN_OR_RETURN(
+      auto provisioning,
+      im.repo.list<Session>(spi::Query().where("state", "provisioning").where("agent_id", agent.str())));
+  int completed = 0;
+  for (auto& s : provisioning) {
+    auto done = im.completeLaunch(std::move(s), "completed after an interruption");
+    if (done.ok() && *done) ++completed;
+  }
+  return completed;
+}
+
 Result<std::vector<SessionId>> Manager::idleSessions() {
   auto& im = *impl_;
   const auto now = im.clock.now();

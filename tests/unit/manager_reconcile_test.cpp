@@ -134,5 +134,29 @@ TEST_F(ManagerTest, AnAgentKeepsTheImagesOfTheWorkspacesThatMayRunOnIt) {
   EXPECT_FALSE(manager_->desiredImages(AgentId("nobody")).ok());
 }
 
+// A restarted agent's interrupted launches go on when it is back, without waiting for tick().
+TEST_F(ManagerTest, CompleteLaunchesFinishesWhatAnAgentsRestartInterrupted) {
+  auto& link = *links_["a1"];
+  link.fail_provision = true;  // Unavailable: the agent process died with the command.
+  SessionRequest req{UserId("alice"), WorkspaceId("desktop"), ZoneId("east"), {}};
+  req.on_stored = [](const Session&) {};  // Acknowledged once stored, as the APIs do.
+  auto refused = manager_->requestSession(req);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kUnavailable);
+  // The session is stored, placed and provisioning: an acknowledged launch to finish later.
+  auto sessions = manager_->listSessions(spi::Query().where("user_id", "alice"));
+  ASSERT_TRUE(sessions.ok());
+  ASSERT_EQ(sessions->size(), 1u);
+  const Session* s = &sessions->front();
+  EXPECT_EQ(s->state, SessionState::kProvisioning);
+  EXPECT_EQ(*manager_->completeLaunches(AgentId("a1")), 0);  // Still not answering.
+  link.fail_provision = false;
+  EXPECT_EQ(*manager_->completeLaunches(AgentId("a1")), 1);
+  auto done = manager_->getSession(s->id);
+  EXPECT_EQ(done->state, SessionState::kRunning);
+  EXPECT_EQ(done->state_reason, "completed after an interruption");
+  EXPECT_EQ(*manager_->completeLaunches(AgentId("a1")), 0);
+}
+
 }  // namespace
 }  // namespace kasm

@@ -283,6 +283,10 @@ class Manager {
   // Agent liveness, session expiry (keepalive, hard limit) and staging pools, once. Staging pools
   // launch only when the licence includes the `staging` feature and allows new sessions.
   Result<TickReport> tick();
+  // Finishes now the acknowledged launches placed on `agent` that no call of this process is
+  // provisioning (tick() does it for every agent), e.g. as soon as a restarted agent is back.
+  // Returns how many completed (running or failed with their reason).
+  Result<int> completeLaunches(const AgentId& agent);
   // Running sessions without user input for longer than their group's idle_disconnect; the proxy
   // disconnects their viewers (the session itself lives on until its keepalive expires).
   Result<std::vector<SessionId>> idleSessions();
