@@ -154,17 +154,22 @@ Result<void> fromValue(const json::value& jv, T& out, const std::string& path) {
     // reads as infinity) could not be written back.
     double d = jv.to_number<double>();
     if (!std::isfinite(d)) return invalidArgument(path + " must be a finite number");
-    // Boost.JSON 1.81 reads some numbers (5E0090) as a neighbour of the nearest double, so the
-    // value written back could read as another one: settle on a value that reads back as itself
-    // (one or two steps), so that a stored row decodes to what was encoded.
-    for (int i = 0; i < 4; ++i) {
+    // Boost.JSON 1.81 reads some numbers (5E0090, 50E090) as a neighbour of the nearest double,
+    // so the value written back could read as another one. Settle on a value that reads back as
+    // itself (one or two steps); a number for which there is none (very large exponents, where
+    // the steps can go round in a cycle) is refused, so that a stored row always decodes to what
+    // was encoded.
+    bool settled = false;
+    for (int i = 0; i < 4 && !settled; ++i) {
       boost::system::error_code ec;
       const json::value again = json::parse(json::serialize(json::value(d)), ec);
       if (ec || !again.is_number()) break;
       const double e = again.to_number<double>();
-      if (e == d || !std::isfinite(e)) break;
+      if (!std::isfinite(e)) break;
+      settled = e == d;
       d = e;
     }
+    if (!settled) return invalidArgument(path + " is a number that cannot be stored exactly");
     out = static_cast<T>(d);
   } else if constexpr (NamedEnum<T>) {
     if (!jv.is_string()) return typeError(path, "one of " + enumChoices<T>());

@@ -128,6 +128,15 @@ TEST(Json, DoublesReadBackAsWhatWasWritten) {
     EXPECT_EQ(back->cpu_utilization, a->cpu_utilization) << text << " -> " << once;
     EXPECT_EQ(toJson(*back), once);
   }
+  // Where no value reads back as itself (50E090 goes round in a cycle), the number is refused.
+  auto cycle = fromJson<Agent>(R"({"cpu_utilization":50E090})");
+  if (cycle.ok()) {
+    EXPECT_EQ(fromJson<Agent>(toJson(*cycle))->cpu_utilization, cycle->cpu_utilization);
+  } else {
+    EXPECT_NE(cycle.error().message().find("cpu_utilization is a number that cannot be stored exactly"),
+              std::string::npos)
+        << cycle.error().toString();
+  }
 }
 
 TEST(Zone, Validation) {
