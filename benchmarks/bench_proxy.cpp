@@ -22,7 +22,8 @@
 // accounting), bench_proxy_clients.cpp (throughput and latency clients), bench_proxy_idle.cpp
 // (idle connections, --proxy-child); this file holds main(): the command line and the table.
 //
-// Usage: bench_proxy [--seconds S] [--connections C] [--rounds R] [--idle N] [--nginx PATH]
+// Usage: bench_proxy [--seconds S] [--connections C] [--rounds R] [--idle N] [--idle-kind ws|http|vnc]
+//                    [--cases idle|throughput|all] [--nginx PATH]
 
 #include "bench_proxy.hpp"
 
@@ -49,6 +50,7 @@ namespace kasm::bench {
 double g_seconds = 3.0;
 int g_connections = 4;
 int g_idle = 2000;  // Idle WebSockets per proxy (0: skip the case).
+std::string g_idle_kind = "ws";
 
 }  // namespace kasm::bench
 
@@ -77,6 +79,8 @@ int main(int argc, char** argv) {
       g_serve_seconds = std::stod(argv[i + 1]);
     else if (a == "--idle")
       g_idle = std::stoi(argv[i + 1]);
+    else if (a == "--idle-kind")
+      g_idle_kind = argv[i + 1];
     else if (a == "--cases")
       cases = argv[i + 1];
     else if (a == "--proxy-child")
@@ -101,7 +105,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   WsEchoUpstream ws_upstream;
-  IdleWsUpstream idle_upstream;
+  IdleWsUpstream idle_upstream(g_idle_kind == "vnc");
 
   SystemClock clock;
   auto signer = auth::AccessTokenSigner::create(kSecret, clock);
@@ -216,7 +220,7 @@ int main(int argc, char** argv) {
         setrlimit(RLIMIT_NOFILE, &nofile);
       }
     }
-    const std::string target = "/desktop/s1/idle" + q;
+    const std::string target = (g_idle_kind == "http" ? "/desktop/s1/idlehttp" : "/desktop/s1/idle") + q;
     std::array<IdleResult, 3> idle{};
     {
       ProxyChild child(idle_upstream.port());
@@ -228,7 +232,7 @@ int main(int argc, char** argv) {
             child.port(), target, [&] { return memoryOf(pid); }, [&] { return openFds(pid); });
       }
     }
-    if (nginx.ok()) {
+    if (nginx.ok() && g_idle_kind != "vnc") {  // nginx does not bridge WebSockets to VNC.
       auto sum = [](auto each) {
         double total = 0;
         for (pid_t p : nginxProcesses()) total += each(p);
@@ -242,9 +246,10 @@ int main(int argc, char** argv) {
           },
           [&] { return static_cast<int>(sum([](pid_t p) { return static_cast<double>(openFds(p)); })); });
     }
-    std::printf("idle: %d WebSockets held silent through each proxy (kasm: %d opened, nginx: %d)\n", g_idle,
-                idle[1].opened, idle[2].opened);
-    row("idle ws PSS KiB/conn", 0, idle[1].pss_per_connection_kib, idle[2].pss_per_connection_kib, false);
+    std::printf("idle: %d %s connections held silent through each proxy (kasm: %d opened, nginx: %d)\n", g_idle,
+                g_idle_kind.c_str(), idle[1].opened, idle[2].opened);
+    row(("idle " + g_idle_kind + " PSS KiB/conn").c_str(), 0, idle[1].pss_per_connection_kib,
+        idle[2].pss_per_connection_kib, false);
     row("idle RSS MiB before", 0, idle[1].before.rss_kib / 1024, idle[2].before.rss_kib / 1024, false);
     row("idle RSS MiB peak", 0, idle[1].peak.rss_kib / 1024, idle[2].peak.rss_kib / 1024, false);
     row("idle RSS MiB closed", 0, idle[1].after.rss_kib / 1024, idle[2].after.rss_kib / 1024, false);

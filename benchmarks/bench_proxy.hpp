@@ -37,6 +37,10 @@ using Clock = std::chrono::steady_clock;
 extern double g_seconds;   // Seconds per throughput run.
 extern int g_connections;  // Connections of one throughput run.
 extern int g_idle;         // Idle WebSockets per proxy (0: skip the case).
+// What the idle connections are (--idle-kind): "ws" (WebSockets tunnelled to a WebSocket upstream),
+// "http" (keep-alive connections after one GET each) or "vnc" (the VNC bridge of a desktop, RFB
+// terminated by the proxy as for a container desktop with a VNC password; our proxy only).
+extern std::string g_idle_kind;
 // nginx's master process, 0 when nginx is not running (set by main(), defined in bench_proxy_peers.cpp).
 extern pid_t g_nginx_master;
 
@@ -90,21 +94,25 @@ class WsEchoUpstream {
   std::vector<std::thread> workers_;
 };
 
-// A WebSocket upstream for thousands of silent connections: one thread, one coroutine each.
+// An upstream for thousands of silent connections: one thread, one coroutine each. A connection
+// answers GETs (keep-alive) and accepts a WebSocket upgrade; with `rfb`, it is a VNC desktop
+// instead (VNC Authentication with any password, then silence).
 class IdleWsUpstream {
  public:
-  IdleWsUpstream();
+  explicit IdleWsUpstream(bool rfb = false);
   ~IdleWsUpstream();
   std::uint16_t port() const { return port_; }
 
  private:
   asio::awaitable<void> acceptLoop();
   static asio::awaitable<void> hold(tcp::socket s);
+  static asio::awaitable<void> holdRfb(tcp::socket s);
 
   asio::io_context ioc_;
   tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;
   std::thread thread_;
+  bool rfb_ = false;
 };
 
 // ---- nginx (bench_proxy_peers.cpp) ---------------------------------------------------------------
@@ -141,6 +149,8 @@ Latency httpLatency(std::uint16_t port, const std::string& target);
 Throughput wsThroughput(std::uint16_t port, const std::string& target);
 // One WebSocket, sequential 64-byte echoes: median and p99.
 Latency wsLatency(std::uint16_t port, const std::string& target);
+// A connection to 127.0.0.1:`port`, Nagle off.
+tcp::socket connectTo(asio::io_context& ioc, std::uint16_t port);
 // A WebSocket to 127.0.0.1:`port``target`, handshake done, in binary mode.
 std::unique_ptr<websocket::stream<tcp::socket>> openWs(asio::io_context& ioc, std::uint16_t port,
                                                        const std::string& target);
@@ -155,8 +165,8 @@ int openFds(pid_t pid);
 std::vector<pid_t> nginxProcesses();
 // main() of `bench_proxy --proxy-child PORT`: our proxy alone in a process.
 int runProxyChild(std::uint16_t idle_upstream);
-// Opens g_idle WebSockets to `port`, holds them silent, closes them; `memory` and `fds` look at
-// the proxy's processes.
+// Opens g_idle connections of g_idle_kind to `port`, holds them silent, closes them; `memory` and
+// `fds` look at the proxy's processes.
 IdleResult idleRun(std::uint16_t port, const std::string& target, const std::function<Memory()>& memory,
                    const std::function<int()>& fds);
 

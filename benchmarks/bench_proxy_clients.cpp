@@ -13,14 +13,14 @@
 
 namespace kasm::bench {
 
-namespace {
-
 tcp::socket connectTo(asio::io_context& ioc, std::uint16_t port) {
   tcp::socket s(ioc);
   s.connect({asio::ip::make_address("127.0.0.1"), port});
   s.set_option(tcp::no_delay(true));
   return s;
 }
+
+namespace {
 
 Latency summarize(std::vector<double>& us) {
   std::sort(us.begin(), us.end());

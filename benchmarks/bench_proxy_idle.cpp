@@ -88,7 +88,12 @@ int runProxyChild(std::uint16_t idle_upstream) {
   net::ProxyOptions options;
   options.authorize = [&](const net::ProxyAuthRequest& r) -> Result<net::ProxyTarget> {
     KASM_RETURN_IF_ERROR(signer->verifyFor(r.token, r.session));
-    return net::ProxyTarget{address, SessionProtocol::kHttp, UserId("bench")};
+    net::ProxyTarget target{address, SessionProtocol::kHttp, UserId("bench")};
+    if (g_idle_kind == "vnc") {
+      target.protocol = SessionProtocol::kVnc;
+      target.vnc_password = "idlepass";
+    }
+    return target;
   };
   options.max_tunnels = kMaxIdle + 1000;
   auto proxy = net::SessionProxy::create(options);
@@ -148,7 +153,8 @@ int runProxyChild(std::uint16_t idle_upstream) {
 ProxyChild::ProxyChild(std::uint16_t idle_upstream) {
   int out[2], in[2];
   if (pipe(out) != 0 || pipe(in) != 0) return;
-  std::vector<std::string> args = {"/proc/self/exe", "--proxy-child", std::to_string(idle_upstream)};
+  std::vector<std::string> args = {"/proc/self/exe", "--idle-kind", g_idle_kind, "--proxy-child",
+                                   std::to_string(idle_upstream)};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -178,16 +184,68 @@ ProxyChild::~ProxyChild() {
   }
 }
 
-// Opens g_idle WebSockets to `port`, holds them silent, closes them; `memory` and `fds` look at
-// the proxy's processes.
+namespace {
+
+// Reads exactly `n` bytes of the RFB stream carried in `ws`'s binary messages.
+void readRfb(websocket::stream<tcp::socket>& ws, beast::flat_buffer& pending, std::size_t n) {
+  while (pending.size() < n) ws.read(pending);
+  pending.consume(n);
+}
+
+// A viewer through the VNC bridge, handshake done (security None, shared), then silent.
+std::shared_ptr<void> openVncViewer(asio::io_context& ioc, std::uint16_t port, const std::string& target) {
+  auto ws = std::make_shared<websocket::stream<tcp::socket>>(connectTo(ioc, port));
+  ws->set_option(websocket::stream_base::decorator(
+      [](websocket::request_type& req) { req.set(http::field::sec_websocket_protocol, "binary"); }));
+  ws->handshake("127.0.0.1", target);
+  ws->binary(true);
+  beast::flat_buffer pending;
+  auto send = [&](std::string_view bytes) { ws->write(asio::buffer(bytes.data(), bytes.size())); };
+  readRfb(*ws, pending, 12);
+  send("RFB 003.008\n");
+  while (pending.size() < 1) ws->read(pending);
+  const std::size_t types = static_cast<const unsigned char*>(pending.data().data())[0];
+  readRfb(*ws, pending, 1 + types);
+  send(std::string_view("\x01", 1));  // None.
+  readRfb(*ws, pending, 4);           // SecurityResult.
+  send(std::string_view("\x01", 1));  // ClientInit: shared.
+  while (pending.size() < 24) ws->read(pending);
+  const auto* init = static_cast<const unsigned char*>(pending.data().data());
+  const std::size_t name = (std::size_t{init[20]} << 24) | (init[21] << 16) | (init[22] << 8) | init[23];
+  readRfb(*ws, pending, 24 + name);
+  return ws;
+}
+
+// A keep-alive connection after one GET and its answer.
+std::shared_ptr<void> openKeepAlive(asio::io_context& ioc, std::uint16_t port, const std::string& target) {
+  auto s = std::make_shared<tcp::socket>(connectTo(ioc, port));
+  http::request<http::empty_body> req{http::verb::get, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  http::write(*s, req);
+  beast::flat_buffer b;
+  http::response<http::string_body> res;
+  http::read(*s, b, res);
+  if (res.result() != http::status::ok || !res.keep_alive()) throw std::runtime_error("keep-alive GET refused");
+  return s;
+}
+
+}  // namespace
+
+// Opens g_idle connections of g_idle_kind to `port`, holds them silent, closes them; `memory` and
+// `fds` look at the proxy's processes.
 IdleResult idleRun(std::uint16_t port, const std::string& target, const std::function<Memory()>& memory,
                    const std::function<int()>& fds) {
   asio::io_context ioc;
-  std::vector<std::unique_ptr<websocket::stream<tcp::socket>>> open;
+  std::vector<std::shared_ptr<void>> open;
   auto openSome = [&](int n) {
     for (int i = 0; i < n; ++i) {
       try {
-        open.push_back(openWs(ioc, port, target));
+        if (g_idle_kind == "vnc")
+          open.push_back(openVncViewer(ioc, port, target));
+        else if (g_idle_kind == "http")
+          open.push_back(openKeepAlive(ioc, port, target));
+        else
+          open.push_back(openWs(ioc, port, target));
       } catch (const std::exception& e) {
         std::cerr << "idle client error after " << open.size() << " connections: " << e.what() << "\n";
         return;

@@ -72,7 +72,7 @@ WsEchoUpstream::~WsEchoUpstream() {
   for (auto& w : workers_) w.join();
 }
 
-IdleWsUpstream::IdleWsUpstream() : acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
+IdleWsUpstream::IdleWsUpstream(bool rfb) : acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}), rfb_(rfb) {
   port_ = acceptor_.local_endpoint().port();
   asio::co_spawn(ioc_, acceptLoop(), asio::detached);
   thread_ = std::thread([this] { ioc_.run(); });
@@ -87,19 +87,59 @@ asio::awaitable<void> IdleWsUpstream::acceptLoop() {
   for (;;) {
     auto [ec, s] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
     if (ec) co_return;
-    asio::co_spawn(ioc_, hold(std::move(s)), asio::detached);
+    asio::co_spawn(ioc_, rfb_ ? holdRfb(std::move(s)) : hold(std::move(s)), asio::detached);
   }
 }
 
 asio::awaitable<void> IdleWsUpstream::hold(tcp::socket s) {
-  websocket::stream<tcp::socket> ws(std::move(s));
-  auto [aec] = co_await ws.async_accept(asio::as_tuple(asio::use_awaitable));
-  if (aec) co_return;
   beast::flat_buffer b;
+  http::request<http::string_body> req;
+  for (;;) {
+    req = {};
+    auto [rec, rn] = co_await http::async_read(s, b, req, asio::as_tuple(asio::use_awaitable));
+    if (rec) co_return;
+    if (websocket::is_upgrade(req)) break;
+    http::response<http::string_body> res{http::status::ok, 11, "idle"};
+    res.keep_alive(req.keep_alive());
+    res.prepare_payload();
+    auto [wec, wn] = co_await http::async_write(s, res, asio::as_tuple(asio::use_awaitable));
+    if (wec || !req.keep_alive()) co_return;
+  }
+  websocket::stream<tcp::socket> ws(std::move(s));
+  auto [aec] = co_await ws.async_accept(req, asio::as_tuple(asio::use_awaitable));
+  if (aec) co_return;
+  b.clear();
   for (;;) {
     auto [ec, n] = co_await ws.async_read(b, asio::as_tuple(asio::use_awaitable));
     if (ec) co_return;
     b.clear();
+  }
+}
+
+// A desktop's VNC server as far as the proxy's handshake goes (RFB 3.8, VNC Authentication
+// accepted whatever the response, a 1024x768 ServerInit), then silent until the proxy closes.
+asio::awaitable<void> IdleWsUpstream::holdRfb(tcp::socket s) {
+  auto io = asio::as_tuple(asio::use_awaitable);
+  static const unsigned char kVersion[] = {'R', 'F', 'B', ' ', '0', '0', '3', '.', '0', '0', '8', '\n'};
+  static const unsigned char kTypes[] = {1, 2};
+  static const unsigned char kChallenge[16] = {};
+  static const unsigned char kOk[4] = {};
+  static const unsigned char kInit[] = {4, 0, 3, 0, 32, 24, 0, 1, 0, 255, 0, 255, 0,   255, 16,
+                                        8, 0, 0, 0, 0,  0,  0, 0, 0, 0,   4, 'i', 'd', 'l', 'e'};
+  unsigned char in[16];
+  if (std::get<0>(co_await asio::async_write(s, asio::buffer(kVersion), io))) co_return;
+  if (std::get<0>(co_await asio::async_read(s, asio::buffer(in, 12), io))) co_return;
+  if (std::get<0>(co_await asio::async_write(s, asio::buffer(kTypes), io))) co_return;
+  if (std::get<0>(co_await asio::async_read(s, asio::buffer(in, 1), io))) co_return;
+  if (in[0] == 2) {
+    if (std::get<0>(co_await asio::async_write(s, asio::buffer(kChallenge), io))) co_return;
+    if (std::get<0>(co_await asio::async_read(s, asio::buffer(in, 16), io))) co_return;
+  }
+  if (std::get<0>(co_await asio::async_write(s, asio::buffer(kOk), io))) co_return;
+  if (std::get<0>(co_await asio::async_read(s, asio::buffer(in, 1), io))) co_return;  // ClientInit.
+  if (std::get<0>(co_await asio::async_write(s, asio::buffer(kInit), io))) co_return;
+  for (;;) {
+    if (std::get<0>(co_await s.async_read_some(asio::buffer(in), io))) co_return;
   }
 }
 
@@ -149,9 +189,12 @@ Nginx::Nginx(const std::string& binary, std::uint16_t http_upstream, std::uint16
        << "  upstream app { server 127.0.0.1:" << http_upstream << "; keepalive 64; keepalive_requests 10000000; }\n"
        << "  upstream ws { server 127.0.0.1:" << ws_upstream << "; }\n"
        << "  upstream idle { server 127.0.0.1:" << idle_upstream << "; }\n"
+       << "  upstream idlekeep { server 127.0.0.1:" << idle_upstream << "; keepalive 64; }\n"
        << "  server {\n    listen 127.0.0.1:" << port_ << ";\n"
        << "    location /desktop/s1/ws { proxy_pass http://ws/ws; proxy_http_version 1.1;\n"
        << "      proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\"; }\n"
+       << "    location /desktop/s1/idlehttp { proxy_pass http://idlekeep/idle; proxy_http_version 1.1;\n"
+       << "      proxy_set_header Connection \"\"; }\n"
        << "    location /desktop/s1/idle { proxy_pass http://idle/idle; proxy_http_version 1.1;\n"
        << "      proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\"; }\n"
        << "    location /desktop/s1/ { proxy_pass http://app/; proxy_http_version 1.1;\n"

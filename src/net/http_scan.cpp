@@ -3,10 +3,38 @@
 #include "net/http_scan.hpp"
 
 #include <cstring>
+#include <vector>
 
 #include "kasm/net/http_server.hpp"
 
+namespace {
+
+// Heads kept per I/O thread: enough for the requests in flight on one thread at once.
+constexpr std::size_t kHeadCacheSize = 32;
+
+std::vector<std::unique_ptr<kasm::net::detail::MessageHead>>& headCache() {
+  thread_local std::vector<std::unique_ptr<kasm::net::detail::MessageHead>> cache;
+  return cache;
+}
+
+}  // namespace
+
 namespace kasm::net::detail {
+
+std::unique_ptr<MessageHead> takeMessageHead() {
+  auto& cache = headCache();
+  if (cache.empty()) return std::make_unique<MessageHead>();
+  auto head = std::move(cache.back());
+  cache.pop_back();
+  return head;
+}
+
+void giveMessageHead(std::unique_ptr<MessageHead>& head) {
+  if (!head) return;
+  auto& cache = headCache();
+  if (cache.size() < kHeadCacheSize) cache.push_back(std::move(head));
+  head.reset();
+}
 
 namespace {
 

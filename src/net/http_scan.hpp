@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstddef>
+#include <memory>
 #include <string_view>
 
 namespace kasm::net::detail {
@@ -32,6 +33,12 @@ struct MessageHead {
   // The first field of that name (case-insensitive), or nullptr.
   const HeadField* find(std::string_view name) const;
 };
+
+// A MessageHead (2 KiB of field slots) for a message being handled, and back when the connection
+// goes idle: a keep-alive connection waiting for its next request holds none, and a busy one
+// costs no allocation (a per-thread cache).
+std::unique_ptr<MessageHead> takeMessageHead();
+void giveMessageHead(std::unique_ptr<MessageHead>& head);
 
 enum class ScanResult { kIncomplete, kSimple, kComplex };
 

@@ -295,6 +295,23 @@ Awaitable<> lingeringClose(Transport& t) {
 }
 }  // namespace
 
+namespace {
+
+// Reads what the socket holds now (up to 4 KiB, through a stack buffer so that nothing is
+// allocated when it holds nothing) into `buffer`. Returns the bytes read; 0 with `ec` set to
+// would_block when there were none, or with the error (eof included).
+std::size_t readAvailable(TcpStream& s, beast::flat_buffer& buffer, beast::error_code& ec) {
+  char bytes[4096];
+  const std::size_t n = s.readSomeNow(asio::buffer(bytes), ec);
+  if (n > 0) {
+    ec = {};
+    buffer.commit(asio::buffer_copy(buffer.prepare(n), asio::buffer(bytes, n)));
+  }
+  return n;
+}
+
+}  // namespace
+
 Awaitable<> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) {
   Transport& t = conn->transport;
   try {
@@ -314,9 +331,27 @@ Awaitable<> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) {
       conn->idle = true;
       if (buffer.size() == 0) {
         t.tcp().expires_after(first ? options.header_timeout : options.idle_timeout);
-        auto [ec, n] = co_await t.async_read_some(buffer.prepare(4096), kAwaitTuple);
-        if (ec) break;
-        buffer.commit(n);
+        if (t.secure()) {
+          // The TLS stream may hold decrypted bytes that the socket's readiness does not show.
+          auto [ec, n] = co_await t.async_read_some(buffer.prepare(4096), kAwaitTuple);
+          if (ec) break;
+          buffer.commit(n);
+        } else {
+          // A request that is already there is read at once; otherwise the connection gives back
+          // what it holds between requests and waits for readability without a buffer.
+          beast::error_code ec;
+          while (readAvailable(t.tcp(), buffer, ec) == 0 && ec == asio::error::would_block) {
+            releaseIfEmpty(buffer);
+            giveMessageHead(conn->head);
+            if (proxy) releaseIdleProxyState(conn->proxy_state);
+            auto [wec] = co_await t.tcp().async_wait(tcp::socket::wait_read, kAwaitTuple);
+            if (wec) {
+              ec = wec;
+              break;
+            }
+          }
+          if (ec) break;
+        }
       }
       conn->idle = false;
       first = false;
@@ -325,7 +360,7 @@ Awaitable<> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) {
       if (proxy) {
         // The proxy's fast path takes a plain request head without a body straight from the
         // buffer; anything else (and any read error, replayed below) goes through Beast.
-        if (!conn->head) conn->head = std::make_unique<MessageHead>();
+        if (!conn->head) conn->head = takeMessageHead();
         auto& head = *conn->head;
         ScanResult scan;
         for (;;) {
@@ -345,7 +380,7 @@ Awaitable<> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) {
       }
 
       // The scanned head is not used on this path, which may turn into a tunnel for hours.
-      conn->head.reset();
+      giveMessageHead(conn->head);
       HeaderParser parser;
       parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
       // Body limits are applied after routing: the handler path checks max_body_bytes, the proxy

@@ -316,6 +316,18 @@ struct ClientContext {
 
 using HeaderParser = http::request_parser<http::empty_body>;
 
+// A connection's flat_buffers are given back between messages once empty, so a keep-alive
+// connection waiting for its next request holds none; taking one again costs a malloc, well below
+// what a request costs.
+inline void releaseIfEmpty(beast::flat_buffer& b) {
+  if (b.size() == 0 && b.capacity() > 0) b.shrink_to_fit();
+}
+
+// Gives back what a client connection's proxy state holds between requests (the fast path's
+// response head and head text, an empty upstream buffer), before the connection waits idle for
+// its next request. The kept upstream connection and the session registration stay.
+void releaseIdleProxyState(std::shared_ptr<void>& proxy_state);
+
 // Serves one proxied request whose header is in `parser` (the body, if any, is still unread in
 // `buffer` and the stream). Returns true when the client connection may be reused.
 Awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,

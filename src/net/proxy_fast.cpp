@@ -359,7 +359,7 @@ Awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext& clien
   }
   ExchangeGuard& guard = attachExchange(proxy, client, route.session, target->user);
   auto& state = *static_cast<ConnectionState*>(client.proxy_state.get());
-  if (!state.response_head) state.response_head = std::make_unique<MessageHead>();
+  if (!state.response_head) state.response_head = takeMessageHead();
   co_return co_await forwardFast(proxy, client, buffer, head, state, guard, *target, route, cookie_token);
 }
 

@@ -80,13 +80,6 @@ struct ConnectionState {
   bool tunnel_pending = false;
 };
 
-// A connection's flat_buffers are given back between messages once empty, so a keep-alive
-// connection waiting for its next request holds none; taking one again costs a malloc, well below
-// what a request costs.
-inline void releaseIfEmpty(beast::flat_buffer& b) {
-  if (b.size() == 0 && b.capacity() > 0) b.shrink_to_fit();
-}
-
 // Activity is rate-limited in whole seconds: the coarse deadline clock is precise enough.
 inline std::int64_t steadyMillis() {
   return deadlineClockNs() / 1'000'000;

@@ -29,8 +29,9 @@ inline void armIdle(Transport& t, Duration idle) {
 
 // What a VNC bridge reads from the browser at once. The bridge keeps this one small buffer for its
 // life (a WebSocket stream may hold bytes of a frame, so waiting on the socket says nothing);
-// viewers send small messages (keys, pointer), and a long clipboard simply takes several reads.
-inline constexpr std::size_t kBrowserReadBytes = 4096;
+// viewers send small messages (keys, pointer), and a long clipboard simply takes several reads
+// (Beast copies a frame's payload out of its own 1,536-byte read buffer anyway).
+inline constexpr std::size_t kBrowserReadBytes = 1024;
 
 // The proxy's RFB client handshake with the desktop, up to and including its SecurityResult
 // (ClientInit is sent once the browser has sent its own). Bounded by upstream_timeout. Returns an

@@ -164,6 +164,8 @@ Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, Head
   ws.auto_fragment(false);
   auto [aec] = co_await ws.async_accept(parser.get(), kAwaitTuple);
   if (aec) co_return false;
+  // The upgrade request's fields are not needed again; the bridge may live for hours.
+  { [[maybe_unused]] auto request = parser.release(); }
 
   proxy.tunnels.fetch_add(1);
   std::vector<char> from_browser(kBrowserReadBytes);

@@ -194,6 +194,14 @@ Refusal authRefusal(const Error& error) {
   return r;
 }
 
+void releaseIdleProxyState(std::shared_ptr<void>& proxy_state) {
+  if (!proxy_state) return;
+  auto& state = *static_cast<ConnectionState*>(proxy_state.get());
+  giveMessageHead(state.response_head);
+  std::string().swap(state.head_out);
+  releaseIfEmpty(state.upstream_buffer);
+}
+
 // The connection's proxy state, and its registration under `session` for `user`.
 ExchangeGuard& attachExchange(SessionProxy::Impl& proxy, ClientContext& client, const SessionId& session,
                               const UserId& user) {
