@@ -112,6 +112,7 @@ void describe(Agent& a, V& v) {
   v("api_address", a.api_address);
   v("publish_networks", a.publish_networks);
   v("token_hash", a.token_hash);
+  v("token_expires_at", a.token_expires_at);
   v("agent_version", a.agent_version);
   v("registered_at", a.registered_at);
   v("last_checkin", a.last_checkin);
@@ -289,19 +290,66 @@ void describe(StagingConfig& c, V& v) {
   v("created_at", c.created_at);
 }
 template <class V>
+void describe(AutoscaleSchedule& s, V& v) {
+  v("days", s.days);
+  v("start", s.start);
+  v("end", s.end);
+}
+template <class V>
 void describe(AutoscaleConfig& c, V& v) {
   v("id", c.id);
   v("name", c.name);
   v("zone_id", c.zone_id);
+  v("pool_id", c.pool_id);
   v("enabled", c.enabled);
   v("provider", c.provider);
   v("provider_config_json", c.provider_config_json);
-  v("min_agents", c.min_agents);
-  v("max_agents", c.max_agents);
   v("standby", c.standby);
-  v("agent_labels", c.agent_labels);
+  v("min_standby_sessions", c.min_standby_sessions);
+  v("min_instances", c.min_instances);
+  v("max_instances", c.max_instances);
   v("downscale_backoff", c.downscale_backoff);
+  v("provision_timeout", c.provision_timeout);
+  v("require_checkin", c.require_checkin);
+  v("reusable", c.reusable);
+  v("agent_overrides", c.agent_overrides);
+  v("agent_labels", c.agent_labels);
+  v("startup_script", c.startup_script);
+  v("server_connection_type", c.server_connection_type);
+  v("server_port", c.server_port);
+  v("server_max_sessions", c.server_max_sessions);
+  v("server_connection_username", c.server_connection_username);
+  v("time_zone", c.time_zone);
+  v("schedules", c.schedules);
   v("created_at", c.created_at);
+}
+template <class V>
+void describe(AutoscaleVm& m, V& v) {
+  v("id", m.id);
+  v("config_id", m.config_id);
+  v("zone_id", m.zone_id);
+  v("provider", m.provider);
+  v("instance_id", m.instance_id);
+  v("private_address", m.private_address);
+  v("phase", m.phase);
+  v("agent_id", m.agent_id);
+  v("server_id", m.server_id);
+  v("reason", m.reason);
+  v("served", m.served);
+  v("created_at", m.created_at);
+  v("ready_at", m.ready_at);
+  v("idle_since", m.idle_since);
+  v("updated_at", m.updated_at);
+}
+template <class V>
+void describe(AutoscaleDecision& d, V& v) {
+  v("id", d.id);
+  v("config_id", d.config_id);
+  v("zone_id", d.zone_id);
+  v("at", d.at);
+  v("summary", d.summary);
+  v("actions", d.actions);
+  v("error", d.error);
 }
 template <class V>
 void describe(LicenseRecord& l, V& v) {

@@ -60,21 +60,6 @@ Result<void> StagingConfig::validate() const {
   return {};
 }
 
-Result<void> AutoscaleConfig::validate() const {
-  KASM_RETURN_IF_ERROR(detail::requireId(id.str(), "autoscale_config.id"));
-  KASM_RETURN_IF_ERROR(detail::requireNonEmpty(name, "autoscale_config.name"));
-  KASM_RETURN_IF_ERROR(detail::requireId(zone_id.str(), "autoscale_config.zone_id"));
-  KASM_RETURN_IF_ERROR(detail::requireNonEmpty(provider, "autoscale_config.provider"));
-  if (!provider_config_json.empty()) {
-    KASM_RETURN_IF_ERROR(detail::checkJsonObject(provider_config_json, "autoscale_config.provider_config_json"));
-  }
-  if (min_agents < 0) return invalidArgument("autoscale_config.min_agents must not be negative");
-  if (max_agents < min_agents) return invalidArgument("autoscale_config.max_agents must be >= min_agents");
-  KASM_RETURN_IF_ERROR(standby.validate("autoscale_config.standby"));
-  if (downscale_backoff.count() < 0) return invalidArgument("autoscale_config.downscale_backoff must not be negative");
-  return {};
-}
-
 Result<void> LicenseRecord::validate() const {
   KASM_RETURN_IF_ERROR(detail::requireId(id.str(), "license.id"));
   KASM_RETURN_IF_ERROR(detail::requireNonEmpty(armored, "license.armored"));

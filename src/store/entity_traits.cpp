@@ -78,6 +78,18 @@ std::string EntityTraits<AutoscaleConfig>::id(const AutoscaleConfig& v) {
 std::map<std::string, std::string> EntityTraits<AutoscaleConfig>::columns(const AutoscaleConfig& v) {
   return {{"zone_id", v.zone_id.str()}};
 }
+std::string EntityTraits<AutoscaleVm>::id(const AutoscaleVm& v) {
+  return v.id.str();
+}
+std::map<std::string, std::string> EntityTraits<AutoscaleVm>::columns(const AutoscaleVm& v) {
+  return {{"config_id", v.config_id.str()}, {"zone_id", v.zone_id.str()}};
+}
+std::string EntityTraits<AutoscaleDecision>::id(const AutoscaleDecision& v) {
+  return v.id.str();
+}
+std::map<std::string, std::string> EntityTraits<AutoscaleDecision>::columns(const AutoscaleDecision& v) {
+  return {{"config_id", v.config_id.str()}};
+}
 std::string EntityTraits<LicenseRecord>::id(const LicenseRecord& v) {
   return v.id.str();
 }

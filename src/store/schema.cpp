@@ -21,6 +21,8 @@ const std::vector<TableSchema>& allTableSchemas() {
       {Table::kLicenses, "licenses", {}, {}},
       {Table::kSettings, "settings", {}, {}},
       {Table::kShareIndex, "share_index", {"session_id"}, {}},
+      {Table::kAutoscaleVms, "autoscale_vms", {"config_id", "zone_id"}, {}},
+      {Table::kAutoscaleDecisions, "autoscale_decisions", {"config_id"}, {}},
   };
   return kSchemas;
 }

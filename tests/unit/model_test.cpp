@@ -323,9 +323,9 @@ TEST(ServersStagingAutoscaleLicense, Validation) {
   a.zone_id = ZoneId("z");
   a.provider = "test";
   EXPECT_TRUE(a.validate().ok());
-  a.min_agents = 5;
-  a.max_agents = 2;
-  expectInvalid(a.validate(), "autoscale_config.max_agents");
+  a.min_instances = 5;
+  a.max_instances = 2;
+  expectInvalid(a.validate(), "autoscale_config.max_instances");
 
   LicenseRecord l;
   l.id = LicenseId("l");

@@ -54,6 +54,8 @@ using ServerId = Id<struct ServerTag>;
 using ServerPoolId = Id<struct ServerPoolTag>;
 using StagingConfigId = Id<struct StagingConfigTag>;
 using AutoscaleConfigId = Id<struct AutoscaleConfigTag>;
+using AutoscaleVmId = Id<struct AutoscaleVmTag>;
+using AutoscaleDecisionId = Id<struct AutoscaleDecisionTag>;
 using LicenseId = Id<struct LicenseTag>;
 
 }  // namespace kasm

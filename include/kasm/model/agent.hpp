@@ -67,6 +67,9 @@ struct Agent {
   // registers the agent, never by the agent.
   std::vector<std::string> publish_networks;
   std::string token_hash;  // Hash of the agent's registration token; never the token itself.
+  // Set for a single-use registration token (an autoscaled machine's): it is accepted until then,
+  // once, and exchanged at the first check-in for a token without an expiry.
+  std::optional<TimePoint> token_expires_at;
   std::string agent_version;
   TimePoint registered_at;
   std::optional<TimePoint> last_checkin;

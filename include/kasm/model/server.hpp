@@ -11,6 +11,7 @@
 #include "kasm/core/id.hpp"
 #include "kasm/core/resources.hpp"
 #include "kasm/core/result.hpp"
+#include "kasm/model/agent.hpp"
 #include "kasm/model/workspace.hpp"
 
 namespace kasm {
@@ -130,25 +131,6 @@ struct StagingConfig {
 
   Result<void> validate() const;
   friend bool operator==(const StagingConfig&, const StagingConfig&) = default;
-};
-
-// Adds and removes agent VMs in a zone through a provider plugin (see spi/vm_provider.hpp).
-struct AutoscaleConfig {
-  AutoscaleConfigId id;
-  std::string name;
-  ZoneId zone_id;
-  bool enabled = true;
-  std::string provider;              // Registered provider name, e.g. "aws", "test".
-  std::string provider_config_json;  // Provider-specific settings, a JSON object.
-  std::int32_t min_agents = 0;
-  std::int32_t max_agents = 10;
-  Resources standby;  // Free capacity to keep available in the zone.
-  std::map<std::string, std::string> agent_labels;
-  Duration downscale_backoff = std::chrono::minutes(10);
-  TimePoint created_at;
-
-  Result<void> validate() const;
-  friend bool operator==(const AutoscaleConfig&, const AutoscaleConfig&) = default;
 };
 
 enum class LicenseType { kConcurrentSessions, kNamedUsers };

@@ -29,8 +29,10 @@ enum class Table {
   kLicenses,
   kSettings,
   kShareIndex,
+  kAutoscaleVms,
+  kAutoscaleDecisions,
 };
-inline constexpr int kTableCount = 14;
+inline constexpr int kTableCount = 16;
 
 // The fixed shape of a table: its SQL name, the columns that can be queried, and which of those are
 // unique among rows where they are non-empty.

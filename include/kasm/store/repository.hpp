@@ -45,6 +45,8 @@ KASM_ENTITY(AutoscaleConfig, kAutoscaleConfigs);
 KASM_ENTITY(LicenseRecord, kLicenses);
 KASM_ENTITY(Setting, kSettings);
 KASM_ENTITY(ShareIndex, kShareIndex);
+KASM_ENTITY(AutoscaleVm, kAutoscaleVms);
+KASM_ENTITY(AutoscaleDecision, kAutoscaleDecisions);
 #undef KASM_ENTITY
 
 // Typed access to a Store: validates on write, encodes to JSON, fills the indexed columns, and
