@@ -248,7 +248,12 @@ Result<Versioned<Session>> Manager::Impl::placeAndProvision(
   for (int attempt = 0;; ++attempt) {
     {
       std::lock_guard lock(mu);
-      KASM_ASSIGN_OR_RETURN(placement, scheduler.place(pr));
+      auto placed = scheduler.place(pr);
+      if (!placed.ok()) {
+        if (placed.error().code() == ErrorCode::kResourceExhausted) noteUnplaced(zone, ws.resources);
+        return placed.error();
+      }
+      placement = std::move(placed).value();
     }
     s.agent_id = placement.agent;
     s.zone_id = placement.zone;

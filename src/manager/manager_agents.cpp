@@ -38,10 +38,11 @@ Result<Agent> updateAgent(Manager::Impl& im, const AgentId& id, const std::funct
 }
 }  // namespace
 
-Result<Manager::AgentRegistration> Manager::registerAgent(Agent agent) {
+Result<Manager::AgentRegistration> Manager::registerAgent(Agent agent, std::optional<TimePoint> token_expires_at) {
   auto& im = *impl_;
   std::string token = auth::generateToken();
   agent.token_hash = auth::hashSecret(token);
+  agent.token_expires_at = token_expires_at;
   if (agent.id.empty()) agent.id = AgentId::generate();
   agent.registered_at = im.clock.now();
   agent.status = AgentStatus::kPending;
@@ -63,9 +64,55 @@ Result<std::string> Manager::rotateAgentToken(const AgentId& id) {
   std::string token = auth::generateToken();
   KASM_RETURN_IF_ERROR(updateAgent(*impl_, id, [&](Agent& a) -> Result<void> {
     a.token_hash = auth::hashSecret(token);
+    a.token_expires_at.reset();
     return {};
   }));
   return token;
+}
+
+void Manager::Impl::noteUnplaced(const ZoneId& zone, const Resources& r) {
+  const TimePoint now = clock.now();
+  while (!unplaced.empty() && (unplaced.size() >= 100000 || now - unplaced.front().at > std::chrono::minutes(15))) {
+    unplaced.pop_front();
+  }
+  unplaced.push_back({now, zone, r});
+}
+
+Manager::UnplacedDemand Manager::unplacedDemand(const ZoneId& zone, Duration window) const {
+  auto& im = *impl_;
+  const TimePoint since = im.clock.now() - window;
+  UnplacedDemand out;
+  std::lock_guard lock(im.mu);
+  for (auto it = im.unplaced.rbegin(); it != im.unplaced.rend() && it->at >= since; ++it) {
+    if (it->zone != zone) continue;
+    out.resources += it->resources;
+    ++out.launches;
+  }
+  return out;
+}
+
+Result<void> Manager::removeAgent(const AgentId& id) {
+  auto& im = *impl_;
+  KASM_ASSIGN_OR_RETURN(auto cur, im.repo.get<Agent>(id.str()));
+  KASM_ASSIGN_OR_RETURN(auto sessions, im.repo.list<Session>(spi::Query().where("agent_id", id.str())));
+  std::string holding;
+  int live = 0;
+  for (const auto& s : sessions) {
+    if (isTerminal(s.value.state)) continue;
+    if (++live <= 3) holding += (holding.empty() ? "" : ", ") + s.value.id.str();
+  }
+  if (live > 0 || cur.value.session_count > 0) {
+    return failedPrecondition("agent " + id.str() + " still holds " +
+                              std::to_string(std::max(live, cur.value.session_count)) + " session(s)" +
+                              (holding.empty() ? "" : " (" + holding + ")") + "; drain it and wait for them to end");
+  }
+  KASM_RETURN_IF_ERROR(im.repo.remove<Agent>(id.str(), cur.version));
+  {
+    std::lock_guard lock(im.mu);
+    im.scheduler.removeAgent(id);
+    im.links.erase(id);
+  }
+  return {};
 }
 
 namespace {
@@ -100,7 +147,7 @@ Result<void> checkReportBounds(const AgentCheckIn& report) {
 }
 }  // namespace
 
-Result<Agent> Manager::checkIn(const AgentCheckIn& report) {
+Result<Agent> Manager::checkIn(const AgentCheckIn& report, std::string* issued_token) {
   auto& im = *impl_;
   KASM_RETURN_IF_ERROR(report.reported.validate("checkin.reported"));
   KASM_RETURN_IF_ERROR(checkReportBounds(report));
@@ -109,10 +156,25 @@ Result<Agent> Manager::checkIn(const AgentCheckIn& report) {
   }
   if (report.memory_used_bytes < 0) return invalidArgument("checkin.memory_used_bytes must not be negative");
   bool came_back = false;
+  std::string fresh_token;
   KASM_ASSIGN_OR_RETURN(
       Agent a, updateAgent(im, report.agent_id, [&](Agent& x) -> Result<void> {
+        fresh_token.clear();
         if (report.token.empty() || !auth::verifySecret(report.token, x.token_hash)) {
           return unauthenticated("check-in of agent " + x.id.str() + " refused: missing or wrong token");
+        }
+        if (x.token_expires_at) {
+          // A registration token: once, before it expires, and only where the new one can go.
+          if (im.clock.now() >= *x.token_expires_at) {
+            return unauthenticated("check-in of agent " + x.id.str() + " refused: its registration token expired");
+          }
+          if (!issued_token) {
+            return failedPrecondition("agent " + x.id.str() +
+                                      " presents a registration token, and this caller cannot hand it its new one");
+          }
+          fresh_token = auth::generateToken();
+          x.token_hash = auth::hashSecret(fresh_token);
+          x.token_expires_at.reset();
         }
         came_back = x.status == AgentStatus::kMissing || x.status == AgentStatus::kDead;
         x.reported = report.reported;
@@ -125,6 +187,7 @@ Result<Agent> Manager::checkIn(const AgentCheckIn& report) {
         x.last_checkin = im.clock.now();
         return {};
       }));
+  if (!fresh_token.empty() && issued_token) *issued_token = std::move(fresh_token);
   if (came_back) {
     // Best effort: a failed reconciliation is retried by the next one.
     (void)reconcileAgent(a.id);

@@ -2,6 +2,7 @@
 
 // Private state of kasm::Manager, shared by the files that implement it.
 
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -56,6 +57,14 @@ struct Manager::Impl {
     Duration delay{0};
   };
   std::unordered_map<StagingConfigId, Backoff> staging_backoff;
+  // Launches the scheduler refused for want of capacity, newest last (Manager::unplacedDemand).
+  struct Unplaced {
+    TimePoint at;
+    ZoneId zone;
+    Resources resources;
+  };
+  std::deque<Unplaced> unplaced;
+  void noteUnplaced(const ZoneId& zone, const Resources& r);  // With mu held.
 
   std::shared_ptr<spi::AgentLink> linkFor(const AgentId& id) {
     std::lock_guard lock(mu);

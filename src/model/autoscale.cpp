@@ -1,5 +1,6 @@
 #include "kasm/model/autoscale.hpp"
 
+#include "kasm/agent/upstream_policy.hpp"
 #include "kasm/autoscale/startup_script.hpp"
 #include "kasm/core/time_zone.hpp"
 #include "model/json_util.hpp"
@@ -71,6 +72,14 @@ Result<void> AutoscaleConfig::validate() const {
   for (const auto& [k, v] : agent_labels) {
     KASM_RETURN_IF_ERROR(detail::requireLabelKey(k, "autoscale_config.agent_labels"));
     KASM_RETURN_IF_ERROR(detail::requireText(v, "autoscale_config.agent_labels." + k, 1024));
+  }
+  if (agent_publish_networks.size() > 64) {
+    return invalidArgument("autoscale_config.agent_publish_networks holds at most 64 networks");
+  }
+  for (const auto& n : agent_publish_networks) {
+    if (auto valid = agent::validateNetwork(n); !valid.ok()) {
+      return valid.error().withContext("autoscale_config.agent_publish_networks");
+    }
   }
   if (startup_script.size() > 16 * 1024) {
     return invalidArgument("autoscale_config.startup_script is longer than 16 KiB (EC2's user data limit)");

@@ -314,6 +314,7 @@ void describe(AutoscaleConfig& c, V& v) {
   v("reusable", c.reusable);
   v("agent_overrides", c.agent_overrides);
   v("agent_labels", c.agent_labels);
+  v("agent_publish_networks", c.agent_publish_networks);
   v("startup_script", c.startup_script);
   v("server_connection_type", c.server_connection_type);
   v("server_port", c.server_port);
@@ -336,6 +337,7 @@ void describe(AutoscaleVm& m, V& v) {
   v("server_id", m.server_id);
   v("reason", m.reason);
   v("served", m.served);
+  v("registration_token_sealed", m.registration_token_sealed);
   v("created_at", m.created_at);
   v("ready_at", m.ready_at);
   v("idle_since", m.idle_since);

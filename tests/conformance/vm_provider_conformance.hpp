@@ -100,8 +100,11 @@ TEST_P(VmProviderConformance, CreatesListsReportsAndDestroysAMachine) {
       << (after.ok() ? std::string(enumName(after->state)) : after.error().toString());
   auto relisted = provider_->list({{std::string(spi::vm_tags::kInstallation), installation_}});
   ASSERT_TRUE(relisted.ok());
-  for (const auto& v : *relisted)
-    if (v.id == made->id) EXPECT_FALSE(v.state == spi::VmState::kPending || v.state == spi::VmState::kRunning);
+  for (const auto& v : *relisted) {
+    if (v.id == made->id) {
+      EXPECT_FALSE(v.state == spi::VmState::kPending || v.state == spi::VmState::kRunning);
+    }
+  }
   EXPECT_TRUE(provider_->destroy(made->id).ok()) << "destroying a destroyed machine must succeed";
 }
 

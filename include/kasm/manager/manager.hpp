@@ -146,13 +146,29 @@ class Manager {
     Agent agent;
     std::string token;
   };
-  Result<AgentRegistration> registerAgent(Agent agent);
+  // With `token_expires_at`, the token is a single-use registration token (an autoscaled
+  // machine's startup script carries it): accepted until then, once, and exchanged at the first
+  // check-in for a lasting one (checkIn's `issued_token`).
+  Result<AgentRegistration> registerAgent(Agent agent, std::optional<TimePoint> token_expires_at = std::nullopt);
+  // Removes an agent that holds no session any more (FailedPrecondition naming them otherwise):
+  // its row, its place in the scheduler and its link.
+  Result<void> removeAgent(const AgentId& id);
   // Replaces an agent's token (the old one stops working at once) and returns the new one.
   Result<std::string> rotateAgentToken(const AgentId& id);
   // Records a check-in: reported capacity, utilisation and images. An agent that was missing or dead
   // comes back to ok and is reconciled with the store (see reconcileAgent()). Unauthenticated for a
   // missing or wrong token; NotFound for an unknown agent; nothing changes then.
-  Result<Agent> checkIn(const AgentCheckIn& report);
+  // An agent that presents its registration token gets a lasting token in `issued_token` (the
+  // registration token stops working at once); without somewhere to put it, such a check-in is
+  // refused (FailedPrecondition) rather than lose the agent's only credential.
+  Result<Agent> checkIn(const AgentCheckIn& report, std::string* issued_token = nullptr);
+  // Launches refused for want of capacity in `zone` (agents) within `window`: their resources and
+  // count, for the autoscaler (see kasm/autoscale/). Kept in memory, the last 15 minutes.
+  struct UnplacedDemand {
+    Resources resources;
+    std::int32_t launches = 0;
+  };
+  UnplacedDemand unplacedDemand(const ZoneId& zone, Duration window) const;
   Result<Agent> setAgentAvailability(const AgentId& id, bool enabled, bool draining);
   Result<Agent> setAgentOverrides(const AgentId& id, const ResourceOverrides& overrides);
   // The images an agent should keep pulled: those of the enabled container workspaces that may run

@@ -67,6 +67,9 @@ struct AutoscaleConfig {
   bool reusable = true;
   ResourceOverrides agent_overrides;  // Applied to the agents registered for its machines.
   std::map<std::string, std::string> agent_labels;
+  // Where its agents may publish session ports (Agent::publish_networks): the subnets its machines
+  // get addresses in ("10.1.0.0/16"). Empty refuses every session upstream they report.
+  std::vector<std::string> agent_publish_networks;
   // The machine's user data: {server_id} (its agent's or server's id), {registration_token},
   // {upstream_address} (where agents reach this installation), {provider_name}, {zone_name},
   // {config_name}; "{{" and "}}" are literal braces. Any other {name} is an error.
@@ -117,6 +120,10 @@ struct AutoscaleVm {
   std::optional<ServerId> server_id;  // Server pools: the server row made for it.
   std::string reason;                 // Why it is in its phase ("idle 12 min > backoff 10 min").
   bool served = false;                // Has had a session (a non-reusable machine then goes).
+  // While the create is not yet answered: the registration token in its user data, sealed, so a
+  // retried create sends the very same user data (the provider answers it with the machine it
+  // may already have made). Cleared once the provider has answered; never shown by an API.
+  std::string registration_token_sealed;
   TimePoint created_at;
   std::optional<TimePoint> ready_at;
   std::optional<TimePoint> idle_since;  // No session since then (ready machines only).
