@@ -26,6 +26,8 @@ COMPONENTS = {
               ["core", "hiredis::hiredis", "boost::json", "openssl::ssl", "openssl::crypto"]),
     # The "ssh" desktop gateway backend (the web terminal's SSH client).
     "ssh": ("ssh", "kasm::ssh", "kasm_ssh", ["core", "libssh::libssh", "boost::json"]),
+    # The "aws-ec2" VM provider for autoscaling (EC2 Query API, Signature V4).
+    "aws": ("aws", "kasm::aws", "kasm_aws", ["core", "libcurl::libcurl", "openssl::crypto", "boost::json"]),
 }
 
 # Where the python option installs the `kasm` package, relative to the package folder.
@@ -47,6 +49,7 @@ class KasmConan(ConanFile):
         "docker": [True, False],
         "net": [True, False],
         "ssh": [True, False],
+        "aws": [True, False],
         "python": [True, False],
     }
     default_options = {
@@ -58,6 +61,7 @@ class KasmConan(ConanFile):
         "docker": True,
         "net": True,
         "ssh": True,
+        "aws": True,
         "python": False,
     }
     exports_sources = (
@@ -90,7 +94,7 @@ class KasmConan(ConanFile):
             self.requires("libpqxx/[>=7]")
         if self.options.redis:
             self.requires("hiredis/[>=1]")
-        if self.options.docker:
+        if self.options.docker or self.options.aws:
             self.requires("libcurl/[>=7.80]")
         if self.options.ssh:
             self.requires("libssh/[>=0.10]")
@@ -101,7 +105,7 @@ class KasmConan(ConanFile):
         tc = CMakeToolchain(self)
         tc.variables["KASM_BUILD_TESTS"] = False
         tc.variables["KASM_BUILD_BENCHMARKS"] = False
-        for option in ("sqlite", "postgres", "redis", "docker", "net", "ssh", "python"):
+        for option in ("sqlite", "postgres", "redis", "docker", "net", "ssh", "aws", "python"):
             tc.variables["KASM_WITH_" + option.upper()] = bool(getattr(self.options, option))
         # The RDP gateway backend needs FreeRDP 2, which Conan Center does not carry: it is built
         # from a system FreeRDP by the project's own build, not by this package.

@@ -10,7 +10,9 @@
 // The token comes from `POST /api/v1/agents` (shown once); KASM_AGENT_TOKEN may carry it instead.
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -18,6 +20,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -53,6 +56,7 @@ struct Config {
   std::string server;
   std::string agent_id;
   std::string token;
+  std::string token_file;  // Where a lasting token is kept (--token-file).
   std::string publish_host = "127.0.0.1";
   std::string ca_file;
   bool insecure = false;
@@ -113,9 +117,11 @@ Reply post(const Config& c, const std::string& path, const std::string& body, lo
 }
 
 std::string usage() {
-  return "usage: kasm-agent --server URL --agent-id ID --token TOKEN [--publish-host ADDR]\n"
+  return "usage: kasm-agent --server URL --agent-id ID --token TOKEN [--token-file PATH] [--publish-host ADDR]\n"
          "                  [--ca-file PEM | --insecure] [--checkin-seconds N]\n"
-         "The token may also come from KASM_AGENT_TOKEN.\n";
+         "The token may also come from KASM_AGENT_TOKEN. With --token-file, a token stored there is used\n"
+         "instead, and a single-use registration token (an autoscaled machine's) is exchanged at the first\n"
+         "check-in for a lasting one, written there (mode 0600) for the next start.\n";
 }
 
 Result<Config> parse(int argc, char** argv) {
@@ -133,6 +139,8 @@ Result<Config> parse(int argc, char** argv) {
       KASM_ASSIGN_OR_RETURN(c.agent_id, value());
     } else if (a == "--token") {
       KASM_ASSIGN_OR_RETURN(c.token, value());
+    } else if (a == "--token-file") {
+      KASM_ASSIGN_OR_RETURN(c.token_file, value());
     } else if (a == "--publish-host") {
       KASM_ASSIGN_OR_RETURN(c.publish_host, value());
     } else if (a == "--ca-file") {
@@ -148,6 +156,11 @@ Result<Config> parse(int argc, char** argv) {
       return invalidArgument("unknown option '" + a + "'\n" + usage());
     }
   }
+  if (!c.token_file.empty()) {
+    std::ifstream in(c.token_file);
+    std::string stored;
+    if (in && std::getline(in, stored) && !stored.empty()) c.token = stored;
+  }
   if (c.server.empty() || c.agent_id.empty() || c.token.empty()) {
     return invalidArgument("--server, --agent-id and --token are required\n" + usage());
   }
@@ -162,8 +175,40 @@ const std::string& bootId() {
   return id;
 }
 
+// The token in use: the configured one until the server exchanges a registration token.
+std::mutex g_token_mu;
+std::string g_token;
+
+std::string currentToken(const Config& c) {
+  std::lock_guard lock(g_token_mu);
+  return g_token.empty() ? c.token : g_token;
+}
+
+// Adopts the lasting token the server issued for a registration token, and keeps it in the token
+// file (written beside it and renamed, mode 0600) so that the next start uses it.
+void adoptToken(const Config& c, const std::string& token) {
+  {
+    std::lock_guard lock(g_token_mu);
+    g_token = token;
+  }
+  if (c.token_file.empty()) {
+    logLine("token_exchanged", "not kept: no --token-file, a restart cannot check in again");
+    return;
+  }
+  const std::string tmp = c.token_file + ".new";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  bool ok = fd >= 0;
+  if (ok) {
+    const std::string line = token + "\n";
+    ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
+    ok = ::close(fd) == 0 && ok;
+  }
+  ok = ok && ::rename(tmp.c_str(), c.token_file.c_str()) == 0;
+  logLine(ok ? "token_exchanged" : "token_file_failed", c.token_file);
+}
+
 json::object credentials(const Config& c) {
-  return json::object{{"agent_id", c.agent_id}, {"token", c.token}, {"boot_id", bootId()}};
+  return json::object{{"agent_id", c.agent_id}, {"token", currentToken(c)}, {"boot_id", bootId()}};
 }
 
 void checkIn(const Config& c, agent::LocalAgent& local, server::ImagePuller* puller) {
@@ -185,9 +230,15 @@ void checkIn(const Config& c, agent::LocalAgent& local, server::ImagePuller* pul
     logLine("checkin_failed", r.error.empty() ? "HTTP " + std::to_string(r.status) + ": " + r.body : r.error);
     return;
   }
-  // The answer names the images this host should keep pulled.
+  // The answer names the images this host should keep pulled, and a lasting token when this one
+  // was a registration token.
   boost::system::error_code ec;
   auto answer = json::parse(r.body, ec);
+  if (!ec && answer.is_object()) {
+    if (const auto* t = answer.as_object().if_contains("agent_token"); t && t->is_string() && !t->as_string().empty()) {
+      adoptToken(c, std::string(t->as_string()));
+    }
+  }
   const json::value* wanted = !ec && answer.is_object() ? answer.as_object().if_contains("images") : nullptr;
   if (puller && wanted && wanted->is_array()) {
     std::vector<std::string> images;

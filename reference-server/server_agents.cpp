@@ -5,6 +5,10 @@
 #include <boost/json.hpp>
 #include <utility>
 
+#include "kasm/command/command_provider.hpp"
+#ifdef KASM_SERVER_HAS_AWS
+#include "kasm/aws/ec2_provider.hpp"
+#endif
 #include "kasm/agent/local_agent.hpp"
 #include "kasm/agent/remote_link.hpp"
 #include "kasm/agent/upstream_policy.hpp"
@@ -121,6 +125,44 @@ void ServerApp::noteAgentBoot(const AgentId& id, const std::string& boot_id) {
   });
 }
 
+// Autoscaling: machines made through the registered VM providers become agents that dial in
+// here with a single-use registration token (kasm/autoscale/autoscaler.hpp).
+Result<void> ServerApp::startAutoscaler() {
+  KASM_RETURN_IF_ERROR(command::registerCommandProvider(vm_providers_));
+#ifdef KASM_SERVER_HAS_AWS
+  KASM_RETURN_IF_ERROR(aws::registerEc2Provider(vm_providers_));
+#endif
+  autoscale::AutoscalerOptions o;
+  KASM_ASSIGN_OR_RETURN(auto installation, repo_->get<Setting>(std::string(settings::kInstallationId)));
+  o.installation_id = installation.value.value;
+  o.upstream_address = config_.agent_url;
+  if (o.upstream_address.empty()) {
+    const std::string host = config_.listen_address == "0.0.0.0" || config_.listen_address == "::"
+                                 ? std::string("127.0.0.1")
+                                 : config_.listen_address;
+    o.upstream_address = std::string(config_.plain_http ? "http://" : "https://") +
+                         (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                         std::to_string(config_.port);
+  }
+  o.secret_key = session_secret_key_;
+  autoscaler_ = std::make_unique<autoscale::Autoscaler>(*store_, *manager_, vm_providers_, clock_, o);
+  return {};
+}
+
+void ServerApp::tickAutoscaler() {
+  auto r = autoscaler_->tick();
+  if (!r.ok()) {
+    logLine("autoscale_failed", r.error().toString());
+    return;
+  }
+  if (r->created + r->destroyed + r->drained + r->missing + r->orphans_destroyed + r->errors > 0) {
+    logLine("autoscale", "created " + std::to_string(r->created) + ", drained " + std::to_string(r->drained) +
+                             ", destroyed " + std::to_string(r->destroyed) + ", missing " + std::to_string(r->missing) +
+                             ", orphans destroyed " + std::to_string(r->orphans_destroyed) + ", errors " +
+                             std::to_string(r->errors));
+  }
+}
+
 // The endpoints kasm-agent dials: POST checkin (report resources and images), poll (wait up to
 // 25 s for a command), result (the answer to one). Every call carries the agent's id and token.
 net::HttpResponse ServerApp::agentApi(const net::HttpRequest& req) {
@@ -160,7 +202,8 @@ net::HttpResponse ServerApp::agentApi(const net::HttpRequest& req) {
     }
     if (auto* m = b.if_contains("memory_used_bytes"); m && m->is_int64()) c.memory_used_bytes = m->as_int64();
     c.agent_version = str("agent_version");
-    auto in = manager_->checkIn(c);
+    std::string issued;  // A lasting token, when it presented its registration token.
+    auto in = manager_->checkIn(c, &issued);
     if (!in.ok()) return error(in.error());
     noteAgentBoot(*id, str("boot_id"));
     // The images it should keep pulled, for its ImagePuller.
@@ -168,12 +211,18 @@ net::HttpResponse ServerApp::agentApi(const net::HttpRequest& req) {
     if (auto images = manager_->desiredImages(*id); images.ok()) {
       for (auto& i : *images) wanted.emplace_back(i);
     }
-    return net::HttpResponse::json(200, boost::json::serialize(boost::json::object{{"ok", true}, {"images", wanted}}));
+    boost::json::object answer{{"ok", true}, {"images", wanted}};
+    if (!issued.empty()) answer["agent_token"] = issued;
+    return net::HttpResponse::json(200, boost::json::serialize(answer));
   }
   // poll and result: the same token check as a check-in, without changing anything.
   auto agent = repo_->get<Agent>(id->str());
   if (!agent.ok() || token.empty() || !auth::verifySecret(token, agent->value.token_hash)) {
     return error(unauthenticated("unknown agent or wrong token"));
+  }
+  if (agent->value.token_expires_at) {
+    // A registration token is good for one check-in, which exchanges it; nothing else.
+    return error(unauthenticated("a registration token only checks in (which exchanges it for a lasting one)"));
   }
   noteAgentBoot(*id, str("boot_id"));
   auto link = remoteLink(*id);

@@ -119,6 +119,7 @@ Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config)
   KASM_ASSIGN_OR_RETURN(std::string key,
                         settingOr(*app->repo_, app->clock_, "access_token_key", [&] { return auth::generateToken(); }));
   mo.session_secret_key = auth::hmacSha256(key, "kasm session secret key");
+  app->session_secret_key_ = mo.session_secret_key;
   if (!config.license_public_key_file.empty()) {
     std::ifstream in(config.license_public_key_file);
     if (!in) return invalidArgument("cannot read the licence public key " + config.license_public_key_file);
@@ -223,6 +224,8 @@ Result<void> ServerApp::bootstrap(const std::string& key) {
   rest_options.on_access_revoked = revoked;
   rest_options.session_path_prefix = session_prefix;
   rest_options.sharing = sharing_.get();
+  KASM_RETURN_IF_ERROR(startAutoscaler());
+  rest_options.autoscaler = autoscaler_.get();
   rest_api_ = std::make_unique<api::RestApi>(*manager_, *store_, clock_, *signer_, *web_signer_, rest_options);
   return {};
 }
@@ -427,6 +430,7 @@ void ServerApp::backgroundLoop() {
     }
     auto t = manager_->tick();
     if (!t.ok()) logLine("tick_failed", t.error().toString());
+    if (ticks % 2 == 1) tickAutoscaler();
     // Fixed servers: running, missing or dead, from a connect every other tick.
     if (ticks % 2 == 0) {
       if (auto c = manager_->checkServers(std::chrono::seconds(2)); !c.ok()) {

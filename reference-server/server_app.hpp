@@ -17,6 +17,7 @@
 #include "image_puller.hpp"
 #include "kasm/api/developer_api.hpp"
 #include "kasm/api/rest_api.hpp"
+#include "kasm/autoscale/autoscaler.hpp"
 #include "kasm/api/session_access.hpp"
 #include "kasm/auth/access_token.hpp"
 #include "kasm/manager/manager.hpp"
@@ -146,6 +147,12 @@ class ServerApp {
   std::unique_ptr<api::DeveloperApi> developer_api_;
   std::optional<auth::WebSessionSigner> web_signer_;
   std::unique_ptr<api::RestApi> rest_api_;
+  // Autoscaling: the VM providers (command, aws-ec2) and the loop (server_agents.cpp).
+  spi::VmProviderRegistry vm_providers_;
+  std::string session_secret_key_;  // ManagerOptions::session_secret_key: seals provider secrets too.
+  std::unique_ptr<autoscale::Autoscaler> autoscaler_;
+  Result<void> startAutoscaler();
+  void tickAutoscaler();
   std::optional<net::StaticFiles> web_;
   std::optional<SessionViewer> viewer_;    // What kasm_url shows for a desktop.
   std::optional<SessionViewer> terminal_;  // And for an SSH server's session.

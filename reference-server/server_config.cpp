@@ -56,7 +56,7 @@ std::string usage() {
          "                   [--frame-ancestor URL]... [--ops-access loopback|token|open] "
          "[--allow-loopback-upstreams]\n"
          "                   [--max-connections-per-address N (default 1000, 0: no limit)]\n"
-         "                   [--gateway auto|off|HOST:PORT] [--gateway-key-file FILE]\n"
+         "                   [--gateway auto|off|HOST:PORT] [--gateway-key-file FILE] [--agent-url URL]\n"
          "       kasm-server api-key create --name NAME [--data-dir DIR | --database URL]\n"
          "\n"
          "With no options: SQLite in ./kasm-data, the local Docker socket, HTTPS on 127.0.0.1:8443.\n"
@@ -65,7 +65,8 @@ std::string usage() {
          "KASM_REDIS_URL (the share database: chat of shared sessions; default in-process),\n"
          "KASM_WEB_ROOT, KASM_SESSION_ORIGIN, KASM_ALLOWED_ORIGINS and KASM_FRAME_ANCESTORS (comma-separated),\n"
          "KASM_OPS_ACCESS, KASM_OPS_TOKEN (a bearer token that may read /metrics from anywhere),\n"
-         "KASM_ALLOW_LOOPBACK_UPSTREAMS=1, KASM_GATEWAY, KASM_GATEWAY_KEY_FILE, DOCKER_HOST.\n";
+         "KASM_ALLOW_LOOPBACK_UPSTREAMS=1, KASM_GATEWAY, KASM_GATEWAY_KEY_FILE, DOCKER_HOST,\n"
+         "KASM_AGENT_URL (where agents of autoscaled machines reach this server; default its own URL).\n";
 }
 
 Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
@@ -86,6 +87,7 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
   if (auto v = env("KASM_OPS_ACCESS")) c.ops_access = *v;
   if (auto v = env("KASM_OPS_TOKEN")) c.ops_token = *v;
   if (auto v = env("KASM_GATEWAY")) c.gateway = *v;
+  if (auto v = env("KASM_AGENT_URL")) c.agent_url = *v;
   if (auto v = env("KASM_GATEWAY_KEY_FILE")) c.gateway_key_file = *v;
   if (auto v = env("KASM_ALLOW_LOOPBACK_UPSTREAMS")) c.allow_loopback_upstreams = *v == "1" || *v == "true";
 
@@ -132,6 +134,8 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
       c.frame_ancestors.push_back(o);
     } else if (a == "--ops-access") {
       KASM_ASSIGN_OR_RETURN(c.ops_access, value(a));
+    } else if (a == "--agent-url") {
+      KASM_ASSIGN_OR_RETURN(c.agent_url, value(a));
     } else if (a == "--gateway") {
       KASM_ASSIGN_OR_RETURN(c.gateway, value(a));
     } else if (a == "--gateway-key-file") {

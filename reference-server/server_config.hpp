@@ -27,6 +27,9 @@ struct ServerConfig {
   int io_threads = 2;
   int handler_threads = 8;
   int tick_seconds = 5;  // Background loop period.
+  // Where agents on autoscaled machines reach this server ({upstream_address} in startup
+  // scripts): KASM_AGENT_URL, --agent-url. Empty: this server's own URL.
+  std::string agent_url;
   // PEM file of the public key licences are verified with (KASM_LICENSE_PUBLIC_KEY,
   // --license-public-key); without one the community limits apply and no licence can be added.
   std::string license_public_key_file;

@@ -42,7 +42,7 @@ Result<json::object> parseObject(std::string_view body) {
 
 json::object redact(json::object o) {
   for (auto field : {"password_hash", "secret_hash", "token_hash", "connection_password_sealed",
-                     "connection_private_key_sealed", "connection_sealed"}) {
+                     "connection_private_key_sealed", "connection_sealed", "registration_token_sealed"}) {
     o.erase(field);
   }
   return o;

@@ -52,7 +52,9 @@ inline const std::set<std::string, std::less<>>& protectedFields() {
                                                              "last_login_at",
                                                              "connection_password_sealed",
                                                              "connection_private_key_sealed",
-                                                             "connection_sealed"};
+                                                             "connection_sealed",
+                                                             "registration_token_sealed",
+                                                             "token_expires_at"};
   return kFields;
 }
 
@@ -119,6 +121,9 @@ RouteResult listOf(RestApi::Impl& im, const RouteCall& call, spi::Query query,
     } else if constexpr (std::is_same_v<T, StagingConfig>) {
       KASM_ASSIGN_OR_RETURN(auto o, im.stagingJson(rows[i].value));
       items.push_back(std::move(o));
+    } else if constexpr (std::is_same_v<T, AutoscaleConfig>) {
+      KASM_ASSIGN_OR_RETURN(auto o, im.autoscaleJson(rows[i].value));
+      items.push_back(std::move(o));
     } else {
       KASM_ASSIGN_OR_RETURN(auto o, toObject(rows[i].value));
       items.push_back(std::move(o));
@@ -181,6 +186,7 @@ inline RestResponse noContent() {
 RouteResult sessionsRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
 RouteResult serversRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
 RouteResult serverPoolsRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
+RouteResult autoscaleRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
 RouteResult usersRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
 RouteResult groupsRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
 RouteResult apiKeysRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);

@@ -85,6 +85,8 @@ struct RestApi::Impl {
   // A staging pool with `active` and, when it cannot fill, `inactive_reason` (disabled, or the
   // licence lacks the staging feature or allows no new session).
   Result<boost::json::object> stagingJson(const StagingConfig& c);
+  // rest_autoscale.cpp: provider secrets masked, and the autoscaler's latest word on it.
+  Result<boost::json::object> autoscaleJson(const AutoscaleConfig& c);
 
   // rest_sessions.cpp
   using ProtocolCache = std::unordered_map<WorkspaceId, std::optional<SessionProtocol>>;

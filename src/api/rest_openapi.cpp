@@ -23,7 +23,7 @@ json::object entitySchema() {
   // What the API never sends (see redact()).
   auto& props = s["properties"].as_object();
   for (auto field : {"password_hash", "secret_hash", "token_hash", "connection_password_sealed",
-                     "connection_private_key_sealed", "connection_sealed"}) {
+                     "connection_private_key_sealed", "connection_sealed", "registration_token_sealed"}) {
     props.erase(field);
   }
   s["required"] = json::array{"id"};
@@ -160,6 +160,12 @@ std::string buildOpenApi() {
     schemas["ServerWrite"] = std::move(write);
   }
   schemas["ServerPool"] = entitySchema<ServerPool>();
+  schemas["AutoscaleConfig"] = entitySchema<AutoscaleConfig>();
+  schemas["AutoscaleConfig"].as_object()["properties"].as_object()["status"] = json::object{
+      {"type", "object"},
+      {"description", "The autoscaler's latest word: summary (why it did or did not act), error, backoff_until"}};
+  schemas["AutoscaleVm"] = entitySchema<AutoscaleVm>();
+  schemas["AutoscaleDecision"] = entitySchema<AutoscaleDecision>();
   schemas["LicenseRecord"] = entitySchema<LicenseRecord>();
   schemas["SessionPermission"] = json::parse(jsonSchema<SessionPermission>()).as_object();
   {
@@ -290,6 +296,16 @@ std::string buildOpenApi() {
   paths[p + "/servers/{id}/assigned-users/{user_id}"].as_object()["parameters"] = json::array{json::object{
       {"name", "user_id"}, {"in", "path"}, {"required", true}, {"schema", json::object{{"type", "string"}}}}};
   addCollection(paths, p + "/server-pools", "ServerPool", "server pool", "agents:manage", "agents:manage");
+  addCollection(paths, p + "/autoscale", "AutoscaleConfig", "autoscale configuration", "agents:manage",
+                "agents:manage");
+  addPath(paths, p + "/autoscale/{id}/decisions",
+          {{"GET", "The configuration's decisions, newest first, each with its reason", "agents:manage", 200,
+            listSchema("AutoscaleDecision")}},
+          true);
+  addPath(paths, p + "/autoscale/{id}/machines",
+          {{"GET", "The machines made for the configuration, with their phase and why", "agents:manage", 200,
+            listSchema("AutoscaleVm")}},
+          true);
   addCollection(paths, p + "/users", "User", "user", "users:manage", "users:manage");
   {
     json::object del = operation({"DELETE",

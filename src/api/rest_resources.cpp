@@ -274,7 +274,7 @@ RouteResult RestApi::Impl::dispatch(const RouteCall& call0, std::string_view met
     return rest::reply(200, json::object{{"installation_id", id}, {"version", std::string(kasm::version())}});
   }
   const std::size_t max_params = root == "sessions" || root == "groups" || root == "servers" ? 3
-                                 : root == "shares"                                          ? 2
+                                 : root == "shares" || root == "autoscale"                   ? 2
                                                                                              : 1;
   if (call.params.size() > max_params) return notFound("no such route");
   if (root == "sessions") return sessionsRoute(*this, call, method);
@@ -286,6 +286,7 @@ RouteResult RestApi::Impl::dispatch(const RouteCall& call0, std::string_view met
   if (root == "groups") return groupsRoute(*this, call, method);
   if (root == "api-keys") return apiKeysRoute(*this, call, method);
   if (root == "staging") return staging(*this, call, method);
+  if (root == "autoscale") return autoscaleRoute(*this, call, method);
   if (root == "servers") return serversRoute(*this, call, method);
   if (root == "server-pools") return serverPoolsRoute(*this, call, method);
   if (root == "settings") return settings(*this, call, method);

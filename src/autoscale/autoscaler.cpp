@@ -23,6 +23,12 @@ std::vector<ConfigStatus> Autoscaler::status() const {
   return out;
 }
 
+std::vector<std::string> Autoscaler::providerNames() const { return impl_->providers.names(); }
+
+Result<std::string> Autoscaler::sealSettings(std::string_view incoming, std::string_view stored) const {
+  return sealProviderConfig(incoming, stored, impl_->options.secret_key);
+}
+
 Result<TickReport> Autoscaler::tick() {
   TickReport report;
   KASM_ASSIGN_OR_RETURN(auto configs, impl_->repo.list<AutoscaleConfig>());

@@ -35,7 +35,9 @@ Shortfall agentShortfall(const Resources& need, const Resources& free, const Res
   auto consider = [&](std::int64_t n, std::int64_t f, std::int64_t per, std::string text) {
     if (n <= f) return;
     const std::int64_t count = per > 0 ? ceilDiv(n - f, per) : -1;
-    if (out.machines == 0 || count == -1 || (out.machines != -1 && count > out.machines)) {
+    // The dimension that needs the most machines names the shortfall; one that machines do not
+    // bring (-1) only when no other is short.
+    if (out.machines == 0 || (out.machines == -1 && count > 0) || (out.machines > 0 && count > out.machines)) {
       out.machines = count;
       out.what = std::move(text);
     }

@@ -19,6 +19,8 @@
 #include "kasm/api/rest_api.hpp"
 #include "kasm/auth/password.hpp"
 #include "kasm/auth/secret.hpp"
+#include "kasm/autoscale/autoscaler.hpp"
+#include "kasm/command/command_provider.hpp"
 #include "kasm/kasm.hpp"
 #include "kasm/share/sharing.hpp"
 
@@ -67,6 +69,8 @@ struct World {
   std::unique_ptr<RestApi> rest;
   std::unique_ptr<DeveloperApi> developer;
   std::unique_ptr<share::Sharing> sharing;
+  spi::VmProviderRegistry vm_providers;
+  std::unique_ptr<autoscale::Autoscaler> autoscaler;
   std::string session;   // Alice's.
   std::string share_id;  // Alice's session is shared as this.
 
@@ -151,8 +155,20 @@ struct World {
     auto shared = sharing->createShare(SessionId(session), std::nullopt);
     EXPECT_TRUE(shared.ok()) << shared.error().toString();
     if (shared.ok()) share_id = *shared;
+    EXPECT_TRUE(command::registerCommandProvider(vm_providers).ok());
+    autoscale::AutoscalerOptions ao;
+    ao.installation_id = "matrix";
+    ao.secret_key = std::string(32, 'a');
+    autoscaler = std::make_unique<autoscale::Autoscaler>(*store, *manager, vm_providers, clock, ao);
+    AutoscaleConfig scale;
+    scale.id = AutoscaleConfigId("as1");
+    scale.name = "East machines";
+    scale.zone_id = ZoneId("east");
+    scale.provider = "command";
+    EXPECT_TRUE(repo.insert(scale).ok());
     RestApiOptions ro;
     ro.sharing = sharing.get();
+    ro.autoscaler = autoscaler.get();
     rest = std::make_unique<RestApi>(*manager, *store, clock, signer, web_signer, ro);
     DeveloperApiOptions dopts;
     dopts.sharing = sharing.get();
@@ -254,6 +270,15 @@ const std::map<std::string, RouteRow>& routeRows() {
       {"DELETE /api/v1/servers/{id}/assigned-users/{user_id}",
        {"/api/v1/servers/srv1/assigned-users/alice", "", R::kNobody, 403, 0,
         [](World& w) { ASSERT_TRUE(w.manager->assignUserServer(ServerId("srv1"), UserId("alice")).ok()); }}},
+      {"GET /api/v1/autoscale", {"/api/v1/autoscale", ""}},
+      {"POST /api/v1/autoscale",
+       {"/api/v1/autoscale", R"({"name":"West machines","zone_id":"west","provider":"command"})"}},
+      {"GET /api/v1/autoscale/{id}", {"/api/v1/autoscale/as1", ""}},
+      {"PATCH /api/v1/autoscale/{id}", {"/api/v1/autoscale/as1", R"({"max_instances":4})"}},
+      {"PUT /api/v1/autoscale/{id}", {"/api/v1/autoscale/as1", R"({"max_instances":4})"}},
+      {"DELETE /api/v1/autoscale/{id}", {"/api/v1/autoscale/as1", ""}},
+      {"GET /api/v1/autoscale/{id}/decisions", {"/api/v1/autoscale/as1/decisions", ""}},
+      {"GET /api/v1/autoscale/{id}/machines", {"/api/v1/autoscale/as1/machines", ""}},
       {"GET /api/v1/server-pools", {"/api/v1/server-pools", ""}},
       {"POST /api/v1/server-pools", {"/api/v1/server-pools", R"({"name":"Another pool"})"}},
       {"GET /api/v1/server-pools/{id}", {"/api/v1/server-pools/pool1", ""}},

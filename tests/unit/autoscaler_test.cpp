@@ -161,6 +161,7 @@ TEST_F(AutoscalerTest, MakesAMachineForTheStandbyWithASingleUseRegistrationToken
   // a1 has 8 free cores, the standby wants 8: steady until a session takes some of a1.
   EXPECT_EQ(tick().created, 0);
   ASSERT_TRUE(request("alice").ok());  // 2 cores on a1: 6 free < 8.
+  advance(seconds(1));                 // So that the decisions sort by time.
   auto r = tick();
   EXPECT_EQ(r.created, 1);
   auto ms = machines();

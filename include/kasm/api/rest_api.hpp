@@ -17,6 +17,10 @@
 #include "kasm/manager/manager.hpp"
 #include "kasm/spi/store.hpp"
 
+namespace kasm::autoscale {
+class Autoscaler;
+}
+
 namespace kasm::api {
 
 struct RestRequest {
@@ -49,6 +53,9 @@ struct RestApiOptions {
   // Session sharing (/sessions/{id}/share, /sessions/{id}/permissions, /shares/{id}/join). Unset:
   // those routes answer 412. Not owned; outlives the API.
   share::Sharing* sharing = nullptr;
+  // Autoscaling (/autoscale: configurations, their machines and decisions). Unset: those routes
+  // answer 412. Not owned; outlives the API.
+  autoscale::Autoscaler* autoscaler = nullptr;
   std::string default_group_name = "All Users";
   auth::LoginRateLimiter::Options login_limits;
   // Runs a task on another thread (false when it cannot be queued). When set, POST /sessions

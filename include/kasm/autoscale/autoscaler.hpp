@@ -70,6 +70,10 @@ class Autoscaler {
 
   Result<TickReport> tick();
   std::vector<ConfigStatus> status() const;
+  // The provider names a configuration may use.
+  std::vector<std::string> providerNames() const;
+  // sealProviderConfig with this autoscaler's key: what an API stores for `incoming`.
+  Result<std::string> sealSettings(std::string_view incoming, std::string_view stored) const;
 
   struct Impl;
 
