@@ -205,11 +205,13 @@ struct Tuning {
   double standby_cores = 16;
   const char* window_start = nullptr;  // "HH:MM"; null: the standby is kept at all times.
   const char* window_end = nullptr;
+  bool lookahead = true;  // The planner sees the demand's growth and the boot time (as the loop does).
 
   std::string text() const {
     char buf[48];
     std::snprintf(buf, sizeof buf, "%g", standby_cores);
-    return window_start ? std::string(buf) + " " + window_start + "-" + window_end : buf;
+    std::string out = window_start ? std::string(buf) + " " + window_start + "-" + window_end : std::string(buf);
+    return lookahead ? out : out + " no ramp";
   }
 };
 
@@ -240,7 +242,7 @@ AutoscaleConfig simConfig(const Tuning& tuning) {
 class ZoneSimulation {
  public:
   ZoneSimulation(const Demand& demand, const Tuning& tuning, bool keep_decisions)
-      : demand_(demand), config_(simConfig(tuning)), keep_decisions_(keep_decisions) {}
+      : demand_(demand), config_(simConfig(tuning)), keep_decisions_(keep_decisions), lookahead_(tuning.lookahead) {}
 
   DayFigures run() {
     std::size_t next_launch = 0;
@@ -332,6 +334,8 @@ class ZoneSimulation {
     if (m.gone) return;
     m.checked_in = true;
     m.idle_since = now;
+    boot_total_ += now - m.created;
+    ++boots_;
     serveWaiting(now);
   }
 
@@ -348,6 +352,13 @@ class ZoneSimulation {
     in.now = kMidnight + Duration(now);
     in.zone_name = "sim";
     in.unplaced = kSession * static_cast<std::int64_t>(waiting_.size());
+    // As the loop measures them: the growth of reserved capacity over the last five minutes of
+    // ticks, and the mean time the machines took to check in.
+    if (lookahead_ && !reserved_history_.empty()) {
+      in.growth = kSession * (sessions_ - reserved_history_.front().second);
+      in.growth_window = Duration(now - reserved_history_.front().first);
+      if (boots_ > 0) in.boot_time = Duration(boot_total_ / boots_);
+    }
     for (int i : live_) {
       const Machine& m = machines_[static_cast<std::size_t>(i)];
       FleetMember f;
@@ -371,6 +382,10 @@ class ZoneSimulation {
   }
 
   void tick(std::int64_t now) {
+    reserved_history_.emplace_back(now, sessions_);
+    while (reserved_history_.size() > 1 && now - reserved_history_.front().first > 5 * kMinute) {
+      reserved_history_.pop_front();
+    }
     const PlannerInput in = plannerInput(now);
     const std::int64_t cpu0 = threadCpuNanos();
     const Plan p = plan(in);
@@ -421,6 +436,10 @@ class ZoneSimulation {
   const Demand& demand_;
   AutoscaleConfig config_;
   bool keep_decisions_;
+  bool lookahead_;
+  std::deque<std::pair<std::int64_t, int>> reserved_history_;  // (tick, sessions), the last 5 minutes.
+  std::int64_t boot_total_ = 0;
+  std::int64_t boots_ = 0;
   SeededRandom provider_random_{kProviderSeed};
   std::vector<Machine> machines_;  // Index = the id's number; never shrinks.
   std::vector<int> live_;          // Not yet destroyed, oldest first.
@@ -577,8 +596,17 @@ int main(int argc, char** argv) {
   std::printf(
       "  standby (cores)   instant %%  waited  in peaks  mean wait  worst wait  VM-h    VM-h/static  created  "
       "destroyed  peak machines\n");
-  const Tuning sweep[] = {
-      {0}, {8}, {16}, {32}, {64}, {128}, {256}, {400}, {128, "07:00", "18:00"}, {256, "07:00", "18:00"}};
+  const Tuning sweep[] = {{0},
+                          {8},
+                          {16},
+                          {32},
+                          {64},
+                          {128},
+                          {256},
+                          {16, "07:00", "18:00"},
+                          {0, nullptr, nullptr, false},
+                          {16, nullptr, nullptr, false},
+                          {128, nullptr, nullptr, false}};
   for (const Tuning& t : sweep) {
     const bool same = t.text() == chosen.text();
     const DayFigures f = same ? detail : ZoneSimulation(demand, t, false).run();

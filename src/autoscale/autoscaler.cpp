@@ -23,7 +23,9 @@ std::vector<ConfigStatus> Autoscaler::status() const {
   return out;
 }
 
-std::vector<std::string> Autoscaler::providerNames() const { return impl_->providers.names(); }
+std::vector<std::string> Autoscaler::providerNames() const {
+  return impl_->providers.names();
+}
 
 Result<std::string> Autoscaler::sealSettings(std::string_view incoming, std::string_view stored) const {
   return sealProviderConfig(incoming, stored, impl_->options.secret_key);
@@ -42,6 +44,7 @@ Result<TickReport> Autoscaler::tick() {
   // Forget what belonged to configurations that are gone.
   std::erase_if(impl_->providers_made, [&](const auto& kv) { return !live.count(kv.first); });
   std::erase_if(impl_->backoff, [&](const auto& kv) { return !live.count(kv.first); });
+  std::erase_if(impl_->reserved_history, [&](const auto& kv) { return !live.count(kv.first); });
   std::lock_guard lock(impl_->status_mu);
   std::erase_if(impl_->statuses, [&](const auto& kv) { return !live.count(kv.first); });
   return report;
@@ -252,13 +255,32 @@ void Autoscaler::Impl::tickConfig(const AutoscaleConfig& c, TickReport& report) 
       }
     }
   } else {
+    Resources reserved;
     if (auto agents = repo.list<Agent>(spi::Query().where("zone_id", c.zone_id.str())); agents.ok()) {
       for (const auto& a : *agents) {
         const Agent& ag = a.value;
+        reserved += ag.reserved;
         if (own_agents.count(ag.id.str()) || !ag.enabled || ag.draining || ag.status != AgentStatus::kOk) continue;
         in.other_available += ag.available();
       }
     }
+    // Growth of what sessions hold over the last window, and how long machines took to check in.
+    auto& history = reserved_history[c.id];
+    history.emplace_back(now, reserved);
+    while (history.size() > 1 && now - history.front().first > in.growth_window) history.pop_front();
+    if (history.size() > 1) {
+      in.growth = reserved - history.front().second;
+      in.growth_window = now - history.front().first;
+    }
+    Duration booted{};
+    int boots = 0;
+    for (const auto& [id, vm] : kept) {
+      if (vm.value.ready_at) {
+        booted += *vm.value.ready_at - vm.value.created_at;
+        ++boots;
+      }
+    }
+    if (boots > 0) in.boot_time = booted / boots;
     const auto demand = manager.unplacedDemand(c.zone_id, options.demand_window);
     in.unplaced = demand.resources;
   }

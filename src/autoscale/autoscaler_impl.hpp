@@ -4,6 +4,7 @@
 // the fleet as the planner sees it) and autoscaler_machines.cpp (making, draining and destroying
 // machines; the decision log) share.
 
+#include <deque>
 #include <map>
 #include <mutex>
 #include <string>
@@ -36,7 +37,11 @@ struct Autoscaler::Impl {
     Duration delay{};
   };
   std::map<AutoscaleConfigId, Backoff> backoff;
-  std::map<std::string, TimePoint> orphans_seen;  // Provider instance id -> when first listed without a row.
+  std::map<std::string, TimePoint> orphans_seen;
+  // The zone's reserved capacity at each tick of a configuration, the last growth_window of it
+  // (PlannerInput::growth).
+  std::map<AutoscaleConfigId, std::deque<std::pair<TimePoint, Resources>>>
+      reserved_history;  // Provider instance id -> when first listed without a row.
   // What was last recorded per configuration: the summary's kind ("+", "-", "steady", ...) and when.
   std::map<AutoscaleConfigId, std::pair<std::string, TimePoint>> last_recorded;
   mutable std::mutex status_mu;

@@ -126,6 +126,15 @@ Plan plan(const PlannerInput& in) {
   }
   p.standby_target += in.unplaced;
   p.sessions_target += in.unplaced_sessions;
+  if (!servers && in.boot_time.count() > 0 && in.growth_window.count() > 0) {
+    const double boots = static_cast<double>(in.boot_time.count()) / static_cast<double>(in.growth_window.count());
+    auto lead = [&](std::int64_t grew) {
+      return grew > 0 ? static_cast<std::int64_t>(static_cast<double>(grew) * boots) : 0;
+    };
+    p.ahead = {lead(in.growth.millicores), lead(in.growth.memory_bytes),
+               static_cast<std::int32_t>(lead(in.growth.gpus))};
+    p.standby_target += p.ahead;
+  }
   p.standby_free = in.other_available;
   p.sessions_free = in.other_free_sessions;
 
@@ -191,6 +200,13 @@ Plan plan(const PlannerInput& in) {
     if (s.machines > 0) {
       wanted = s.machines;
       why = s.what;
+      if (p.ahead.millicores > 0) {
+        const double per_minute = static_cast<double>(in.growth.millicores) /
+                                  std::chrono::duration<double, std::ratio<60>>(in.growth_window).count();
+        why += " (" + formatCores(p.ahead.millicores) + " of them ahead of demand growing " +
+               formatCores(static_cast<std::int64_t>(per_minute)) + " cores/min, boot " +
+               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(in.boot_time).count()) + " s)";
+      }
     } else if (s.machines == -1) {
       if (in.machine_capacity.isZero()) {
         // Nothing is known of a machine yet: make one and learn from its first check-in.

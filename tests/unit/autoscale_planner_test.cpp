@@ -11,6 +11,7 @@ namespace kasm::autoscale {
 namespace {
 
 using std::chrono::minutes;
+using std::chrono::seconds;
 
 // 2026-12-02 (a Wednesday) 12:00 UTC.
 const TimePoint kNoon = fromUnixMillis(1'796'212'800'000);
@@ -89,6 +90,25 @@ TEST(AutoscalePlanner, NeverMoreThanMaxInstancesAndSaysSo) {
   const Plan full = plan(in);
   EXPECT_EQ(full.count(ActionKind::kCreate), 0u);
   EXPECT_EQ(full.summary, "zone east: no machine made: standby cores 0 < 64, but max_instances 3 is reached");
+}
+
+TEST(AutoscalePlanner, GrowingDemandIsMetAheadOfTheBootTime) {
+  auto in = input(agentsConfig());
+  in.other_available = Resources::fromCores(16, 32 * Resources::kGiB);
+  EXPECT_TRUE(plan(in).actions.empty());
+  // 20 cores more reserved in 5 minutes, machines take 90 s: 6 cores ahead of it.
+  in.growth = Resources::fromCores(20, 0);
+  in.boot_time = seconds(90);
+  const Plan p = plan(in);
+  EXPECT_EQ(p.ahead.millicores, 6000);
+  ASSERT_EQ(p.count(ActionKind::kCreate), 1u);
+  EXPECT_EQ(p.actions[0].reason, "standby cores 16 < 22 (6 of them ahead of demand growing 4 cores/min, boot 90 s)");
+  // Shrinking demand adds nothing; nor does growth while the boot time is not known.
+  in.growth = Resources::fromCores(-20, 0);
+  EXPECT_TRUE(plan(in).actions.empty());
+  in.growth = Resources::fromCores(20, 0);
+  in.boot_time = {};
+  EXPECT_TRUE(plan(in).actions.empty());
 }
 
 TEST(AutoscalePlanner, UnmetDemandIsServedOnTopOfTheStandby) {

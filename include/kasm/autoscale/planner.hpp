@@ -48,6 +48,13 @@ struct PlannerInput {
   // machines reported; zero in every part while nothing is known yet.
   Resources machine_capacity;
   std::optional<TimePoint> last_scale_up;
+  // How much the zone's reserved capacity grew over the last `growth_window` (negative when it
+  // shrank), and how long a new machine takes to check in. While demand grows, what it will take
+  // during one boot is made ready ahead of it: a standby alone is eaten by a morning ramp before
+  // the machines it calls for have booted. Zero boot_time (not known yet): no lookahead.
+  Resources growth;
+  Duration growth_window = std::chrono::minutes(5);
+  Duration boot_time{};
 };
 
 enum class ActionKind { kCreate, kDrain, kDestroy };
@@ -65,6 +72,7 @@ struct Plan {
   bool in_schedule = true;
   std::int32_t instances = 0;  // Machines counted (creating, booting, ready; not draining or gone).
   Resources standby_target, standby_free;
+  Resources ahead;  // Part of standby_target kept ahead of growing demand (PlannerInput::growth).
   std::int32_t sessions_target = 0, sessions_free = 0;
 
   std::size_t count(ActionKind k) const;
