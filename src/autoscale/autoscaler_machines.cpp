@@ -196,8 +196,9 @@ void Autoscaler::Impl::failed(const AutoscaleConfig& c, const std::string& what,
     s.backoff_until = b.until;
     s.at = now;
   }
+  auto zone = repo.get<Zone>(c.zone_id.str());
   record(c,
-         "zone " + c.zone_id.str() + ": provider failed, next try in " +
+         "zone " + (zone.ok() ? zone->value.name : c.zone_id.str()) + ": provider failed, next try in " +
              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(b.delay).count()) + " s",
          {}, message);
 }

@@ -1,5 +1,7 @@
 #include "kasm/model/autoscale.hpp"
 
+#include <cctype>
+
 #include "kasm/agent/upstream_policy.hpp"
 #include "kasm/autoscale/startup_script.hpp"
 #include "kasm/core/time_zone.hpp"
@@ -38,8 +40,10 @@ Result<void> AutoscaleSchedule::validate(std::string_view field) const {
 }
 
 bool isSecretProviderField(std::string_view name) noexcept {
+  std::string lower(name);
+  for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   for (std::string_view s : {"secret", "password", "token", "private_key", "credential"}) {
-    if (name.find(s) != std::string_view::npos) return true;
+    if (lower.find(s) != std::string::npos) return true;
   }
   return false;
 }

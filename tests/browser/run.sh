@@ -132,7 +132,7 @@ fi
 # The integration guide's Python (docs/integrating.md) against this server, as written.
 if selected doc_examples; then
   KASM_URL="$base" KASM_API_KEY="$api_key" KASM_API_SECRET="$api_secret" PYTHONPATH="${KASM_PYTHONPATH:-}" \
-    timeout 300 "${KASM_PYTHON:-python3}" "$repo/tests/docs/doc_examples.py" python-with-server
+    KASM_REPO="$repo" timeout 300 "${KASM_PYTHON:-python3}" "$repo/tests/docs/doc_examples.py" python-with-server
 fi
 
 # File transfer in the session viewer: the admin's group allows uploads and downloads for the test

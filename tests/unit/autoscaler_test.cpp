@@ -350,6 +350,12 @@ TEST_F(AutoscalerTest, ProviderSecretsAreSealedShownMaskedAndKeptOnEdit) {
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(*plain, R"({"region":"eu-west-1","secret_access_key":"wJalr"})");
   EXPECT_FALSE(autoscale::unsealProviderConfig(*edited, std::string(32, 'x')).ok());
+  // Nested secrets too (a command provider's environment).
+  auto nested = autoscale::sealProviderConfig(R"({"environment":{"API_TOKEN":"t0k","DIR":"/x"}})", "{}", key);
+  ASSERT_TRUE(nested.ok());
+  EXPECT_EQ(nested->find("t0k"), std::string::npos);
+  EXPECT_EQ(autoscale::redactProviderConfig(*nested), R"({"environment":{"API_TOKEN":"********","DIR":"/x"}})");
+  EXPECT_EQ(*autoscale::unsealProviderConfig(*nested, key), R"({"environment":{"API_TOKEN":"t0k","DIR":"/x"}})");
   // A sealed value typed in (copied from elsewhere) is refused: it would unseal as someone else's.
   EXPECT_FALSE(autoscale::sealProviderConfig(*sealed, "{}", key).ok());
 
