@@ -287,12 +287,16 @@ int main(int argc, char** argv) {
     puller = std::make_unique<server::ImagePuller>(std::shared_ptr<spi::ContainerRuntime>(std::move(*pull_runtime)),
                                                    [](const std::string& e, const std::string& d) { logLine(e, d); });
   }
+  // The first check-in comes before the first poll: a registration token is exchanged there, and
+  // only the lasting token may poll.
+  checkIn(c, local, puller.get());
   std::thread checkins([&] {
     while (!g_stop.load()) {
-      checkIn(c, local, puller.get());
       for (int i = 0; i < c.checkin_seconds * 10 && !g_stop.load(); ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
+      if (g_stop.load()) break;
+      checkIn(c, local, puller.get());
     }
   });
 

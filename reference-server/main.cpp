@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
   sigwait(&signals, &sig);
   std::printf("{\"event\":\"stopping\",\"detail\":\"signal %d\"}\n", sig);
   std::fflush(stdout);
+  (*app)->drain();
   (*app)->stop();
   return 0;
 }

@@ -149,8 +149,8 @@ Result<void> ServerApp::startAutoscaler() {
   return {};
 }
 
-void ServerApp::tickAutoscaler() {
-  auto r = autoscaler_->tick();
+void ServerApp::tickAutoscaler(const std::set<ZoneId>& zones) {
+  auto r = autoscaler_->tick(&zones);
   if (!r.ok()) {
     logLine("autoscale_failed", r.error().toString());
     return;

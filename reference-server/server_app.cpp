@@ -388,12 +388,50 @@ Result<void> ServerApp::start() {
   }
   KASM_ASSIGN_OR_RETURN(http_, net::HttpServer::start(hopts, net::runOnPool(*pool_, routes()), proxy_));
   logLine("listening", http_->baseUrl());
+  // Scale-out: this server's row and the zones it leads (at once when no other server leads them).
+  cluster::MembershipOptions mo;
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) == 0) mo.hostname = host;
+  mo.url = http_->baseUrl();
+  mo.version = std::string(kasm::version());
+  if (!config_.lead_zones.empty()) {
+    KASM_ASSIGN_OR_RETURN(auto zones, repo_->list<Zone>());
+    for (const auto& name : config_.lead_zones) {
+      auto it = std::find_if(zones.begin(), zones.end(), [&](const auto& z) { return z.value.name == name; });
+      if (it == zones.end()) return invalidArgument("--lead-zones: no zone is named '" + name + "'");
+      mo.zones.push_back(it->value.id);
+    }
+  }
+  membership_ = std::make_unique<cluster::Membership>(*store_, clock_, std::move(mo));
+  if (auto beat = membership_->beat(); !beat.ok()) logLine("cluster_beat_failed", beat.error().toString());
+  cluster_thread_ = std::thread([this] { clusterLoop(); });
   loop_ = std::thread([this] { backgroundLoop(); });
   return {};
 }
 
+void ServerApp::drain() {
+  if (draining_.exchange(true)) return;
+  if (membership_) membership_->stepDown();
+  logLine("draining", std::to_string(config_.drain_seconds) + " s; the zones it led are handed over");
+  for (int i = 0; i < config_.drain_seconds * 10; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
+
+void ServerApp::clusterLoop() {
+  while (!stopping_.load()) {
+    for (int i = 0; i < 20 && !stopping_.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (stopping_.load()) break;
+    if (auto beat = membership_->beat(); !beat.ok()) logLine("cluster_beat_failed", beat.error().toString());
+  }
+}
+
+std::set<ZoneId> ServerApp::leadingZones() const {
+  return membership_ ? membership_->leading() : std::set<ZoneId>{};
+}
+
 void ServerApp::stop() {
   if (stopping_.exchange(true)) return;
+  if (membership_) membership_->stepDown();
+  if (cluster_thread_.joinable()) cluster_thread_.join();
   stopAudio();
   if (http_) http_->stop(std::chrono::seconds(5));
   if (loop_.joinable()) loop_.join();
@@ -428,9 +466,11 @@ void ServerApp::backgroundLoop() {
       }
       for (const auto& id : remote) reconcileAgent(id);
     }
-    auto t = manager_->tick();
+    // Background work of the zones this server leads (their primary); the others' are theirs.
+    const std::set<ZoneId> leading = leadingZones();
+    auto t = manager_->tick(leading);
     if (!t.ok()) logLine("tick_failed", t.error().toString());
-    if (ticks % 2 == 1) tickAutoscaler();
+    if (ticks % 2 == 1) tickAutoscaler(leading);
     // Fixed servers: running, missing or dead, from a connect every other tick.
     if (ticks % 2 == 0) {
       if (auto c = manager_->checkServers(std::chrono::seconds(2)); !c.ok()) {
@@ -496,6 +536,7 @@ net::HttpResponse ServerApp::dispatch(const net::HttpRequest& req) {
     static constexpr std::string_view kPublic = "/api/public/";
     if (req.path == "/healthz") return net::HttpResponse::text(200, "ok\n");
     if (req.path == "/readyz") {
+      if (draining_.load()) return net::HttpResponse::text(503, "draining\n");
       auto ping = store_->ping();
       if (ping.ok()) return net::HttpResponse::text(200, "ready\n");
       // The store's message may name hosts and databases: only for those allowed operations data.

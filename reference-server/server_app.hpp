@@ -17,9 +17,10 @@
 #include "image_puller.hpp"
 #include "kasm/api/developer_api.hpp"
 #include "kasm/api/rest_api.hpp"
-#include "kasm/autoscale/autoscaler.hpp"
 #include "kasm/api/session_access.hpp"
 #include "kasm/auth/access_token.hpp"
+#include "kasm/autoscale/autoscaler.hpp"
+#include "kasm/cluster/membership.hpp"
 #include "kasm/manager/manager.hpp"
 #include "kasm/net/http_server.hpp"
 #include "kasm/net/session_proxy.hpp"
@@ -64,6 +65,9 @@ class ServerApp {
   // Graceful: stops accepting, lets requests finish, stops the loop. Session state is all in the
   // store, so nothing is lost.
   void stop();
+  // SIGTERM: /readyz answers 503 "draining" and this server hands the zones it leads to the others
+  // at once; it keeps serving for drain_seconds (a balancer stops sending it traffic), then stops.
+  void drain();
   std::string url() const;
 
  private:
@@ -152,7 +156,7 @@ class ServerApp {
   std::string session_secret_key_;  // ManagerOptions::session_secret_key: seals provider secrets too.
   std::unique_ptr<autoscale::Autoscaler> autoscaler_;
   Result<void> startAutoscaler();
-  void tickAutoscaler();
+  void tickAutoscaler(const std::set<ZoneId>& zones);
   std::optional<net::StaticFiles> web_;
   std::optional<SessionViewer> viewer_;    // What kasm_url shows for a desktop.
   std::optional<SessionViewer> terminal_;  // And for an SSH server's session.
@@ -195,6 +199,12 @@ class ServerApp {
   std::array<LatencyHistogram, 4> latency_;
   std::atomic<std::uint64_t> session_starts_ok_{0}, session_starts_refused_{0};
   std::thread loop_;
+  // Scale-out: this server's membership (heartbeat, zone leases) and the thread that beats it.
+  std::unique_ptr<cluster::Membership> membership_;
+  std::thread cluster_thread_;
+  std::atomic<bool> draining_{false};
+  void clusterLoop();
+  std::set<ZoneId> leadingZones() const;
   // Audio streams running now, each with its stop flag.
   std::mutex audio_mutex_;
   std::condition_variable audio_done_;

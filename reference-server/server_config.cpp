@@ -1,5 +1,6 @@
 #include "server_config.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 
@@ -57,6 +58,7 @@ std::string usage() {
          "[--allow-loopback-upstreams]\n"
          "                   [--max-connections-per-address N (default 1000, 0: no limit)]\n"
          "                   [--gateway auto|off|HOST:PORT] [--gateway-key-file FILE] [--agent-url URL]\n"
+         "                   [--lead-zones NAME,...] [--drain-seconds N (default 5)]\n"
          "       kasm-server api-key create --name NAME [--data-dir DIR | --database URL]\n"
          "\n"
          "With no options: SQLite in ./kasm-data, the local Docker socket, HTTPS on 127.0.0.1:8443.\n"
@@ -88,6 +90,7 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
   if (auto v = env("KASM_OPS_TOKEN")) c.ops_token = *v;
   if (auto v = env("KASM_GATEWAY")) c.gateway = *v;
   if (auto v = env("KASM_AGENT_URL")) c.agent_url = *v;
+  if (auto v = env("KASM_DRAIN_SECONDS")) c.drain_seconds = std::clamp(std::atoi(v->c_str()), 0, 3600);
   if (auto v = env("KASM_GATEWAY_KEY_FILE")) c.gateway_key_file = *v;
   if (auto v = env("KASM_ALLOW_LOOPBACK_UPSTREAMS")) c.allow_loopback_upstreams = *v == "1" || *v == "true";
 
@@ -134,6 +137,17 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
       c.frame_ancestors.push_back(o);
     } else if (a == "--ops-access") {
       KASM_ASSIGN_OR_RETURN(c.ops_access, value(a));
+    } else if (a == "--lead-zones") {
+      KASM_ASSIGN_OR_RETURN(std::string list, value(a));
+      c.lead_zones.clear();
+      for (std::size_t at = 0; at <= list.size();) {
+        const auto comma = std::min(list.find(',', at), list.size());
+        if (comma > at) c.lead_zones.push_back(list.substr(at, comma - at));
+        at = comma + 1;
+      }
+    } else if (a == "--drain-seconds") {
+      KASM_ASSIGN_OR_RETURN(std::string n, value(a));
+      c.drain_seconds = std::clamp(std::atoi(n.c_str()), 0, 3600);
     } else if (a == "--agent-url") {
       KASM_ASSIGN_OR_RETURN(c.agent_url, value(a));
     } else if (a == "--gateway") {

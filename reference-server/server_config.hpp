@@ -30,6 +30,11 @@ struct ServerConfig {
   // Where agents on autoscaled machines reach this server ({upstream_address} in startup
   // scripts): KASM_AGENT_URL, --agent-url. Empty: this server's own URL.
   std::string agent_url;
+  // Scale-out: the zones (names) this server may lead as their primary (--lead-zones a,b; empty:
+  // any), and how long it keeps serving after SIGTERM while /readyz says "draining" so that a
+  // balancer stops sending it traffic (--drain-seconds, KASM_DRAIN_SECONDS).
+  std::vector<std::string> lead_zones;
+  int drain_seconds = 5;
   // PEM file of the public key licences are verified with (KASM_LICENSE_PUBLIC_KEY,
   // --license-public-key); without one the community limits apply and no licence can be added.
   std::string license_public_key_file;

@@ -41,6 +41,7 @@ Result<AutoscaleConfig> saveConfig(RestApi::Impl& im, AutoscaleConfig c, std::st
     if (!pool.ok()) return invalidArgument("autoscale_config.pool_id names no server pool");
   }
   KASM_ASSIGN_OR_RETURN(c.provider_config_json, as.sealSettings(c.provider_config_json, stored));
+  KASM_RETURN_IF_ERROR(as.checkSettings(c.provider, c.provider_config_json));
   return saveInRepo<AutoscaleConfig, AutoscaleConfigId>(im, std::move(c));
 }
 

@@ -187,6 +187,7 @@ RouteResult sessionsRoute(RestApi::Impl& im, const RouteCall& call, std::string_
 RouteResult serversRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
 RouteResult serverPoolsRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
 RouteResult autoscaleRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
+RouteResult managersRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
 RouteResult usersRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
 RouteResult groupsRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);
 RouteResult apiKeysRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method);

@@ -166,6 +166,7 @@ std::string buildOpenApi() {
       {"description", "The autoscaler's latest word: summary (why it did or did not act), error, backoff_until"}};
   schemas["AutoscaleVm"] = entitySchema<AutoscaleVm>();
   schemas["AutoscaleDecision"] = entitySchema<AutoscaleDecision>();
+  schemas["ManagerNode"] = entitySchema<ManagerNode>();
   schemas["LicenseRecord"] = entitySchema<LicenseRecord>();
   schemas["SessionPermission"] = json::parse(jsonSchema<SessionPermission>()).as_object();
   {
@@ -301,6 +302,21 @@ std::string buildOpenApi() {
   addPath(paths, p + "/autoscale/{id}/decisions",
           {{"GET", "The configuration's decisions, newest first, each with its reason", "agents:manage", 200,
             listSchema("AutoscaleDecision")}},
+          true);
+  addPath(paths, p + "/managers",
+          {{"GET",
+            "List the managers (servers) of the installation and the zones each leads",
+            "agents:manage",
+            200,
+            listSchema("ManagerNode"),
+            {},
+            true}},
+          false);
+  addPath(paths, p + "/managers/{id}",
+          {{"GET", "Get a manager", "agents:manage", 200, ref("ManagerNode")},
+           {"PATCH", "Enable or disable a manager ({\"enabled\": false}: it leads no zone)", "agents:manage", 200,
+            ref("ManagerNode"), json::object{{"type", "object"}}},
+           {"DELETE", "Forget a manager that is gone (no heartbeat for a minute)", "agents:manage", 204}},
           true);
   addPath(paths, p + "/autoscale/{id}/machines",
           {{"GET", "The machines made for the configuration, with their phase and why", "agents:manage", 200,

@@ -287,6 +287,7 @@ RouteResult RestApi::Impl::dispatch(const RouteCall& call0, std::string_view met
   if (root == "api-keys") return apiKeysRoute(*this, call, method);
   if (root == "staging") return staging(*this, call, method);
   if (root == "autoscale") return autoscaleRoute(*this, call, method);
+  if (root == "managers") return managersRoute(*this, call, method);
   if (root == "servers") return serversRoute(*this, call, method);
   if (root == "server-pools") return serverPoolsRoute(*this, call, method);
   if (root == "settings") return settings(*this, call, method);

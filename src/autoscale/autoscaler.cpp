@@ -31,13 +31,20 @@ Result<std::string> Autoscaler::sealSettings(std::string_view incoming, std::str
   return sealProviderConfig(incoming, stored, impl_->options.secret_key);
 }
 
-Result<TickReport> Autoscaler::tick() {
+Result<void> Autoscaler::checkSettings(const std::string& provider, std::string_view stored) const {
+  KASM_ASSIGN_OR_RETURN(auto settings, unsealProviderConfig(stored, impl_->options.secret_key));
+  auto made = impl_->providers.create(provider, settings);
+  if (!made.ok()) return invalidArgument("provider_config_json: " + made.error().message());
+  return {};
+}
+
+Result<TickReport> Autoscaler::tick(const std::set<ZoneId>* zones) {
   TickReport report;
   KASM_ASSIGN_OR_RETURN(auto configs, impl_->repo.list<AutoscaleConfig>());
   std::set<AutoscaleConfigId> live;
   for (const auto& c : configs) {
     live.insert(c.value.id);
-    if (!c.value.enabled) continue;
+    if (!c.value.enabled || (zones && !zones->count(c.value.zone_id))) continue;
     ++report.configs;
     impl_->tickConfig(c.value, report);
   }
@@ -72,7 +79,10 @@ std::string shortId(const AutoscaleVmId& id) {
 
 void Autoscaler::Impl::tickConfig(const AutoscaleConfig& c, TickReport& report) {
   const TimePoint now = clock.now();
-  if (auto b = backoff.find(c.id); b != backoff.end() && now < b->second.until) return;
+  if (auto b = backoff.find(c.id); b != backoff.end() && now < b->second.until) {
+    if (b->second.made_from == c.provider + "\n" + c.provider_config_json) return;
+    backoff.erase(b);  // Edited since it failed: try the new settings now.
+  }
   auto made = providerFor(c);
   if (!made.ok()) return failed(c, "provider '" + c.provider + "' could not be made", made.error(), report);
   spi::VmProvider& provider = **made;

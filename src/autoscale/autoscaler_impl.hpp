@@ -35,6 +35,7 @@ struct Autoscaler::Impl {
   struct Backoff {
     TimePoint until;
     Duration delay{};
+    std::string made_from;  // The settings that failed: an edit ends the backoff at once.
   };
   std::map<AutoscaleConfigId, Backoff> backoff;
   std::map<std::string, TimePoint> orphans_seen;

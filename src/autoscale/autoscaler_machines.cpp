@@ -187,6 +187,7 @@ void Autoscaler::Impl::failed(const AutoscaleConfig& c, const std::string& what,
   const Duration base = retryable(e) ? options.provider_backoff : options.provider_backoff * 4;
   b.delay = b.delay.count() == 0 ? base : std::min(b.delay * 2, options.provider_backoff_max);
   b.until = now + b.delay;
+  b.made_from = c.provider + "\n" + c.provider_config_json;
   const std::string message = what + ": " + e.toString();
   {
     std::lock_guard lock(status_mu);

@@ -70,6 +70,8 @@ std::string formatCores(std::int64_t millicores) {
   char buf[32];
   if (millicores % 1000 == 0) {
     std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(millicores / 1000));
+  } else if (millicores > -1000 && millicores < 1000) {
+    std::snprintf(buf, sizeof buf, "%.2f", static_cast<double>(millicores) / 1000.0);  // "0.03", not "0.0".
   } else {
     std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(millicores) / 1000.0);
   }

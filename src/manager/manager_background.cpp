@@ -54,13 +54,25 @@ Result<std::optional<Versioned<Session>>> Manager::Impl::claimStaged(const Sessi
 }
 
 Result<Manager::TickReport> Manager::tick() {
+  return tickZones(nullptr);
+}
+
+Result<Manager::TickReport> Manager::tick(const std::set<ZoneId>& zones) {
+  return tickZones(&zones);
+}
+
+Result<Manager::TickReport> Manager::tickZones(const std::set<ZoneId>* zones) {
   auto& im = *impl_;
   TickReport report;
   const auto now = im.clock.now();
+  auto mine = [&](const ZoneId& z) { return !zones || zones->count(z) > 0; };
+  // A session without a zone (never placed) is left to a manager that leads every zone.
+  auto mineOpt = [&](const std::optional<ZoneId>& z) { return !zones || (z && zones->count(*z) > 0); };
 
   // Agent liveness.
   KASM_ASSIGN_OR_RETURN(auto agents, im.repo.list<Agent>());
   for (auto& a : agents) {
+    if (!mine(a.value.zone_id)) continue;
     if (a.value.status == AgentStatus::kPending || !a.value.last_checkin) continue;
     const auto silence = now - *a.value.last_checkin;
     AgentStatus next = a.value.status;
@@ -103,7 +115,7 @@ Result<Manager::TickReport> Manager::tick() {
   // Expiry: the keepalive expiry applies the group's action; the hard limit always deletes.
   KASM_ASSIGN_OR_RETURN(auto running, im.repo.list<Session>(spi::Query().whereIn("state", {"running", "paused"})));
   for (const auto& s : running) {
-    if (s.value.isStaged()) continue;
+    if (s.value.isStaged() || !mineOpt(s.value.zone_id)) continue;
     if (s.value.hard_expires_at && now >= *s.value.hard_expires_at) {
       if (destroySession(s.value.id, "session time limit reached").ok()) ++report.sessions_expired;
       continue;
@@ -125,13 +137,16 @@ Result<Manager::TickReport> Manager::tick() {
   // or their agent connected after recovery) are finished.
   KASM_ASSIGN_OR_RETURN(auto provisioning, im.repo.list<Session>(spi::Query().where("state", "provisioning")));
   for (auto& s : provisioning) {
+    if (!mineOpt(s.value.zone_id)) continue;
     auto done = im.completeLaunch(std::move(s), "completed after an interruption");
     if (done.ok() && *done) ++report.launches_completed;
   }
 
   // Teardowns that an unreachable agent left in `stopping` are retried.
   KASM_ASSIGN_OR_RETURN(auto stopping, im.repo.list<Session>(spi::Query().where("state", "stopping")));
-  for (auto& s : stopping) (void)im.finishTeardown(std::move(s));
+  for (auto& s : stopping) {
+    if (mineOpt(s.value.zone_id)) (void)im.finishTeardown(std::move(s));
+  }
 
   // Staging pools. Launching needs the `staging` feature and a licence that allows new sessions;
   // staged sessions already running are served and expired either way.
@@ -143,6 +158,7 @@ Result<Manager::TickReport> Manager::tick() {
   const bool may_stage = grant && grant->allowsNewSessions() && grant->hasFeature(license::features::kStaging);
   for (const auto& c : configs) {
     const auto& cfg = c.value;
+    if (!mine(cfg.zone_id)) continue;
     KASM_ASSIGN_OR_RETURN(auto staged, im.repo.list<Session>(spi::Query().where("staging_config_id", cfg.id.str())));
     int live = 0;
     for (const auto& s : staged) {

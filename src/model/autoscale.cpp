@@ -95,7 +95,9 @@ Result<void> AutoscaleConfig::validate() const {
   if (server_max_sessions < 1 || server_max_sessions > 1000) {
     return invalidArgument("autoscale_config.server_max_sessions must be 1-1000");
   }
-  if (auto tz = TimeZone::load(time_zone); !tz.ok()) return tz.error().withContext("autoscale_config.time_zone");
+  if (auto tz = TimeZone::load(time_zone); !tz.ok()) {
+    return invalidArgument("autoscale_config.time_zone: " + tz.error().message());
+  }
   if (schedules.size() > 64) return invalidArgument("autoscale_config.schedules holds at most 64 windows");
   for (std::size_t i = 0; i < schedules.size(); ++i) {
     KASM_RETURN_IF_ERROR(schedules[i].validate("autoscale_config.schedules[" + std::to_string(i) + "]"));

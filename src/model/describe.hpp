@@ -354,6 +354,26 @@ void describe(AutoscaleDecision& d, V& v) {
   v("error", d.error);
 }
 template <class V>
+void describe(ManagerNode& m, V& v) {
+  v("id", m.id);
+  v("hostname", m.hostname);
+  v("url", m.url);
+  v("enabled", m.enabled);
+  v("zones", m.zones);
+  v("leading", m.leading);
+  v("version", m.version);
+  v("started_at", m.started_at);
+  v("heartbeat_at", m.heartbeat_at);
+}
+template <class V>
+void describe(Lease& l, V& v) {
+  v("name", l.name);
+  v("holder", l.holder);
+  v("expires_at", l.expires_at);
+  v("acquired_at", l.acquired_at);
+  v("epoch", l.epoch);
+}
+template <class V>
 void describe(LicenseRecord& l, V& v) {
   v("id", l.id);
   v("armored", l.armored);

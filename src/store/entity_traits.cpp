@@ -90,6 +90,18 @@ std::string EntityTraits<AutoscaleDecision>::id(const AutoscaleDecision& v) {
 std::map<std::string, std::string> EntityTraits<AutoscaleDecision>::columns(const AutoscaleDecision& v) {
   return {{"config_id", v.config_id.str()}};
 }
+std::string EntityTraits<ManagerNode>::id(const ManagerNode& v) {
+  return v.id.str();
+}
+std::map<std::string, std::string> EntityTraits<ManagerNode>::columns(const ManagerNode&) {
+  return {};
+}
+std::string EntityTraits<Lease>::id(const Lease& v) {
+  return v.name;
+}
+std::map<std::string, std::string> EntityTraits<Lease>::columns(const Lease&) {
+  return {};
+}
 std::string EntityTraits<LicenseRecord>::id(const LicenseRecord& v) {
   return v.id.str();
 }

@@ -23,6 +23,8 @@ const std::vector<TableSchema>& allTableSchemas() {
       {Table::kShareIndex, "share_index", {"session_id"}, {}},
       {Table::kAutoscaleVms, "autoscale_vms", {"config_id", "zone_id"}, {}},
       {Table::kAutoscaleDecisions, "autoscale_decisions", {"config_id"}, {}},
+      {Table::kManagers, "managers", {}, {}},
+      {Table::kLeases, "leases", {}, {}},
   };
   return kSchemas;
 }

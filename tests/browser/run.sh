@@ -3,7 +3,7 @@
 #   tests/browser/run.sh <path/to/kasm-server> [web/dist directory]
 # Starts the server on a free loopback port with a temporary data directory and a known admin
 # password, waits for /readyz, runs the tests in headless Chromium (web_flow, fixed_servers,
-# portal_frame, the integration guide's Python, file_transfer, audio, microphone, then share_flow), then stops the server and
+# autoscale, portal_frame, the integration guide's Python, file_transfer, audio, microphone, then share_flow), then stops the server and
 # removes the temporary directory. share_flow needs a licence with the "sharing" feature: a key pair and a licence are
 # made with the vendor tool kasm-license ($KASM_LICENSE_TOOL, default: beside the server binary's
 # build directory, build/tools/kasm-license/kasm-license), the server trusts the public key, and
@@ -12,7 +12,7 @@
 # fixed_servers uses the fixed VNC and SSH servers of scripts/services/ (KASM_TEST_VNC_*,
 # KASM_TEST_SSHD_*, from the environment) and skips the parts whose server is not there.
 # KASM_BROWSER_TESTS="fixed_servers share_flow" runs only the tests named (default: all of them:
-# web_flow fixed_servers portal_frame doc_examples file_transfer audio microphone share_flow).
+# web_flow fixed_servers autoscale portal_frame doc_examples file_transfer audio microphone share_flow).
 # Exit 77 (ctest SKIP_RETURN_CODE) when chromium, node or web/node_modules is missing, unless
 # KASM_REQUIRE_SERVICES=1, when that is a failure.
 set -euo pipefail
@@ -116,6 +116,16 @@ if selected fixed_servers; then
   KASM_URL="$base" KASM_PASSWORD="$password" KASM_USERNAME="admin@kasm.local" KASM_ARTIFACTS_DIR="$artifacts" \
     KASM_WEB_DIR="$repo/web" KASM_CHROMIUM="$chromium" \
     timeout 600 node "$here/fixed_servers.test.mjs"
+fi
+
+# Autoscaling through the admin pages: a configuration with the command provider (the reference
+# script scripts/vm-providers/directory-vms.py, machines as files in a temporary directory) in a zone
+# of its own, its status, decisions and machines, a masked provider secret; it removes what it made
+# (winding its machine down takes up to a minute and a half).
+if selected autoscale; then
+  KASM_URL="$base" KASM_PASSWORD="$password" KASM_USERNAME="admin@kasm.local" KASM_ARTIFACTS_DIR="$artifacts" \
+    KASM_WEB_DIR="$repo/web" KASM_CHROMIUM="$chromium" \
+    timeout 540 node "$here/autoscale.test.mjs"
 fi
 
 # The integrator's path: a key made by the CLI beside the running server (same database), then a

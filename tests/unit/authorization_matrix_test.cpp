@@ -165,7 +165,13 @@ struct World {
     scale.name = "East machines";
     scale.zone_id = ZoneId("east");
     scale.provider = "command";
+    scale.provider_config_json = R"({"create":["/bin/true"],"destroy":["/bin/true"],"list":["/bin/true"]})";
     EXPECT_TRUE(repo.insert(scale).ok());
+    ManagerNode node;
+    node.id = ManagerNodeId("m1");
+    node.hostname = "gone.local";
+    node.heartbeat_at = clock.now() - std::chrono::hours(1);
+    EXPECT_TRUE(repo.insert(node).ok());
     RestApiOptions ro;
     ro.sharing = sharing.get();
     ro.autoscaler = autoscaler.get();
@@ -272,13 +278,19 @@ const std::map<std::string, RouteRow>& routeRows() {
         [](World& w) { ASSERT_TRUE(w.manager->assignUserServer(ServerId("srv1"), UserId("alice")).ok()); }}},
       {"GET /api/v1/autoscale", {"/api/v1/autoscale", ""}},
       {"POST /api/v1/autoscale",
-       {"/api/v1/autoscale", R"({"name":"West machines","zone_id":"west","provider":"command"})"}},
+       {"/api/v1/autoscale",
+        R"({"name":"West machines","zone_id":"west","provider":"command",)"
+        R"("provider_config_json":"{\"create\":[\"/bin/true\"],\"destroy\":[\"/bin/true\"],\"list\":[\"/bin/true\"]}"})"}},
       {"GET /api/v1/autoscale/{id}", {"/api/v1/autoscale/as1", ""}},
       {"PATCH /api/v1/autoscale/{id}", {"/api/v1/autoscale/as1", R"({"max_instances":4})"}},
       {"PUT /api/v1/autoscale/{id}", {"/api/v1/autoscale/as1", R"({"max_instances":4})"}},
       {"DELETE /api/v1/autoscale/{id}", {"/api/v1/autoscale/as1", ""}},
       {"GET /api/v1/autoscale/{id}/decisions", {"/api/v1/autoscale/as1/decisions", ""}},
       {"GET /api/v1/autoscale/{id}/machines", {"/api/v1/autoscale/as1/machines", ""}},
+      {"GET /api/v1/managers", {"/api/v1/managers", ""}},
+      {"GET /api/v1/managers/{id}", {"/api/v1/managers/m1", ""}},
+      {"PATCH /api/v1/managers/{id}", {"/api/v1/managers/m1", R"({"enabled":false})"}},
+      {"DELETE /api/v1/managers/{id}", {"/api/v1/managers/m1", ""}},
       {"GET /api/v1/server-pools", {"/api/v1/server-pools", ""}},
       {"POST /api/v1/server-pools", {"/api/v1/server-pools", R"({"name":"Another pool"})"}},
       {"GET /api/v1/server-pools/{id}", {"/api/v1/server-pools/pool1", ""}},

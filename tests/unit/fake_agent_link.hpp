@@ -42,6 +42,7 @@ class FakeAgentLink final : public spi::AgentLink {
   Result<void> destroy(const SessionId& s) override {
     std::lock_guard lock(mu_);
     if (unreachable) return unavailable("fake agent unreachable");
+    ++destroy_calls;
     containers.erase(s.str());
     return {};
   }
@@ -109,6 +110,7 @@ class FakeAgentLink final : public spi::AgentLink {
   bool unreachable = false;
   std::string fail_reason = "out of disk";
   int provision_calls = 0;
+  int destroy_calls = 0;
   std::vector<std::string> removed_profiles;  // Profiles removeProfile() removed, in order.
   std::string fail_remove_profile;            // When set, removeProfile() fails with this message.
   std::vector<std::string> events;            // "provision <session>", "remove_profile <profile>".

@@ -106,16 +106,20 @@ TEST_F(SqliteStoreTest, AVersionOneDatabaseIsMigratedOnOpen) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
-                         "DROP TABLE share_index; DROP INDEX sessions_server_id_idx; "
+                         "DROP TABLE share_index; DROP INDEX sessions_server_id_idx; DROP TABLE managers; "
+                         "DROP TABLE leases; DROP TABLE autoscale_vms; DROP TABLE autoscale_decisions; "
                          "ALTER TABLE sessions DROP COLUMN server_id; DELETE FROM schema_migrations WHERE version > 1",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
   auto store = openSqliteStore({.path = path});
   ASSERT_TRUE(store.ok()) << store.error().toString();
-  EXPECT_EQ((*store)->schemaVersion(), 3);
+  EXPECT_EQ((*store)->schemaVersion(), spi::kSchemaVersion);
   Repository repo(**store);
   EXPECT_EQ(repo.get<Setting>("kept")->value.value, "yes");
+  // The tables of version 4 (autoscaling, scale-out) exist again.
+  EXPECT_TRUE(repo.insert(Lease{"zone:z", ManagerNodeId("m1"), fromUnixMillis(5), fromUnixMillis(1), 1}).ok());
+  EXPECT_TRUE(repo.list<AutoscaleVm>().ok());
   ShareIndex index{"ab12", SessionId("s1"), fromUnixMillis(1)};
   ASSERT_TRUE(repo.insert(index).ok());
   EXPECT_EQ(repo.get<ShareIndex>("ab12")->value.session_id, SessionId("s1"));

@@ -1,5 +1,5 @@
-// Every call to kasm-server's REST API (/api/v1) lives here, so a change of the contract is a change
-// of this one file. The rest of the application imports the typed functions below.
+// Every call to kasm-server's REST API (/api/v1) lives here or in a *-api.ts module beside it (the
+// autoscaler's in autoscale-api.ts). The rest of the application imports the typed functions.
 
 export const API_BASE = '/api/v1';
 const DEFAULT_TIMEOUT_MS = 15_000;
@@ -312,7 +312,8 @@ export interface ApiResponse<T> {
   data: T;
 }
 
-async function call<T>(method: string, path: string, options: RequestOptions = {}): Promise<ApiResponse<T>> {
+// call, data, listAll and enc are exported for the *-api.ts modules beside this one (autoscale-api.ts).
+export async function call<T>(method: string, path: string, options: RequestOptions = {}): Promise<ApiResponse<T>> {
   let url = API_BASE + path;
   if (options.query) {
     const params = new URLSearchParams();
@@ -405,7 +406,7 @@ function defaultMessage(status: number): string {
   }
 }
 
-async function data<T>(p: Promise<ApiResponse<T>>): Promise<T> {
+export async function data<T>(p: Promise<ApiResponse<T>>): Promise<T> {
   return (await p).data;
 }
 
@@ -415,7 +416,7 @@ export interface Paging {
 }
 
 // Fetches every page of a list (the server caps `limit`); stops at `max` items as a safety net.
-async function listAll<T>(path: string, query: RequestOptions['query'] = {}, max = 5000): Promise<T[]> {
+export async function listAll<T>(path: string, query: RequestOptions['query'] = {}, max = 5000): Promise<T[]> {
   const items: T[] = [];
   let offset = 0;
   const limit = 100;
@@ -648,6 +649,6 @@ export const addLicense = (license: string) => data(call<unknown>('POST', '/lice
 export const removeLicense = (id: string) => data(call<void>('DELETE', `/licenses/${enc(id)}`));
 export const getInstallation = () => data(call<Installation>('GET', '/installation'));
 
-function enc(id: string): string {
+export function enc(id: string): string {
   return encodeURIComponent(id);
 }

@@ -68,6 +68,12 @@ const routes: Route[] = [
   route('/admin/server-pools', async () => (await import('./pages/admin/server-pools')).serverPoolsAdminPage, {
     anyOf: ['agents:manage'],
   }),
+  route('/admin/autoscale', async () => (await import('./pages/admin/autoscale')).autoscaleAdminPage, {
+    anyOf: ['agents:manage'],
+  }),
+  route('/admin/autoscale/:id', async () => (await import('./pages/admin/autoscale')).autoscaleDetailPage, {
+    anyOf: ['agents:manage'],
+  }),
   route('/admin/sessions', async () => (await import('./pages/admin/sessions')).sessionsAdminPage, {
     anyOf: ['sessions:manage'],
   }),

@@ -15,6 +15,7 @@
 // process of an installation should run it (issue 18 elects it; until then, the one server).
 
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -68,12 +69,17 @@ class Autoscaler {
   Autoscaler(const Autoscaler&) = delete;
   Autoscaler& operator=(const Autoscaler&) = delete;
 
-  Result<TickReport> tick();
+  // One pass over every enabled configuration, or over those of `zones` (the zones this process
+  // leads; kasm/cluster/membership.hpp).
+  Result<TickReport> tick(const std::set<ZoneId>* zones = nullptr);
   std::vector<ConfigStatus> status() const;
   // The provider names a configuration may use.
   std::vector<std::string> providerNames() const;
   // sealProviderConfig with this autoscaler's key: what an API stores for `incoming`.
   Result<std::string> sealSettings(std::string_view incoming, std::string_view stored) const;
+  // Makes (and drops) the provider from stored settings: what a save checks, so that a typo in an
+  // administrator's settings is refused with the provider's words rather than found at a tick.
+  Result<void> checkSettings(const std::string& provider, std::string_view stored) const;
 
   struct Impl;
 

@@ -56,6 +56,7 @@ using StagingConfigId = Id<struct StagingConfigTag>;
 using AutoscaleConfigId = Id<struct AutoscaleConfigTag>;
 using AutoscaleVmId = Id<struct AutoscaleVmTag>;
 using AutoscaleDecisionId = Id<struct AutoscaleDecisionTag>;
+using ManagerNodeId = Id<struct ManagerNodeTag>;
 using LicenseId = Id<struct LicenseTag>;
 
 }  // namespace kasm

@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -299,6 +300,10 @@ class Manager {
   // Agent liveness, session expiry (keepalive, hard limit) and staging pools, once. Staging pools
   // launch only when the licence includes the `staging` feature and allows new sessions.
   Result<TickReport> tick();
+  // The same for the zones this manager leads (scale-out: one primary per zone runs its
+  // background work; kasm/cluster/membership.hpp): agents, sessions and staging pools elsewhere
+  // are left to their zones' primaries.
+  Result<TickReport> tick(const std::set<ZoneId>& zones);
   // Finishes now the acknowledged launches placed on `agent` that no call of this process is
   // provisioning (tick() does it for every agent), e.g. as soon as a restarted agent is back.
   // Returns how many completed (running or failed with their reason).
@@ -330,6 +335,7 @@ class Manager {
   struct Impl;
 
  private:
+  Result<TickReport> tickZones(const std::set<ZoneId>* zones);
   std::unique_ptr<Impl> impl_;
 };
 

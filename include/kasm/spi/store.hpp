@@ -31,8 +31,10 @@ enum class Table {
   kShareIndex,
   kAutoscaleVms,
   kAutoscaleDecisions,
+  kManagers,
+  kLeases,
 };
-inline constexpr int kTableCount = 16;
+inline constexpr int kTableCount = 18;
 
 // The fixed shape of a table: its SQL name, the columns that can be queried, and which of those are
 // unique among rows where they are non-empty.
@@ -139,6 +141,7 @@ class Store {
 
 // The newest schema version this build knows. Opening a database whose schema is newer fails with
 // FailedPrecondition rather than risking corrupting it.
-inline constexpr std::int32_t kSchemaVersion = 3;
+// 4: autoscale_vms, autoscale_decisions, managers, leases (tables created when missing).
+inline constexpr std::int32_t kSchemaVersion = 4;
 
 }  // namespace kasm::spi

@@ -47,6 +47,8 @@ KASM_ENTITY(Setting, kSettings);
 KASM_ENTITY(ShareIndex, kShareIndex);
 KASM_ENTITY(AutoscaleVm, kAutoscaleVms);
 KASM_ENTITY(AutoscaleDecision, kAutoscaleDecisions);
+KASM_ENTITY(ManagerNode, kManagers);
+KASM_ENTITY(Lease, kLeases);
 #undef KASM_ENTITY
 
 // Typed access to a Store: validates on write, encodes to JSON, fills the indexed columns, and

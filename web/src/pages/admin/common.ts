@@ -9,6 +9,7 @@ export const SECTIONS: { path: string; label: string; anyOf: string[] }[] = [
   { path: '/admin/agents', label: 'Agents', anyOf: ['agents:manage'] },
   { path: '/admin/servers', label: 'Servers', anyOf: ['agents:manage'] },
   { path: '/admin/server-pools', label: 'Server pools', anyOf: ['agents:manage'] },
+  { path: '/admin/autoscale', label: 'Autoscaling', anyOf: ['agents:manage'] },
   { path: '/admin/sessions', label: 'Sessions', anyOf: ['sessions:manage'] },
   { path: '/admin/users', label: 'Users', anyOf: ['users:manage'] },
   { path: '/admin/groups', label: 'Groups', anyOf: ['users:manage'] },
@@ -28,7 +29,7 @@ export function adminLayout(ctx: PageContext, title: string): AdminPage {
     'nav',
     { class: 'admin-tabs', 'aria-label': 'Administration' },
     SECTIONS.filter((s) => can(ctx.auth, ...s.anyOf)).map((s) =>
-      h('a', { href: s.path, 'data-link': '', 'aria-current': location.pathname === s.path ? 'page' : undefined }, s.label),
+      h('a', { href: s.path, 'data-link': '', 'aria-current': location.pathname === s.path || location.pathname.startsWith(`${s.path}/`) ? 'page' : undefined }, s.label),
     ),
   );
   const message = messageBox();

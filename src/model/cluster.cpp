@@ -1,0 +1,23 @@
+#include "kasm/model/cluster.hpp"
+
+#include "model/validation.hpp"
+
+namespace kasm {
+
+Result<void> ManagerNode::validate() const {
+  KASM_RETURN_IF_ERROR(detail::requireId(id.str(), "manager.id"));
+  KASM_RETURN_IF_ERROR(detail::requireText(hostname, "manager.hostname", 253));
+  KASM_RETURN_IF_ERROR(detail::requireText(url, "manager.url", 2048));
+  KASM_RETURN_IF_ERROR(detail::requireText(version, "manager.version", 128));
+  if (zones.size() > 1024) return invalidArgument("manager.zones names at most 1024 zones");
+  return {};
+}
+
+Result<void> Lease::validate() const {
+  KASM_RETURN_IF_ERROR(detail::requireNonEmpty(name, "lease.name"));
+  KASM_RETURN_IF_ERROR(detail::requireText(name, "lease.name", 256));
+  if (epoch < 0) return invalidArgument("lease.epoch must not be negative");
+  return {};
+}
+
+}  // namespace kasm
