@@ -120,6 +120,9 @@ Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config)
                         settingOr(*app->repo_, app->clock_, "access_token_key", [&] { return auth::generateToken(); }));
   mo.session_secret_key = auth::hmacSha256(key, "kasm session secret key");
   app->session_secret_key_ = mo.session_secret_key;
+  // A session that stops serving has its connections closed here at once, and on every other
+  // server of the installation through the share database's events (Redis when configured).
+  mo.on_session_closed = [self = app.get()](const SessionId& id, SessionState) { self->sessionClosed(id, true); };
   if (!config.license_public_key_file.empty()) {
     std::ifstream in(config.license_public_key_file);
     if (!in) return invalidArgument("cannot read the licence public key " + config.license_public_key_file);

@@ -106,6 +106,8 @@ class ServerApp {
   Result<void> setUpSharing(const std::string& key);
   // A viewer's rights changed or ended (here or on another server): forget what the proxy
   // remembered and change or close their live connections.
+  // Closes a session's connections on this server; `publish` tells the installation's others.
+  void sessionClosed(const SessionId& session, bool publish);
   void applyViewerChange(const share::ViewerChange& change);
   Result<net::ProxySocketHandlers> openChat(const net::ProxyAuthRequest& request, const net::ProxyTarget& target,
                                             std::shared_ptr<net::ProxySocket> socket);

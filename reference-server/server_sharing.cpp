@@ -44,7 +44,39 @@ std::optional<share::ViewerChange> parseViewerEvent(std::string_view text, const
   return c;
 }
 
+std::string closedEvent(const std::string& origin, const SessionId& session) {
+  return json::serialize(json::object{{"type", "session_closed"}, {"origin", origin}, {"session", session.str()}});
+}
+
+std::optional<SessionId> parseClosedEvent(std::string_view text, const std::string& own_origin) {
+  boost::system::error_code ec;
+  auto v = json::parse(text, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  const auto& o = v.get_object();
+  auto str = [&](std::string_view k) -> std::string {
+    auto* f = o.if_contains(k);
+    return f && f->is_string() ? std::string(f->get_string()) : std::string();
+  };
+  if (str("type") != "session_closed" || str("origin") == own_origin) return std::nullopt;
+  auto session = SessionId::parse(str("session"), "session");
+  if (!session.ok()) return std::nullopt;
+  return *session;
+}
+
 }  // namespace
+
+void ServerApp::sessionClosed(const SessionId& session, bool publish) {
+  {
+    std::lock_guard lock(proxy_cache_mutex_);
+    proxy_cache_.erase(session);
+  }
+  if (proxy_) proxy_->closeSession(session);
+  if (publish && share_db_) {
+    if (auto r = share_db_->publishEvent(closedEvent(instance_id_, session)); !r.ok()) {
+      logLine("session_event_lost", r.error().message());
+    }
+  }
+}
 
 Result<void> ServerApp::setUpSharing(const std::string& key) {
   instance_id_ = auth::generateToken(8);
@@ -67,6 +99,7 @@ Result<void> ServerApp::setUpSharing(const std::string& key) {
   });
   auto events = share_db_->subscribeEvents([this](std::string_view text) {
     if (auto c = parseViewerEvent(text, instance_id_)) applyViewerChange(*c);
+    if (auto s = parseClosedEvent(text, instance_id_)) sessionClosed(*s, false);
   });
   if (!events.ok()) return events.error().withContext("the share database's events");
   events_ = std::move(*events);

@@ -377,6 +377,7 @@ Result<std::int64_t> Manager::Impl::commitWithReservation(const Session& session
     auto applied = store.apply(batch);
     if (applied.ok()) {
       syncAgent(a);
+      noteClosed(session);
       return applied->front();
     }
     // AlreadyExists: another manager created a usage row first (the session id is fresh).
@@ -392,6 +393,22 @@ Result<std::int64_t> Manager::Impl::commitWithReservation(const Session& session
                  std::to_string(options.max_cas_retries) + " attempts");
 }
 
+void Manager::Impl::noteClosed(const Session& s) {
+  if (!options.on_session_closed) return;
+  switch (s.state) {
+    case SessionState::kStopping:
+    case SessionState::kStopped:
+    case SessionState::kPaused:
+    case SessionState::kDestroyed:
+    case SessionState::kFailed: try { options.on_session_closed(s.id, s.state);
+      } catch (...) {
+        // A listener's failure must not undo a stored change.
+      }
+      break;
+    default: break;
+  }
+}
+
 Result<Versioned<Session>> Manager::Impl::transition(const SessionId& id, SessionState next, std::string reason,
                                                      const std::function<void(Session&)>& mutate) {
   for (int attempt = 0; attempt < options.max_cas_retries; ++attempt) {
@@ -401,7 +418,10 @@ Result<Versioned<Session>> Manager::Impl::transition(const SessionId& id, Sessio
     }
     if (mutate) mutate(cur.value);
     auto w = repo.update(cur.value, cur.version);
-    if (w.ok()) return Versioned<Session>{cur.value, *w};
+    if (w.ok()) {
+      noteClosed(cur.value);
+      return Versioned<Session>{cur.value, *w};
+    }
     if (w.error().code() != ErrorCode::kAborted) return w.error();
   }
   return aborted("session " + id.str() + " kept changing");
@@ -422,6 +442,7 @@ Result<Session> Manager::Impl::failSession(Versioned<Session> s, std::string rea
     KASM_RETURN_IF_ERROR(commitServerEnd(s.value, s.version));
   } else {
     KASM_RETURN_IF_ERROR(repo.update(s.value, s.version));
+    noteClosed(s.value);
   }
   unlockProfile(s.value);
   return s.value;

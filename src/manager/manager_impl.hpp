@@ -65,6 +65,8 @@ struct Manager::Impl {
   };
   std::deque<Unplaced> unplaced;
   void noteUnplaced(const ZoneId& zone, const Resources& r);  // With mu held.
+  // ManagerOptions::on_session_closed for a session just stored in a state without viewers.
+  void noteClosed(const Session& s);
 
   std::shared_ptr<spi::AgentLink> linkFor(const AgentId& id) {
     std::lock_guard lock(mu);

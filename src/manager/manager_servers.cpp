@@ -289,7 +289,10 @@ Result<std::int64_t> Manager::Impl::commitServerEnd(const Session& session, std:
     KASM_ASSIGN_OR_RETURN(auto usage, licensing.impl().usageMutations(nullptr, session, -1, false));
     for (auto& m : usage) batch.push_back(std::move(m));
     auto applied = store.apply(batch);
-    if (applied.ok()) return applied->front();
+    if (applied.ok()) {
+      noteClosed(session);
+      return applied->front();
+    }
     if (applied.error().code() != ErrorCode::kAborted) return applied.error();
     auto cur = repo.get<Session>(session.id.str());
     if (!cur.ok() || cur->version != version) return applied.error();  // The session moved on.

@@ -166,3 +166,47 @@ TEST_F(ClusterTest, BackgroundWorkRunsOnTheZonesPrimaryOnly) {
 
 }  // namespace
 }  // namespace kasm
+
+namespace kasm {
+namespace {
+
+// Every way a session stops serving reaches ManagerOptions::on_session_closed once its state is
+// stored: the hook a server uses to close the session's connections everywhere at once.
+TEST(SessionClosedHook, EveryEndOfServingIsReported) {
+  std::vector<std::pair<std::string, SessionState>> seen;
+  std::mutex mu;
+  class Fixture : public testing::ManagerTest {
+   public:
+    void TestBody() override {}
+    using ManagerTest::checkIn;
+    using ManagerTest::request;
+    using ManagerTest::SetUp;
+    using ManagerTest::TearDown;
+    ManagerOptions& options() { return options_; }
+    Manager& manager() { return *manager_; }
+    std::map<std::string, std::shared_ptr<testing::FakeAgentLink>>& links() { return links_; }
+    ManualClock& clock() { return clock_; }
+  } f;
+  f.options().on_session_closed = [&](const SessionId& id, SessionState st) {
+    std::lock_guard lock(mu);
+    seen.emplace_back(id.str(), st);
+  };
+  f.SetUp();
+  auto a = f.request("alice");
+  auto b = f.request("bob");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_TRUE(seen.empty()) << "launches are not ends";
+  ASSERT_TRUE(f.manager().pauseSession(a->id).ok());
+  ASSERT_TRUE(f.manager().destroySession(a->id).ok());
+  f.links()["a1"]->containers.clear();  // b's container vanished: reconciliation fails it.
+  ASSERT_TRUE(f.manager().reconcileAgent(AgentId("a1")).ok());
+  std::map<std::string, std::vector<SessionState>> by;
+  for (const auto& [id, st] : seen) by[id].push_back(st);
+  EXPECT_NE(std::find(by[a->id.str()].begin(), by[a->id.str()].end(), SessionState::kPaused), by[a->id.str()].end());
+  EXPECT_NE(std::find(by[a->id.str()].begin(), by[a->id.str()].end(), SessionState::kDestroyed), by[a->id.str()].end());
+  EXPECT_NE(std::find(by[b->id.str()].begin(), by[b->id.str()].end(), SessionState::kFailed), by[b->id.str()].end());
+  f.TearDown();
+}
+
+}  // namespace
+}  // namespace kasm

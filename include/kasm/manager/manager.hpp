@@ -46,6 +46,10 @@ struct ManagerOptions {
   // A fixed server that has not answered a connection check for this long is dead (until then,
   // missing); neither takes new sessions.
   Duration server_dead_after = std::chrono::minutes(3);
+  // Called after a session stopped serving viewers (it is stopping, stopped, paused, destroyed or
+  // failed), once its new state is stored: a server closes the session's connections and tells
+  // the installation's other servers (scale-out). Runs on the calling thread; must not block long.
+  std::function<void(const SessionId&, SessionState)> on_session_closed;
 };
 
 // What an agent reports at check-in.
