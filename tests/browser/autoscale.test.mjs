@@ -8,7 +8,8 @@
 //     machine it made, booting (no agent ever checks in);
 //   - deleting it is refused while the machine exists, with the server's words;
 //   - an edit (standby 0, maximum 5 machines) shows at once;
-//   - a second, disabled configuration with "password": "s3cret" in its provider settings: the
+//   - a second, disabled configuration with "API_PASSWORD": "s3cret" in its provider settings'
+//     environment (secrets are masked at any depth): the
 //     page, its edit form and the REST API show "********" only, and saving the form unchanged
 //     keeps the secret (still masked, not emptied); it is then deleted from the list;
 //   - the first configuration's page, refreshing by itself, shows its machine go once the
@@ -197,13 +198,13 @@ async function main() {
       await dialog.getByLabel('Name', { exact: true }).fill(secretName);
       await dialog.getByLabel('Zone', { exact: true }).selectOption({ label: zoneName });
       await dialog.getByLabel('Enabled: the autoscaler acts on it').uncheck();
-      await dialog.getByLabel('Provider settings (JSON)').fill(providerSettings(vmsDir, { password: SECRET }));
+      await dialog.getByLabel('Provider settings (JSON)').fill(providerSettings(vmsDir, { environment: { KASM_VMS_DIR: vmsDir, API_PASSWORD: SECRET } }));
       await dialog.getByRole('button', { name: 'Save' }).click();
       await dialog.waitFor({ state: 'detached' });
       await row(secretName).getByText('Disabled: the autoscaler leaves it alone.').waitFor();
       const all = (await rest('GET', '/autoscale?limit=1000')).json.items;
       const s = all.find((c) => c.name === secretName);
-      if (!s || !s.provider_config_json.includes('"password":"********"')) throw new Error(`GET shows ${s?.provider_config_json}`);
+      if (!s || !s.provider_config_json.includes('"API_PASSWORD":"********"')) throw new Error(`GET shows ${s?.provider_config_json}`);
       if (JSON.stringify(all).includes(SECRET)) throw new Error('GET /autoscale shows the secret');
       if ((await page.content()).includes(SECRET)) throw new Error('the page shows the secret');
 
@@ -211,11 +212,11 @@ async function main() {
       await row(secretName).getByRole('button', { name: `Edit ${secretName}` }).click();
       const edit = page.getByRole('dialog', { name: `Edit ${secretName}` });
       const shown = await edit.getByLabel('Provider settings (JSON)').inputValue();
-      if (!shown.includes('"password": "********"') || shown.includes(SECRET)) throw new Error(`the form shows ${shown}`);
+      if (!shown.includes('"API_PASSWORD": "********"') || shown.includes(SECRET)) throw new Error(`the form shows ${shown}`);
       await edit.getByRole('button', { name: 'Save' }).click();
       await edit.waitFor({ state: 'detached' });
       const again = (await rest('GET', `/autoscale/${s.id}`)).json;
-      if (!again.provider_config_json.includes('"password":"********"')) throw new Error(`after an unchanged save GET shows ${again.provider_config_json}`);
+      if (!again.provider_config_json.includes('"API_PASSWORD":"********"')) throw new Error(`after an unchanged save GET shows ${again.provider_config_json}`);
       if ((await page.content()).includes(SECRET)) throw new Error('the page shows the secret');
 
       await row(secretName).getByRole('button', { name: `Delete ${secretName}` }).click();

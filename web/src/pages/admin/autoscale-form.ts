@@ -266,7 +266,7 @@ export function openAutoscaleForm({ config: c, zones, pools, onSaved }: Autoscal
       labelled('provider', 'Provider', provider, 'The VM provider that makes and destroys the machines: command (your executables) or aws-ec2.'),
       errors.add('enabled', h('div', { class: 'field' }, enabled.root), enabled.input),
       labelled('provider_config_json', 'Provider settings (JSON)', providerJson,
-        `A JSON object. Secret members (names with secret, password, token, private_key or credential) show as "${as.SECRET_MASK}": leave that to keep the stored secret. Only top-level members are hidden.`)),
+        `A JSON object. Secret members (names with secret, password, token, private_key or credential) show as "${as.SECRET_MASK}": leave that to keep the stored secret. Nested ones too (e.g. an environment variable named ..._TOKEN).`)),
     h('fieldset', {}, h('legend', {}, 'How many'),
       forAgents, forServers,
       h('div', { class: 'inline' }, labelled('min_instances', 'Minimum machines', minInstances), labelled('max_instances', 'Maximum machines', maxInstances)),
