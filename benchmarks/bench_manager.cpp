@@ -22,11 +22,32 @@ namespace {
 
 using namespace kasm;
 
-Result<std::unique_ptr<spi::Store>> openBackend(const std::string& backend, int run) {
+// Removes a benchmark's scratch database (a PostgreSQL database, or SQLite's directory) when it goes
+// out of scope: declared before the store on it.
+struct ScratchDatabase {
+  std::string name;
+  std::filesystem::path dir;
+  ~ScratchDatabase() {
+    std::error_code ignored;
+    if (!dir.empty()) std::filesystem::remove_all(dir, ignored);
+    const char* url = std::getenv("KASM_BENCH_POSTGRES_URL");
+    if (name.empty() || !url) return;
+    try {
+      pqxx::connection c(url);
+      pqxx::nontransaction t(c);
+      t.exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "bench_manager: could not drop database %s: %s\n", name.c_str(), e.what());
+    }
+  }
+};
+
+Result<std::unique_ptr<spi::Store>> openBackend(const std::string& backend, int run, ScratchDatabase& scratch) {
   if (backend == "sqlite") {
     auto dir = std::filesystem::temp_directory_path() /
                ("kasm-bench-mgr-" + std::to_string(::getpid()) + "-" + std::to_string(run));
     std::filesystem::remove_all(dir);
+    scratch.dir = dir;
     return openSqliteStore({.path = (dir / "kasm.db").string()});
   }
   const char* url = std::getenv("KASM_BENCH_POSTGRES_URL");
@@ -36,6 +57,7 @@ Result<std::unique_ptr<spi::Store>> openBackend(const std::string& backend, int 
     pqxx::connection c(url);
     pqxx::nontransaction t(c);
     t.exec("CREATE DATABASE " + db);
+    scratch.name = db;
   } catch (const std::exception& e) {
     return unavailable(e.what());
   }
@@ -45,7 +67,8 @@ Result<std::unique_ptr<spi::Store>> openBackend(const std::string& backend, int 
 
 void BM_RequestAndDestroy(benchmark::State& state, std::string backend) {
   static int run = 0;
-  auto store = openBackend(backend, run++);
+  ScratchDatabase scratch;
+  auto store = openBackend(backend, run++, scratch);
   if (!store.ok()) {
     state.SkipWithError(store.error().toString().c_str());
     return;
