@@ -15,8 +15,8 @@
 // process of an installation should run it (issue 18 elects it; until then, the one server).
 
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 

@@ -8,10 +8,10 @@
 namespace kasm {
 
 // JSON form of the model types (Workspace, Zone, Agent, Session, User, Group, ApiKey, Server,
-// ServerPool, StagingConfig, AutoscaleConfig, AutoscaleVm, AutoscaleDecision, LicenseRecord, Setting). Field names are the member
-// names; enums use their EnumNames; times are Unix milliseconds; durations are milliseconds.
-// fromJson tolerates missing fields (defaults apply) and rejects wrong types and unknown enum names
-// with InvalidArgument naming the field. It does not call validate().
+// ServerPool, StagingConfig, AutoscaleConfig, AutoscaleVm, AutoscaleDecision, LicenseRecord, Setting). Field names are
+// the member names; enums use their EnumNames; times are Unix milliseconds; durations are milliseconds. fromJson
+// tolerates missing fields (defaults apply) and rejects wrong types and unknown enum names with InvalidArgument naming
+// the field. It does not call validate().
 template <class T>
 std::string toJson(const T& value);
 template <class T>
