@@ -26,18 +26,23 @@ std::string viewerEvent(const std::string& origin, const share::ViewerChange& c)
   return json::serialize(o);
 }
 
-std::optional<share::ViewerChange> parseViewerEvent(std::string_view text, const std::string& own_origin) {
+// A string member of an event ("" when absent or not a string).
+std::string member(const json::object& o, std::string_view k) {
+  auto* f = o.if_contains(k);
+  return f && f->is_string() ? std::string(f->get_string()) : std::string();
+}
+
+// An event another server published: its object, or nullopt for malformed text and this server's own.
+std::optional<json::object> othersEvent(std::string_view text, const std::string& own_origin) {
   boost::system::error_code ec;
   auto v = json::parse(text, ec);
-  if (ec || !v.is_object()) return std::nullopt;
-  const auto& o = v.get_object();
-  auto str = [&](std::string_view k) -> std::string {
-    auto* f = o.if_contains(k);
-    return f && f->is_string() ? std::string(f->get_string()) : std::string();
-  };
-  if (str("type") != "viewer" || str("origin") == own_origin) return std::nullopt;
-  auto session = SessionId::parse(str("session"), "session");
-  auto user = UserId::parse(str("user"), "user");
+  if (ec || !v.is_object() || member(v.get_object(), "origin") == own_origin) return std::nullopt;
+  return std::move(v.as_object());
+}
+
+std::optional<share::ViewerChange> parseViewerEvent(const json::object& o) {
+  auto session = SessionId::parse(member(o, "session"), "session");
+  auto user = UserId::parse(member(o, "user"), "user");
   if (!session.ok() || !user.ok()) return std::nullopt;
   share::ViewerChange c{*session, *user, std::nullopt};
   if (auto* a = o.if_contains("access"); a && a->is_string()) c.access = enumFromName<ShareAccess>(a->get_string());
@@ -46,21 +51,6 @@ std::optional<share::ViewerChange> parseViewerEvent(std::string_view text, const
 
 std::string closedEvent(const std::string& origin, const SessionId& session) {
   return json::serialize(json::object{{"type", "session_closed"}, {"origin", origin}, {"session", session.str()}});
-}
-
-std::optional<SessionId> parseClosedEvent(std::string_view text, const std::string& own_origin) {
-  boost::system::error_code ec;
-  auto v = json::parse(text, ec);
-  if (ec || !v.is_object()) return std::nullopt;
-  const auto& o = v.get_object();
-  auto str = [&](std::string_view k) -> std::string {
-    auto* f = o.if_contains(k);
-    return f && f->is_string() ? std::string(f->get_string()) : std::string();
-  };
-  if (str("type") != "session_closed" || str("origin") == own_origin) return std::nullopt;
-  auto session = SessionId::parse(str("session"), "session");
-  if (!session.ok()) return std::nullopt;
-  return *session;
 }
 
 }  // namespace
@@ -98,8 +88,14 @@ Result<void> ServerApp::setUpSharing(const std::string& key) {
     }
   });
   auto events = share_db_->subscribeEvents([this](std::string_view text) {
-    if (auto c = parseViewerEvent(text, instance_id_)) applyViewerChange(*c);
-    if (auto s = parseClosedEvent(text, instance_id_)) sessionClosed(*s, false);
+    const auto event = othersEvent(text, instance_id_);
+    if (!event) return;
+    const std::string type = member(*event, "type");
+    if (type == "viewer") {
+      if (auto c = parseViewerEvent(*event)) applyViewerChange(*c);
+    } else if (type == "session_closed") {
+      if (auto s = SessionId::parse(member(*event, "session"), "session"); s.ok()) sessionClosed(*s, false);
+    }
   });
   if (!events.ok()) return events.error().withContext("the share database's events");
   events_ = std::move(*events);

@@ -72,6 +72,11 @@ Result<void> Membership::beat() {
   }
 
   KASM_ASSIGN_OR_RETURN(auto zones, repo.list<Zone>());
+  std::map<ZoneId, TimePoint> before;
+  {
+    std::lock_guard lock(mu_);
+    before = held_until_;
+  }
   std::map<ZoneId, TimePoint> held;
   const bool leading_allowed = enabled && !stepped_down_.load();
   for (const auto& z : zones) {
@@ -81,7 +86,8 @@ Result<void> Membership::beat() {
         leading_allowed &&
         (options_.zones.empty() || std::find(options_.zones.begin(), options_.zones.end(), id) != options_.zones.end());
     if (!may) {
-      (void)releaseLease(store_, name, options_.id);
+      // Only a lease this process took can be its to give back.
+      if (before.count(id)) (void)releaseLease(store_, name, options_.id);
       continue;
     }
     auto got = acquireLease(store_, clock_, name, options_.id, options_.lease_ttl);
