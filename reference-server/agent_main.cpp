@@ -22,8 +22,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <list>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -315,6 +317,29 @@ int main(int argc, char** argv) {
       }
     }
   };
+  // A command may come twice (a server handed it over, then died before we could have answered it,
+  // and another server hands it over again): each id runs once; a repeat of one that finished
+  // gets its result again. Ids seen in the last 10 minutes are remembered.
+  struct Seen {
+    bool done = false;
+    std::string result;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::mutex seen_mutex;
+  std::map<std::string, Seen> seen;
+  auto postResult = [&c](const json::value& cid, const std::string& result) {
+    json::object body = credentials(c);
+    body["id"] = cid;
+    body["result"] = result;
+    // The server may be away for a moment (a restart, a balancer moving us to another): retry for
+    // a minute. 404 means nobody waits for it any more.
+    for (int attempt = 0; attempt < 12 && !g_stop.load(); ++attempt) {
+      auto sent = post(c, "/api/agent/v1/result", json::serialize(body), 30);
+      if (sent.error.empty() && (sent.status == 200 || sent.status == 404)) return;
+      logLine("result_failed", sent.error.empty() ? "HTTP " + std::to_string(sent.status) : sent.error);
+      for (int i = 0; i < 50 && !g_stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  };
   int failures = 0;
   while (!g_stop.load()) {
     reap(false);
@@ -339,17 +364,33 @@ int main(int argc, char** argv) {
     }
     const auto cid = v.as_object().at("id");
     const std::string command(v.as_object().at("command").as_string());
+    const std::string key = json::serialize(cid);
+    std::optional<std::string> repeat;
+    {
+      std::lock_guard lock(seen_mutex);
+      const auto now = std::chrono::steady_clock::now();
+      std::erase_if(seen, [&](const auto& e) { return e.second.done && now - e.second.at > std::chrono::minutes(10); });
+      auto [it, fresh] = seen.try_emplace(key, Seen{false, {}, now});
+      if (!fresh) {
+        logLine("command_repeated", key + (it->second.done ? ": answered again" : ": still running"));
+        if (!it->second.done) continue;
+        repeat = it->second.result;
+      }
+    }
     auto done = std::make_shared<std::atomic<bool>>(false);
     std::lock_guard lock(workers_mutex);
-    workers.emplace_back(std::thread([&c, &local, cid, command, done] {
-                           json::object body = credentials(c);
-                           body["id"] = cid;
-                           body["result"] = agent::executeCommand(local, command);
-                           auto sent = post(c, "/api/agent/v1/result", json::serialize(body), 30);
-                           if (!sent.error.empty() || sent.status != 200) {
-                             logLine("result_failed",
-                                     sent.error.empty() ? "HTTP " + std::to_string(sent.status) : sent.error);
+    workers.emplace_back(std::thread([&, cid, key, command, repeat, done] {
+                           std::string result = repeat ? *repeat : agent::executeCommand(local, command);
+                           if (!repeat) {
+                             // A large answer (a file) is not kept: a repeat reads it again.
+                             std::lock_guard lock(seen_mutex);
+                             if (result.size() <= 1024 * 1024) {
+                               seen[key] = Seen{true, result, std::chrono::steady_clock::now()};
+                             } else {
+                               seen.erase(key);
+                             }
                            }
+                           postResult(cid, result);
                            done->store(true);
                          }),
                          done);

@@ -95,24 +95,38 @@ void ServerApp::checkInLocalAgent() {
   if (!in.ok()) logLine("checkin_failed", in.error().toString());
 }
 
+// The agent reports where its sessions listen; the proxy connects only inside the networks the
+// installation registered for it (read at each report, so a change applies at once).
+agent::CommandAgentLink::UpstreamCheck ServerApp::upstreamCheck(const AgentId& id) {
+  return [this, id](std::string_view upstream) -> Result<void> {
+    KASM_ASSIGN_OR_RETURN(auto a, repo_->get<Agent>(id.str()));
+    return agent::checkUpstream(upstream, {a.value.publish_networks, config_.allow_loopback_upstreams});
+  };
+}
+
 std::shared_ptr<agent::RemoteAgentLink> ServerApp::remoteLink(const AgentId& id) {
   std::lock_guard lock(remote_mutex_);
   auto& link = remote_links_[id];
   if (!link) {
-    // The agent reports where its sessions listen; the proxy connects only inside the networks
-    // the installation registered for it (read at each report, so a change applies at once).
-    auto check = [this, id](std::string_view upstream) -> Result<void> {
-      KASM_ASSIGN_OR_RETURN(auto a, repo_->get<Agent>(id.str()));
-      return agent::checkUpstream(upstream, {a.value.publish_networks, config_.allow_loopback_upstreams});
-    };
-    link = std::make_shared<agent::RemoteAgentLink>(std::chrono::minutes(5), std::move(check));
-    manager_->attachAgentLink(id, link);
+    link = std::make_shared<agent::RemoteAgentLink>(std::chrono::minutes(5), upstreamCheck(id));
+    // With relayed commands the manager reaches every agent through the store instead, and this
+    // link only keeps the agent's polls and boots.
+    if (!agent_commands_) manager_->attachAgentLink(id, link);
   }
   return link;
 }
 
 void ServerApp::noteAgentBoot(const AgentId& id, const std::string& boot_id) {
-  if (!remoteLink(id)->noteBoot(boot_id)) return;
+  auto link = remoteLink(id);
+  const bool first_seen = !boot_id.empty() && link->bootId().empty();
+  const bool restarted = link->noteBoot(boot_id);
+  if (agent_commands_ && (first_seen || restarted)) {
+    // Commands any server handed to an earlier process of this agent will never be answered.
+    if (auto r = agent_commands_->agentRestarted(id, boot_id); !r.ok()) {
+      logLine("agent_commands_failed", id.str() + ": " + r.error().toString());
+    }
+  }
+  if (!restarted) return;
   // A restarted agent may hold a container of a session that moved on: compare now, off this
   // request's thread, rather than wait for the agent to be declared missing (it never was).
   logLine("agent_restarted", id.str());
@@ -123,6 +137,29 @@ void ServerApp::noteAgentBoot(const AgentId& id, const std::string& boot_id) {
       logLine("launches_completed", id.str() + ": " + std::to_string(*c));
     }
   });
+}
+
+// Scale-out: commands other servers queue for this server's own agent, run here as a kasm-agent
+// would run them. The local agent's "boot" is this server process.
+void ServerApp::serveLocalAgentCommands() {
+  if (auto r = agent_commands_->agentRestarted(local_agent_id_, instance_id_); !r.ok()) {
+    logLine("agent_commands_failed", r.error().toString());
+  }
+  while (!stopping_.load()) {
+    auto c = agent_commands_->next(local_agent_id_, instance_id_, std::chrono::seconds(25));
+    if (!c.ok()) {
+      logLine("agent_commands_failed", c.error().toString());
+      for (int i = 0; i < 10 && !stopping_.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    if (!*c) continue;
+    (void)agent_pool_->post([this, command = std::move(**c)] {
+      auto result = agent::executeCommand(*local_agent_, command.json);
+      if (auto r = agent_commands_->complete(local_agent_id_, command.id, std::move(result)); !r.ok()) {
+        logLine("agent_command_result_lost", r.error().toString());
+      }
+    });
+  }
 }
 
 // Autoscaling: machines made through the registered VM providers become agents that dial in
@@ -227,8 +264,17 @@ net::HttpResponse ServerApp::agentApi(const net::HttpRequest& req) {
   noteAgentBoot(*id, str("boot_id"));
   auto link = remoteLink(*id);
   if (verb == "poll") {
-    auto command = link->nextCommand(std::chrono::seconds(25));
-    if (!command.ok()) return error(command.error());  // 429: this agent already holds its polls.
+    std::shared_ptr<void> holding;
+    Result<std::optional<agent::AgentCommand>> command = std::optional<agent::AgentCommand>();
+    if (agent_commands_) {
+      auto hold = link->holdPoll();
+      if (!hold.ok()) return error(hold.error());  // 429: this agent already holds its polls.
+      holding = std::move(*hold);
+      command = agent_commands_->next(*id, str("boot_id"), std::chrono::seconds(25));
+    } else {
+      command = link->nextCommand(std::chrono::seconds(25));
+    }
+    if (!command.ok()) return error(command.error());
     if (!*command) return net::HttpResponse::text(204, "");
     boost::json::object o{{"id", (*command)->id}, {"command", (*command)->json}};
     return net::HttpResponse::json(200, boost::json::serialize(o));
@@ -237,7 +283,7 @@ net::HttpResponse ServerApp::agentApi(const net::HttpRequest& req) {
     auto* cid = b.if_contains("id");
     if (!cid || !(cid->is_int64() || cid->is_uint64())) return error(invalidArgument("id must be a number"));
     const auto n = cid->is_uint64() ? cid->as_uint64() : static_cast<std::uint64_t>(cid->as_int64());
-    auto done = link->complete(n, str("result"));
+    auto done = agent_commands_ ? agent_commands_->complete(*id, n, str("result")) : link->complete(n, str("result"));
     if (!done.ok()) return error(done.error());
     return net::HttpResponse::json(200, R"({"ok":true})");
   }

@@ -123,6 +123,17 @@ Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config)
   // A session that stops serving has its connections closed here at once, and on every other
   // server of the installation through the share database's events (Redis when configured).
   mo.on_session_closed = [self = app.get()](const SessionId& id, SessionState) { self->sessionClosed(id, true); };
+  app->node_id_ = ManagerNodeId::generate();
+  if (app->store_->backendName() == "postgresql") {
+    // Several servers may share this database: an agent polls one of them, and any may command it.
+    cluster::AgentCommandsOptions co;
+    co.node = app->node_id_;
+    co.publish = [self = app.get()](std::string event) { self->publishEvent(event); };
+    app->agent_commands_ = std::make_unique<cluster::AgentCommands>(*app->store_, app->clock_, std::move(co));
+    mo.remote_link = [self = app.get()](const AgentId& id) -> std::shared_ptr<spi::AgentLink> {
+      return self->agent_commands_->link(id, self->upstreamCheck(id));
+    };
+  }
   if (!config.license_public_key_file.empty()) {
     std::ifstream in(config.license_public_key_file);
     if (!in) return invalidArgument("cannot read the licence public key " + config.license_public_key_file);
@@ -405,9 +416,11 @@ Result<void> ServerApp::start() {
       mo.zones.push_back(it->value.id);
     }
   }
+  mo.id = node_id_;
   membership_ = std::make_unique<cluster::Membership>(*store_, clock_, std::move(mo));
   if (auto beat = membership_->beat(); !beat.ok()) logLine("cluster_beat_failed", beat.error().toString());
   cluster_thread_ = std::thread([this] { clusterLoop(); });
+  if (agent_commands_ && local_agent_) local_commands_thread_ = std::thread([this] { serveLocalAgentCommands(); });
   loop_ = std::thread([this] { backgroundLoop(); });
   return {};
 }
@@ -419,10 +432,15 @@ void ServerApp::drain() {
   for (int i = 0; i < config_.drain_seconds * 10; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
 }
 
+// Heartbeat and leases every 2 s; the relayed agent commands' upkeep every second.
 void ServerApp::clusterLoop() {
-  while (!stopping_.load()) {
-    for (int i = 0; i < 20 && !stopping_.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (int second = 1; !stopping_.load(); ++second) {
+    for (int i = 0; i < 10 && !stopping_.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     if (stopping_.load()) break;
+    if (agent_commands_) {
+      if (auto s = agent_commands_->sweep(); !s.ok()) logLine("agent_commands_sweep_failed", s.error().toString());
+    }
+    if (second % 2 != 0) continue;
     if (auto beat = membership_->beat(); !beat.ok()) logLine("cluster_beat_failed", beat.error().toString());
   }
 }
@@ -435,6 +453,8 @@ void ServerApp::stop() {
   if (stopping_.exchange(true)) return;
   if (membership_) membership_->stepDown();
   if (cluster_thread_.joinable()) cluster_thread_.join();
+  if (agent_commands_) agent_commands_->stop();
+  if (local_commands_thread_.joinable()) local_commands_thread_.join();
   stopAudio();
   if (http_) http_->stop(std::chrono::seconds(5));
   if (loop_.joinable()) loop_.join();
@@ -461,16 +481,26 @@ void ServerApp::backgroundLoop() {
       checkInLocalAgent();
       if (ticks % 12 == 0) reconcileAgent(local_agent_id_);
     }
+    // Background work of the zones this server leads (their primary); the others' are theirs.
+    const std::set<ZoneId> leading = leadingZones();
     if (ticks % 12 == 6) {
       std::vector<AgentId> remote;
-      {
+      if (agent_commands_) {
+        // Any server reaches any agent: the primary of each zone reconciles the zone's agents.
+        if (auto agents = repo_->list<Agent>(); agents.ok()) {
+          for (const auto& a : *agents) {
+            if (leading.contains(a.value.zone_id) && a.value.id != local_agent_id_ &&
+                a.value.status == AgentStatus::kOk) {
+              remote.push_back(a.value.id);
+            }
+          }
+        }
+      } else {
         std::lock_guard lock(remote_mutex_);
         for (const auto& [id, link] : remote_links_) remote.push_back(id);
       }
       for (const auto& id : remote) reconcileAgent(id);
     }
-    // Background work of the zones this server leads (their primary); the others' are theirs.
-    const std::set<ZoneId> leading = leadingZones();
     auto t = manager_->tick(leading);
     if (!t.ok()) logLine("tick_failed", t.error().toString());
     if (ticks % 2 == 1) tickAutoscaler(leading);

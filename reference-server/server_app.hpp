@@ -20,6 +20,7 @@
 #include "kasm/api/session_access.hpp"
 #include "kasm/auth/access_token.hpp"
 #include "kasm/autoscale/autoscaler.hpp"
+#include "kasm/cluster/agent_commands.hpp"
 #include "kasm/cluster/membership.hpp"
 #include "kasm/manager/manager.hpp"
 #include "kasm/net/http_server.hpp"
@@ -108,6 +109,8 @@ class ServerApp {
   // remembered and change or close their live connections.
   // Closes a session's connections on this server; `publish` tells the installation's others.
   void sessionClosed(const SessionId& session, bool publish);
+  // Tells the installation's other servers (the share database's events); a lost event is logged.
+  void publishEvent(const std::string& event);
   void applyViewerChange(const share::ViewerChange& change);
   Result<net::ProxySocketHandlers> openChat(const net::ProxyAuthRequest& request, const net::ProxyTarget& target,
                                             std::shared_ptr<net::ProxySocket> socket);
@@ -176,6 +179,15 @@ class ServerApp {
   std::unique_ptr<net::BlockingPool> agent_pool_;
   std::mutex remote_mutex_;
   std::map<AgentId, std::shared_ptr<agent::RemoteAgentLink>> remote_links_;
+  // Scale-out (PostgreSQL): commands for remote agents, and for this server's own agent when
+  // another server asks, go through the store, so any server may command an agent that polls any
+  // other (kasm/cluster/agent_commands.hpp). Null on SQLite (one server).
+  std::unique_ptr<cluster::AgentCommands> agent_commands_;
+  std::thread local_commands_thread_;  // Serves the others' commands for the local agent.
+  void serveLocalAgentCommands();
+  agent::CommandAgentLink::UpstreamCheck upstreamCheck(const AgentId& id);
+  net::HttpResponse agentPoll(const AgentId& id, const std::string& boot_id,
+                              const std::shared_ptr<agent::RemoteAgentLink>& link);
   // authorizeProxy()'s short memory of running sessions.
   struct CachedTarget {
     net::ProxyTarget target;
@@ -203,6 +215,7 @@ class ServerApp {
   std::thread loop_;
   // Scale-out: this server's membership (heartbeat, zone leases) and the thread that beats it.
   std::unique_ptr<cluster::Membership> membership_;
+  ManagerNodeId node_id_;  // This process's, in the managers table and as the origin of its events.
   std::thread cluster_thread_;
   std::atomic<bool> draining_{false};
   void clusterLoop();

@@ -61,15 +61,16 @@ void ServerApp::sessionClosed(const SessionId& session, bool publish) {
     proxy_cache_.erase(session);
   }
   if (proxy_) proxy_->closeSession(session);
-  if (publish && share_db_) {
-    if (auto r = share_db_->publishEvent(closedEvent(instance_id_, session)); !r.ok()) {
-      logLine("session_event_lost", r.error().message());
-    }
-  }
+  if (publish) publishEvent(closedEvent(instance_id_, session));
+}
+
+void ServerApp::publishEvent(const std::string& event) {
+  if (!share_db_) return;
+  if (auto r = share_db_->publishEvent(event); !r.ok()) logLine("event_lost", r.error().message());
 }
 
 Result<void> ServerApp::setUpSharing(const std::string& key) {
-  instance_id_ = auth::generateToken(8);
+  instance_id_ = node_id_.str();
   if (config_.redis_url.empty()) {
     share_db_ = std::make_unique<MemoryShareDatabase>(clock_);
   } else {
@@ -83,9 +84,7 @@ Result<void> ServerApp::setUpSharing(const std::string& key) {
   // A change made through this server's APIs is applied here at once and told to the others.
   sharing_->setListener([this](const share::ViewerChange& c) {
     applyViewerChange(c);
-    if (auto r = share_db_->publishEvent(viewerEvent(instance_id_, c)); !r.ok()) {
-      logLine("share_event_lost", r.error().message());
-    }
+    publishEvent(viewerEvent(instance_id_, c));
   });
   auto events = share_db_->subscribeEvents([this](std::string_view text) {
     const auto event = othersEvent(text, instance_id_);
@@ -95,6 +94,10 @@ Result<void> ServerApp::setUpSharing(const std::string& key) {
       if (auto c = parseViewerEvent(*event)) applyViewerChange(*c);
     } else if (type == "session_closed") {
       if (auto s = SessionId::parse(member(*event, "session"), "session"); s.ok()) sessionClosed(*s, false);
+    } else if (agent_commands_ && type == "agent_command") {
+      agent_commands_->onEvent(type, member(*event, "agent"));
+    } else if (agent_commands_ && type == "agent_result") {
+      agent_commands_->onEvent(type, member(*event, "id"));
     }
   });
   if (!events.ok()) return events.error().withContext("the share database's events");

@@ -87,10 +87,16 @@ std::string sessionCommand(std::string_view op, const SessionId& session) {
 
 }  // namespace
 
+std::string commandErrorJson(const Error& e) {
+  return errorJson(e);
+}
+
 // ---- manager side -------------------------------------------------------------------------------
 
+CommandAgentLink::CommandAgentLink(UpstreamCheck check_upstream) : check_upstream_(std::move(check_upstream)) {}
+
 RemoteAgentLink::RemoteAgentLink(Duration call_timeout, UpstreamCheck check_upstream)
-    : call_timeout_(call_timeout), check_upstream_(std::move(check_upstream)) {}
+    : CommandAgentLink(std::move(check_upstream)), call_timeout_(call_timeout) {}
 
 RemoteAgentLink::~RemoteAgentLink() {
   close("the link is gone");
@@ -122,6 +128,22 @@ Result<std::optional<AgentCommand>> RemoteAgentLink::nextCommand(Duration wait) 
       return std::optional<AgentCommand>();
     }
   }
+}
+
+Result<std::shared_ptr<void>> RemoteAgentLink::holdPoll() {
+  std::lock_guard lock(mutex_);
+  last_poll_ = std::chrono::steady_clock::now();
+  if (waiting_polls_ >= kMaxWaitingPolls) {
+    return resourceExhausted("this agent already has " + std::to_string(waiting_polls_) +
+                             " polls waiting; poll one at a time");
+  }
+  ++waiting_polls_;
+  // The link outlives its guards: the server keeps every link it made until it stops.
+  return std::shared_ptr<void>(nullptr, [this](void*) {
+    std::lock_guard lock(mutex_);
+    --waiting_polls_;
+    last_poll_ = std::chrono::steady_clock::now();
+  });
 }
 
 Result<void> RemoteAgentLink::complete(std::uint64_t id, std::string result_json) {
@@ -163,6 +185,11 @@ bool RemoteAgentLink::noteBoot(const std::string& boot_id) {
   return true;
 }
 
+std::string RemoteAgentLink::bootId() const {
+  std::lock_guard lock(mutex_);
+  return boot_id_;
+}
+
 std::chrono::steady_clock::time_point RemoteAgentLink::lastPoll() const {
   std::lock_guard lock(mutex_);
   return last_poll_;
@@ -186,7 +213,7 @@ Result<std::string> RemoteAgentLink::call(std::string command_json) {
   return std::move(*pending->result);
 }
 
-Result<spi::ProvisionResult> RemoteAgentLink::provision(const spi::ProvisionRequest& r) {
+Result<spi::ProvisionResult> CommandAgentLink::provision(const spi::ProvisionRequest& r) {
   json::object cmd;
   cmd["op"] = "provision";
   cmd["session_id"] = r.session_id.str();
@@ -210,24 +237,24 @@ Result<spi::ProvisionResult> RemoteAgentLink::provision(const spi::ProvisionRequ
   return out;
 }
 
-Result<void> RemoteAgentLink::sessionAction(std::string_view op, const SessionId& s) {
+Result<void> CommandAgentLink::sessionAction(std::string_view op, const SessionId& s) {
   KASM_ASSIGN_OR_RETURN(std::string raw, call(sessionCommand(op, s)));
   return discardValue(unwrap(raw));
 }
-Result<void> RemoteAgentLink::stop(const SessionId& s) {
+Result<void> CommandAgentLink::stop(const SessionId& s) {
   return sessionAction("stop", s);
 }
-Result<void> RemoteAgentLink::destroy(const SessionId& s) {
+Result<void> CommandAgentLink::destroy(const SessionId& s) {
   return sessionAction("destroy", s);
 }
-Result<void> RemoteAgentLink::pause(const SessionId& s) {
+Result<void> CommandAgentLink::pause(const SessionId& s) {
   return sessionAction("pause", s);
 }
-Result<void> RemoteAgentLink::resume(const SessionId& s) {
+Result<void> CommandAgentLink::resume(const SessionId& s) {
   return sessionAction("resume", s);
 }
 
-Result<spi::ExecResult> RemoteAgentLink::exec(const SessionId& s, const spi::ExecRequest& r) {
+Result<spi::ExecResult> CommandAgentLink::exec(const SessionId& s, const spi::ExecRequest& r) {
   json::object cmd;
   cmd["op"] = "exec";
   cmd["session_id"] = s.str();
@@ -249,7 +276,7 @@ Result<spi::ExecResult> RemoteAgentLink::exec(const SessionId& s, const spi::Exe
   return out;
 }
 
-Result<std::vector<spi::AgentSessionView>> RemoteAgentLink::sessions() {
+Result<std::vector<spi::AgentSessionView>> CommandAgentLink::sessions() {
   KASM_ASSIGN_OR_RETURN(std::string raw, call(json::serialize(json::object{{"op", "sessions"}})));
   KASM_ASSIGN_OR_RETURN(json::value v, unwrap(raw));
   if (!v.is_array()) return internalError("agent sent a malformed session list");
@@ -270,7 +297,7 @@ Result<std::vector<spi::AgentSessionView>> RemoteAgentLink::sessions() {
   return out;
 }
 
-Result<void> RemoteAgentLink::putFile(const SessionId& s, const std::string& dir, const std::string& name,
+Result<void> CommandAgentLink::putFile(const SessionId& s, const std::string& dir, const std::string& name,
                                       std::string_view data) {
   json::object cmd{{"op", "put_file"},
                    {"session_id", s.str()},
@@ -281,7 +308,7 @@ Result<void> RemoteAgentLink::putFile(const SessionId& s, const std::string& dir
   return discardValue(unwrap(raw));
 }
 
-Result<std::string> RemoteAgentLink::getFile(const SessionId& s, const std::string& path, std::int64_t max_bytes) {
+Result<std::string> CommandAgentLink::getFile(const SessionId& s, const std::string& path, std::int64_t max_bytes) {
   json::object cmd{{"op", "get_file"}, {"session_id", s.str()}, {"path", path}, {"max_bytes", max_bytes}};
   KASM_ASSIGN_OR_RETURN(std::string raw, call(json::serialize(cmd)));
   KASM_ASSIGN_OR_RETURN(json::value v, unwrap(raw));
@@ -291,7 +318,7 @@ Result<std::string> RemoteAgentLink::getFile(const SessionId& s, const std::stri
   return data;
 }
 
-Result<std::vector<spi::FileEntry>> RemoteAgentLink::listFiles(const SessionId& s, const std::string& dir) {
+Result<std::vector<spi::FileEntry>> CommandAgentLink::listFiles(const SessionId& s, const std::string& dir) {
   KASM_ASSIGN_OR_RETURN(
       std::string raw,
       call(json::serialize(json::object{{"op", "list_files"}, {"session_id", s.str()}, {"dir", dir}})));
@@ -314,7 +341,7 @@ Result<std::vector<spi::FileEntry>> RemoteAgentLink::listFiles(const SessionId& 
   return out;
 }
 
-Result<void> RemoteAgentLink::removeProfile(const std::string& profile) {
+Result<void> CommandAgentLink::removeProfile(const std::string& profile) {
   KASM_ASSIGN_OR_RETURN(std::string raw,
                         call(json::serialize(json::object{{"op", "remove_profile"}, {"profile", profile}})));
   return discardValue(unwrap(raw));

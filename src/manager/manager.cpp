@@ -2,6 +2,7 @@
 
 #include "kasm/manager/manager.hpp"
 
+#include <thread>
 #include <algorithm>
 
 #include "kasm/auth/secret.hpp"
@@ -387,6 +388,13 @@ Result<std::int64_t> Manager::Impl::commitWithReservation(const Session& session
     if (session_version) {
       auto cur = repo.get<Session>(session.id.str());
       if (!cur.ok() || cur->version != *session_version) return applied.error();  // The session moved on.
+    }
+    // Lost a race on the agent or the licence's usage rows, which every launch and teardown of
+    // the installation writes: with several managers, retrying at once mostly meets the same
+    // crowd. A random pause that grows with each loss (up to 64 ms) spreads them out.
+    if (attempt > 0) {
+      const std::uint64_t cap_us = std::uint64_t{1000} << std::min(attempt, 6);
+      std::this_thread::sleep_for(std::chrono::microseconds(random.uniform(cap_us)));
     }
   }
   return aborted("agent " + agent_id.str() + " kept changing; gave up after " +

@@ -71,7 +71,11 @@ struct Manager::Impl {
   std::shared_ptr<spi::AgentLink> linkFor(const AgentId& id) {
     std::lock_guard lock(mu);
     auto it = links.find(id);
-    return it == links.end() ? nullptr : it->second;
+    if (it != links.end()) return it->second;
+    if (!options.remote_link) return nullptr;
+    auto link = options.remote_link(id);
+    if (link) links.emplace(id, link);
+    return link;
   }
 
   void syncAgent(const Agent& agent) {

@@ -20,4 +20,14 @@ Result<void> Lease::validate() const {
   return {};
 }
 
+Result<void> AgentCommandRow::validate() const {
+  KASM_RETURN_IF_ERROR(detail::requireNonEmpty(id, "agent_command.id"));
+  KASM_RETURN_IF_ERROR(detail::requireId(agent_id.str(), "agent_command.agent_id"));
+  if (state != "queued" && state != "sent" && state != "done") {
+    return invalidArgument("agent_command.state must be queued, sent or done");
+  }
+  if (deliveries < 0) return invalidArgument("agent_command.deliveries must not be negative");
+  return {};
+}
+
 }  // namespace kasm

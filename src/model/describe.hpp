@@ -374,6 +374,21 @@ void describe(Lease& l, V& v) {
   v("epoch", l.epoch);
 }
 template <class V>
+void describe(AgentCommandRow& c, V& v) {
+  v("id", c.id);
+  v("agent_id", c.agent_id);
+  v("issuer", c.issuer);
+  v("state", c.state);
+  v("command", c.command);
+  v("result", c.result);
+  v("sent_by", c.sent_by);
+  v("agent_boot", c.agent_boot);
+  v("deliveries", c.deliveries);
+  v("queued_at", c.queued_at);
+  v("sent_at", c.sent_at);
+  v("expires_at", c.expires_at);
+}
+template <class V>
 void describe(LicenseRecord& l, V& v) {
   v("id", l.id);
   v("armored", l.armored);

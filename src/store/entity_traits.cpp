@@ -102,6 +102,12 @@ std::string EntityTraits<Lease>::id(const Lease& v) {
 std::map<std::string, std::string> EntityTraits<Lease>::columns(const Lease&) {
   return {};
 }
+std::string EntityTraits<AgentCommandRow>::id(const AgentCommandRow& v) {
+  return v.id;
+}
+std::map<std::string, std::string> EntityTraits<AgentCommandRow>::columns(const AgentCommandRow& v) {
+  return {{"agent_id", v.agent_id.str()}, {"state", v.state}, {"issuer", v.issuer.str()}};
+}
 std::string EntityTraits<LicenseRecord>::id(const LicenseRecord& v) {
   return v.id.str();
 }

@@ -25,6 +25,7 @@ const std::vector<TableSchema>& allTableSchemas() {
       {Table::kAutoscaleDecisions, "autoscale_decisions", {"config_id"}, {}},
       {Table::kManagers, "managers", {}, {}},
       {Table::kLeases, "leases", {}, {}},
+      {Table::kAgentCommands, "agent_commands", {"agent_id", "state", "issuer"}, {}},
   };
   return kSchemas;
 }

@@ -27,46 +27,20 @@ struct AgentCommand {
   std::string json;  // {"op": "provision", ...}: see executeCommand().
 };
 
-// Manager side. Each AgentLink call queues a command and blocks until the agent posts its result
-// or `call_timeout` passes (Unavailable: the agent did not answer; the manager then fails or retries
-// as for any unreachable agent). Thread-safe.
-class RemoteAgentLink final : public spi::AgentLink {
+// Manager side of the JSON protocol: every AgentLink call becomes a command (executeCommand()
+// below reads it), sent by call(), whose answer is decoded here. Subclasses carry commands: to an
+// agent polling this process (RemoteAgentLink), or through the store to whichever server of the
+// installation it polls (kasm/cluster/agent_commands.hpp).
+class CommandAgentLink : public spi::AgentLink {
  public:
   // Decides whether an upstream the agent reports for a session may be used (typically
   // checkUpstream() against the agent's publish_networks, kasm/agent/upstream_policy.hpp).
   using UpstreamCheck = std::function<Result<void>(std::string_view upstream)>;
-  // Long polls one agent may have waiting at once (an agent polls one at a time; a restart
-  // overlaps two). More would let one agent hold the server's poll threads and starve the others
-  // into being declared dead.
-  static constexpr std::size_t kMaxWaitingPolls = 2;
 
   // Without `check_upstream`, every reported upstream is refused: a remote agent never chooses
   // where the proxy connects on its own say-so.
-  explicit RemoteAgentLink(Duration call_timeout = std::chrono::minutes(5), UpstreamCheck check_upstream = {});
-  ~RemoteAgentLink() override;
+  explicit CommandAgentLink(UpstreamCheck check_upstream);
 
-  // ---- for the server's agent endpoints ----
-  // The next command, waiting up to `wait` (nullopt when none came). Commands whose caller gave
-  // up meanwhile are skipped. ResourceExhausted at once when kMaxWaitingPolls calls already wait.
-  Result<std::optional<AgentCommand>> nextCommand(Duration wait);
-  // Delivers the agent's answer to command `id` (the JSON executeCommand() returned). NotFound
-  // when no call waits for it (timed out, or a replayed id).
-  Result<void> complete(std::uint64_t id, std::string result_json);
-  // Fails every waiting call and refuses new ones until reopen() (the agent was replaced or the
-  // server stops).
-  void close(std::string reason);
-  void reopen();
-  // The agent's process says who it is at every check-in and poll (a random id per start). A
-  // different one than before means the agent restarted: the calls in flight and the commands it
-  // had not fetched fail at once with Unavailable (their answers will never come), so the manager
-  // retries them now instead of after call_timeout. An empty id changes nothing. True when the
-  // agent restarted (a known id changed): the caller should reconcile it, since a container it
-  // was making may now belong to a session that moved on.
-  bool noteBoot(const std::string& boot_id);
-  // The last time the agent fetched commands (for "is anyone polling?").
-  std::chrono::steady_clock::time_point lastPoll() const;
-
-  // ---- spi::AgentLink ----
   Result<spi::ProvisionResult> provision(const spi::ProvisionRequest& request) override;
   Result<void> stop(const SessionId& session) override;
   Result<void> destroy(const SessionId& session) override;
@@ -82,17 +56,66 @@ class RemoteAgentLink final : public spi::AgentLink {
   Result<std::vector<spi::FileEntry>> listFiles(const SessionId& session, const std::string& dir) override;
   Result<void> removeProfile(const std::string& profile) override;
 
+ protected:
+  // Sends one command and waits for the agent's result JSON ({"ok": ...}); Unavailable when it
+  // did not come in time.
+  virtual Result<std::string> call(std::string command_json) = 0;
+
  private:
-  Result<std::string> call(std::string command_json);
   // A command on one session whose answer carries no value (stop, destroy, pause, resume).
   Result<void> sessionAction(std::string_view op, const SessionId& session);
 
+  UpstreamCheck check_upstream_;
+};
+
+// Commands for an agent that long-polls this process. Each AgentLink call queues a command and
+// blocks until the agent posts its result or `call_timeout` passes (Unavailable: the agent did not
+// answer; the manager then fails or retries as for any unreachable agent). Thread-safe.
+class RemoteAgentLink final : public CommandAgentLink {
+ public:
+  // Long polls one agent may have waiting at once (an agent polls one at a time; a restart
+  // overlaps two). More would let one agent hold the server's poll threads and starve the others
+  // into being declared dead.
+  static constexpr std::size_t kMaxWaitingPolls = 2;
+
+  explicit RemoteAgentLink(Duration call_timeout = std::chrono::minutes(5), UpstreamCheck check_upstream = {});
+  ~RemoteAgentLink() override;
+
+  // ---- for the server's agent endpoints ----
+  // The next command, waiting up to `wait` (nullopt when none came). Commands whose caller gave
+  // up meanwhile are skipped. ResourceExhausted at once when kMaxWaitingPolls calls already wait.
+  Result<std::optional<AgentCommand>> nextCommand(Duration wait);
+  // Counts a poll served elsewhere (the installation's command queue) against kMaxWaitingPolls
+  // for as long as the returned guard lives; ResourceExhausted when the agent already holds them.
+  Result<std::shared_ptr<void>> holdPoll();
+  // Delivers the agent's answer to command `id` (the JSON executeCommand() returned). NotFound
+  // when no call waits for it (timed out, or a replayed id).
+  Result<void> complete(std::uint64_t id, std::string result_json);
+  // Fails every waiting call and refuses new ones until reopen() (the agent was replaced or the
+  // server stops).
+  void close(std::string reason);
+  void reopen();
+  // The agent's process says who it is at every check-in and poll (a random id per start). A
+  // different one than before means the agent restarted: the calls in flight and the commands it
+  // had not fetched fail at once with Unavailable (their answers will never come), so the manager
+  // retries them now instead of after call_timeout. An empty id changes nothing. True when the
+  // agent restarted (a known id changed): the caller should reconcile it, since a container it
+  // was making may now belong to a session that moved on.
+  bool noteBoot(const std::string& boot_id);
+  // The boot id noted last ("" before any).
+  std::string bootId() const;
+  // The last time the agent fetched commands (for "is anyone polling?").
+  std::chrono::steady_clock::time_point lastPoll() const;
+
+ protected:
+  Result<std::string> call(std::string command_json) override;
+
+ private:
   struct Pending {
     std::optional<std::string> result;
     bool abandoned = false;
   };
   Duration call_timeout_;
-  UpstreamCheck check_upstream_;
   std::size_t waiting_polls_ = 0;
   mutable std::mutex mutex_;
   std::condition_variable commands_ready_;
@@ -109,5 +132,9 @@ class RemoteAgentLink final : public spi::AgentLink {
 // ({"ok": true, "value": ...} or {"ok": false, "code": "not_found", "message": "..."}). Malformed
 // commands get an invalid_argument result, never a crash.
 std::string executeCommand(spi::AgentLink& local, std::string_view command_json);
+
+// The result JSON of a command that failed with `e` without reaching the agent (as the agent
+// itself reports a failure: {"ok": false, "code": ..., "message": ...}).
+std::string commandErrorJson(const Error& e);
 
 }  // namespace kasm::agent

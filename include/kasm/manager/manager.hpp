@@ -50,6 +50,11 @@ struct ManagerOptions {
   // failed), once its new state is stored: a server closes the session's connections and tells
   // the installation's other servers (scale-out). Runs on the calling thread; must not block long.
   std::function<void(const SessionId&, SessionState)> on_session_closed;
+  // Scale-out: a link to an agent no link was attached to in this process (it polls another server
+  // of the installation), e.g. AgentCommands::link (kasm/cluster/agent_commands.hpp); made at
+  // first use and kept. Empty: such an agent is "not connected to this manager". Called with the
+  // manager's lock held: it must not call back.
+  std::function<std::shared_ptr<spi::AgentLink>(const AgentId&)> remote_link;
 };
 
 // What an agent reports at check-in.

@@ -22,6 +22,7 @@
 #include "kasm/core/clock.hpp"
 #include "kasm/core/id.hpp"
 #include "kasm/core/result.hpp"
+#include "kasm/spi/event_channel.hpp"
 
 namespace kasm::spi {
 
@@ -49,21 +50,9 @@ struct ChatMember {
   friend bool operator==(const ChatMember&, const ChatMember&) = default;
 };
 
-// Ends a subscription when destroyed (or by cancel()); after either returns, its callback is not
-// running and will not run again.
-class Subscription {
- public:
-  virtual ~Subscription() = default;
-  virtual void cancel() = 0;
-};
-
 // Called on the share database's own delivery thread, never with its locks held: a callback may
 // call the share database, but must not block for long (post real work elsewhere).
 using ChatCallback = std::function<void(const ChatMessage&)>;
-using EventCallback = std::function<void(std::string_view event)>;
-// Availability changes: false when the backing service was lost (subscribers miss messages until it
-// returns), true when it is back and subscriptions are live again.
-using AvailabilityCallback = std::function<void(bool available)>;
 
 struct ShareDatabaseLimits {
   std::size_t history_messages = 500;     // Newest messages kept per session.

@@ -33,8 +33,9 @@ enum class Table {
   kAutoscaleDecisions,
   kManagers,
   kLeases,
+  kAgentCommands,
 };
-inline constexpr int kTableCount = 18;
+inline constexpr int kTableCount = 19;
 
 // The fixed shape of a table: its SQL name, the columns that can be queried, and which of those are
 // unique among rows where they are non-empty.
@@ -142,6 +143,7 @@ class Store {
 // The newest schema version this build knows. Opening a database whose schema is newer fails with
 // FailedPrecondition rather than risking corrupting it.
 // 4: autoscale_vms, autoscale_decisions, managers, leases (tables created when missing).
-inline constexpr std::int32_t kSchemaVersion = 4;
+// 5: agent_commands (commands for remote agents relayed between servers).
+inline constexpr std::int32_t kSchemaVersion = 5;
 
 }  // namespace kasm::spi

@@ -49,6 +49,7 @@ KASM_ENTITY(AutoscaleVm, kAutoscaleVms);
 KASM_ENTITY(AutoscaleDecision, kAutoscaleDecisions);
 KASM_ENTITY(ManagerNode, kManagers);
 KASM_ENTITY(Lease, kLeases);
+KASM_ENTITY(AgentCommandRow, kAgentCommands);
 #undef KASM_ENTITY
 
 // Typed access to a Store: validates on write, encodes to JSON, fills the indexed columns, and

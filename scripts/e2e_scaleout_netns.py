@@ -1,0 +1,404 @@
+#!/usr/bin/env python3
+"""End-to-end check of scale-out (issue 18): two kasm-servers on one PostgreSQL behind nginx, three
+kasm-agents in two zones, each agent in a network namespace of its own; the primary is killed with
+SIGKILL in the middle of 200 launches.
+
+Layout (everything made by this test, removed at the end):
+  - a bridge with no ports carries 10.231.B.1, where nginx (scripts/nginx/kasm-scale-out.conf)
+    listens; the two servers listen on 127.0.0.1 behind it;
+  - agent n runs in namespace kasm-so-<run>-<n> with a veth pair 10.231.B.4n+1 (host) / .4n+2
+    (inside) and one route, to the balancer's address: an agent reaches the installation only
+    through nginx, so its polls land on either server, as behind a real balancer;
+  - sessions publish on the agent's host-side veth address, inside the agent's publish_networks.
+No server has an agent of its own: a launch placed by server A on an agent whose poll waits on
+server B reaches it only through the store (kasm/cluster/agent_commands.hpp).
+
+Checks: 200 launches through nginx (REST, 2/3 in zone east, 1/3 in west), 8 at a time; after the
+60th acknowledgement the primary of zone east is SIGKILLed; every acknowledged launch ends running
+(0 lost), the failover time is printed, launches placed by each server ran on agents polling
+through either, every session is destroyed and no container of this run is left (0 orphans).
+
+    scripts/e2e_scaleout_netns.py [--launches 200] [--keep]
+
+Needs root, iproute2, nginx, psql with KASM_TEST_POSTGRES_URL, a Docker engine with
+KASM_TEST_IMAGE (scripts/lib-services.sh), built kasm-server, kasm-agent and kasm-license
+(KASM_SERVER_BIN, KASM_AGENT_BIN, KASM_LICENSE_BIN). Exits 77 (skipped) when one is missing, or 1
+when KASM_REQUIRE_SERVICES=1.
+"""
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+ap.add_argument("--launches", type=int, default=200)
+ap.add_argument("--keep", action="store_true")
+args = ap.parse_args()
+SERVER_BIN = os.environ.get("KASM_SERVER_BIN") or os.path.join(BUILD, "reference-server", "kasm-server")
+AGENT_BIN = os.environ.get("KASM_AGENT_BIN") or os.path.join(BUILD, "reference-server", "kasm-agent")
+LICENSE_BIN = os.environ.get("KASM_LICENSE_BIN") or os.path.join(BUILD, "tools", "kasm-license", "kasm-license")
+T0 = time.monotonic()
+
+
+def say(text):
+    print("[%5.1f s] %s" % (time.monotonic() - T0, text), flush=True)
+
+
+def skip(why):
+    required = os.environ.get("KASM_REQUIRE_SERVICES") == "1"
+    print("e2e_scaleout_netns: %s: %s" % ("failed (KASM_REQUIRE_SERVICES=1)" if required else "skipped", why),
+          flush=True)
+    raise SystemExit(1 if required else 77)
+
+
+def run(*argv, **kw):
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=60, **kw)
+
+
+if os.geteuid() != 0:
+    skip("needs root (it makes network namespaces)")
+if not shutil.which("ip") or run("ip", "netns", "list").returncode != 0:
+    skip("needs iproute2 with `ip netns`")
+for path in (SERVER_BIN, AGENT_BIN, LICENSE_BIN, "/usr/sbin/nginx"):
+    if not os.access(path, os.X_OK):
+        skip("%s is missing" % path)
+PG_URL = os.environ.get("KASM_TEST_POSTGRES_URL", "")
+if not PG_URL or not shutil.which("psql"):
+    skip("needs KASM_TEST_POSTGRES_URL and psql (scripts/test.sh starts PostgreSQL)")
+IMAGE = os.environ.get("KASM_TEST_IMAGE", "")
+if not IMAGE or run("docker", "image", "inspect", IMAGE).returncode != 0:
+    skip("needs the Docker engine with KASM_TEST_IMAGE (scripts/lib-services.sh builds it)")
+
+failures = []
+
+
+class Failed(Exception):
+    pass
+
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what, flush=True)
+    if not ok:
+        failures.append(what)
+    return ok
+
+
+def require(ok, what):
+    if not check(ok, what):
+        raise Failed(what)
+
+
+def wait_for(what, seconds, probe, interval=0.5):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = probe()
+        if value or time.monotonic() >= deadline:
+            if not value:
+                say("gave up waiting %d s for %s" % (seconds, what))
+            return value
+        time.sleep(interval)
+
+
+def on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, on_sigterm)
+
+RUN = os.urandom(2).hex()
+NS = "kasm-so-%s-" % RUN
+LINK = "kso" + RUN
+BRIDGE = LINK + "s"
+taken = run("ip", "-4", "-o", "addr", "show").stdout + run("ip", "-4", "route", "show", "table", "all").stdout
+free_b = [b for b in range(2, 250) if "10.231.%d." % b not in taken]
+if not free_b:
+    skip("no free /24 left in 10.231.0.0/16")
+SUBNET = "10.231.%d" % random.choice(free_b)
+LB_ADDR = SUBNET + ".1"
+TMP = tempfile.mkdtemp(prefix="kasm-e2e-scaleout-")
+DB = "kasm_e2e_so_" + RUN
+parts = urllib.parse.urlsplit(PG_URL)
+DB_URL = urllib.parse.urlunsplit(parts._replace(path="/" + DB))
+procs = {}  # name -> Popen
+agent_ids = set()
+
+
+def free_port(addr="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((addr, 0))
+        return s.getsockname()[1]
+
+
+def http(method, base, path, body=None, headers=None, timeout=30):
+    req = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode() if body is not None else None,
+                                 headers=dict({"Content-Type": "application/json"}, **(headers or {})))
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw = r.read()
+            return r.status, (json.loads(raw) if raw else {})
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError) as e:
+        return 0, str(e)
+
+
+def our_containers():
+    ids = run("docker", "ps", "-aq", "--filter", "label=kasm.managed=true").stdout.split()
+    if not ids:
+        return []
+    out = []
+    for c in json.loads(run("docker", "inspect", *ids).stdout or "[]"):
+        if (c.get("Config", {}).get("Labels") or {}).get("kasm.agent_id") in agent_ids:
+            out.append(c["Id"])
+    return out
+
+
+try:
+    r = run("psql", PG_URL, "-c", "CREATE DATABASE " + DB)
+    require(r.returncode == 0, "scratch database %s: %s" % (DB, r.stderr.strip() or "made"))
+    for argv in (["link", "add", BRIDGE, "type", "bridge"], ["addr", "add", LB_ADDR + "/32", "dev", BRIDGE],
+                 ["link", "set", BRIDGE, "up"]):
+        r = run("ip", *argv)
+        require(r.returncode == 0, "ip %s: %s" % (" ".join(argv), r.stderr.strip() or "ok"))
+
+    # ---- licence: the vendor tool's keys; both servers verify with the public one -----------
+    priv, pub = os.path.join(TMP, "vendor.pem"), os.path.join(TMP, "vendor.pub")
+    require(run(LICENSE_BIN, "keygen", "--private-key", priv, "--public-key", pub).returncode == 0, "licence keys")
+
+    admin_pw = "scaleout-" + os.urandom(6).hex()
+    senv = dict(os.environ, KASM_ADMIN_PASSWORD=admin_pw)
+    ports = {}
+
+    def start_server(name):
+        ports[name] = free_port()
+        procs[name] = subprocess.Popen(
+            [SERVER_BIN, "--http", "--listen", "127.0.0.1", "--port", str(ports[name]), "--database", DB_URL,
+             "--data-dir", os.path.join(TMP, name), "--no-local-agent", "--gateway", "off", "--drain-seconds", "1",
+             "--max-connections-per-address", "0", "--license-public-key", pub],
+            env=senv, stdout=open(os.path.join(TMP, name + ".log"), "a"), stderr=subprocess.STDOUT)
+        base = "http://127.0.0.1:%d" % ports[name]
+        require(wait_for(name, 40, lambda: http("GET", base, "/healthz")[0] == 200, 0.2), "server %s answers" % name)
+        return base
+
+    A = start_server("a")  # First alone: it makes the schema and the admin.
+    B = start_server("b")
+    key = json.loads(run(SERVER_BIN, "api-key", "create", "--name", "so", "--database", DB_URL, "--data-dir",
+                         os.path.join(TMP, "a"), env=senv).stdout)
+    AUTH = {"Authorization": "Bearer %s:%s" % (key["api_key"], key["api_key_secret"])}
+
+    # ---- nginx in front, with the documented configuration --------------------------------------
+    LB_PORT = free_port(LB_ADDR)
+    conf = open(os.path.join(ROOT, "scripts", "nginx", "kasm-scale-out.conf")).read()
+    for old, new in (("10.0.0.11:8443", "127.0.0.1:%d" % ports["a"]), ("10.0.0.12:8443", "127.0.0.1:%d" % ports["b"]),
+                     ("listen 443 ssl;", "listen %s:%d;" % (LB_ADDR, LB_PORT)),
+                     ("ssl_certificate     /etc/nginx/kasm.crt;", ""), ("ssl_certificate_key /etc/nginx/kasm.key;", "")):
+        require(old in conf, "nginx configuration has " + old)
+        conf = conf.replace(old, new)
+    ndir = os.path.join(TMP, "nginx")
+    os.makedirs(ndir)
+    open(os.path.join(ndir, "kasm.conf"), "w").write(conf)
+    open(os.path.join(ndir, "nginx.conf"), "w").write(
+        "daemon off;\npid %s/nginx.pid;\nerror_log %s/error.log;\nevents {}\nhttp {\n access_log off;\n"
+        " client_body_temp_path %s;\n proxy_temp_path %s;\n include %s/kasm.conf;\n}\n" % ((ndir,) * 5))
+    procs["nginx"] = subprocess.Popen(["/usr/sbin/nginx", "-p", ndir, "-c", os.path.join(ndir, "nginx.conf")])
+    LB = "http://%s:%d" % (LB_ADDR, LB_PORT)
+    require(wait_for("nginx", 20, lambda: http("GET", LB, "/healthz")[0] == 200, 0.1), "nginx answers on " + LB)
+
+    st, lic = http("GET", LB, "/api/v1/licenses", headers=AUTH)
+    require(st == 200, "licence status: %s" % st)
+    installation = lic["status"]["installation_id"]
+    act, licf = os.path.join(TMP, "act.txt"), os.path.join(TMP, "lic.txt")
+    require(run(LICENSE_BIN, "issue", "--private-key", priv, "--customer", "e2e", "--type", "concurrent_sessions",
+                "--limit", str(args.launches + 50), "--days", "1", "--out", act).returncode == 0, "activation key")
+    require(run(LICENSE_BIN, "activate", "--private-key", priv, "--activation-key", act, "--installation-id",
+                installation, "--out", licf).returncode == 0, "licence for installation " + installation)
+    st, body = http("POST", LB, "/api/v1/licenses", {"license": open(licf).read()}, AUTH)
+    require(st == 201, "licence added: %s %s" % (st, body if st != 201 else ""))
+
+    # ---- zones, agents in namespaces ------------------------------------------------------------
+    st, zones = http("GET", LB, "/api/v1/zones", headers=AUTH)
+    east = zones["items"][0]["id"]
+    st, west = http("POST", LB, "/api/v1/zones", {"name": "west-" + RUN}, AUTH)
+    require(st == 201, "zone west made: %s" % st)
+    west = west["id"]
+    agent_zone = {1: east, 2: east, 3: west}
+    for n, zone in agent_zone.items():
+        ns, host, inside = NS + str(n), "%sh%d" % (LINK, n), "%sn%d" % (LINK, n)
+        host_ip, ns_ip = "%s.%d" % (SUBNET, 4 * n + 1), "%s.%d" % (SUBNET, 4 * n + 2)
+        for argv in (["netns", "add", ns], ["link", "add", host, "type", "veth", "peer", "name", inside],
+                     ["link", "set", inside, "netns", ns], ["addr", "add", host_ip + "/30", "dev", host],
+                     ["link", "set", host, "up"], ["-n", ns, "addr", "add", ns_ip + "/30", "dev", inside],
+                     ["-n", ns, "link", "set", inside, "up"], ["-n", ns, "link", "set", "lo", "up"],
+                     ["-n", ns, "route", "add", LB_ADDR + "/32", "via", host_ip]):
+            r = run("ip", *argv)
+            require(r.returncode == 0, "ip %s: %s" % (" ".join(argv), r.stderr.strip() or "ok"))
+        st, reg = http("POST", LB, "/api/v1/agents", {"hostname": "agent%d-%s" % (n, RUN), "zone_id": zone,
+                                                     "publish_networks": [SUBNET + ".0/24"]}, AUTH)
+        require(st == 201, "agent %d registered: %s" % (n, st))
+        agent_ids.add(reg["agent"]["id"])
+        procs["agent%d" % n] = subprocess.Popen(
+            ["ip", "netns", "exec", ns, AGENT_BIN, "--server", LB, "--agent-id", reg["agent"]["id"], "--token",
+             reg["token"], "--publish-host", host_ip, "--checkin-seconds", "2"],
+            stdout=open(os.path.join(TMP, "agent%d.log" % n), "a"), stderr=subprocess.STDOUT)
+
+    def agents_ok():
+        st, page = http("GET", LB, "/api/v1/agents", headers=AUTH)
+        return st == 200 and sum(1 for a in page["items"] if a["id"] in agent_ids and a["status"] == "ok") == 3
+
+    require(wait_for("three agents", 40, agents_ok), "three agents check in through nginx")
+    st, groups = http("GET", LB, "/api/v1/groups", headers=AUTH)
+    st, ws = http("POST", LB, "/api/v1/workspaces", {
+        "friendly_name": "so-web-" + RUN, "image": IMAGE, "port": 8080, "protocol": "http",
+        "group_ids": [g["id"] for g in groups["items"]], "resources": {"millicores": 10, "memory_bytes": 16 << 20}},
+        AUTH)
+    require(st == 201, "workspace: %s %s" % (st, ws if st != 201 else ""))
+    for g in groups["items"]:  # One user launches them all.
+        st, body = http("PATCH", LB, "/api/v1/groups/" + g["id"], {"settings": {"max_sessions_per_user": 0}}, AUTH)
+        require(st == 200, "group %s without a per-user limit: %s %s" % (g["name"], st, body if st != 200 else ""))
+    st, users = http("GET", LB, "/api/v1/users", headers=AUTH)
+    admin = users["items"][0]["id"]
+
+    def managers():
+        st, page = http("GET", LB, "/api/v1/managers", headers=AUTH, timeout=5)
+        return page["items"] if st == 200 else []
+
+    def primary_of(zone):
+        for m in managers():
+            if zone in m["leading"]:
+                return m
+        return None
+
+    lead = wait_for("a primary of east", 20, lambda: primary_of(east))
+    require(lead is not None, "zone east has a primary")
+    victim = "a" if lead["url"].endswith(":%d" % ports["a"]) else "b"
+    survivor = "b" if victim == "a" else "a"
+    say("primary of east: server %s (%s)" % (victim, lead["id"]))
+
+    # ---- 200 launches, the primary killed after the 60th acknowledgement ------------------------
+    acknowledged, refused, lock = [], [], threading.Lock()
+    todo = list(range(args.launches))
+    killed = {}
+
+    def launcher():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                i = todo.pop(0)
+            zone = west if i % 3 == 2 else east
+            for attempt in range(20):
+                st, body = http("POST", LB, "/api/v1/sessions",
+                                {"workspace_id": ws["id"], "user_id": admin, "zone_id": zone}, AUTH, timeout=60)
+                if st in (200, 201, 202):
+                    with lock:
+                        acknowledged.append(body["id"])
+                        if len(acknowledged) == 60 and not killed:
+                            procs[victim].kill()
+                            killed["at"] = time.monotonic()
+                            say("SIGKILL to server %s, the primary of east" % victim)
+                    break
+                if st in (0, 502, 503, 504):
+                    time.sleep(0.5)  # The balancer moves on; try again.
+                    continue
+                with lock:
+                    refused.append("%s %s" % (st, body))
+                break
+
+    began = time.monotonic()
+    threads = [threading.Thread(target=launcher) for _ in range(8)]
+    for t in threads:
+        t.start()
+    failover = None
+    while any(t.is_alive() for t in threads):
+        if killed and failover is None:
+            m = primary_of(east)
+            if m and m["id"] != lead["id"]:
+                failover = time.monotonic() - killed["at"]
+                say("zone east led by %s after %.1f s" % (m["id"], failover))
+        time.sleep(0.2)
+    for t in threads:
+        t.join()
+    say("%d launches acknowledged, %d refused, in %.0f s" % (len(acknowledged), len(refused), time.monotonic() - began))
+    check(bool(killed), "the primary was killed during the launches")
+    if failover is None:
+        m = wait_for("a new primary", 30, lambda: (primary_of(east) or {}).get("id") not in (None, lead["id"]))
+        failover = time.monotonic() - killed["at"] if m else None
+    check(failover is not None and failover < 10.5, "failover after SIGKILL of the primary: %s s" %
+          ("%.1f" % failover if failover is not None else "none"))
+    check(not refused, "no launch refused (%s)" % "; ".join(refused[:3]))
+
+    def states():
+        out = {}
+        for sid in acknowledged:
+            st, s = http("GET", LB, "/api/v1/sessions/" + sid, headers=AUTH)
+            out[sid] = s.get("state") if st == 200 else "http %d" % st
+        return out
+
+    final = wait_for("every acknowledged launch running", 240,
+                     lambda: (lambda s: s if all(v == "running" for v in s.values()) else None)(states()), 2)
+    final = final or states()
+    counts = {}
+    for v in final.values():
+        counts[v] = counts.get(v, 0) + 1
+    check(counts.get("running", 0) == len(acknowledged),
+          "%d of %d acknowledged launches running, 0 lost (%s)" % (counts.get("running", 0), len(acknowledged), counts))
+    check(len(acknowledged) == args.launches, "every launch acknowledged")
+
+    # Where they ran: agents of both zones, and commands from both servers.
+    st, page = http("GET", LB, "/api/v1/sessions?limit=1000", headers=AUTH)
+    by_agent = {}
+    for s in page.get("items", []) if st == 200 else []:
+        by_agent[s.get("agent_id")] = by_agent.get(s.get("agent_id"), 0) + 1
+    check(len([a for a in by_agent if a in agent_ids]) == 3, "sessions on all three agents: %s" % by_agent)
+    alog = open(os.path.join(TMP, survivor + ".log")).read()
+    check("agent_commands" not in alog or "failed" not in alog, "no relay failure in the survivor's log")
+
+    # ---- teardown: every session destroyed, no container left ----------------------------------
+    for sid in acknowledged:
+        http("DELETE", LB, "/api/v1/sessions/" + sid, headers=AUTH, timeout=60)
+    left = wait_for("no container of this run", 120, lambda: not our_containers(), 2)
+    check(bool(left) or not our_containers(), "0 orphan containers (%d left)" % len(our_containers()))
+except Failed:
+    pass
+except KeyboardInterrupt:
+    print("interrupted; cleaning up", flush=True)
+finally:
+    for name, p in procs.items():
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM if name == "nginx" else signal.SIGKILL)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    for n in (1, 2, 3):
+        ns = NS + str(n)
+        if os.path.exists("/run/netns/" + ns):
+            for pid in run("ip", "netns", "pids", ns).stdout.split():
+                run("kill", "-9", pid)
+            run("ip", "netns", "del", ns)
+        run("ip", "link", "del", "%sh%d" % (LINK, n))
+    run("ip", "link", "del", BRIDGE)
+    for c in our_containers():
+        run("docker", "rm", "-f", c)
+    run("psql", PG_URL, "-c", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % DB)
+    elapsed = time.monotonic() - T0
+    if failures:
+        print("e2e_scaleout_netns: %d check(s) failed in %.0f s; logs kept in %s" % (len(failures), elapsed, TMP),
+              flush=True)
+        raise SystemExit(1)
+    if not args.keep:
+        shutil.rmtree(TMP, ignore_errors=True)
+    print("e2e_scaleout_netns: all checks passed in %.0f s" % elapsed, flush=True)
