@@ -333,7 +333,8 @@ Result<void> ServerApp::start() {
   }
   csp_ = controlPlanePolicy();
   pool_ = std::make_unique<net::BlockingPool>(static_cast<std::size_t>(config_.handler_threads));
-  start_pool_ = std::make_unique<net::BlockingPool>(16, 1000);
+  // Its threads mostly wait for agents (a remote one answers through the store): many, cheap.
+  start_pool_ = std::make_unique<net::BlockingPool>(64, 1000);
   agent_pool_ = std::make_unique<net::BlockingPool>(64, 256);
   net::ProxyOptions popts;
   popts.authorize = [this](const net::ProxyAuthRequest& r) { return authorizeProxy(r); };
@@ -400,7 +401,19 @@ Result<void> ServerApp::start() {
     KASM_ASSIGN_OR_RETURN(auto tls, net::ensureSelfSignedCertificate(config_.data_dir + "/tls"));
     hopts.tls = tls;
   }
-  KASM_ASSIGN_OR_RETURN(http_, net::HttpServer::start(hopts, net::runOnPool(*pool_, routes()), proxy_));
+  // Agents' calls go to threads of their own straight from the connection: a long poll must not hold
+  // the request pool, and a result must get through even while every request thread waits (a
+  // launch waits for a start, which may wait for that very result).
+  auto on_pool = net::runOnPool(*pool_, routes());
+  auto handler = [this, on_pool](net::HttpRequest req, net::Responder respond) {
+    if (req.path.rfind("/api/agent/v1/", 0) == 0) {
+      auto task = [this, req, respond] { respond(agentApi(req)); };
+      if (!agent_pool_->post(task).ok()) respond(net::HttpResponse::json(503, R"({"error_message":"busy"})"));
+      return;
+    }
+    on_pool(std::move(req), std::move(respond));
+  };
+  KASM_ASSIGN_OR_RETURN(http_, net::HttpServer::start(hopts, std::move(handler), proxy_));
   logLine("listening", http_->baseUrl());
   // Scale-out: this server's row and the zones it leads (at once when no other server leads them).
   cluster::MembershipOptions mo;
@@ -649,12 +662,6 @@ void ServerApp::addControlPlaneHeaders(net::HttpResponse& res) const {
 // starts through either API.
 net::HttpHandler ServerApp::routes() {
   return [this](net::HttpRequest req, net::Responder respond) {
-    if (req.path.rfind("/api/agent/v1/", 0) == 0) {
-      // Long polls must not hold the request pool: they get threads of their own.
-      auto task = [this, req, respond] { respond(agentApi(req)); };
-      if (!agent_pool_->post(task).ok()) respond(net::HttpResponse::json(503, R"({"error_message":"busy"})"));
-      return;
-    }
     std::size_t route = 2;  // web
     if (req.path.rfind("/api/v1/", 0) == 0) {
       route = 0;

@@ -200,6 +200,9 @@ class ServerApp {
   std::unique_ptr<spi::ShareDatabase> share_db_;
   std::unique_ptr<share::Sharing> sharing_;
   std::unique_ptr<share::ChatService> chat_;
+  // Events between the servers of the installation: Redis's with --redis, else PostgreSQL's
+  // LISTEN/NOTIFY on a PostgreSQL store, else this process only.
+  std::unique_ptr<spi::EventChannel> event_channel_;
   std::unique_ptr<spi::Subscription> events_;
   std::string instance_id_;  // Tells this server's own events from the others'.
   std::unique_ptr<GatewayProcess> gateway_process_;

@@ -8,6 +8,8 @@
 #include "kasm/auth/secret.hpp"
 #include "kasm/share/memory_share_database.hpp"
 #include "kasm/share/redis_share_database.hpp"
+#include "kasm/share/share_events.hpp"
+#include "kasm/store/postgres_events.hpp"
 #include "server_app.hpp"
 
 namespace kasm::server {
@@ -65,8 +67,8 @@ void ServerApp::sessionClosed(const SessionId& session, bool publish) {
 }
 
 void ServerApp::publishEvent(const std::string& event) {
-  if (!share_db_) return;
-  if (auto r = share_db_->publishEvent(event); !r.ok()) logLine("event_lost", r.error().message());
+  if (!event_channel_) return;
+  if (auto r = event_channel_->publish(event); !r.ok()) logLine("event_lost", r.error().message());
 }
 
 Result<void> ServerApp::setUpSharing(const std::string& key) {
@@ -86,7 +88,14 @@ Result<void> ServerApp::setUpSharing(const std::string& key) {
     applyViewerChange(c);
     publishEvent(viewerEvent(instance_id_, c));
   });
-  auto events = share_db_->subscribeEvents([this](std::string_view text) {
+  if (config_.redis_url.empty() && store_->backendName() == "postgresql") {
+    PostgresEventOptions po;
+    po.url = config_.database_url;
+    KASM_ASSIGN_OR_RETURN(event_channel_, openPostgresEventChannel(po));
+  } else {
+    event_channel_ = shareDatabaseEvents(*share_db_);
+  }
+  auto events = event_channel_->subscribe([this](std::string_view text) {
     const auto event = othersEvent(text, instance_id_);
     if (!event) return;
     const std::string type = member(*event, "type");
@@ -100,7 +109,7 @@ Result<void> ServerApp::setUpSharing(const std::string& key) {
       agent_commands_->onEvent(type, member(*event, "id"));
     }
   });
-  if (!events.ok()) return events.error().withContext("the share database's events");
+  if (!events.ok()) return events.error().withContext("the events between servers");
   events_ = std::move(*events);
   return {};
 }

@@ -298,7 +298,7 @@ Result<std::vector<spi::AgentSessionView>> CommandAgentLink::sessions() {
 }
 
 Result<void> CommandAgentLink::putFile(const SessionId& s, const std::string& dir, const std::string& name,
-                                      std::string_view data) {
+                                       std::string_view data) {
   json::object cmd{{"op", "put_file"},
                    {"session_id", s.str()},
                    {"dir", dir},

@@ -34,7 +34,9 @@ class RelayedAgentLink final : public agent::CommandAgentLink {
       : CommandAgentLink(std::move(check)), commands_(commands), agent_(std::move(agent)) {}
 
  protected:
-  Result<std::string> call(std::string command_json) override { return commands_.call(agent_, std::move(command_json)); }
+  Result<std::string> call(std::string command_json) override {
+    return commands_.call(agent_, std::move(command_json));
+  }
 
  private:
   AgentCommands& commands_;
@@ -164,7 +166,8 @@ Result<std::string> AgentCommands::call(const AgentId& agent, std::string comman
     const bool running = wait->until(deadline);
     auto cur = repo.get<AgentCommandRow>(row.id);
     if (!cur.ok()) {
-      if (cur.error().code() == ErrorCode::kNotFound) return unavailable("the command for agent " + agent.str() + " was dropped");
+      if (cur.error().code() == ErrorCode::kNotFound)
+        return unavailable("the command for agent " + agent.str() + " was dropped");
       if (!running) return unavailable("the server is stopping");
       continue;  // The store is away for a moment: wait on.
     }
@@ -183,8 +186,8 @@ Result<std::string> AgentCommands::call(const AgentId& agent, std::string comman
       if (!gone.ok() && gone.error().code() == ErrorCode::kAborted && running) continue;
       if (!running) return unavailable("the server is stopping");
       const auto waited = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started);
-      return unavailable(sent ? "agent " + agent.str() + " did not answer within " +
-                                    std::to_string(waited.count()) + " s"
+      return unavailable(sent ? "agent " + agent.str() + " did not answer within " + std::to_string(waited.count()) +
+                                    " s"
                               : "no server handed the command to agent " + agent.str() + " within " +
                                     std::to_string(waited.count()) + " s (is it polling?)");
     }
@@ -208,7 +211,8 @@ Result<std::optional<agent::AgentCommand>> AgentCommands::claim(const AgentId& a
     ++taken.deliveries;
     auto w = repo.update(taken, version);
     if (!w.ok()) {
-      if (w.error().code() == ErrorCode::kAborted || w.error().code() == ErrorCode::kNotFound) continue;  // Lost a race.
+      if (w.error().code() == ErrorCode::kAborted || w.error().code() == ErrorCode::kNotFound)
+        continue;  // Lost a race.
       return w.error();
     }
     if (options_.publish) options_.publish(agentResultEvent(options_.node, taken.id));  // "Handed over": its timer.

@@ -2,8 +2,8 @@
 
 #include "kasm/manager/manager.hpp"
 
-#include <thread>
 #include <algorithm>
+#include <thread>
 
 #include "kasm/auth/secret.hpp"
 #include "manager/manager_impl.hpp"
@@ -108,12 +108,26 @@ Result<GroupSettings> Manager::Impl::settingsOf(const UserId& user_id) {
   return best ? best->settings : GroupSettings{};
 }
 
+Result<void> Manager::Impl::refreshPlacementView() {
+  KASM_ASSIGN_OR_RETURN(auto zones, repo.list<Zone>());
+  KASM_ASSIGN_OR_RETURN(auto agents, repo.list<Agent>());
+  std::lock_guard lock(mu);
+  for (const auto& z : zones) scheduler.upsertZone(zoneRules(options, z.value));
+  for (const auto& a : agents) (void)scheduler.upsertAgent(sched::AgentEntry::fromAgent(a.value));
+  return {};
+}
+
 Result<ZoneId> Manager::Impl::resolveZone(const std::optional<ZoneId>& requested) {
   if (requested && !requested->empty()) {
     auto z = repo.get<Zone>(requested->str());
     if (!z.ok()) {
       if (z.error().code() == ErrorCode::kNotFound) return notFound("zone '" + requested->str() + "' does not exist");
       return z.error();
+    }
+    {
+      // Another server of the installation may have made it.
+      std::lock_guard lock(mu);
+      scheduler.upsertZone(zoneRules(options, z->value));
     }
     return *requested;
   }
@@ -246,10 +260,20 @@ Result<Versioned<Session>> Manager::Impl::placeAndProvision(
   if (!ws.restrict_to_network.empty()) pr.include_labels["network." + ws.restrict_to_network] = "*";
 
   sched::Placement placement;
+  bool refreshed = false;
   for (int attempt = 0;; ++attempt) {
     {
-      std::lock_guard lock(mu);
+      std::unique_lock lock(mu);
       auto placed = scheduler.place(pr);
+      if (!placed.ok() && !refreshed && placed.error().code() == ErrorCode::kResourceExhausted) {
+        // With several servers this one's view may be behind the store (an agent checked in
+        // elsewhere, a zone was made elsewhere): read the store once, then decide.
+        lock.unlock();
+        refreshed = true;
+        KASM_RETURN_IF_ERROR(refreshPlacementView());
+        lock.lock();
+        placed = scheduler.place(pr);
+      }
       if (!placed.ok()) {
         if (placed.error().code() == ErrorCode::kResourceExhausted) noteUnplaced(zone, ws.resources);
         return placed.error();

@@ -69,6 +69,9 @@ Result<Manager::TickReport> Manager::tickZones(const std::set<ZoneId>* zones) {
   // A session without a zone (never placed) is left to a manager that leads every zone.
   auto mineOpt = [&](const std::optional<ZoneId>& z) { return !zones || (z && zones->count(*z) > 0); };
 
+  // Every manager keeps its scheduler in step with the store, whatever zones it leads: agents
+  // check in on any server of the installation, and zones may be made on any.
+  KASM_RETURN_IF_ERROR(im.refreshPlacementView());
   // Agent liveness.
   KASM_ASSIGN_OR_RETURN(auto agents, im.repo.list<Agent>());
   for (auto& a : agents) {

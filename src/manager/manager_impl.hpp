@@ -68,6 +68,10 @@ struct Manager::Impl {
   // ManagerOptions::on_session_closed for a session just stored in a state without viewers.
   void noteClosed(const Session& s);
 
+  // Reads every zone and agent from the store into the scheduler: another manager of the
+  // installation may have made a zone or taken an agent's check-in (scale-out).
+  Result<void> refreshPlacementView();
+
   std::shared_ptr<spi::AgentLink> linkFor(const AgentId& id) {
     std::lock_guard lock(mu);
     auto it = links.find(id);

@@ -49,16 +49,16 @@ struct Lease {
 struct AgentCommandRow {
   std::string id;
   AgentId agent_id;
-  ManagerNodeId issuer;     // The manager whose call waits for the result.
-  std::string state;        // "queued", "sent" (a server handed it to the agent), "done".
-  std::string command;      // The command's JSON (kasm/agent/remote_link.hpp).
-  std::string result;       // The agent's result JSON once done.
-  ManagerNodeId sent_by;    // The server that handed it to the agent.
-  std::string agent_boot;   // The agent process it was handed to (its boot id).
+  ManagerNodeId issuer;    // The manager whose call waits for the result.
+  std::string state;       // "queued", "sent" (a server handed it to the agent), "done".
+  std::string command;     // The command's JSON (kasm/agent/remote_link.hpp).
+  std::string result;      // The agent's result JSON once done.
+  ManagerNodeId sent_by;   // The server that handed it to the agent.
+  std::string agent_boot;  // The agent process it was handed to (its boot id).
   std::int32_t deliveries = 0;
   TimePoint queued_at;
   TimePoint sent_at;
-  TimePoint expires_at;     // The caller gives up then; the row is removed after it.
+  TimePoint expires_at;  // The caller gives up then; the row is removed after it.
 
   Result<void> validate() const;
   friend bool operator==(const AgentCommandRow&, const AgentCommandRow&) = default;

@@ -35,7 +35,8 @@ using EventCallback = std::function<void(std::string_view event)>;
 using AvailabilityCallback = std::function<void(bool available)>;
 
 // Threading: every method may be called from any thread.
-// Errors: InvalidArgument for an event larger than maxEventBytes(); Unavailable while the backing
+// Errors: InvalidArgument for an event larger than maxEventBytes(), and for text the backend cannot
+// carry (PostgreSQL: a NUL byte; invalid UTF-8 in a UTF-8 database); Unavailable while the backing
 // service cannot be reached (the event is lost; nothing is queued).
 class EventChannel {
  public:
@@ -49,7 +50,8 @@ class EventChannel {
   virtual Result<std::unique_ptr<Subscription>> subscribe(EventCallback callback) = 0;
   // Whether the backing service is reachable now.
   virtual bool available() const = 0;
-  // Replaces the availability callback (empty: none). Called on the delivery thread.
+  // Replaces the availability callback (empty: none). Called on a thread of the channel's, never
+  // with its locks held.
   virtual void onAvailability(AvailabilityCallback callback) = 0;
   // The largest event publish() takes (PostgreSQL's NOTIFY payloads stop below 8,000 bytes).
   virtual std::size_t maxEventBytes() const = 0;
