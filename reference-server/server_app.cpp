@@ -395,6 +395,7 @@ Result<void> ServerApp::start() {
   }
   hopts.max_connections = viewers;
   hopts.max_connections_per_address = config_.max_connections_per_address;
+  hopts.write_stall_timeout = std::chrono::seconds(config_.write_stall_seconds);
   // A remote agent's answer may carry a downloaded file (base64: 4/3 of the largest transfer).
   hopts.body_limits["/api/agent/v1/result"] = std::size_t{1024} * 1024 * 1024 / 3 * 4 + 64 * 1024;
   if (!config_.plain_http) {

@@ -35,6 +35,9 @@ struct ServerConfig {
   // balancer stops sending it traffic (--drain-seconds, KASM_DRAIN_SECONDS).
   std::vector<std::string> lead_zones;
   int drain_seconds = 5;
+  // A client that takes no byte of what is sent to it for this long is disconnected
+  // (HttpServerOptions::write_stall_timeout; --write-stall-seconds, KASM_WRITE_STALL_SECONDS; 0: never).
+  int write_stall_seconds = 60;
   // PEM file of the public key licences are verified with (KASM_LICENSE_PUBLIC_KEY,
   // --license-public-key); without one the community limits apply and no licence can be added.
   std::string license_public_key_file;
