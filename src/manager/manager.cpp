@@ -94,10 +94,16 @@ Result<GroupSettings> Manager::effectiveSettings(const UserId& user_id) {
   return impl_->settingsOf(user_id);
 }
 
-Result<GroupSettings> Manager::Impl::settingsOf(const UserId& user_id) {
+Result<GroupSettings> Manager::Impl::settingsOf(const UserId& user_id,
+                                                const std::unordered_map<GroupId, Group>* groups) {
   KASM_ASSIGN_OR_RETURN(auto user, repo.get<User>(user_id.str()));
   std::optional<Group> best;
   for (const auto& gid : user.value.group_ids) {
+    if (groups) {
+      auto it = groups->find(gid);
+      if (it != groups->end() && (!best || it->second.priority < best->priority)) best = it->second;
+      continue;
+    }
     auto g = repo.get<Group>(gid.str());
     if (!g.ok()) {
       if (g.error().code() == ErrorCode::kNotFound) continue;  // A deleted group grants nothing.
@@ -180,7 +186,15 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
   const ZoneId zone = zone_or.value_or(ZoneId());
   KASM_ASSIGN_OR_RETURN(GroupSettings settings, effectiveSettings(req.user_id));
   if (settings.max_sessions_per_user > 0) {
-    KASM_ASSIGN_OR_RETURN(auto mine, im.repo.list<Session>(spi::Query().where("user_id", req.user_id.str())));
+    // Only live ones (the user's history of ended sessions is not read).
+    std::vector<std::string> live_states;
+    for (auto st : {SessionState::kRequested, SessionState::kProvisioning, SessionState::kRunning,
+                    SessionState::kPaused, SessionState::kStopping}) {
+      live_states.emplace_back(enumName(st));
+    }
+    KASM_ASSIGN_OR_RETURN(
+        auto mine, im.repo.list<Session>(
+                       spi::Query().where("user_id", req.user_id.str()).whereIn("state", std::move(live_states))));
     const auto live = std::count_if(mine.begin(), mine.end(), [](const auto& s) { return isLive(s.value.state); });
     if (live >= settings.max_sessions_per_user) {
       return resourceExhausted("user '" + user->value.username + "' already has " + std::to_string(live) +

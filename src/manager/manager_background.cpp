@@ -10,8 +10,15 @@ namespace kasm {
 Result<std::optional<Versioned<Session>>> Manager::Impl::claimStaged(const SessionRequest& req, const Workspace& ws,
                                                                      const ZoneId& zone, const GroupSettings& settings,
                                                                      const license::Grant& grant) {
-  KASM_ASSIGN_OR_RETURN(auto candidates,
-                        repo.list<Session>(spi::Query().where("workspace_id", ws.id.str()).where("state", "running")));
+  // Only the pools' own sessions (the indexed staging_config_id), not every running session of the
+  // workspace: a claim's cost does not grow with the users' sessions.
+  KASM_ASSIGN_OR_RETURN(auto pools, repo.list<StagingConfig>(spi::Query().where("workspace_id", ws.id.str())));
+  if (pools.empty()) return std::optional<Versioned<Session>>();
+  std::vector<std::string> pool_ids;
+  for (const auto& p : pools) pool_ids.push_back(p.value.id.str());
+  KASM_ASSIGN_OR_RETURN(
+      auto candidates,
+      repo.list<Session>(spi::Query().where("state", "running").whereIn("staging_config_id", pool_ids)));
   // Same zone first, then the others.
   std::stable_partition(candidates.begin(), candidates.end(),
                         [&](const auto& s) { return s.value.zone_id && *s.value.zone_id == zone; });
@@ -223,9 +230,18 @@ Result<std::vector<SessionId>> Manager::idleSessions() {
   const auto now = im.clock.now();
   KASM_ASSIGN_OR_RETURN(auto running, im.repo.list<Session>(spi::Query().where("state", "running")));
   std::vector<SessionId> out;
+  // Groups read once per call and a user's settings once, not a user and a group per session.
+  std::unordered_map<GroupId, Group> groups;
+  if (!running.empty()) {
+    KASM_ASSIGN_OR_RETURN(auto all, im.repo.list<Group>());
+    for (auto& g : all) groups.emplace(g.value.id, std::move(g.value));
+  }
+  std::unordered_map<UserId, Result<GroupSettings>> by_user;
   for (const auto& s : running) {
     if (s.value.isStaged() || s.value.user_id.empty()) continue;
-    auto settings = effectiveSettings(s.value.user_id);
+    auto it = by_user.find(s.value.user_id);
+    if (it == by_user.end()) it = by_user.emplace(s.value.user_id, im.settingsOf(s.value.user_id, &groups)).first;
+    const auto& settings = it->second;
     if (!settings.ok() || !settings->idle_disconnect) continue;
     const TimePoint last = s.value.last_activity_at.value_or(s.value.started_at.value_or(s.value.created_at));
     if (now - last >= *settings->idle_disconnect) out.push_back(s.value.id);

@@ -117,7 +117,8 @@ struct Manager::Impl {
   static constexpr Duration kRestartWindow = std::chrono::minutes(10);
   std::unordered_map<SessionId, std::vector<TimePoint>> restarts;  // Guarded by mu.
   // The settings of the user's group with the lowest priority number (Manager::effectiveSettings).
-  Result<GroupSettings> settingsOf(const UserId& user);
+  // With `groups` (every group, read once by a caller that asks for many users), no group is read.
+  Result<GroupSettings> settingsOf(const UserId& user, const std::unordered_map<GroupId, Group>* groups = nullptr);
 
   // Moves a session to a new state with compare-and-set, re-reading on a lost race as long as the
   // transition is still allowed. `mutate` may change other fields.
