@@ -524,18 +524,27 @@ void ServerApp::backgroundLoop() {
         logLine("server_checks_failed", c.error().toString());
       }
     }
-    // Close proxy connections of sessions that ended.
-    auto ended = manager_->listSessions(spi::Query().whereIn("state", {"destroyed", "failed", "stopped", "paused"}));
-    if (ended.ok()) {
-      {
-        std::lock_guard lock(proxy_cache_mutex_);
-        for (const auto& s : *ended) {
-          proxy_cache_.erase(s.id);
-          proxy_->closeSession(s.id);
+    // Sessions that ended: their proxy connections were closed when they ended (here, or on the
+    // server that ended them, through the events); this catches a lost event, and ends their
+    // sharing. Each tick, for those that ended since the last pass (all of them at the first).
+    {
+      const TimePoint pass_began = clock_.now();
+      auto ended = manager_->listSessions(spi::Query().whereIn("state", {"destroyed", "failed", "stopped", "paused"}));
+      if (ended.ok()) {
+        std::erase_if(*ended, [&](const Session& s) {
+          return last_ended_pass_ && s.state_changed_at < *last_ended_pass_ - std::chrono::minutes(1);
+        });
+        {
+          std::lock_guard lock(proxy_cache_mutex_);
+          for (const auto& s : *ended) {
+            proxy_cache_.erase(s.id);
+            proxy_->closeSession(s.id);
+          }
         }
+        // When a session ends, so do its share, the permissions given on it and its chat.
+        for (const auto& s : *ended) endSharing(s);
+        last_ended_pass_ = pass_began;
       }
-      // When a session ends, so do its share, the permissions given on it and its chat.
-      for (const auto& s : *ended) endSharing(s);
     }
     ++ticks;
     for (int i = 0; i < config_.tick_seconds * 10 && !stopping_.load(); ++i) {

@@ -216,6 +216,7 @@ class ServerApp {
   std::array<LatencyHistogram, 4> latency_;
   std::atomic<std::uint64_t> session_starts_ok_{0}, session_starts_refused_{0};
   std::thread loop_;
+  std::optional<TimePoint> last_ended_pass_;  // The background loop's last pass over ended sessions.
   // Scale-out: this server's membership (heartbeat, zone leases) and the thread that beats it.
   std::unique_ptr<cluster::Membership> membership_;
   ManagerNodeId node_id_;  // This process's, in the managers table and as the origin of its events.
