@@ -393,6 +393,7 @@ Result<std::int64_t> Manager::Impl::commitWithReservation(const Session& session
                                                           const AgentId& agent_id, const Resources& delta, int count,
                                                           bool check_fit, const license::Grant* grant,
                                                           bool* license_refused) {
+  std::string last_loss;
   for (int attempt = 0; attempt < options.max_cas_retries; ++attempt) {
     auto agent = repo.get<Agent>(agent_id.str());
     if (!agent.ok()) return agent.error();
@@ -423,6 +424,7 @@ Result<std::int64_t> Manager::Impl::commitWithReservation(const Session& session
     if (applied.error().code() != ErrorCode::kAborted && applied.error().code() != ErrorCode::kAlreadyExists) {
       return applied.error();
     }
+    last_loss = applied.error().message();
     if (session_version) {
       auto cur = repo.get<Session>(session.id.str());
       if (!cur.ok() || cur->version != *session_version) return applied.error();  // The session moved on.
@@ -435,8 +437,9 @@ Result<std::int64_t> Manager::Impl::commitWithReservation(const Session& session
       std::this_thread::sleep_for(std::chrono::microseconds(random.uniform(cap_us)));
     }
   }
-  return aborted("agent " + agent_id.str() + " kept changing; gave up after " +
-                 std::to_string(options.max_cas_retries) + " attempts");
+  // Name the row that kept moving (the agent's, or the licence's usage counter).
+  return aborted("gave up after " + std::to_string(options.max_cas_retries) + " attempts to reserve on agent " +
+                 agent_id.str() + "; the last lost race: " + last_loss);
 }
 
 void Manager::Impl::noteClosed(const Session& s) {

@@ -27,7 +27,9 @@ struct ManagerOptions {
   // been starting this long, then fails with the agent's last error.
   Duration launch_retry_limit = std::chrono::minutes(10);
   // Retries of a lost compare-and-set race before giving up with Aborted.
-  int max_cas_retries = 16;
+  // (32: with several managers every launch and teardown of the installation updates the licence's
+  // usage counter; a lost race waits a random pause that grows to 64 ms.)
+  int max_cas_retries = 32;
   // Backoff of a staging pool after a failed launch, doubled per failure up to the max.
   Duration staging_backoff = std::chrono::seconds(5);
   Duration staging_backoff_max = std::chrono::minutes(5);
