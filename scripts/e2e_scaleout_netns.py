@@ -344,6 +344,10 @@ try:
     check(failover is not None and failover < 10.5, "failover after SIGKILL of the primary: %s s" %
           ("%.1f" % failover if failover is not None else "none"))
     check(not refused, "no launch refused (%s)" % "; ".join(refused[:3]))
+    dead = [m for m in managers() if m["id"] == lead["id"]]
+    check(bool(dead) and dead[0].get("alive") is False and not dead[0]["leading"],
+          "the killed manager is listed as not alive, leading nothing: %s" %
+          ({k: dead[0].get(k) for k in ("alive", "leading")} if dead else "not listed"))
 
     def states():
         out = {}

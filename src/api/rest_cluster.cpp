@@ -7,6 +7,16 @@ namespace kasm::api {
 
 using namespace rest;
 
+json::object rest::managerJson(RestApi::Impl& im, const ManagerNode& m) {
+  auto encoded = toObject(m);
+  json::object o = encoded.ok() ? std::move(*encoded) : json::object{{"id", m.id.str()}};
+  // Beats come every 2 s and a zone's lease lasts 8 s: silent for 10 s, it leads nothing.
+  const bool alive = im.clock.now() - m.heartbeat_at < std::chrono::seconds(10);
+  o["alive"] = alive;
+  if (!alive) o["leading"] = json::array();
+  return o;
+}
+
 RouteResult rest::managersRoute(RestApi::Impl& im, const RouteCall& call, std::string_view method) {
   KASM_RETURN_IF_ERROR(require(call.principal, permissions::kAgentsManage));
   if (call.params.empty()) {
@@ -14,7 +24,10 @@ RouteResult rest::managersRoute(RestApi::Impl& im, const RouteCall& call, std::s
     return methodNotAllowed(method, "/managers");
   }
   const std::string& id = call.params[0];
-  if (method == "GET") return getOne<ManagerNode>(im, id);
+  if (method == "GET") {
+    KASM_ASSIGN_OR_RETURN(auto cur, im.repo.get<ManagerNode>(id));
+    return reply(200, managerJson(im, cur.value));
+  }
   if (method == "PATCH") {
     // Only `enabled` is an administrator's to change; the rest is the manager's own report.
     const auto* enabled = call.body->if_contains("enabled");

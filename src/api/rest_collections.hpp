@@ -81,6 +81,10 @@ Result<T> patched(const T& base, const json::object& patch) {
   return out;
 }
 
+// A manager as the API shows it: `alive` while its heartbeat is recent (a killed one's row keeps
+// the zones it led at its last heartbeat: they are not shown as led).
+json::object managerJson(RestApi::Impl& im, const ManagerNode& m);
+
 template <class T>
 RouteResult listOf(RestApi::Impl& im, const RouteCall& call, spi::Query query,
                    const std::function<bool(const T&)>& visible = nullptr) {
@@ -124,6 +128,8 @@ RouteResult listOf(RestApi::Impl& im, const RouteCall& call, spi::Query query,
     } else if constexpr (std::is_same_v<T, AutoscaleConfig>) {
       KASM_ASSIGN_OR_RETURN(auto o, im.autoscaleJson(rows[i].value));
       items.push_back(std::move(o));
+    } else if constexpr (std::is_same_v<T, ManagerNode>) {
+      items.push_back(managerJson(im, rows[i].value));
     } else {
       KASM_ASSIGN_OR_RETURN(auto o, toObject(rows[i].value));
       items.push_back(std::move(o));

@@ -166,7 +166,12 @@ std::string buildOpenApi() {
       {"description", "The autoscaler's latest word: summary (why it did or did not act), error, backoff_until"}};
   schemas["AutoscaleVm"] = entitySchema<AutoscaleVm>();
   schemas["AutoscaleDecision"] = entitySchema<AutoscaleDecision>();
-  schemas["ManagerNode"] = entitySchema<ManagerNode>();
+  {
+    json::object s = entitySchema<ManagerNode>();
+    s["properties"].as_object()["alive"] = json::object{
+        {"type", "boolean"}, {"description", "heartbeat within 10 s; a manager that is not alive leads nothing"}};
+    schemas["ManagerNode"] = std::move(s);
+  }
   schemas["LicenseRecord"] = entitySchema<LicenseRecord>();
   schemas["SessionPermission"] = json::parse(jsonSchema<SessionPermission>()).as_object();
   {
