@@ -22,8 +22,13 @@
 // accounting), bench_proxy_clients.cpp (throughput and latency clients), bench_proxy_idle.cpp
 // (idle connections, --proxy-child); this file holds main(): the command line and the table.
 //
+// VNC streaming (--cases vnc, bench_proxy_vnc.cpp): a desktop drawing as fast as C viewers take it,
+// through our VNC bridge, optionally an older build's (--kasm-before PATH), and websockify; MB/s
+// and the bridge's CPU per MB. Not part of "all".
+//
 // Usage: bench_proxy [--seconds S] [--connections C] [--rounds R] [--idle N] [--idle-kind ws|http|vnc]
-//                    [--cases idle|throughput|all] [--nginx PATH]
+//                    [--cases idle|throughput|vnc|all] [--nginx PATH] [--websockify PATH]
+//                    [--kasm-before PATH]
 
 #include "bench_proxy.hpp"
 
@@ -64,7 +69,9 @@ double g_serve_seconds = 0;  // --serve S: only start the servers, print their p
 int main(int argc, char** argv) {
   using namespace kasm::bench;
   std::string nginx_binary = "/usr/sbin/nginx";
-  std::string cases = "all";  // --cases idle | throughput | all
+  std::string websockify_binary = "/usr/bin/websockify";
+  std::string kasm_before;    // --kasm-before: another build of bench_proxy, for --cases vnc.
+  std::string cases = "all";  // --cases idle | throughput | vnc | all
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--seconds")
@@ -75,6 +82,10 @@ int main(int argc, char** argv) {
       g_rounds = std::stoi(argv[i + 1]);
     else if (a == "--nginx")
       nginx_binary = argv[i + 1];
+    else if (a == "--websockify")
+      websockify_binary = argv[i + 1];
+    else if (a == "--kasm-before")
+      kasm_before = argv[i + 1];
     else if (a == "--serve")
       g_serve_seconds = std::stod(argv[i + 1]);
     else if (a == "--idle")
@@ -151,6 +162,13 @@ int main(int argc, char** argv) {
         std::chrono::steady_clock::now() + std::chrono::duration<double>(std::min(g_serve_seconds, 3600.0));
     while (!stop.load() && std::chrono::steady_clock::now() < until)
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return 0;
+  }
+
+  if (cases == "vnc") {
+    runVncStreamCase(websockify_binary, kasm_before, g_rounds, "/desktop/s1/websockify" + q);
+    (*proxy_server)->stop(std::chrono::seconds(1));
+    (*upstream)->stop(std::chrono::seconds(1));
     return 0;
   }
 

@@ -4,6 +4,7 @@
 //   bench_proxy_peers.cpp    the in-process upstreams, nginx, CPU accounting
 //   bench_proxy_clients.cpp  the HTTP and WebSocket clients: throughput and latency
 //   bench_proxy_idle.cpp     idle connections: memory per connection, our proxy in a child process
+//   bench_proxy_vnc.cpp      a desktop streaming through the VNC bridge and websockify: CPU per MB
 #pragma once
 
 #include <sys/types.h>
@@ -165,16 +166,21 @@ int openFds(pid_t pid);
 std::vector<pid_t> nginxProcesses();
 // main() of `bench_proxy --proxy-child PORT`: our proxy alone in a process.
 int runProxyChild(std::uint16_t idle_upstream);
+// A viewer through a VNC bridge (ours, or websockify in front of a desktop), the RFB handshake done
+// (security None, shared) and the ServerInit read.
+std::shared_ptr<websocket::stream<tcp::socket>> openVncViewer(asio::io_context& ioc, std::uint16_t port,
+                                                              const std::string& target);
 // Opens g_idle connections of g_idle_kind to `port`, holds them silent, closes them; `memory` and
 // `fds` look at the proxy's processes.
 IdleResult idleRun(std::uint16_t port, const std::string& target, const std::function<Memory()>& memory,
                    const std::function<int()>& fds);
 
-// runProxyChild() in a child process started from this binary (--proxy-child); it ends when this
-// object is destroyed.
+// runProxyChild() in a child process started from `binary` (this one by default; another build of
+// bench_proxy to compare with, see --kasm-before) with --proxy-child; it ends when this object is
+// destroyed.
 class ProxyChild {
  public:
-  explicit ProxyChild(std::uint16_t idle_upstream);
+  explicit ProxyChild(std::uint16_t idle_upstream, const std::string& binary = "/proc/self/exe");
   ~ProxyChild();
   pid_t pid() const { return pid_; }
   std::uint16_t port() const { return port_; }
@@ -184,5 +190,14 @@ class ProxyChild {
   int stdin_ = -1;
   std::uint16_t port_ = 0;
 };
+
+// ---- VNC streaming (bench_proxy_vnc.cpp) ---------------------------------------------------------
+
+// --cases vnc: a desktop streaming to C viewers through our VNC bridge (RFB terminated, in a proxy
+// child), optionally an older build's (`kasm_before`, a bench_proxy binary), and websockify
+// (`websockify`, skipped when it cannot be run): MB/s and the bridge processes' CPU per MB, the
+// median of `rounds`. `target` is the bridge's path with a token the proxy child accepts.
+void runVncStreamCase(const std::string& websockify, const std::string& kasm_before, int rounds,
+                      const std::string& target);
 
 }  // namespace kasm::bench

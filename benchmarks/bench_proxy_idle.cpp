@@ -150,11 +150,10 @@ int runProxyChild(std::uint16_t idle_upstream) {
 }
 
 // The child above, started from this binary.
-ProxyChild::ProxyChild(std::uint16_t idle_upstream) {
+ProxyChild::ProxyChild(std::uint16_t idle_upstream, const std::string& binary) {
   int out[2], in[2];
   if (pipe(out) != 0 || pipe(in) != 0) return;
-  std::vector<std::string> args = {"/proc/self/exe", "--idle-kind", g_idle_kind, "--proxy-child",
-                                   std::to_string(idle_upstream)};
+  std::vector<std::string> args = {binary, "--idle-kind", g_idle_kind, "--proxy-child", std::to_string(idle_upstream)};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -164,7 +163,7 @@ ProxyChild::ProxyChild(std::uint16_t idle_upstream) {
   posix_spawn_file_actions_adddup2(&actions, in[0], 0);
   posix_spawn_file_actions_addclose(&actions, out[0]);
   posix_spawn_file_actions_addclose(&actions, in[1]);
-  if (posix_spawn(&pid_, "/proc/self/exe", &actions, nullptr, argv.data(), environ) != 0) pid_ = 0;
+  if (posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv.data(), environ) != 0) pid_ = 0;
   posix_spawn_file_actions_destroy(&actions);
   ::close(out[1]);
   ::close(in[0]);
@@ -192,8 +191,11 @@ void readRfb(websocket::stream<tcp::socket>& ws, beast::flat_buffer& pending, st
   pending.consume(n);
 }
 
+}  // namespace
+
 // A viewer through the VNC bridge, handshake done (security None, shared), then silent.
-std::shared_ptr<void> openVncViewer(asio::io_context& ioc, std::uint16_t port, const std::string& target) {
+std::shared_ptr<websocket::stream<tcp::socket>> openVncViewer(asio::io_context& ioc, std::uint16_t port,
+                                                              const std::string& target) {
   auto ws = std::make_shared<websocket::stream<tcp::socket>>(connectTo(ioc, port));
   ws->set_option(websocket::stream_base::decorator(
       [](websocket::request_type& req) { req.set(http::field::sec_websocket_protocol, "binary"); }));
@@ -215,6 +217,8 @@ std::shared_ptr<void> openVncViewer(asio::io_context& ioc, std::uint16_t port, c
   readRfb(*ws, pending, 24 + name);
   return ws;
 }
+
+namespace {
 
 // A keep-alive connection after one GET and its answer.
 std::shared_ptr<void> openKeepAlive(asio::io_context& ioc, std::uint16_t port, const std::string& target) {

@@ -312,6 +312,13 @@ struct ClientContext {
   // Per-connection proxy state (kept upstream connection, buffers), owned by the connection so
   // keep-alive requests reuse it; the proxy alone knows its type.
   std::shared_ptr<void>& proxy_state;
+  // The server's connection itself (which owns `transport` and `proxy_state`), for the proxy to
+  // take over: a VNC bridge keeps it alive once the request's coroutines have returned. Null on
+  // the fast path, which never takes a connection over.
+  std::shared_ptr<void> connection = nullptr;
+  // Set by the proxy when it took the connection over: the server then neither reads the next
+  // request from it nor closes it.
+  bool handed_over = false;
 };
 
 using HeaderParser = http::request_parser<http::empty_body>;

@@ -3,9 +3,10 @@
 // Internal to kasm::net: the session proxy's shared state and the steps its translation units share.
 // session_proxy.cpp routes, authorizes and keeps the public object; proxy_fast.cpp is the fast
 // path for plain requests; proxy_beast.cpp relays everything else through Beast's parser;
-// proxy_tunnel.cpp carries upgraded connections and the VNC bridge, whose RFB side (handshakes,
-// filtered relay) is proxy_rfb.cpp; proxy_headers.cpp rewrites what crosses the proxy (tokens,
-// cookies).
+// proxy_tunnel.cpp carries upgraded connections and opens the VNC bridge, whose RFB handshakes are
+// proxy_rfb.cpp and whose relay, detached from the request once the handshakes are done, is
+// vnc_bridge.cpp (over its own WebSocket framing, ws_frame.cpp); proxy_headers.cpp rewrites what
+// crosses the proxy (tokens, cookies).
 
 #include <atomic>
 #include <cstdint>
@@ -386,6 +387,8 @@ Awaitable<bool> serveAppSocket(SessionProxy::Impl& proxy, ClientContext& client,
                                ExchangeGuard& guard, const ProxyAuthRequest& auth, const ProxyTarget& target,
                                const ProxySocketOpener& opener);
 // A VNC session: accepts the client's WebSocket and bridges its binary messages to the raw TCP port.
+// Once the handshakes are done the connection is handed to a VncBridge (client.handed_over), and
+// this returns false at once.
 Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
                           ConnectionState& state, ExchangeGuard& guard, const ProxyTarget& target);
 

@@ -1,7 +1,8 @@
 // The VNC bridge when it speaks RFB itself: the proxy is the desktop's client (it holds the VNC
 // password and always asks to share the desktop) and the browser's server (it offers only
-// security type None, so no browser needs the password), then relays with the browser's messages
-// filtered, dropping a view-only viewer's input (rfb_filter.hpp).
+// security type None, so no browser needs the password). This file holds both handshakes; the
+// relay that follows (vnc_bridge.cpp) filters the browser's messages, dropping a view-only viewer's
+// input (rfb_filter.hpp).
 //
 // Handshakes (RFC 6143 7.1-7.3): ProtocolVersion "RFB 003.00x\n" both ways; in 3.7 and 3.8 the
 // server lists security types (u8 count, then types; count 0 is a failure with a u32-length
@@ -12,12 +13,9 @@
 
 #include "net/proxy_rfb.hpp"
 
-#include <array>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <cstring>
 
 #include "auth/vnc_auth.hpp"
-#include "net/rfb_filter.hpp"
 #include "net/stream_io.hpp"
 
 namespace kasm::net::detail {
@@ -67,78 +65,6 @@ Awaitable<std::string> readReason(Transport& up) {
   std::string reason(std::min<std::size_t>(getU32(len), kMaxReason), '\0');
   if (!co_await readExact(up, reason.data(), reason.size())) co_return std::string();
   co_return reason;
-}
-
-// The browser's bytes as the handshake reads them, kept in the bridge's client->desktop buffer:
-// what the browser sent beyond the handshake stays there for the filter.
-class BrowserBytes {
- public:
-  BrowserBytes(VncWebSocket& ws, std::vector<char>& buf) : ws_(ws), buf_(buf) {}
-  // Makes sure `n` unread bytes are buffered (n is at most a few bytes, far below the buffer).
-  Awaitable<bool> need(std::size_t n) {
-    if (buf_.size() - begin_ < n) {
-      std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
-      end_ -= begin_;
-      begin_ = 0;
-    }
-    while (end_ - begin_ < n) {
-      auto [ec, k] = co_await ws_.async_read_some(asio::buffer(buf_.data() + end_, buf_.size() - end_), kAwaitTuple);
-      if (ec) co_return false;
-      end_ += k;
-    }
-    co_return true;
-  }
-  const unsigned char* take(std::size_t n) {
-    const auto* p = reinterpret_cast<const unsigned char*>(buf_.data() + begin_);
-    begin_ += n;
-    return p;
-  }
-  // Moves what is left to the front of the buffer; returns its size.
-  std::size_t rest() {
-    std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
-    return end_ - begin_;
-  }
-
- private:
-  VncWebSocket& ws_;
-  std::vector<char>& buf_;
-  std::size_t begin_ = 0, end_ = 0;
-};
-
-Awaitable<bool> sendToBrowser(VncWebSocket& ws, const std::string& bytes) {
-  auto [ec, n] = co_await ws.async_write(asio::buffer(bytes), kAwaitTuple);
-  co_return !ec;
-}
-
-// Browser to desktop, through the filter: the bytes left over from the handshake first.
-Awaitable<> relayBrowserToDesktop(SessionProxy::Impl& proxy, ClientContext& client, VncWebSocket& ws, Transport& up,
-                                  std::vector<char>& buf, ExchangeGuard& guard, std::size_t pending) {
-  const Duration idle = proxy.options.tunnel_idle_timeout;
-  RfbClientFilter filter;
-  for (;;) {
-    std::size_t n = pending;
-    pending = 0;
-    if (n == 0) {
-      armIdle(client.transport, idle);
-      auto [ec, k] = co_await ws.async_read_some(asio::buffer(buf), kAwaitTuple);
-      if (ec) break;
-      n = k;
-    }
-    const bool view_only = guard.exchange().access.load(std::memory_order_relaxed) == kAccessViewOnly;
-    const auto r = filter.filter({reinterpret_cast<unsigned char*>(buf.data()), n}, view_only);
-    if (r.dropped > 0) proxy.input_dropped.fetch_add(r.dropped, std::memory_order_relaxed);
-    if (r.kept > 0) {
-      guard.clientTraffic(r.kept);
-      armIdle(up, idle);
-      if (auto wec = co_await writeAll(up, asio::buffer(buf.data(), r.kept)); wec) break;
-    }
-    if (r.error != RfbFilterError::kNone) {
-      reportVncError(proxy, guard, rfbFilterErrorText(r.error));
-      break;
-    }
-  }
-  up.close();
-  client.transport.close();
 }
 
 }  // namespace
@@ -202,55 +128,14 @@ Awaitable<std::string> greetDesktop(SessionProxy::Impl& proxy, Transport& up, st
   co_return std::string();
 }
 
-Awaitable<> relayDesktopToBrowser(SessionProxy::Impl& proxy, ClientContext& client, VncWebSocket& ws, Transport& up,
-                                  ExchangeGuard& guard) {
-  const Duration idle = proxy.options.tunnel_idle_timeout;
-  RelayBuffer buf;
-  // As in the tunnel's pump: wait for readiness only right after a read found the socket empty.
-  bool drained = false;
-  for (;;) {
-    armIdle(up, idle);
-    std::size_t n = 0;
-    if (up.secure()) {
-      buf.take(proxy.options.buffer_bytes, proxy.buffers_in_use);
-      auto [ec, k] = co_await up.async_read_some(asio::buffer(buf.data(), buf.size()), kAwaitTuple);
-      if (ec) break;
-      n = k;
-    } else {
-      if (drained) {
-        buf.release();
-        auto [wec] = co_await up.tcp().async_wait(tcp::socket::wait_read, kAwaitTuple);
-        if (wec) break;
-      }
-      buf.take(proxy.options.buffer_bytes, proxy.buffers_in_use);
-      beast::error_code ec;
-      n = up.tcp().readSomeNow(asio::buffer(buf.data(), buf.size()), ec);
-      if (ec == asio::error::would_block) {
-        drained = true;
-        continue;
-      }
-      if (ec) break;
-    }
-    guard.upstreamTraffic(n);
-    armIdle(client.transport, idle);
-    auto [wec, w] = co_await ws.async_write(asio::buffer(buf.data(), n), kAwaitTuple);
-    if (wec) break;
-    drained = false;  // The write suspended: try a read before waiting again.
-  }
-  up.close();
-  client.transport.close();
-}
-
-Awaitable<> serveRfbViewer(SessionProxy::Impl& proxy, ClientContext& client, VncWebSocket& ws, Transport& up,
-                           std::vector<char>& from_browser, ExchangeGuard& guard, const std::string& desktop_failure) {
-  using namespace asio::experimental::awaitable_operators;
-  client.transport.tcp().expires_after(proxy.options.upstream_timeout);
-  BrowserBytes in(ws, from_browser);
-  if (!co_await sendToBrowser(ws, "RFB 003.008\n") || !co_await in.need(12)) co_return;
-  const int minor = rfbMinor(in.take(12));
+Awaitable<bool> serveRfbViewer(SessionProxy::Impl& proxy, BrowserChannel& browser, Transport& up, ExchangeGuard& guard,
+                               const std::string& desktop_failure) {
+  browser.transport().tcp().expires_after(proxy.options.upstream_timeout);
+  if (!co_await browser.send("RFB 003.008\n") || !co_await browser.need(12)) co_return false;
+  const int minor = rfbMinor(browser.take(12));
   if (minor == 0) {
     reportVncError(proxy, guard, "the viewer does not speak RFB");
-    co_return;
+    co_return false;
   }
 
   if (!desktop_failure.empty()) {
@@ -258,40 +143,36 @@ Awaitable<> serveRfbViewer(SessionProxy::Impl& proxy, ClientContext& client, Vnc
     std::string failure = minor == 3 ? std::string(4, '\0') : std::string(1, '\0');
     putU32(failure, static_cast<std::uint32_t>(desktop_failure.size()));
     failure += desktop_failure;
-    if (!co_await sendToBrowser(ws, failure)) co_return;
-    client.transport.tcp().expires_after(std::chrono::seconds(5));
-    co_await ws.async_close(websocket::close_code::normal, kAwaitTuple);
-    co_return;
+    if (!co_await browser.send(failure)) co_return false;
+    browser.transport().tcp().expires_after(std::chrono::seconds(5));
+    co_await browser.close(kWsCloseNormal);
+    co_return false;
   }
 
   if (minor == 3) {
     std::string none;
     putU32(none, 1);
-    if (!co_await sendToBrowser(ws, none)) co_return;
+    if (!co_await browser.send(none)) co_return false;
   } else {
-    if (!co_await sendToBrowser(ws, std::string("\x01\x01", 2)) || !co_await in.need(1)) co_return;
-    if (*in.take(1) != 1) {
+    if (!co_await browser.send(std::string("\x01\x01", 2)) || !co_await browser.need(1)) co_return false;
+    if (*browser.take(1) != 1) {
       if (minor == 8) {
         std::string refused;
         putU32(refused, 1);
         const std::string why = "only security type None is offered";
         putU32(refused, static_cast<std::uint32_t>(why.size()));
-        (void)co_await sendToBrowser(ws, refused + why);
+        (void)co_await browser.send(refused + why);
       }
-      co_return;
+      co_return false;
     }
-    if (minor == 8 && !co_await sendToBrowser(ws, std::string(4, '\0'))) co_return;
+    if (minor == 8 && !co_await browser.send(std::string(4, '\0'))) co_return false;
   }
   // The browser's ClientInit; whatever it asked, the desktop is shared, so a new viewer never
   // disconnects the others.
-  if (!co_await in.need(1)) co_return;
-  (void)in.take(1);
+  if (!co_await browser.need(1)) co_return false;
+  (void)browser.take(1);
   const unsigned char shared = 1;
-  if (!co_await writeExact(up, &shared, 1)) co_return;
-
-  const std::size_t pending = in.rest();
-  co_await (relayBrowserToDesktop(proxy, client, ws, up, from_browser, guard, pending) &&
-            relayDesktopToBrowser(proxy, client, ws, up, guard));
+  co_return co_await writeExact(up, &shared, 1);
 }
 
 }  // namespace kasm::net::detail

@@ -7,7 +7,8 @@
 #include "net/proxy_impl.hpp"
 #include "net/proxy_rfb.hpp"
 #include "net/stream_io.hpp"
-#include "net/ws_transport.hpp"
+#include "net/vnc_bridge.hpp"
+#include "net/ws_frame.hpp"
 
 namespace kasm::net::detail {
 
@@ -67,7 +68,7 @@ Awaitable<> pump(SessionProxy::Impl& proxy, Transport& in, Transport& out, Durat
   out.close();
 }
 
-// noVNC asks for the "binary" subprotocol (websockify's name); echo it when offered.
+// Whether the request offers the "binary" subprotocol.
 bool offersBinary(const http::request<http::empty_body>& req) {
   auto it = req.find(http::field::sec_websocket_protocol);
   if (it == req.end()) return false;
@@ -110,16 +111,22 @@ Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, Head
                           ConnectionState& state, ExchangeGuard& guard, const ProxyTarget& target) {
   Exchange& exchange = guard.exchange();
   releaseIfEmpty(state.upstream_buffer);  // Unused while the bridge lives (it may live for hours).
-  Transport upstream(client.transport.get_executor());
-  // closeSession may cut the bridge while it runs; never after `upstream` is gone.
-  struct BridgeRegistration {
-    Exchange& exchange;
-    ~BridgeRegistration() {
-      exchange.bridge_upstream = nullptr;
-      exchange.bridge = kNoBridge;
-    }
-  } registration{exchange};
-  exchange.bridge_upstream = &upstream;
+  // What Beast's accept checked beyond what made this an upgrade (GET, HTTP/1.1, Upgrade and
+  // Connection): a key, and version 13 (another version gets 426 and the one we speak).
+  const auto& req = parser.get();
+  const std::string_view key = req[http::field::sec_websocket_key];
+  const std::string_view version = req[http::field::sec_websocket_version];
+  if (key.empty() || key.size() > 24 || version.empty() || req.find(http::field::host) == req.end()) {
+    co_return co_await refuse(proxy, client, req.version(), false, 400, "proxy: not a WebSocket handshake");
+  }
+  if (version != "13") {
+    HttpHeaders extra;
+    extra.add("Sec-WebSocket-Version", "13");
+    co_return co_await refuse(proxy, client, req.version(), false, 426, "proxy: WebSocket version 13 only", &extra);
+  }
+  // The bridge registers its upstream with the exchange (closeSession may cut it from now on).
+  auto bridge = std::make_shared<VncBridge>(proxy, client.transport, guard);
+  Transport& upstream = bridge->upstream();
   // The target's access, unless setViewerAccess already spoke for this connection (it is newer
   // than the authorizer's answer, which may have been read before the change).
   std::uint8_t unset = kAccessUnset;
@@ -152,44 +159,40 @@ Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, Head
     desktop_failure = co_await greetDesktop(proxy, upstream, target.vnc_password.value_or(""));
     if (!desktop_failure.empty()) reportVncError(proxy, guard, desktop_failure);
   }
-  if (!speaks_rfb) upstream.tcp().expires_never();
-  client.transport.tcp().expires_never();
 
-  VncWebSocket ws(client.transport);
-  const bool binary = offersBinary(parser.get());
-  ws.set_option(websocket::stream_base::decorator([binary](websocket::response_type& res) {
-    if (binary) res.set(http::field::sec_websocket_protocol, "binary");
-  }));
-  ws.binary(true);
-  ws.auto_fragment(false);
-  auto [aec] = co_await ws.async_accept(parser.get(), kAwaitTuple);
-  if (aec) co_return false;
+  // The WebSocket handshake's answer. noVNC asks for the "binary" subprotocol (websockify's
+  // name); it is echoed when offered.
+  std::string answer =
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ";
+  answer += wsAcceptKey(key);
+  answer += offersBinary(req) ? "\r\nSec-WebSocket-Protocol: binary\r\n\r\n" : "\r\n\r\n";
+  client.transport.tcp().expires_after(proxy.options.upstream_timeout);
+  if (co_await writeAll(client.transport, asio::buffer(answer))) co_return false;
   // The upgrade request's fields are not needed again; the bridge may live for hours.
   { [[maybe_unused]] auto request = parser.release(); }
+  bridge->countTunnel();
 
-  proxy.tunnels.fetch_add(1);
-  std::vector<char> from_browser(kBrowserReadBytes);
+  // The RFB handshake with the browser, when the proxy speaks RFB; its buffer is gone once the
+  // relay starts.
+  std::optional<BrowserChannel> browser;
   if (speaks_rfb) {
-    co_await serveRfbViewer(proxy, client, ws, upstream, from_browser, guard, desktop_failure);
-    upstream.close();
-    client.transport.close();
-  } else {
-    const Duration idle = proxy.options.tunnel_idle_timeout;
-    auto browser_to_vnc = [&]() -> Awaitable<> {
-      for (;;) {
-        armIdle(client.transport, idle);
-        auto [ec, n] = co_await ws.async_read_some(asio::buffer(from_browser), kAwaitTuple);
-        if (ec) break;
-        guard.clientTraffic(n);
-        armIdle(upstream, idle);
-        if (auto wec = co_await writeAll(upstream, asio::buffer(from_browser.data(), n)); wec) break;
-      }
+    browser.emplace(client.transport, bridge->reader());
+    if (!co_await serveRfbViewer(proxy, *browser, upstream, guard, desktop_failure)) {
       upstream.close();
       client.transport.close();
-    };
-    co_await (browser_to_vnc() && relayDesktopToBrowser(proxy, client, ws, upstream, guard));
+      co_return false;
+    }
   }
-  proxy.tunnels.fetch_sub(1);
+  if (!client.connection) {  // Only a server connection can be handed over (HttpServer always can).
+    client.transport.close();
+    co_return false;
+  }
+  // From here on the bridge owns the connection: the request's coroutines return and the server
+  // neither closes nor reuses it.
+  bridge->start(std::move(client.connection), speaks_rfb,
+                browser ? browser->payload() : std::span<const unsigned char>{},
+                browser ? browser->raw() : std::span<const unsigned char>{});
+  client.handed_over = true;
   co_return false;
 }
 

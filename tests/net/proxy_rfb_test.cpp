@@ -304,6 +304,23 @@ TEST_F(ProxyRfbTest, AViewOnlyViewersInputIsDropped) {
   viewer.expectFrame();  // The update request got through and was answered.
 }
 
+// What a viewer sends in the same message as its ClientInit reaches the relay (the handshake read
+// it), filtered like the rest.
+TEST_F(ProxyRfbTest, MessagesSentWithTheClientInitAreRelayedAndFiltered) {
+  viewOnly(kAlice);
+  auto viewer = open(kAlice);
+  EXPECT_EQ(viewer.read(12), "RFB 003.008\n");
+  viewer.send("RFB 003.008\n");
+  EXPECT_EQ(viewer.read(2), std::string("\x01\x01", 2));
+  viewer.send(std::string("\x01", 1));
+  EXPECT_EQ(getU32(viewer.read(4)), 0u);
+  viewer.send(std::string(1, '\x01') + keyEvent() + updateRequest() + marker(1));
+  EXPECT_EQ(viewer.read(kServerInit.size()), kServerInit);
+  EXPECT_EQ(desktop_.receivedUntil(0, marker(1)), updateRequest() + marker(1));
+  EXPECT_EQ(proxy_->stats().input_dropped, 1u);
+  viewer.expectFrame();
+}
+
 TEST_F(ProxyRfbTest, SetViewerAccessFlipsALiveBridgeBothWays) {
   viewOnly(kAlice);
   auto viewer = open(kAlice);
