@@ -517,6 +517,16 @@ void ServerApp::backgroundLoop() {
     }
     auto t = manager_->tick(leading);
     if (!t.ok()) logLine("tick_failed", t.error().toString());
+    // Session history past its retention, hourly, by the primary of each zone.
+    if (config_.session_history_days > 0 && ticks % 720 == 360 && !leading.empty()) {
+      auto purged = manager_->purgeEndedSessions(std::chrono::hours(24) * config_.session_history_days, &leading);
+      if (!purged.ok()) {
+        logLine("session_purge_failed", purged.error().toString());
+      } else if (*purged > 0) {
+        logLine("sessions_purged", std::to_string(*purged) + " ended more than " +
+                                       std::to_string(config_.session_history_days) + " days ago");
+      }
+    }
     if (ticks % 2 == 1) tickAutoscaler(leading);
     // Fixed servers: running, missing or dead, from a connect every other tick.
     if (ticks % 2 == 0) {

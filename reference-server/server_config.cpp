@@ -60,6 +60,7 @@ std::string usage() {
          "                   [--gateway auto|off|HOST:PORT] [--gateway-key-file FILE] [--agent-url URL]\n"
          "                   [--lead-zones NAME,...] [--drain-seconds N (default 5)]\n"
          "                   [--write-stall-seconds N (default 60; 0: never)]\n"
+         "                   [--session-history-days N (default 90; 0: keep)]\n"
          "       kasm-server api-key create --name NAME [--data-dir DIR | --database URL]\n"
          "\n"
          "With no options: SQLite in ./kasm-data, the local Docker socket, HTTPS on 127.0.0.1:8443.\n"
@@ -93,6 +94,9 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
   if (auto v = env("KASM_AGENT_URL")) c.agent_url = *v;
   if (auto v = env("KASM_DRAIN_SECONDS")) c.drain_seconds = std::clamp(std::atoi(v->c_str()), 0, 3600);
   if (auto v = env("KASM_WRITE_STALL_SECONDS")) c.write_stall_seconds = std::clamp(std::atoi(v->c_str()), 0, 86400);
+  if (auto v = env("KASM_SESSION_HISTORY_DAYS")) {
+    c.session_history_days = std::clamp(std::atoi(v->c_str()), 0, 36500);
+  }
   if (auto v = env("KASM_GATEWAY_KEY_FILE")) c.gateway_key_file = *v;
   if (auto v = env("KASM_ALLOW_LOOPBACK_UPSTREAMS")) c.allow_loopback_upstreams = *v == "1" || *v == "true";
 
@@ -150,6 +154,9 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
     } else if (a == "--drain-seconds") {
       KASM_ASSIGN_OR_RETURN(std::string n, value(a));
       c.drain_seconds = std::clamp(std::atoi(n.c_str()), 0, 3600);
+    } else if (a == "--session-history-days") {
+      KASM_ASSIGN_OR_RETURN(std::string n, value(a));
+      c.session_history_days = std::clamp(std::atoi(n.c_str()), 0, 36500);
     } else if (a == "--write-stall-seconds") {
       KASM_ASSIGN_OR_RETURN(std::string n, value(a));
       c.write_stall_seconds = std::clamp(std::atoi(n.c_str()), 0, 86400);

@@ -38,6 +38,9 @@ struct ServerConfig {
   // A client that takes no byte of what is sent to it for this long is disconnected
   // (HttpServerOptions::write_stall_timeout; --write-stall-seconds, KASM_WRITE_STALL_SECONDS; 0: never).
   int write_stall_seconds = 60;
+  // Ended sessions (destroyed, failed) are deleted this many days after they ended
+  // (--session-history-days, KASM_SESSION_HISTORY_DAYS; 0: kept for ever).
+  int session_history_days = 90;
   // PEM file of the public key licences are verified with (KASM_LICENSE_PUBLIC_KEY,
   // --license-public-key); without one the community limits apply and no licence can be added.
   std::string license_public_key_file;

@@ -225,6 +225,28 @@ Result<int> Manager::completeLaunches(const AgentId& agent) {
   return completed;
 }
 
+Result<int> Manager::purgeEndedSessions(Duration older_than, const std::set<ZoneId>* zones, std::size_t max_rows) {
+  auto& im = *impl_;
+  const TimePoint cutoff = im.clock.now() - older_than;
+  KASM_ASSIGN_OR_RETURN(
+      auto ended, im.repo.list<Session>(spi::Query().whereIn("state", {std::string(enumName(SessionState::kDestroyed)),
+                                                                       std::string(enumName(SessionState::kFailed))})));
+  int purged = 0;
+  for (const auto& s : ended) {
+    if (static_cast<std::size_t>(purged) >= max_rows) break;
+    if (s.value.state_changed_at >= cutoff) continue;
+    // A session never placed has no zone: any manager may delete it (a race is harmless).
+    if (zones && s.value.zone_id && !zones->contains(*s.value.zone_id)) continue;
+    auto gone = im.repo.remove<Session>(s.value.id.str(), s.version);
+    if (gone.ok()) {
+      ++purged;
+    } else if (gone.error().code() != ErrorCode::kAborted && gone.error().code() != ErrorCode::kNotFound) {
+      return gone.error();
+    }
+  }
+  return purged;
+}
+
 Result<std::vector<SessionId>> Manager::idleSessions() {
   auto& im = *impl_;
   const auto now = im.clock.now();

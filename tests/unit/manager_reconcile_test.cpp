@@ -160,3 +160,37 @@ TEST_F(ManagerTest, CompleteLaunchesFinishesWhatAnAgentsRestartInterrupted) {
 
 }  // namespace
 }  // namespace kasm
+
+namespace kasm {
+namespace {
+
+// Session history is kept for a while, then deleted: only ended sessions (destroyed, failed),
+// only those that ended before the cut-off, only in the zones asked for.
+TEST_F(ManagerTest, EndedSessionsArePurgedAfterTheirRetention) {
+  addUser("carol");
+  auto old_one = request("alice");
+  auto running = request("bob");
+  ASSERT_TRUE(old_one.ok() && running.ok());
+  ASSERT_TRUE(manager_->destroySession(old_one->id).ok());
+  advance(std::chrono::hours(24 * 31));  // The agents keep checking in.
+  auto recent = request("carol");
+  ASSERT_TRUE(recent.ok()) << recent.error().toString();
+  ASSERT_TRUE(manager_->destroySession(recent->id).ok());
+
+  const std::set<ZoneId> elsewhere{ZoneId("west")};
+  auto none = manager_->purgeEndedSessions(std::chrono::hours(24 * 30), &elsewhere);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, 0) << "a manager purges only the zones it leads";
+  auto purged = manager_->purgeEndedSessions(std::chrono::hours(24 * 30));
+  ASSERT_TRUE(purged.ok()) << purged.error().toString();
+  EXPECT_EQ(*purged, 1);
+  EXPECT_EQ(repo_->get<Session>(old_one->id.str()).error().code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(repo_->get<Session>(recent->id.str()).ok()) << "ended a moment ago: kept";
+  EXPECT_TRUE(repo_->get<Session>(running->id.str()).ok()) << "running: never purged";
+  auto again = manager_->purgeEndedSessions(std::chrono::hours(24 * 30));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 0);
+}
+
+}  // namespace
+}  // namespace kasm

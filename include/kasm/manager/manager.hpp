@@ -322,6 +322,12 @@ class Manager {
   // Running sessions without user input for longer than their group's idle_disconnect; the proxy
   // disconnects their viewers (the session itself lives on until its keepalive expires).
   Result<std::vector<SessionId>> idleSessions();
+  // Session history: deletes the rows of sessions that ended (destroyed or failed) more than
+  // `older_than` ago, in `zones` (nullptr: every zone; scale-out: the zones this manager leads, so
+  // one manager does it; sessions never placed, without a zone, by any), at most `max_rows` per call. Returns how many
+  // were deleted. A row that changed meanwhile is left for the next call.
+  Result<int> purgeEndedSessions(Duration older_than, const std::set<ZoneId>* zones = nullptr,
+                                 std::size_t max_rows = 1000);
   // Recovery after a crash: `requested` sessions fail (they were never acknowledged as placed);
   // `provisioning` ones, acknowledged launches, are finished (provision is idempotent) when their
   // agent is connected, or by tick() once it connects; they fail only when the agent refuses them
