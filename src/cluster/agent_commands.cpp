@@ -176,6 +176,7 @@ Result<std::string> AgentCommands::call(const AgentId& agent, std::string comman
       return std::move(cur->value.result);
     }
     if (cur->value.state == kSent && !sent) {
+      // Handed over (seen at the latest when fetch_timeout ends): now the agent's answer counts.
       sent = true;
       deadline = std::chrono::steady_clock::now() + options_.call_timeout;
     }
@@ -215,7 +216,6 @@ Result<std::optional<agent::AgentCommand>> AgentCommands::claim(const AgentId& a
         continue;  // Lost a race.
       return w.error();
     }
-    if (options_.publish) options_.publish(agentResultEvent(options_.node, taken.id));  // "Handed over": its timer.
     return std::optional<agent::AgentCommand>(agent::AgentCommand{std::stoull(taken.id), std::move(taken.command)});
   }
   return std::optional<agent::AgentCommand>();
@@ -289,7 +289,7 @@ Result<void> AgentCommands::sweep() {
       continue;
     }
     if (row.state == kQueued) keys.insert(pollKey(row.agent_id));
-    if (row.issuer == options_.node && row.state != kQueued) keys.insert(callKey(row.id));
+    if (row.issuer == options_.node && row.state == kDone) keys.insert(callKey(row.id));
     if (row.state != kSent || row.sent_by == options_.node) continue;
     // Handed over by another server: if that server died meanwhile, the agent may never have had
     // it. Queue it again (the agent runs an id once) or, after max_deliveries, fail it.

@@ -15,6 +15,15 @@ bool isLive(SessionState state) {
          state == SessionState::kPaused || state == SessionState::kStopping;
 }
 
+std::vector<std::string> liveStateNames() {
+  std::vector<std::string> out;
+  for (int i = 0; i <= static_cast<int>(SessionState::kFailed); ++i) {
+    const auto st = static_cast<SessionState>(i);
+    if (isLive(st)) out.emplace_back(enumName(st));
+  }
+  return out;
+}
+
 namespace {
 
 // The scheduler's rules of a zone, with the embedder's custom policy when it has one.
@@ -114,13 +123,13 @@ Result<GroupSettings> Manager::Impl::settingsOf(const UserId& user_id,
   return best ? best->settings : GroupSettings{};
 }
 
-Result<void> Manager::Impl::refreshPlacementView() {
+Result<std::vector<Versioned<Agent>>> Manager::Impl::refreshPlacementView() {
   KASM_ASSIGN_OR_RETURN(auto zones, repo.list<Zone>());
   KASM_ASSIGN_OR_RETURN(auto agents, repo.list<Agent>());
   std::lock_guard lock(mu);
   for (const auto& z : zones) scheduler.upsertZone(zoneRules(options, z.value));
   for (const auto& a : agents) (void)scheduler.upsertAgent(sched::AgentEntry::fromAgent(a.value));
-  return {};
+  return agents;
 }
 
 Result<ZoneId> Manager::Impl::resolveZone(const std::optional<ZoneId>& requested) {
@@ -129,11 +138,6 @@ Result<ZoneId> Manager::Impl::resolveZone(const std::optional<ZoneId>& requested
     if (!z.ok()) {
       if (z.error().code() == ErrorCode::kNotFound) return notFound("zone '" + requested->str() + "' does not exist");
       return z.error();
-    }
-    {
-      // Another server of the installation may have made it.
-      std::lock_guard lock(mu);
-      scheduler.upsertZone(zoneRules(options, z->value));
     }
     return *requested;
   }
@@ -187,15 +191,10 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
   KASM_ASSIGN_OR_RETURN(GroupSettings settings, effectiveSettings(req.user_id));
   if (settings.max_sessions_per_user > 0) {
     // Only live ones (the user's history of ended sessions is not read).
-    std::vector<std::string> live_states;
-    for (auto st : {SessionState::kRequested, SessionState::kProvisioning, SessionState::kRunning,
-                    SessionState::kPaused, SessionState::kStopping}) {
-      live_states.emplace_back(enumName(st));
-    }
     KASM_ASSIGN_OR_RETURN(
-        auto mine, im.repo.list<Session>(
-                       spi::Query().where("user_id", req.user_id.str()).whereIn("state", std::move(live_states))));
-    const auto live = std::count_if(mine.begin(), mine.end(), [](const auto& s) { return isLive(s.value.state); });
+        auto mine,
+        im.repo.list<Session>(spi::Query().where("user_id", req.user_id.str()).whereIn("state", liveStateNames())));
+    const auto live = static_cast<std::int64_t>(mine.size());
     if (live >= settings.max_sessions_per_user) {
       return resourceExhausted("user '" + user->value.username + "' already has " + std::to_string(live) +
                                " session(s); the group limit is " + std::to_string(settings.max_sessions_per_user));
@@ -279,7 +278,9 @@ Result<Versioned<Session>> Manager::Impl::placeAndProvision(
     {
       std::unique_lock lock(mu);
       auto placed = scheduler.place(pr);
-      if (!placed.ok() && !refreshed && placed.error().code() == ErrorCode::kResourceExhausted) {
+      const bool may_be_stale = !placed.ok() && (placed.error().code() == ErrorCode::kResourceExhausted ||
+                                                 placed.error().code() == ErrorCode::kNotFound);
+      if (may_be_stale && !refreshed) {
         // With several servers this one's view may be behind the store (an agent checked in
         // elsewhere, a zone was made elsewhere): read the store once, then decide.
         lock.unlock();

@@ -78,9 +78,8 @@ Result<Manager::TickReport> Manager::tickZones(const std::set<ZoneId>* zones) {
 
   // Every manager keeps its scheduler in step with the store, whatever zones it leads: agents
   // check in on any server of the installation, and zones may be made on any.
-  KASM_RETURN_IF_ERROR(im.refreshPlacementView());
-  // Agent liveness.
-  KASM_ASSIGN_OR_RETURN(auto agents, im.repo.list<Agent>());
+  // Agent liveness, on the agents that read.
+  KASM_ASSIGN_OR_RETURN(auto agents, im.refreshPlacementView());
   for (auto& a : agents) {
     if (!mine(a.value.zone_id)) continue;
     if (a.value.status == AgentStatus::kPending || !a.value.last_checkin) continue;

@@ -70,7 +70,8 @@ struct Manager::Impl {
 
   // Reads every zone and agent from the store into the scheduler: another manager of the
   // installation may have made a zone or taken an agent's check-in (scale-out).
-  Result<void> refreshPlacementView();
+  // Returns the agents it read.
+  Result<std::vector<Versioned<Agent>>> refreshPlacementView();
 
   std::shared_ptr<spi::AgentLink> linkFor(const AgentId& id) {
     std::lock_guard lock(mu);
@@ -177,5 +178,7 @@ struct Manager::Impl {
 
 // States that count against a user's session limit and a license.
 bool isLive(SessionState state);
+// The names of the states isLive() holds for (a store query's filter).
+std::vector<std::string> liveStateNames();
 
 }  // namespace kasm
