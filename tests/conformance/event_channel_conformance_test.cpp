@@ -368,21 +368,8 @@ TYPED_TEST(EventChannelConformance, ConcurrentPublishersOnOneChannelAllLandInThe
 
 // ---- PostgreSQL's own cases ------------------------------------------------------------------
 
-// A loopback port nothing listens on: bind one, read it, close it.
-int closedLoopbackPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 std::string unreachableUrl() {
-  return "postgresql://kasm:s3cret@127.0.0.1:" + std::to_string(closedLoopbackPort()) + "/kasm";
+  return "postgresql://kasm:s3cret@127.0.0.1:" + std::to_string(testing::unusedLoopbackPort()) + "/kasm";
 }
 
 // Without a server: options, and a server that cannot be reached.

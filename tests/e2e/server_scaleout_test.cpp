@@ -22,19 +22,6 @@ namespace fs = std::filesystem;
 namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
 
-// A free loopback port (bound and released).
-int freePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 struct Server {
   pid_t pid = -1;
   FILE* out = nullptr;
@@ -127,7 +114,7 @@ class ScaleOut : public ::testing::Test {
       EXPECT_NE(at, std::string::npos) << from;
       if (at != std::string::npos) conf.replace(at, from.size(), to);
     };
-    const int port = freePort();
+    const int port = testing::unusedLoopbackPort();
     replace("10.0.0.11:8443", "127.0.0.1:" + std::to_string(port_a));
     replace("10.0.0.12:8443", "127.0.0.1:" + std::to_string(port_b));
     replace("listen 443 ssl;", "listen 127.0.0.1:" + std::to_string(port) + ";");

@@ -13,20 +13,10 @@
 #include <random>
 #include <thread>
 
+#include "support/services.hpp"
+
 namespace kasm::testing {
 namespace {
-
-int freeLoopbackPort() {
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(s);
-  return ntohs(a.sin_port);
-}
 
 std::string randomHex(std::size_t n) {
   std::random_device rd;
@@ -52,7 +42,7 @@ std::optional<PrivateRedisServer> PrivateRedisServer::start(std::string* why_not
   s.dir_ = (std::filesystem::temp_directory_path() / ("kasm-redis-" + randomHex(12))).string();
   std::filesystem::create_directories(s.dir_);
   s.password_ = "pw-" + randomHex(16);
-  s.port_ = freeLoopbackPort();
+  s.port_ = unusedLoopbackPort();
   if (!s.launch()) {
     *why_not = "the private redis-server did not answer on port " + std::to_string(s.port_);
     return std::nullopt;

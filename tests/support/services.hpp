@@ -3,13 +3,31 @@
 // Access to the real services the tests use, started by scripts/test.sh. A test that needs a
 // service that is not there is skipped with the reason, unless KASM_REQUIRE_SERVICES=1, when it fails.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <optional>
 #include <string>
 
 namespace kasm::testing {
+
+// A loopback port nothing listens on now (bound, read and released): for a server a test starts,
+// or for a connection that must be refused.
+inline int unusedLoopbackPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
 
 inline bool servicesRequired() {
   const char* v = std::getenv("KASM_REQUIRE_SERVICES");

@@ -56,11 +56,11 @@ class AgentCommandsTest : public ::testing::Test {
     servers_.push_back(std::make_unique<AgentCommands>(*store_, clock_, o));
     return *servers_.back();
   }
-  // The agent: polls `via` and runs what comes on `local`.
-  void agentPolling(AgentCommands& via, std::shared_ptr<spi::AgentLink> local, std::string boot = "boot1") {
-    threads_.emplace_back([this, &via, local, boot] {
+  // The agent: polls `via` (each poll waiting up to `wait`) and runs what comes on `local`.
+  void agentPolling(AgentCommands& via, std::shared_ptr<spi::AgentLink> local, Duration wait = 200ms) {
+    threads_.emplace_back([this, &via, local, wait] {
       while (!stop_.load()) {
-        auto c = via.next(AgentId("agent1"), boot, 200ms);
+        auto c = via.next(AgentId("agent1"), "boot1", wait);
         if (!c.ok() || !*c) continue;
         ++delivered_;
         (void)via.complete(AgentId("agent1"), (*c)->id, agent::executeCommand(*local, (*c)->json));
@@ -69,6 +69,7 @@ class AgentCommandsTest : public ::testing::Test {
   }
   void stopAgents() {
     stop_ = true;
+    for (auto& s : servers_) s->stop();  // Ends the polls waiting now.
     for (auto& t : threads_) t.join();
     threads_.clear();
   }
@@ -93,7 +94,9 @@ TEST_F(AgentCommandsTest, AServerCommandsAnAgentThatPollsAnother) {
   auto& a = server("a");
   auto& b = server("b");
   auto local = std::make_shared<testing::FakeAgentLink>();
-  agentPolling(b, local);
+  // Polls that wait 20 s and no sweep: only the events bring the command to b's poll and the
+  // result back to a's caller before the fetch timeout (5 s).
+  agentPolling(b, local, 20s);
   auto link = a.link(AgentId("agent1"), anyUpstream());
   spi::ProvisionRequest r;
   r.session_id = SessionId("s1");
@@ -102,14 +105,15 @@ TEST_F(AgentCommandsTest, AServerCommandsAnAgentThatPollsAnother) {
   auto p = link->provision(r);
   ASSERT_TRUE(p.ok()) << p.error().toString();
   EXPECT_EQ(p->upstream, local->upstreamOf(SessionId("s1")));
-  EXPECT_LT(std::chrono::steady_clock::now() - began, 2s) << "events wake the poll and the caller";
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 4s) << "events wake the poll and the caller";
   ASSERT_TRUE(link->destroy(SessionId("s1")).ok());
   EXPECT_EQ(local->provision_calls, 1);
   EXPECT_EQ(local->destroy_calls, 1);
   EXPECT_EQ(rows(), 0u) << "the caller removes what it has read";
 }
 
-TEST_F(AgentCommandsTest, WithoutEventsTheSweepDeliversWithinASecond) {
+// Without events (no Redis, no NOTIFY, or one lost), the sweep wakes the poll and the caller.
+TEST_F(AgentCommandsTest, WithoutEventsTheSweepWakesThePollAndTheCaller) {
   auto& a = server("a", false);
   auto& b = server("b", false);
   threads_.emplace_back([&] {
@@ -120,10 +124,12 @@ TEST_F(AgentCommandsTest, WithoutEventsTheSweepDeliversWithinASecond) {
     }
   });
   auto local = std::make_shared<testing::FakeAgentLink>();
-  agentPolling(b, local);
+  agentPolling(b, local, 20s);
   auto link = a.link(AgentId("agent1"), anyUpstream());
+  const auto began = std::chrono::steady_clock::now();
   auto s = link->sessions();
   ASSERT_TRUE(s.ok()) << s.error().toString();
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 4s) << "before the poll's 20 s and the fetch timeout's 5 s";
   stopAgents();
 }
 
