@@ -25,6 +25,10 @@
 
 namespace kasm::bench {
 
+// utime + stime, in seconds, of process `root` and its direct children (nginx's workers,
+// websockify's per-connection forks).
+double treeCpuSeconds(pid_t root);
+
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;

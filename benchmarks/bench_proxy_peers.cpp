@@ -237,17 +237,8 @@ Nginx::~Nginx() {
 
 pid_t g_nginx_master = 0;
 
-namespace {
-
-double processCpuSeconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
-// utime + stime of nginx's master and its workers (children of the master).
-double nginxCpuSeconds() {
-  if (g_nginx_master <= 0) return 0;
+// utime + stime of `root` and its children (websockify forks one per connection), in seconds.
+double treeCpuSeconds(pid_t root) {
   double ticks = 0;
   DIR* proc = opendir("/proc");
   if (!proc) return 0;
@@ -264,10 +255,23 @@ double nginxCpuSeconds() {
     rest >> state >> ppid;
     for (int i = 0; i < 9; ++i) rest >> skip;  // pgrp .. cmajflt
     rest >> utime >> stime;
-    if (ppid == g_nginx_master || std::atol(e->d_name) == g_nginx_master) ticks += utime + stime;
+    if (ppid == root || std::atol(e->d_name) == root) ticks += utime + stime;
   }
   closedir(proc);
   return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+namespace {
+
+double processCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// utime + stime of nginx's master and its workers (children of the master).
+double nginxCpuSeconds() {
+  return g_nginx_master > 0 ? treeCpuSeconds(g_nginx_master) : 0;
 }
 
 }  // namespace

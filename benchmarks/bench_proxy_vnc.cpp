@@ -158,30 +158,6 @@ class Websockify {
 
 // ---- CPU of the bridge's processes ---------------------------------------------------------------
 
-// utime + stime of `root` and its children (websockify forks one per connection), in seconds.
-double treeCpuSeconds(pid_t root) {
-  double ticks = 0;
-  DIR* proc = opendir("/proc");
-  if (!proc) return 0;
-  while (dirent* e = readdir(proc)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    std::ifstream in(std::string("/proc/") + e->d_name + "/stat");
-    std::string stat;
-    std::getline(in, stat);
-    const auto close = stat.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(stat.substr(close + 2));
-    std::string state;
-    long ppid = 0, skip = 0, utime = 0, stime = 0;
-    rest >> state >> ppid;
-    for (int i = 0; i < 9; ++i) rest >> skip;  // pgrp .. cmajflt
-    rest >> utime >> stime;
-    if (ppid == root || std::atol(e->d_name) == root) ticks += utime + stime;
-  }
-  closedir(proc);
-  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 struct Stream {
   double mbytes_per_second = 0;
   double cpu_ms_per_mbyte = 0;  // The bridge's processes only.

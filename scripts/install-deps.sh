@@ -16,7 +16,7 @@ PACKAGES=(
   xrdp xorgxrdp openssh-server tigervnc-standalone-server tigervnc-tools xfonts-base openbox xterm  # fixed servers for tests
   docker.io docker-registry busybox-static curl socat openssl iproute2  # iproute2: chaos_dockerd.py's bridge
   debootstrap  # workspace images (scripts/build-images.sh)
-  nginx wrk  # benchmark peers only (bench_proxy)
+  nginx wrk websockify  # benchmark peers only (bench_proxy)
   chromium  # browser tests (tests/browser); the web build also needs node + npm (>= 20)
 )
 
