@@ -8,6 +8,7 @@
 #include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 #include <condition_variable>
 #include <unordered_map>
 
@@ -268,6 +269,12 @@ Awaitable<> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) {
       }
       bool keep = false;
       std::string_view target(parser.get().target().data(), parser.get().target().size());
+      if (!options.sockets.empty() && beast::websocket::is_upgrade(parser.get())) {
+        if (auto route = options.sockets.find(target.substr(0, target.find('?'))); route != options.sockets.end()) {
+          co_await serveSocketRoute(t, conn->remote, parser, route->second);
+          break;
+        }
+      }
       if (proxy && routesToProxy(target, proxy->prefix())) {
         ClientContext ctx{t, conn->remote, stopping, conn->proxy_state};
         ctx.connection = conn;

@@ -335,6 +335,11 @@ inline void releaseIfEmpty(beast::flat_buffer& b) {
 // its next request. The kept upstream connection and the session registration stay.
 void releaseIdleProxyState(std::shared_ptr<void>& proxy_state);
 
+// An upgrade to one of HttpServerOptions::sockets (proxy_socket.cpp): authorized by the route,
+// then served until either side closes.
+Awaitable<void> serveSocketRoute(Transport& transport, const std::string& remote, HeaderParser& parser,
+                                 const HttpSocketRoute& route);
+
 // Serves one proxied request whose header is in `parser` (the body, if any, is still unread in
 // `buffer` and the stream). Returns true when the client connection may be reused.
 Awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,

@@ -298,13 +298,12 @@ Refusal authRefusal(const Error& error);
 // Runs the authorizer, on the blocking pool when one is configured, resuming on our strand.
 Awaitable<Result<ProxyTarget>> authorize(SessionProxy::Impl& proxy, const ProxyAuthRequest& request);
 
-// Runs a copy of `fn` (returning Result<T>) on the blocking pool when one is configured, else right
-// here, and resumes on the calling connection's thread. Unavailable (`busy`) when the pool refuses
-// the work. `fn` must own what it uses: the connection may be gone by the time it runs. Pass a
-// named local: GCC 12 mishandles a temporary closure that lives across the co_await.
+// Runs a copy of `fn` (returning Result<T>) on `pool` and resumes on the calling connection's
+// thread. Unavailable (`busy`) when the pool refuses the work. `fn` must own what it uses: the
+// connection may be gone by the time it runs. Pass a named local: GCC 12 mishandles a temporary
+// closure that lives across the co_await.
 template <class T, class Fn>
-Awaitable<Result<T>> onBlockingPool(SessionProxy::Impl& proxy, const Fn& fn, std::string_view busy) {
-  if (!proxy.options.blocking_pool) co_return fn();
+Awaitable<Result<T>> onPool(BlockingPool& pool, const Fn& fn, std::string_view busy) {
   struct Box {
     std::mutex mutex;
     std::optional<Result<T>> result;
@@ -313,7 +312,7 @@ Awaitable<Result<T>> onBlockingPool(SessionProxy::Impl& proxy, const Fn& fn, std
   auto box = std::make_shared<Box>();
   box->timer =
       std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
-  auto posted = proxy.options.blocking_pool->post([box, fn]() mutable {
+  auto posted = pool.post([box, fn]() mutable {
     auto result = fn();
     {
       std::lock_guard lock(box->mutex);
@@ -330,6 +329,13 @@ Awaitable<Result<T>> onBlockingPool(SessionProxy::Impl& proxy, const Fn& fn, std
     }
     co_await box->timer->async_wait(kAwaitTuple);
   }
+}
+
+// As onPool, on the proxy's blocking pool when one is configured, else right here.
+template <class T, class Fn>
+Awaitable<Result<T>> onBlockingPool(SessionProxy::Impl& proxy, const Fn& fn, std::string_view busy) {
+  if (!proxy.options.blocking_pool) co_return fn();
+  co_return co_await onPool<T>(*proxy.options.blocking_pool, fn, busy);
 }
 // The connection's proxy state, and its registration under `session` for `user`.
 ExchangeGuard& attachExchange(SessionProxy::Impl& proxy, ClientContext& client, const SessionId& session,
@@ -382,6 +388,9 @@ bool isAppRequest(const SessionProxy::Impl& proxy, std::string_view rest);
 Awaitable<bool> serveAppRequest(SessionProxy::Impl& proxy, ClientContext& client, beast::flat_buffer& buffer,
                                 HeaderParser& parser, const Route& route, const ProxyAuthRequest& auth,
                                 const ProxyTarget& target);
+// The HTTP status of an authorization error.
+int authStatus(ErrorCode code);
+
 // An upgrade to ProxyOptions::app_socket_path: the proxy's own WebSocket (proxy_socket.cpp).
 Awaitable<bool> serveAppSocket(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
                                ExchangeGuard& guard, const ProxyAuthRequest& auth, const ProxyTarget& target,

@@ -137,6 +137,61 @@ class AppSocket final : public ProxySocket, public std::enable_shared_from_this<
 
 }  // namespace
 
+namespace {
+
+// The exchange of an accepted socket: the application's handlers get every message; the socket's
+// queue goes out; whichever side ends first ends both.
+Awaitable<bool> runSocket(Transport& transport, const http::request<http::empty_body>& request,
+                          std::shared_ptr<AppSocket> socket, const WebSocketHandlers& handlers, std::size_t max_message,
+                          std::atomic<std::size_t>* open_count, const std::function<void(std::size_t)>& on_traffic) {
+  transport.tcp().expires_never();
+  websocket::stream<Transport&> ws(transport);
+  ws.read_message_max(max_message);
+  ws.auto_fragment(false);
+  // Pings keep the socket alive through proxies and find dead peers.
+  auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
+  timeouts.keep_alive_pings = true;
+  ws.set_option(timeouts);
+  auto [aec] = co_await ws.async_accept(request, kAwaitTuple);
+  if (aec) {
+    socket->finish();
+    if (handlers.on_close) handlers.on_close();
+    co_return false;
+  }
+  if (open_count) open_count->fetch_add(1);
+  auto reader = [&]() -> Awaitable<> {
+    beast::flat_buffer buffer;
+    for (;;) {
+      auto [ec, n] = co_await ws.async_read(buffer, kAwaitTuple);
+      if (ec) break;
+      if (on_traffic) on_traffic(n);
+      const auto& handle = ws.got_text() ? handlers.on_message : handlers.on_binary;
+      if (handle) {
+        const auto data = buffer.cdata();
+        try {
+          handle(std::string_view(static_cast<const char*>(data.data()), data.size()));
+        } catch (...) {
+          break;
+        }
+      }
+      buffer.consume(buffer.size());
+    }
+    socket->close();
+  };
+  co_await (reader() && socket->writer(ws));
+  socket->finish();
+  if (open_count) open_count->fetch_sub(1);
+  if (handlers.on_close) {
+    try {
+      handlers.on_close();
+    } catch (...) {
+    }
+  }
+  co_return false;
+}
+
+}  // namespace
+
 Awaitable<bool> serveAppSocket(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
                                ExchangeGuard& guard, const ProxyAuthRequest& auth, const ProxyTarget& target,
                                const ProxySocketOpener& opener) {
@@ -152,50 +207,56 @@ Awaitable<bool> serveAppSocket(SessionProxy::Impl& proxy, ClientContext& client,
     auto refusal = authRefusal(handlers.error());
     co_return co_await reject(proxy, client, parser, refusal.status, std::move(refusal.message), &refusal.extra);
   }
-  client.transport.tcp().expires_never();
-  websocket::stream<Transport&> ws(client.transport);
-  ws.read_message_max(proxy.options.app_socket_max_message);
-  ws.auto_fragment(false);
-  // Pings keep the socket alive through proxies and find dead peers.
-  auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
-  timeouts.keep_alive_pings = true;
-  ws.set_option(timeouts);
-  auto [aec] = co_await ws.async_accept(parser.get(), kAwaitTuple);
-  if (aec) {
-    socket->finish();
-    if (handlers->on_close) handlers->on_close();
-    co_return false;
-  }
-  proxy.tunnels.fetch_add(1);
-  auto reader = [&]() -> Awaitable<> {
-    beast::flat_buffer buffer;
-    for (;;) {
-      auto [ec, n] = co_await ws.async_read(buffer, kAwaitTuple);
-      if (ec) break;
-      guard.clientTraffic(n);
-      const auto& handle = ws.got_text() ? handlers->on_message : handlers->on_binary;
-      if (handle) {
-        const auto data = buffer.cdata();
-        try {
-          handle(std::string_view(static_cast<const char*>(data.data()), data.size()));
-        } catch (...) {
-          break;
-        }
-      }
-      buffer.consume(buffer.size());
+  co_return co_await runSocket(client.transport, parser.get(), socket, *handlers, proxy.options.app_socket_max_message,
+                               &proxy.tunnels, [&guard](std::size_t n) { guard.clientTraffic(n); });
+}
+
+Awaitable<void> serveSocketRoute(Transport& transport, const std::string& remote, HeaderParser& parser,
+                                 const HttpSocketRoute& route) {
+  const auto& head = parser.get();
+  const unsigned version = head.version();
+  auto request = std::make_shared<HttpRequest>();
+  request->method = std::string(head.method_string());
+  request->target = std::string(head.target());
+  const auto qmark = request->target.find('?');
+  request->path = request->target.substr(0, qmark);
+  if (qmark != std::string::npos) {
+    std::string_view q = std::string_view(request->target).substr(qmark + 1);
+    while (!q.empty()) {
+      const auto amp = q.find('&');
+      std::string_view part = q.substr(0, amp);
+      q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+      const auto eq = part.find('=');
+      auto key = percentDecode(part.substr(0, eq), true);
+      auto value = percentDecode(eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1), true);
+      if (!part.empty() && key.ok() && value.ok()) request->query.emplace_back(std::move(*key), std::move(*value));
     }
-    socket->close();
-  };
-  co_await (reader() && socket->writer(ws));
-  socket->finish();
-  proxy.tunnels.fetch_sub(1);
-  if (handlers->on_close) {
+  }
+  for (const auto& field : head) request->headers.add(std::string(field.name_string()), std::string(field.value()));
+  request->remote_address = remote;
+  request->secure = transport.secure();
+  auto socket = std::make_shared<AppSocket>(transport.get_executor(), transport, route.queue_bytes);
+  const auto open = [&route, request, socket]() -> Result<WebSocketHandlers> {
     try {
-      handlers->on_close();
+      return route.open(*request, socket);
     } catch (...) {
+      return internalError("the socket failed to open");
     }
+  };
+  Result<WebSocketHandlers> handlers = internalError("the socket failed to open");
+  if (route.pool) {
+    handlers = co_await onPool<WebSocketHandlers>(*route.pool, open, "the server is busy");
+  } else {
+    handlers = open();
   }
-  co_return false;
+  if (!handlers.ok()) {
+    socket->finish();
+    transport.tcp().expires_after(std::chrono::seconds(5));
+    co_await writeSimple(transport, version, authStatus(handlers.error().code()), handlers.error().message() + "\n",
+                         false);
+    co_return;
+  }
+  co_await runSocket(transport, head, socket, *handlers, route.max_message, nullptr, {});
 }
 
 }  // namespace kasm::net::detail

@@ -28,6 +28,18 @@ bool parseUpstream(std::string_view s, std::string& host, std::string& port) {
   return !host.empty() && !port.empty();
 }
 
+// The authorizer's answer; one that throws refuses the request with a 500 instead of leaving it
+// unanswered (on the pool) or cutting the connection (on the I/O thread).
+Result<ProxyTarget> guardedAuthorize(SessionProxy::Impl& proxy, const ProxyAuthRequest& request) {
+  try {
+    return proxy.options.authorize(request);
+  } catch (...) {
+    return internalError("proxy: the authorizer failed");
+  }
+}
+
+}  // namespace
+
 // What the client sees when the authorizer refuses: a session that is not (or no longer) running
 // is a temporary 503, not a client error.
 int authStatus(ErrorCode code) {
@@ -43,17 +55,6 @@ int authStatus(ErrorCode code) {
     default: return 500;
   }
 }
-// The authorizer's answer; one that throws refuses the request with a 500 instead of leaving it
-// unanswered (on the pool) or cutting the connection (on the I/O thread).
-Result<ProxyTarget> guardedAuthorize(SessionProxy::Impl& proxy, const ProxyAuthRequest& request) {
-  try {
-    return proxy.options.authorize(request);
-  } catch (...) {
-    return internalError("proxy: the authorizer failed");
-  }
-}
-
-}  // namespace
 
 // Runs the authorizer, on the blocking pool when one is configured, resuming on our strand.
 Awaitable<Result<ProxyTarget>> authorize(SessionProxy::Impl& proxy, const ProxyAuthRequest& request) {
@@ -77,7 +78,9 @@ Awaitable<Result<ProxyTarget>> authorize(SessionProxy::Impl& proxy, const ProxyA
 
 Awaitable<beast::error_code> connectUpstream(SessionProxy::Impl& proxy, Transport& up, const ProxyTarget& target) {
   std::string host, port;
-  if (!parseUpstream(target.upstream, host, port)) co_return asio::error::invalid_argument;
+  if (!parseUpstream(target.relay.empty() ? target.upstream : target.relay, host, port)) {
+    co_return asio::error::invalid_argument;
+  }
   up.tcp().expires_after(proxy.options.upstream_timeout);
   beast::error_code ec;
   auto address = asio::ip::make_address(host, ec);
@@ -103,6 +106,10 @@ Awaitable<beast::error_code> connectUpstream(SessionProxy::Impl& proxy, Transpor
     if (cec) co_return cec;
   }
   up.tcp().socket().set_option(tcp::no_delay(true), ec);
+  if (!target.relay_preamble.empty()) {
+    // A relay learns from its preamble where the stream goes, before any byte of it (TLS included).
+    if (auto wec = co_await writeAll(up, asio::buffer(target.relay_preamble)); wec) co_return wec;
+  }
   if (target.protocol == SessionProtocol::kHttps) {
     up.enableTls(proxy.upstream_tls);
     auto [hec] = co_await up.tls()->async_handshake(asio::ssl::stream_base::client, kAwaitTuple);
@@ -136,13 +143,14 @@ Awaitable<bool> reject(SessionProxy::Impl& proxy, ClientContext& client, HeaderP
 Awaitable<beast::error_code> ensureUpstream(SessionProxy::Impl& proxy, ClientContext& client, ConnectionState& state,
                                             const ProxyTarget& target, bool& reused) {
   const auto protocol = enumName(target.protocol);
-  const bool same = state.upstream_key.size() == protocol.size() + 1 + target.upstream.size() &&
-                    state.upstream_key.starts_with(protocol) && state.upstream_key.ends_with(target.upstream);
+  const std::string& where = target.relay.empty() ? target.upstream : target.relay_identity;
+  const bool same = state.upstream_key.size() == protocol.size() + 1 + where.size() &&
+                    state.upstream_key.starts_with(protocol) && state.upstream_key.ends_with(where);
   reused = state.upstream && same && state.upstream->tcp().socket().is_open();
   if (reused) co_return beast::error_code{};
   state.upstream = std::make_unique<Transport>(client.transport.get_executor());
   state.upstream_buffer.clear();
-  state.upstream_key.assign(protocol).append("|").append(target.upstream);
+  state.upstream_key.assign(protocol).append("|").append(where);
   auto ec = co_await connectUpstream(proxy, *state.upstream, target);
   if (ec) state.upstream.reset();
   co_return ec;

@@ -21,6 +21,7 @@
 
 #include "kasm/core/clock.hpp"
 #include "kasm/core/result.hpp"
+#include "kasm/net/web_socket.hpp"
 
 namespace kasm::net {
 
@@ -131,6 +132,21 @@ class BlockingPool {
 // Wraps a handler so it runs on `pool` instead of the calling I/O thread; a full queue answers 503.
 HttpHandler runOnPool(BlockingPool& pool, HttpHandler handler);
 
+// A WebSocket the server serves itself at an exact path (HttpServerOptions::sockets): an upgrade
+// request there is given to `open`, which authorizes it and returns the socket's handlers; an error
+// refuses the upgrade with its status (Unauthenticated 401, PermissionDenied 403, NotFound 404,
+// ResourceExhausted 429, FailedPrecondition and Unavailable 503, InvalidArgument 400, others 500).
+// A plain request to the path goes to the handler as usual.
+struct HttpSocketRoute {
+  // Called with the upgrade request (no body). On `pool` when set (it may block there), else on the
+  // I/O thread (it must not block). `socket` may be used at once: what it sends goes out once the
+  // handshake is done.
+  std::function<Result<WebSocketHandlers>(const HttpRequest&, std::shared_ptr<WebSocket>)> open;
+  BlockingPool* pool = nullptr;
+  std::size_t max_message = 1024 * 1024;       // A larger incoming message closes the socket.
+  std::size_t queue_bytes = 16 * 1024 * 1024;  // Unsent bytes beyond this close the socket.
+};
+
 struct TlsOptions {
   std::string cert_file;  // PEM certificate chain.
   std::string key_file;   // PEM private key.
@@ -172,6 +188,8 @@ struct HttpServerOptions {
   // never cut. Zero: no limit.
   Duration write_stall_timeout = std::chrono::seconds(60);
   std::optional<TlsOptions> tls;  // Set = HTTPS only.
+  // WebSockets the server serves itself, by exact path (without the query).
+  std::map<std::string, HttpSocketRoute, std::less<>> sockets;
 };
 
 // Accepts connections and dispatches requests: paths under a mounted SessionProxy's prefix go to the

@@ -27,6 +27,7 @@
 #include "kasm/core/id.hpp"
 #include "kasm/core/result.hpp"
 #include "kasm/model/workspace.hpp"
+#include "kasm/net/web_socket.hpp"
 
 namespace kasm::net {
 
@@ -63,6 +64,14 @@ struct ProxyTarget {
   // kVnc / kSsh: bytes written to the upstream as soon as it is connected, before anything else (a
   // desktop gateway's sealed request, kasm/gateway/gateway.hpp). Empty: none.
   std::string upstream_preamble;
+  // Set when `upstream` is reached through a relay instead of directly: an agent's reverse tunnel
+  // (kasm/tunnel/tunnel_hub.hpp). The proxy connects to `relay`, writes `relay_preamble` (the
+  // sealed open request) before anything else, TLS included, and then talks to the session as if
+  // connected to `upstream`. `relay_identity` names the upstream for reusing kept connections,
+  // since one relay address leads to many upstreams.
+  std::string relay;
+  std::string relay_preamble;
+  std::string relay_identity;
 };
 
 // What the authorizer sees of one request.
@@ -139,25 +148,8 @@ using ProxyAppHandler =
 // A WebSocket the proxy serves itself instead of passing it to the session (ProxyOptions::
 // app_socket): in kasm-server, the chat of a shared session. It is authorized like the desktop (the
 // same token, the same user and rights) and closed with it (closeSession, a revoked user).
-class ProxySocket {
- public:
-  virtual ~ProxySocket() = default;
-  // Queues one text message to the client. Thread-safe; never blocks. False once the socket is
-  // closed, or when the client fell so far behind (app_socket_queue_bytes) that it was closed.
-  virtual bool send(std::string text) = 0;
-  // Queues one binary message, likewise.
-  virtual bool sendBinary(std::string bytes) = 0;
-  // Bytes queued and not yet written: a producer of a live stream (audio) drops rather than queue
-  // behind a slow client.
-  virtual std::size_t queuedBytes() const = 0;
-  // Closes the socket. Thread-safe, idempotent.
-  virtual void close() = 0;
-};
-struct ProxySocketHandlers {
-  std::function<void(std::string_view text)> on_message;  // Each text message; on the I/O thread, must not block.
-  std::function<void(std::string_view bytes)> on_binary;  // Each binary message; likewise.
-  std::function<void()> on_close;                         // Once, after the socket is gone.
-};
+using ProxySocket = WebSocket;
+using ProxySocketHandlers = WebSocketHandlers;
 // Opens an app socket for an authorized upgrade. Called on the I/O thread: must not block. An error
 // refuses the upgrade with its status (as the authorizer's do). `socket` may be used at once; what
 // it sends goes out once the handshake is done.
