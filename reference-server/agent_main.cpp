@@ -3,10 +3,12 @@
 // It dials out (HTTPS to the server; nothing listens here), which works behind NAT and firewalls
 // that allow outbound connections only: check-ins every few seconds, and a long poll that receives
 // the manager's commands (provision, stop, destroy, exec, ...) and posts their results. Session
-// ports are published on --publish-host, which the server's proxy must reach.
+// ports are published on --publish-host, which the server's proxy must reach; or, with --tunnel,
+// which only this agent reaches: the proxy's traffic then rides one WebSocket this agent keeps open
+// to the installation (a reverse tunnel, kasm/tunnel), for agents behind NAT.
 //
 //   kasm-agent --server https://manager:8443 --agent-id ID --token TOKEN
-//              [--publish-host ADDR] [--ca-file PEM | --insecure] [--checkin-seconds N]
+//              [--publish-host ADDR] [--tunnel] [--ca-file PEM | --insecure] [--checkin-seconds N]
 // The token comes from `POST /api/v1/agents` (shown once); KASM_AGENT_TOKEN may carry it instead.
 
 #include <curl/curl.h>
@@ -35,6 +37,7 @@
 #include "kasm/agent/remote_link.hpp"
 #include "kasm/docker/docker_runtime.hpp"
 #include "kasm/model/json.hpp"
+#include "kasm/tunnel/tunnel_client.hpp"
 #include "kasm/version.hpp"
 
 namespace {
@@ -62,6 +65,7 @@ struct Config {
   std::string publish_host = "127.0.0.1";
   std::string ca_file;
   bool insecure = false;
+  bool tunnel = false;  // --tunnel: session traffic through a reverse tunnel.
   int checkin_seconds = 5;
 };
 
@@ -120,7 +124,9 @@ Reply post(const Config& c, const std::string& path, const std::string& body, lo
 
 std::string usage() {
   return "usage: kasm-agent --server URL --agent-id ID --token TOKEN [--token-file PATH] [--publish-host ADDR]\n"
-         "                  [--ca-file PEM | --insecure] [--checkin-seconds N]\n"
+         "                  [--tunnel] [--ca-file PEM | --insecure] [--checkin-seconds N]\n"
+         "With --tunnel, the server's proxy reaches this agent's sessions through a WebSocket the agent keeps\n"
+         "open to the server (for agents behind NAT); the agent connects only to its own sessions' ports.\n"
          "The token may also come from KASM_AGENT_TOKEN. With --token-file, a token stored there is used\n"
          "instead, and a single-use registration token (an autoscaled machine's) is exchanged at the first\n"
          "check-in for a lasting one, written there (mode 0600) for the next start.\n";
@@ -149,6 +155,8 @@ Result<Config> parse(int argc, char** argv) {
       KASM_ASSIGN_OR_RETURN(c.ca_file, value());
     } else if (a == "--insecure") {
       c.insecure = true;
+    } else if (a == "--tunnel") {
+      c.tunnel = true;
     } else if (a == "--checkin-seconds") {
       KASM_ASSIGN_OR_RETURN(std::string n, value());
       c.checkin_seconds = std::max(1, std::atoi(n.c_str()));
@@ -302,6 +310,33 @@ int main(int argc, char** argv) {
     }
   });
 
+  // The reverse tunnel: the server asks for connections to this agent's sessions, and only to the
+  // addresses its own containers are published on.
+  std::unique_ptr<tunnel::TunnelClient> tunnel_client;
+  if (c.tunnel) {
+    tunnel::TunnelClientOptions to;
+    to.server = c.server;
+    to.agent = *id;
+    to.token = [&c] { return currentToken(c); };
+    to.boot_id = bootId();
+    to.ca_file = c.ca_file;
+    to.insecure = c.insecure;
+    to.allow = [&local](std::string_view target) -> Result<void> {
+      KASM_ASSIGN_OR_RETURN(auto published, local.publishedAddresses());
+      for (const auto& p : published) {
+        if (p == target) return {};
+      }
+      return permissionDenied(std::string(target) + " is not a published port of this agent's sessions");
+    };
+    to.log = [](std::string_view e, std::string_view d) { logLine(std::string(e), std::string(d)); };
+    auto started = tunnel::TunnelClient::start(std::move(to));
+    if (!started.ok()) {
+      std::fprintf(stderr, "kasm-agent: %s\n", started.error().message().c_str());
+      return 2;
+    }
+    tunnel_client = std::move(*started);
+  }
+
   // Commands run concurrently (a slow image pull must not hold up a destroy); finished workers are
   // joined as new ones start.
   std::mutex workers_mutex;
@@ -396,6 +431,7 @@ int main(int argc, char** argv) {
                          done);
   }
   logLine("stopping", "");
+  if (tunnel_client) tunnel_client->stop();
   checkins.join();
   if (puller) puller->stop();
   reap(true);

@@ -25,6 +25,7 @@
 #include "kasm/net/vnc_snapshot.hpp"
 #include "kasm/store/postgres_store.hpp"
 #include "kasm/store/sqlite_store.hpp"
+#include "kasm/tunnel/protocol.hpp"
 #include "kasm/version.hpp"
 
 namespace kasm::server {
@@ -119,6 +120,7 @@ Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config)
   KASM_ASSIGN_OR_RETURN(std::string key,
                         settingOr(*app->repo_, app->clock_, "access_token_key", [&] { return auth::generateToken(); }));
   mo.session_secret_key = auth::hmacSha256(key, "kasm session secret key");
+  KASM_RETURN_IF_ERROR(app->startTunnelHub(key));
   app->session_secret_key_ = mo.session_secret_key;
   // A session that stops serving has its connections closed here at once, and on every other
   // server of the installation through the share database's events (Redis when configured).
@@ -414,6 +416,15 @@ Result<void> ServerApp::start() {
     }
     on_pool(std::move(req), std::move(respond));
   };
+  // Agents' reverse tunnels: authorized on the agent pool like their other calls.
+  net::HttpSocketRoute tunnel_route;
+  tunnel_route.pool = agent_pool_.get();
+  tunnel_route.max_message = tunnel::kMaxFrame;
+  tunnel_route.queue_bytes = 80 * 1024 * 1024;  // 256 streams' windows, and room.
+  tunnel_route.open = [this](const net::HttpRequest& req, std::shared_ptr<net::WebSocket> socket) {
+    return openAgentTunnel(req, std::move(socket));
+  };
+  hopts.sockets.emplace("/api/agent/v1/tunnel", std::move(tunnel_route));
   KASM_ASSIGN_OR_RETURN(http_, net::HttpServer::start(hopts, std::move(handler), proxy_));
   logLine("listening", http_->baseUrl());
   // Scale-out: this server's row and the zones it leads (at once when no other server leads them).
@@ -471,6 +482,7 @@ void ServerApp::stop() {
   if (local_commands_thread_.joinable()) local_commands_thread_.join();
   stopAudio();
   if (http_) http_->stop(std::chrono::seconds(5));
+  if (tunnel_hub_) tunnel_hub_->stop();
   if (loop_.joinable()) loop_.join();
   if (image_puller_) image_puller_->stop();
   if (pool_) pool_->shutdown();
@@ -588,6 +600,7 @@ net::HttpResponse ServerApp::rest(const net::HttpRequest& req) {
   if (auto c = req.headers.find("x-csrf-token")) r.csrf_token = std::string(*c);
   if (auto a = req.headers.find("authorization")) r.authorization = std::string(*a);
   if (auto t = req.headers.find("content-type")) r.content_type = std::string(*t);
+  if (auto k = req.headers.find("idempotency-key")) r.idempotency_key = std::string(*k);
   r.remote_address = req.remote_address;
   r.secure = req.secure;
   auto out = rest_api_->handle(r);
@@ -623,7 +636,9 @@ net::HttpResponse ServerApp::dispatch(const net::HttpRequest& req) {
       if (req.method != "POST") return net::HttpResponse::json(405, R"({"error_message":"use POST"})");
       const std::string verb = req.path.substr(kPublic.size());
       auto auth = req.headers.find("authorization");
-      auto r = developer_api_->handle(verb, req.body, auth ? *auth : std::string_view());
+      auto idempotency = req.headers.find("idempotency-key");
+      auto r = developer_api_->handle(verb, req.body, auth ? *auth : std::string_view(),
+                                      idempotency ? *idempotency : std::string_view());
       if (r.content_type != "application/json") {
         net::HttpResponse res = net::HttpResponse::text(r.status, std::move(r.body), r.content_type);
         res.headers.set("Cache-Control", "no-store");

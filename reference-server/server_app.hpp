@@ -30,6 +30,7 @@
 #include "kasm/share/sharing.hpp"
 #include "kasm/spi/share_database.hpp"
 #include "kasm/store/repository.hpp"
+#include "kasm/tunnel/tunnel_hub.hpp"
 #include "latency_histogram.hpp"
 #include "server_config.hpp"
 #include "server_gateway.hpp"
@@ -84,6 +85,12 @@ class ServerApp {
   net::HttpHandler routes();
   net::HttpResponse dispatch(const net::HttpRequest& req);
   net::HttpResponse agentApi(const net::HttpRequest& req);
+  // Reverse tunnels (server_tunnel.cpp): the hub and its gateway, the agents' WebSocket route, and
+  // the proxy's way to a session whose agent holds one.
+  Result<void> startTunnelHub(const std::string& installation_key);
+  Result<net::WebSocketHandlers> openAgentTunnel(const net::HttpRequest& req, std::shared_ptr<net::WebSocket> socket);
+  void tunnelDetached(const AgentId& id);
+  void relayThroughTunnel(const AgentId& agent, net::ProxyTarget& target);
   std::shared_ptr<agent::RemoteAgentLink> remoteLink(const AgentId& id);
   // Tells the agent's link which process speaks; a restart fails its lost commands and reconciles it.
   void noteAgentBoot(const AgentId& id, const std::string& boot_id);
@@ -177,6 +184,11 @@ class ServerApp {
   std::unique_ptr<net::BlockingPool> start_pool_;
   // Remote agents (kasm-agent) dial in: their long polls wait here, one thread each.
   std::unique_ptr<net::BlockingPool> agent_pool_;
+  std::unique_ptr<tunnel::TunnelHub> tunnel_hub_;
+  std::string tunnel_key_;
+  std::mutex tunnel_cache_mutex_;
+  // Agent -> its tunnel's gateway ("" for none), as read from the store, and until when to trust it.
+  std::unordered_map<AgentId, std::pair<std::string, std::chrono::steady_clock::time_point>> tunnel_cache_;
   std::mutex remote_mutex_;
   std::map<AgentId, std::shared_ptr<agent::RemoteAgentLink>> remote_links_;
   // Scale-out (PostgreSQL): commands for remote agents, and for this server's own agent when

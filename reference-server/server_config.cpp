@@ -59,6 +59,7 @@ std::string usage() {
          "                   [--max-connections-per-address N (default 1000, 0: no limit)]\n"
          "                   [--gateway auto|off|HOST:PORT] [--gateway-key-file FILE] [--agent-url URL]\n"
          "                   [--lead-zones NAME,...] [--drain-seconds N (default 5)]\n"
+         "                   [--tunnel-gateway ADDRESS[:PORT] (default 127.0.0.1)]\n"
          "                   [--write-stall-seconds N (default 60; 0: never)]\n"
          "                   [--session-history-days N (default 90; 0: keep)]\n"
          "       kasm-server api-key create --name NAME [--data-dir DIR | --database URL]\n"
@@ -70,7 +71,8 @@ std::string usage() {
          "KASM_WEB_ROOT, KASM_SESSION_ORIGIN, KASM_ALLOWED_ORIGINS and KASM_FRAME_ANCESTORS (comma-separated),\n"
          "KASM_OPS_ACCESS, KASM_OPS_TOKEN (a bearer token that may read /metrics from anywhere),\n"
          "KASM_ALLOW_LOOPBACK_UPSTREAMS=1, KASM_GATEWAY, KASM_GATEWAY_KEY_FILE, DOCKER_HOST,\n"
-         "KASM_AGENT_URL (where agents of autoscaled machines reach this server; default its own URL).\n";
+         "KASM_AGENT_URL (where agents of autoscaled machines reach this server; default its own URL),\n"
+         "KASM_TUNNEL_GATEWAY.\n";
 }
 
 Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
@@ -92,6 +94,7 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
   if (auto v = env("KASM_OPS_TOKEN")) c.ops_token = *v;
   if (auto v = env("KASM_GATEWAY")) c.gateway = *v;
   if (auto v = env("KASM_AGENT_URL")) c.agent_url = *v;
+  if (auto v = env("KASM_TUNNEL_GATEWAY")) c.tunnel_gateway = *v;
   if (auto v = env("KASM_DRAIN_SECONDS")) c.drain_seconds = std::clamp(std::atoi(v->c_str()), 0, 3600);
   if (auto v = env("KASM_WRITE_STALL_SECONDS")) c.write_stall_seconds = std::clamp(std::atoi(v->c_str()), 0, 86400);
   if (auto v = env("KASM_SESSION_HISTORY_DAYS")) {
@@ -151,6 +154,8 @@ Result<ServerConfig> parseConfig(const std::vector<std::string>& args) {
         if (comma > at) c.lead_zones.push_back(list.substr(at, comma - at));
         at = comma + 1;
       }
+    } else if (a == "--tunnel-gateway") {
+      KASM_ASSIGN_OR_RETURN(c.tunnel_gateway, value(a));
     } else if (a == "--drain-seconds") {
       KASM_ASSIGN_OR_RETURN(std::string n, value(a));
       c.drain_seconds = std::clamp(std::atoi(n.c_str()), 0, 3600);

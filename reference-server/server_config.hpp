@@ -35,6 +35,11 @@ struct ServerConfig {
   // balancer stops sending it traffic (--drain-seconds, KASM_DRAIN_SECONDS).
   std::vector<std::string> lead_zones;
   int drain_seconds = 5;
+  // Where this server's tunnel gateway listens (ADDRESS or ADDRESS:PORT; --tunnel-gateway,
+  // KASM_TUNNEL_GATEWAY): the proxies of the installation's other servers dial it to reach sessions
+  // of agents whose reverse tunnel this server holds. On several hosts: an address they reach (a
+  // private network), never a public one.
+  std::string tunnel_gateway = "127.0.0.1";
   // A client that takes no byte of what is sent to it for this long is disconnected
   // (HttpServerOptions::write_stall_timeout; --write-stall-seconds, KASM_WRITE_STALL_SECONDS; 0: never).
   int write_stall_seconds = 60;

@@ -146,6 +146,8 @@ Result<net::ProxyTarget> ServerApp::proxyTargetOf(const api::SessionAccess& acce
   // The proxy answers the desktop's VNC authentication itself: no browser holds the password.
   if (access.protocol == SessionProtocol::kVnc)
     target.vnc_password = manager_->vncPassword(access.session).value_or("");
+  // An agent behind NAT: through its reverse tunnel.
+  if (access.agent_id) relayThroughTunnel(*access.agent_id, target);
   return target;
 }
 

@@ -9,7 +9,11 @@ Layout (everything made by this test, removed at the end):
   - agent n runs in namespace kasm-so-<run>-<n> with a veth pair 10.231.B.4n+1 (host) / .4n+2
     (inside) and one route, to the balancer's address: an agent reaches the installation only
     through nginx, so its polls land on either server, as behind a real balancer;
-  - sessions publish on the agent's host-side veth address, inside the agent's publish_networks.
+  - sessions publish on the agent's host-side veth address, inside the agent's publish_networks;
+  - agent 4 (zone nat) runs with --tunnel and publishes on 10.231.B.200, an address of this host
+    that nothing on this host may connect to (an iptables REJECT of locally made connections,
+    matched on the original destination): only its own namespace reaches its sessions, and the
+    servers reach them through the WebSocket it keeps open to nginx (kasm/tunnel).
 No server has an agent of its own: a launch placed by server A on an agent whose poll waits on
 server B reaches it only through the store (kasm/cluster/agent_commands.hpp).
 
@@ -17,10 +21,15 @@ Checks: 200 launches through nginx (REST, 2/3 in zone east, 1/3 in west), 8 at a
 60th acknowledgement the primary of zone east is SIGKILLed; every acknowledged launch ends running
 (0 lost), the failover time is printed, launches placed by each server ran on agents polling
 through either, every session is destroyed and no container of this run is left (0 orphans).
+Launches carry an Idempotency-Key, so a retry after the killed server's 502 answers the session it
+had stored instead of starting a second one. Agent 4's desktop is served through its tunnel by
+both servers (one holds the tunnel, the other goes through the holder's gateway) and by nginx,
+while this host cannot connect to it directly; after the kill it is served again (the agent
+reattaches to the survivor when its tunnel was on the victim).
 
     scripts/e2e_scaleout_netns.py [--launches 200] [--keep]
 
-Needs root, iproute2, nginx, psql with KASM_TEST_POSTGRES_URL, a Docker engine with
+Needs root, iproute2, iptables, nginx, psql with KASM_TEST_POSTGRES_URL, a Docker engine with
 KASM_TEST_IMAGE (scripts/lib-services.sh), built kasm-server, kasm-agent and kasm-license
 (KASM_SERVER_BIN, KASM_AGENT_BIN, KASM_LICENSE_BIN). Exits 77 (skipped) when one is missing, or 1
 when KASM_REQUIRE_SERVICES=1.
@@ -73,6 +82,8 @@ if os.geteuid() != 0:
     skip("needs root (it makes network namespaces)")
 if not shutil.which("ip") or run("ip", "netns", "list").returncode != 0:
     skip("needs iproute2 with `ip netns`")
+if not shutil.which("iptables"):
+    skip("needs iptables (an unreachable address for the tunnel agent)")
 for path in (SERVER_BIN, AGENT_BIN, LICENSE_BIN, "/usr/sbin/nginx"):
     if not os.access(path, os.X_OK):
         skip("%s is missing" % path)
@@ -135,6 +146,16 @@ parts = urllib.parse.urlsplit(PG_URL)
 DB_URL = urllib.parse.urlunsplit(parts._replace(path="/" + DB))
 procs = {}  # name -> Popen
 agent_ids = set()
+rules = []  # Addresses with a REJECT rule of this run.
+tunnel_session = None
+
+
+def reject_rule(addr):
+    # Matched on the original destination: Docker's NAT rewrites a published address before the
+    # filter table sees it. Only connections this host makes; replies to agent 4 are not touched.
+    return ["-p", "tcp", "-m", "conntrack", "--ctorigdst", addr, "--ctdir", "ORIGINAL", "-m", "comment",
+            "--comment", "kasm-e2e-" + RUN, "-j", "REJECT", "--reject-with", "tcp-reset"]
+
 
 
 def free_port(addr="127.0.0.1"):
@@ -275,6 +296,86 @@ try:
     st, users = http("GET", LB, "/api/v1/users", headers=AUTH)
     admin = users["items"][0]["id"]
 
+    # ---- an agent the proxy cannot reach: its desktop through its reverse tunnel ---------------
+    # Agent 4 publishes its sessions on HIDDEN, an address of this host that nothing on this host
+    # may connect to (a REJECT rule on locally made connections): only connections that come in
+    # from agent 4's namespace reach it. The servers reach its sessions through the WebSocket agent
+    # 4 keeps open to the balancer (--tunnel), whichever server the viewer and the tunnel land on.
+    HIDDEN = SUBNET + ".200"
+    r = run("ip", "addr", "add", HIDDEN + "/32", "dev", BRIDGE)
+    require(r.returncode == 0, "ip addr add %s/32 dev %s: %s" % (HIDDEN, BRIDGE, r.stderr.strip() or "ok"))
+    r = run("iptables", "-I", "OUTPUT", *reject_rule(HIDDEN))
+    require(r.returncode == 0, "iptables: nothing on this host connects to %s: %s" % (HIDDEN, r.stderr.strip() or "ok"))
+    rules.append(HIDDEN)
+    st, nat = http("POST", LB, "/api/v1/zones", {"name": "nat-" + RUN}, AUTH)
+    require(st == 201, "zone nat made: %s" % st)
+    ns4, host4, inside4 = NS + "4", LINK + "h4", LINK + "n4"
+    host_ip4, ns_ip4 = "%s.%d" % (SUBNET, 17), "%s.%d" % (SUBNET, 18)
+    for argv in (["netns", "add", ns4], ["link", "add", host4, "type", "veth", "peer", "name", inside4],
+                 ["link", "set", inside4, "netns", ns4], ["addr", "add", host_ip4 + "/30", "dev", host4],
+                 ["link", "set", host4, "up"], ["-n", ns4, "addr", "add", ns_ip4 + "/30", "dev", inside4],
+                 ["-n", ns4, "link", "set", inside4, "up"], ["-n", ns4, "link", "set", "lo", "up"],
+                 ["-n", ns4, "route", "add", LB_ADDR + "/32", "via", host_ip4],
+                 ["-n", ns4, "route", "add", HIDDEN + "/32", "via", host_ip4]):
+        r = run("ip", *argv)
+        require(r.returncode == 0, "ip %s: %s" % (" ".join(argv), r.stderr.strip() or "ok"))
+    st, reg4 = http("POST", LB, "/api/v1/agents", {"hostname": "agent4-" + RUN, "zone_id": nat["id"],
+                                                  "publish_networks": [HIDDEN + "/32"]}, AUTH)
+    require(st == 201, "agent 4 registered: %s" % st)
+    agent4 = reg4["agent"]["id"]
+    agent_ids.add(agent4)
+    procs["agent4"] = subprocess.Popen(
+        ["ip", "netns", "exec", ns4, AGENT_BIN, "--server", LB, "--agent-id", agent4, "--token", reg4["token"],
+         "--publish-host", HIDDEN, "--tunnel", "--checkin-seconds", "2"],
+        stdout=open(os.path.join(TMP, "agent4.log"), "a"), stderr=subprocess.STDOUT)
+
+    def tunnel_of_agent4():
+        st, a = http("GET", LB, "/api/v1/agents/" + agent4, headers=AUTH)
+        return a.get("tunnel_gateway") if st == 200 and a.get("status") == "ok" else None
+
+    gateway = wait_for("agent 4's tunnel", 40, tunnel_of_agent4)
+    require(bool(gateway), "agent 4 checks in and its tunnel is attached (gateway %s)" % gateway)
+    st, s4 = http("POST", LB, "/api/v1/sessions", {"workspace_id": ws["id"], "user_id": admin, "zone_id": nat["id"]},
+                  AUTH, timeout=120)
+    require(st in (200, 201, 202), "a session on agent 4: %s %s" % (st, s4 if st not in (200, 201, 202) else ""))
+    tunnel_session = s4["id"]
+
+    def running4():
+        st, s = http("GET", LB, "/api/v1/sessions/" + tunnel_session, headers=AUTH)
+        return s if st == 200 and s.get("state") == "running" else None
+
+    s4 = wait_for("the session on agent 4", 60, running4)
+    cid = run("docker", "ps", "-q", "--filter", "label=kasm.session_id=" + tunnel_session).stdout.split()
+    published = run("docker", "port", cid[0]).stdout.split()[-1] if cid else ""
+    require(bool(s4) and s4.get("agent_id") == agent4 and published.startswith(HIDDEN + ":"),
+            "the session runs on agent 4, published at %s" % published)
+    try:
+        socket.create_connection((HIDDEN, int(published.rsplit(":", 1)[1])), timeout=3).close()
+        direct = "connected"
+    except OSError as e:
+        direct = str(e)
+    check(direct != "connected", "this host cannot connect to the session's published address %s (%s)"
+          % (published, direct))
+
+    def desktop_page(base=None):
+        base = base or LB
+        st, status = http("POST", LB, "/api/public/get_kasm_status",
+                          {"api_key": key["api_key"], "api_key_secret": key["api_key_secret"],
+                           "kasm_id": tunnel_session, "user_id": admin})
+        if st != 200 or "kasm_url" not in status:
+            return 0, "get_kasm_status: %s %s" % (st, status)
+        url = status["kasm_url"]
+        path = url[url.index("/", url.index("//") + 2):] if "//" in url else url
+        return http("GET", base, path, timeout=20)
+
+    # Straight to each server (one holds the tunnel, the other reaches it through the holder's
+    # gateway), then through nginx.
+    pages = [desktop_page(b) for b in ("http://127.0.0.1:%d" % ports["a"], "http://127.0.0.1:%d" % ports["b"], LB)
+             for _ in range(2)]
+    served = sum(1 for st, body in pages if st == 200 and "kasm test page" in str(body))
+    check(served == 6, "the desktop of agent 4 served through its tunnel (gateway %s): %d of 6 requests, two to "
+          "each server and two through nginx (%s)" % (gateway, served, [st for st, _ in pages]))
+
     def managers():
         st, page = http("GET", LB, "/api/v1/managers", headers=AUTH, timeout=5)
         return page["items"] if st == 200 else []
@@ -304,9 +405,12 @@ try:
                     return
                 i = todo.pop(0)
             zone = west if i % 3 == 2 else east
+            # One key per launch, sent again on every retry: a launch whose answer was lost (a 502 from
+            # the killed server after it stored the session) answers that session instead of a second.
+            headers = dict(AUTH, **{"Idempotency-Key": "e2e-launch-%d-%s" % (i, os.urandom(8).hex())})
             for attempt in range(20):
                 st, body = http("POST", LB, "/api/v1/sessions",
-                                {"workspace_id": ws["id"], "user_id": admin, "zone_id": zone}, AUTH, timeout=60)
+                                {"workspace_id": ws["id"], "user_id": admin, "zone_id": zone}, headers, timeout=60)
                 if st in (200, 201, 202):
                     with lock:
                         acknowledged.append(body["id"])
@@ -378,11 +482,24 @@ try:
                                  line)]
     check(not relay_errors, "no relay failure in the survivor's log (%s)" % "".join(relay_errors[:2]).strip())
 
+    # The tunnel survives the kill: agent 4 reattaches to the survivor if it was on the victim.
+    ok_after = wait_for("agent 4's desktop after the kill", 30,
+                        lambda: desktop_page()[0] == 200 and desktop_page()[0] == 200)
+    check(bool(ok_after), "the desktop of agent 4 still served through its tunnel after the kill (gateway now %s)"
+          % tunnel_of_agent4())
+
     # ---- teardown: every session destroyed, no container left ----------------------------------
-    for sid in acknowledged:
+    for sid in [s for s in acknowledged + [tunnel_session] if s]:
         http("DELETE", LB, "/api/v1/sessions/" + sid, headers=AUTH, timeout=60)
     left = wait_for("no container of this run", 120, lambda: not our_containers(), 2)
     check(bool(left) or not our_containers(), "0 orphan containers (%d left)" % len(our_containers()))
+    for c in json.loads(run("docker", "inspect", *our_containers()).stdout or "[]") if our_containers() else []:
+        sid = (c.get("Config", {}).get("Labels") or {}).get("kasm.session_id", "")
+        st, sess = http("GET", LB, "/api/v1/sessions/" + sid, headers=AUTH) if sid else (0, {})
+        print("  left: %s %s created %s, session %s: %s" % (
+            c.get("Name"), c.get("State", {}).get("Status"), c.get("Created"), sid,
+            json.dumps({k: sess.get(k) for k in ("state", "state_reason", "agent_id", "created_at", "operational_message")}
+                       if isinstance(sess, dict) else sess)), flush=True)
 except Failed:
     pass
 except (KeyboardInterrupt, SystemExit):
@@ -399,7 +516,7 @@ finally:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
-    for n in (1, 2, 3):
+    for n in (1, 2, 3, 4):
         ns = NS + str(n)
         if os.path.exists("/run/netns/" + ns):
             for pid in run("ip", "netns", "pids", ns).stdout.split():
@@ -407,6 +524,8 @@ finally:
             run("ip", "netns", "del", ns)
         run("ip", "link", "del", "%sh%d" % (LINK, n))
     run("ip", "link", "del", BRIDGE)
+    for addr in rules:
+        run("iptables", "-D", "OUTPUT", *reject_rule(addr))
     for c in our_containers():
         run("docker", "rm", "-f", c)
     run("psql", PG_URL, "-c", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % DB)

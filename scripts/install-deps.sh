@@ -14,7 +14,7 @@ PACKAGES=(
   postgresql redis-server
   freerdp2-dev libssh-dev  # desktop gateway backends (kasm::rdp, kasm::ssh)
   xrdp xorgxrdp openssh-server tigervnc-standalone-server tigervnc-tools xfonts-base openbox xterm  # fixed servers for tests
-  docker.io docker-registry busybox-static curl socat openssl iproute2  # iproute2: chaos_dockerd.py's bridge
+  docker.io docker-registry busybox-static curl socat openssl iproute2 iptables  # iproute2: chaos_dockerd.py's bridge; iptables: e2e_scaleout_netns.py
   debootstrap  # workspace images (scripts/build-images.sh)
   nginx wrk websockify  # benchmark peers only (bench_proxy)
   chromium  # browser tests (tests/browser); the web build also needs node + npm (>= 20)

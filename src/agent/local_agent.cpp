@@ -230,6 +230,16 @@ Result<std::vector<spi::AgentSessionView>> LocalAgent::sessions() {
   return out;
 }
 
+Result<std::vector<std::string>> LocalAgent::publishedAddresses() {
+  KASM_ASSIGN_OR_RETURN(auto containers,
+                        runtime_.list({{kManagedLabel, "true"}, {kAgentIdLabel, options_.agent_id.str()}}));
+  std::vector<std::string> out;
+  for (const auto& c : containers) {
+    if (!c.published.empty()) out.push_back(c.published);
+  }
+  return out;
+}
+
 Result<ReconcileReport> LocalAgent::reconcile(const std::set<SessionId>& live) {
   KASM_ASSIGN_OR_RETURN(auto containers,
                         runtime_.list({{kManagedLabel, "true"}, {kAgentIdLabel, options_.agent_id.str()}}));

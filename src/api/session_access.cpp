@@ -54,6 +54,7 @@ Result<SessionAccess> authorizeSessionAccess(Manager& manager, spi::Store& store
   }
   SessionAccess out{session, claims.user_id, s->upstream, protocol, view_only};
   out.server_id = s->server_id;
+  out.agent_id = s->agent_id;
   out.owner = *role == share::Role::kOwner;
   out.username = user->value.username;
   out.valid_after = user->value.sessions_valid_after;

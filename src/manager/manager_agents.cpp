@@ -203,6 +203,21 @@ Result<Agent> Manager::setAgentAvailability(const AgentId& id, bool enabled, boo
   });
 }
 
+Result<void> Manager::setAgentTunnel(const AgentId& id, std::string gateway, std::optional<std::string> only_if) {
+  bool unchanged = false;
+  auto r = updateAgent(*impl_, id, [&](Agent& a) -> Result<void> {
+    if ((only_if && a.tunnel_gateway != *only_if) || a.tunnel_gateway == gateway) {
+      unchanged = true;
+      return aborted("");
+    }
+    a.tunnel_gateway = gateway;
+    return {};
+  });
+  if (!r.ok() && unchanged) return {};
+  if (!r.ok()) return r.error();
+  return {};
+}
+
 Result<Agent> Manager::setAgentOverrides(const AgentId& id, const ResourceOverrides& overrides) {
   return updateAgent(*impl_, id, [&](Agent& a) -> Result<void> {
     a.overrides = overrides;

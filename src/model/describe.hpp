@@ -111,6 +111,7 @@ void describe(Agent& a, V& v) {
   v("images", a.images);
   v("api_address", a.api_address);
   v("publish_networks", a.publish_networks);
+  v("tunnel_gateway", a.tunnel_gateway);
   v("token_hash", a.token_hash);
   v("token_expires_at", a.token_expires_at);
   v("agent_version", a.agent_version);

@@ -93,6 +93,9 @@ class LocalAgent final : public spi::AgentLink {
   Result<void> resume(const SessionId& session) override;
   Result<spi::ExecResult> exec(const SessionId& session, const spi::ExecRequest& request) override;
   Result<std::vector<spi::AgentSessionView>> sessions() override;
+  // "host:port" of every published session port of this agent's containers (a reverse tunnel
+  // connects only to these).
+  Result<std::vector<std::string>> publishedAddresses();
   Result<void> execStream(const SessionId& session, const spi::ExecRequest& request,
                           const std::function<bool(std::string_view)>& on_stdout) override;
   Result<std::unique_ptr<spi::ExecInput>> execWithInput(const SessionId& session,

@@ -30,6 +30,9 @@ struct SessionAccess {
   // Set for a session on a fixed server: the proxy asks Manager::serverConnection how to reach it
   // (RDP and SSH through a desktop gateway, VNC with the server's password).
   std::optional<ServerId> server_id;
+  // The agent the session runs on (none for a fixed server's): its reverse tunnel, when it has one,
+  // is how the proxy reaches the session.
+  std::optional<AgentId> agent_id;
 
   // True when `claims` (a token already verified for this session) may still use this grant.
   bool admits(const auth::AccessClaims& claims) const {

@@ -183,6 +183,10 @@ class Manager {
   UnplacedDemand unplacedDemand(const ZoneId& zone, Duration window) const;
   Result<Agent> setAgentAvailability(const AgentId& id, bool enabled, bool draining);
   Result<Agent> setAgentOverrides(const AgentId& id, const ResourceOverrides& overrides);
+  // Records where the agent's reverse tunnel is reached (Agent::tunnel_gateway; "" when it closed).
+  // With `only_if`, only while the stored value is that one: a server clears only its own tunnel,
+  // never the one the agent has meanwhile attached to another server.
+  Result<void> setAgentTunnel(const AgentId& id, std::string gateway, std::optional<std::string> only_if = {});
   // The images an agent should keep pulled: those of the enabled container workspaces that may run
   // on it (not restricted to another agent or zone), sorted, each once.
   Result<std::vector<std::string>> desiredImages(const AgentId& id);

@@ -66,6 +66,10 @@ struct Agent {
   // kasm/agent/upstream_policy.hpp); empty refuses every one. Set by the installation when it
   // registers the agent, never by the agent.
   std::vector<std::string> publish_networks;
+  // Where the agent's reverse tunnel is reached (kasm/tunnel/tunnel_hub.hpp): the gateway
+  // ("address:port") of the server its tunnel is attached to. Empty: it has none, and the proxy
+  // connects to its sessions' published addresses. Kept by the servers, never by the agent.
+  std::string tunnel_gateway;
   std::string token_hash;  // Hash of the agent's registration token; never the token itself.
   // Set for a single-use registration token (an autoscaled machine's): it is accepted until then,
   // once, and exchanged at the first check-in for a token without an expiry.
