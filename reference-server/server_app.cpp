@@ -226,7 +226,15 @@ Result<void> ServerApp::bootstrap(const std::string& key) {
     if (ws->value.protocol != SessionProtocol::kVnc) {
       return failedPrecondition("only desktop (VNC) sessions have a screen to take a picture of");
     }
-    return net::captureVncSnapshot({.upstream = s.upstream, .password = manager_->vncPassword(s.id), .width = width});
+    net::VncSnapshotOptions o{.upstream = s.upstream, .password = manager_->vncPassword(s.id), .width = width};
+    if (s.agent_id) {
+      // An agent behind NAT: through its reverse tunnel, as the proxy goes.
+      net::ProxyTarget via{s.upstream, SessionProtocol::kVnc, s.user_id};
+      relayThroughTunnel(*s.agent_id, via);
+      o.relay = via.relay;
+      o.relay_preamble = via.relay_preamble;
+    }
+    return net::captureVncSnapshot(o);
   };
   developer_options.sharing = sharing_.get();
   developer_api_ = std::make_unique<api::DeveloperApi>(*manager_, *store_, clock_, *signer_, developer_options);

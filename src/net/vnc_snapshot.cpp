@@ -191,8 +191,11 @@ std::string encodePngRgb(const unsigned char* rgb, int width, int height) {
 Result<std::string> captureVncSnapshot(const VncSnapshotOptions& options) {
   if (options.width < 1 || options.width > 4096) return invalidArgument("width must be between 1 and 4096");
   const auto deadline = Clock::now() + options.timeout;
-  KASM_ASSIGN_OR_RETURN(int fd, connectTo(options.upstream, deadline));
+  KASM_ASSIGN_OR_RETURN(int fd, connectTo(options.relay.empty() ? options.upstream : options.relay, deadline));
   Connection c(fd, deadline);
+  if (!options.relay_preamble.empty()) {
+    KASM_RETURN_IF_ERROR(c.write(options.relay_preamble.data(), options.relay_preamble.size()));
+  }
 
   char version[12];
   KASM_RETURN_IF_ERROR(c.read(version, 12));

@@ -22,6 +22,9 @@ struct VncSnapshotOptions {
   std::optional<std::string> password;  // None: the desktop must offer security type None.
   int width = 300;                      // 1..4096; the PNG is at most as wide as the desktop.
   std::chrono::milliseconds timeout{10'000};
+  // Through a relay (ProxyTarget::relay): connect there and write the preamble first.
+  std::string relay;
+  std::string relay_preamble;
 };
 
 Result<std::string> captureVncSnapshot(const VncSnapshotOptions& options);
