@@ -173,13 +173,20 @@ Result<ApiKey> DeveloperApi::Impl::authenticate(const DeveloperApiVerb& verb, co
   return key;
 }
 
-ApiResponse DeveloperApi::handle(std::string_view verb, std::string_view body, std::string_view authorization) {
+ApiResponse DeveloperApi::handle(std::string_view verb, std::string_view body, std::string_view authorization,
+                                 std::string_view idempotency_key) {
   auto& im = *impl_;
   if (body.size() > im.options.max_body_bytes) return errorResponse(invalidArgument("request body is too large"));
   boost::system::error_code ec;
   json::value parsed = json::parse(body.empty() ? std::string_view("{}") : body, ec);
   if (ec) return errorResponse(invalidArgument("malformed JSON: " + ec.message()));
   if (!parsed.is_object()) return errorResponse(invalidArgument("the request body must be a JSON object"));
+  if (!idempotency_key.empty()) {
+    // The Idempotency-Key header reaches the verbs (request_kasm) as the body's idempotency_key.
+    auto merged = detail::idempotencyKeyOf(idempotency_key, parsed.get_object());
+    if (!merged.ok()) return errorResponse(merged.error());
+    parsed.get_object()["idempotency_key"] = *merged;
+  }
   const json::object& o = parsed.get_object();
   const auto& table = verbTable();
   auto it = std::find_if(table.begin(), table.end(), [&](const VerbEntry& e) { return e.verb.name == verb; });
@@ -269,6 +276,8 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o, cons
   KASM_ASSIGN_OR_RETURN(auto language, optionalString(o, "client_language", ""));
   KASM_ASSIGN_OR_RETURN(auto timezone, optionalString(o, "client_timezone", ""));
   KASM_ASSIGN_OR_RETURN(auto profile_mode, optionalString(o, "persistent_profile_mode", ""));
+  // The Idempotency-Key header, when sent, is here too (handle()).
+  KASM_ASSIGN_OR_RETURN(auto idempotency_key, optionalString(o, "idempotency_key", ""));
   // The credentials a fixed server that asks its users for them is opened with: top-level
   // connection_username / connection_password, or the same in connection_info (username,
   // password). Container workspaces ignore them.
@@ -308,6 +317,7 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o, cons
     }
   }
   User user;
+  bool anonymous_created = false;
   if (user_id) {
     KASM_ASSIGN_OR_RETURN(auto uid, UserId::parse(*user_id, "user_id"));
     auto u = repo.get<User>(uid.str());
@@ -317,7 +327,7 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o, cons
     }
     user = u->value;
   } else {
-    KASM_ASSIGN_OR_RETURN(user, createAnonymousUser());
+    KASM_ASSIGN_OR_RETURN(user, createAnonymousUser(key, idempotency_key.value_or(""), &anonymous_created));
   }
   // A request refused from here on leaves no anonymous user behind: it is removed unless a
   // session row came to refer to it.
@@ -329,7 +339,7 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o, cons
       auto sessions = repo.count<Session>(spi::Query().where("user_id", id->str()));
       if (sessions.ok() && *sessions == 0) (void)repo.remove<User>(id->str(), std::nullopt);
     }
-  } cleanup{repo, user_id ? std::nullopt : std::optional<UserId>(user.id)};
+  } cleanup{repo, anonymous_created ? std::optional<UserId>(user.id) : std::nullopt};
   SessionRequest req;
   req.user_id = user.id;
   if (image_id) {
@@ -366,6 +376,7 @@ Result<json::object> DeveloperApi::Impl::requestKasm(const json::object& o, cons
   req.persistent_profile_mode = profile_mode.value_or("");
   req.connection_username = connection_username.value_or("");
   req.connection_password = connection_password.value_or("");
+  req.idempotency_key = idempotency_key.value_or("");
   if (zone_id) {
     KASM_ASSIGN_OR_RETURN(auto z, ZoneId::parse(*zone_id, "zone_id"));
     req.zone_id = z;

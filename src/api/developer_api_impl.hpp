@@ -77,7 +77,10 @@ struct DeveloperApi::Impl {
   Result<boost::json::object> setSessionPermissions(const boost::json::object& o, const ApiKey& key);
   Result<boost::json::object> deleteSessionPermissions(const boost::json::object& o, const ApiKey& key);
   Result<share::Sharing*> sharing();
-  Result<User> createAnonymousUser();
+  // The user of a request_kasm without user_id. With an idempotency key, one user per API key and
+  // key (its id derived from both), found again by a retry, so that the launch's idempotency (per
+  // user) holds; `*created` says whether this call made it.
+  Result<User> createAnonymousUser(const ApiKey& key, std::string_view idempotency_key, bool* created);
   Result<Versioned<User>> targetUser(const boost::json::object& o);
   Result<boost::json::object> userJson(const User& u);
   Result<boost::json::object> changeGroup(const boost::json::object& o, const ApiKey& key, bool add);

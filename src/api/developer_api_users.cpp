@@ -5,6 +5,7 @@
 #include "api/authorization.hpp"
 #include "api/developer_api_impl.hpp"
 #include "kasm/auth/password.hpp"
+#include "license/armor.hpp"
 
 namespace kasm::api {
 
@@ -252,16 +253,38 @@ Result<json::object> DeveloperApi::Impl::removeUserGroup(const json::object& o, 
   return changeGroup(o, key, false);
 }
 
-Result<User> DeveloperApi::Impl::createAnonymousUser() {
+Result<User> DeveloperApi::Impl::createAnonymousUser(const ApiKey& key, std::string_view idempotency_key,
+                                                     bool* created) {
+  *created = false;
   User u;
-  u.id = UserId::generate();
+  // A retry of an anonymous launch comes back to the same user: an id derived from the API key and
+  // the idempotency key (a SHA-256, like generated ids 32 hex digits), so the insert of the first
+  // attempt is what the second finds.
+  u.id = idempotency_key.empty()
+             ? UserId::generate()
+             : UserId(license::detail::sha256Hex("anonymous\n" + key.id.str() + "\n" + std::string(idempotency_key))
+                          .substr(0, 32));
+  if (!idempotency_key.empty()) {
+    auto earlier = repo.get<User>(u.id.str());
+    if (earlier.ok()) return earlier->value;
+    if (earlier.error().code() != ErrorCode::kNotFound) return earlier.error();
+  }
   u.username = "anonymous-" + u.id.str().substr(0, 12);
   u.created_at = clock.now();
   if (!options.default_group_name.empty()) {
     auto groups = repo.list<Group>(spi::Query().where("name", options.default_group_name));
     if (groups.ok() && !groups->empty()) u.group_ids.push_back(groups->front().value.id);
   }
-  KASM_RETURN_IF_ERROR(repo.insert(u));
+  auto inserted = repo.insert(u);
+  if (!inserted.ok()) {
+    // A concurrent retry made the user first.
+    if (inserted.error().code() == ErrorCode::kAlreadyExists && !idempotency_key.empty()) {
+      auto earlier = repo.get<User>(u.id.str());
+      if (earlier.ok()) return earlier->value;
+    }
+    return inserted.error();
+  }
+  *created = true;
   return u;
 }
 

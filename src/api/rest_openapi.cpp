@@ -23,7 +23,7 @@ json::object entitySchema() {
   // What the API never sends (see redact()).
   auto& props = s["properties"].as_object();
   for (auto field : {"password_hash", "secret_hash", "token_hash", "connection_password_sealed",
-                     "connection_private_key_sealed", "connection_sealed", "registration_token_sealed"}) {
+                     "connection_private_key_sealed", "connection_sealed", "registration_token_sealed", "launch_key"}) {
     props.erase(field);
   }
   s["required"] = json::array{"id"};
@@ -213,15 +213,21 @@ std::string buildOpenApi() {
       {"type", "object"},
       {"required", json::array{"workspace_id"}},
       {"properties",
-       json::object{{"workspace_id", json::object{{"type", "string"}}},
-                    {"zone_id", json::object{{"type", "string"}}},
-                    {"user_id", json::object{{"type", "string"}}},
-                    {"connection_username", json::object{{"type", "string"}}},
-                    {"connection_password", json::object{{"type", "string"}}},
-                    {"persistent_profile_mode",
-                     json::object{{"type", "string"},
-                                  {"enum", json::array{"", "Enabled", "Disabled", "Reset"}},
-                                  {"description", "Reset: the user's own profile is removed, then mounted empty"}}}}}};
+       json::object{
+           {"workspace_id", json::object{{"type", "string"}}},
+           {"zone_id", json::object{{"type", "string"}}},
+           {"user_id", json::object{{"type", "string"}}},
+           {"connection_username", json::object{{"type", "string"}}},
+           {"connection_password", json::object{{"type", "string"}}},
+           {"idempotency_key",
+            json::object{{"type", "string"},
+                         {"maxLength", 255},
+                         {"description",
+                          "As the Idempotency-Key header; when both are sent they must be equal (400 otherwise)"}}},
+           {"persistent_profile_mode",
+            json::object{{"type", "string"},
+                         {"enum", json::array{"", "Enabled", "Disabled", "Reset"}},
+                         {"description", "Reset: the user's own profile is removed, then mounted empty"}}}}}};
   {
     // DELETE /users/{id}?delete_profiles=true answers what was removed, and what was not and why.
     const json::object string_type{{"type", "string"}};
@@ -364,9 +370,29 @@ std::string buildOpenApi() {
             listSchema("Session"),
             {},
             true},
-           {"POST", "Start a session (201 running, 202 starting)", "sessions:launch", 201, ref("Session"),
-            ref("NewSession"), false, 202}},
+           {"POST", "Start a session (201 running, 202 starting, 200 a replay of an earlier launch)", "sessions:launch",
+            201, ref("Session"), ref("NewSession"), false, 202}},
           false);
+  {
+    // Idempotent launches: a retry with the key of a launch that made a session answers that session.
+    auto& post = paths[p + "/sessions"].as_object()["post"].as_object();
+    post["parameters"] = json::array{
+        json::object{{"name", "Idempotency-Key"},
+                     {"in", "header"},
+                     {"required", false},
+                     {"description",
+                      "Makes the launch idempotent per user: a launch with the key of an earlier one starts "
+                      "nothing and answers 200 with that session as it is now (any state). At most 255 "
+                      "printable ASCII characters; the same key with another workspace is a 409."},
+                     {"schema", json::object{{"type", "string"}, {"maxLength", 255}}}}};
+    auto& responses = post["responses"].as_object();
+    json::object replay = responses["201"].as_object();
+    replay["description"] = "a replay: the session an earlier launch with this Idempotency-Key made";
+    replay["headers"] =
+        json::object{{"Idempotent-Replayed",
+                      json::object{{"schema", json::object{{"type", "string"}, {"enum", json::array{"true"}}}}}}};
+    responses["200"] = std::move(replay);
+  }
   addPath(paths, p + "/sessions/{id}",
           {{"GET", "Get a session", "sessions:manage", 200, ref("Session")},
            {"DELETE", "Delete a session", "sessions:manage", 200, ref("Session")}},

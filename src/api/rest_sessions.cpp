@@ -11,7 +11,8 @@ using namespace rest;
 
 Result<json::object> RestApi::Impl::sessionJson(const Session& s, const Principal& p, ProtocolCache* protocols) {
   KASM_ASSIGN_OR_RETURN(auto o, toObject(s));
-  o.erase("upstream");  // Where the container listens is the proxy's business.
+  o.erase("upstream");    // Where the container listens is the proxy's business.
+  o.erase("launch_key");  // The stored hash of an idempotency key: the manager's business.
   // The share link in clear (for those who may see the session), never its sealed form or hash.
   o.erase("share");
   if (options.sharing) {
@@ -111,9 +112,15 @@ RouteResult launch(RestApi::Impl& im, const RouteCall& call) {
       *slot = std::string(v->get_string());
     }
   }
-  KASM_ASSIGN_OR_RETURN(Session s, detail::startSession(im.manager, im.options.background, std::move(req)));
+  KASM_ASSIGN_OR_RETURN(req.idempotency_key, detail::idempotencyKeyOf(call.request.idempotency_key, b));
+  bool replayed = false;
+  KASM_ASSIGN_OR_RETURN(Session s, detail::startSession(im.manager, im.options.background, std::move(req), &replayed));
   KASM_ASSIGN_OR_RETURN(auto o, im.sessionJson(s, p));
-  return rest::reply(s.state == SessionState::kRunning ? 201 : 202, o);
+  // A replay (the idempotency key names an earlier launch) answers 200 with that session as it is
+  // now, whatever its state, and says so in a header.
+  auto out = rest::reply(replayed ? 200 : s.state == SessionState::kRunning ? 201 : 202, o);
+  if (replayed) out.headers.emplace_back("Idempotent-Replayed", "true");
+  return out;
 }
 
 }  // namespace

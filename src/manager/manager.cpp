@@ -158,18 +158,9 @@ void Manager::Impl::applyLifetimes(Session& s, const Workspace& ws, const GroupS
   if (s.hard_expires_at && s.expires_at && *s.expires_at > *s.hard_expires_at) s.expires_at = s.hard_expires_at;
 }
 
-Result<Session> Manager::requestSession(const SessionRequest& req) {
-  auto& im = *impl_;
-  if (req.user_id.empty()) return invalidArgument("user_id is required");
-  if (req.workspace_id.empty()) return invalidArgument("workspace_id is required");
-  auto user = im.repo.get<User>(req.user_id.str());
-  if (!user.ok()) {
-    if (user.error().code() == ErrorCode::kNotFound) return notFound("user '" + req.user_id.str() + "' does not exist");
-    return user.error();
-  }
-  if (user->value.disabled || user->value.locked) {
-    return permissionDenied("user '" + user->value.username + "' is disabled or locked");
-  }
+Result<Session> Manager::Impl::launchSession(const SessionRequest& req, const User& user, const std::string& launch_key,
+                                             LaunchAttempt& attempt) {
+  auto& im = *this;
   auto ws = im.repo.get<Workspace>(req.workspace_id.str());
   if (!ws.ok()) {
     if (ws.error().code() == ErrorCode::kNotFound)
@@ -188,7 +179,7 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
                           im.resolveZone(ws->value.restrict_to_zone ? ws->value.restrict_to_zone : req.zone_id));
   }
   const ZoneId zone = zone_or.value_or(ZoneId());
-  KASM_ASSIGN_OR_RETURN(GroupSettings settings, effectiveSettings(req.user_id));
+  KASM_ASSIGN_OR_RETURN(GroupSettings settings, im.settingsOf(req.user_id));
   if (settings.max_sessions_per_user > 0) {
     // Only live ones (the user's history of ended sessions is not read).
     KASM_ASSIGN_OR_RETURN(
@@ -196,7 +187,7 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
         im.repo.list<Session>(spi::Query().where("user_id", req.user_id.str()).whereIn("state", liveStateNames())));
     const auto live = static_cast<std::int64_t>(mine.size());
     if (live >= settings.max_sessions_per_user) {
-      return resourceExhausted("user '" + user->value.username + "' already has " + std::to_string(live) +
+      return resourceExhausted("user '" + user.username + "' already has " + std::to_string(live) +
                                " session(s); the group limit is " + std::to_string(settings.max_sessions_per_user));
     }
   }
@@ -206,12 +197,12 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
   KASM_ASSIGN_OR_RETURN(license::Grant grant, im.licensing.impl().grant());
   if (!grant.allowsNewSessions()) return *grant.refusal;
 
-  if (on_server) return im.startServerSession(req, user->value, ws->value, settings, grant);
+  if (on_server) return im.startServerSession(req, user, ws->value, settings, grant, launch_key);
 
-  KASM_ASSIGN_OR_RETURN(std::string profile, im.profileFor(req, user->value, ws->value, settings));
+  KASM_ASSIGN_OR_RETURN(std::string profile, im.profileFor(req, user, ws->value, settings));
   if (profile.empty()) {
     // A staged session was started before its user was known: it has no profile of theirs.
-    KASM_ASSIGN_OR_RETURN(auto staged, im.claimStaged(req, ws->value, zone, settings, grant));
+    KASM_ASSIGN_OR_RETURN(auto staged, im.claimStaged(req, ws->value, zone, settings, grant, launch_key));
     if (staged) return staged->value;
   }
 
@@ -222,7 +213,11 @@ Result<Session> Manager::requestSession(const SessionRequest& req) {
   s.resources = ws->value.resources;
   s.launch_environment = req.environment;  // Kept so that a launch a crash interrupted can finish.
   s.profile = profile;
-  if (!profile.empty()) KASM_RETURN_IF_ERROR(im.lockProfile(profile, s.id, ws->value.friendly_name));
+  s.launch_key = launch_key;  // Unique: the insert of a second session with this key fails.
+  attempt.session_id = s.id;
+  if (!profile.empty()) {
+    KASM_RETURN_IF_ERROR(im.lockProfile(profile, s.id, ws->value.friendly_name, &attempt.profile_held_by_launch));
+  }
   s.created_at = im.clock.now();
   s.state_changed_at = s.created_at;
   const Session launched = s;
@@ -421,9 +416,14 @@ Result<std::int64_t> Manager::Impl::commitWithReservation(const Session& session
       noteClosed(session);
       return applied->front();
     }
-    // AlreadyExists: another manager created a usage row first (the session id is fresh).
+    // AlreadyExists: another manager created a usage row first (the session id is fresh), or
+    // another launch stored a session with this launch's idempotency key, which no retry changes.
     if (applied.error().code() != ErrorCode::kAborted && applied.error().code() != ErrorCode::kAlreadyExists) {
       return applied.error();
+    }
+    if (applied.error().code() == ErrorCode::kAlreadyExists && !session_version && !session.launch_key.empty()) {
+      KASM_ASSIGN_OR_RETURN(auto earlier, sessionWithLaunchKey(session.launch_key));
+      if (earlier) return applied.error();
     }
     last_loss = applied.error().message();
     if (session_version) {

@@ -9,7 +9,8 @@ namespace kasm {
 
 Result<std::optional<Versioned<Session>>> Manager::Impl::claimStaged(const SessionRequest& req, const Workspace& ws,
                                                                      const ZoneId& zone, const GroupSettings& settings,
-                                                                     const license::Grant& grant) {
+                                                                     const license::Grant& grant,
+                                                                     const std::string& launch_key) {
   // Only the pools' own sessions (the indexed staging_config_id), not every running session of the
   // workspace: a claim's cost does not grow with the users' sessions.
   KASM_ASSIGN_OR_RETURN(auto pools, repo.list<StagingConfig>(spi::Query().where("workspace_id", ws.id.str())));
@@ -29,6 +30,7 @@ Result<std::optional<Versioned<Session>>> Manager::Impl::claimStaged(const Sessi
     s.staging_config_id.reset();
     s.created_at = clock.now();
     s.state_reason = "claimed from staging pool";
+    s.launch_key = launch_key;  // In the claim's own write: a second claim with the key fails.
     applyLifetimes(s, ws, settings);
     // The staged session already counts as a live session; a named-user licence counts its user now,
     // in the same batch as the claim.
@@ -38,6 +40,12 @@ Result<std::optional<Versioned<Session>>> Manager::Impl::claimStaged(const Sessi
     for (auto& m : usage) batch.push_back(std::move(m));
     auto applied = store.apply(batch);
     if (!applied.ok()) {
+      // Another launch with this idempotency key stored its session: requestSession answers that
+      // one, and this staged session stays unclaimed.
+      if (applied.error().code() == ErrorCode::kAlreadyExists && !launch_key.empty()) {
+        KASM_ASSIGN_OR_RETURN(auto earlier, sessionWithLaunchKey(launch_key));
+        if (earlier) return applied.error();
+      }
       // Someone else claimed it, or a usage row moved: try the next one (a new launch checks again).
       if (applied.error().code() == ErrorCode::kAborted || applied.error().code() == ErrorCode::kAlreadyExists) {
         continue;

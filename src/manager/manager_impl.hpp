@@ -140,9 +140,11 @@ struct Manager::Impl {
       const license::Grant& grant, const std::function<void(Session&)>& on_running = {},
       const std::function<void(const Session&)>& on_committed = {},
       const std::function<Result<void>(spi::AgentLink&, const Session&)>& before_provision = {});
+  // Claims a staged session for `req`'s user, with `launch_key` in the claim's write. When another
+  // launch stored a session with that key first, AlreadyExists (the staged session is left as it was).
   Result<std::optional<Versioned<Session>>> claimStaged(const SessionRequest& req, const Workspace& ws,
                                                         const ZoneId& zone, const GroupSettings& settings,
-                                                        const license::Grant& grant);
+                                                        const license::Grant& grant, const std::string& launch_key);
   void applyLifetimes(Session& s, const Workspace& ws, const GroupSettings& settings);
 
   Result<Session> teardownAs(const SessionId& id, ExpirationAction action, std::string reason);
@@ -156,14 +158,20 @@ struct Manager::Impl {
   // released when the session ends (FailedPrecondition naming the session that holds it). A lock
   // whose session ended, or was never stored and is older than kProfileLaunchGrace (a crash
   // between lock and launch), is taken over.
-  Result<void> lockProfile(const std::string& profile, const SessionId& session, const std::string& workspace_name);
+  // A refusal because another launch holds the lock and has not stored its session yet sets
+  // `*held_by_launch`.
+  Result<void> lockProfile(const std::string& profile, const SessionId& session, const std::string& workspace_name,
+                           bool* held_by_launch = nullptr);
   void unlockProfile(const Session& session);
 
   // Fixed servers (manager_servers.cpp). A session on a server starts running at once: the server
   // is up already. The session's insert, the server's slot and the licence usage are one batch,
   // compare-and-set on the server row, so limits hold across managers.
+  // `launch_key` goes into the session's insert; AlreadyExists when another launch stored a session
+  // with it first.
   Result<Session> startServerSession(const SessionRequest& req, const User& user, const Workspace& ws,
-                                     const GroupSettings& settings, const license::Grant& grant);
+                                     const GroupSettings& settings, const license::Grant& grant,
+                                     const std::string& launch_key);
   // Writes the end of a server session (`session` at `version`) with its slot freed and the licence
   // usage released, in one batch. Returns the session's new version.
   Result<std::int64_t> commitServerEnd(const Session& session, std::int64_t version);
@@ -174,7 +182,25 @@ struct Manager::Impl {
   static constexpr std::string_view kServerSecretPurpose = "server-credentials";
   static constexpr std::string_view kPromptSecretPurpose = "session-credentials";
   Result<ZoneId> resolveZone(const std::optional<ZoneId>& requested);
+
+  // Idempotent launches (manager_launch_keys.cpp). What one launch attempt did, for requestSession
+  // to tell its own session from another launch's with the same key.
+  struct LaunchAttempt {
+    SessionId session_id;                 // The session this attempt made (empty before it made one).
+    bool profile_held_by_launch = false;  // Refused: a launch that has not stored its session holds the profile.
+  };
+  // Licence -> limits -> a staged session if one fits -> placement -> provision (requestSession
+  // without its idempotency): `launch_key` goes into the write that makes or claims the session.
+  Result<Session> launchSession(const SessionRequest& req, const User& user, const std::string& launch_key,
+                                LaunchAttempt& attempt);
+  // The session stored with `launch_key` (Session::launch_key), if any.
+  Result<std::optional<Session>> sessionWithLaunchKey(const std::string& launch_key);
+  // The answer to a launch whose key names `earlier`: it, unless it is of another workspace.
+  Result<Session> replayLaunch(const SessionRequest& req, Session earlier);
 };
+
+// The stored form of an idempotency key of `user`: hex SHA-256 of the user id, a newline and the key.
+std::string launchKeyFor(const UserId& user, std::string_view idempotency_key);
 
 // States that count against a user's session limit and a license.
 bool isLive(SessionState state);

@@ -93,7 +93,7 @@ std::string enclosing(const std::vector<Versioned<Workspace>>& workspaces, const
 }  // namespace
 
 Result<void> Manager::Impl::lockProfile(const std::string& profile, const SessionId& session,
-                                        const std::string& workspace_name) {
+                                        const std::string& workspace_name, bool* held_by_launch) {
   Setting row{lockKey(profile), session.str(), clock.now()};
   for (int attempt = 0; attempt < options.max_cas_retries; ++attempt) {
     auto inserted = repo.insert(row);
@@ -114,6 +114,7 @@ Result<void> Manager::Impl::lockProfile(const std::string& profile, const Sessio
     // A holder not stored yet is a launch still placing its session, unless the lock is older than
     // any launch takes (a crash between lock and launch).
     if (!holder.ok() && clock.now() - cur->value.updated_at < kProfileLaunchGrace) {
+      if (held_by_launch) *held_by_launch = true;
       return failedPrecondition("the persistent profile of workspace '" + workspace_name +
                                 "' is being mounted by another launch");
     }

@@ -193,7 +193,8 @@ Result<Server> Manager::recordServerCheck(const ServerId& id, bool answered, std
 }
 
 Result<Session> Manager::Impl::startServerSession(const SessionRequest& req, const User& user, const Workspace& ws,
-                                                  const GroupSettings& settings, const license::Grant& grant) {
+                                                  const GroupSettings& settings, const license::Grant& grant,
+                                                  const std::string& launch_key) {
   // The credentials of a server that asks its users, sealed once for every attempt.
   std::string prompted;
   for (int attempt = 0; attempt < options.max_cas_retries; ++attempt) {
@@ -243,6 +244,7 @@ Result<Session> Manager::Impl::startServerSession(const SessionRequest& req, con
     s.server_id = server.id;
     s.upstream = hostPort(server.hostname, server.port);
     s.launch_environment = req.environment;
+    s.launch_key = launch_key;
     if (server.promptsForCredentials()) s.connection_sealed = prompted;
     s.created_at = now;
     s.state_changed_at = now;
@@ -267,6 +269,11 @@ Result<Session> Manager::Impl::startServerSession(const SessionRequest& req, con
     // Another launch took a slot (or a usage row) first: choose again on fresh rows.
     if (applied.error().code() != ErrorCode::kAborted && applied.error().code() != ErrorCode::kAlreadyExists) {
       return applied.error();
+    }
+    // Unless it stored a session with this launch's idempotency key (requestSession answers that).
+    if (applied.error().code() == ErrorCode::kAlreadyExists && !launch_key.empty()) {
+      KASM_ASSIGN_OR_RETURN(auto earlier, sessionWithLaunchKey(launch_key));
+      if (earlier) return applied.error();
     }
   }
   return aborted("the servers of workspace '" + ws.friendly_name + "' kept changing; try again");

@@ -141,6 +141,7 @@ void describe(Session& s, V& v) {
   v("share", s.share);
   v("permissions", s.permissions);
   v("launch_environment", s.launch_environment);
+  v("launch_key", s.launch_key);
   v("created_at", s.created_at);
   v("state_changed_at", s.state_changed_at);
   v("started_at", s.started_at);

@@ -1,5 +1,7 @@
 #include "kasm/model/session.hpp"
 
+#include <algorithm>
+
 #include "model/validation.hpp"
 
 namespace kasm {
@@ -49,6 +51,11 @@ Result<void> Session::validate() const {
   if (server_id) KASM_RETURN_IF_ERROR(detail::requireId(server_id->str(), "session.server_id"));
   if (agent_id && server_id) return invalidArgument("session.agent_id and session.server_id exclude each other");
   KASM_RETURN_IF_ERROR(resources.validate("session.resources"));
+  if (!launch_key.empty() && (launch_key.size() != 64 || !std::all_of(launch_key.begin(), launch_key.end(), [](char c) {
+                                return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                              }))) {
+    return invalidArgument("session.launch_key must be empty or 64 lowercase hex digits (a SHA-256)");
+  }
   if (progress < 0 || progress > 100) return invalidArgument("session.progress must be 0-100");
   KASM_RETURN_IF_ERROR(detail::requireText(state_reason, "session.state_reason", 4096));
   KASM_RETURN_IF_ERROR(detail::requireText(operational_message, "session.operational_message", 4096));

@@ -34,7 +34,8 @@ std::map<std::string, std::string> EntityTraits<Session>::columns(const Session&
           {"server_id", opt(v.server_id)},
           {"workspace_id", v.workspace_id.str()},
           {"state", std::string(enumName(v.state))},
-          {"staging_config_id", opt(v.staging_config_id)}};
+          {"staging_config_id", opt(v.staging_config_id)},
+          {"launch_key", v.launch_key}};
 }
 std::string EntityTraits<User>::id(const User& v) {
   return v.id.str();

@@ -61,6 +61,8 @@ std::vector<std::string> upgradeStatements(Dialect, int from) {
   std::vector<std::string> out;
   // Version 3: sessions on fixed servers.
   if (from >= 1 && from < 3) out.push_back("ALTER TABLE sessions ADD COLUMN server_id TEXT NOT NULL DEFAULT ''");
+  // Version 6: idempotent launches (the unique index comes with schemaStatements()).
+  if (from >= 1 && from < 6) out.push_back("ALTER TABLE sessions ADD COLUMN launch_key TEXT NOT NULL DEFAULT ''");
   return out;
 }
 
@@ -80,9 +82,10 @@ std::vector<std::string> schemaStatements(Dialect d) {
       if (unique) {
         out.push_back("CREATE UNIQUE INDEX IF NOT EXISTS " + n + "_" + col + "_uniq ON " + n + " (" + col + ") WHERE " +
                       col + " <> ''");
-      } else {
-        out.push_back("CREATE INDEX IF NOT EXISTS " + n + "_" + col + "_idx ON " + n + " (" + col + ")");
       }
+      // Lookups need a plain index even beside a unique one: a query "col = ?" does not prove
+      // "col <> ''" to SQLite, nor to PostgreSQL's generic plans, so neither uses the partial index.
+      out.push_back("CREATE INDEX IF NOT EXISTS " + n + "_" + col + "_idx ON " + n + " (" + col + ")");
     }
   }
   // The hot query of the manager: a user's sessions in a state.

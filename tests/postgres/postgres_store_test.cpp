@@ -64,6 +64,41 @@ TEST_F(PostgresServerTest, SchemaFromTheFutureIsRefused) {
   EXPECT_NE(store.error().message().find("42"), std::string::npos);
 }
 
+// A database of schema version 5 (before idempotent launches) gains the sessions' unique
+// launch_key on open, keeps its sessions, and records version 6.
+TEST_F(PostgresServerTest, AVersionFiveDatabaseGainsUniqueLaunchKeys) {
+  Session old;
+  old.id = SessionId("old");
+  old.user_id = UserId("u1");
+  old.workspace_id = WorkspaceId("w1");
+  old.created_at = old.state_changed_at = fromUnixMillis(1);
+  {
+    auto store = openPostgresStore({.url = db_->url()});
+    ASSERT_TRUE(store.ok()) << store.error().toString();
+    ASSERT_TRUE(Repository(**store).insert(old).ok());
+  }
+  // As version 5 left it: no column (its indexes go with it) and documents without the field.
+  db_->execute("ALTER TABLE sessions DROP COLUMN launch_key");
+  db_->execute("UPDATE sessions SET data = data - 'launch_key'");
+  db_->execute("DELETE FROM schema_migrations WHERE version > 5");
+  auto store = openPostgresStore({.url = db_->url()});
+  ASSERT_TRUE(store.ok()) << store.error().toString();
+  EXPECT_EQ((*store)->schemaVersion(), 6);
+  Repository repo(**store);
+  auto kept = repo.get<Session>("old");
+  ASSERT_TRUE(kept.ok()) << kept.error().toString();
+  EXPECT_EQ(kept->value.launch_key, "");
+  Session keyed = old;
+  keyed.id = SessionId("new");
+  keyed.launch_key = std::string(64, 'a');
+  ASSERT_TRUE(repo.insert(keyed).ok());
+  keyed.id = SessionId("twin");
+  auto twin = repo.insert(keyed);
+  ASSERT_FALSE(twin.ok());
+  EXPECT_EQ(twin.error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(repo.list<Session>(spi::Query().where("launch_key", std::string(64, 'a')))->size(), 1u);
+}
+
 TEST_F(PostgresServerTest, ConcurrentOpensMigrateOnce) {
   std::vector<std::thread> threads;
   std::atomic<int> ok{0};

@@ -124,6 +124,7 @@ class RestApiTest : public ::testing::Test {
     }
     req.body = body;
     req.content_type = content_type_;
+    req.idempotency_key = idempotency_key_;
     req.remote_address = remote_address_;
     req.authorization = std::move(authorization);
     if (browser) {
@@ -170,6 +171,7 @@ class RestApiTest : public ::testing::Test {
 
   std::string remote_address_ = "127.0.0.1";
   std::string content_type_ = "application/json";
+  std::string idempotency_key_;  // Sent as the Idempotency-Key header.
   ManualClock clock_;
   SeededRandom random_{7};
   std::unique_ptr<spi::Store> store_;

@@ -108,7 +108,9 @@ TEST_F(SqliteStoreTest, AVersionOneDatabaseIsMigratedOnOpen) {
   ASSERT_EQ(sqlite3_exec(db,
                          "DROP TABLE share_index; DROP INDEX sessions_server_id_idx; DROP TABLE managers; "
                          "DROP TABLE leases; DROP TABLE autoscale_vms; DROP TABLE autoscale_decisions; "
-                         "ALTER TABLE sessions DROP COLUMN server_id; DELETE FROM schema_migrations WHERE version > 1",
+                         "ALTER TABLE sessions DROP COLUMN server_id; DROP INDEX sessions_launch_key_uniq; "
+                         "DROP INDEX sessions_launch_key_idx; ALTER TABLE sessions DROP COLUMN launch_key; "
+                         "DELETE FROM schema_migrations WHERE version > 1",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
@@ -133,6 +135,50 @@ TEST_F(SqliteStoreTest, AVersionOneDatabaseIsMigratedOnOpen) {
   auto on_server = repo.list<Session>(spi::Query().where("server_id", "srv1"));
   ASSERT_TRUE(on_server.ok()) << on_server.error().toString();
   ASSERT_EQ(on_server->size(), 1u);
+}
+
+// A database of schema version 5 (before idempotent launches) gains the sessions' unique
+// launch_key on open, keeps its sessions (without a key), and records version 6.
+TEST_F(SqliteStoreTest, AVersionFiveDatabaseGainsUniqueLaunchKeys) {
+  const auto path = (dir_ / "kasm.db").string();
+  Session old;
+  old.id = SessionId("old");
+  old.user_id = UserId("u1");
+  old.workspace_id = WorkspaceId("w1");
+  old.created_at = old.state_changed_at = fromUnixMillis(1);
+  {
+    auto store = openSqliteStore({.path = path});
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE(Repository(**store).insert(old).ok());
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  // As version 5 left it: no column, no index, and documents without the field.
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP INDEX sessions_launch_key_uniq; DROP INDEX sessions_launch_key_idx; "
+                         "ALTER TABLE sessions DROP COLUMN launch_key; "
+                         "UPDATE sessions SET data = json_remove(data, '$.launch_key'); "
+                         "DELETE FROM schema_migrations WHERE version > 5",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  auto store = openSqliteStore({.path = path});
+  ASSERT_TRUE(store.ok()) << store.error().toString();
+  EXPECT_EQ((*store)->schemaVersion(), 6);
+  Repository repo(**store);
+  auto kept = repo.get<Session>("old");
+  ASSERT_TRUE(kept.ok()) << kept.error().toString();
+  EXPECT_EQ(kept->value.launch_key, "");
+  Session keyed = old;
+  keyed.id = SessionId("new");
+  keyed.launch_key = std::string(64, 'a');
+  ASSERT_TRUE(repo.insert(keyed).ok());
+  keyed.id = SessionId("twin");
+  auto twin = repo.insert(keyed);
+  ASSERT_FALSE(twin.ok());
+  EXPECT_EQ(twin.error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(repo.list<Session>(spi::Query().where("launch_key", std::string(64, 'a')))->size(), 1u);
 }
 
 TEST_F(SqliteStoreTest, EmptyPathIsInvalid) {

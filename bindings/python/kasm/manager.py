@@ -147,15 +147,19 @@ class Manager(ClosingHandle):
         *,
         zone_id: Optional[str] = None,
         environment: Optional[Mapping[str, str]] = None,
+        idempotency_key: Optional[str] = None,
     ) -> Session:
         """Places and starts a session; returns it ``running``. Blocks until the container answers.
-        ResourceExhausted when no agent fits or a licence limit is reached."""
+        ResourceExhausted when no agent fits or a licence limit is reached. With
+        ``idempotency_key`` (at most 255 printable ASCII characters), a retry with the key of an
+        earlier launch of the user starts nothing and returns that session as it is now."""
         return self._session(
             self._h.request_session(
                 check_str(user_id, "user_id"),
                 check_str(workspace_id, "workspace_id"),
                 check_optional_str(zone_id, "zone_id"),
                 check_str_map(environment, "environment"),
+                check_optional_str(idempotency_key, "idempotency_key") or "",
             )
         )
 

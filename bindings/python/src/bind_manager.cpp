@@ -205,16 +205,19 @@ void bindManager(py::module_& m) {
   c.def(
       "request_session",
       [](const ManagerHandle& h, const std::string& user_id, const std::string& workspace_id,
-         const std::optional<std::string>& zone_id, const std::map<std::string, std::string>& environment) {
+         const std::optional<std::string>& zone_id, const std::map<std::string, std::string>& environment,
+         const std::string& idempotency_key) {
         auto st = h.acquire();
         SessionRequest r;
         r.user_id = parseId<UserId>(user_id, "user_id");
         r.workspace_id = parseId<WorkspaceId>(workspace_id, "workspace_id");
         if (zone_id) r.zone_id = parseId<ZoneId>(*zone_id, "zone_id");
         r.environment = environment;
+        r.idempotency_key = idempotency_key;
         return toJson(unwrap(st->manager->requestSession(r)));
       },
-      py::arg("user_id"), py::arg("workspace_id"), py::arg("zone_id"), py::arg("environment"), ReleaseGil());
+      py::arg("user_id"), py::arg("workspace_id"), py::arg("zone_id"), py::arg("environment"),
+      py::arg("idempotency_key") = std::string(), ReleaseGil());
   defSessionCall(c, "get_session", &Manager::getSession);
   defSessionCall(c, "keepalive", &Manager::keepalive);
   defSessionCall(c, "pause_session", &Manager::pauseSession);

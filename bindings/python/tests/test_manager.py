@@ -70,6 +70,21 @@ def test_no_agent_means_resource_exhausted_and_nothing_left_running(manager: kas
     assert manager.licensing.status().sessions_in_use == 0
 
 
+def test_idempotency_keys_are_checked_and_a_refused_launch_takes_none(manager: kasm.Manager, store: kasm.Store) -> None:
+    add_workspace(manager)
+    store.insert("user", {"id": "alice", "username": "alice"})
+    with pytest.raises(kasm.InvalidArgument, match="idempotency_key"):
+        manager.request_session("alice", "web", idempotency_key="k" * 256)
+    with pytest.raises(kasm.InvalidArgument, match="printable ASCII"):
+        manager.request_session("alice", "web", idempotency_key="line\nbreak")
+    with pytest.raises(TypeError, match="idempotency_key must be a str, not int"):
+        manager.request_session("alice", "web", idempotency_key=7)  # type: ignore[arg-type]
+    for _ in range(2):  # No agent: refused each time, nothing stored under the key.
+        with pytest.raises(kasm.ResourceExhausted):
+            manager.request_session("alice", "web", idempotency_key="k")
+    assert manager.list_sessions() == []
+
+
 def test_manager_after_close_raises_never_crashes(store: kasm.Store) -> None:
     m = kasm.Manager(store)
     lic = m.licensing

@@ -87,7 +87,12 @@ class DeveloperApi {
                DeveloperApiOptions options = {});
   ~DeveloperApi();
 
-  ApiResponse handle(std::string_view verb, std::string_view body, std::string_view authorization = {});
+  // `idempotency_key`: the request's Idempotency-Key header, which request_kasm takes as its body's
+  // `idempotency_key` (both sent and different: 400). A request_kasm with a key that names an
+  // earlier launch of the user answers that session (SessionRequest::idempotency_key); without
+  // user_id, the anonymous user is the same for every retry with the key through one API key.
+  ApiResponse handle(std::string_view verb, std::string_view body, std::string_view authorization = {},
+                     std::string_view idempotency_key = {});
 
   // Every verb handle() serves, with what it needs (the authorization matrix test walks it).
   static std::span<const DeveloperApiVerb> verbs();

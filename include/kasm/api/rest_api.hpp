@@ -28,10 +28,11 @@ struct RestRequest {
   std::string path;    // Below the API root, e.g. "/api/v1/sessions/abc".
   std::vector<std::pair<std::string, std::string>> query;
   std::string body;
-  std::string cookie_token;   // Value of the login cookie, if the request carried one.
-  std::string csrf_token;     // Value of the X-CSRF-Token header.
-  std::string authorization;  // Value of the Authorization header.
-  std::string content_type;   // Value of the Content-Type header (login accepts JSON only).
+  std::string cookie_token;     // Value of the login cookie, if the request carried one.
+  std::string csrf_token;       // Value of the X-CSRF-Token header.
+  std::string authorization;    // Value of the Authorization header.
+  std::string content_type;     // Value of the Content-Type header (login accepts JSON only).
+  std::string idempotency_key;  // Value of the Idempotency-Key header (POST /sessions).
   std::string remote_address;
   bool secure = false;  // Reached over HTTPS (cookies get the Secure attribute).
 };

@@ -89,7 +89,21 @@ struct SessionRequest {
   // answers the client from here and lets the start finish in the background (clients then
   // poll getSession() for progress). Not called for a session served from a staging pool.
   std::function<void(const Session&)> on_stored;
+  // Makes the launch idempotent (HTTP's Idempotency-Key): requests of one user with the same key
+  // make one session, even when they run at once on managers sharing a store; every other one
+  // answers that session in whatever state it is now (provisioning, running, failed, ...) and
+  // starts nothing. Empty: none. At most 255 bytes of printable ASCII (InvalidArgument otherwise).
+  // Scoped per user; the same key with another workspace is refused (FailedPrecondition). Stored
+  // only hashed with the user id (Session::launch_key), for as long as the session's row is kept
+  // (purgeEndedSessions() frees it).
+  std::string idempotency_key;
+  // Called, instead of on_stored, when idempotency_key names an existing session: the answer is a
+  // replay of an earlier launch.
+  std::function<void(const Session&)> on_replayed;
 };
+
+// The longest SessionRequest::idempotency_key, in bytes.
+inline constexpr std::size_t kMaxIdempotencyKeyBytes = 255;
 
 // A fixed server's secrets as an administrator writes them. nullopt keeps what is stored; an empty
 // value clears it. Sealed before they are stored (Manager::upsertServer).
@@ -237,6 +251,10 @@ class Manager {
   // concurrent-session or named-user limit is reached, FailedPrecondition when the licence expired
   // or the clock was set back; the message says which and what to do. The licence check and the
   // session's insert are one atomic store batch, so the limit holds across managers.
+  // With an idempotency key naming an existing session of the user (looked up first, and again
+  // when the session's write finds the key taken), returns that session as it is now, whatever
+  // its state, and neither limits nor the licence are consulted; whatever was reserved or locked
+  // on the way is released.
   Result<Session> requestSession(const SessionRequest& request);
   Result<Session> getSession(const SessionId& id);
   Result<std::vector<Session>> listSessions(const spi::Query& query = {});

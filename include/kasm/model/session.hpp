@@ -134,6 +134,10 @@ struct Session {
   // Extra container variables the launch asked for (request_kasm `environment`), kept so that a
   // launch interrupted by a crash finishes with them.
   std::map<std::string, std::string> launch_environment;
+  // The launch's idempotency key as stored: lowercase hex SHA-256 of the user id, a newline and the
+  // key the client sent (SessionRequest::idempotency_key); empty for a launch without one. Unique
+  // among sessions (a unique store column), so two launches with one key make one session.
+  std::string launch_key;
 
   TimePoint created_at;
   TimePoint state_changed_at;

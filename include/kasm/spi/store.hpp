@@ -144,6 +144,7 @@ class Store {
 // FailedPrecondition rather than risking corrupting it.
 // 4: autoscale_vms, autoscale_decisions, managers, leases (tables created when missing).
 // 5: agent_commands (commands for remote agents relayed between servers).
-inline constexpr std::int32_t kSchemaVersion = 5;
+// 6: sessions.launch_key (unique: idempotent launches); a plain index beside every unique one.
+inline constexpr std::int32_t kSchemaVersion = 6;
 
 }  // namespace kasm::spi
