@@ -12,23 +12,28 @@ TimePoint at(std::int64_t seconds) {
 }
 
 TEST(TunnelProtocol, FramesRoundTrip) {
-  auto data = decodeFrame(encodeFrame(FrameType::kData, 7, "hello"));
+  // A decoded frame views its message: the messages live as long as the frames.
+  const std::string data_msg = encodeFrame(FrameType::kData, 7, "hello");
+  auto data = decodeFrame(data_msg);
   ASSERT_TRUE(data.ok()) << data.error().toString();
   EXPECT_EQ(data->type, FrameType::kData);
   EXPECT_EQ(data->stream, 7u);
   EXPECT_EQ(data->payload, "hello");
 
-  auto big = decodeFrame(encodeFrame(FrameType::kOpen, 0xfffffffe, "[::1]:5901"));
+  const std::string open_msg = encodeFrame(FrameType::kOpen, 0xfffffffe, "[::1]:5901");
+  auto big = decodeFrame(open_msg);
   ASSERT_TRUE(big.ok());
   EXPECT_EQ(big->stream, 0xfffffffeu);
   EXPECT_EQ(big->payload, "[::1]:5901");
 
-  auto window = decodeFrame(encodeWindow(3, 0x01020304));
+  const std::string window_msg = encodeWindow(3, 0x01020304);
+  auto window = decodeFrame(window_msg);
   ASSERT_TRUE(window.ok());
   EXPECT_EQ(window->type, FrameType::kWindow);
   EXPECT_EQ(window->credit, 0x01020304u);
 
-  auto close = decodeFrame(encodeFrame(FrameType::kClose, 9, "refused"));
+  const std::string close_msg = encodeFrame(FrameType::kClose, 9, "refused");
+  auto close = decodeFrame(close_msg);
   ASSERT_TRUE(close.ok());
   EXPECT_EQ(close->payload, "refused");
   EXPECT_TRUE(decodeFrame(encodeFrame(FrameType::kOpened, 9)).ok());
