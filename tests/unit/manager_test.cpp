@@ -187,6 +187,48 @@ TEST_F(ManagerTest, PauseResumeAndExec) {
   EXPECT_EQ(manager_->execInSession(s->id, {{}, "", "", {}, false}).error().code(), ErrorCode::kInvalidArgument);
 }
 
+// A check-in that changes nothing placement acts on is written only when the stored one is
+// checkin_write_interval (15 s) old; anything material is written at once; silence is still found.
+TEST_F(ManagerTest, UnchangedCheckInsAreWrittenOnlyEveryWriteInterval) {
+  auto version = [&] { return repo_->get<Agent>("a1")->version; };
+  checkIn("a1");
+  const auto v0 = version();
+  const auto t0 = *storedAgent("a1").last_checkin;
+  for (int i = 1; i <= 2; ++i) {
+    clock_.advance(std::chrono::seconds(5));
+    checkIn("a1");  // Same report, 5 and 10 s later: not written.
+    EXPECT_EQ(version(), v0);
+    EXPECT_EQ(*storedAgent("a1").last_checkin, t0);
+  }
+  clock_.advance(std::chrono::seconds(5));
+  checkIn("a1");  // 15 s after the stored one: written.
+  EXPECT_GT(version(), v0);
+  EXPECT_EQ(*storedAgent("a1").last_checkin, t0 + std::chrono::seconds(15));
+  const auto v1 = version();
+  clock_.advance(std::chrono::seconds(1));
+  checkIn("a1", 16, 16);  // Capacity changed: written at once.
+  EXPECT_GT(version(), v1);
+  EXPECT_EQ(storedAgent("a1").reported, Resources::fromCores(16, 16 * kGiB));
+  const auto v2 = version();
+  clock_.advance(std::chrono::seconds(1));
+  AgentCheckIn c;
+  c.agent_id = AgentId("a1");
+  c.token = tokens_["a1"];
+  c.reported = Resources::fromCores(16, 16 * kGiB);
+  c.images = {"desktop:1", "desktop:2"};  // A new image: written at once.
+  ASSERT_TRUE(manager_->checkIn(c).ok());
+  EXPECT_GT(version(), v2);
+  // An agent checking in every 5 s never looks silent; one that stops is missing 30 s after the
+  // last stored check-in.
+  for (int i = 0; i < 12; ++i) {
+    clock_.advance(std::chrono::seconds(5));
+    ASSERT_TRUE(manager_->checkIn(c).ok());
+    EXPECT_EQ(manager_->tick()->agents_missing, 0);
+  }
+  clock_.advance(std::chrono::seconds(31));
+  EXPECT_EQ(manager_->tick()->agents_missing, 1);
+}
+
 TEST_F(ManagerTest, SilentAgentsGoMissingThenDeadAndComeBackReconciled) {
   auto s = request("alice");
   clock_.advance(std::chrono::seconds(31));
