@@ -1,72 +1,17 @@
-// Connections that stop being HTTP: an upgrade the upstream accepted (bytes copied both ways) and
-// the VNC bridge (WebSocket messages on the client side, raw RFB on the session's port), opaque or
-// speaking RFB itself (proxy_rfb.cpp).
-
-#include <boost/asio/experimental/awaitable_operators.hpp>
+// Connections that stop being HTTP: an upgrade the upstream accepted (bytes copied both ways by an
+// UpgradeTunnel, upgrade_tunnel.hpp) and the VNC bridge (WebSocket messages on the client side, raw
+// RFB on the session's port), opaque or speaking RFB itself (proxy_rfb.cpp).
 
 #include "net/proxy_impl.hpp"
 #include "net/proxy_rfb.hpp"
 #include "net/stream_io.hpp"
+#include "net/upgrade_tunnel.hpp"
 #include "net/vnc_bridge.hpp"
 #include "net/ws_frame.hpp"
 
 namespace kasm::net::detail {
 
 namespace {
-using namespace asio::experimental::awaitable_operators;
-
-// Copies `in` to `out` until either side ends or idles out, then closes both. A silent side holds
-// no buffer: the pump waits for readability, takes a relay buffer, reads and forwards until the
-// read would block, and gives the buffer back. A TLS side keeps its buffer for the tunnel's life:
-// its stream may hold decrypted bytes the socket's readiness says nothing about.
-template <class CountFn>
-Awaitable<> pump(SessionProxy::Impl& proxy, Transport& in, Transport& out, Duration idle, CountFn count) {
-  RelayBuffer buf;
-  // Whether the last read found the socket empty with no suspension since: only then is waiting
-  // for readiness safe (an edge that came while nothing waited would otherwise be missed).
-  bool drained = false;
-  for (;;) {
-    armIdle(in, idle);
-    std::size_t n = 0;
-    if (in.secure()) {
-      buf.take(proxy.options.buffer_bytes, proxy.buffers_in_use);
-      auto [ec, k] = co_await in.async_read_some(asio::buffer(buf.data(), buf.size()), kAwaitTuple);
-      if (ec) break;
-      n = k;
-    } else {
-      if (drained) {
-        buf.release();
-        auto [wec] = co_await in.tcp().async_wait(tcp::socket::wait_read, kAwaitTuple);
-        if (wec) break;
-      }
-      buf.take(proxy.options.buffer_bytes, proxy.buffers_in_use);
-      beast::error_code ec;
-      n = in.tcp().readSomeNow(asio::buffer(buf.data(), buf.size()), ec);
-      if (ec == asio::error::would_block) {
-        drained = true;
-        continue;
-      }
-      if (ec) break;
-      // A short read emptied the socket: the next bytes raise a new edge.
-      drained = n < buf.size();
-    }
-    count(n);
-    armIdle(out, idle);
-    // Most messages go out whole at once; only the rest, if any, waits for the socket.
-    std::size_t sent = 0;
-    if (!out.secure()) {
-      beast::error_code sec;
-      sent = out.tcp().writeSomeNow(asio::buffer(buf.data(), n), sec);
-      if (sec && sec != asio::error::would_block) break;
-    }
-    if (sent < n) {
-      drained = false;  // The write may suspend: readiness reported meanwhile is not seen again.
-      if (auto wec = co_await writeAll(out, asio::buffer(buf.data() + sent, n - sent)); wec) break;
-    }
-  }
-  in.close();
-  out.close();
-}
 
 // Whether the request offers the "binary" subprotocol.
 bool offersBinary(const http::request<http::empty_body>& req) {
@@ -84,7 +29,7 @@ Awaitable<> tunnelUpgraded(SessionProxy::Impl& proxy, ClientContext& client, bea
                            ConnectionState& state, ExchangeGuard& guard) {
   Transport& up = *state.upstream;
   // WebSocket (or another upgrade) accepted by the upstream: from here on bytes are opaque.
-  // Send on whatever each side already buffered, then pump both ways until either closes.
+  // Send on whatever each side already buffered, then hand the connection to the tunnel.
   auto& client_t = client.transport;
   if (buffer.size() > 0) {
     guard.clientTraffic(buffer.size());
@@ -92,19 +37,22 @@ Awaitable<> tunnelUpgraded(SessionProxy::Impl& proxy, ClientContext& client, bea
     buffer.consume(buffer.size());
   }
   if (state.upstream_buffer.size() > 0) {
+    guard.upstreamTraffic(state.upstream_buffer.size());
     if (co_await writeAll(client_t, state.upstream_buffer.data())) co_return;
     state.upstream_buffer.consume(state.upstream_buffer.size());
   }
   // Neither HTTP buffer is used again while the tunnel lives (it may live for hours).
   buffer.shrink_to_fit();
   state.upstream_buffer.shrink_to_fit();
-  const Duration idle = proxy.options.tunnel_idle_timeout;
-  proxy.tunnels.fetch_add(1);
-  co_await (pump(proxy, client_t, up, idle, [&](std::size_t n) { guard.clientTraffic(n); }) &&
-            pump(proxy, up, client_t, idle, [&](std::size_t n) { guard.upstreamTraffic(n); }));
-  proxy.tunnels.fetch_sub(1);
-  state.upstream.reset();
-  co_return;
+  if (!client.connection) {  // Only a server connection can be handed over (HttpServer always can).
+    up.close();
+    client_t.close();
+    co_return;
+  }
+  // From here on the tunnel owns the connection: the request's coroutines return and the server
+  // neither closes nor reuses it.
+  std::make_shared<UpgradeTunnel>(proxy, client_t, up, guard)->start(std::move(client.connection));
+  client.handed_over = true;
 }
 
 Awaitable<bool> bridgeVnc(SessionProxy::Impl& proxy, ClientContext& client, HeaderParser& parser,
