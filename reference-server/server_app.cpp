@@ -665,8 +665,8 @@ net::HttpResponse ServerApp::dispatch(const net::HttpRequest& req) {
 bool ServerApp::opsAllowed(const net::HttpRequest& req) const {
   if (config_.ops_access == "open") return true;
   if (!config_.ops_token.empty()) {
-    if (auto a = req.headers.find("authorization");
-        a && a->starts_with("Bearer ") && auth::constantTimeEquals(a->substr(7), config_.ops_token)) {
+    if (auto token = auth::authorizationCredentials(req.headers.find("authorization").value_or(""), "Bearer");
+        token && auth::constantTimeEquals(*token, config_.ops_token)) {
       return true;
     }
   }

@@ -41,10 +41,8 @@ Result<void> ServerApp::startTunnelHub(const std::string& installation_key) {
 Result<net::WebSocketHandlers> ServerApp::openAgentTunnel(const net::HttpRequest& req,
                                                           std::shared_ptr<net::WebSocket> socket) {
   KASM_ASSIGN_OR_RETURN(auto id, AgentId::parse(req.headers.find("X-Kasm-Agent-Id").value_or(""), "X-Kasm-Agent-Id"));
-  const std::string_view auth = req.headers.find("Authorization").value_or("");
-  const std::string token = auth.size() > 7 && net::equalsIgnoreCase(auth.substr(0, 7), "Bearer ")
-                                ? std::string(auth.substr(7))
-                                : std::string();
+  const std::string_view token =
+      auth::authorizationCredentials(req.headers.find("Authorization").value_or(""), "Bearer").value_or("");
   auto agent = repo_->get<Agent>(id.str());
   if (!agent.ok() || token.empty() || !auth::verifySecret(token, agent->value.token_hash)) {
     return unauthenticated("unknown agent or wrong token");

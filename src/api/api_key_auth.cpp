@@ -25,10 +25,10 @@ std::optional<std::string> decodeBase64(std::string_view b64) {
 
 std::optional<ApiKeyCredentials> parseAuthorizationHeader(std::string_view header, bool allow_bearer) {
   std::string pair;
-  if (allow_bearer && header.starts_with("Bearer ")) {
-    pair = std::string(header.substr(7));
-  } else if (header.starts_with("Basic ")) {
-    auto decoded = decodeBase64(header.substr(6));
+  if (auto bearer = auth::authorizationCredentials(header, "Bearer"); allow_bearer && bearer) {
+    pair = std::string(*bearer);
+  } else if (auto basic = auth::authorizationCredentials(header, "Basic")) {
+    auto decoded = decodeBase64(*basic);
     if (!decoded) return std::nullopt;
     pair = std::move(*decoded);
   } else {

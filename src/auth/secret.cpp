@@ -41,4 +41,16 @@ bool verifySecret(std::string_view secret, std::string_view stored) {
   return CRYPTO_memcmp(computed.data(), stored.data(), computed.size()) == 0;
 }
 
+std::optional<std::string_view> authorizationCredentials(std::string_view header, std::string_view scheme) noexcept {
+  if (header.size() <= scheme.size() || header[scheme.size()] != ' ') return std::nullopt;
+  for (std::size_t i = 0; i < scheme.size(); ++i) {
+    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+    if (lower(header[i]) != lower(scheme[i])) return std::nullopt;
+  }
+  std::string_view rest = header.substr(scheme.size());
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  if (rest.empty()) return std::nullopt;
+  return rest;
+}
+
 }  // namespace kasm::auth

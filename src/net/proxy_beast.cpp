@@ -3,6 +3,7 @@
 
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include "kasm/auth/secret.hpp"
 #include "net/proxy_impl.hpp"
 #include "net/stream_io.hpp"
 
@@ -285,8 +286,7 @@ Awaitable<bool> serveProxied(SessionProxy::Impl& proxy, ClientContext& client, b
   // control plane are removed before the request leaves: the container never sees one.
   std::string bearer;
   if (auto it = req.find(http::field::authorization); it != req.end()) {
-    std::string_view v(it->value().data(), it->value().size());
-    if (v.size() > 7 && equalsIgnoreCase(v.substr(0, 7), "Bearer ")) bearer = std::string(v.substr(7));
+    bearer = auth::authorizationCredentials({it->value().data(), it->value().size()}, "Bearer").value_or("");
   }
   std::string cookie_token = stripCredentials(req, proxy.options);
   std::string token = route.split.from_query ? route.split.token : (!cookie_token.empty() ? cookie_token : bearer);

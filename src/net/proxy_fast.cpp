@@ -2,6 +2,7 @@
 // one write built from the scanned fields, and a response with a Content-Length is relayed with a
 // hand-written head; everything else falls back to the Beast path.
 
+#include "kasm/auth/secret.hpp"
 #include "net/proxy_impl.hpp"
 #include "net/stream_io.hpp"
 
@@ -330,9 +331,8 @@ Awaitable<bool> serveProxiedFast(SessionProxy::Impl& proxy, ClientContext& clien
     const auto& f = head.fields[i];
     if (equalsIgnoreCase(f.name, "Cookie")) {
       splitCookie(f.value, proxy.options.token_cookie, cookie_token, nullptr);
-    } else if (bearer.empty() && equalsIgnoreCase(f.name, "Authorization") && f.value.size() > 7 &&
-               equalsIgnoreCase(f.value.substr(0, 7), "Bearer ")) {
-      bearer = std::string(f.value.substr(7));
+    } else if (bearer.empty() && equalsIgnoreCase(f.name, "Authorization")) {
+      bearer = auth::authorizationCredentials(f.value, "Bearer").value_or("");
     }
   }
   const std::string& token =

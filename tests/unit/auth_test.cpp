@@ -46,6 +46,19 @@ TEST(Secret, HashVerifyAndTokens) {
   EXPECT_FALSE(verifySecret("", stored));
 }
 
+TEST(Secret, AuthorizationCredentialsMatchTheSchemeIgnoringCase) {
+  EXPECT_EQ(authorizationCredentials("Bearer abc", "Bearer"), "abc");
+  EXPECT_EQ(authorizationCredentials("bearer abc", "Bearer"), "abc") << "scheme names ignore case";
+  EXPECT_EQ(authorizationCredentials("BEARER   a:b", "Bearer"), "a:b");
+  EXPECT_EQ(authorizationCredentials("Basic dXNlcjpwdw==", "Basic"), "dXNlcjpwdw==");
+  EXPECT_EQ(authorizationCredentials("Basic abc", "Bearer"), std::nullopt);
+  EXPECT_EQ(authorizationCredentials("Bearerabc", "Bearer"), std::nullopt);
+  EXPECT_EQ(authorizationCredentials("Bearer ", "Bearer"), std::nullopt);
+  EXPECT_EQ(authorizationCredentials("Bearer    ", "Bearer"), std::nullopt);
+  EXPECT_EQ(authorizationCredentials("", "Bearer"), std::nullopt);
+  EXPECT_EQ(authorizationCredentials("Bear", "Bearer"), std::nullopt);
+}
+
 class AccessTokenTest : public ::testing::Test {
  protected:
   ManualClock clock_;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -22,5 +23,10 @@ std::string hmacSha256(std::string_view key, std::string_view payload);
 
 // Compares in time independent of where the inputs differ.
 bool constantTimeEquals(std::string_view a, std::string_view b);
+
+// The credentials of an HTTP Authorization header of `scheme` ("Bearer", "Basic"): what follows the
+// scheme's name (matched ignoring ASCII case, as RFC 9110 11.1 says) and the spaces after it;
+// nullopt for another scheme or no credentials.
+std::optional<std::string_view> authorizationCredentials(std::string_view header, std::string_view scheme) noexcept;
 
 }  // namespace kasm::auth
