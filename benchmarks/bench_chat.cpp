@@ -44,6 +44,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "kasm/share/chat.hpp"
 #include "kasm/share/memory_share_database.hpp"
 #ifdef KASM_BENCH_WITH_REDIS
@@ -69,32 +70,6 @@ constexpr int kMaxMessages = 100'000;  // Bounds --messages and --paced (the cha
 
 std::int64_t nowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Steady::now().time_since_epoch()).count();
-}
-
-double processCpuSeconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-// utime + stime of another process, or a negative value when it cannot be read.
-double otherCpuSeconds(pid_t pid) {
-  if (pid <= 0) return -1;
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat;
-  std::getline(f, stat);
-  const auto close = stat.rfind(')');
-  if (close == std::string::npos) return -1;
-  // Fields after the command: state is field 3; utime and stime are fields 14 and 15.
-  std::istringstream rest(stat.substr(close + 2));
-  std::string field;
-  double utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14) utime = std::stod(field);
-    if (i == 15) stime = std::stod(field);
-  }
-  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 // What one member saw: latency per message sequence number (-1: not yet), written only by the
@@ -265,7 +240,7 @@ class FanOut {
     PhaseResult r;
     r.messages = count;
     tally_.delivered.store(0);
-    const double cpu0 = processCpuSeconds(), redis0 = otherCpuSeconds(redis_pid_);
+    const double cpu0 = bench::processCpuSeconds(), redis0 = redisCpuSeconds();
     const auto start = Steady::now();
     const auto start_ns = nowNs();
     for (int i = 0; i < count; ++i) {
@@ -279,8 +254,8 @@ class FanOut {
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     r.delivered = tally_.delivered.load(std::memory_order_acquire);
     r.deliver_seconds = static_cast<double>(tally_.last_arrival_ns.load() - start_ns) / 1e9;
-    r.process_cpu = processCpuSeconds() - cpu0;
-    if (redis0 >= 0) r.redis_cpu = otherCpuSeconds(redis_pid_) - redis0;
+    r.process_cpu = bench::processCpuSeconds() - cpu0;
+    if (redis0 >= 0) r.redis_cpu = redisCpuSeconds() - redis0;
     std::vector<std::int64_t> all;
     all.reserve(static_cast<std::size_t>(expected));
     for (auto& m : members_)
@@ -300,6 +275,13 @@ class FanOut {
   }
 
   std::vector<share::ChatService*> services_;
+  // Redis's CPU seconds so far, or a negative value when it cannot be read.
+  double redisCpuSeconds() const {
+    if (redis_pid_ <= 0) return -1;
+    const auto stat = bench::readProcStat(redis_pid_);
+    return stat ? stat->cpu_seconds : -1;
+  }
+
   pid_t redis_pid_;
   SessionId session_;
   std::vector<Member> members_;

@@ -23,11 +23,9 @@
 #include <thread>
 #include <vector>
 
-namespace kasm::bench {
+#include "bench_util.hpp"
 
-// utime + stime, in seconds, of process `root` and its direct children (nginx's workers,
-// websockify's per-connection forks).
-double treeCpuSeconds(pid_t root);
+namespace kasm::bench {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;

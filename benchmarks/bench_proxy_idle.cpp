@@ -55,26 +55,7 @@ int openFds(pid_t pid) {
 
 // nginx's master and its workers.
 std::vector<pid_t> nginxProcesses() {
-  std::vector<pid_t> out;
-  if (g_nginx_master <= 0) return out;
-  DIR* proc = opendir("/proc");
-  if (!proc) return out;
-  while (dirent* e = readdir(proc)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    std::ifstream in(std::string("/proc/") + e->d_name + "/stat");
-    std::string stat;
-    std::getline(in, stat);
-    const auto close = stat.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(stat.substr(close + 2));
-    std::string state;
-    long ppid = 0;
-    rest >> state >> ppid;
-    const pid_t pid = static_cast<pid_t>(std::atol(e->d_name));
-    if (ppid == g_nginx_master || pid == g_nginx_master) out.push_back(pid);
-  }
-  closedir(proc);
-  return out;
+  return processTree(g_nginx_master);
 }
 
 // Our proxy alone in a process, embedded as an integrator would (--proxy-child): its port on

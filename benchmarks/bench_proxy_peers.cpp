@@ -237,37 +237,7 @@ Nginx::~Nginx() {
 
 pid_t g_nginx_master = 0;
 
-// utime + stime of `root` and its children (websockify forks one per connection), in seconds.
-double treeCpuSeconds(pid_t root) {
-  double ticks = 0;
-  DIR* proc = opendir("/proc");
-  if (!proc) return 0;
-  while (dirent* e = readdir(proc)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    std::ifstream in(std::string("/proc/") + e->d_name + "/stat");
-    std::string stat;
-    std::getline(in, stat);
-    const auto close = stat.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(stat.substr(close + 2));
-    std::string state;
-    long ppid = 0, skip = 0, utime = 0, stime = 0;
-    rest >> state >> ppid;
-    for (int i = 0; i < 9; ++i) rest >> skip;  // pgrp .. cmajflt
-    rest >> utime >> stime;
-    if (ppid == root || std::atol(e->d_name) == root) ticks += utime + stime;
-  }
-  closedir(proc);
-  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 namespace {
-
-double processCpuSeconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
 
 // utime + stime of nginx's master and its workers (children of the master).
 double nginxCpuSeconds() {

@@ -27,6 +27,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench_util.hpp"
 #include "kasm/kasm.hpp"
 #include "kasm/manager/manager.hpp"
 #include "kasm/store/postgres_store.hpp"
@@ -182,20 +183,11 @@ class ScratchDatabase {
     } catch (const std::exception&) {
       return 0;
     }
-    double ticks = 0;
+    double total = 0;
     for (int pid : pids) {
-      std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-      std::string line;
-      if (!std::getline(in, line) || line.rfind(')') == std::string::npos) continue;
-      // After "pid (comm)": state is field 3, utime and stime are fields 14 and 15.
-      std::istringstream fields(line.substr(line.rfind(')') + 2));
-      std::string skip;
-      for (int f = 3; f < 14; ++f) fields >> skip;
-      double utime = 0, stime = 0;
-      fields >> utime >> stime;
-      ticks += utime + stime;
+      if (auto stat = bench::readProcStat(pid)) total += stat->cpu_seconds;
     }
-    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    return total;
   }
 
  private:
@@ -205,15 +197,6 @@ class ScratchDatabase {
   std::string admin_url_;
   std::string url_;
 };
-
-// CPU seconds (user + system) of this process so far: every thread, the manager's and the store
-// client's work (and SQLite's, which runs in process).
-double processCpuSeconds() {
-  rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
-  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
-  return sec(u.ru_utime) + sec(u.ru_stime);
-}
 
 double percentile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
@@ -319,7 +302,7 @@ void BM_CheckIn(benchmark::State& state, std::string backend) {
   for (auto _ : state) {
     const auto calls_before = (*store)->calls();
     const double server_before = (*db)->serverCpuSeconds();
-    const double cpu_before = processCpuSeconds();
+    const double cpu_before = bench::processCpuSeconds();
     const auto start = std::chrono::steady_clock::now();
     for (; done < kMaxCheckIns; ++done) {
       if (done % 1000 == 0 && std::chrono::steady_clock::now() - start > kBudget) break;
@@ -331,7 +314,7 @@ void BM_CheckIn(benchmark::State& state, std::string backend) {
       if (!m.checkIn(checkInOf("agent" + std::to_string(agent), tokens[agent], utilisation)).ok()) ++errors;
     }
     wall = Seconds(std::chrono::steady_clock::now() - start).count();
-    cpu = processCpuSeconds() - cpu_before;
+    cpu = bench::processCpuSeconds() - cpu_before;
     server_cpu = (*db)->serverCpuSeconds() - server_before;
     calls = (*store)->calls() - calls_before;
   }
@@ -530,9 +513,9 @@ void BM_Launches(benchmark::State& state) {
     CountingStore::Calls before;
     for (const auto& s : stores) before = before + s->calls();
     const double server_before = (*db)->serverCpuSeconds();
-    const double cpu_before = processCpuSeconds();
+    const double cpu_before = bench::processCpuSeconds();
     wall = run(kPerThread, kBudget);
-    cpu = processCpuSeconds() - cpu_before;
+    cpu = bench::processCpuSeconds() - cpu_before;
     server_cpu = (*db)->serverCpuSeconds() - server_before;
     for (const auto& s : stores) calls = calls + s->calls();
     calls = calls - before;

@@ -10,6 +10,7 @@
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
 
+#include "bench_util.hpp"
 #include "kasm/auth/access_token.hpp"
 #include "kasm/net/http_server.hpp"
 #include "kasm/net/session_proxy.hpp"
@@ -22,13 +23,6 @@ namespace {
 
 using namespace kasm;
 using namespace kasm::net::testing;
-
-double processCpuSeconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 struct Setup {
   Setup() {
@@ -96,7 +90,7 @@ void BM_Big(benchmark::State& state, bool through_tunnel) {
   auto socket = connectTo(ioc, s.server->port());
   beast::flat_buffer buffer;
   std::size_t bytes = 0;
-  const double cpu0 = processCpuSeconds();
+  const double cpu0 = bench::processCpuSeconds();
   for (auto _ : state) {
     http::request<http::empty_body> req{http::verb::get, target, 11};
     req.set(http::field::host, "127.0.0.1");
@@ -110,7 +104,7 @@ void BM_Big(benchmark::State& state, bool through_tunnel) {
     }
     bytes += parser.get().body().size();
   }
-  const double cpu = processCpuSeconds() - cpu0;
+  const double cpu = bench::processCpuSeconds() - cpu0;
   state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
   state.counters["cpu_ms_per_MB"] = bytes ? cpu * 1e3 / (static_cast<double>(bytes) / 1e6) : 0;
 }
@@ -121,7 +115,7 @@ void BM_SmallFresh(benchmark::State& state, bool through_tunnel) {
   auto& s = setup();
   const SessionId& session = through_tunnel ? s.tunnelled : s.direct;
   const std::string target = s.path(session, "/small");
-  const double cpu0 = processCpuSeconds();
+  const double cpu0 = bench::processCpuSeconds();
   std::int64_t n = 0;
   for (auto _ : state) {
     auto res = httpGet(s.server->port(), target);
@@ -132,7 +126,7 @@ void BM_SmallFresh(benchmark::State& state, bool through_tunnel) {
     ++n;
   }
   state.counters["req_per_s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsRate);
-  state.counters["cpu_us_per_req"] = n ? (processCpuSeconds() - cpu0) * 1e6 / static_cast<double>(n) : 0;
+  state.counters["cpu_us_per_req"] = n ? (bench::processCpuSeconds() - cpu0) * 1e6 / static_cast<double>(n) : 0;
 }
 
 BENCHMARK_CAPTURE(BM_Big, direct, false)->UseRealTime()->MinTime(2);
