@@ -1,14 +1,16 @@
 // An upgraded connection after its 101 (see upgrade_tunnel.hpp): two directions as completion
 // handlers on the connection's thread.
 //
-// Each direction is a loop that runs until it must wait, then leaves one wait pending: for
-// readability of its source, writability of its destination, or a TLS read or write. Every
-// completion runs both loops (run()): a loop whose wait is still pending returns at once, so
-// neither needs to know what the other waits for. A plain source is read without blocking into a
-// relay buffer taken for the burst; a read that comes back short emptied the socket, and only then
-// does the loop wait for readability, giving the buffer back first.
+// Each direction is a loop that runs until it must wait, then leaves one operation pending: a read
+// of its source, a wait until its destination is writable, or a TLS read or write. Every
+// completion runs both loops (run()): a loop whose operation is still pending returns at once, so
+// neither needs to know what the other waits for. A plain source that has nothing to read has a
+// read into the side's small buffer pending; a burst that fills it goes on without blocking in a
+// relay buffer, until a read comes back short (the socket is empty) and the buffer is given back.
 
 #include "net/upgrade_tunnel.hpp"
+
+#include <cstring>
 
 #include "net/vnc_bridge.hpp"
 
@@ -66,18 +68,15 @@ void UpgradeTunnel::pump(Side& s) {
   int reads = 0;
   while (!done_ && !s.waiting) {
     if (s.end > s.begin) {
-      if (!flush(s)) {
-        s.drained = false;  // Back to the event loop before the next read.
-        return;
-      }
+      if (!flush(s)) return;
       continue;
     }
-    if (s.drained) {
-      waitReadable(s);
+    if (s.drained && !s.in.secure()) {
+      readPending(s);
       return;
     }
     if (++reads > kBurstReads) {
-      // Yield: the next read comes first when this resumes (an edge may pass meanwhile).
+      // Yield: the next read comes first when this resumes.
       if (!s.in.secure()) s.buf.release();
       s.waiting = true;
       asio::post(s.in.get_executor(), [self = shared_from_this(), &s] {
@@ -88,6 +87,7 @@ void UpgradeTunnel::pump(Side& s) {
     }
     armIdle(s.in, proxy_.options.tunnel_idle_timeout);
     s.buf.take(proxy_.options.buffer_bytes, proxy_.buffers_in_use);
+    s.inline_data = false;
     if (s.in.secure()) {
       s.waiting = true;
       s.in.async_read_some(asio::buffer(s.buf.data(), s.buf.size()),
@@ -102,7 +102,7 @@ void UpgradeTunnel::pump(Side& s) {
     beast::error_code ec;
     const std::size_t n = s.in.tcp().readSomeNow(asio::buffer(s.buf.data(), s.buf.size()), ec);
     if (ec == asio::error::would_block) {
-      waitReadable(s);
+      readPending(s);
       return;
     }
     if (ec) return finish();
@@ -111,11 +111,43 @@ void UpgradeTunnel::pump(Side& s) {
   }
 }
 
+void UpgradeTunnel::readPending(Side& s) {
+  s.buf.release();
+  s.drained = false;
+  s.waiting = true;
+  armIdle(s.in, proxy_.options.tunnel_idle_timeout);
+  s.in.tcp().async_read_some(
+      asio::buffer(s.small), [self = shared_from_this(), &s](beast::error_code ec, std::size_t n) {
+        s.waiting = false;
+        if (ec) return self->finish();
+        if (n < sizeof s.small) {
+          s.inline_data = true;
+          self->received(s, n);
+          s.drained = true;
+        } else {
+          // A full read: more may be waiting. The burst goes on in a relay buffer, behind these bytes.
+          try {
+            s.buf.take(self->proxy_.options.buffer_bytes, self->proxy_.buffers_in_use);
+          } catch (...) {
+            return self->finish();
+          }
+          std::memcpy(s.buf.data(), s.small, n);
+          s.inline_data = false;
+          beast::error_code rec;
+          const std::size_t more = s.in.tcp().readSomeNow(asio::buffer(s.buf.data() + n, s.buf.size() - n), rec);
+          if (rec && rec != asio::error::would_block) return self->finish();
+          self->received(s, n + more);
+          s.drained = rec == asio::error::would_block || n + more < s.buf.size();
+        }
+        self->run();
+      });
+}
+
 bool UpgradeTunnel::flush(Side& s) {
   armIdle(s.out, proxy_.options.tunnel_idle_timeout);
   if (s.out.secure()) {
     s.waiting = true;
-    asio::async_write(s.out, asio::buffer(s.buf.data() + s.begin, s.end - s.begin),
+    asio::async_write(s.out, asio::buffer(s.data() + s.begin, s.end - s.begin),
                       [self = shared_from_this(), &s](beast::error_code ec, std::size_t) {
                         s.waiting = false;
                         if (ec) return self->finish();
@@ -126,7 +158,7 @@ bool UpgradeTunnel::flush(Side& s) {
   }
   while (s.begin < s.end) {
     beast::error_code ec;
-    const std::size_t n = s.out.tcp().writeSomeNow(asio::buffer(s.buf.data() + s.begin, s.end - s.begin), ec);
+    const std::size_t n = s.out.tcp().writeSomeNow(asio::buffer(s.data() + s.begin, s.end - s.begin), ec);
     if (ec == asio::error::would_block) {
       s.waiting = true;
       s.out.tcp().async_wait(tcp::socket::wait_write, [self = shared_from_this(), &s](beast::error_code wec) {
@@ -144,17 +176,6 @@ bool UpgradeTunnel::flush(Side& s) {
   }
   s.begin = s.end = 0;
   return true;
-}
-
-void UpgradeTunnel::waitReadable(Side& s) {
-  s.buf.release();
-  s.drained = false;
-  s.waiting = true;
-  s.in.tcp().async_wait(tcp::socket::wait_read, [self = shared_from_this(), &s](beast::error_code ec) {
-    s.waiting = false;
-    if (ec) return self->finish();
-    self->run();
-  });
 }
 
 }  // namespace kasm::net::detail
