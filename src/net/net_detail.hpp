@@ -265,6 +265,10 @@ class TimedSocket {
 
 using TcpStream = TimedSocket;
 
+// TCP keep-alive probes after `idle` of silence, every `interval`; three unanswered ones end the
+// connection, so a peer that vanished (a half-open connection) is found. Zero `idle`: left off.
+void setKeepAlive(Socket& socket, Duration idle, Duration interval);
+
 // A byte stream that is plain TCP or TLS over it, chosen at run time, so the HTTP and proxy code is
 // compiled once rather than once per stream type.
 class Transport {

@@ -106,6 +106,7 @@ Awaitable<beast::error_code> connectUpstream(SessionProxy::Impl& proxy, Transpor
     if (cec) co_return cec;
   }
   up.tcp().socket().set_option(tcp::no_delay(true), ec);
+  setKeepAlive(up.tcp().socket(), proxy.options.upstream_keepalive_idle, proxy.options.upstream_keepalive_interval);
   if (!target.relay_preamble.empty()) {
     // A relay learns from its preamble where the stream goes, before any byte of it (TLS included).
     if (auto wec = co_await writeAll(up, asio::buffer(target.relay_preamble)); wec) co_return wec;
@@ -282,6 +283,9 @@ Result<std::shared_ptr<SessionProxy>> SessionProxy::create(ProxyOptions options)
   if (options.buffer_bytes < 1024) return invalidArgument("SessionProxy: buffer_bytes must be at least 1024");
   if (options.tunnel_idle_timeout < Duration::zero()) {
     return invalidArgument("SessionProxy: tunnel_idle_timeout must not be negative");
+  }
+  if (options.upstream_keepalive_idle < Duration::zero() || options.upstream_keepalive_interval < Duration::zero()) {
+    return invalidArgument("SessionProxy: upstream keep-alive durations must not be negative");
   }
   auto impl = std::make_unique<Impl>();
   for (const auto& o : options.allowed_origins) {

@@ -1,5 +1,9 @@
 // DeadlineSweeper: one periodic timer per io_context enforcing the deadlines of its TimedSockets.
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 
 #include "net/net_detail.hpp"
@@ -85,6 +89,22 @@ void DeadlineSweeper::sweep() {
     return;
   }
   arm();
+}
+
+// Keep-alive probes after `idle` of silence, every `interval`, three unanswered ones end it.
+void setKeepAlive(Socket& socket, Duration idle, Duration interval) {
+  if (idle.count() <= 0) return;
+  const int fd = socket.native_handle();
+  const int on = 1;
+  const int idle_s =
+      static_cast<int>(std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(idle).count()));
+  const int interval_s =
+      static_cast<int>(std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(interval).count()));
+  const int probes = 3;
+  (void)::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s);
+  (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_s, sizeof interval_s);
+  (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
 }
 
 }  // namespace kasm::net::detail

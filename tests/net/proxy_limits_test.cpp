@@ -2,8 +2,13 @@
 // connection's thread, nor a request left hanging on the pool), tunnels are limited in number, and
 // a tunnel in which nothing moves is closed after its idle timeout.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
+#include <filesystem>
 #include <future>
 
 #include "kasm/net/http_server.hpp"
@@ -147,12 +152,67 @@ TEST(ProxyLimits, RefusesANegativeIdleTimeoutAndAMalformedAllowedOrigin) {
   options.tunnel_idle_timeout = std::chrono::seconds(-1);
   EXPECT_EQ(SessionProxy::create(options).error().code(), ErrorCode::kInvalidArgument);
   options.tunnel_idle_timeout = {};
+  options.upstream_keepalive_interval = std::chrono::seconds(-1);
+  EXPECT_EQ(SessionProxy::create(options).error().code(), ErrorCode::kInvalidArgument);
+  options.upstream_keepalive_interval = std::chrono::seconds(10);
   options.allowed_origins = {"portal.example"};
   EXPECT_EQ(SessionProxy::create(options).error().code(), ErrorCode::kInvalidArgument);
   options.allowed_origins = {"https://portal.example/path"};
   EXPECT_EQ(SessionProxy::create(options).error().code(), ErrorCode::kInvalidArgument);
   options.allowed_origins = {"https://portal.example:8443"};
   EXPECT_TRUE(SessionProxy::create(options).ok());
+}
+
+// The proxy's own end of an upstream connection, found among this process's descriptors (the
+// proxy runs in the test's process): the TCP socket whose peer is `upstream_port` on loopback.
+std::vector<int> socketsConnectedTo(std::uint16_t upstream_port) {
+  std::vector<int> out;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    const int fd = std::atoi(entry.path().filename().c_str());
+    sockaddr_in peer{};
+    socklen_t len = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0 || peer.sin_family != AF_INET) continue;
+    if (ntohs(peer.sin_port) == upstream_port) out.push_back(fd);
+  }
+  return out;
+}
+
+// An agent host that vanishes without a word (powered off, its NAT state dropped) leaves the
+// proxy's upstream connection half open: keep-alive probes find it, so its viewers' tunnels end
+// and reconnect instead of showing a frozen desktop until the tunnel's idle timeout.
+TEST(ProxyLimits, UpstreamConnectionsProbeTheirPeer) {
+  LoopbackListener upstream{serveWebSocketEcho};
+  for (int idle_s : {0, 45}) {
+    ProxyOptions options;
+    options.authorize = [&](const ProxyAuthRequest&) -> Result<ProxyTarget> {
+      return ProxyTarget{upstream.address(), SessionProtocol::kHttp, kUser};
+    };
+    options.upstream_keepalive_idle = std::chrono::seconds(idle_s);
+    options.upstream_keepalive_interval = std::chrono::seconds(7);
+    auto p = startProxy(std::move(options));
+    asio::io_context ioc;
+    auto ws = openWebSocket(ioc, p.port());
+    ASSERT_TRUE(ws);
+    ws->write(asio::buffer(std::string("hello")));
+    beast::flat_buffer buffer;
+    ws->read(buffer);
+    const auto fds = socketsConnectedTo(upstream.port());
+    ASSERT_EQ(fds.size(), 1u) << "the proxy's one upstream connection";
+    int on = -1, idle = -1, interval = -1, count = -1;
+    socklen_t n = sizeof on;
+    ASSERT_EQ(::getsockopt(fds[0], SOL_SOCKET, SO_KEEPALIVE, &on, &n), 0);
+    if (idle_s == 0) {
+      EXPECT_EQ(on, 0) << "zero turns the probes off";
+      continue;
+    }
+    EXPECT_EQ(on, 1);
+    ASSERT_EQ(::getsockopt(fds[0], IPPROTO_TCP, TCP_KEEPIDLE, &idle, &n), 0);
+    ASSERT_EQ(::getsockopt(fds[0], IPPROTO_TCP, TCP_KEEPINTVL, &interval, &n), 0);
+    ASSERT_EQ(::getsockopt(fds[0], IPPROTO_TCP, TCP_KEEPCNT, &count, &n), 0);
+    EXPECT_EQ(idle, 45);
+    EXPECT_EQ(interval, 7);
+    EXPECT_EQ(count, 3);
+  }
 }
 
 // A viewer that stops reading while the desktop keeps sending is disconnected after the write

@@ -166,6 +166,11 @@ struct ProxyOptions {
   // When set, the authorizer and the activity callback run here (they may block on a store).
   BlockingPool* blocking_pool = nullptr;
   Duration upstream_timeout = std::chrono::seconds(30);  // Connect and response header.
+  // TCP keep-alive probes on upstream connections, so that an agent host that vanished without a
+  // word (powered off, its NAT state dropped) ends its tunnels in about idle + 3 * interval rather
+  // than at tunnel_idle_timeout, and its viewers reconnect. Zero: off.
+  Duration upstream_keepalive_idle = std::chrono::seconds(60);
+  Duration upstream_keepalive_interval = std::chrono::seconds(10);
   // A relay buffer's size: the most read from one side at once. A connection holds one per
   // direction only while data flows (taken when a side becomes readable, given back when the read
   // would block), so an idle connection holds none.
