@@ -27,7 +27,7 @@
 // and the bridge's CPU per MB. Not part of "all".
 //
 // Usage: bench_proxy [--seconds S] [--connections C] [--rounds R] [--idle N] [--idle-kind ws|http|vnc]
-//                    [--cases idle|throughput|vnc|all] [--nginx PATH] [--websockify PATH]
+//                    [--cases idle|throughput|http|ws|vnc|all] [--nginx PATH] [--websockify PATH]
 //                    [--kasm-before PATH]
 
 #include "bench_proxy.hpp"
@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
   std::string nginx_binary = "/usr/sbin/nginx";
   std::string websockify_binary = "/usr/bin/websockify";
   std::string kasm_before;    // --kasm-before: another build of bench_proxy, for --cases vnc.
-  std::string cases = "all";  // --cases idle | throughput | vnc | all
+  std::string cases = "all";  // --cases idle | throughput (http and ws) | http | ws | vnc | all
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--seconds")
@@ -221,12 +221,25 @@ int main(int argc, char** argv) {
     std::printf("%-22s %14s %14.1f %14.1f %11.2fx (CPU per request, lower is better)\n", name.c_str(), "-", ours,
                 theirs, theirs > 0 ? ours / theirs : 0);
   };
+  // The proxy's CPU against nginx's round by round (each round runs the three paths back to back),
+  // which a slow spell of a shared machine skews less than medians taken path by path.
+  auto cpuRatioRow = [&](const std::string& name, const std::array<std::vector<Throughput>, 3>& runs) {
+    std::vector<double> ratios;
+    for (std::size_t r = 0; r < runs[2].size() && r < runs[1].size() && r < runs[0].size(); ++r) {
+      const double theirs = runs[2][r].cpu_us_per_request - runs[0][r].cpu_us_per_request;
+      if (theirs > 0) ratios.push_back((runs[1][r].cpu_us_per_request - runs[0][r].cpu_us_per_request) / theirs);
+    }
+    if (ratios.empty()) return;
+    std::sort(ratios.begin(), ratios.end());
+    std::printf("%-22s %14s %14s %14s %11.2fx (median of %zu rounds, %.2f-%.2f)\n", name.c_str(), "-", "-", "-",
+                ratios[ratios.size() / 2], ratios.size(), ratios.front(), ratios.back());
+  };
   auto medianOf = [](const Latency& l) { return l.median_us; };
   auto p99Of = [](const Latency& l) { return l.p99_us; };
   auto rateOf = [](const Throughput& t) { return t.per_second; };
   const std::array<std::uint16_t, 3> http_ports{up_port, kasm_port, nginx.ok() ? nginx.port() : std::uint16_t{0}};
 
-  if (g_idle > 0 && cases != "throughput") {
+  if (g_idle > 0 && (cases == "all" || cases == "idle")) {
     // Each side of the run needs two descriptors per connection here, and the child inherits ours.
     // Above the hard limit when the system lets us (root): 10,000 connections take 20,000 here.
     rlimit nofile{};
@@ -279,11 +292,14 @@ int main(int argc, char** argv) {
   }
 
   for (auto [label, path] : {std::pair{"small", "/small"}, std::pair{"1MiB", "/large"}}) {
+    if (cases == "ws") break;
     const std::string name = std::string("http ") + label;
     auto targetOf = [&](int which) { return which == 0 ? std::string(path) : "/desktop/s1" + std::string(path) + q; };
-    auto t = median(rounds([&](int w) { return httpThroughput(http_ports[w], targetOf(w)); }), rateOf);
+    auto runs_t = rounds([&](int w) { return httpThroughput(http_ports[w], targetOf(w)); });
+    auto t = median(runs_t, rateOf);
     row((name + " req/s").c_str(), t[0].per_second, t[1].per_second, t[2].per_second, true);
     cpuRow(name + " proxy CPU us", t);
+    cpuRatioRow(name + " CPU per round", runs_t);
     if (std::string(label) == "1MiB")
       row("http 1MiB MB/s", t[0].mbytes_per_second, t[1].mbytes_per_second, t[2].mbytes_per_second, true);
     auto runs = rounds([&](int w) { return httpLatency(http_ports[w], targetOf(w)); });
@@ -294,13 +310,15 @@ int main(int argc, char** argv) {
     addedRow(name + " +p50 us", l);
   }
 
-  {
+  if (cases != "http") {
     const std::array<std::uint16_t, 3> ws_ports{ws_upstream.port(), kasm_port,
                                                 nginx.ok() ? nginx.port() : std::uint16_t{0}};
     auto targetOf = [&](int which) { return which == 0 ? std::string("/ws") : "/desktop/s1/ws" + q; };
-    auto t = median(rounds([&](int w) { return wsThroughput(ws_ports[w], targetOf(w)); }), rateOf);
+    auto runs_t = rounds([&](int w) { return wsThroughput(ws_ports[w], targetOf(w)); });
+    auto t = median(runs_t, rateOf);
     row("ws echo msg/s", t[0].per_second, t[1].per_second, t[2].per_second, true);
     cpuRow("ws echo proxy CPU us", t);
+    cpuRatioRow("ws echo CPU per round", runs_t);
     auto runs = rounds([&](int w) { return wsLatency(ws_ports[w], targetOf(w)); });
     auto l = median(runs, medianOf);
     auto l99 = median(runs, p99Of);
