@@ -272,7 +272,7 @@ net::HttpResponse ServerApp::agentApi(const net::HttpRequest& req) {
       holding = std::move(*hold);
       command = agent_commands_->next(*id, str("boot_id"), std::chrono::seconds(25));
     } else {
-      command = link->nextCommand(std::chrono::seconds(25));
+      command = link->nextCommand(std::chrono::seconds(25), str("boot_id"));
     }
     if (!command.ok()) return error(command.error());
     if (!*command) return net::HttpResponse::text(204, "");

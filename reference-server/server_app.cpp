@@ -490,17 +490,21 @@ void ServerApp::stop() {
   if (local_commands_thread_.joinable()) local_commands_thread_.join();
   stopAudio();
   if (http_) http_->stop(std::chrono::seconds(5));
+  {
+    // No remote agent reaches this server any more, so no answer can come: calls still waiting for
+    // one fail now, not after the link's call timeout (5 minutes), which the background loop below
+    // would wait out when it was reconciling an agent that stopped just before.
+    std::lock_guard lock(remote_mutex_);
+    for (auto& [id, link] : remote_links_) link->close("the server is stopping");
+  }
   if (tunnel_hub_) tunnel_hub_->stop();
   if (loop_.joinable()) loop_.join();
   if (image_puller_) image_puller_->stop();
   if (pool_) pool_->shutdown();
-  // Starts in progress finish (their sessions are in the store either way; recover() on the next
-  // start completes or fails any that a crash interrupts).
+  // Starts in progress on the local engine finish, those on remote agents ended above (their
+  // sessions are in the store either way; recover() on the next start completes or fails any that
+  // a crash or the stop interrupted).
   if (start_pool_) start_pool_->shutdown();
-  {
-    std::lock_guard lock(remote_mutex_);
-    for (auto& [id, link] : remote_links_) link->close("the server is stopping");
-  }
   if (agent_pool_) agent_pool_->shutdown();
 }
 

@@ -83,13 +83,30 @@ Result<spi::ProvisionResult> LocalAgent::provision(const spi::ProvisionRequest& 
     return invalidArgument("provision: workspace " + request.workspace.id.str() + " is not a container workspace");
   }
 
-  auto existing = ownContainer(request.session_id);
-  // A container still in "created" is most likely being started by a concurrent provision of the
-  // same session; give that call a moment instead of racing its start.
-  for (int i = 0; i < 100 && existing.ok() && existing->status == spi::ContainerStatus::kCreated; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    existing = ownContainer(request.session_id);
+  // One provision of a session at a time here: a retry that arrives while the first call still
+  // starts the container waits for it, then finds the container running.
+  {
+    std::unique_lock lock(provisions_mutex_);
+    provision_ended_.wait(lock, [&] { return !provisioning_.contains(request.session_id); });
+    provisioning_.insert(request.session_id);
   }
+  struct Provisioning {
+    LocalAgent& agent;
+    const SessionId& session;
+    ~Provisioning() {
+      {
+        std::lock_guard lock(agent.provisions_mutex_);
+        agent.provisioning_.erase(session);
+      }
+      agent.provision_ended_.notify_all();
+    }
+  } provisioning{*this, request.session_id};
+
+  // A container still "created" is not being started by this process (see above): a process that
+  // died between creating and starting it (a killed agent, a crashed server) left it, and nobody
+  // else will start it. It is started below at once; waiting for it to start by itself would hold
+  // every retry of the launch for nothing.
+  auto existing = ownContainer(request.session_id);
   if (existing.ok()) {
     // A retry: bring what is there back to running rather than starting a second container.
     Result<void> revived = okResult();

@@ -102,7 +102,7 @@ RemoteAgentLink::~RemoteAgentLink() {
   close("the link is gone");
 }
 
-Result<std::optional<AgentCommand>> RemoteAgentLink::nextCommand(Duration wait) {
+Result<std::optional<AgentCommand>> RemoteAgentLink::nextCommand(Duration wait, const std::string& boot_id) {
   std::unique_lock lock(mutex_);
   last_poll_ = std::chrono::steady_clock::now();
   if (waiting_polls_ >= kMaxWaitingPolls) {
@@ -116,6 +116,8 @@ Result<std::optional<AgentCommand>> RemoteAgentLink::nextCommand(Duration wait) 
   } waiting{waiting_polls_};
   const auto deadline = std::chrono::steady_clock::now() + wait;
   for (;;) {
+    // A poll of a process that has been replaced since: nobody reads its answer any more.
+    if (!boot_id.empty() && !boot_id_.empty() && boot_id != boot_id_) return std::optional<AgentCommand>();
     while (!queue_.empty()) {
       AgentCommand c = std::move(queue_.front());
       queue_.pop_front();
@@ -182,6 +184,7 @@ bool RemoteAgentLink::noteBoot(const std::string& boot_id) {
   }
   queue_.clear();
   results_ready_.notify_all();
+  commands_ready_.notify_all();  // The earlier process's polls end (nextCommand).
   return true;
 }
 

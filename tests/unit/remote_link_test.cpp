@@ -181,6 +181,31 @@ TEST(RemoteAgentLink, ARestartedAgentFailsTheCallsItTookWithItAtOnce) {
   EXPECT_EQ(link.stop(SessionId("nope")).error().code(), ErrorCode::kNotFound);
 }
 
+TEST(RemoteAgentLink, APollOfAReplacedProcessEndsAndTakesNoCommand) {
+  RemoteAgentLink link(std::chrono::minutes(5), loopbackAllowed);
+  link.noteBoot("first");
+  // The first process's long poll waits on the server when that process is killed.
+  auto stale = std::async(std::launch::async, [&] { return link.nextCommand(std::chrono::seconds(30), "first"); });
+  while (link.lastPoll() == std::chrono::steady_clock::time_point{}) std::this_thread::yield();
+  link.noteBoot("second");  // Its successor checks in.
+  ASSERT_EQ(stale.wait_for(std::chrono::seconds(5)), std::future_status::ready) << "the dead poll still waits";
+  auto ended = stale.get();
+  ASSERT_TRUE(ended.ok()) << ended.error().toString();
+  EXPECT_FALSE(*ended);
+
+  // A command queued now is not handed to a late poll of the replaced process (its answer would
+  // never come, and the call would wait for the next restart), but to the new process.
+  auto call = std::async(std::launch::async, [&] { return link.stop(SessionId("s1")); });
+  auto late = link.nextCommand(std::chrono::seconds(1), "first");
+  ASSERT_TRUE(late.ok());
+  EXPECT_FALSE(*late);
+  auto fresh = link.nextCommand(std::chrono::seconds(5), "second");
+  ASSERT_TRUE(fresh.ok() && *fresh);
+  ASSERT_TRUE(link.complete((*fresh)->id, R"({"ok":true,"value":null})").ok());
+  auto r = call.get();
+  EXPECT_TRUE(r.ok()) << r.error().toString();
+}
+
 TEST(RemoteAgentLink, OneAgentHoldsAtMostAFewWaitingPolls) {
   RemoteAgentLink link(std::chrono::seconds(5));
   std::vector<std::thread> polls;

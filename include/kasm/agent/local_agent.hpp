@@ -1,6 +1,8 @@
 #pragma once
 
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -74,8 +76,9 @@ Result<void> waitForTcp(const std::string& host_port, Duration connect_timeout, 
 // Containers are named "kasm-<session id>" and labelled kasm.managed=true, kasm.session_id,
 // kasm.agent_id, kasm.workspace_id (and kasm.user_id for assigned sessions).
 //
-// Threading: thread-safe; calls for different sessions run concurrently, and concurrent
-// provisions of one session id agree on one container (the engine's name uniqueness decides).
+// Threading: thread-safe; calls for different sessions run concurrently. Provisions of one session
+// id run one at a time on one LocalAgent; across processes sharing an engine, concurrent provisions
+// agree on one container (the engine's name uniqueness decides).
 class LocalAgent final : public spi::AgentLink {
  public:
   LocalAgent(spi::ContainerRuntime& runtime, Clock& clock, LocalAgentOptions options);
@@ -84,8 +87,9 @@ class LocalAgent final : public spi::AgentLink {
 
   // Creates and starts the session container, runs the workspace's first_launch hook and waits
   // until the session port accepts connections. Idempotent per session id: an existing container
-  // of that session is started or unpaused if needed and returned. On a readiness or hook failure
-  // the container is removed and the error returned.
+  // of that session is started or unpaused if needed and returned, one left "created" by a process
+  // that died between creating and starting it included. On a readiness or hook failure the
+  // container is removed and the error returned.
   Result<spi::ProvisionResult> provision(const spi::ProvisionRequest& request) override;
   Result<void> stop(const SessionId& session) override;
   Result<void> destroy(const SessionId& session) override;
@@ -132,6 +136,11 @@ class LocalAgent final : public spi::AgentLink {
   spi::ContainerRuntime& runtime_;
   Clock& clock_;
   LocalAgentOptions options_;
+  // Sessions a provision() of this agent is working on: a second provision of one waits for the
+  // first, so a container found "created" is never one this process is starting.
+  std::mutex provisions_mutex_;
+  std::condition_variable provision_ended_;
+  std::set<SessionId> provisioning_;
 };
 
 }  // namespace kasm::agent

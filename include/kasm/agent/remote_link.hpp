@@ -84,7 +84,11 @@ class RemoteAgentLink final : public CommandAgentLink {
   // ---- for the server's agent endpoints ----
   // The next command, waiting up to `wait` (nullopt when none came). Commands whose caller gave
   // up meanwhile are skipped. ResourceExhausted at once when kMaxWaitingPolls calls already wait.
-  Result<std::optional<AgentCommand>> nextCommand(Duration wait);
+  // With the polling process's `boot_id`: once noteBoot() names another process, the poll ends at
+  // once with nothing. That process was replaced (killed, most likely, with its poll still waiting
+  // here): a command handed to it would be lost, and its caller held until the next restart or
+  // call_timeout.
+  Result<std::optional<AgentCommand>> nextCommand(Duration wait, const std::string& boot_id = {});
   // Counts a poll served elsewhere (the installation's command queue) against kMaxWaitingPolls
   // for as long as the returned guard lives; ResourceExhausted when the agent already holds them.
   Result<std::shared_ptr<void>> holdPoll();
@@ -98,9 +102,10 @@ class RemoteAgentLink final : public CommandAgentLink {
   // The agent's process says who it is at every check-in and poll (a random id per start). A
   // different one than before means the agent restarted: the calls in flight and the commands it
   // had not fetched fail at once with Unavailable (their answers will never come), so the manager
-  // retries them now instead of after call_timeout. An empty id changes nothing. True when the
-  // agent restarted (a known id changed): the caller should reconcile it, since a container it
-  // was making may now belong to a session that moved on.
+  // retries them now instead of after call_timeout; the polls of the earlier process end (see
+  // nextCommand()). An empty id changes nothing. True when the agent restarted (a known id
+  // changed): the caller should reconcile it, since a container it was making may now belong to a
+  // session that moved on.
   bool noteBoot(const std::string& boot_id);
   // The boot id noted last ("" before any).
   std::string bootId() const;
