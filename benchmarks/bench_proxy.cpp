@@ -1,6 +1,6 @@
 // bench_proxy: the session proxy against Debian's nginx proxying the same upstream, in one run.
 //
-// Upstreams (in this process): an HTTP server (kasm::net::HttpServer answering /small with 100 bytes
+// Upstreams (in this process): an HTTP server (kasm::net::HttpServer answering /small with 1 KiB
 // and /large with 1 MiB) and a WebSocket echo server. Paths measured, each with the same client:
 //   direct   client -> upstream                       (the baseline for "added latency")
 //   kasm     client -> kasm::net SessionProxy -> upstream (real token check on every request)
@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
 
   using namespace kasm;
-  const std::string small(100, 's');
+  const std::string small(1024, 's');  // The size: a small page or API answer.
   const std::string large(1 << 20, 'L');
   net::HttpServerOptions up_options;
   up_options.io_threads = 1;
@@ -291,7 +291,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  for (auto [label, path] : {std::pair{"small", "/small"}, std::pair{"1MiB", "/large"}}) {
+  for (auto [label, path] : {std::pair{"1KiB", "/small"}, std::pair{"1MiB", "/large"}}) {
     if (cases == "ws") break;
     const std::string name = std::string("http ") + label;
     auto targetOf = [&](int which) { return which == 0 ? std::string(path) : "/desktop/s1" + std::string(path) + q; };
