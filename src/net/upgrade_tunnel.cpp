@@ -71,7 +71,7 @@ void UpgradeTunnel::pump(Side& s) {
       if (!flush(s)) return;
       continue;
     }
-    if (s.drained && !s.in.secure()) {
+    if (s.drained) {  // Set only for a plain source: a TLS one is always read through its stream.
       readPending(s);
       return;
     }
@@ -87,7 +87,6 @@ void UpgradeTunnel::pump(Side& s) {
     }
     armIdle(s.in, proxy_.options.tunnel_idle_timeout);
     s.buf.take(proxy_.options.buffer_bytes, proxy_.buffers_in_use);
-    s.inline_data = false;
     if (s.in.secure()) {
       s.waiting = true;
       s.in.async_read_some(asio::buffer(s.buf.data(), s.buf.size()),
@@ -121,7 +120,6 @@ void UpgradeTunnel::readPending(Side& s) {
         s.waiting = false;
         if (ec) return self->finish();
         if (n < sizeof s.small) {
-          s.inline_data = true;
           self->received(s, n);
           s.drained = true;
         } else {
@@ -132,7 +130,6 @@ void UpgradeTunnel::readPending(Side& s) {
             return self->finish();
           }
           std::memcpy(s.buf.data(), s.small, n);
-          s.inline_data = false;
           beast::error_code rec;
           const std::size_t more = s.in.tcp().readSomeNow(asio::buffer(s.buf.data() + n, s.buf.size() - n), rec);
           if (rec && rec != asio::error::would_block) return self->finish();

@@ -51,14 +51,15 @@ class UpgradeTunnel : public std::enable_shared_from_this<UpgradeTunnel> {
   // One direction: bytes read from `in`, written to `out`.
   struct Side {
     Side(Transport& from, Transport& to, bool client) : in(from), out(to), from_client(client) {}
-    char* data() noexcept { return inline_data ? small : buf.data(); }
+    // Bytes read into `small` are relayed from there; a burst is read into a relay buffer, held
+    // until the read would block.
+    char* data() noexcept { return buf.held() ? buf.data() : small; }
     Transport& in;
     Transport& out;
     RelayBuffer buf;
     std::size_t begin = 0, end = 0;  // Read and not yet written, in data().
     bool from_client;
-    bool inline_data = false;  // The bytes are in `small`, not in `buf`.
-    bool waiting = false;      // A read, a wait until writable, a TLS operation or a yield is pending.
+    bool waiting = false;  // A read, a wait until writable, a TLS operation or a yield is pending.
     // The last read came back short: the socket is empty, so the next read is the pending one.
     bool drained = false;
     char small[kInlineBytes];
