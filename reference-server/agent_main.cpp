@@ -357,11 +357,19 @@ int main(int argc, char** argv) {
   // gets its result again. Ids seen in the last 10 minutes are remembered.
   struct Seen {
     bool done = false;
+    bool kept = false;      // `result` holds the answer (a large one, a file, is read again).
+    bool answered = false;  // A server took the answer (or we gave up posting it).
+    json::value id;
     std::string result;
     std::chrono::steady_clock::time_point at;
   };
   std::mutex seen_mutex;
   std::map<std::string, Seen> seen;
+  // Marks a command's answer as taken: it is no longer listed as held in the polls.
+  auto answered = [&](const std::string& key) {
+    std::lock_guard lock(seen_mutex);
+    if (auto it = seen.find(key); it != seen.end()) it->second.answered = true;
+  };
   auto postResult = [&c](const json::value& cid, const std::string& result) {
     json::object body = credentials(c);
     body["id"] = cid;
@@ -378,7 +386,18 @@ int main(int argc, char** argv) {
   int failures = 0;
   while (!g_stop.load()) {
     reap(false);
-    auto r = post(c, "/api/agent/v1/poll", json::serialize(credentials(c)), 40);
+    // The commands this process holds (running, or answered without a server having taken the
+    // answer yet): one the server handed over that is not listed never arrived, and is sent again.
+    json::object poll = credentials(c);
+    {
+      json::array held;
+      std::lock_guard lock(seen_mutex);
+      for (const auto& [key, s] : seen) {
+        if (!s.answered) held.push_back(s.id);
+      }
+      poll["received"] = std::move(held);
+    }
+    auto r = post(c, "/api/agent/v1/poll", json::serialize(poll), 40);
     if (!r.error.empty() || (r.status != 200 && r.status != 204)) {
       if (failures++ % 10 == 0) {
         logLine("poll_failed", r.error.empty() ? "HTTP " + std::to_string(r.status) + ": " + r.body : r.error);
@@ -405,11 +424,16 @@ int main(int argc, char** argv) {
       std::lock_guard lock(seen_mutex);
       const auto now = std::chrono::steady_clock::now();
       std::erase_if(seen, [&](const auto& e) { return e.second.done && now - e.second.at > std::chrono::minutes(10); });
-      auto [it, fresh] = seen.try_emplace(key, Seen{false, {}, now});
+      auto [it, fresh] = seen.try_emplace(key, Seen{.id = cid, .at = now});
       if (!fresh) {
         logLine("command_repeated", key + (it->second.done ? ": answered again" : ": still running"));
         if (!it->second.done) continue;
-        repeat = it->second.result;
+        it->second.answered = false;
+        if (it->second.kept) {
+          repeat = it->second.result;
+        } else {
+          it->second.done = false;  // Its answer was not kept: run it again.
+        }
       }
     }
     auto done = std::make_shared<std::atomic<bool>>(false);
@@ -419,13 +443,14 @@ int main(int argc, char** argv) {
                            if (!repeat) {
                              // A large answer (a file) is not kept: a repeat reads it again.
                              std::lock_guard lock(seen_mutex);
-                             if (result.size() <= 1024 * 1024) {
-                               seen[key] = Seen{true, result, std::chrono::steady_clock::now()};
-                             } else {
-                               seen.erase(key);
-                             }
+                             Seen& s = seen[key];
+                             s.done = true;
+                             s.kept = result.size() <= 1024 * 1024;
+                             s.result = s.kept ? result : std::string();
+                             s.at = std::chrono::steady_clock::now();
                            }
                            postResult(cid, result);
+                           answered(key);
                            done->store(true);
                          }),
                          done);

@@ -3,6 +3,7 @@
 // long poll for commands, results), each served by a RemoteAgentLink.
 
 #include <boost/json.hpp>
+#include <set>
 #include <utility>
 
 #include "kasm/command/command_provider.hpp"
@@ -264,15 +265,41 @@ net::HttpResponse ServerApp::agentApi(const net::HttpRequest& req) {
   noteAgentBoot(*id, str("boot_id"));
   auto link = remoteLink(*id);
   if (verb == "poll") {
+    // The commands the agent holds: one handed to it that it does not list never arrived, and goes
+    // out again now (an agent without the list gets nothing redelivered).
+    std::optional<std::set<std::uint64_t>> received;
+    if (auto* r = b.if_contains("received")) {
+      if (!r->is_array() || r->as_array().size() > 4096) {
+        return error(invalidArgument("received must be an array of at most 4096 command ids"));
+      }
+      received.emplace();
+      for (const auto& v : r->as_array()) {
+        if (!v.is_uint64() && !(v.is_int64() && v.as_int64() >= 0)) {
+          return error(invalidArgument("received must hold command ids"));
+        }
+        received->insert(v.is_uint64() ? v.as_uint64() : static_cast<std::uint64_t>(v.as_int64()));
+      }
+    }
     std::shared_ptr<void> holding;
     Result<std::optional<agent::AgentCommand>> command = std::optional<agent::AgentCommand>();
+    int redelivered = 0;
     if (agent_commands_) {
       auto hold = link->holdPoll();
       if (!hold.ok()) return error(hold.error());  // 429: this agent already holds its polls.
       holding = std::move(*hold);
+      if (received) {
+        auto again = agent_commands_->redeliver(*id, str("boot_id"), *received);
+        if (!again.ok()) logLine("agent_commands_failed", id->str() + ": " + again.error().toString());
+        redelivered = again.ok() ? *again : 0;
+      }
       command = agent_commands_->next(*id, str("boot_id"), std::chrono::seconds(25));
     } else {
+      if (received) redelivered = link->redeliver(str("boot_id"), *received);
       command = link->nextCommand(std::chrono::seconds(25), str("boot_id"));
+    }
+    if (redelivered > 0) {
+      logLine("agent_commands_redelivered",
+              id->str() + ": " + std::to_string(redelivered) + " handed over earlier never arrived");
     }
     if (!command.ok()) return error(command.error());
     if (!*command) return net::HttpResponse::text(204, "");

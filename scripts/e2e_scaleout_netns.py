@@ -500,6 +500,15 @@ try:
             c.get("Name"), c.get("State", {}).get("Status"), c.get("Created"), sid,
             json.dumps({k: sess.get(k) for k in ("state", "state_reason", "agent_id", "created_at", "operational_message")}
                        if isinstance(sess, dict) else sess)), flush=True)
+        # What the servers and agents said about it, for a failure seen only in CI.
+        agent = sess.get("agent_id", "") if isinstance(sess, dict) else ""
+        for name in sorted(f for f in os.listdir(TMP) if f.endswith(".log")):
+            lines = open(os.path.join(TMP, name), errors="replace").read().splitlines()
+            about = [l for l in lines if (sid and sid in l) or (agent and agent in l)]
+            if name.startswith("agent"):
+                about += lines[-12:]
+            for line in about[-25:]:
+                print("  %s: %s" % (name, line[:300]), flush=True)
 except Failed:
     pass
 except (KeyboardInterrupt, SystemExit):

@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include "kasm/core/secure_random.hpp"
 #include "kasm/model/json.hpp"
 #include "license/armor.hpp"
 
@@ -95,8 +96,17 @@ std::string commandErrorJson(const Error& e) {
 
 CommandAgentLink::CommandAgentLink(UpstreamCheck check_upstream) : check_upstream_(std::move(check_upstream)) {}
 
+// Command ids start where no earlier server process's can be: the agent answers an id it has seen
+// in the last 10 minutes with the answer it gave then, so a restarted server counting from 1 again
+// would get another command's result. Unix milliseconds above 20 random bits, as the
+// installation's queue numbers them (below 2^63, which the protocol's JSON number carries).
 RemoteAgentLink::RemoteAgentLink(Duration call_timeout, UpstreamCheck check_upstream)
-    : CommandAgentLink(std::move(check_upstream)), call_timeout_(call_timeout) {}
+    : CommandAgentLink(std::move(check_upstream)), call_timeout_(call_timeout) {
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  next_id_ = ((static_cast<std::uint64_t>(ms) & ((std::uint64_t{1} << 42) - 1)) << 20) | (secureRandomU64() & 0xFFFFF);
+}
 
 RemoteAgentLink::~RemoteAgentLink() {
   close("the link is gone");
@@ -115,14 +125,21 @@ Result<std::optional<AgentCommand>> RemoteAgentLink::nextCommand(Duration wait, 
     ~Waiting() { --n; }
   } waiting{waiting_polls_};
   const auto deadline = std::chrono::steady_clock::now() + wait;
+  // An agent process polls one at a time: when it polls again, its earlier poll still waiting here
+  // was given up (a timeout, a broken connection), and a command handed to it would be lost.
+  const std::uint64_t mine = boot_id.empty() ? 0 : ++polls_;
+  if (mine != 0) commands_ready_.notify_all();
   for (;;) {
     // A poll of a process that has been replaced since: nobody reads its answer any more.
     if (!boot_id.empty() && !boot_id_.empty() && boot_id != boot_id_) return std::optional<AgentCommand>();
+    if (mine != 0 && mine != polls_) return std::optional<AgentCommand>();
     while (!queue_.empty()) {
-      AgentCommand c = std::move(queue_.front());
+      const std::uint64_t id = queue_.front();
       queue_.pop_front();
-      auto it = pending_.find(c.id);
-      if (it != pending_.end() && !it->second->abandoned) return std::optional<AgentCommand>(std::move(c));
+      auto it = pending_.find(id);
+      if (it == pending_.end() || it->second->abandoned || it->second->result) continue;
+      it->second->handed = true;
+      return std::optional<AgentCommand>(AgentCommand{id, it->second->command});
     }
     if (closed_) return std::optional<AgentCommand>();
     if (commands_ready_.wait_until(lock, deadline) == std::cv_status::timeout && queue_.empty()) {
@@ -146,6 +163,22 @@ Result<std::shared_ptr<void>> RemoteAgentLink::holdPoll() {
     --waiting_polls_;
     last_poll_ = std::chrono::steady_clock::now();
   });
+}
+
+int RemoteAgentLink::redeliver(const std::string& boot_id, const std::set<std::uint64_t>& received) {
+  std::lock_guard lock(mutex_);
+  if (boot_id.empty() || boot_id != boot_id_) return 0;
+  int queued = 0;
+  // Newest first onto the front, so they go out again in the order they were first sent.
+  for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) {
+    Pending& p = *it->second;
+    if (!p.handed || p.result || p.abandoned || received.contains(it->first)) continue;
+    p.handed = false;
+    queue_.push_front(it->first);
+    ++queued;
+  }
+  if (queued > 0) commands_ready_.notify_all();
+  return queued;
 }
 
 Result<void> RemoteAgentLink::complete(std::uint64_t id, std::string result_json) {
@@ -203,8 +236,9 @@ Result<std::string> RemoteAgentLink::call(std::string command_json) {
   if (closed_) return unavailable("remote agent: " + *closed_);
   const std::uint64_t id = ++next_id_;
   auto pending = std::make_shared<Pending>();
+  pending->command = std::move(command_json);
   pending_[id] = pending;
-  queue_.push_back({id, std::move(command_json)});
+  queue_.push_back(id);
   commands_ready_.notify_one();
   const bool answered = results_ready_.wait_for(lock, call_timeout_, [&] { return pending->result.has_value(); });
   pending_.erase(id);

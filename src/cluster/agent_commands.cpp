@@ -225,11 +225,55 @@ Result<std::optional<agent::AgentCommand>> AgentCommands::next(const AgentId& ag
                                                                Duration wait) {
   const auto deadline = std::chrono::steady_clock::now() + wait;
   Wait w(*this, pollKey(agent));
+  // An agent process polls one at a time: its earlier poll still waiting here was given up (a
+  // timeout, a broken connection), and a command it claimed would be lost. It ends.
+  std::uint64_t mine = 0;
+  {
+    std::lock_guard lock(mu_);
+    mine = ++latest_poll_[agent.str()];
+  }
+  wake(pollKey(agent));
+  auto superseded = [&] {
+    std::lock_guard lock(mu_);
+    return latest_poll_[agent.str()] != mine;
+  };
   for (;;) {
+    if (superseded()) return std::optional<agent::AgentCommand>();
     KASM_ASSIGN_OR_RETURN(auto c, claim(agent, boot_id));
     if (c) return c;
     if (!w.until(deadline) || std::chrono::steady_clock::now() >= deadline) return std::optional<agent::AgentCommand>();
   }
+}
+
+Result<int> AgentCommands::redeliver(const AgentId& agent, const std::string& boot_id,
+                                     const std::set<std::uint64_t>& received) {
+  if (boot_id.empty()) return 0;
+  Repository repo(store_);
+  spi::Query q;
+  q.where("agent_id", agent.str()).where("state", std::string(kSent));
+  KASM_ASSIGN_OR_RETURN(auto sent, repo.list<AgentCommandRow>(q));
+  int queued = 0;
+  for (auto& [row, version] : sent) {
+    if (row.agent_boot != boot_id || received.contains(std::stoull(row.id))) continue;
+    AgentCommandRow again = row;
+    if (again.deliveries >= options_.max_deliveries) {
+      again.state = std::string(kDone);
+      again.result = agent::commandErrorJson(
+          unavailable("the command was handed over " + std::to_string(again.deliveries) + " times and never arrived"));
+    } else {
+      again.state = std::string(kQueued);
+      again.sent_by = ManagerNodeId();
+      again.agent_boot.clear();
+    }
+    if (!repo.update(again, version).ok()) continue;  // Answered or taken meanwhile: nothing lost.
+    if (again.state == kDone) {
+      if (options_.publish) options_.publish(agentResultEvent(options_.node, row.id));
+      wake(callKey(row.id));
+    } else {
+      ++queued;
+    }
+  }
+  return queued;
 }
 
 Result<void> AgentCommands::complete(const AgentId& agent, std::uint64_t id, std::string result_json) {

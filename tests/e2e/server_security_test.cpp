@@ -270,5 +270,69 @@ TEST_F(SecuredServer, ARemoteAgentCannotSteerTheProxy) {
   EXPECT_GT(refused_polls_.load(), 0) << "four pollers of one agent were all let wait";
 }
 
+// A command whose answer never reached the agent (its poll timed out, a balancer lost the
+// response) goes out again at the agent's next poll, which lists the commands it holds: the launch
+// goes on at once instead of waiting out the call timeout (5 minutes).
+TEST_F(SecuredServer, ACommandThatNeverReachedTheAgentGoesOutAgain) {
+  start({});
+  const std::string auth = adminAuth();
+  auto zones = json::parse(request(port_, "GET", "/api/v1/zones", {}, auth).body).as_object();
+  const std::string zone(zones["items"].as_array()[0].as_object()["id"].as_string());
+  auto reg = request(port_, "POST", "/api/v1/agents",
+                     json::serialize(json::object{
+                         {"hostname", "remote"}, {"zone_id", zone}, {"publish_networks", json::array{"10.9.0.0/16"}}}),
+                     auth);
+  ASSERT_EQ(reg.status, 201) << reg.body;
+  auto regj = json::parse(reg.body).as_object();
+  const std::string id(regj["agent"].as_object()["id"].as_string());
+  const std::string ident =
+      R"("agent_id":")" + id + R"(","token":")" + std::string(regj["token"].as_string()) + R"(","boot_id":"process-1")";
+  ASSERT_EQ(request(port_, "POST", "/api/agent/v1/checkin",
+                    "{" + ident + R"(,"reported":{"millicores":8000,"memory_bytes":8589934592,"gpus":0}})")
+                .status,
+            200);
+  auto launch = request(port_, "POST", "/api/v1/sessions", R"({"workspace_id":"web"})", auth);
+  ASSERT_LT(launch.status, 300) << launch.body;
+  const std::string sid(json::parse(launch.body).as_object()["id"].as_string());
+
+  // The first poll's answer is "lost": the agent never runs it.
+  auto provisionCommand = [&](const std::string& received) -> std::pair<std::int64_t, std::string> {
+    for (int i = 0; i < 3; ++i) {  // Each poll waits 25 s at most for a command.
+      auto poll = request(port_, "POST", "/api/agent/v1/poll", "{" + ident + R"(,"received":)" + received + "}");
+      if (poll.status == 204) continue;
+      EXPECT_EQ(poll.status, 200) << poll.body;
+      if (poll.status != 200) return {0, {}};
+      auto o = json::parse(poll.body).as_object();
+      const std::string command(o["command"].as_string());
+      if (command.find(R"("op":"provision")") == std::string::npos) {  // A reconcile's listing.
+        (void)request(port_, "POST", "/api/agent/v1/result",
+                      "{" + ident + R"(,"id":)" + std::to_string(o["id"].as_int64()) +
+                          R"(,"result":"{\"ok\":true,\"value\":[]}"})");
+        continue;
+      }
+      return {o["id"].as_int64(), command};
+    }
+    return {0, {}};
+  };
+  auto [first, command] = provisionCommand("[]");
+  ASSERT_NE(first, 0);
+  EXPECT_EQ(request(port_, "POST", "/api/agent/v1/poll", "{" + ident + R"(,"received":"all"})").status, 400);
+  EXPECT_EQ(request(port_, "POST", "/api/agent/v1/poll", "{" + ident + R"(,"received":[-1]})").status, 400);
+  // Its next poll lists nothing: the same command, with the same id, comes again at once.
+  auto [again, command_again] = provisionCommand("[]");
+  EXPECT_EQ(again, first);
+  EXPECT_EQ(command_again, command);
+  auto answered = request(
+      port_, "POST", "/api/agent/v1/result",
+      "{" + ident + R"(,"id":)" + std::to_string(again) + R"(,"result":)" +
+          json::serialize(json::value(json::serialize(json::object{
+              {"ok", true},
+              {"value",
+               json::object{{"container_id", "c"}, {"container_name", "n"}, {"upstream", "10.9.0.7:8080"}}}}))) +
+          "}");
+  ASSERT_EQ(answered.status, 200) << answered.body;
+  EXPECT_EQ(finalState(sid, auth), "running");
+}
+
 }  // namespace
 }  // namespace kasm

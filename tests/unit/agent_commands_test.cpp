@@ -246,6 +246,60 @@ TEST_F(AgentCommandsTest, ACommandADeadServerHandedOverIsHandedOverAgainAndRunsO
   EXPECT_EQ(*result, R"({"ok":true,"value":[]})");
 }
 
+// A command a live server handed over whose answer never reached the agent (its poll timed out,
+// the balancer lost the response) goes out again when the agent polls next and does not list it,
+// with the same id; after max_deliveries it fails rather than wait for the call timeout.
+TEST_F(AgentCommandsTest, ACommandThatNeverReachedTheAgentIsHandedOverAgain) {
+  auto& a = server("a");
+  auto& b = server("b");
+  Result<std::string> result = internalError("not yet");
+  std::thread caller([&] { result = a.call(AgentId("agent1"), R"({"op":"sessions"})"); });
+  std::uint64_t first = 0;
+  for (int i = 0; i < 50 && first == 0; ++i) {
+    auto got = b.next(AgentId("agent1"), "boot1", 100ms);
+    if (got.ok() && *got) first = (*got)->id;
+  }
+  ASSERT_NE(first, 0u);
+  auto listed = b.redeliver(AgentId("agent1"), "boot1", {first});
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(*listed, 0) << "the agent lists it: it has it";
+  auto other = b.redeliver(AgentId("agent1"), "boot2", {});
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(*other, 0) << "another process's list says nothing about this one";
+  for (int delivery = 2; delivery <= 3; ++delivery) {
+    auto again = a.redeliver(AgentId("agent1"), "boot1", {});  // Any server: the row is in the store.
+    ASSERT_TRUE(again.ok()) << again.error().toString();
+    EXPECT_EQ(*again, 1);
+    auto got = b.next(AgentId("agent1"), "boot1", 2s);
+    ASSERT_TRUE(got.ok() && *got);
+    EXPECT_EQ((*got)->id, first) << "the same id: an agent that had it after all runs it once";
+  }
+  // Handed over max_deliveries (3) times and never arrived: the caller has its failure now.
+  const auto began = std::chrono::steady_clock::now();
+  auto failed = b.redeliver(AgentId("agent1"), "boot1", {});
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(*failed, 0);
+  caller.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 3s);
+  ASSERT_TRUE(result.ok()) << result.error().toString();
+  EXPECT_NE(result->find("never arrived"), std::string::npos) << *result;
+}
+
+TEST_F(AgentCommandsTest, AnEarlierPollOfTheSameProcessEndsWhenItPollsAgain) {
+  auto& b = server("b");
+  std::atomic<bool> stale_ended{false};
+  std::thread stale([&] {
+    auto c = b.next(AgentId("agent1"), "boot1", 30s);
+    EXPECT_TRUE(c.ok() && !*c) << "a given-up poll takes nothing";
+    stale_ended = true;
+  });
+  std::this_thread::sleep_for(200ms);
+  auto fresh = b.next(AgentId("agent1"), "boot1", 300ms);
+  ASSERT_TRUE(fresh.ok());
+  stale.join();
+  EXPECT_TRUE(stale_ended.load());
+}
+
 TEST_F(AgentCommandsTest, StopReleasesWaitingPollsAndCallers) {
   auto& a = server("a");
   std::thread poll([&] {

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <future>
+#include <set>
 #include <thread>
 
 #include "fake_agent_link.hpp"
@@ -225,6 +226,67 @@ TEST(RemoteAgentLink, OneAgentHoldsAtMostAFewWaitingPolls) {
   EXPECT_EQ(waited.load(), static_cast<int>(RemoteAgentLink::kMaxWaitingPolls));
   EXPECT_EQ(refused.load(), 3);
   EXPECT_TRUE(link.nextCommand(std::chrono::milliseconds(1)).ok()) << "slots free up when polls end";
+}
+
+// A command handed to a poll whose answer never reached the agent (its poll timed out, a balancer
+// dropped the response) goes out again at the agent's next poll, which lists what it holds, rather
+// than holding its caller for the call timeout.
+TEST(RemoteAgentLink, ACommandThatNeverReachedTheAgentIsHandedOverAgain) {
+  RemoteAgentLink link(std::chrono::minutes(5), loopbackAllowed);
+  link.noteBoot("p1");
+  auto call = std::async(std::launch::async, [&] { return link.destroy(SessionId("s1")); });
+  auto lost = link.nextCommand(std::chrono::seconds(5), "p1");
+  ASSERT_TRUE(lost.ok() && *lost);
+
+  EXPECT_EQ(link.redeliver("p1", {(*lost)->id}), 0) << "listed by the agent: it has it";
+  EXPECT_EQ(link.redeliver("other", {}), 0) << "another process's list says nothing about this one";
+  EXPECT_EQ(link.redeliver("p1", {}), 1);
+  EXPECT_EQ(link.redeliver("p1", {}), 0) << "queued once";
+  auto again = link.nextCommand(std::chrono::seconds(5), "p1");
+  ASSERT_TRUE(again.ok() && *again);
+  EXPECT_EQ((*again)->id, (*lost)->id) << "the same id: an agent that had it after all runs it once";
+  EXPECT_EQ((*again)->json, (*lost)->json);
+  ASSERT_TRUE(link.complete((*again)->id, R"({"ok":true,"value":null})").ok());
+  auto r = call.get();
+  EXPECT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(link.redeliver("p1", {}), 0) << "answered: nothing to send again";
+}
+
+// An agent process polls one at a time: when it polls again, its earlier poll still waiting on the
+// server was given up, and must not take a command with it.
+TEST(RemoteAgentLink, AnEarlierPollOfTheSameProcessEndsWhenItPollsAgain) {
+  RemoteAgentLink link(std::chrono::minutes(5), loopbackAllowed);
+  link.noteBoot("p1");
+  auto stale = std::async(std::launch::async, [&] { return link.nextCommand(std::chrono::seconds(30), "p1"); });
+  while (link.lastPoll() == std::chrono::steady_clock::time_point{}) std::this_thread::yield();
+  auto fresh = std::async(std::launch::async, [&] { return link.nextCommand(std::chrono::seconds(30), "p1"); });
+  ASSERT_EQ(stale.wait_for(std::chrono::seconds(5)), std::future_status::ready) << "the given-up poll still waits";
+  auto ended = stale.get();
+  ASSERT_TRUE(ended.ok());
+  EXPECT_FALSE(*ended);
+  auto call = std::async(std::launch::async, [&] { return link.stop(SessionId("s1")); });
+  auto got = fresh.get();
+  ASSERT_TRUE(got.ok() && *got) << "the live poll takes the command";
+  ASSERT_TRUE(link.complete((*got)->id, R"({"ok":true,"value":null})").ok());
+  EXPECT_TRUE(call.get().ok());
+}
+
+// The agent answers an id it saw in the last minutes with the answer it gave then: a restarted
+// server must not number its commands from where the previous one did.
+TEST(RemoteAgentLink, CommandIdsDoNotRepeatAcrossServerProcesses) {
+  std::set<std::uint64_t> ids;
+  for (int process = 0; process < 2; ++process) {
+    RemoteAgentLink link(std::chrono::minutes(5), loopbackAllowed);
+    auto call = std::async(std::launch::async, [&] { return link.pause(SessionId("s1")); });
+    auto c = link.nextCommand(std::chrono::seconds(5));
+    ASSERT_TRUE(c.ok() && *c);
+    EXPECT_GT((*c)->id, std::uint64_t{1} << 40);
+    EXPECT_LT((*c)->id, std::uint64_t{1} << 63) << "carried as a JSON number";
+    ids.insert((*c)->id);
+    ASSERT_TRUE(link.complete((*c)->id, R"({"ok":true,"value":null})").ok());
+    EXPECT_TRUE(call.get().ok());
+  }
+  EXPECT_EQ(ids.size(), 2u);
 }
 
 TEST(UpstreamPolicy, ParsesNetworksOfBothFamilies) {

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -87,8 +88,13 @@ class RemoteAgentLink final : public CommandAgentLink {
   // With the polling process's `boot_id`: once noteBoot() names another process, the poll ends at
   // once with nothing. That process was replaced (killed, most likely, with its poll still waiting
   // here): a command handed to it would be lost, and its caller held until the next restart or
-  // call_timeout.
+  // call_timeout. Likewise a poll of the same process that a newer one replaced (the agent gave it
+  // up).
   Result<std::optional<AgentCommand>> nextCommand(Duration wait, const std::string& boot_id = {});
+  // The polling process `boot_id` lists the commands it holds (see AgentCommands::redeliver, the
+  // same for the installation's queue): those handed to it that it does not list never arrived and
+  // are queued again, first. Returns how many.
+  int redeliver(const std::string& boot_id, const std::set<std::uint64_t>& received);
   // Counts a poll served elsewhere (the installation's command queue) against kMaxWaitingPolls
   // for as long as the returned guard lives; ResourceExhausted when the agent already holds them.
   Result<std::shared_ptr<void>> holdPoll();
@@ -117,6 +123,8 @@ class RemoteAgentLink final : public CommandAgentLink {
 
  private:
   struct Pending {
+    std::string command;
+    bool handed = false;  // To a poll; cleared when queued again.
     std::optional<std::string> result;
     bool abandoned = false;
   };
@@ -125,9 +133,10 @@ class RemoteAgentLink final : public CommandAgentLink {
   mutable std::mutex mutex_;
   std::condition_variable commands_ready_;
   std::condition_variable results_ready_;
-  std::deque<AgentCommand> queue_;
+  std::deque<std::uint64_t> queue_;  // Ids of pending_ not handed over yet.
   std::map<std::uint64_t, std::shared_ptr<Pending>> pending_;
   std::uint64_t next_id_ = 0;
+  std::uint64_t polls_ = 0;  // Polls that named their process; the latest is the live one.
   std::optional<std::string> closed_;
   std::string boot_id_;
   std::chrono::steady_clock::time_point last_poll_{};

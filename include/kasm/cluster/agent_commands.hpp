@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -64,8 +65,16 @@ class AgentCommands {
 
   // ---- the side of the server the agent polls ----
   // Claims the agent's oldest queued command for its process `boot_id`, waiting up to `wait` for
-  // one (nullopt when none came).
+  // one (nullopt when none came, or when a newer poll of the agent came to this server: an agent
+  // polls one at a time, so the earlier one was given up).
   Result<std::optional<agent::AgentCommand>> next(const AgentId& agent, const std::string& boot_id, Duration wait);
+  // The agent's process `boot_id` polls again and lists the commands it holds (`received`: running,
+  // or answered without the answer having reached a server yet). A command handed to that process
+  // that it does not list never reached it (the poll that carried it timed out, or a balancer lost
+  // the answer): it is queued again now, rather than holding its caller until call_timeout. An
+  // agent polls one at a time, so whatever was handed over before this poll was either received or
+  // lost. After max_deliveries it fails instead. Returns how many were queued again.
+  Result<int> redeliver(const AgentId& agent, const std::string& boot_id, const std::set<std::uint64_t>& received);
   // Stores the agent's result of command `id` (only `agent`'s own commands: NotFound for another's,
   // or for one whose caller gave up). A repeated result is accepted and changes nothing.
   Result<void> complete(const AgentId& agent, std::uint64_t id, std::string result_json);
@@ -100,7 +109,8 @@ class AgentCommands {
   Clock& clock_;
   AgentCommandsOptions options_;
   std::mutex mu_;
-  std::multimap<std::string, Waiter*> waiters_;  // "a:<agent>" (polls), "c:<id>" (callers).
+  std::multimap<std::string, Waiter*> waiters_;       // "a:<agent>" (polls), "c:<id>" (callers).
+  std::map<std::string, std::uint64_t> latest_poll_;  // Per agent: the poll that is live here.
   bool stopped_ = false;
 };
 
