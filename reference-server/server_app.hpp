@@ -82,6 +82,8 @@ class ServerApp {
   void checkInLocalAgent();
   // reconcileAgent() with what it did (or why it could not) in the log.
   void reconcileAgent(const AgentId& id);
+  // The same for a remote agent, on the agent pool unless one already runs for it.
+  void reconcileAgentSoon(const AgentId& id);
   net::HttpHandler routes();
   net::HttpResponse dispatch(const net::HttpRequest& req);
   net::HttpResponse agentApi(const net::HttpRequest& req);
@@ -184,6 +186,8 @@ class ServerApp {
   std::unique_ptr<net::BlockingPool> start_pool_;
   // Remote agents (kasm-agent) dial in: their long polls wait here, one thread each.
   std::unique_ptr<net::BlockingPool> agent_pool_;
+  std::mutex reconciling_mutex_;
+  std::set<AgentId> reconciling_;  // Remote agents whose reconciliation runs now.
   std::unique_ptr<tunnel::TunnelHub> tunnel_hub_;
   std::string tunnel_key_;
   std::mutex tunnel_cache_mutex_;
