@@ -321,11 +321,26 @@ int main(int argc, char** argv) {
     to.boot_id = bootId();
     to.ca_file = c.ca_file;
     to.insecure = c.insecure;
-    to.allow = [&local](std::string_view target) -> Result<void> {
-      KASM_ASSIGN_OR_RETURN(auto published, local.publishedAddresses());
-      for (const auto& p : published) {
-        if (p == target) return {};
-      }
+    // The published ports are listed from the engine at most every 2 s while viewers connect (a
+    // desktop opens several streams at once); a target not in the list reads it again at once, so
+    // a session started a moment ago is reached without waiting.
+    struct Published {
+      std::mutex mu;
+      std::vector<std::string> addresses;
+      std::chrono::steady_clock::time_point read{};
+    };
+    auto published = std::make_shared<Published>();
+    to.allow = [&local, published](std::string_view target) -> Result<void> {
+      std::lock_guard lock(published->mu);
+      const auto now = std::chrono::steady_clock::now();
+      auto listed = [&] {
+        return std::find(published->addresses.begin(), published->addresses.end(), target) !=
+               published->addresses.end();
+      };
+      if (now - published->read < std::chrono::seconds(2) && listed()) return {};
+      KASM_ASSIGN_OR_RETURN(published->addresses, local.publishedAddresses());
+      published->read = now;
+      if (listed()) return {};
       return permissionDenied(std::string(target) + " is not a published port of this agent's sessions");
     };
     to.log = [](std::string_view e, std::string_view d) { logLine(std::string(e), std::string(d)); };
