@@ -14,12 +14,13 @@
 
 #include "kasm/agent/local_agent.hpp"
 #include "kasm/kasm.hpp"
+#include "runtime_double.hpp"
 
 namespace kasm::agent {
 namespace {
 
 // Containers in memory, by name; createAndStart may be held between "created" and "running".
-class EngineDouble final : public spi::ContainerRuntime {
+class EngineDouble final : public testing::UnusedRuntime {
  public:
   // A container of `session` in "created", as a process killed between create and start leaves it.
   void leaveCreated(const SessionId& session, const AgentId& agent) {
@@ -65,7 +66,6 @@ class EngineDouble final : public spi::ContainerRuntime {
     return containers_.at(name).status;
   }
 
-  Result<spi::HostResources> hostResources() override { return spi::HostResources{}; }
   Result<spi::ContainerInfo> createAndStart(const spi::ContainerSpec& spec) override {
     std::unique_lock lock(mutex_);
     ++creates_;
@@ -96,7 +96,6 @@ class EngineDouble final : public spi::ContainerRuntime {
   Result<std::vector<spi::ContainerInfo>> list(const std::map<std::string, std::string>&) override {
     return internalError("unused");
   }
-  Result<void> stop(const std::string&, Duration) override { return internalError("unused"); }
   Result<void> start(const std::string& id) override {
     std::lock_guard lock(mutex_);
     ++starts_;
@@ -108,17 +107,6 @@ class EngineDouble final : public spi::ContainerRuntime {
     }
     return notFound("No such container: " + id);
   }
-  Result<void> kill(const std::string&) override { return internalError("unused"); }
-  Result<void> pause(const std::string&) override { return internalError("unused"); }
-  Result<void> unpause(const std::string&) override { return internalError("unused"); }
-  Result<void> remove(const std::string&) override { return internalError("unused"); }
-  Result<spi::ExecResult> exec(const std::string&, const spi::ExecRequest&) override { return internalError("unused"); }
-  Result<std::vector<spi::ImageInfo>> listImages() override { return std::vector<spi::ImageInfo>{}; }
-  Result<void> pullImage(const std::string&, const std::optional<spi::RegistryCredentials>&,
-                         const std::function<void(const spi::PullProgress&)>&) override {
-    return internalError("unused");
-  }
-  Result<void> removeImage(const std::string&) override { return internalError("unused"); }
 
  private:
   mutable std::mutex mutex_;

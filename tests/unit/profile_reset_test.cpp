@@ -16,6 +16,7 @@
 #include "kasm/agent/local_agent.hpp"
 #include "kasm/kasm.hpp"
 #include "kasm/manager/manager.hpp"
+#include "runtime_double.hpp"
 
 namespace kasm {
 namespace {
@@ -393,27 +394,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // LocalAgent::removeProfile needs no engine for a host directory; volumes go to the runtime.
-class VolumeRuntime final : public spi::ContainerRuntime {
+class VolumeRuntime final : public testing::UnusedRuntime {
  public:
-  Result<spi::HostResources> hostResources() override { return spi::HostResources{}; }
-  Result<spi::ContainerInfo> createAndStart(const spi::ContainerSpec&) override { return internalError("unused"); }
-  Result<spi::ContainerInfo> inspect(const std::string&) override { return internalError("unused"); }
-  Result<std::vector<spi::ContainerInfo>> list(const std::map<std::string, std::string>&) override {
-    return internalError("unused");
-  }
-  Result<void> stop(const std::string&, Duration) override { return internalError("unused"); }
-  Result<void> start(const std::string&) override { return internalError("unused"); }
-  Result<void> kill(const std::string&) override { return internalError("unused"); }
-  Result<void> pause(const std::string&) override { return internalError("unused"); }
-  Result<void> unpause(const std::string&) override { return internalError("unused"); }
-  Result<void> remove(const std::string&) override { return internalError("unused"); }
-  Result<spi::ExecResult> exec(const std::string&, const spi::ExecRequest&) override { return internalError("unused"); }
-  Result<std::vector<spi::ImageInfo>> listImages() override { return std::vector<spi::ImageInfo>{}; }
-  Result<void> pullImage(const std::string&, const std::optional<spi::RegistryCredentials>&,
-                         const std::function<void(const spi::PullProgress&)>&) override {
-    return internalError("unused");
-  }
-  Result<void> removeImage(const std::string&) override { return internalError("unused"); }
   Result<void> removeVolume(const std::string& name) override {
     removed.push_back(name);
     if (name == "busy-volume") return failedPrecondition("volume is in use");
