@@ -412,12 +412,16 @@ int main(int argc, char** argv) {
       }
       poll["received"] = std::move(held);
     }
+    const auto polled = std::chrono::steady_clock::now();
     auto r = post(c, "/api/agent/v1/poll", json::serialize(poll), 40);
     if (!r.error.empty() || (r.status != 200 && r.status != 204)) {
       if (failures++ % 10 == 0) {
         logLine("poll_failed", r.error.empty() ? "HTTP " + std::to_string(r.status) + ": " + r.body : r.error);
       }
-      // Back off up to 5 s while the server is away; check-ins report us as soon as it is back.
+      // A poll that had waited on the server a while ended because that server went away just now
+      // (a restart): try again at once, as a new one may already listen. Polls that fail at once
+      // back off up to 5 s while the server is away; check-ins report us as soon as it is back.
+      if (std::chrono::steady_clock::now() - polled >= std::chrono::seconds(1)) failures = 1;
       const int wait_ms = std::min(5000, 200 * failures);
       for (int i = 0; i < wait_ms / 100 && !g_stop.load(); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(100));

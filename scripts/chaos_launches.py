@@ -4,10 +4,14 @@ with SIGKILL every 1-4 s and restarted while launches go through the developer A
 another; every launch that request_kasm acknowledged must end running (none failed, none lost),
 and no container is left once they are destroyed.
 
-    scripts/chaos_launches.py [--launches 60] [--seed 11] [--kill server|agent] [--max-minutes 7]
+    scripts/chaos_launches.py [--launches 60] [--seed 11] [--kill server|agent] [--remote-agent]
+                              [--max-minutes 7]
 
 With --kill agent the server runs without its in-process agent and a kasm-agent process (dialling
-in, as on another Docker host) is the one killed, every 0.5-2 s.
+in, as on another Docker host) is the one killed, every 0.5-2 s. With --remote-agent (and --kill
+server) that kasm-agent keeps running while the server is killed and restarted (every 2-6 s): every running
+session must also have a container of its own (a restarted server's commands must never be taken
+for ones the agent answered before).
 
 Needs dockerd and the desktop image (scripts/build-images.sh desktop) and a built kasm-server.
 Connects to 127.0.0.1 only. Prints the outcome of every acknowledged launch, counted by state.
@@ -22,6 +26,7 @@ ap.add_argument("--seed", type=int, default=11)
 ap.add_argument("--server", default=os.path.join(ROOT, "build", "reference-server", "kasm-server"))
 ap.add_argument("--agent", default=os.path.join(ROOT, "build", "reference-server", "kasm-agent"))
 ap.add_argument("--kill", choices=["server", "agent"], default="server")
+ap.add_argument("--remote-agent", action="store_true", help="with --kill server: a kasm-agent that stays up")
 ap.add_argument("--max-minutes", type=float, default=7, help="stop launching after this long")
 args = ap.parse_args()
 random.seed(args.seed)
@@ -34,8 +39,9 @@ LOG = os.path.join(DATA, "server.log")
 env = dict(os.environ, KASM_ADMIN_PASSWORD="chaos-" + os.urandom(6).hex(), KASM_WEB_ROOT=os.path.join(ROOT, "web", "dist"))
 lock = threading.Lock(); state = {"proc": None, "kills": 0, "stop": False}
 AGENT_MODE = args.kill == "agent"
+REMOTE = AGENT_MODE or args.remote_agent
 def start_server():
-    extra = ["--no-local-agent", "--allow-loopback-upstreams"] if AGENT_MODE else []
+    extra = ["--no-local-agent", "--allow-loopback-upstreams"] if REMOTE else []
     return subprocess.Popen([SERVER, "--http", "--port", str(PORT), "--data-dir", DATA] + extra, env=env,
                             stdout=open(LOG, "a"), stderr=subprocess.STDOUT)
 server = start_server(); time.sleep(2)
@@ -44,7 +50,7 @@ def rest(method, path, body=None, headers={}):
     req = urllib.request.Request(BASE + path, method=method, data=json.dumps(body).encode() if body is not None else None,
                                  headers=dict({"Content-Type": "application/json"}, **headers))
     return json.load(urllib.request.urlopen(req, timeout=20))
-if AGENT_MODE:
+if REMOTE:
     # A remote agent, registered as an administrator would, dialling in on loopback.
     login = urllib.request.urlopen(urllib.request.Request(
         BASE + "/api/v1/auth/login", data=json.dumps({"username": "admin@kasm.local",
@@ -57,13 +63,17 @@ if AGENT_MODE:
     AGENT_ARGS = [args.agent, "--server", BASE, "--agent-id", reg["agent"]["id"], "--token", reg["token"],
                   "--checkin-seconds", "1"]
     def start(): return subprocess.Popen(AGENT_ARGS, stdout=open(LOG + ".agent", "a"), stderr=subprocess.STDOUT)
-    state["proc"] = start()
+    agent = start()
+if AGENT_MODE:
+    state["proc"] = agent
 else:
     start = start_server; state["proc"] = server
 T0 = time.monotonic()
 def killer():
     while not state["stop"]:
-        time.sleep(random.uniform(0.5, 2) if AGENT_MODE else random.uniform(1, 4))
+        # A server with an agent dialling in lives a little longer: the agent has to find each new
+        # process (its poll) before a command can reach it.
+        time.sleep(random.uniform(0.5, 2) if AGENT_MODE else random.uniform(2, 6) if REMOTE else random.uniform(1, 4))
         if state["stop"]: break
         with lock:
             state["proc"].send_signal(signal.SIGKILL); state["proc"].wait(); state["kills"] += 1
@@ -97,6 +107,10 @@ while len(outcomes) < args.launches and time.monotonic() < deadline:
         st = retry("get_kasm_status", kasm_id=kid, user_id=uid)
         s = st["operational_status"]
         if s in ("running", "failed", "deleted", "stopped") or time.monotonic() - t0 > 120:
+            own = subprocess.run(["docker", "ps", "-q", "--filter", "label=kasm.session_id=" + kid],
+                                 capture_output=True, text=True).stdout.split()
+            if s == "running" and not own:
+                s = "running without a container of its own"
             outcomes.append((s, st.get("kasm", {}).get("state_reason", "") if isinstance(st.get("kasm"), dict) else ""))
             break
         time.sleep(0.3)
@@ -105,14 +119,16 @@ while len(outcomes) < args.launches and time.monotonic() < deadline:
         except Exception: time.sleep(0.2)
 state["stop"] = True
 with lock:
-    if AGENT_MODE:
+    if REMOTE:
         # Sessions a killed agent left are removed once a live one reconciles: give it a moment.
         for _ in range(100):
             if not subprocess.run(["docker", "ps", "-aq", "--filter", "label=kasm.managed=true"],
                                   capture_output=True, text=True).stdout.split(): break
             time.sleep(0.3)
-        state["proc"].send_signal(signal.SIGTERM); state["proc"].wait()
-        server.send_signal(signal.SIGTERM); server.wait()
+        for p in {id(agent): agent, id(state["proc"]): state["proc"]}.values():
+            p.send_signal(signal.SIGTERM); p.wait()
+        if AGENT_MODE:
+            server.send_signal(signal.SIGTERM); server.wait()
     else:
         state["proc"].send_signal(signal.SIGTERM); state["proc"].wait()
 from collections import Counter
