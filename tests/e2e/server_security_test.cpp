@@ -181,6 +181,19 @@ class SecuredServer : public ::testing::Test {
     }
   }
 
+  // Registers a remote agent in the first zone, publishing in 10.9.0.0/16: its registration JSON.
+  json::object registerAgent(const std::string& auth) {
+    auto zones = json::parse(request(port_, "GET", "/api/v1/zones", {}, auth).body).as_object();
+    const std::string zone(zones["items"].as_array()[0].as_object()["id"].as_string());
+    auto reg =
+        request(port_, "POST", "/api/v1/agents",
+                json::serialize(json::object{
+                    {"hostname", "remote"}, {"zone_id", zone}, {"publish_networks", json::array{"10.9.0.0/16"}}}),
+                auth);
+    EXPECT_EQ(reg.status, 201) << reg.body;
+    return reg.status == 201 ? json::parse(reg.body).as_object() : json::object{};
+  }
+
   // Polls the session (bounded: 15 s) until it leaves requested/provisioning.
   std::string finalState(const std::string& id, const std::string& auth) {
     std::string state;
@@ -235,14 +248,8 @@ TEST_F(SecuredServer, MetricsNeedTheOpsTokenWhenConfigured) {
 TEST_F(SecuredServer, ARemoteAgentCannotSteerTheProxy) {
   start({});
   const std::string auth = adminAuth();
-  auto agents = json::parse(request(port_, "GET", "/api/v1/zones", {}, auth).body).as_object();
-  const std::string zone(agents["items"].as_array()[0].as_object()["id"].as_string());
-  auto reg = request(port_, "POST", "/api/v1/agents",
-                     json::serialize(json::object{
-                         {"hostname", "remote"}, {"zone_id", zone}, {"publish_networks", json::array{"10.9.0.0/16"}}}),
-                     auth);
-  ASSERT_EQ(reg.status, 201) << reg.body;
-  auto regj = json::parse(reg.body).as_object();
+  auto regj = registerAgent(auth);
+  ASSERT_FALSE(regj.empty());
   const std::string id(regj["agent"].as_object()["id"].as_string());
   const std::string token(regj["token"].as_string());
   EXPECT_EQ(json::serialize(regj["agent"].as_object()["publish_networks"]), R"(["10.9.0.0/16"])");
@@ -276,14 +283,8 @@ TEST_F(SecuredServer, ARemoteAgentCannotSteerTheProxy) {
 TEST_F(SecuredServer, ACommandThatNeverReachedTheAgentGoesOutAgain) {
   start({});
   const std::string auth = adminAuth();
-  auto zones = json::parse(request(port_, "GET", "/api/v1/zones", {}, auth).body).as_object();
-  const std::string zone(zones["items"].as_array()[0].as_object()["id"].as_string());
-  auto reg = request(port_, "POST", "/api/v1/agents",
-                     json::serialize(json::object{
-                         {"hostname", "remote"}, {"zone_id", zone}, {"publish_networks", json::array{"10.9.0.0/16"}}}),
-                     auth);
-  ASSERT_EQ(reg.status, 201) << reg.body;
-  auto regj = json::parse(reg.body).as_object();
+  auto regj = registerAgent(auth);
+  ASSERT_FALSE(regj.empty());
   const std::string id(regj["agent"].as_object()["id"].as_string());
   const std::string ident =
       R"("agent_id":")" + id + R"(","token":")" + std::string(regj["token"].as_string()) + R"(","boot_id":"process-1")";
