@@ -455,24 +455,39 @@ int main(int argc, char** argv) {
         }
       }
     }
+    // Each command in the log, with its outcome and time: what an agent did is otherwise invisible.
+    std::string op = "?";
+    if (const auto at = command.find(R"("op":")"); at != std::string::npos) {
+      const auto end = command.find('"', at + 6);
+      if (end != std::string::npos && end - at - 6 <= 32) op = command.substr(at + 6, end - at - 6);
+    }
+    if (!repeat) logLine("command", key + " " + op);
     auto done = std::make_shared<std::atomic<bool>>(false);
     std::lock_guard lock(workers_mutex);
-    workers.emplace_back(std::thread([&, cid, key, command, repeat, done] {
-                           std::string result = repeat ? *repeat : agent::executeCommand(local, command);
-                           if (!repeat) {
-                             // A large answer (a file) is not kept: a repeat reads it again.
-                             std::lock_guard lock(seen_mutex);
-                             Seen& s = seen[key];
-                             s.done = true;
-                             s.kept = result.size() <= 1024 * 1024;
-                             s.result = s.kept ? result : std::string();
-                             s.at = std::chrono::steady_clock::now();
-                           }
-                           postResult(cid, result);
-                           answered(key);
-                           done->store(true);
-                         }),
-                         done);
+    workers.emplace_back(
+        std::thread([&, cid, key, op, command, repeat, done] {
+          const auto began = std::chrono::steady_clock::now();
+          std::string result = repeat ? *repeat : agent::executeCommand(local, command);
+          if (!repeat) {
+            const auto ms =
+                std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began).count();
+            logLine("command_done", key + " " + op + (result.starts_with(R"({"ok":true)") ? " ok " : " failed ") +
+                                        std::to_string(ms) + " ms");
+          }
+          if (!repeat) {
+            // A large answer (a file) is not kept: a repeat reads it again.
+            std::lock_guard lock(seen_mutex);
+            Seen& s = seen[key];
+            s.done = true;
+            s.kept = result.size() <= 1024 * 1024;
+            s.result = s.kept ? result : std::string();
+            s.at = std::chrono::steady_clock::now();
+          }
+          postResult(cid, result);
+          answered(key);
+          done->store(true);
+        }),
+        done);
   }
   logLine("stopping", "");
   if (tunnel_client) tunnel_client->stop();

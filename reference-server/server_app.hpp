@@ -188,6 +188,8 @@ class ServerApp {
   std::unique_ptr<net::BlockingPool> agent_pool_;
   std::mutex reconciling_mutex_;
   std::set<AgentId> reconciling_;  // Remote agents whose reconciliation runs now.
+  std::string last_teardown_log_;  // The background loop's last "teardowns_pending" line, and when.
+  int last_teardown_tick_ = 0;
   std::unique_ptr<tunnel::TunnelHub> tunnel_hub_;
   std::string tunnel_key_;
   std::mutex tunnel_cache_mutex_;

@@ -1,6 +1,7 @@
 // kasm-server's background work: the cluster loop (heartbeat, leases, the relayed commands'
 // upkeep), the tick of the zones this server leads, and draining.
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -62,6 +63,16 @@ void ServerApp::backgroundLoop() {
     }
     auto t = manager_->tick(leading);
     if (!t.ok()) logLine("tick_failed", t.error().toString());
+    if (t.ok() && t->teardowns_pending > 0) {
+      // Said when it changes, and once a minute while it lasts.
+      std::string said =
+          std::to_string(t->teardowns_pending) + " left stopping; the last failure: " + t->teardown_error;
+      if (said != last_teardown_log_ || ticks - last_teardown_tick_ >= 60 / std::max(1, config_.tick_seconds)) {
+        logLine("teardowns_pending", said);
+        last_teardown_log_ = std::move(said);
+        last_teardown_tick_ = ticks;
+      }
+    }
     // Session history past its retention, hourly, by the primary of each zone.
     if (config_.session_history_days > 0 && ticks % 720 == 360 && !leading.empty()) {
       auto purged = manager_->purgeEndedSessions(std::chrono::hours(24) * config_.session_history_days, &leading);

@@ -489,10 +489,16 @@ try:
           % tunnel_of_agent4())
 
     # ---- teardown: every session destroyed, no container left ----------------------------------
+    delete_errors = []
     for sid in [s for s in acknowledged + [tunnel_session] if s]:
-        http("DELETE", LB, "/api/v1/sessions/" + sid, headers=AUTH, timeout=60)
+        began = time.monotonic()
+        st, body = http("DELETE", LB, "/api/v1/sessions/" + sid, headers=AUTH, timeout=60)
+        if st not in (200, 204):
+            delete_errors.append("DELETE %s: %s after %.1f s %s" % (sid, st, time.monotonic() - began, body))
     left = wait_for("no container of this run", 120, lambda: not our_containers(), 2)
     check(bool(left) or not our_containers(), "0 orphan containers (%d left)" % len(our_containers()))
+    for line in delete_errors[:5] if our_containers() else []:
+        print("  " + line[:300], flush=True)
     for c in json.loads(run("docker", "inspect", *our_containers()).stdout or "[]") if our_containers() else []:
         sid = (c.get("Config", {}).get("Labels") or {}).get("kasm.session_id", "")
         st, sess = http("GET", LB, "/api/v1/sessions/" + sid, headers=AUTH) if sid else (0, {})

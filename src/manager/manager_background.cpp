@@ -162,7 +162,11 @@ Result<Manager::TickReport> Manager::tickZones(const std::set<ZoneId>* zones) {
   // Teardowns that an unreachable agent left in `stopping` are retried.
   KASM_ASSIGN_OR_RETURN(auto stopping, im.repo.list<Session>(spi::Query().where("state", "stopping")));
   for (auto& s : stopping) {
-    if (mineOpt(s.value.zone_id)) (void)im.finishTeardown(std::move(s));
+    if (!mineOpt(s.value.zone_id)) continue;
+    if (auto r = im.finishTeardown(std::move(s)); !r.ok()) {
+      ++report.teardowns_pending;
+      report.teardown_error = r.error().toString();
+    }
   }
 
   // Staging pools. Launching needs the `staging` feature and a licence that allows new sessions;

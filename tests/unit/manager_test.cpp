@@ -42,6 +42,27 @@ TEST_F(ManagerTest, DestroyRemovesTheContainerAndReleases) {
   EXPECT_TRUE(manager_->destroySession(s->id).ok());  // Idempotent.
 }
 
+// A teardown the agent could not do leaves the session stopping; each tick tries again and says
+// why it is still there, until the agent answers.
+TEST_F(ManagerTest, ATeardownLeftStoppingIsRetriedAndReportedByTheTick) {
+  auto s = request("alice");
+  ASSERT_TRUE(s.ok());
+  links_["a1"]->unreachable = true;
+  EXPECT_FALSE(manager_->destroySession(s->id).ok());
+  EXPECT_EQ(manager_->getSession(s->id)->state, SessionState::kStopping);
+  auto t = manager_->tick();
+  ASSERT_TRUE(t.ok()) << t.error().toString();
+  EXPECT_EQ(t->teardowns_pending, 1);
+  EXPECT_NE(t->teardown_error.find(s->id.str()), std::string::npos) << t->teardown_error;
+  EXPECT_NE(t->teardown_error.find("unreachable"), std::string::npos) << t->teardown_error;
+  links_["a1"]->unreachable = false;
+  t = manager_->tick();
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->teardowns_pending, 0);
+  EXPECT_EQ(manager_->getSession(s->id)->state, SessionState::kDestroyed);
+  EXPECT_FALSE(links_["a1"]->has(s->id));
+}
+
 TEST_F(ManagerTest, GroupLimitIsEnforced) {
   ASSERT_TRUE(request("alice").ok());
   auto second = request("alice");

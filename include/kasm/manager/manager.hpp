@@ -334,6 +334,8 @@ class Manager {
     int staged_expired = 0;
     int sessions_idle = 0;       // Running sessions past their group's idle_disconnect (see idleSessions()).
     int launches_completed = 0;  // Acknowledged launches an interruption left provisioning, now running.
+    int teardowns_pending = 0;   // Sessions left stopping whose teardown failed again (agent away, ...).
+    std::string teardown_error;  // The last such failure.
   };
   // Agent liveness, session expiry (keepalive, hard limit) and staging pools, once. Staging pools
   // launch only when the licence includes the `staging` feature and allows new sessions.
