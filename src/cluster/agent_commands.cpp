@@ -27,6 +27,22 @@ std::string callKey(std::string_view id) {
   return "c:" + std::string(id);
 }
 
+// A command handed over that will not be answered where it went: queued again, or failed once it
+// was handed over `max_deliveries` times ("... times <why>").
+AgentCommandRow handOverAgain(const AgentCommandRow& row, int max_deliveries, std::string_view why) {
+  AgentCommandRow again = row;
+  if (again.deliveries >= max_deliveries) {
+    again.state = std::string(kDone);
+    again.result = agent::commandErrorJson(
+        unavailable("the command was handed over " + std::to_string(again.deliveries) + " times " + std::string(why)));
+  } else {
+    again.state = std::string(kQueued);
+    again.sent_by = ManagerNodeId();
+    again.agent_boot.clear();
+  }
+  return again;
+}
+
 // The relayed link: the JSON protocol of CommandAgentLink, carried by AgentCommands::call().
 class RelayedAgentLink final : public agent::CommandAgentLink {
  public:
@@ -255,16 +271,7 @@ Result<int> AgentCommands::redeliver(const AgentId& agent, const std::string& bo
   int queued = 0;
   for (auto& [row, version] : sent) {
     if (row.agent_boot != boot_id || received.contains(std::stoull(row.id))) continue;
-    AgentCommandRow again = row;
-    if (again.deliveries >= options_.max_deliveries) {
-      again.state = std::string(kDone);
-      again.result = agent::commandErrorJson(
-          unavailable("the command was handed over " + std::to_string(again.deliveries) + " times and never arrived"));
-    } else {
-      again.state = std::string(kQueued);
-      again.sent_by = ManagerNodeId();
-      again.agent_boot.clear();
-    }
+    const AgentCommandRow again = handOverAgain(row, options_.max_deliveries, "and never arrived");
     if (!repo.update(again, version).ok()) continue;  // Answered or taken meanwhile: nothing lost.
     if (again.state == kDone) {
       if (options_.publish) options_.publish(agentResultEvent(options_.node, row.id));
@@ -346,15 +353,7 @@ Result<void> AgentCommands::sweep() {
     const bool sender_dead = hb == heartbeats->end() ? row.sent_at + options_.sender_dead_after < now
                                                      : hb->second + options_.sender_dead_after < now;
     if (!sender_dead) continue;
-    AgentCommandRow again = row;
-    if (again.deliveries >= options_.max_deliveries) {
-      again.state = std::string(kDone);
-      again.result = agent::commandErrorJson(
-          unavailable("the command was handed over " + std::to_string(again.deliveries) + " times without a result"));
-    } else {
-      again.state = std::string(kQueued);
-      again.sent_by = ManagerNodeId();
-    }
+    const AgentCommandRow again = handOverAgain(row, options_.max_deliveries, "without a result");
     if (repo.update(again, version).ok()) {
       if (options_.publish) {
         options_.publish(again.state == kDone ? agentResultEvent(options_.node, row.id)
