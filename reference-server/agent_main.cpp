@@ -473,8 +473,6 @@ int main(int argc, char** argv) {
                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began).count();
             logLine("command_done", key + " " + op + (result.starts_with(R"({"ok":true)") ? " ok " : " failed ") +
                                         std::to_string(ms) + " ms");
-          }
-          if (!repeat) {
             // A large answer (a file) is not kept: a repeat reads it again.
             std::lock_guard lock(seen_mutex);
             Seen& s = seen[key];

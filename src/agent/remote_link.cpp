@@ -96,17 +96,18 @@ std::string commandErrorJson(const Error& e) {
 
 CommandAgentLink::CommandAgentLink(UpstreamCheck check_upstream) : check_upstream_(std::move(check_upstream)) {}
 
-// Command ids start where no earlier server process's can be: the agent answers an id it has seen
-// in the last 10 minutes with the answer it gave then, so a restarted server counting from 1 again
-// would get another command's result. Unix milliseconds above 20 random bits, as the
-// installation's queue numbers them (below 2^63, which the protocol's JSON number carries).
-RemoteAgentLink::RemoteAgentLink(Duration call_timeout, UpstreamCheck check_upstream)
-    : CommandAgentLink(std::move(check_upstream)), call_timeout_(call_timeout) {
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count();
-  next_id_ = ((static_cast<std::uint64_t>(ms) & ((std::uint64_t{1} << 42) - 1)) << 20) | (secureRandomU64() & 0xFFFFF);
+std::uint64_t newCommandId(std::int64_t unix_ms) {
+  return ((static_cast<std::uint64_t>(unix_ms) & ((std::uint64_t{1} << 42) - 1)) << 20) | (secureRandomU64() & 0xFFFFF);
 }
+
+// Numbered from the time, not from 1: a restarted server's ids must not be ones the agent still
+// remembers answering (newCommandId).
+RemoteAgentLink::RemoteAgentLink(Duration call_timeout, UpstreamCheck check_upstream)
+    : CommandAgentLink(std::move(check_upstream)),
+      call_timeout_(call_timeout),
+      next_id_(newCommandId(
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+              .count())) {}
 
 RemoteAgentLink::~RemoteAgentLink() {
   close("the link is gone");

@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <set>
 
-#include "kasm/core/secure_random.hpp"
 #include "kasm/model/agent.hpp"
 #include "kasm/store/repository.hpp"
 
@@ -132,11 +131,9 @@ std::shared_ptr<spi::AgentLink> AgentCommands::link(const AgentId& agent,
   return std::make_shared<RelayedAgentLink>(*this, agent, std::move(check_upstream));
 }
 
-// Unix milliseconds in the high bits (ids sort in queueing order across servers), 20 random bits
-// below: 19 digits, zero-padded, always below 2^63 so the agent protocol's number carries it.
+// agent::newCommandId, written as 19 digits, zero-padded, so that the rows' keys sort as the ids.
 std::string AgentCommands::newId() {
-  const auto ms = static_cast<std::uint64_t>(toUnixMillis(clock_.now())) & ((std::uint64_t{1} << 42) - 1);
-  const std::uint64_t n = (ms << 20) | (secureRandomU64() & 0xFFFFF);
+  const std::uint64_t n = agent::newCommandId(toUnixMillis(clock_.now()));
   char buf[24];
   std::snprintf(buf, sizeof buf, "%019llu", static_cast<unsigned long long>(n));
   return buf;

@@ -151,4 +151,10 @@ std::string executeCommand(spi::AgentLink& local, std::string_view command_json)
 // itself reports a failure: {"ok": false, "code": ..., "message": ...}).
 std::string commandErrorJson(const Error& e);
 
+// A command id no other server process hands out: Unix milliseconds (`unix_ms`) in the high bits,
+// so ids sort in the order they were made across servers and restarts, and 20 random bits below;
+// always below 2^63, which the protocol's JSON number carries. An agent answers an id it has seen
+// in the last minutes with the answer it gave then, so ids must never repeat.
+std::uint64_t newCommandId(std::int64_t unix_ms);
+
 }  // namespace kasm::agent
