@@ -18,6 +18,7 @@
 
 #include "docker/docker_test_support.hpp"
 #include "e2e/e2e_support.hpp"
+#include "kasm/agent/local_agent.hpp"
 #include "kasm/kasm.hpp"
 #include "kasm/license/keys.hpp"
 #include "kasm/license/text.hpp"
@@ -68,7 +69,6 @@ class ShareE2E : public testing::DockerTest {
       w.run_config_json = fakeRfbDesktopRunConfig();
       ASSERT_TRUE(Repository(**store).insert(w).ok());
     }
-    cleanupLabels({{"kasm.managed", "true"}, {"kasm.workspace_id", "desktop-echo"}});
     startServer(a_, {"--data-dir", (dir_ / "a").string()});
     ASSERT_GT(a_.port, 0) << a_.log;
     startServer(b_, {"--data-dir", (dir_ / "b").string(), "--no-local-agent"});
@@ -89,6 +89,15 @@ class ShareE2E : public testing::DockerTest {
         ::waitpid(s->pid, &status, 0);
       }
       if (s->out) ::fclose(s->out);
+    }
+    // What this installation's agents left, and nothing else: another test may be launching on
+    // the same engine meanwhile.
+    if (pg_) {
+      if (auto store = openPostgresStore({.url = pg_->url()}); store.ok()) {
+        if (auto agents = Repository(**store).list<Agent>(); agents.ok()) {
+          for (const auto& a : *agents) cleanupLabels({{agent::kAgentIdLabel, a.value.id.str()}});
+        }
+      }
     }
     testing::DockerTest::TearDown();
     std::error_code ec;

@@ -12,6 +12,7 @@
 
 #include "docker/docker_test_support.hpp"
 #include "e2e/e2e_support.hpp"
+#include "kasm/agent/local_agent.hpp"
 #include "kasm/kasm.hpp"
 #include "kasm/store/postgres_store.hpp"
 #include "kasm/store/sqlite_store.hpp"
@@ -84,8 +85,6 @@ class ServerProcess : public testing::DockerTest, public ::testing::WithParamInt
     output_ = ::fdopen(out[0], "r");
     port_ = readListeningPort(output_, log_);
     ASSERT_GT(port_, 0) << "server did not start:\n" << log_;
-    cleanupLabels({{"kasm.managed", "true"}, {"kasm.workspace_id", "busybox"}});
-    cleanupLabels({{"kasm.managed", "true"}, {"kasm.workspace_id", "tcp-echo"}});
   }
 
   void TearDown() override {
@@ -96,9 +95,23 @@ class ServerProcess : public testing::DockerTest, public ::testing::WithParamInt
       EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "server did not stop cleanly";
     }
     if (output_) ::fclose(output_);
+    cleanupContainersOfItsAgents();
     testing::DockerTest::TearDown();
     std::error_code ec;
     fs::remove_all(dir_, ec);
+  }
+
+  // Removes what this server's agents left, and nothing else: another test's server may be
+  // launching on the same engine meanwhile (a cleanup by workspace once removed such a container
+  // in the middle of its launch).
+  void cleanupContainersOfItsAgents() {
+    if (dir_.empty() || (usePostgres() && !pg_)) return;
+    auto store =
+        usePostgres() ? openPostgresStore({.url = pg_->url()}) : openSqliteStore({.path = (dir_ / "kasm.db").string()});
+    if (!store.ok()) return;
+    auto agents = Repository(**store).list<Agent>();
+    if (!agents.ok()) return;
+    for (const auto& a : *agents) cleanupLabels({{agent::kAgentIdLabel, a.value.id.str()}});
   }
 
   HttpReply api(const std::string& verb, json::object body) {
