@@ -102,9 +102,10 @@ std::uint64_t newCommandId(std::int64_t unix_ms) {
 
 // Numbered from the time, not from 1: a restarted server's ids must not be ones the agent still
 // remembers answering (newCommandId).
-RemoteAgentLink::RemoteAgentLink(Duration call_timeout, UpstreamCheck check_upstream)
+RemoteAgentLink::RemoteAgentLink(Duration call_timeout, UpstreamCheck check_upstream, Duration quick_timeout)
     : CommandAgentLink(std::move(check_upstream)),
       call_timeout_(call_timeout),
+      quick_timeout_(std::min(quick_timeout, call_timeout)),
       next_id_(newCommandId(
           std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
               .count())) {}
@@ -232,7 +233,7 @@ std::chrono::steady_clock::time_point RemoteAgentLink::lastPoll() const {
   return last_poll_;
 }
 
-Result<std::string> RemoteAgentLink::call(std::string command_json) {
+Result<std::string> RemoteAgentLink::call(std::string command_json, CommandPace pace) {
   std::unique_lock lock(mutex_);
   if (closed_) return unavailable("remote agent: " + *closed_);
   const std::uint64_t id = ++next_id_;
@@ -241,12 +242,13 @@ Result<std::string> RemoteAgentLink::call(std::string command_json) {
   pending_[id] = pending;
   queue_.push_back(id);
   commands_ready_.notify_one();
-  const bool answered = results_ready_.wait_for(lock, call_timeout_, [&] { return pending->result.has_value(); });
+  const Duration timeout = pace == CommandPace::kQuick ? quick_timeout_ : call_timeout_;
+  const bool answered = results_ready_.wait_for(lock, timeout, [&] { return pending->result.has_value(); });
   pending_.erase(id);
   if (!answered) {
     pending->abandoned = true;
     return unavailable("remote agent did not answer within " +
-                       std::to_string(std::chrono::duration_cast<std::chrono::seconds>(call_timeout_).count()) + " s");
+                       std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) + " s");
   }
   return std::move(*pending->result);
 }
@@ -259,7 +261,7 @@ Result<spi::ProvisionResult> CommandAgentLink::provision(const spi::ProvisionReq
   cmd["workspace"] = json::parse(toJson(r.workspace));
   cmd["resources"] = json::parse(toJson(r.resources));
   cmd["environment"] = stringMap(r.environment);
-  KASM_ASSIGN_OR_RETURN(std::string raw, call(json::serialize(cmd)));
+  KASM_ASSIGN_OR_RETURN(std::string raw, call(json::serialize(cmd), CommandPace::kSlow));
   KASM_ASSIGN_OR_RETURN(json::value v, unwrap(raw));
   if (!v.is_object()) return internalError("agent sent a malformed provision result");
   const auto& o = v.as_object();
@@ -276,7 +278,7 @@ Result<spi::ProvisionResult> CommandAgentLink::provision(const spi::ProvisionReq
 }
 
 Result<void> CommandAgentLink::sessionAction(std::string_view op, const SessionId& s) {
-  KASM_ASSIGN_OR_RETURN(std::string raw, call(sessionCommand(op, s)));
+  KASM_ASSIGN_OR_RETURN(std::string raw, call(sessionCommand(op, s), CommandPace::kQuick));
   return discardValue(unwrap(raw));
 }
 Result<void> CommandAgentLink::stop(const SessionId& s) {
@@ -303,7 +305,7 @@ Result<spi::ExecResult> CommandAgentLink::exec(const SessionId& s, const spi::Ex
   cmd["workdir"] = r.workdir;
   cmd["environment"] = stringMap(r.environment);
   cmd["privileged"] = r.privileged;
-  KASM_ASSIGN_OR_RETURN(std::string raw, call(json::serialize(cmd)));
+  KASM_ASSIGN_OR_RETURN(std::string raw, call(json::serialize(cmd), CommandPace::kSlow));
   KASM_ASSIGN_OR_RETURN(json::value v, unwrap(raw));
   if (!v.is_object() || !v.as_object().if_contains("exit_code") || !v.as_object().at("exit_code").is_int64()) {
     return internalError("agent sent a malformed exec result");
@@ -315,7 +317,7 @@ Result<spi::ExecResult> CommandAgentLink::exec(const SessionId& s, const spi::Ex
 }
 
 Result<std::vector<spi::AgentSessionView>> CommandAgentLink::sessions() {
-  KASM_ASSIGN_OR_RETURN(std::string raw, call(json::serialize(json::object{{"op", "sessions"}})));
+  KASM_ASSIGN_OR_RETURN(std::string raw, call(json::serialize(json::object{{"op", "sessions"}}), CommandPace::kQuick));
   KASM_ASSIGN_OR_RETURN(json::value v, unwrap(raw));
   if (!v.is_array()) return internalError("agent sent a malformed session list");
   std::vector<spi::AgentSessionView> out;
@@ -342,13 +344,13 @@ Result<void> CommandAgentLink::putFile(const SessionId& s, const std::string& di
                    {"dir", dir},
                    {"name", name},
                    {"data", license::detail::base64Encode(data)}};
-  KASM_ASSIGN_OR_RETURN(std::string raw, call(json::serialize(cmd)));
+  KASM_ASSIGN_OR_RETURN(std::string raw, call(json::serialize(cmd), CommandPace::kSlow));
   return discardValue(unwrap(raw));
 }
 
 Result<std::string> CommandAgentLink::getFile(const SessionId& s, const std::string& path, std::int64_t max_bytes) {
   json::object cmd{{"op", "get_file"}, {"session_id", s.str()}, {"path", path}, {"max_bytes", max_bytes}};
-  KASM_ASSIGN_OR_RETURN(std::string raw, call(json::serialize(cmd)));
+  KASM_ASSIGN_OR_RETURN(std::string raw, call(json::serialize(cmd), CommandPace::kSlow));
   KASM_ASSIGN_OR_RETURN(json::value v, unwrap(raw));
   if (!v.is_string()) return internalError("agent sent a malformed file");
   KASM_ASSIGN_OR_RETURN(std::string data, license::detail::base64Decode(v.as_string()));
@@ -357,9 +359,9 @@ Result<std::string> CommandAgentLink::getFile(const SessionId& s, const std::str
 }
 
 Result<std::vector<spi::FileEntry>> CommandAgentLink::listFiles(const SessionId& s, const std::string& dir) {
-  KASM_ASSIGN_OR_RETURN(
-      std::string raw,
-      call(json::serialize(json::object{{"op", "list_files"}, {"session_id", s.str()}, {"dir", dir}})));
+  KASM_ASSIGN_OR_RETURN(std::string raw,
+                        call(json::serialize(json::object{{"op", "list_files"}, {"session_id", s.str()}, {"dir", dir}}),
+                             CommandPace::kQuick));
   KASM_ASSIGN_OR_RETURN(json::value v, unwrap(raw));
   if (!v.is_array()) return internalError("agent sent a malformed file list");
   std::vector<spi::FileEntry> out;
@@ -381,7 +383,8 @@ Result<std::vector<spi::FileEntry>> CommandAgentLink::listFiles(const SessionId&
 
 Result<void> CommandAgentLink::removeProfile(const std::string& profile) {
   KASM_ASSIGN_OR_RETURN(std::string raw,
-                        call(json::serialize(json::object{{"op", "remove_profile"}, {"profile", profile}})));
+                        call(json::serialize(json::object{{"op", "remove_profile"}, {"profile", profile}}),
+                             CommandPace::kSlow));  // A profile may hold gigabytes.
   return discardValue(unwrap(raw));
 }
 

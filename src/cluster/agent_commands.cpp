@@ -49,8 +49,8 @@ class RelayedAgentLink final : public agent::CommandAgentLink {
       : CommandAgentLink(std::move(check)), commands_(commands), agent_(std::move(agent)) {}
 
  protected:
-  Result<std::string> call(std::string command_json) override {
-    return commands_.call(agent_, std::move(command_json));
+  Result<std::string> call(std::string command_json, agent::CommandPace pace) override {
+    return commands_.call(agent_, std::move(command_json), pace);
   }
 
  private:
@@ -139,7 +139,10 @@ std::string AgentCommands::newId() {
   return buf;
 }
 
-Result<std::string> AgentCommands::call(const AgentId& agent, std::string command_json) {
+Result<std::string> AgentCommands::call(const AgentId& agent, std::string command_json, agent::CommandPace pace) {
+  const Duration answer_within = pace == agent::CommandPace::kQuick
+                                     ? std::min(options_.quick_call_timeout, options_.call_timeout)
+                                     : options_.call_timeout;
   Repository repo(store_);
   // An agent that does not check in fetches nothing: say so now rather than after a timeout.
   auto a = repo.get<Agent>(agent.str());
@@ -159,7 +162,7 @@ Result<std::string> AgentCommands::call(const AgentId& agent, std::string comman
   row.state = std::string(kQueued);
   row.command = std::move(command_json);
   row.queued_at = clock_.now();
-  row.expires_at = row.queued_at + options_.fetch_timeout + options_.call_timeout;
+  row.expires_at = row.queued_at + options_.fetch_timeout + answer_within;
   std::optional<Wait> wait;
   for (int attempt = 0;; ++attempt) {
     row.id = newId();
@@ -191,7 +194,7 @@ Result<std::string> AgentCommands::call(const AgentId& agent, std::string comman
     if (cur->value.state == kSent && !sent) {
       // Handed over (seen at the latest when fetch_timeout ends): now the agent's answer counts.
       sent = true;
-      deadline = std::chrono::steady_clock::now() + options_.call_timeout;
+      deadline = std::chrono::steady_clock::now() + answer_within;
     }
     if (!running || std::chrono::steady_clock::now() >= deadline) {
       // Give up; a late result then finds no row. Only this version: if a server claimed it just

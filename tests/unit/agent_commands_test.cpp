@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <boost/json.hpp>
+#include <future>
 #include <thread>
 
 #include "fake_agent_link.hpp"
@@ -45,6 +46,7 @@ class AgentCommandsTest : public ::testing::Test {
     o.node = ManagerNodeId(node);
     o.fetch_timeout = fetch_timeout;
     o.call_timeout = 5s;
+    o.quick_call_timeout = quick_call_timeout_;
     if (events) {
       o.publish = [this](std::string event) {
         auto v = boost::json::parse(event).as_object();
@@ -73,6 +75,7 @@ class AgentCommandsTest : public ::testing::Test {
     for (auto& t : threads_) t.join();
     threads_.clear();
   }
+  Duration quick_call_timeout_ = 5s;
   std::size_t rows() {
     auto n = store_->count(spi::Table::kAgentCommands, {});
     return n.ok() ? static_cast<std::size_t>(*n) : 999;
@@ -157,6 +160,33 @@ TEST_F(AgentCommandsTest, ACommandNobodyFetchesFailsAfterTheFetchTimeoutAndIsRem
   EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
   EXPECT_NE(r.error().message().find("is it polling"), std::string::npos) << r.error().message();
   EXPECT_EQ(rows(), 0u);
+}
+
+// A quick command (a destroy) that the agent took and never answered is given up on after the
+// quick timeout; a slow one (a provision, which may pull an image) is still waited for.
+TEST_F(AgentCommandsTest, AQuickCommandIsGivenUpOnSoonerThanASlowOne) {
+  quick_call_timeout_ = 300ms;
+  auto& a = server("a", true, 300ms);
+  std::atomic<int> taken{0};
+  threads_.emplace_back([&] {
+    while (!stop_.load() && taken < 2) {
+      auto c = a.next(AgentId("agent1"), "boot1", 100ms);
+      if (c.ok() && *c) ++taken;  // Taken, never answered: a hung agent.
+    }
+  });
+  const auto began = std::chrono::steady_clock::now();
+  auto quick = a.call(AgentId("agent1"), R"({"op":"destroy","session_id":"s1"})", agent::CommandPace::kQuick);
+  ASSERT_FALSE(quick.ok());
+  EXPECT_EQ(quick.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(quick.error().message().find("did not answer"), std::string::npos) << quick.error().message();
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 4s) << "the quick timeout, not the call timeout";
+
+  auto slow = std::async(std::launch::async, [&] {
+    return a.call(AgentId("agent1"), R"({"op":"provision","session_id":"s2"})", agent::CommandPace::kSlow);
+  });
+  EXPECT_EQ(slow.wait_for(1s), std::future_status::timeout) << "a slow command waits out the call timeout";
+  a.stop();  // Releases it (the server stops) rather than waiting 5 s.
+  EXPECT_FALSE(slow.get().ok());
 }
 
 TEST_F(AgentCommandsTest, OnlyTheAgentItselfAnswersAndARepeatChangesNothing) {

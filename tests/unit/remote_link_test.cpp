@@ -160,6 +160,35 @@ TEST(RemoteAgentLink, TakesOnlyUpstreamsTheInstallationAllowsTheAgent) {
   EXPECT_EQ(refused.error().code(), ErrorCode::kPermissionDenied);
 }
 
+// A hung agent (it took the command and never answers): a destroy is given up on after the quick
+// timeout, a provision only after the call timeout.
+TEST(RemoteAgentLink, AQuickCommandIsGivenUpOnSoonerThanASlowOne) {
+  RemoteAgentLink link(std::chrono::seconds(3), loopbackAllowed, std::chrono::milliseconds(200));
+  auto taker = std::async(std::launch::async, [&] {
+    int taken = 0;
+    for (int i = 0; i < 100 && taken < 2; ++i) {
+      auto c = link.nextCommand(std::chrono::milliseconds(100));
+      if (c.ok() && *c) ++taken;
+    }
+    return taken;
+  });
+  const auto began = std::chrono::steady_clock::now();
+  auto quick = link.destroy(SessionId("s1"));
+  ASSERT_FALSE(quick.ok());
+  EXPECT_EQ(quick.error().code(), ErrorCode::kUnavailable);
+  EXPECT_LT(std::chrono::steady_clock::now() - began, std::chrono::seconds(2));
+
+  spi::ProvisionRequest req;
+  req.session_id = SessionId("s2");
+  req.workspace.id = WorkspaceId("w");
+  auto slow = std::async(std::launch::async, [&] { return link.provision(req); });
+  EXPECT_EQ(slow.wait_for(std::chrono::seconds(1)), std::future_status::timeout) << "a provision waits on";
+  auto r = slow.get();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("within 3 s"), std::string::npos) << r.error().message();
+  EXPECT_EQ(taker.get(), 2);
+}
+
 TEST(RemoteAgentLink, ARestartedAgentFailsTheCallsItTookWithItAtOnce) {
   RemoteAgentLink link(std::chrono::minutes(5), loopbackAllowed);
   link.noteBoot("first");

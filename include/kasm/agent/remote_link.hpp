@@ -28,6 +28,12 @@ struct AgentCommand {
   std::string json;  // {"op": "provision", ...}: see executeCommand().
 };
 
+// How long the agent may take over a command once it has it. A provision may pull an image, and
+// an exec, a file transfer or removing a profile runs as long as it runs: they get the link's call
+// timeout. Stop, destroy, pause, resume and the listings are quick: a hung agent (its engine stuck, say) is given
+// up on after the quick timeout, so a teardown is retried (and its caller answered) sooner.
+enum class CommandPace { kQuick, kSlow };
+
 // Manager side of the JSON protocol: every AgentLink call becomes a command (executeCommand()
 // below reads it), sent by call(), whose answer is decoded here. Subclasses carry commands: to an
 // agent polling this process (RemoteAgentLink), or through the store to whichever server of the
@@ -60,7 +66,7 @@ class CommandAgentLink : public spi::AgentLink {
  protected:
   // Sends one command and waits for the agent's result JSON ({"ok": ...}); Unavailable when it
   // did not come in time.
-  virtual Result<std::string> call(std::string command_json) = 0;
+  virtual Result<std::string> call(std::string command_json, CommandPace pace) = 0;
 
  private:
   // A command on one session whose answer carries no value (stop, destroy, pause, resume).
@@ -70,8 +76,9 @@ class CommandAgentLink : public spi::AgentLink {
 };
 
 // Commands for an agent that long-polls this process. Each AgentLink call queues a command and
-// blocks until the agent posts its result or `call_timeout` passes (Unavailable: the agent did not
-// answer; the manager then fails or retries as for any unreachable agent). Thread-safe.
+// blocks until the agent posts its result or `call_timeout` passes (`quick_timeout` for a quick
+// command, see CommandPace; Unavailable: the agent did not answer; the manager then fails or
+// retries as for any unreachable agent). Thread-safe.
 class RemoteAgentLink final : public CommandAgentLink {
  public:
   // Long polls one agent may have waiting at once (an agent polls one at a time; a restart
@@ -79,7 +86,8 @@ class RemoteAgentLink final : public CommandAgentLink {
   // into being declared dead.
   static constexpr std::size_t kMaxWaitingPolls = 2;
 
-  explicit RemoteAgentLink(Duration call_timeout = std::chrono::minutes(5), UpstreamCheck check_upstream = {});
+  explicit RemoteAgentLink(Duration call_timeout = std::chrono::minutes(5), UpstreamCheck check_upstream = {},
+                           Duration quick_timeout = std::chrono::seconds(60));
   ~RemoteAgentLink() override;
 
   // ---- for the server's agent endpoints ----
@@ -119,7 +127,7 @@ class RemoteAgentLink final : public CommandAgentLink {
   std::chrono::steady_clock::time_point lastPoll() const;
 
  protected:
-  Result<std::string> call(std::string command_json) override;
+  Result<std::string> call(std::string command_json, CommandPace pace) override;
 
  private:
   struct Pending {
@@ -129,6 +137,7 @@ class RemoteAgentLink final : public CommandAgentLink {
     bool abandoned = false;
   };
   Duration call_timeout_;
+  Duration quick_timeout_;
   std::size_t waiting_polls_ = 0;
   mutable std::mutex mutex_;
   std::condition_variable commands_ready_;

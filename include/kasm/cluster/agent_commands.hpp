@@ -39,6 +39,7 @@ struct AgentCommandsOptions {
   // A caller waits this long for a result once the command was handed over (a provision may pull
   // an image), and `fetch_timeout` for some server to hand it over at all.
   Duration call_timeout = std::chrono::minutes(5);
+  Duration quick_call_timeout = std::chrono::seconds(60);  // For quick commands (agent::CommandPace).
   Duration fetch_timeout = std::chrono::seconds(30);
   // A command handed over by a server whose heartbeat is older than this is queued again.
   Duration sender_dead_after = std::chrono::seconds(10);
@@ -60,8 +61,9 @@ class AgentCommands {
   std::shared_ptr<spi::AgentLink> link(const AgentId& agent, agent::CommandAgentLink::UpstreamCheck check_upstream);
   // Queues one command and waits for its result JSON. Unavailable at once when the agent is not
   // checking in (missing, dead, unknown), when no server handed it over within fetch_timeout, or
-  // no result came within call_timeout.
-  Result<std::string> call(const AgentId& agent, std::string command_json);
+  // no result came within call_timeout (quick_call_timeout for a quick command).
+  Result<std::string> call(const AgentId& agent, std::string command_json,
+                           agent::CommandPace pace = agent::CommandPace::kSlow);
 
   // ---- the side of the server the agent polls ----
   // Claims the agent's oldest queued command for its process `boot_id`, waiting up to `wait` for
