@@ -76,6 +76,11 @@ Result<Manager::TickReport> Manager::tick(const std::set<ZoneId>& zones) {
   return tickZones(&zones);
 }
 
+namespace {
+// A failed agent call that took this long ran into its timeout (see tickZones).
+constexpr Duration kSilentAgentCall = std::chrono::seconds(10);
+}  // namespace
+
 Result<Manager::TickReport> Manager::tickZones(const std::set<ZoneId>* zones) {
   auto& im = *impl_;
   TickReport report;
@@ -129,20 +134,36 @@ Result<Manager::TickReport> Manager::tickZones(const std::set<ZoneId>* zones) {
     }
   }
 
+  // An agent that let a call fail after kSilentAgentCall (it ran into its timeout: the agent took
+  // the command and never answered) is not called again in this tick. One hung agent then costs
+  // the tick one timeout rather than one per session it holds, and the other agents' sessions are
+  // expired, finished and torn down meanwhile; its own are tried again at the next tick.
+  std::set<AgentId> silent;
+  auto onSilentAgent = [&](const Session& s) { return s.agent_id && silent.count(*s.agent_id) > 0; };
+  auto timed = [&](const Session& s, auto&& call) {
+    const auto began = im.clock.now();
+    auto r = call();
+    if (!r.ok() && s.agent_id && im.clock.now() - began >= kSilentAgentCall) silent.insert(*s.agent_id);
+    return r;
+  };
+
   // Expiry: the keepalive expiry applies the group's action; the hard limit always deletes.
   KASM_ASSIGN_OR_RETURN(auto running, im.repo.list<Session>(spi::Query().whereIn("state", {"running", "paused"})));
   for (const auto& s : running) {
-    if (s.value.isStaged() || !mineOpt(s.value.zone_id)) continue;
+    if (s.value.isStaged() || !mineOpt(s.value.zone_id) || onSilentAgent(s.value)) continue;
     if (s.value.hard_expires_at && now >= *s.value.hard_expires_at) {
-      if (destroySession(s.value.id, "session time limit reached").ok()) ++report.sessions_expired;
+      if (timed(s.value, [&] { return destroySession(s.value.id, "session time limit reached"); }).ok())
+        ++report.sessions_expired;
       continue;
     }
     if (s.value.state == SessionState::kRunning && s.value.expires_at && now >= *s.value.expires_at) {
       auto settings = effectiveSettings(s.value.user_id);
       const auto action = settings.ok() ? settings->keepalive_expiration_action : ExpirationAction::kDelete;
-      Result<Session> r = action == ExpirationAction::kPause  ? pauseSession(s.value.id)
-                          : action == ExpirationAction::kStop ? stopSession(s.value.id, "keepalive expired")
-                                                              : destroySession(s.value.id, "keepalive expired");
+      Result<Session> r = timed(s.value, [&] {
+        return action == ExpirationAction::kPause  ? pauseSession(s.value.id)
+               : action == ExpirationAction::kStop ? stopSession(s.value.id, "keepalive expired")
+                                                   : destroySession(s.value.id, "keepalive expired");
+      });
       if (r.ok()) ++report.sessions_expired;
     }
   }
@@ -154,16 +175,27 @@ Result<Manager::TickReport> Manager::tickZones(const std::set<ZoneId>* zones) {
   // or their agent connected after recovery) are finished.
   KASM_ASSIGN_OR_RETURN(auto provisioning, im.repo.list<Session>(spi::Query().where("state", "provisioning")));
   for (auto& s : provisioning) {
-    if (!mineOpt(s.value.zone_id)) continue;
+    if (!mineOpt(s.value.zone_id) || onSilentAgent(s.value)) continue;
+    const auto began = im.clock.now();
+    const auto agent = s.value.agent_id;
     auto done = im.completeLaunch(std::move(s), "completed after an interruption");
     if (done.ok() && *done) ++report.launches_completed;
+    // completeLaunch keeps a launch that may be retried (ok, false): a slow "no" is a silent agent too.
+    if ((!done.ok() || !*done) && agent && im.clock.now() - began >= kSilentAgentCall) silent.insert(*agent);
   }
 
   // Teardowns that an unreachable agent left in `stopping` are retried.
   KASM_ASSIGN_OR_RETURN(auto stopping, im.repo.list<Session>(spi::Query().where("state", "stopping")));
   for (auto& s : stopping) {
     if (!mineOpt(s.value.zone_id)) continue;
-    if (auto r = im.finishTeardown(std::move(s)); !r.ok()) {
+    if (onSilentAgent(s.value)) {
+      ++report.teardowns_pending;
+      report.teardown_error = "session " + s.value.id.str() + ": agent " + s.value.agent_id->str() +
+                              " did not answer a call of this tick; tried again at the next";
+      continue;
+    }
+    const Session before = s.value;
+    if (auto r = timed(before, [&] { return im.finishTeardown(std::move(s)); }); !r.ok()) {
       ++report.teardowns_pending;
       report.teardown_error = r.error().toString();
     }

@@ -2,6 +2,7 @@
 
 // An in-memory AgentLink for unit tests of the manager: containers are map entries.
 
+#include <functional>
 #include <map>
 #include <mutex>
 
@@ -41,6 +42,7 @@ class FakeAgentLink final : public spi::AgentLink {
   Result<void> stop(const SessionId& s) override { return setStatus(s, spi::ContainerStatus::kExited); }
   Result<void> destroy(const SessionId& s) override {
     std::lock_guard lock(mu_);
+    if (on_destroy) on_destroy();
     if (unreachable) return unavailable("fake agent unreachable");
     ++destroy_calls;
     containers.erase(s.str());
@@ -111,6 +113,7 @@ class FakeAgentLink final : public spi::AgentLink {
   std::string fail_reason = "out of disk";
   int provision_calls = 0;
   int destroy_calls = 0;
+  std::function<void()> on_destroy;           // Called first in every destroy() (say, to let time pass).
   std::vector<std::string> removed_profiles;  // Profiles removeProfile() removed, in order.
   std::string fail_remove_profile;            // When set, removeProfile() fails with this message.
   std::vector<std::string> events;            // "provision <session>", "remove_profile <profile>".

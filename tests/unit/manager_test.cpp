@@ -63,6 +63,37 @@ TEST_F(ManagerTest, ATeardownLeftStoppingIsRetriedAndReportedByTheTick) {
   EXPECT_FALSE(links_["a1"]->has(s->id));
 }
 
+// A hung agent (each call runs into its timeout) is called once per tick, not once per session it
+// holds: the tick goes on to other agents, and its teardowns are tried again at the next tick.
+TEST_F(ManagerTest, AHungAgentCostsTheTickOneTimeoutNotOnePerSession) {
+  auto a = request("alice");
+  auto b = request("bob");
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->agent_id, b->agent_id);
+  auto& link = *links_[a->agent_id->str()];
+  link.unreachable = true;
+  ASSERT_FALSE(manager_->destroySession(a->id).ok());
+  ASSERT_FALSE(manager_->destroySession(b->id).ok());
+  int calls = 0;
+  link.on_destroy = [&] {
+    ++calls;
+    clock_.advance(std::chrono::seconds(60));  // The quick timeout of a remote agent's command.
+  };
+  auto t = manager_->tick();
+  ASSERT_TRUE(t.ok()) << t.error().toString();
+  EXPECT_EQ(calls, 1) << "the second teardown was not sent to an agent that just timed out";
+  EXPECT_EQ(t->teardowns_pending, 2);
+  EXPECT_NE(t->teardown_error.find("did not answer"), std::string::npos) << t->teardown_error;
+
+  link.on_destroy = nullptr;
+  link.unreachable = false;
+  t = manager_->tick();
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->teardowns_pending, 0);
+  EXPECT_EQ(manager_->getSession(a->id)->state, SessionState::kDestroyed);
+  EXPECT_EQ(manager_->getSession(b->id)->state, SessionState::kDestroyed);
+}
+
 TEST_F(ManagerTest, GroupLimitIsEnforced) {
   ASSERT_TRUE(request("alice").ok());
   auto second = request("alice");
