@@ -1,6 +1,7 @@
 // Manager: agent liveness, expiry, staging pools and crash recovery.
 
 #include <algorithm>
+#include <type_traits>
 
 #include "kasm/manager/manager.hpp"
 #include "manager/manager_impl.hpp"
@@ -138,12 +139,15 @@ Result<Manager::TickReport> Manager::tickZones(const std::set<ZoneId>* zones) {
   // the command and never answered) is not called again in this tick. One hung agent then costs
   // the tick one timeout rather than one per session it holds, and the other agents' sessions are
   // expired, finished and torn down meanwhile; its own are tried again at the next tick.
+  // A Result<bool> that is ok but false is a launch kept for a retry: a failure too.
   std::set<AgentId> silent;
   auto onSilentAgent = [&](const Session& s) { return s.agent_id && silent.count(*s.agent_id) > 0; };
-  auto timed = [&](const Session& s, auto&& call) {
+  auto timed = [&](std::optional<AgentId> agent, auto&& call) {
     const auto began = im.clock.now();
     auto r = call();
-    if (!r.ok() && s.agent_id && im.clock.now() - began >= kSilentAgentCall) silent.insert(*s.agent_id);
+    bool failed = !r.ok();
+    if constexpr (std::is_same_v<decltype(r), Result<bool>>) failed = failed || !*r;
+    if (failed && agent && im.clock.now() - began >= kSilentAgentCall) silent.insert(std::move(*agent));
     return r;
   };
 
@@ -152,14 +156,14 @@ Result<Manager::TickReport> Manager::tickZones(const std::set<ZoneId>* zones) {
   for (const auto& s : running) {
     if (s.value.isStaged() || !mineOpt(s.value.zone_id) || onSilentAgent(s.value)) continue;
     if (s.value.hard_expires_at && now >= *s.value.hard_expires_at) {
-      if (timed(s.value, [&] { return destroySession(s.value.id, "session time limit reached"); }).ok())
+      if (timed(s.value.agent_id, [&] { return destroySession(s.value.id, "session time limit reached"); }).ok())
         ++report.sessions_expired;
       continue;
     }
     if (s.value.state == SessionState::kRunning && s.value.expires_at && now >= *s.value.expires_at) {
       auto settings = effectiveSettings(s.value.user_id);
       const auto action = settings.ok() ? settings->keepalive_expiration_action : ExpirationAction::kDelete;
-      Result<Session> r = timed(s.value, [&] {
+      Result<Session> r = timed(s.value.agent_id, [&] {
         return action == ExpirationAction::kPause  ? pauseSession(s.value.id)
                : action == ExpirationAction::kStop ? stopSession(s.value.id, "keepalive expired")
                                                    : destroySession(s.value.id, "keepalive expired");
@@ -176,12 +180,9 @@ Result<Manager::TickReport> Manager::tickZones(const std::set<ZoneId>* zones) {
   KASM_ASSIGN_OR_RETURN(auto provisioning, im.repo.list<Session>(spi::Query().where("state", "provisioning")));
   for (auto& s : provisioning) {
     if (!mineOpt(s.value.zone_id) || onSilentAgent(s.value)) continue;
-    const auto began = im.clock.now();
     const auto agent = s.value.agent_id;
-    auto done = im.completeLaunch(std::move(s), "completed after an interruption");
+    auto done = timed(agent, [&] { return im.completeLaunch(std::move(s), "completed after an interruption"); });
     if (done.ok() && *done) ++report.launches_completed;
-    // completeLaunch keeps a launch that may be retried (ok, false): a slow "no" is a silent agent too.
-    if ((!done.ok() || !*done) && agent && im.clock.now() - began >= kSilentAgentCall) silent.insert(*agent);
   }
 
   // Teardowns that an unreachable agent left in `stopping` are retried.
@@ -194,8 +195,8 @@ Result<Manager::TickReport> Manager::tickZones(const std::set<ZoneId>* zones) {
                               " did not answer a call of this tick; tried again at the next";
       continue;
     }
-    const Session before = s.value;
-    if (auto r = timed(before, [&] { return im.finishTeardown(std::move(s)); }); !r.ok()) {
+    const auto agent = s.value.agent_id;
+    if (auto r = timed(agent, [&] { return im.finishTeardown(std::move(s)); }); !r.ok()) {
       ++report.teardowns_pending;
       report.teardown_error = r.error().toString();
     }

@@ -30,8 +30,9 @@ struct AgentCommand {
 
 // How long the agent may take over a command once it has it. A provision may pull an image, and
 // an exec, a file transfer or removing a profile runs as long as it runs: they get the link's call
-// timeout. Stop, destroy, pause, resume and the listings are quick: a hung agent (its engine stuck, say) is given
-// up on after the quick timeout, so a teardown is retried (and its caller answered) sooner.
+// timeout. Stop, destroy, pause, resume and the listings are quick: a hung agent (its engine
+// stuck, say) is given up on after the quick timeout, so a teardown is retried (and its caller
+// answered) sooner.
 enum class CommandPace { kQuick, kSlow };
 
 // Manager side of the JSON protocol: every AgentLink call becomes a command (executeCommand()
